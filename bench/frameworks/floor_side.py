@@ -1,0 +1,135 @@
+"""The floor: each workload hand-written on plain asyncio, sqlite3 and pydantic, no framework."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from frameworks import Reply, Runner, add, scripted_replies
+
+IMPORT_MODULE = "pydantic"
+
+
+async def _increment(state: dict[str, int]) -> dict[str, int]:
+    return {"count": state["count"] + 1}
+
+
+async def w1_chain(n: int) -> Runner:
+    """A chain of ``n`` nodes, each one awaited task updating the state."""
+
+    async def run() -> None:
+        state = {"count": 0}
+        for _ in range(n):
+            state = await asyncio.create_task(_increment(state))
+        assert state["count"] == n
+
+    return run
+
+
+async def _noop() -> None:
+    return None
+
+
+async def w2a_fanout(width: int) -> Runner:
+    """entry -> ``width`` parallel no-op tasks -> join."""
+
+    async def run() -> None:
+        await asyncio.gather(*(_noop() for _ in range(width)))
+
+    return run
+
+
+async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
+    """entry -> ``width`` parallel tasks each sleeping ``sleep_s`` -> join."""
+
+    async def run() -> None:
+        await asyncio.gather(*(asyncio.sleep(sleep_s) for _ in range(width)))
+
+    return run
+
+
+async def w3_checkpoint(n: int, db: Path) -> Runner:
+    """A chain of ``n`` nodes, the state written to a WAL-mode sqlite3 table after every node."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE checkpoints (run TEXT, step INTEGER, state TEXT, PRIMARY KEY (run, step))")
+
+    async def run() -> Path:
+        state = {"count": 0}
+        for step in range(n):
+            state = await _increment(state)
+            conn.execute("INSERT INTO checkpoints VALUES (?, ?, ?)", ("run", step, json.dumps(state)))
+            conn.commit()
+        conn.close()
+        assert state["count"] == n
+        return db
+
+    return run
+
+
+def _scripted_model(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    last = messages[-1]
+    if last["role"] == "tool":
+        return {"role": "assistant", "content": f"The sum is {last['content']}."}
+    return {"role": "assistant", "tool_call": {"name": "add", "args": {"a": 2, "b": 3}}}
+
+
+async def _agent(latency_s: float) -> str:
+    tools = {"add": add}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "What is 2 + 3?"}]
+    while True:
+        if latency_s:
+            await asyncio.sleep(latency_s)
+        reply = _scripted_model(messages)
+        messages.append(reply)
+        call = reply.get("tool_call")
+        if call is None:
+            return str(reply["content"])
+        messages.append({"role": "tool", "content": str(tools[call["name"]](**call["args"]))})
+
+
+async def w4_agent(runs: int) -> Runner:
+    """``runs`` sequential runs of a hand-written tool loop over a scripted model."""
+
+    async def run() -> None:
+        for _ in range(runs):
+            assert await _agent(0.0) == "The sum is 5."
+
+    return run
+
+
+async def w5_agents(agents: int, latency_s: float) -> Runner:
+    """``agents`` hand-written tool loops at once, the model sleeping ``latency_s`` per call."""
+
+    async def run() -> None:
+        answers = await asyncio.gather(*(_agent(latency_s) for _ in range(agents)))
+        assert answers == ["The sum is 5."] * agents
+
+    return run
+
+
+async def w7_structured(replies: int) -> Runner:
+    """``Reply.model_validate_json`` on each scripted reply."""
+    documents = scripted_replies(replies)
+
+    async def run() -> None:
+        for document in documents:
+            Reply.model_validate_json(document)
+
+    return run
+
+
+async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
+    """One task sleeping ``long_s`` beside a chain of ``chain`` sleeps of ``short_s``, gathered."""
+
+    async def chained() -> None:
+        for _ in range(chain):
+            await asyncio.sleep(short_s)
+
+    async def run() -> None:
+        await asyncio.gather(asyncio.sleep(long_s), chained())
+
+    return run

@@ -1,0 +1,79 @@
+"""The `gecko` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from gecko.plugins._loader import PluginRecord
+
+__all__ = ("main",)
+
+
+def _plugin_records() -> list[tuple[str, PluginRecord]]:
+    from gecko.plugins import _loader
+    from gecko.plugins.manager import PluginManager
+    from gecko.plugins.models import model_registry
+    from gecko.plugins.storage import storage_registry
+
+    rows: list[tuple[str, PluginRecord]] = []
+    rows += [("storage", record) for record in storage_registry.records()]
+    rows += [("vector", record) for record in _loader.discover("gecko.vector")]
+    rows += [("model", record) for record in model_registry.records()]
+    rows += [("hook", record) for record in PluginManager().load_plugins()]
+    return rows
+
+
+def _plugins_command(arguments: argparse.Namespace) -> int:
+    rows = _plugin_records()
+    if arguments.json:
+        payload = [
+            {
+                "kind": kind,
+                "name": r.name,
+                "target": r.target,
+                "distribution": r.distribution,
+                "version": r.version,
+                "status": r.status,
+                "error": r.error,
+                "import_ms": None if r.import_seconds is None else round(r.import_seconds * 1000, 2),
+            }
+            for kind, r in rows
+        ]
+        print(json.dumps(payload, indent=2))
+        return 0
+    header = ("KIND", "NAME", "DISTRIBUTION", "VERSION", "STATUS", "IMPORT MS", "ERROR")
+    table = [header] + [
+        (
+            kind,
+            r.name,
+            r.distribution,
+            r.version,
+            r.status,
+            "" if r.import_seconds is None else f"{r.import_seconds * 1000:.1f}",
+            r.error or "",
+        )
+        for kind, r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `gecko` command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="gecko", description="Gecko agent framework tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    plugins = commands.add_parser("plugins", help="list installed plugins with their status")
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plugins.set_defaults(handler=_plugins_command)
+    arguments = parser.parse_args(argv)
+    status: int = arguments.handler(arguments)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Layer 4: composition of agents into workflows and teams."""

@@ -1,0 +1,243 @@
+"""Gecko's exception hierarchy: every error Gecko raises is a `GeckoError`."""
+
+from __future__ import annotations
+
+__all__ = (
+    "GeckoError",
+    "ConfigurationError",
+    "PluginError",
+    "PluginNotFoundError",
+    "PluginLoadError",
+    "DuplicatePluginError",
+    "StorageError",
+    "InvalidStorageURLError",
+    "InvalidKeyError",
+    "InvalidValueError",
+    "StorageClosedError",
+    "StorageUnavailableError",
+    "VersionConflictError",
+    "FencingError",
+    "ModelError",
+    "ModelAuthenticationError",
+    "ModelRateLimitError",
+    "ModelTimeoutError",
+    "ContextLengthError",
+    "ModelBadRequestError",
+    "ModelServerError",
+    "ModelOutputError",
+    "UsageLimitExceeded",
+    "ToolError",
+    "UnknownToolError",
+    "ToolArgumentsError",
+    "ToolExecutionError",
+    "ToolTimeoutError",
+    "AgentError",
+    "MaxTurnsExceeded",
+    "ToolLoopDetected",
+    "StructuredOutputError",
+    "PromptError",
+    "WorkflowError",
+    "WorkflowDefinitionError",
+    "WorkflowStateConflict",
+    "WorkflowMaxStepsExceeded",
+    "WorkflowTimeoutError",
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "SessionOwnedElsewhere",
+    "TeamError",
+    "GuardrailViolation",
+)
+
+
+class GeckoError(Exception):
+    """Base class of every error raised by Gecko."""
+
+
+class ConfigurationError(GeckoError):
+    """A component was configured with invalid or missing settings."""
+
+
+# --- plugins -----------------------------------------------------------------
+
+
+class PluginError(GeckoError):
+    """A plugin could not be found, loaded or registered."""
+
+
+class PluginNotFoundError(PluginError, LookupError):
+    """No installed plugin provides the requested name."""
+
+
+class PluginLoadError(PluginError):
+    """An installed plugin failed to import or did not match its declaration."""
+
+
+class DuplicatePluginError(PluginError):
+    """Two distributions claim the same plugin name."""
+
+
+# --- storage -----------------------------------------------------------------
+
+
+class StorageError(GeckoError):
+    """A storage backend failed."""
+
+
+class InvalidStorageURLError(StorageError, ValueError):
+    """A storage URL is malformed or names no installed backend."""
+
+
+class InvalidKeyError(StorageError, ValueError):
+    """A storage key is empty, too long, or contains forbidden characters."""
+
+
+class InvalidValueError(StorageError, TypeError):
+    """A value is not JSON-compatible data."""
+
+
+class StorageClosedError(StorageError):
+    """The storage was used after `close()`."""
+
+
+class StorageUnavailableError(StorageError):
+    """The backend could not be reached after bounded retries."""
+
+
+class VersionConflictError(StorageError):
+    """A compare-and-set found a different version than expected."""
+
+
+class FencingError(StorageError):
+    """A write carried a fencing token older than the current lease grant."""
+
+
+# --- models ------------------------------------------------------------------
+
+
+class ModelError(GeckoError):
+    """A model provider call failed."""
+
+
+class ModelAuthenticationError(ModelError):
+    """The provider rejected the credentials."""
+
+
+class ModelRateLimitError(ModelError):
+    """The provider is rate limiting; `retry_after` holds its hint in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelTimeoutError(ModelError, TimeoutError):
+    """The provider did not answer in time."""
+
+
+class ContextLengthError(ModelError):
+    """The request does not fit the model's context window."""
+
+
+class ModelBadRequestError(ModelError):
+    """The provider rejected the request as malformed."""
+
+
+class ModelServerError(ModelError):
+    """The provider failed on its side (5xx)."""
+
+
+class ModelOutputError(ModelError):
+    """The model's reply is malformed (bad tool-call JSON, truncated output, ...)."""
+
+
+class UsageLimitExceeded(GeckoError):
+    """A run would exceed its request or token budget."""
+
+
+# --- tools -------------------------------------------------------------------
+
+
+class ToolError(GeckoError):
+    """A tool call could not be carried out."""
+
+
+class UnknownToolError(ToolError):
+    """The model asked for a tool that is not registered."""
+
+
+class ToolArgumentsError(ToolError):
+    """A tool call's arguments are not valid for the tool's schema."""
+
+
+class ToolExecutionError(ToolError):
+    """The tool itself raised."""
+
+
+class ToolTimeoutError(ToolError, TimeoutError):
+    """The tool did not finish within its timeout."""
+
+
+# --- agents ------------------------------------------------------------------
+
+
+class AgentError(GeckoError):
+    """An agent run could not complete."""
+
+
+class MaxTurnsExceeded(AgentError):
+    """The ReAct loop reached `max_turns` without a final answer."""
+
+
+class ToolLoopDetected(AgentError):
+    """The model repeated the same tool call with the same arguments too often."""
+
+
+class StructuredOutputError(AgentError):
+    """No strategy produced output valid for the requested type within the re-ask budget."""
+
+
+class PromptError(GeckoError):
+    """A prompt template is invalid or was rendered with wrong variables."""
+
+
+# --- workflows and teams -----------------------------------------------------
+
+
+class WorkflowError(GeckoError):
+    """A workflow run failed."""
+
+
+class WorkflowDefinitionError(WorkflowError):
+    """The workflow graph is invalid (unknown node, unreachable node, forbidden cycle, ...)."""
+
+
+class WorkflowStateConflict(WorkflowError):
+    """Two concurrent nodes wrote the same state key, which declares no merge rule."""
+
+
+class WorkflowMaxStepsExceeded(WorkflowError):
+    """A cyclic workflow ran more than `max_steps` node executions."""
+
+
+class WorkflowTimeoutError(WorkflowError, TimeoutError):
+    """A workflow or node exceeded its timeout."""
+
+
+class CheckpointError(WorkflowError):
+    """A checkpoint could not be written or read."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A stored checkpoint is not valid; Gecko never restarts silently over it."""
+
+
+class SessionOwnedElsewhere(WorkflowError):
+    """Another worker holds the lease of this session."""
+
+
+class TeamError(GeckoError):
+    """A team run could not be carried out."""
+
+
+class GuardrailViolation(GeckoError):
+    """A guardrail blocked an input or an output."""

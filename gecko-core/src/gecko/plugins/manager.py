@@ -1,0 +1,159 @@
+"""A typed host over pluggy: engines call `manager.model_request(...)`, never `pm.hook.*`."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from typing import Any
+
+import pluggy
+
+from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError
+from gecko.plugins import _loader, hookspecs
+from gecko.plugins._loader import PluginRecord
+from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.types import Event, ToolCall
+
+__all__ = ("PluginManager", "plugin_manager", "HOOK_PLUGIN_GROUP")
+
+HOOK_PLUGIN_GROUP = "gecko.plugins"
+
+logger = logging.getLogger("gecko.plugins")
+
+
+class PluginManager:
+    """Holds the hook plugins of this process and calls their hooks, awaiting async ones."""
+
+    def __init__(self) -> None:
+        self._pm = pluggy.PluginManager("gecko")
+        self._pm.add_hookspecs(hookspecs)
+        self._records: list[PluginRecord] = []
+        self._loaded = False
+        self._lock = threading.Lock()
+
+    # --- registration ----------------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a hook plugin (a module or object with `@hookimpl` functions); returns its name."""
+        registered = self._pm.register(plugin, name)
+        if registered is None:
+            raise PluginLoadError(f"hook plugin {name or plugin!r} is blocked or already registered")
+        return registered
+
+    def unregister(self, plugin: object) -> None:
+        """Remove a registered hook plugin."""
+        self._pm.unregister(plugin)
+
+    def load_plugins(self) -> list[PluginRecord]:
+        """Load the `gecko.plugins` entry points once, honouring the `GECKO_*_PLUGIN*` variables.
+
+        A plugin that fails to import is recorded and skipped (raised in strict mode).
+        """
+        with self._lock:
+            if self._loaded:
+                return list(self._records)
+            self._loaded = True
+            only = _loader.explicitly_loaded_names()
+            autoload = not _loader.autoload_disabled()
+            self._records = _loader.discover(HOOK_PLUGIN_GROUP)
+            duplicated = _duplicated_names(self._records)
+            for record in self._records:
+                if record.status == "disabled" or not (autoload or record.name in only):
+                    record.status = "disabled"
+                    continue
+                try:
+                    if record.name in duplicated:
+                        raise duplicated[record.name]
+                    self.register(_loader.load(record), record.name)
+                except PluginError as exc:
+                    if _loader.strict_mode():
+                        raise
+                    record.status = "error"
+                    record.error = record.error or str(exc)
+                    logger.warning("%s", exc)
+            return list(self._records)
+
+    @property
+    def records(self) -> list[PluginRecord]:
+        """What `load_plugins` found, with statuses."""
+        return list(self._records)
+
+    def has_implementations(self, hook_name: str) -> bool:
+        """Whether any registered plugin implements `hook_name` (cheap; lets engines skip work)."""
+        return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
+
+    # --- calling ---------------------------------------------------------------------
+
+    async def acall(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation of `hook_name`, awaiting those that return awaitables."""
+        caller = getattr(self._pm.hook, hook_name)
+        if not caller.get_hookimpls():
+            return []
+        results: list[Any] = caller(**kwargs)
+        awaited: list[Any] = []
+        for index, result in enumerate(results):
+            if not inspect.isawaitable(result):
+                awaited.append(result)
+                continue
+            try:
+                awaited.append(await result)
+            except BaseException:
+                for pending in results[index + 1 :]:
+                    if inspect.iscoroutine(pending):
+                        pending.close()
+                raise
+        return awaited
+
+    async def event(self, event: Event) -> None:
+        """Call `gecko_event`; observer failures are logged, never raised."""
+        try:
+            await self.acall("gecko_event", event=event)
+        except Exception:
+            logger.exception("a gecko_event hook failed on %s", event.type)
+
+    async def model_request(self, request: ModelRequest, source: str) -> None:
+        """Call `gecko_model_request`; a raised guardrail error blocks the request."""
+        await self.acall("gecko_model_request", request=request, source=source)
+
+    async def model_response(self, request: ModelRequest, response: ModelResponse, source: str) -> None:
+        """Call `gecko_model_response`."""
+        await self.acall("gecko_model_response", request=request, response=response, source=source)
+
+    async def tool_call(self, call: ToolCall, source: str) -> None:
+        """Call `gecko_tool_call`."""
+        await self.acall("gecko_tool_call", call=call, source=source)
+
+    async def tool_result(self, call: ToolCall, result: str, source: str) -> None:
+        """Call `gecko_tool_result`."""
+        await self.acall("gecko_tool_result", call=call, result=result, source=source)
+
+
+def _duplicated_names(records: list[PluginRecord]) -> dict[str, DuplicatePluginError]:
+    owners: dict[str, list[str]] = {}
+    for record in records:
+        owners.setdefault(record.name, []).append(f"{record.distribution} ({record.target})")
+    return {
+        name: DuplicatePluginError(
+            f"hook plugin {name!r} is provided by several distributions: {', '.join(found)}; "
+            "uninstall all but one"
+        )
+        for name, found in owners.items()
+        if len(found) > 1
+    }
+
+
+_manager: PluginManager | None = None
+_manager_lock = threading.Lock()
+
+
+def plugin_manager() -> PluginManager:
+    """The process-wide manager; hook plugins are loaded on first use, never at `import gecko`."""
+    global _manager
+    if _manager is None:
+        with _manager_lock:
+            if _manager is None:
+                manager = PluginManager()
+                manager.load_plugins()
+                _manager = manager
+    return _manager

@@ -1,0 +1,255 @@
+"""The model kind: the chat-model and embedder contracts, their factory and installed providers.
+
+Providers live in separate distributions registered in the `gecko.models` entry-point group
+(name = provider prefix). Preset classes such as `ZhipuChat` resolve lazily from there, so
+`from gecko.plugins.models import ZhipuChat` works once `gecko-models` is installed and says
+what to install when it is not.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from gecko.errors import ConfigurationError, PluginLoadError
+from gecko.plugins.registry import Registry
+from gecko.types import Message, TokenUsage, ToolCall
+
+__all__ = (
+    "ModelCapabilities",
+    "ToolDefinition",
+    "ResponseFormat",
+    "ModelRequest",
+    "ModelResponse",
+    "ToolCallDelta",
+    "ModelChunk",
+    "StreamAccumulator",
+    "ChatModel",
+    "Embedder",
+    "ModelConfig",
+    "FinishReason",
+    "model_registry",
+    "create_model",
+    "create_embedder",
+)
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+
+
+class ModelCapabilities(BaseModel):
+    """What a model can do; the engines choose strategies from these flags."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tools: bool = True
+    json_schema: bool = False
+    grammar: bool = False
+    streaming: bool = True
+    vision: bool = False
+
+
+class ToolDefinition(BaseModel):
+    """A tool as the model sees it: name, description and JSON schema of its arguments."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ResponseFormat(BaseModel):
+    """A constraint on the reply: a JSON schema (native or grammar-enforced) or plain JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["json_schema", "json_object", "grammar"]
+    name: str = "output"
+    json_schema: dict[str, Any] | None = None
+    strict: bool = True
+
+
+class ModelRequest(BaseModel):
+    """Everything sent to a model in one call. Hooks may edit `messages` before it is sent."""
+
+    messages: list[Message]
+    tools: list[ToolDefinition] = Field(default_factory=list)
+    tool_choice: Literal["auto", "required", "none"] = "auto"
+    response_format: ResponseFormat | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelResponse(BaseModel):
+    """One completed model reply with the provider-reported usage."""
+
+    message: Message
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    finish_reason: FinishReason = "stop"
+    model: str = ""
+
+
+class ToolCallDelta(BaseModel):
+    """A fragment of a streamed tool call; fragments with the same `index` concatenate."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class ModelChunk(BaseModel):
+    """One streamed piece of a reply: text, tool-call fragments, and on the last chunks usage."""
+
+    text: str = ""
+    tool_calls: list[ToolCallDelta] = Field(default_factory=list)
+    usage: TokenUsage | None = None
+    finish_reason: FinishReason | None = None
+
+
+class StreamAccumulator:
+    """Assembles streamed chunks into the `ModelResponse` a non-streamed call would return."""
+
+    def __init__(self, model: str = "") -> None:
+        self._model = model
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self._usage = TokenUsage()
+        self._finish_reason: FinishReason = "stop"
+
+    def add(self, chunk: ModelChunk) -> None:
+        """Fold one chunk in."""
+        if chunk.text:
+            self._text.append(chunk.text)
+        for delta in chunk.tool_calls:
+            call = self._calls.setdefault(delta.index, {"id": None, "name": "", "arguments": []})
+            if delta.id:
+                call["id"] = delta.id
+            if delta.name:
+                call["name"] += delta.name
+            call["arguments"].append(delta.arguments)
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if chunk.finish_reason is not None:
+            self._finish_reason = chunk.finish_reason
+
+    def response(self) -> ModelResponse:
+        """The assembled reply."""
+        tool_calls = [
+            ToolCall(id=call["id"] or f"call_{index}", name=call["name"], arguments="".join(call["arguments"]) or "{}")
+            for index, call in sorted(self._calls.items())
+        ]
+        text = "".join(self._text)
+        return ModelResponse(
+            message=Message.assistant(text or None, tool_calls),
+            usage=self._usage,
+            finish_reason=self._finish_reason,
+            model=self._model,
+        )
+
+
+class ModelConfig(BaseModel):
+    """Connection and sampling settings shared by provider plugins."""
+
+    model_name: str
+    api_key: SecretStr | None = None
+    api_base: str | None = None
+    timeout: float = 60.0
+    temperature: float | None = None
+    max_retries: int = 3
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatModel(ABC):
+    """A chat model. Plugins subclass it and register the class under its `provider` name."""
+
+    provider: ClassVar[str]
+    capabilities: ModelCapabilities = ModelCapabilities()
+    model: str = ""
+
+    @abstractmethod
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        """Send `request` and return the whole reply."""
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        """Send `request` and yield the reply in chunks; the default replays `complete`."""
+        return self._replay(request)
+
+    async def _replay(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        response = await self.complete(request)
+        message = response.message
+        yield ModelChunk(
+            text=message.text,
+            tool_calls=[
+                ToolCallDelta(index=i, id=call.id, name=call.name, arguments=call.arguments)
+                for i, call in enumerate(message.tool_calls)
+            ],
+            usage=response.usage,
+            finish_reason=response.finish_reason,
+        )
+
+    async def aclose(self) -> None:
+        """Release connections; the default has nothing to release."""
+
+
+class Embedder(ABC):
+    """Turns texts into vectors of a fixed `dimension`."""
+
+    provider: ClassVar[str]
+    dimension: int
+
+    @abstractmethod
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in order."""
+
+    async def embed_query(self, text: str) -> list[float]:
+        """The vector of one query text."""
+        return (await self.embed([text]))[0]
+
+
+def _validate_model_class(name: str, plugin: object) -> type[ChatModel] | type[Embedder]:
+    if not isinstance(plugin, type) or not issubclass(plugin, (ChatModel, Embedder)):
+        raise PluginLoadError(f"model plugin {name!r} must be a ChatModel or Embedder subclass, got {plugin!r}")
+    if getattr(plugin, "provider", None) != name:
+        raise PluginLoadError(
+            f"model plugin registered as {name!r} declares provider {getattr(plugin, 'provider', None)!r}"
+        )
+    return plugin
+
+
+_GECKO_MODELS_NAMES = ("litellm", "openai", "zhipu", "ollama", "anthropic", "litellm-embedding")
+
+model_registry: Registry[type[ChatModel] | type[Embedder]] = Registry(
+    "gecko.models",
+    "model provider",
+    validate=_validate_model_class,
+    builtins={"scripted": "gecko.testing.models:ScriptedModel", "function": "gecko.testing.models:FunctionModel"},
+    install_hints={name: "gecko-models" for name in _GECKO_MODELS_NAMES},
+)
+
+
+def _split_spec(spec: str) -> tuple[str, str]:
+    provider, sep, model = spec.partition(":")
+    if not sep or not provider or not model:
+        raise ConfigurationError(f"model spec {spec!r} must look like 'provider:model', e.g. 'openai:gpt-4o-mini'")
+    return provider, model
+
+
+def create_model(spec: str, **settings: Any) -> ChatModel:
+    """A chat model from `'provider:model'`, e.g. `create_model("zhipu:glm-4-flash", api_key=...)`."""
+    provider, model = _split_spec(spec)
+    cls = model_registry.get(provider)
+    if not issubclass(cls, ChatModel):
+        raise ConfigurationError(f"provider {provider!r} is an embedder, not a chat model")
+    return cls(model=model, **settings)  # type: ignore[call-arg]
+
+
+def create_embedder(spec: str, **settings: Any) -> Embedder:
+    """An embedder from `'provider:model'`."""
+    provider, model = _split_spec(spec)
+    cls = model_registry.get(provider)
+    if not issubclass(cls, Embedder):
+        raise ConfigurationError(f"provider {provider!r} is a chat model, not an embedder")
+    return cls(model=model, **settings)  # type: ignore[call-arg]

@@ -1,0 +1,140 @@
+"""Lazy, name-keyed registries over entry-point groups.
+
+A registry resolves one name at a time: builtins first, then only the entry points with that
+name, so asking for `sqlite` never imports the `redis` plugin. Two distributions claiming one
+name is an error naming both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from importlib import import_module
+from typing import Generic, TypeVar
+
+from gecko.errors import DuplicatePluginError, PluginLoadError, PluginNotFoundError
+from gecko.plugins import _loader
+from gecko.plugins._loader import PluginRecord
+
+__all__ = ("Registry",)
+
+T = TypeVar("T")
+
+BUILTIN_DISTRIBUTION = "gecko-core"
+
+
+class Registry(Generic[T]):
+    """Plugins of one kind, keyed by name, loaded on first use.
+
+    Args:
+        group: the entry-point group, e.g. `gecko.storage`.
+        kind: a human name for errors, e.g. `storage scheme`.
+        builtins: names provided by gecko-core itself, as `module:attribute` targets.
+        install_hints: distribution to install for well-known names that are missing.
+        validate: checks a loaded object and returns it typed; raises `PluginLoadError`.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        kind: str,
+        *,
+        validate: Callable[[str, object], T],
+        builtins: Mapping[str, str] | None = None,
+        install_hints: Mapping[str, str] | None = None,
+    ) -> None:
+        self.group = group
+        self.kind = kind
+        self._validate = validate
+        self._builtins = dict(builtins or {})
+        self._install_hints = dict(install_hints or {})
+        self._loaded: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> T:
+        """The plugin registered under `name`, importing it on first use.
+
+        Raises:
+            PluginNotFoundError: nothing provides `name`; the message says what to install.
+            DuplicatePluginError: several distributions provide `name`.
+            PluginLoadError: the provider failed to import or is not a valid plugin.
+        """
+        found = self._loaded.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._loaded.get(name)
+            if found is None:
+                found = self._resolve(name)
+                self._loaded[name] = found
+            return found
+
+    def register(self, name: str, plugin: object) -> Callable[[], None]:
+        """Register `plugin` under `name` in this process; returns a function that unregisters it."""
+        checked = self._validate(name, plugin)
+        with self._lock:
+            if name in self._loaded or name in self._builtins:
+                raise DuplicatePluginError(f"{self.kind} {name!r} is already registered")
+            self._loaded[name] = checked
+
+        def unregister() -> None:
+            with self._lock:
+                self._loaded.pop(name, None)
+
+        return unregister
+
+    def names(self) -> list[str]:
+        """Every name available, builtins included, without importing anything."""
+        return sorted({*self._builtins, *self._loaded, *(r.name for r in _loader.discover(self.group))})
+
+    def records(self) -> list[PluginRecord]:
+        """A record per provider of this group, each loaded in isolation to report its status."""
+        records = [
+            PluginRecord(self.group, name, target, BUILTIN_DISTRIBUTION, _core_version(), status="builtin")
+            for name, target in sorted(self._builtins.items())
+        ]
+        for record in sorted(_loader.discover(self.group), key=lambda r: (r.name, r.distribution)):
+            records.append(record)
+            if record.status == "disabled":
+                continue
+            try:
+                self._validate(record.name, _loader.load(record))
+            except PluginLoadError as exc:
+                if _loader.strict_mode():
+                    raise
+                record.status = "error"
+                record.error = record.error or str(exc)
+        return records
+
+    def _resolve(self, name: str) -> T:
+        discovered = [r for r in _loader.discover(self.group, name) if r.status != "disabled"]
+        providers = [f"{r.distribution} ({r.target})" for r in discovered]
+        if name in self._builtins:
+            providers.insert(0, f"{BUILTIN_DISTRIBUTION} (builtin {self._builtins[name]})")
+        if len(providers) > 1:
+            raise DuplicatePluginError(
+                f"{self.kind} {name!r} is provided by several distributions: "
+                f"{', '.join(providers)}; uninstall all but one"
+            )
+        if name in self._builtins:
+            module_name, _, attribute = self._builtins[name].partition(":")
+            return self._validate(name, getattr(import_module(module_name), attribute))
+        if not discovered:
+            raise PluginNotFoundError(self._not_found_message(name))
+        return self._validate(name, _loader.load(discovered[0]))
+
+    def _not_found_message(self, name: str) -> str:
+        available = ", ".join(self.names()) or "none"
+        hint = self._install_hints.get(name)
+        if hint:
+            return f"no plugin provides {self.kind} {name!r}: run `pip install {hint}` (installed: {available})"
+        return (
+            f"no plugin provides {self.kind} {name!r} (installed: {available}); install a distribution "
+            f"that declares it in the {self.group!r} entry-point group"
+        )
+
+
+def _core_version() -> str:
+    from gecko._version import __version__
+
+    return __version__

@@ -1,0 +1,348 @@
+"""The storage kind: the async key-value contract, URL parsing and installed backends.
+
+Backends subclass `Storage`, implement its small set of raw methods over JSON text, and are
+registered in the `gecko.storage` entry-point group under their URL scheme. The public methods
+here validate keys and values and encode JSON once, for every backend alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import ClassVar, NamedTuple
+from urllib.parse import parse_qsl, urlsplit
+
+from gecko.errors import (
+    InvalidKeyError,
+    InvalidStorageURLError,
+    InvalidValueError,
+    PluginLoadError,
+    StorageClosedError,
+    StorageError,
+)
+from gecko.plugins.registry import Registry
+from gecko.types import JSONValue
+
+__all__ = (
+    "Storage",
+    "StorageCapabilities",
+    "StorageURL",
+    "Versioned",
+    "Lease",
+    "storage_registry",
+    "encode_value",
+    "decode_value",
+    "validate_key",
+    "MAX_KEY_LENGTH",
+)
+
+MAX_KEY_LENGTH = 512
+_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
+
+
+@dataclass(frozen=True)
+class StorageURL:
+    """A parsed storage URL: `scheme://netloc/path?query`."""
+
+    raw: str
+    scheme: str
+    netloc: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, url: str) -> StorageURL:
+        """Parse `url`, raising `InvalidStorageURLError` that shows valid forms when it is malformed."""
+        if not isinstance(url, str) or "://" not in url:
+            raise InvalidStorageURLError(
+                f"malformed storage URL {url!r}: expected 'scheme://location', e.g. {_URL_EXAMPLES}"
+            )
+        scheme = url.split("://", 1)[0]
+        if not _SCHEME.match(scheme):
+            raise InvalidStorageURLError(
+                f"malformed storage URL {url!r}: scheme {scheme!r} must be lowercase letters, digits, '+', '-', "
+                f"'.'; e.g. {_URL_EXAMPLES}"
+            )
+        try:
+            parts = urlsplit(url)
+            query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+        except ValueError as exc:
+            raise InvalidStorageURLError(f"malformed storage URL {url!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
+        return cls(raw=url, scheme=scheme, netloc=parts.netloc, path=parts.path, query=query)
+
+
+class Versioned(NamedTuple):
+    """A stored value with its version; versions grow by one on every write of the key."""
+
+    value: JSONValue
+    version: int
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A time-limited grant of `name` to `owner`; `token` grows with every new grant (fencing)."""
+
+    name: str
+    owner: str
+    token: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class StorageCapabilities:
+    """What a backend offers beyond the basic contract; conformance checks follow these flags."""
+
+    ttl: bool = False
+    persistent: bool = False
+    leases: bool = False
+    cross_process: bool = False
+
+
+def validate_key(key: object) -> str:
+    """Return `key` if it is a valid storage key, else raise `InvalidKeyError`."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"storage keys are strings, got {type(key).__name__}")
+    if not key:
+        raise InvalidKeyError("storage keys must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(f"storage key of {len(key)} characters exceeds {MAX_KEY_LENGTH}")
+    if _FORBIDDEN_KEY_CHARACTERS.search(key):
+        raise InvalidKeyError(f"storage key {key!r} contains control characters")
+    return key
+
+
+def encode_value(value: JSONValue) -> str:
+    """Encode JSON-compatible data; anything else (objects, NaN, bytes) is an `InvalidValueError`."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidValueError(f"storage values must be JSON-compatible data: {exc}") from exc
+
+
+def decode_value(text: str, key: str) -> JSONValue:
+    """Decode a stored value; unreadable data is a `StorageError` naming the key."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise StorageError(f"stored value of {key!r} is not valid JSON: {exc}") from exc
+
+
+class Storage(ABC):
+    """An async key-value store of JSON data with versioned writes and optional TTL and leases.
+
+    Subclasses set `scheme` and `capabilities` and implement the `_raw_*` methods; keys arrive
+    validated and values arrive as JSON text.
+    """
+
+    scheme: ClassVar[str]
+    capabilities: ClassVar[StorageCapabilities] = StorageCapabilities()
+
+    _closed: bool = False
+
+    @classmethod
+    @abstractmethod
+    async def from_url(cls, url: StorageURL) -> Storage:
+        """Open the backend `url` points to."""
+
+    # --- public API ----------------------------------------------------------------
+
+    async def get(self, key: str, default: JSONValue = None) -> JSONValue:
+        """The value stored at `key`, or `default` when there is none."""
+        found = await self.get_versioned(key)
+        return default if found is None else found.value
+
+    async def get_versioned(self, key: str) -> Versioned | None:
+        """The value at `key` with its version, or None."""
+        self._check_open()
+        raw = await self._raw_get(validate_key(key))
+        if raw is None:
+            return None
+        text, version = raw
+        return Versioned(decode_value(text, key), version)
+
+    async def set(self, key: str, value: JSONValue, *, ttl: float | None = None, fence: Lease | None = None) -> int:
+        """Store `value` at `key`, expiring after `ttl` seconds if given; returns the new version.
+
+        With `fence`, the write happens only while that lease is the current grant
+        (else `FencingError`, and nothing changes).
+        """
+        return await self._write(key, value, ttl=ttl, fence=fence, expected_version=None, check_version=False)
+
+    async def compare_and_set(
+        self,
+        key: str,
+        value: JSONValue,
+        *,
+        expected_version: int | None,
+        ttl: float | None = None,
+        fence: Lease | None = None,
+    ) -> int:
+        """Store `value` only if `key` is at `expected_version` (None: absent); returns the new version.
+
+        Raises:
+            VersionConflictError: the key is at another version; nothing changes.
+        """
+        return await self._write(
+            key, value, ttl=ttl, fence=fence, expected_version=expected_version, check_version=True
+        )
+
+    async def delete(self, key: str, *, fence: Lease | None = None) -> bool:
+        """Remove `key`; returns whether it existed."""
+        self._check_open()
+        return await self._raw_delete(validate_key(key), fence)
+
+    async def list_keys(self, prefix: str = "") -> list[str]:
+        """Every live key starting with `prefix`, sorted."""
+        self._check_open()
+        if not isinstance(prefix, str):
+            raise InvalidKeyError(f"prefix must be a string, got {type(prefix).__name__}")
+        return sorted(await self._raw_list(prefix))
+
+    async def acquire_lease(self, name: str, *, owner: str, ttl: float) -> Lease | None:
+        """Grant `name` to `owner` for `ttl` seconds if nobody holds it; None when held elsewhere."""
+        self._check_open()
+        self._require_leases()
+        return await self._raw_acquire_lease(validate_key(name), owner, _positive_ttl(ttl))
+
+    async def renew_lease(self, lease: Lease, *, ttl: float) -> Lease:
+        """Extend a lease still held; raises `FencingError` if it was lost."""
+        self._check_open()
+        self._require_leases()
+        return await self._raw_renew_lease(lease, _positive_ttl(ttl))
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Give a lease up; releasing a lease already lost does nothing."""
+        self._check_open()
+        self._require_leases()
+        await self._raw_release_lease(lease)
+
+    async def close(self) -> None:
+        """Release the backend's resources; later calls raise `StorageClosedError`."""
+        if not self._closed:
+            self._closed = True
+            await self._raw_close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- what a backend implements -------------------------------------------------
+
+    @abstractmethod
+    async def _raw_get(self, key: str) -> tuple[str, int] | None:
+        """JSON text and version at `key`, or None if absent or expired."""
+
+    @abstractmethod
+    async def _raw_put(
+        self,
+        key: str,
+        text: str,
+        *,
+        ttl: float | None,
+        fence: Lease | None,
+        expected_version: int | None,
+        check_version: bool,
+    ) -> int:
+        """Atomically check the fence and (if `check_version`) the version, then write; new version."""
+
+    @abstractmethod
+    async def _raw_delete(self, key: str, fence: Lease | None) -> bool:
+        """Atomically check the fence, then delete."""
+
+    @abstractmethod
+    async def _raw_list(self, prefix: str) -> list[str]:
+        """Live keys starting with `prefix`, in any order."""
+
+    async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        raise NotImplementedError
+
+    async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        raise NotImplementedError
+
+    async def _raw_release_lease(self, lease: Lease) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    async def _raw_close(self) -> None:
+        """Release connections and files."""
+
+    # --- helpers -------------------------------------------------------------------
+
+    async def _write(
+        self,
+        key: str,
+        value: JSONValue,
+        *,
+        ttl: float | None,
+        fence: Lease | None,
+        expected_version: int | None,
+        check_version: bool,
+    ) -> int:
+        self._check_open()
+        validate_key(key)
+        if ttl is not None:
+            if not self.capabilities.ttl:
+                raise StorageError(f"{type(self).__name__} does not support TTL")
+            _positive_ttl(ttl)
+        return await self._raw_put(
+            key,
+            encode_value(value),
+            ttl=ttl,
+            fence=fence,
+            expected_version=expected_version,
+            check_version=check_version,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageClosedError(f"{type(self).__name__} was used after close()")
+
+    def _require_leases(self) -> None:
+        if not self.capabilities.leases:
+            raise StorageError(f"{type(self).__name__} does not support leases")
+
+
+def _positive_ttl(ttl: float) -> float:
+    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not ttl > 0:
+        raise StorageError(f"ttl must be a positive number of seconds, got {ttl!r}")
+    return float(ttl)
+
+
+def _validate_storage_class(name: str, plugin: object) -> type[Storage]:
+    if not isinstance(plugin, type) or not issubclass(plugin, Storage):
+        raise PluginLoadError(f"storage plugin {name!r} must be a Storage subclass, got {plugin!r}")
+    if getattr(plugin, "scheme", None) != name:
+        raise PluginLoadError(
+            f"storage plugin registered as {name!r} declares scheme {getattr(plugin, 'scheme', None)!r}"
+        )
+    return plugin
+
+
+storage_registry: Registry[type[Storage]] = Registry(
+    "gecko.storage",
+    "storage scheme",
+    validate=_validate_storage_class,
+    builtins={"memory": "gecko.plugins.storage.memory:MemoryStorage"},
+    install_hints={
+        "sqlite": "gecko-storage-sqlite",
+        "redis": "gecko-storage-redis",
+        "rediss": "gecko-storage-redis",
+        "unix": "gecko-storage-redis",
+        "chroma": "gecko-vector-chroma",
+        "lancedb": "gecko-vector-lancedb",
+    },
+)
+

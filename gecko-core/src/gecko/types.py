@@ -1,0 +1,152 @@
+"""Pure data shared by every layer: messages, tool calls, usage and agent outputs."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = (
+    "Role",
+    "TextPart",
+    "ImagePart",
+    "ContentPart",
+    "ToolCall",
+    "Message",
+    "TokenUsage",
+    "AgentOutput",
+    "JSONValue",
+    "Event",
+)
+
+JSONValue = Any
+"""A value made of dict, list, str, int, float, bool and None only."""
+
+
+class Role(str, Enum):
+    """Who wrote a message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class TextPart(BaseModel):
+    """A piece of text inside a multimodal message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image given by URL (`https://`, `data:`) inside a multimodal message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["image"] = "image"
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+    @classmethod
+    def from_bytes(cls, data: bytes, media_type: str = "image/png") -> ImagePart:
+        """Wrap raw image bytes as a `data:` URL."""
+        encoded = base64.b64encode(data).decode("ascii")
+        return cls(url=f"data:{media_type};base64,{encoded}")
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class ToolCall(BaseModel):
+    """A model's request to run one tool; `arguments` is the raw JSON text the model produced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    role: Role
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(role=Role.SYSTEM, content=content)
+
+    @classmethod
+    def user(cls, content: str | list[ContentPart]) -> Message:
+        return cls(role=Role.USER, content=content)
+
+    @classmethod
+    def assistant(cls, content: str | None = None, tool_calls: list[ToolCall] | None = None) -> Message:
+        return cls(role=Role.ASSISTANT, content=content, tool_calls=tool_calls or [])
+
+    @classmethod
+    def tool(cls, tool_call_id: str, content: str, name: str | None = None) -> Message:
+        return cls(role=Role.TOOL, content=content, tool_call_id=tool_call_id, name=name)
+
+    @property
+    def text(self) -> str:
+        """The message's text, with the text parts of multimodal content joined."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+
+class TokenUsage(BaseModel):
+    """Tokens and requests spent; provider-reported numbers are the truth."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    requests: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            requests=self.requests + other.requests,
+        )
+
+
+class AgentOutput(BaseModel):
+    """The result of an agent run."""
+
+    content: str = ""
+    data: Any = None
+    messages: list[Message] = Field(default_factory=list)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened in an engine, e.g. `model.finished` or `workflow.node.skipped`.
+
+    `type` is dotted: `<component>.<what>`; `source` names the agent, workflow or team;
+    `run_id` groups the events of one run; `data` holds JSON-compatible details.
+    """
+
+    type: str
+    source: str
+    run_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    timestamp: float = field(default_factory=time.time)

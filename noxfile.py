@@ -1,0 +1,82 @@
+"""The one entry point for Gecko's checks: `nox -t ci` runs every test; `nox -s demo` the demo.
+
+Each session installs exactly what it needs, so `tests_core` proves the core needs no plugin
+and each `tests_plugin` proves a plugin works with nothing but the core beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "tests_core", "tests_plugin", "tests_all", "discovery"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+CORE = "./gecko-core"
+TEST_GROUP = nox.project.dependency_groups(PYPROJECT, "test")
+
+
+def _plugins() -> dict[str, str]:
+    """Plugin folders that have a test tree: `tests/plugins/<name>` for folder `gecko-<name>`."""
+    found: dict[str, str] = {}
+    for pyproject in sorted(ROOT.glob("gecko-*/pyproject.toml")):
+        folder = pyproject.parent.name
+        name = folder.removeprefix("gecko-").replace("-", "_")
+        if (ROOT / "tests" / "plugins" / name).is_dir():
+            found[name] = f"./{folder}"
+    return found
+
+
+PLUGINS = _plugins()
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run("pytest", *paths, *session.posargs, env={"PYTHONHASHSEED": "0"})
+
+
+@nox.session(tags=["ci"])
+def lint(session: nox.Session) -> None:
+    """ruff over the whole repository."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+
+
+@nox.session(tags=["ci"])
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the core, its tests' kit and every plugin."""
+    session.install(CORE, *PLUGINS.values(), *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.run("mypy", "gecko-core/src", *(f"{path}/src" for path in PLUGINS.values()))
+
+
+@nox.session(tags=["ci"])
+def tests_core(session: nox.Session) -> None:
+    """Core tests with only gecko-core installed, on asyncio and trio."""
+    session.install(CORE, *TEST_GROUP)
+    _pytest(session, "tests/core", "tests/contract")
+
+
+@nox.session(tags=["ci"])
+@nox.parametrize("plugin", list(PLUGINS))
+def tests_plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin's tests (its conformance run included) with only gecko-core and that plugin."""
+    session.install(CORE, PLUGINS[plugin], *TEST_GROUP)
+    _pytest(session, f"tests/plugins/{plugin}")
+
+
+@nox.session(tags=["ci"])
+def tests_all(session: nox.Session) -> None:
+    """Every test with every package installed together."""
+    session.install(CORE, *PLUGINS.values(), *TEST_GROUP)
+    _pytest(session, "tests/core", "tests/contract", "tests/plugins")
+
+
+@nox.session(tags=["ci"])
+def discovery(session: nox.Session) -> None:
+    """Plugin discovery against small fake distributions: good, broken on import, duplicated."""
+    session.install(CORE, *TEST_GROUP)
+    _pytest(session, "tests/discovery")

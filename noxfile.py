@@ -72,7 +72,7 @@ def tests_plugin(session: nox.Session, plugin: str) -> None:
 def tests_all(session: nox.Session) -> None:
     """Every test with every package installed together."""
     session.install(CORE, *PLUGINS.values(), *TEST_GROUP)
-    _pytest(session, "tests/core", "tests/contract", "tests/plugins")
+    _pytest(session, "tests/core", "tests/contract", "tests/plugins", "tests/integration")
 
 
 @nox.session(tags=["ci"])

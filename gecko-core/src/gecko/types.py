@@ -136,6 +136,9 @@ class AgentOutput(BaseModel):
     messages: list[Message] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
 
+    def __str__(self) -> str:
+        return self.content
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

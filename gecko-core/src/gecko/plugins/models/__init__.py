@@ -190,7 +190,7 @@ class ChatModel(ABC):
             finish_reason=response.finish_reason,
         )
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional for providers without connections
         """Release connections; the default has nothing to release."""
 
 

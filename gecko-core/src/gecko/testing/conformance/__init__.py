@@ -1,0 +1,25 @@
+"""Conformance suites: subclass one, provide its fixture, and pytest checks the whole contract."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gecko.testing.conformance.models import ModelConformance
+    from gecko.testing.conformance.storage import StorageConformance
+
+__all__ = ("StorageConformance", "ModelConformance")
+
+_LOCATIONS = {
+    "StorageConformance": "gecko.testing.conformance.storage",
+    "ModelConformance": "gecko.testing.conformance.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Suites import pytest; load each only when asked for.
+    location = _LOCATIONS.get(name)
+    if location is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(location), name)

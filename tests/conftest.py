@@ -1,8 +1,10 @@
-"""Shared test setup: every async test runs on asyncio and on trio unless its folder narrows it."""
+"""Shared test setup: every async test runs on asyncio and on trio unless its folder narrows it.
+
+anyio's auto mode (root pyproject.toml) runs every coroutine test; a folder whose client is
+asyncio-only overrides `anyio_backend` with `params=["asyncio"]` in its own conftest.py.
+"""
 
 from __future__ import annotations
-
-import inspect
 
 import pytest
 
@@ -10,10 +12,3 @@ import pytest
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        function = getattr(item, "function", None)
-        if function is not None and inspect.iscoroutinefunction(function):
-            item.add_marker(pytest.mark.anyio)

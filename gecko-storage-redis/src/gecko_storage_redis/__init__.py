@@ -1,0 +1,230 @@
+"""Redis storage for Gecko: atomic versioned writes and fenced leases as Lua scripts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlunsplit
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gecko.errors import FencingError, StorageError, StorageUnavailableError, VersionConflictError
+from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+
+__version__ = "0.1.0"
+__all__ = ("RedisStorage", "RedissStorage", "UnixSocketRedisStorage")
+
+T = TypeVar("T")
+
+_FENCE_REJECTED = -2
+_VERSION_CONFLICT = -1
+
+# KEYS: data key, lease key (the data key again when unfenced).
+# ARGV: text, ttl ms ('' = none), check version ('1'/'0'), expected version, fence token ('' = none).
+_PUT = """
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], 'token') ~= ARGV[5] then return {-2, 0} end
+local version = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+if ARGV[3] == '1' and version ~= tonumber(ARGV[4]) then return {-1, version} end
+version = version + 1
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'n', version)
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
+return {version, 0}
+"""
+
+# KEYS: data key, lease key (the data key again when unfenced). ARGV: fence token ('' = none).
+_DELETE = """
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return -2 end
+return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS: lease key, token counter key. ARGV: owner, ttl ms.
+_ACQUIRE = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return token
+"""
+
+# KEYS: lease key. ARGV: token, ttl ms.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: lease key. ARGV: token.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+_URL_EXAMPLES = "redis://localhost:6379/0, rediss://host:6380/0, unix:///run/redis.sock?db=0"
+_GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+class RedisStorage(Storage):
+    """`redis://host:port/db`: shared, persistent as far as the server persists, safe across processes."""
+
+    scheme = "redis"
+    capabilities = StorageCapabilities(ttl=True, persistent=True, leases=True, cross_process=True)
+
+    def __init__(self, client: redis.Redis, *, namespace: str = "gecko", location: str = "") -> None:
+        self._client = client
+        self._namespace = namespace
+        self._location = location
+        self._put = client.register_script(_PUT)
+        self._remove = client.register_script(_DELETE)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    async def from_url(cls, url: StorageURL) -> RedisStorage:
+        options = dict(url.query)
+        namespace = options.pop("namespace", "gecko")
+        if not namespace:
+            raise StorageError(f"{url.raw!r}: namespace must not be empty")
+        if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
+            raise StorageError(
+                f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. "
+                f"{_URL_EXAMPLES}"
+            )
+        client_url = urlunsplit((url.scheme, url.netloc, url.path, urlencode(options), ""))
+        try:
+            client = redis.from_url(
+                client_url,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                socket_connect_timeout=2,
+                socket_timeout=5,
+            )
+        except ValueError as exc:
+            raise StorageError(f"invalid Redis URL {url.raw!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
+        return cls(client, namespace=namespace, location=f"{url.scheme}://{url.netloc}{url.path}")
+
+    def _data_key(self, key: str) -> str:
+        return f"{self._namespace}:kv:{key}"
+
+    def _lease_key(self, name: str) -> str:
+        return f"{self._namespace}:lease:{name}"
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await operation()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StorageUnavailableError(f"Redis at {self._location} is unreachable after retries: {exc}") from exc
+        except RedisError as exc:
+            raise StorageError(f"Redis at {self._location} failed: {exc}") from exc
+
+    async def _raw_get(self, key: str) -> tuple[str, int] | None:
+        found: list[Any] = await self._call(lambda: self._client.hmget(self._data_key(key), ["v", "n"]))
+        text, version = found
+        if text is None or version is None:
+            return None
+        return text.decode("utf-8"), int(version)
+
+    async def _raw_put(
+        self,
+        key: str,
+        text: str,
+        *,
+        ttl: float | None,
+        fence: Lease | None,
+        expected_version: int | None,
+        check_version: bool,
+    ) -> int:
+        data_key = self._data_key(key)
+        result: list[int] = await self._call(
+            lambda: self._put(
+                keys=[data_key, self._lease_key(fence.name) if fence else data_key],
+                args=[
+                    text,
+                    "" if ttl is None else _milliseconds(ttl),
+                    "1" if check_version else "0",
+                    expected_version or 0,
+                    "" if fence is None else str(fence.token),
+                ],
+            )
+        )
+        status, current = int(result[0]), int(result[1])
+        if status == _FENCE_REJECTED:
+            raise FencingError(f"lease {fence.name if fence else ''!r} token is no longer the current grant")
+        if status == _VERSION_CONFLICT:
+            raise VersionConflictError(f"{key!r} is at version {current}, expected {expected_version}")
+        return status
+
+    async def _raw_delete(self, key: str, fence: Lease | None) -> bool:
+        data_key = self._data_key(key)
+        removed = int(
+            await self._call(
+                lambda: self._remove(
+                    keys=[data_key, self._lease_key(fence.name) if fence else data_key],
+                    args=["" if fence is None else str(fence.token)],
+                )
+            )
+        )
+        if removed == _FENCE_REJECTED:
+            raise FencingError(f"lease {fence.name if fence else ''!r} token is no longer the current grant")
+        return removed == 1
+
+    async def _raw_list(self, prefix: str) -> list[str]:
+        start = len(self._data_key(""))
+        pattern = self._data_key(prefix.translate(_GLOB_SPECIALS)) + "*"
+
+        async def scan() -> list[str]:
+            return [raw.decode("utf-8")[start:] async for raw in self._client.scan_iter(match=pattern, count=1000)]
+
+        return await self._call(scan)
+
+    async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        token = int(
+            await self._call(
+                lambda: self._acquire(
+                    keys=[self._lease_key(name), f"{self._namespace}:lease-token:{name}"],
+                    args=[owner, _milliseconds(ttl)],
+                )
+            )
+        )
+        if token == 0:
+            return None
+        return Lease(name=name, owner=owner, token=token, expires_at=time.time() + ttl)
+
+    async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        renewed = int(
+            await self._call(
+                lambda: self._renew(keys=[self._lease_key(lease.name)], args=[lease.token, _milliseconds(ttl)])
+            )
+        )
+        if not renewed:
+            raise FencingError(f"lease {lease.name!r} token {lease.token} was lost before renewal")
+        return Lease(name=lease.name, owner=lease.owner, token=lease.token, expires_at=time.time() + ttl)
+
+    async def _raw_release_lease(self, lease: Lease) -> None:
+        await self._call(lambda: self._release(keys=[self._lease_key(lease.name)], args=[lease.token]))
+
+    async def _raw_close(self) -> None:
+        await self._client.aclose()
+
+
+class RedissStorage(RedisStorage):
+    """`rediss://host:port/db`: Redis over TLS."""
+
+    scheme = "rediss"
+
+
+class UnixSocketRedisStorage(RedisStorage):
+    """`unix:///path/to/redis.sock?db=0`: Redis over a Unix socket."""
+
+    scheme = "unix"

@@ -78,5 +78,13 @@ def tests_all(session: nox.Session) -> None:
 @nox.session(tags=["ci"])
 def discovery(session: nox.Session) -> None:
     """Plugin discovery against small fake distributions: good, broken on import, duplicated."""
-    session.install(CORE, *TEST_GROUP)
+    fakes = sorted(str(path) for path in (ROOT / "tests" / "discovery" / "dists").iterdir() if path.is_dir())
+    session.install(CORE, *fakes, *TEST_GROUP)
     _pytest(session, "tests/discovery")
+
+
+@nox.session(tags=["ci"])
+def plugin_template(session: nox.Session) -> None:
+    """A third-party plugin outside this repository's packages: installed alone, passing conformance."""
+    session.install(CORE, "./examples/plugin-template[test]")
+    _pytest(session, "examples/plugin-template/tests")

@@ -70,9 +70,11 @@ class Result:
 
     @property
     def median(self) -> float:
+        """The median of the timed repetitions."""
         return statistics.median(self.values)
 
     def as_json(self) -> dict[str, Any]:
+        """Return this result as a JSON-ready dict."""
         return {
             "workload": self.workload.id,
             "label": self.workload.label,
@@ -96,9 +98,7 @@ def workloads(quick: bool) -> list[Workload]:
         *(Workload("W1", f"W1 chain n={n}", "w1_chain", (n,), "µs/node", per=n) for n in chains),
         Workload("W2a", "W2a fan-out 100 no-op", "w2a_fanout", (100,), "µs/node", per=100),
         Workload("W2b", "W2b fan-out 100 x 10 ms", "w2b_fanout_sleep", (100, 0.010), "ms"),
-        Workload(
-            "W3", "W3 chain 100, SQLite ckpt", "w3_checkpoint", (100,), "CPU µs/step", 100, "cpu", fresh_db=True
-        ),
+        Workload("W3", "W3 chain 100, SQLite ckpt", "w3_checkpoint", (100,), "CPU µs/step", 100, "cpu", True),
         Workload("W4", f"W4 agent x{agent_runs} seq", "w4_agent", (agent_runs,), "µs/run", per=agent_runs),
         Workload("W5", "W5 200 agents, 50 ms model", "w5_agents", (200, 0.050), "ms"),
         Workload("W6", "W6 import", "import_time", (), "ms"),
@@ -126,6 +126,7 @@ def measure(workload: Workload, framework: str, reps: int, timeout: float) -> Re
         try:
             proc = subprocess.run(
                 [sys.executable, str(BENCH / "worker.py"), json.dumps(spec), str(out)],
+                check=False,
                 env={**os.environ, **QUIET_ENV},
                 capture_output=True,
                 text=True,
@@ -203,7 +204,7 @@ def print_table(results: list[Result]) -> None:
     for n, row in enumerate(rows):
         if n > 1 and row[0]:
             print()
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     notes = dict.fromkeys(f"{r.framework}: {r.status} — {r.reason}" for r in results if r.status != "ok")
     if notes:
         print("\nNot measured:")
@@ -222,7 +223,8 @@ def _versions() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the chosen workloads on the chosen frameworks, print the table; return the exit code."""
+    parser = argparse.ArgumentParser(description="Benchmark Gecko against its peers.")
     parser.add_argument("--quick", action="store_true", help="3 repetitions and smaller sizes (CI smoke)")
     parser.add_argument("--only", default="", help="comma-separated workload ids, e.g. W1,W4 (W2 = W2a+W2b)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset")
@@ -233,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [w for w in workloads(args.quick) if not only or any(w.id.lower().startswith(o) for o in only)]
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = set(frameworks) - set(FRAMEWORKS)
-    if unknown or not chosen:
-        parser.error(f"unknown framework(s) {sorted(unknown)}" if unknown else f"no workload matches {args.only}")
+    if unknown:
+        parser.error(f"unknown framework(s): {', '.join(sorted(unknown))}")
+    if not chosen:
+        parser.error(f"no workload matches {args.only!r}")
     reps, timeout = (3, 300.0) if args.quick else (5, 900.0)
 
     versions = _versions()
@@ -251,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {"quick": args.quick, "reps": reps, "versions": versions, "results": []}
         payload["results"] = [r.as_json() for r in results]
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 1 if any(r.status == "error" for r in results) else 0
 

@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from frameworks import Runner, Unsupported
+from frameworks import Runner, UnsupportedError
 
 
 def _cumulative_import_us(stderr: str, module: str) -> int:
@@ -40,7 +40,10 @@ def _import_times(module: str, reps: int) -> list[float]:
     samples = []
     for _ in range(reps + 1):
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            check=False,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             if "ModuleNotFoundError" in proc.stderr:
@@ -87,7 +90,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
             result = {"samples": _import_times(side.IMPORT_MODULE, spec["reps"])}
         else:
             result = asyncio.run(_measure(side, spec))
-    except Unsupported as exc:
+    except UnsupportedError as exc:
         return {"status": "unsupported", "reason": str(exc)}
     except NotImplementedError as exc:
         return {"status": "n/a", "reason": str(exc)}
@@ -103,6 +106,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Measure the spec given on the command line and write the result file."""
     spec = json.loads(sys.argv[1])
     Path(sys.argv[2]).write_text(json.dumps(_run(spec)))
 

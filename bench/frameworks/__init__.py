@@ -38,7 +38,7 @@ workload once and is what the harness times (a warm-up call, then the timed repe
     -> join.
 
 A side that has not implemented a workload yet raises :class:`NotImplementedError` (shown as
-"n/a"); a framework without the capability raises :class:`Unsupported` (shown as "—").
+"n/a"); a framework without the capability raises :class:`UnsupportedError` (shown as "—").
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 
-__all__ = ("Reply", "Runner", "Unsupported", "add", "scripted_replies")
+__all__ = ("Reply", "Runner", "UnsupportedError", "add", "scripted_replies")
 
 Runner = Callable[[], Awaitable[object]]
 """Performs the workload once; the harness times each call."""
 
 
-class Unsupported(NotImplementedError):
+class UnsupportedError(NotImplementedError):
     """The framework has no such capability (BENCHMARKS.md's "—")."""
 
 

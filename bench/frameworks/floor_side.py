@@ -34,7 +34,7 @@ async def _noop() -> None:
 
 
 async def w2a_fanout(width: int) -> Runner:
-    """entry -> ``width`` parallel no-op tasks -> join."""
+    """Entry -> ``width`` parallel no-op tasks -> join."""
 
     async def run() -> None:
         await asyncio.gather(*(_noop() for _ in range(width)))
@@ -43,7 +43,7 @@ async def w2a_fanout(width: int) -> Runner:
 
 
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
-    """entry -> ``width`` parallel tasks each sleeping ``sleep_s`` -> join."""
+    """Entry -> ``width`` parallel tasks each sleeping ``sleep_s`` -> join."""
 
     async def run() -> None:
         await asyncio.gather(*(asyncio.sleep(sleep_s) for _ in range(width)))
@@ -52,9 +52,10 @@ async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
 
 
 async def w3_checkpoint(n: int, db: Path) -> Runner:
-    """A chain of ``n`` nodes, the state written to a WAL-mode sqlite3 table after every node."""
+    """A chain of ``n`` nodes, the state committed to a sqlite3 table (WAL, synchronous=NORMAL) per node."""
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE checkpoints (run TEXT, step INTEGER, state TEXT, PRIMARY KEY (run, step))")
 
     async def run() -> Path:

@@ -65,10 +65,10 @@ async def w4_agent(runs: int) -> Runner:
 
 
 async def w5_agents(agents: int, latency_s: float) -> Runner:
-    """W5: ``agents`` W4 agents run at once (one task group); the scripted model awaits
-    ``anyio.sleep(latency_s)`` on every call before replying.
+    """W5: ``agents`` W4 agents run at once (one task group).
 
-    Reported as wall ms (ideal ``2 * latency_s``) and the worker's peak RSS.
+    The scripted model awaits ``anyio.sleep(latency_s)`` on every call before replying. Reported
+    as wall ms (ideal ``2 * latency_s``) and the worker's peak RSS.
     """
     raise _pending("Agent engine")
 
@@ -83,10 +83,10 @@ async def w7_structured(replies: int) -> Runner:
 
 
 async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
-    """W8: a ``gecko.Workflow`` entry -> {node awaiting ``long_s``; chain of ``chain`` nodes awaiting
-    ``short_s`` each} -> join node.
+    """W8: a ``gecko.Workflow`` entry -> {one node; a chain of ``chain`` nodes} -> join node.
 
-    The runner executes it once. Reported as wall ms against the longest path,
-    ``max(long_s, chain * short_s)``.
+    The one node awaits ``anyio.sleep(long_s)``, each chained node ``anyio.sleep(short_s)``; the
+    join runs as soon as both ends finish. The runner executes it once. Reported as wall ms against
+    the longest path, ``max(long_s, chain * short_s)``.
     """
     raise _pending("Workflow engine")

@@ -1,5 +1,8 @@
-"""LangGraph's side: ``StateGraph`` for graphs, ``AsyncSqliteSaver`` for W3, the prebuilt ReAct agent
-for W4/W5 and langchain-core's ``with_structured_output`` for W7, on a scripted chat model."""
+"""LangGraph's side of each workload, on a scripted chat model.
+
+``StateGraph`` for graphs, ``AsyncSqliteSaver`` for W3, the prebuilt ReAct agent for W4/W5 and
+langchain-core's ``with_structured_output`` for W7.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -44,7 +47,11 @@ async def _finish(state: _Done) -> dict[str, bool]:
     return {"done": True}
 
 
-def _sleeper(seconds: float) -> Callable[[_Done], Awaitable[dict[str, bool]]]:
+class _Step(Protocol):
+    def __call__(self, state: _Done) -> Awaitable[dict[str, bool]]: ...
+
+
+def _sleeper(seconds: float) -> _Step:
     async def node(state: _Done) -> dict[str, bool]:
         await asyncio.sleep(seconds)
         return {}
@@ -75,8 +82,8 @@ async def w1_chain(n: int) -> Runner:
     return run
 
 
-def _fanout(branches: dict[str, Callable[[_Done], Awaitable[dict[str, bool]]]]) -> Runner:
-    builder = StateGraph(_Done)
+def _fanout(branches: dict[str, _Step]) -> Runner:
+    builder: StateGraph[_Done] = StateGraph(_Done)
     builder.add_node("entry", _noop)
     builder.add_node("join", _finish)
     builder.add_edge(START, "entry")
@@ -95,12 +102,12 @@ def _fanout(branches: dict[str, Callable[[_Done], Awaitable[dict[str, bool]]]]) 
 
 
 async def w2a_fanout(width: int) -> Runner:
-    """entry -> ``width`` parallel no-op nodes -> a join edge waiting on all of them."""
+    """Entry -> ``width`` parallel no-op nodes -> a join edge waiting on all of them."""
     return _fanout({f"p{i}": _noop for i in range(width)})
 
 
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
-    """entry -> ``width`` parallel sleeping nodes -> a join edge waiting on all of them."""
+    """Entry -> ``width`` parallel sleeping nodes -> a join edge waiting on all of them."""
     return _fanout({f"p{i}": _sleeper(sleep_s) for i in range(width)})
 
 
@@ -134,12 +141,20 @@ class _ScriptedChat(BaseChatModel):
         return self
 
     def _generate(
-        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
     ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self.script(messages))])
 
     async def _agenerate(
-        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
     ) -> ChatResult:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
@@ -206,8 +221,8 @@ async def w7_structured(replies: int) -> Runner:
 
 
 async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
-    """entry -> {``long`` node; chain of ``chain`` nodes} -> a join edge waiting on both ends."""
-    builder = StateGraph(_Done)
+    """Entry -> {``long`` node; chain of ``chain`` nodes} -> a join edge waiting on both ends."""
+    builder: StateGraph[_Done] = StateGraph(_Done)
     builder.add_node("entry", _noop)
     builder.add_node("long", _sleeper(long_s))
     builder.add_node("join", _finish)

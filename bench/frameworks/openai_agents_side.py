@@ -1,5 +1,8 @@
-"""OpenAI Agents SDK's side: ``Agent`` + ``Runner.run`` on a scripted ``Model`` subclass for W4/W5,
-``output_type`` for W7. The SDK has no graph engine or checkpointer: W1-W3 and W8 are unsupported."""
+"""OpenAI Agents SDK's side of each workload, on a scripted ``Model`` subclass.
+
+``Agent`` + ``Runner.run`` for W4/W5, ``output_type`` for W7. The SDK has no graph engine or
+checkpointer: W1-W3 and W8 are unsupported.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from agents import Agent, Model, ModelResponse, Runner as AgentRunner, function_tool, set_tracing_disabled
+from agents import Agent, Model, ModelResponse, function_tool, set_tracing_disabled
+from agents import Runner as AgentRunner
 from agents.usage import Usage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from frameworks import Reply, Runner, Unsupported, add, scripted_replies
+from frameworks import Reply, Runner, UnsupportedError, add, scripted_replies
 
 IMPORT_MODULE = "agents"
 
@@ -28,7 +32,9 @@ class _ScriptedModel(Model):
     def __init__(self, script: _Script) -> None:
         self._script = script
 
-    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
+    async def get_response(
+        self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
+    ) -> ModelResponse:
         return await self._script(input)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -42,7 +48,9 @@ def _response(item: Any) -> ModelResponse:
 def _message(text: str) -> ModelResponse:
     content = ResponseOutputText(annotations=[], text=text, type="output_text")
     return _response(
-        ResponseOutputMessage(id="msg", content=[content], role="assistant", status="completed", type="message")
+        ResponseOutputMessage(
+            id="msg", content=[content], role="assistant", status="completed", type="message"
+        )
     )
 
 
@@ -63,23 +71,23 @@ def _add_then_answer(latency_s: float) -> _Script:
 
 
 async def w1_chain(n: int) -> Runner:
-    """Unsupported: the SDK has no graph engine."""
-    raise Unsupported("openai-agents has no graph engine")
+    """UnsupportedError: the SDK has no graph engine."""
+    raise UnsupportedError("openai-agents has no graph engine")
 
 
 async def w2a_fanout(width: int) -> Runner:
-    """Unsupported: the SDK has no graph engine."""
-    raise Unsupported("openai-agents has no graph engine")
+    """UnsupportedError: the SDK has no graph engine."""
+    raise UnsupportedError("openai-agents has no graph engine")
 
 
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
-    """Unsupported: the SDK has no graph engine."""
-    raise Unsupported("openai-agents has no graph engine")
+    """UnsupportedError: the SDK has no graph engine."""
+    raise UnsupportedError("openai-agents has no graph engine")
 
 
 async def w3_checkpoint(n: int, db: Path) -> Runner:
-    """Unsupported: the SDK has no graph engine to checkpoint."""
-    raise Unsupported("openai-agents has no graph engine")
+    """UnsupportedError: the SDK has no graph engine to checkpoint."""
+    raise UnsupportedError("openai-agents has no graph engine")
 
 
 def _agent(latency_s: float) -> Agent[Any]:
@@ -130,5 +138,5 @@ async def w7_structured(replies: int) -> Runner:
 
 
 async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
-    """Unsupported: the SDK has no graph engine."""
-    raise Unsupported("openai-agents has no graph engine")
+    """UnsupportedError: the SDK has no graph engine."""
+    raise UnsupportedError("openai-agents has no graph engine")

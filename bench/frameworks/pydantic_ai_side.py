@@ -1,5 +1,8 @@
-"""Pydantic AI's side: pydantic-graph's ``GraphBuilder`` for graphs, ``Agent`` on a ``FunctionModel``
-for W4/W5, and ``output_type`` (the output tool) for W7."""
+"""Pydantic AI's side of each workload, on a ``FunctionModel``.
+
+pydantic-graph's ``GraphBuilder`` for graphs, ``Agent`` with a tool for W4/W5, and ``output_type`` (the
+output tool) for W7.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_graph import GraphBuilder, StepContext, reduce_null
 
-from frameworks import Reply, Runner, Unsupported, add, scripted_replies
+from frameworks import Reply, Runner, UnsupportedError, add, scripted_replies
 
 IMPORT_MODULE = "pydantic_ai"
 
@@ -69,12 +79,12 @@ def _fanout(width: int, step: Any) -> Runner:
 
 
 async def w2a_fanout(width: int) -> Runner:
-    """entry -> a broadcast to ``width`` parallel no-op steps -> a ``reduce_null`` join."""
+    """Entry -> a broadcast to ``width`` parallel no-op steps -> a ``reduce_null`` join."""
     return _fanout(width, _noop)
 
 
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
-    """entry -> a broadcast to ``width`` parallel sleeping steps -> a ``reduce_null`` join."""
+    """Entry -> a broadcast to ``width`` parallel sleeping steps -> a ``reduce_null`` join."""
 
     async def sleeper(ctx: StepContext[None, None, None]) -> None:
         await asyncio.sleep(sleep_s)
@@ -83,8 +93,8 @@ async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
 
 
 async def w3_checkpoint(n: int, db: Path) -> Runner:
-    """Unsupported: pydantic-graph has no SQLite state persistence."""
-    raise Unsupported("pydantic-graph has no SQLite checkpointer")
+    """UnsupportedError: pydantic-graph has no SQLite state persistence."""
+    raise UnsupportedError("pydantic-graph has no SQLite checkpointer")
 
 
 def _add_then_answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -140,7 +150,7 @@ async def w7_structured(replies: int) -> Runner:
 
 
 async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
-    """entry -> a broadcast to {``long`` step; chain of ``chain`` steps} -> a ``reduce_null`` join."""
+    """Entry -> a broadcast to {``long`` step; chain of ``chain`` steps} -> a ``reduce_null`` join."""
 
     async def long_step(ctx: StepContext[None, None, None]) -> None:
         await asyncio.sleep(long_s)

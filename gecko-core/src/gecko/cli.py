@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from gecko.errors import GeckoError
 from gecko.plugins._loader import PluginRecord
 
 __all__ = ("main",)
@@ -27,7 +28,11 @@ def _plugin_records() -> list[tuple[str, PluginRecord]]:
 
 
 def _plugins_command(arguments: argparse.Namespace) -> int:
-    rows = _plugin_records()
+    try:
+        rows = _plugin_records()
+    except GeckoError as exc:  # strict mode (GECKO_STRICT_PLUGINS=1) raises the first plugin error
+        print(f"gecko plugins: {exc}", file=sys.stderr)
+        return 1
     if arguments.json:
         payload = [
             {

@@ -24,6 +24,7 @@ __all__ = (
     "ContextLengthError",
     "ModelBadRequestError",
     "ModelServerError",
+    "ModelConnectionError",
     "ModelOutputError",
     "UsageLimitExceeded",
     "ToolError",
@@ -35,6 +36,9 @@ __all__ = (
     "MaxTurnsExceeded",
     "ToolLoopDetected",
     "StructuredOutputError",
+    "StructuredOutputInvalid",
+    "ApprovalError",
+    "SummarizationError",
     "PromptError",
     "WorkflowError",
     "WorkflowDefinitionError",
@@ -45,6 +49,8 @@ __all__ = (
     "CorruptCheckpointError",
     "SessionOwnedElsewhere",
     "TeamError",
+    "TeamTimeoutError",
+    "TeamMemberCancelled",
     "GuardrailViolation",
 )
 
@@ -146,6 +152,10 @@ class ModelServerError(ModelError):
     """The provider failed on its side (5xx)."""
 
 
+class ModelConnectionError(ModelError):
+    """The provider could not be reached (connection refused or reset, DNS failure); check `api_base`."""
+
+
 class ModelOutputError(ModelError):
     """The model's reply is malformed (bad tool-call JSON, truncated output, ...)."""
 
@@ -196,6 +206,30 @@ class StructuredOutputError(AgentError):
     """No strategy produced output valid for the requested type within the re-ask budget."""
 
 
+class StructuredOutputInvalid(StructuredOutputError):
+    """A reply did not parse into the output type; `errors` is the concise text a re-ask sends back.
+
+    `strategy` names the structured-output strategy; `tool_call_id` is the output tool call to
+    answer when the strategy is "tool".
+    """
+
+    def __init__(
+        self, message: str, *, errors: str, strategy: str | None = None, tool_call_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.strategy = strategy
+        self.tool_call_id = tool_call_id
+
+
+class ApprovalError(AgentError):
+    """`resume` does not match the pending tool approvals of the session (or none are pending)."""
+
+
+class SummarizationError(AgentError):
+    """A memory could not summarize old turns; the memory is unchanged, so the next call retries."""
+
+
 class PromptError(GeckoError):
     """A prompt template is invalid or was rendered with wrong variables."""
 
@@ -237,6 +271,14 @@ class SessionOwnedElsewhere(WorkflowError):
 
 class TeamError(GeckoError):
     """A team run could not be carried out."""
+
+
+class TeamTimeoutError(TeamError, TimeoutError):
+    """A team member did not finish within the team's timeout; raise `timeout` or speed the member up."""
+
+
+class TeamMemberCancelled(TeamError):
+    """A RACE member was cancelled (or its result dropped) because another member won."""
 
 
 class GuardrailViolation(GeckoError):

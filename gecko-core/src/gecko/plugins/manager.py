@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pluggy
 
-from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError
+from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError, PluginNotFoundError
 from gecko.plugins import _loader, hookspecs
 from gecko.plugins._loader import PluginRecord
 from gecko.plugins.models import ModelRequest, ModelResponse
@@ -36,9 +38,24 @@ class PluginManager:
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register a hook plugin (a module or object with `@hookimpl` functions); returns its name."""
-        registered = self._pm.register(plugin, name)
+        try:
+            registered = self._pm.register(plugin, name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginLoadError(f"hook plugin {name or plugin!r} cannot be registered: {exc}") from exc
         if registered is None:
             raise PluginLoadError(f"hook plugin {name or plugin!r} is blocked or already registered")
+        wrappers = [
+            impl.function.__name__
+            for caller in self._pm.get_hookcallers(plugin) or []
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper)
+        ]
+        if wrappers:
+            self._pm.unregister(plugin)
+            raise PluginLoadError(
+                f"hook plugin {registered!r} declares wrapper hooks {wrappers}: Gecko awaits hooks one by one, "
+                "so use plain @hookimpl functions (tryfirst/trylast set the order)"
+            )
         return registered
 
     def unregister(self, plugin: object) -> None:
@@ -72,6 +89,17 @@ class PluginManager:
                     record.status = "error"
                     record.error = record.error or str(exc)
                     logger.warning("%s", exc)
+            for name in sorted(only - {record.name for record in self._records}):
+                missing = PluginNotFoundError(
+                    f"GECKO_LOAD_PLUGINS names hook plugin {name!r}, but no installed distribution declares it "
+                    f"in the {HOOK_PLUGIN_GROUP!r} entry-point group; install it or fix the name"
+                )
+                if _loader.strict_mode():
+                    raise missing
+                logger.warning("%s", missing)
+                self._records.append(
+                    PluginRecord(HOOK_PLUGIN_GROUP, name, "", "<not installed>", "?", status="error", error=str(missing))
+                )
             return list(self._records)
 
     @property
@@ -86,31 +114,26 @@ class PluginManager:
     # --- calling ---------------------------------------------------------------------
 
     async def acall(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call every implementation of `hook_name`, awaiting those that return awaitables."""
-        caller = getattr(self._pm.hook, hook_name)
-        if not caller.get_hookimpls():
-            return []
-        results: list[Any] = caller(**kwargs)
-        awaited: list[Any] = []
-        for index, result in enumerate(results):
-            if not inspect.isawaitable(result):
-                awaited.append(result)
-                continue
-            try:
-                awaited.append(await result)
-            except BaseException:
-                for pending in results[index + 1 :]:
-                    if inspect.iscoroutine(pending):
-                        pending.close()
-                raise
-        return awaited
+        """Call every implementation of `hook_name` in pluggy's order, awaiting each before the next.
+
+        Sync and async implementations mix freely; the results come back in call order. The first
+        exception stops the call and propagates.
+        """
+        results: list[Any] = []
+        for call in self._calls(hook_name, kwargs):
+            result = call()
+            results.append(await result if inspect.isawaitable(result) else result)
+        return results
 
     async def event(self, event: Event) -> None:
-        """Call `gecko_event`; observer failures are logged, never raised."""
-        try:
-            await self.acall("gecko_event", event=event)
-        except Exception:
-            logger.exception("a gecko_event hook failed on %s", event.type)
+        """Call `gecko_event` on every observer; an observer's failure is logged, never raised."""
+        for call in self._calls("gecko_event", {"event": event}):
+            try:
+                result = call()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("a gecko_event hook failed on %s", event.type)
 
     async def model_request(self, request: ModelRequest, source: str) -> None:
         """Call `gecko_model_request`; a raised guardrail error blocks the request."""
@@ -127,6 +150,15 @@ class PluginManager:
     async def tool_result(self, call: ToolCall, result: str, source: str) -> None:
         """Call `gecko_tool_result`."""
         await self.acall("gecko_tool_result", call=call, result=result, source=source)
+
+
+    def _calls(self, hook_name: str, kwargs: dict[str, Any]) -> list[Callable[[], Any]]:
+        caller = getattr(self._pm.hook, hook_name)
+        # pluggy stores implementations in reverse call order.
+        return [
+            functools.partial(impl.function, *(kwargs[name] for name in impl.argnames))
+            for impl in reversed(caller.get_hookimpls())
+        ]
 
 
 def _duplicated_names(records: list[PluginRecord]) -> dict[str, DuplicatePluginError]:

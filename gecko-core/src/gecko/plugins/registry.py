@@ -93,9 +93,23 @@ class Registry(Generic[T]):
             PluginRecord(self.group, name, target, BUILTIN_DISTRIBUTION, _core_version(), status="builtin")
             for name, target in sorted(self._builtins.items())
         ]
-        for record in sorted(_loader.discover(self.group), key=lambda r: (r.name, r.distribution)):
+        discovered = sorted(_loader.discover(self.group), key=lambda r: (r.name, r.distribution))
+        providers: dict[str, list[str]] = {name: [f"{BUILTIN_DISTRIBUTION} (builtin)"] for name in self._builtins}
+        for record in discovered:
+            providers.setdefault(record.name, []).append(f"{record.distribution} ({record.target})")
+        for record in discovered:
             records.append(record)
             if record.status == "disabled":
+                continue
+            if len(providers[record.name]) > 1:
+                duplicate = DuplicatePluginError(
+                    f"{self.kind} {record.name!r} is provided by several distributions: "
+                    f"{', '.join(providers[record.name])}; uninstall all but one"
+                )
+                if _loader.strict_mode():
+                    raise duplicate
+                record.status = "error"
+                record.error = str(duplicate)
                 continue
             try:
                 self._validate(record.name, _loader.load(record))
@@ -107,7 +121,11 @@ class Registry(Generic[T]):
         return records
 
     def _resolve(self, name: str) -> T:
-        discovered = [r for r in _loader.discover(self.group, name) if r.status != "disabled"]
+        if name in _loader.disabled_names():
+            raise PluginNotFoundError(
+                f"{self.kind} {name!r} is disabled by GECKO_DISABLED_PLUGINS; remove it from that variable to use it"
+            )
+        discovered = _loader.discover(self.group, name)
         providers = [f"{r.distribution} ({r.target})" for r in discovered]
         if name in self._builtins:
             providers.insert(0, f"{BUILTIN_DISTRIBUTION} (builtin {self._builtins[name]})")

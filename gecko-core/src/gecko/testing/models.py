@@ -77,7 +77,17 @@ class _RecordingModel(ChatModel):
         self.requests: list[ModelRequest] = []
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        self.requests.append(request.model_copy(deep=True))
+        # A snapshot of the containers the engine keeps appending to; the messages themselves are
+        # shared (a deep copy per call would dominate the cost of a scripted run).
+        self.requests.append(
+            request.model_copy(
+                update={
+                    "messages": list(request.messages),
+                    "tools": list(request.tools),
+                    "settings": dict(request.settings),
+                }
+            )
+        )
         if self.delay:
             await anyio.sleep(self.delay)
         return await self._respond(request)

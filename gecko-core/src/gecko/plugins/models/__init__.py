@@ -253,3 +253,10 @@ def create_embedder(spec: str, **settings: Any) -> Embedder:
     if not issubclass(cls, Embedder):
         raise ConfigurationError(f"provider {provider!r} is a chat model, not an embedder")
     return cls(model=model, **settings)  # type: ignore[call-arg]
+
+
+def __getattr__(name: str) -> Any:
+    # Preset classes (`ZhipuChat`, ...) come from installed plugins, resolved on first access.
+    from gecko.plugins.models.presets import resolve_preset
+
+    return resolve_preset(__name__, name)

@@ -41,6 +41,7 @@ __all__ = (
 
 MAX_KEY_LENGTH = 512
 _FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
 
@@ -113,15 +114,20 @@ def validate_key(key: object) -> str:
         raise InvalidKeyError(f"storage key of {len(key)} characters exceeds {MAX_KEY_LENGTH}")
     if _FORBIDDEN_KEY_CHARACTERS.search(key):
         raise InvalidKeyError(f"storage key {key!r} contains control characters")
+    if _SURROGATES.search(key):
+        raise InvalidKeyError(f"storage key {key!r} contains lone surrogates, which are not valid Unicode text")
     return key
 
 
 def encode_value(value: JSONValue) -> str:
-    """Encode JSON-compatible data; anything else (objects, NaN, bytes) is an `InvalidValueError`."""
+    """Encode JSON-compatible data; anything else (objects, NaN, bytes, lone surrogates) is an `InvalidValueError`."""
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidValueError(f"storage values must be JSON-compatible data: {exc}") from exc
+    if not text.isascii() and _SURROGATES.search(text):
+        raise InvalidValueError("storage values must be valid Unicode text: a string holds a lone surrogate")
+    return text
 
 
 def decode_value(text: str, key: str) -> JSONValue:

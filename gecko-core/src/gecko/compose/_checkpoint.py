@@ -1,0 +1,154 @@
+"""Durable workflow checkpoints: a snapshot plus a ring of journal entries, JSON only.
+
+Layout under `gecko/workflow/<workflow>/<session>/` in any `Storage`:
+
+- `snapshot`: the whole run (state, history, scheduler, status) as of record number `rec`;
+- `journal/<slot>`: `ring` slots; entry number `e` lives in slot `e % ring` and holds the node
+  completions (record number, node, output, raw state diff, jump) merged since the last entry.
+
+A snapshot is written before the ring wraps onto entries it does not cover, so storage stays
+bounded at `ring + 1` keys per session. Every write is a compare-and-set against the version
+this writer last saw, so two writers of one session fail loudly instead of interleaving; a
+`fence` lease, when given, is passed through to every write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gecko.errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    InvalidValueError,
+    StorageError,
+    VersionConflictError,
+)
+from gecko.plugins.storage import Lease, Storage
+
+__all__ = ("FORMAT", "Checkpoint", "CheckpointStore")
+
+FORMAT = 1
+_SNAPSHOT_FIELDS = ("format", "run", "rec", "status", "input", "state", "history", "pending", "steps")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the snapshot and the journal records written after it, in order."""
+
+    snapshot: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+class CheckpointStore:
+    """Reads and writes one session's checkpoint; not safe for two tasks at once (the engine serializes)."""
+
+    def __init__(
+        self, storage: Storage, workflow: str, session_id: str, *, ring: int = 64, fence: Lease | None = None
+    ) -> None:
+        if ring < 2:
+            raise CheckpointError(f"the checkpoint ring needs at least 2 slots, got {ring}")
+        self.storage = storage
+        self.session_id = session_id
+        self.ring = ring
+        self.fence = fence
+        self._prefix = f"gecko/workflow/{workflow}/{session_id}/"
+        self._snapshot_version: int | None = None
+        self._slot_versions: dict[int, int] = {}
+        self._entry = 0
+        self.entries_since_snapshot = 0
+
+    def _describe(self) -> str:
+        return f"session {self.session_id!r} ({self._prefix}*)"
+
+    async def load(self) -> Checkpoint | None:
+        """Read the checkpoint and remember the versions this writer continues from.
+
+        Raises:
+            CorruptCheckpointError: the stored data is not a checkpoint this version can resume.
+        """
+        try:
+            found = await self.storage.get_versioned(self._prefix + "snapshot")
+            keys = await self.storage.list_keys(self._prefix + "journal/")
+            slots = [(key, await self.storage.get_versioned(key)) for key in keys]
+        except StorageError as exc:
+            # A plain StorageError on read is the contract's "stored value is not valid JSON".
+            if type(exc) is StorageError:
+                raise CorruptCheckpointError(f"the checkpoint of {self._describe()} is unreadable: {exc}") from exc
+            raise CheckpointError(f"could not read the checkpoint of {self._describe()}: {exc}") from exc
+        entries: list[dict[str, Any]] = []
+        for key, slot in slots:
+            if slot is None:
+                continue
+            entry = slot.value
+            if not _is_entry(entry):
+                raise CorruptCheckpointError(f"journal entry {key!r} of {self._describe()} is malformed")
+            self._slot_versions[entry["e"] % self.ring] = slot.version
+            self._entry = max(self._entry, entry["e"])
+            entries.append(entry)
+        if found is None:
+            return None
+        self._snapshot_version = found.version
+        snapshot = found.value
+        if not isinstance(snapshot, dict) or any(field not in snapshot for field in _SNAPSHOT_FIELDS):
+            raise CorruptCheckpointError(
+                f"the snapshot of {self._describe()} is malformed; delete the session's keys to start over"
+            )
+        if snapshot["format"] != FORMAT:
+            raise CorruptCheckpointError(
+                f"the snapshot of {self._describe()} has format {snapshot['format']!r}; this Gecko reads {FORMAT}"
+            )
+        base = snapshot["rec"]
+        records: dict[int, dict[str, Any]] = {}
+        for entry in entries:
+            if entry.get("run") != snapshot["run"]:
+                continue
+            for item in entry["recs"]:
+                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)):
+                    raise CorruptCheckpointError(f"journal entry {entry['e']} of {self._describe()} is malformed")
+                if item[0] > base and isinstance(item[1], dict) and isinstance(item[1].get("n"), str):
+                    records[item[0]] = item[1]
+                elif item[0] > base:
+                    raise CorruptCheckpointError(f"record {item[0]} of {self._describe()} is malformed")
+        ordered = sorted(records)
+        if ordered != list(range(base + 1, base + 1 + len(ordered))):
+            raise CorruptCheckpointError(
+                f"the journal of {self._describe()} has a gap after record {base}; it cannot be resumed safely"
+            )
+        return Checkpoint(snapshot, [records[number] for number in ordered])
+
+    async def write_entry(self, run: str, records: list[list[Any]]) -> None:
+        """Append one journal entry holding `records` (`[record number, record]` pairs)."""
+        entry = self._entry + 1
+        slot = entry % self.ring
+        key = f"{self._prefix}journal/{slot:04d}"
+        version = await self._put(key, {"e": entry, "run": run, "recs": records}, self._slot_versions.get(slot))
+        self._slot_versions[slot] = version
+        self._entry = entry
+        self.entries_since_snapshot += 1
+
+    @property
+    def snapshot_due(self) -> bool:
+        """Whether the next entry would overwrite one the current snapshot does not cover."""
+        return self.entries_since_snapshot >= self.ring - 1
+
+    async def write_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """Replace the snapshot; journal entries up to its record number become obsolete."""
+        self._snapshot_version = await self._put(self._prefix + "snapshot", snapshot, self._snapshot_version)
+        self.entries_since_snapshot = 0
+
+    async def _put(self, key: str, value: Any, expected: int | None) -> int:
+        try:
+            return await self.storage.compare_and_set(key, value, expected_version=expected, fence=self.fence)
+        except VersionConflictError as exc:
+            raise CheckpointError(
+                f"{self._describe()} was written by another worker; only one process may run a session at a time"
+            ) from exc
+        except InvalidValueError as exc:
+            raise CheckpointError(
+                f"could not checkpoint {self._describe()}: node outputs and state must be JSON data ({exc})"
+            ) from exc
+
+
+def _is_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("e"), int) and isinstance(entry.get("recs"), list)

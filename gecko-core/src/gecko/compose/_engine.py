@@ -1,0 +1,546 @@
+"""One workflow run: dependency-counting scheduler, copy-on-write merges, journal and replay.
+
+Everything here runs on one event loop thread, so the bookkeeping needs no locks: a node's
+completion (merge, history, successors, journal record) happens without an await in between,
+except for async conditions and checkpoint writes, which are shielded so a cancellation never
+leaves half a completion behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from gecko.compose._checkpoint import FORMAT, Checkpoint, CheckpointStore
+from gecko.compose._graph import AGENT, ASYNC, SYNC, Plan
+from gecko.compose._state import DELETED, MISSING, History, StateView
+from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
+from gecko.errors import (
+    CorruptCheckpointError,
+    WorkflowError,
+    WorkflowMaxStepsExceeded,
+    WorkflowStateConflict,
+    WorkflowTimeoutError,
+)
+from gecko.types import Event
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from gecko.compose.workflow import Workflow
+
+__all__ = ("Run", "to_json")
+
+logger = logging.getLogger("gecko.workflow")
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def to_json(value: Any) -> Any:
+    """JSON data for a node output: pydantic models and dataclasses are dumped, containers walked."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return value
+
+
+class Run:
+    """The mutable state of one execution of a workflow."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        plan: Plan,
+        session_id: str,
+        run_id: str,
+        *,
+        store: CheckpointStore | None,
+        journal: bool,
+        sink: MemoryObjectSendStream[Event] | None,
+    ) -> None:
+        self.wf = workflow
+        self.plan = plan
+        self.session_id = session_id
+        self.run_id = run_id
+        self.store = store
+        self.journaling = journal and store is not None
+        self.sink = sink
+        self.rules = workflow._rules
+        self.max_steps = workflow.max_steps
+        self.input: Any = None
+        self.state: dict[str, Any] = {}
+        self.history = History(workflow.history_limit)
+        self.remaining = dict(plan.indegree)
+        self.activated: set[str] = set()
+        self.status: dict[str, NodeStatus] = {}
+        self.inbox: dict[str, Any] = {}
+        self.pending: dict[str, Any] = {}
+        self.running: set[str] = set()
+        self.steps = 0
+        self.rec = 0
+        self.writers: dict[str, tuple[str, int]] = {}
+        self.journal: list[list[Any]] = []
+        self.error: BaseException | None = None
+        self.failed_node: str | None = None
+        self.interrupts: list[Interrupt] = []
+        self.resume_values: dict[str, Any] = {}
+        self.stopping = False
+        self.manual = False
+        self._tg: TaskGroup | None = None
+        self.queue: deque[str] = deque()
+        self.spare = False
+        self._lock = anyio.Lock() if plan.async_conditions else None
+        self._shield = plan.async_conditions or self.journaling
+
+    # --- setup -----------------------------------------------------------------------
+
+    def start(self, node: str, value: Any, *, input: Any) -> None:
+        """Prepare a fresh run that begins at `node` with `value` as its last output."""
+        self.input = input
+        if node != self.plan.entry:
+            # Only predecessors inside the started region can ever finish.
+            region = self.plan.region(node)[1]
+            self.remaining = dict.fromkeys(self.plan.nodes, 0)
+            for src in region:
+                for dst, _ in self.plan.forward[src]:
+                    self.remaining[dst] += 1
+        self.activated.add(node)
+        self.pending[node] = value
+
+    async def restore(self, checkpoint: Checkpoint) -> None:
+        """Rebuild the run from a snapshot and replay the journal records after it.
+
+        Raises:
+            CorruptCheckpointError: the checkpoint does not fit this workflow's graph.
+        """
+        snap = checkpoint.snapshot
+        try:
+            self.input = snap["input"]
+            self.rec = snap["rec"]
+            self.state = dict(snap["state"])
+            for node, output in snap["history"]["entries"]:
+                self.history.record(node, output)
+            self.history._latest.update(snap["history"]["latest"])
+            self.history.last_output = snap["history"]["last"]
+            self.pending = dict(snap["pending"])
+            self.inbox = dict(snap["inbox"])
+            self.remaining.update(snap["remaining"])
+            self.activated = set(snap["activated"])
+            self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
+            self.steps = snap["steps"]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptCheckpointError(f"the snapshot of session {self.session_id!r} is malformed: {exc!r}") from exc
+        unknown = [node for node in (*self.pending, *self.status) if node not in self.plan.nodes]
+        if unknown:
+            raise CorruptCheckpointError(
+                f"session {self.session_id!r} was written by a different graph (unknown nodes {unknown}); "
+                "resume it with the workflow that wrote it"
+            )
+        for record in checkpoint.records:
+            node = record["n"]
+            if node not in self.pending:
+                raise CorruptCheckpointError(
+                    f"journal of session {self.session_id!r} completes {node!r}, which was not runnable"
+                )
+            writes = dict(record.get("d", {}))
+            for key in record.get("x", ()):
+                writes[key] = DELETED
+            jump = record.get("j")
+            self.steps += 1
+            self.rec += 1
+            self._merge(node, writes, None)
+            await self._complete(node, record.get("o"), None if jump is None else Next(jump[0], jump[1]))
+
+    # --- driving -----------------------------------------------------------------------
+
+    async def drive(self, layered: bool, parallel: bool) -> None:
+        """Run every pending node and what follows until the graph is done, paused or failed."""
+        ready = sorted(self.pending, key=self.plan.index.__getitem__)
+        if layered:
+            await self._drive_layers(ready, parallel)
+            return
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self._dispatch(ready)
+
+    def _dispatch(self, nodes: list[str]) -> None:
+        # Ready nodes wait in a queue served by workers; exactly one spare worker is kept scheduled
+        # while work waits. Nodes that never suspend are all run by the worker already running
+        # (no task per node); each node that does suspend lets the spare take the next one, so a
+        # ready node never waits for a running node.
+        self.queue.extend(nodes)
+        if not self.spare and self._tg is not None:
+            self.spare = True
+            self._tg.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        self.spare = False
+        queue = self.queue
+        while queue and not self.stopping:
+            node = queue.popleft()
+            if queue and not self.spare:
+                self._dispatch([])
+            await self._drive_from(node)
+
+    async def _drive_from(self, node: str) -> None:
+        while True:
+            start = self.rec
+            outcome = await self._execute(node)
+            if outcome is None:
+                return
+            ready = await self._finish(node, outcome[0], outcome[1], start)
+            if not ready or self.stopping:
+                return
+            if len(ready) > 1:
+                self._dispatch(ready[1:])
+            node = ready[0]
+
+    async def _drive_layers(self, ready: list[str], parallel: bool) -> None:
+        while ready and not self.stopping:
+            start = self.rec
+            outcomes: dict[str, tuple[NodeContext, Any]] = {}
+
+            async def one(node: str, outcomes: dict[str, tuple[NodeContext, Any]] = outcomes) -> None:
+                outcome = await self._execute(node)
+                if outcome is not None:
+                    outcomes[node] = outcome
+
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for node in ready:
+                    if parallel:
+                        tg.start_soon(one, node)
+                    elif not self.stopping:
+                        await one(node)
+            following: list[str] = []
+            for node in ready:
+                if node in outcomes and self.error is None:
+                    following += await self._finish(node, *outcomes[node], start)
+            ready = sorted(set(following), key=self.plan.index.__getitem__)
+
+    async def _execute(self, node: str) -> tuple[NodeContext, Any] | None:
+        """Run one node; None when it paused or failed (recorded on the run)."""
+        self.steps += 1
+        if self.max_steps is not None and self.steps > self.max_steps:
+            self._fail(
+                node,
+                WorkflowMaxStepsExceeded(
+                    f"workflow {self.wf.name!r} exceeded max_steps={self.max_steps} at node {node!r}; "
+                    "raise max_steps or add an exit condition to the loop"
+                ),
+            )
+            return None
+        spec = self.plan.nodes[node]
+        last = self.pending[node]
+        ctx = NodeContext(
+            node,
+            self.input,
+            StateView(self.state),
+            self.history,
+            last,
+            self.session_id,
+            self.resume_values.pop(node, _KEEP),
+        )
+        self.running.add(node)
+        self.status[node] = NodeStatus.RUNNING
+        if self.sink is not None:
+            self._emit("workflow.node.started", {"node": node})
+        token = _current_context.set(ctx)
+        try:
+            kind = spec.kind
+            if spec.timeout is None:
+                if kind == ASYNC:
+                    output = await spec.target(ctx)
+                else:
+                    output = await self._call(kind, spec.target, ctx, last)
+            else:
+                with anyio.fail_after(spec.timeout):
+                    output = await self._call(kind, spec.target, ctx, last)
+        except Interrupt as signal:
+            self.running.discard(node)
+            self.status[node] = NodeStatus.PENDING
+            self.interrupts.append(signal)
+            self.stopping = True
+            return None
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and spec.timeout is not None:
+                exc = WorkflowTimeoutError(f"node {node!r} ran longer than its timeout of {spec.timeout}s")
+            self._fail(node, exc)
+            return None
+        finally:
+            _current_context.reset(token)
+        return ctx, output
+
+    async def _call(self, kind: int, target: Any, ctx: NodeContext, last: Any) -> Any:
+        if kind == ASYNC:
+            return await target(ctx)
+        if kind == SYNC:
+            return await anyio.to_thread.run_sync(target, ctx)
+        if kind == AGENT:
+            return await target.run(last)
+        result = await target.execute(last)
+        if result.paused:
+            raise WorkflowError(
+                f"nested workflow {target.name!r} paused at {result.interrupted_node!r}; "
+                "interrupts inside nested workflows are not supported, interrupt in the outer node instead"
+            )
+        return result.output
+
+    def _fail(self, node: str, exc: BaseException) -> None:
+        self.running.discard(node)
+        self.status[node] = NodeStatus.FAILED
+        if self.error is None:
+            self.error = exc
+            self.failed_node = node
+        self.stopping = True
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    # --- completion --------------------------------------------------------------------
+
+    async def _finish(self, node: str, ctx: NodeContext, output: Any, start: int) -> list[str]:
+        """Merge a finished node and return the nodes it made ready."""
+        if self._shield:
+            with anyio.CancelScope(shield=True):
+                if self._lock is not None:
+                    async with self._lock:
+                        return await self._finish_now(node, ctx, output, start)
+                return await self._finish_now(node, ctx, output, start)
+        return await self._finish_now(node, ctx, output, start)
+
+    async def _finish_now(self, node: str, ctx: NodeContext, output: Any, start: int) -> list[str]:
+        view = ctx.state
+        assert isinstance(view, StateView)
+        writes = view.diff()
+        jump: Next | None = None
+        if type(output) is Next:
+            jump = output
+            if jump.update_state:
+                writes.update(jump.update_state)
+            output = ctx._last if jump.input is None else jump.input
+        self.running.discard(node)
+        self.rec += 1
+        try:
+            self._merge(node, writes, start)
+        except WorkflowStateConflict as exc:
+            self.rec -= 1
+            self._fail(node, exc)
+            return []
+        if ctx._checkpoint:
+            self.manual = True
+        if self.journaling:
+            record: dict[str, Any] = {"n": node, "o": to_json(output)}
+            if writes:
+                record["d"] = {key: value for key, value in writes.items() if value is not DELETED}
+                deleted = [key for key, value in writes.items() if value is DELETED]
+                if deleted:
+                    record["x"] = deleted
+            if jump is not None:
+                record["j"] = [jump.node, to_json(jump.input)]
+            self.journal.append([self.rec, record])
+        if self.sink is not None:
+            self._emit("workflow.node.finished", {"node": node, "output": output})
+            if writes:
+                self._emit(
+                    "workflow.state.diff",
+                    {"node": node, "set": {k: v for k, v in writes.items() if v is not DELETED},
+                     "deleted": [k for k, v in writes.items() if v is DELETED]},
+                )
+        try:
+            ready = await self._complete(node, output, jump)
+        except WorkflowError as exc:
+            self._fail(node, exc)
+            return []
+        if self.journaling:
+            await self.flush()
+        elif self.manual and self.store is not None:
+            self.manual = False
+            await self.snapshot("running")
+        return ready
+
+    def _merge(self, node: str, writes: dict[str, Any], start: int | None) -> None:
+        if not writes:
+            return
+        state = self.state.copy()
+        rules = self.rules
+        writers = self.writers
+        for key, value in writes.items():
+            rule = rules.get(key) if rules else None
+            if rule is not None and value is not DELETED:
+                state[key] = rule(state.get(key, MISSING), value)
+                continue
+            if start is not None:
+                last = writers.get(key)
+                if last is not None and last[1] > start:
+                    raise WorkflowStateConflict(
+                        f"nodes {last[0]!r} and {node!r} ran concurrently and both wrote state key {key!r}; "
+                        f"declare a merge rule (merge_rules={{{key!r}: 'append'}}) or order them with an edge"
+                    )
+            writers[key] = (node, self.rec)
+            if value is DELETED:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        self.state = state
+
+    async def _complete(self, node: str, output: Any, jump: Next | None) -> list[str]:
+        self.status[node] = NodeStatus.SUCCESS
+        self.history.record(node, output)
+        del self.pending[node]
+        ready: list[str] = []
+        plan = self.plan
+        targets: list[str] = []
+        if jump is not None:
+            if jump.node not in plan.nodes:
+                raise WorkflowError(f"node {node!r} jumped to unknown node {jump.node!r}; known: {sorted(plan.nodes)}")
+            if not self.wf.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
+                raise WorkflowError(
+                    f"node {node!r} jumped back to {jump.node!r}, which already ran: that is a cycle; "
+                    "pass allow_cycles=True (and a max_steps bound)"
+                )
+            targets.append(jump.node)
+        else:
+            for dst, condition in plan.back[node]:
+                if condition is None or await self._check(condition, node, dst):
+                    targets.append(dst)
+        region: frozenset[str] = frozenset()
+        if targets:
+            for target in targets:
+                region = region | plan.region(target)[1]
+        for dst, condition in plan.forward[node]:
+            if dst in region:
+                continue
+            taken = jump is None and (condition is None or await self._check(condition, node, dst))
+            self._resolve(dst, taken, output, ready)
+        for target in targets:
+            self._rearm(target, output, ready)
+        return ready
+
+    async def _check(self, condition: Callable[[Any], Any], node: str, dst: str) -> bool:
+        ctx = NodeContext(
+            node, self.input, MappingProxyType(self.state), self.history,  # type: ignore[arg-type]
+            self.history.last_output, self.session_id,
+        )
+        try:
+            verdict = condition(ctx)
+            if hasattr(verdict, "__await__"):
+                verdict = await verdict
+            return bool(verdict)
+        except Exception:
+            logger.warning("condition on edge %r -> %r raised; treating it as false", node, dst, exc_info=True)
+            return False
+
+    def _resolve(self, dst: str, taken: bool, value: Any, ready: list[str]) -> None:
+        stack = [(dst, taken)]
+        forward = self.plan.forward
+        while stack:
+            name, active = stack.pop()
+            if active:
+                self.activated.add(name)
+                self.inbox[name] = value
+            left = self.remaining[name] - 1
+            self.remaining[name] = left
+            if left:
+                continue
+            if name in self.activated:
+                self.pending[name] = self.inbox.pop(name)
+                ready.append(name)
+                continue
+            self.status[name] = NodeStatus.SKIPPED
+            if self.sink is not None:
+                self._emit("workflow.node.skipped", {"node": name})
+            stack.extend((following, False) for following, _ in reversed(forward[name]))
+
+    def _rearm(self, target: str, value: Any, ready: list[str]) -> None:
+        order, members = self.plan.region(target)
+        busy = members & self.running
+        if busy:
+            raise WorkflowError(
+                f"cannot re-run {target!r} while {sorted(busy)} (downstream of it) are still running; "
+                "jump only into parts of the graph that are idle"
+            )
+        indegree = self.plan.indegree
+        for name in order:
+            self.status.pop(name, None)
+            self.activated.discard(name)
+            self.inbox.pop(name, None)
+            self.pending.pop(name, None)
+            self.remaining[name] = indegree[name]
+        if ready:
+            ready[:] = [name for name in ready if name not in members]
+        self.activated.add(target)
+        self.pending[target] = value
+        ready.append(target)
+
+    # --- checkpoints and events --------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write the journal records merged so far (one entry for all of them)."""
+        store = self.store
+        if not self.journal or store is None:
+            return
+        if store.snapshot_due:
+            await self.snapshot("running")
+            return
+        records, self.journal = self.journal, []
+        await store.write_entry(self.run_id, records)
+
+    def capture(self, status: str) -> dict[str, Any]:
+        """The whole run as JSON data; running nodes stay pending so a resume runs them again."""
+        history = self.history
+        indegree = self.plan.indegree
+        interrupt = self.interrupts[0] if self.interrupts else None
+        return {
+            "format": FORMAT,
+            "run": self.run_id,
+            "rec": self.rec,
+            "status": status,
+            "saved_at": time.time(),
+            "input": to_json(self.input),
+            "state": to_json(self.state),
+            "history": {
+                "entries": to_json(history.entries()),
+                "latest": to_json(history._latest),
+                "last": to_json(history.last_output),
+            },
+            "pending": to_json(self.pending),
+            "inbox": to_json(self.inbox),
+            "remaining": {name: left for name, left in self.remaining.items() if left != indegree[name]},
+            "activated": sorted(self.activated),
+            "nodes": {
+                name: (NodeStatus.PENDING if value in (NodeStatus.RUNNING, NodeStatus.FAILED) else value).value
+                for name, value in self.status.items()
+            },
+            "steps": self.steps,
+            "interrupt": None if interrupt is None else {"node": interrupt.node, "payload": to_json(interrupt.payload)},
+        }
+
+    async def snapshot(self, status: str) -> None:
+        """Write a full snapshot; it covers every record merged so far."""
+        if self.store is None:
+            return
+        data = self.capture(status)
+        self.journal = []
+        await self.store.write_snapshot(data)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        assert self.sink is not None
+        self.sink.send_nowait(Event(type=kind, source=self.wf.name, run_id=self.run_id, data=data))

@@ -1,0 +1,252 @@
+"""Teams: several members work on one input at once; every member (ALL) or the first success (RACE)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import anyio
+
+from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
+from gecko.types import TokenUsage
+
+__all__ = ("ExecutionStrategy", "MemberStatus", "MemberResult", "Team")
+
+InputMapper = Callable[[Any, int], Any]
+"""`input_mapper(raw_input, member_index)` returns the input of one member."""
+
+
+class ExecutionStrategy(str, Enum):
+    """How a team runs its members."""
+
+    ALL = "all"
+    """Every member runs to completion (at most `max_concurrent` at once)."""
+    RACE = "race"
+    """The first member to succeed wins; the others are cancelled."""
+
+
+class MemberStatus(str, Enum):
+    """How a member's run ended."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberResult:
+    """The outcome of one member of a team run.
+
+    Attributes:
+        result: What the member returned (None unless `status` is OK).
+        error: Why it did not succeed: the member's exception, `TeamTimeoutError` or `TeamMemberCancelled`.
+        member_index: Position of the member in the team.
+        status: ok, error, timeout or cancelled.
+        latency: Seconds from the member's start to its end (0 if it never started).
+        usage: Tokens spent, when the result carries a `usage` (an agent's `AgentOutput`).
+    """
+
+    result: Any = None
+    error: Exception | None = None
+    member_index: int
+    status: MemberStatus
+    latency: float = 0.0
+    usage: TokenUsage | None = None
+
+    @property
+    def is_success(self) -> bool:
+        """Whether the member returned a result that counts."""
+        return self.status is MemberStatus.OK
+
+    @property
+    def value(self) -> Any:
+        """The member's result.
+
+        Raises:
+            TeamError: the member did not succeed; the member's error is the cause.
+        """
+        if self.status is not MemberStatus.OK:
+            raise TeamError(f"team member {self.member_index} ended with {self.status.value}: {self.error}") from (
+                self.error
+            )
+        return self.result
+
+
+def _entry_point(member: object, index: int) -> tuple[Callable[[Any], Any], bool]:
+    """The callable to run for `member` and whether it is async.
+
+    Agents and teams expose `run(input)`, workflows `execute(input)`; anything else callable is
+    called with the input.
+    """
+    for name in ("run", "execute"):
+        method = getattr(member, name, None)
+        if callable(method):
+            break
+    else:
+        if not callable(member):
+            raise ConfigurationError(
+                f"team member {index} ({type(member).__name__}) is not runnable: give it an async "
+                "`run(input)` method, or pass a function of one argument"
+            )
+        method = member
+    # A callable object with `async def __call__` is async too.
+    is_async = inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(type(method).__call__)
+    return method, is_async
+
+
+class _Race:
+    """The shared state of one RACE run."""
+
+    __slots__ = ("scope", "winner")
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+        self.winner: int | None = None
+
+
+class Team:
+    """Members (agents, workflows, teams, sync or async callables) run concurrently on one input.
+
+    With `ExecutionStrategy.ALL`, `run` returns one `MemberResult` per member, in member order;
+    a failing member is reported in its result, never raised. With `RACE`, the first member to
+    succeed wins: the others are cancelled and awaited before `run` returns, which lists the
+    winner first and then every other member (as error or cancelled); when no member succeeds,
+    every member's failed result comes back, in member order.
+
+    Sync callables run in worker threads. A thread cannot be interrupted: a cancelled or timed-out
+    sync member is awaited until its function returns, so nothing outlives `run`.
+
+    Args:
+        members: What runs; see above.
+        name: Names the team (a workflow node name, logs).
+        strategy: ALL or RACE.
+        max_concurrent: At most this many members run at once; None for no limit.
+        input_mapper: `input_mapper(raw_input, member_index)` gives each member its own input
+            (sharding); members get the raw input when None. An error in it fails that member only.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[object],
+        *,
+        name: str = "team",
+        strategy: ExecutionStrategy = ExecutionStrategy.ALL,
+        max_concurrent: int | None = None,
+        input_mapper: InputMapper | None = None,
+    ) -> None:
+        if not members:
+            raise ConfigurationError("a team needs at least one member")
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ConfigurationError(f"max_concurrent must be at least 1 (or None for no limit), got {max_concurrent}")
+        self.members = list(members)
+        self.name = name
+        self.strategy = ExecutionStrategy(strategy)
+        self.max_concurrent = max_concurrent
+        self.input_mapper = input_mapper
+        self._entries = [_entry_point(member, index) for index, member in enumerate(self.members)]
+
+    def __repr__(self) -> str:
+        return f"Team({self.name!r}, {len(self.members)} members, {self.strategy.value})"
+
+    async def run(self, input: Any, *, timeout: float | None = None) -> list[MemberResult]:  # noqa: ASYNC109 - a team-wide deadline is the API
+        """Run the members on `input` and report every outcome.
+
+        Args:
+            input: Given to every member, or to `input_mapper`.
+            timeout: Seconds for the whole team; members still running then are cancelled and
+                reported with status timeout, finished ones keep their results.
+        """
+        outcomes: list[MemberResult | None] = [None] * len(self.members)
+        started: list[float | None] = [None] * len(self.members)
+        limiter = anyio.Semaphore(self.max_concurrent) if self.max_concurrent else None
+        race: _Race | None = None
+        with anyio.move_on_after(timeout):
+            async with anyio.create_task_group() as group:
+                if self.strategy is ExecutionStrategy.RACE:
+                    race = _Race(group.cancel_scope)
+                for index in range(len(self.members)):
+                    group.start_soon(self._run_member, index, input, outcomes, started, limiter, race)
+        ended = time.perf_counter()
+        winner = None if race is None else race.winner
+        results = [
+            outcome if outcome is not None else self._unfinished(index, started[index], ended, winner is not None)
+            for index, outcome in enumerate(outcomes)
+        ]
+        if winner is None:
+            return results
+        return [results[winner], *(result for result in results if result.member_index != winner)]
+
+    async def _run_member(
+        self,
+        index: int,
+        raw: Any,
+        outcomes: list[MemberResult | None],
+        started: list[float | None],
+        limiter: anyio.Semaphore | None,
+        race: _Race | None,
+    ) -> None:
+        try:
+            value = raw if self.input_mapper is None else self.input_mapper(raw, index)
+            if limiter is None:
+                started[index] = time.perf_counter()
+                result = await self._invoke(index, value)
+            else:
+                async with limiter:
+                    started[index] = time.perf_counter()
+                    result = await self._invoke(index, value)
+        except Exception as exc:
+            outcomes[index] = MemberResult(
+                error=exc, member_index=index, status=MemberStatus.ERROR, latency=_since(started[index])
+            )
+            return
+        latency = _since(started[index])
+        if race is not None:
+            # Check and set with no await in between: one event loop runs every member, so
+            # exactly one can pass this test, even when several finish in the same tick.
+            if race.winner is not None:
+                outcomes[index] = MemberResult(
+                    error=TeamMemberCancelled(f"member {index} finished after member {race.winner} won the race"),
+                    member_index=index,
+                    status=MemberStatus.CANCELLED,
+                    latency=latency,
+                )
+                return
+            race.winner = index
+            race.scope.cancel()
+        usage = getattr(result, "usage", None)
+        outcomes[index] = MemberResult(
+            result=result,
+            member_index=index,
+            status=MemberStatus.OK,
+            latency=latency,
+            usage=usage if isinstance(usage, TokenUsage) else None,
+        )
+
+    async def _invoke(self, index: int, value: Any) -> Any:
+        function, is_async = self._entries[index]
+        if is_async:
+            return await function(value)
+        result = await anyio.to_thread.run_sync(functools.partial(function, value))
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def _unfinished(self, index: int, start: float | None, ended: float, lost_race: bool) -> MemberResult:
+        latency = 0.0 if start is None else ended - start
+        if lost_race:
+            error: Exception = TeamMemberCancelled(f"member {index} was cancelled: another member won the race")
+            return MemberResult(error=error, member_index=index, status=MemberStatus.CANCELLED, latency=latency)
+        error = TeamTimeoutError(
+            f"member {index} of team {self.name!r} did not finish within the timeout; raise `timeout` or speed it up"
+        )
+        return MemberResult(error=error, member_index=index, status=MemberStatus.TIMEOUT, latency=latency)
+
+
+def _since(start: float | None) -> float:
+    return 0.0 if start is None else time.perf_counter() - start

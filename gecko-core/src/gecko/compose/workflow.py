@@ -1,0 +1,441 @@
+"""The workflow engine: a graph of nodes run as soon as their own predecessors are done.
+
+Semantics in short:
+
+- Scheduling counts dependencies: a node starts the moment every predecessor has finished or
+  been skipped, never waiting for an unrelated slower node (`scheduling="layered"` runs whole
+  topological layers in lockstep instead, which fixes the merge order completely).
+- Each running node gets a copy-on-write view of the state and the one shared history; its
+  writes merge when it finishes. A key written by a node that ran concurrently (and was not
+  visible to the writer) is a `WorkflowStateConflict` unless the key has a merge rule.
+- Conditional edges (sync or async; raising counts as false) skip nodes; skipped nodes are not
+  in the history and their descendants are skipped unless another taken path reaches them.
+- With storage, the `ALWAYS` strategy journals every completion and snapshots periodically.
+  Resume never re-runs a completed node; a node running at a crash runs again (at-least-once),
+  so nodes with outside effects should be idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+import anyio
+
+from gecko.compose._checkpoint import Checkpoint, CheckpointStore
+from gecko.compose._engine import Run
+from gecko.compose._graph import NodeSpec, Plan, compile_plan, node_kind
+from gecko.compose._state import History, MergeRule, resolve_merge_rule
+from gecko.compose.nodes import NodeStatus
+from gecko.errors import (
+    CheckpointError,
+    ConfigurationError,
+    WorkflowDefinitionError,
+    WorkflowError,
+    WorkflowTimeoutError,
+)
+from gecko.plugins.storage import Lease, Storage
+from gecko.types import Event
+
+__all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
+
+logger = logging.getLogger("gecko.workflow")
+
+_NO_VALUE: Any = object()
+_SAVE_BOUND_S = 10.0
+
+
+class CheckpointStrategy(str, Enum):
+    """When a workflow with storage writes checkpoints.
+
+    ALWAYS: after every node (journal entry) and at the end. FINAL: at the end, and when the run
+    pauses, fails or times out. MANUAL: only when a node calls `ctx.request_checkpoint()` and when
+    the run pauses.
+    """
+
+    ALWAYS = "always"
+    FINAL = "final"
+    MANUAL = "manual"
+
+
+@dataclass
+class WorkflowResult:
+    """The outcome of `execute` or `resume`.
+
+    Attributes:
+        output: The last output (of the node that finished last).
+        state: The final state.
+        session_id: Pass it to `resume` to continue a paused or interrupted run.
+        status: "completed" or "paused".
+        history: The run's history (outputs by node name; skipped nodes absent).
+        node_status: Every node that ran or was skipped, with its status.
+        steps: How many node executions the run took, including resumed parts.
+        interrupt: The payload a node passed to `interrupt()`, when paused.
+        interrupted_node: The node that asked for input, when paused.
+    """
+
+    output: Any
+    state: dict[str, Any]
+    session_id: str
+    status: Literal["completed", "paused"]
+    history: History
+    node_status: dict[str, NodeStatus] = field(default_factory=dict)
+    steps: int = 0
+    interrupt: Any = None
+    interrupted_node: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        """Whether the run waits for `resume(session_id, value)`."""
+        return self.status == "paused"
+
+    def __str__(self) -> str:
+        return str(self.output)
+
+
+class Workflow:
+    """A graph of nodes with conditional edges, jumps, copy-on-write state and checkpoints.
+
+    Args:
+        name: Names the workflow in checkpoints, events and errors.
+        storage: Where checkpoints go (`await create_storage(url)`); None keeps nothing durable.
+        checkpoint_strategy: ALWAYS, FINAL or MANUAL (see `CheckpointStrategy`).
+        enable_parallel: Run independent nodes concurrently; False runs one node at a time in layer order.
+        allow_cycles: Permit cycles (back edges and backward `Next` jumps).
+        max_steps: Bound on node executions per run; defaults to 1000 when cycles are allowed.
+        timeout: Seconds the whole run may take before `WorkflowTimeoutError`.
+        merge_rules: State key -> "append", "add", "merge" (dict) or `fn(current, contribution)`;
+            under a rule a node's write is a contribution merged into the current value.
+        scheduling: "eager" (dependency counting) or "layered" (lockstep topological layers).
+        history_limit: How many executions the history retains (latest output per node always kept).
+        snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
+        fence: A storage lease passed to every checkpoint write (fencing for session ownership).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        storage: Storage | None = None,
+        checkpoint_strategy: CheckpointStrategy = CheckpointStrategy.ALWAYS,
+        enable_parallel: bool = True,
+        allow_cycles: bool = False,
+        max_steps: int | None = None,
+        timeout: float | None = None,
+        merge_rules: Mapping[str, MergeRule] | None = None,
+        scheduling: Literal["eager", "layered"] = "eager",
+        history_limit: int = 1000,
+        snapshot_every: int = 64,
+        fence: Lease | None = None,
+    ) -> None:
+        if scheduling not in ("eager", "layered"):
+            raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
+        if history_limit < 1:
+            raise ConfigurationError(f"history_limit must be at least 1, got {history_limit}")
+        self.name = name
+        self.storage = storage
+        self.checkpoint_strategy = CheckpointStrategy(checkpoint_strategy)
+        self.enable_parallel = enable_parallel
+        self.allow_cycles = allow_cycles
+        self.max_steps = max_steps if max_steps is not None else (1000 if allow_cycles else None)
+        self.timeout = timeout
+        self.scheduling = scheduling
+        self.history_limit = history_limit
+        self.snapshot_every = snapshot_every
+        self.fence = fence
+        self._nodes: dict[str, NodeSpec] = {}
+        self._edges: list[tuple[str, str, Callable[[Any], Any] | None]] = []
+        self._entry: str | None = None
+        self._rules: dict[str, Callable[[Any, Any], Any]] = {}
+        self._plan: Plan | None = None
+        self._local: Storage | None = None
+        for key, rule in (merge_rules or {}).items():
+            self.set_merge_rule(key, rule)
+
+    # --- building ------------------------------------------------------------------------
+
+    def add_node(
+        self, name: str, node: Any, *, timeout: float | None = None, writes: tuple[str, ...] = ()
+    ) -> Workflow:
+        """Add a node: a function `fn(ctx)` (sync or async) or `@step`, an agent or team
+        (`async run(input)`, given the last output), or another `Workflow`.
+
+        Args:
+            name: Unique node name.
+            node: What runs.
+            timeout: Seconds this node may run (overrides the step's own timeout).
+            writes: State keys the node writes, checked against parallel branches at build time.
+        """
+        if name in self._nodes:
+            raise WorkflowDefinitionError(f"node {name!r} already exists; node names must be unique")
+        kind, target, own_timeout, declared = node_kind(node)
+        self._nodes[name] = NodeSpec(
+            name, target, kind, timeout if timeout is not None else own_timeout, declared | frozenset(writes)
+        )
+        self._plan = None
+        return self
+
+    def add_edge(self, src: str, dst: str, condition: Callable[[Any], Any] | None = None) -> Workflow:
+        """Run `dst` after `src`; with `condition(ctx) -> bool` (sync or async) only when it holds."""
+        self._edges.append((src, dst, condition))
+        self._plan = None
+        return self
+
+    def set_entry_point(self, name: str) -> Workflow:
+        """The node a run starts with."""
+        self._entry = name
+        self._plan = None
+        return self
+
+    def set_merge_rule(self, key: str, rule: MergeRule) -> Workflow:
+        """Let concurrent nodes write `key`: "append", "add", "merge" or `fn(current, contribution)`."""
+        self._rules[key] = resolve_merge_rule(key, rule)
+        self._plan = None
+        return self
+
+    def compile(self) -> Plan:
+        """Validate the graph (done automatically before a run).
+
+        Raises:
+            WorkflowDefinitionError: what is wrong with the graph and how to fix it.
+        """
+        if self._plan is None:
+            self._plan = compile_plan(
+                self._entry, self._nodes, self._edges, allow_cycles=self.allow_cycles, merge_keys=frozenset(self._rules)
+            )
+        return self._plan
+
+    @property
+    def layers(self) -> list[list[str]]:
+        """The topological layers of the graph (back edges ignored)."""
+        return [list(layer) for layer in self.compile().layers]
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart; conditional edges dashed, back edges labelled."""
+        plan = self.compile()
+        ids = {name: f"n{position}" for position, name in enumerate(plan.nodes)}
+        lines = ["flowchart TD"]
+        for name, node_id in ids.items():
+            label = name.replace('"', "'")
+            shape = f'(["{label}"])' if name == plan.entry else f'["{label}"]'
+            lines.append(f"    {node_id}{shape}")
+        back = {(src, dst) for src, out in plan.back.items() for dst, _ in out}
+        for src, dst, condition in self._edges:
+            arrow = "-.->" if condition is not None else "-->"
+            if (src, dst) in back:
+                lines.append(f"    {ids[src]} {arrow}|loop| {ids[dst]}")
+            else:
+                lines.append(f"    {ids[src]} {arrow} {ids[dst]}")
+        return "\n".join(lines)
+
+    # --- running -------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        input: Any = None,
+        *,
+        session_id: str | None = None,
+        start_node: str | None = None,
+        _resume_context: Mapping[str, Any] | None = None,
+    ) -> WorkflowResult:
+        """Run the workflow; an unfinished checkpoint of `session_id` is resumed instead.
+
+        Args:
+            input: The entry node's last output, and `ctx.input` for every node.
+            session_id: Names the run's checkpoint; generated when omitted.
+            start_node: Begin here instead of the entry point.
+            _resume_context: Starting "state", "last_output" and "history" (a node -> output mapping).
+
+        Raises:
+            WorkflowError: a node failed (the cause is chained), a jump or merge was invalid.
+            WorkflowStateConflict: concurrent nodes wrote one key without a merge rule.
+            WorkflowMaxStepsExceeded: the run exceeded `max_steps`.
+            WorkflowTimeoutError: the run or a node exceeded its timeout.
+            CheckpointError: checkpoints could not be written or read (`CorruptCheckpointError`).
+        """
+        return await self._run(input, session_id, start_node, _resume_context, resuming=False, value=_NO_VALUE)
+
+    async def resume(self, session_id: str, value: Any = None) -> WorkflowResult:
+        """Continue a paused or interrupted run; `value` is what the paused node's `interrupt()` returns.
+
+        Completed nodes never run again; nodes that were running when the process stopped run again.
+
+        Raises:
+            CheckpointError: there is no checkpoint for `session_id`.
+            CorruptCheckpointError: the checkpoint cannot be read.
+        """
+        return await self._run(None, session_id, None, None, resuming=True, value=value)
+
+    async def stream(
+        self, input: Any = None, *, session_id: str | None = None, start_node: str | None = None
+    ) -> AsyncIterator[Event]:
+        """Run the workflow, yielding `workflow.node.started` / `.finished` / `.skipped`,
+        `workflow.state.diff` and finally `workflow.finished` or `workflow.paused` events.
+
+        Use it as `async with contextlib.aclosing(wf.stream(x)) as events:` when you may stop early.
+        """
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        failure: list[BaseException] = []
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    result = await self._run(
+                        input, session_id, start_node, None, resuming=False, value=_NO_VALUE, sink=send
+                    )
+                except Exception as exc:
+                    failure.append(exc)
+                    return
+                kind = "workflow.paused" if result.paused else "workflow.finished"
+                data = {"status": result.status, "output": result.output, "session_id": result.session_id}
+                if result.paused:
+                    data["interrupt"] = result.interrupt
+                    data["node"] = result.interrupted_node
+                send.send_nowait(Event(type=kind, source=self.name, run_id=result.session_id, data=data))
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            async for event in receive:
+                yield event
+        if failure:
+            raise failure[0]
+
+    def _store(self, session_id: str) -> tuple[CheckpointStore, bool]:
+        storage = self.storage
+        durable = storage is not None
+        if storage is None:
+            if self._local is None:
+                from gecko.plugins.storage.memory import MemoryStorage
+
+                self._local = MemoryStorage()
+            storage = self._local
+        return CheckpointStore(storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence), durable
+
+    async def _run(
+        self,
+        input: Any,
+        session_id: str | None,
+        start_node: str | None,
+        resume_context: Mapping[str, Any] | None,
+        *,
+        resuming: bool,
+        value: Any,
+        sink: Any = None,
+    ) -> WorkflowResult:
+        plan = self.compile()
+        if start_node is not None and start_node not in plan.nodes:
+            raise WorkflowDefinitionError(f"start_node {start_node!r} is not a node; known: {sorted(plan.nodes)}")
+        sid = session_id or uuid.uuid4().hex
+        store, durable = self._store(sid)
+        checkpoint: Checkpoint | None = None
+        if session_id is not None:
+            checkpoint = await store.load()
+        if resuming and checkpoint is None:
+            raise CheckpointError(f"workflow {self.name!r} has no checkpoint for session {sid!r}; run execute() first")
+        strategy = self.checkpoint_strategy
+        if checkpoint is not None and checkpoint.snapshot["status"] == "completed":
+            if resuming:
+                return self._stored_result(plan, checkpoint, sid)
+            checkpoint = None
+        run_id = uuid.uuid4().hex if checkpoint is None else str(checkpoint.snapshot["run"])
+        run = Run(
+            self, plan, sid, run_id, store=store, journal=durable and strategy is CheckpointStrategy.ALWAYS, sink=sink
+        )
+        if checkpoint is not None:
+            if not resuming:
+                logger.info("workflow %r resumes unfinished session %r; its new input is ignored", self.name, sid)
+            await run.restore(checkpoint)
+            paused = checkpoint.snapshot.get("interrupt")
+            if value is not _NO_VALUE and isinstance(paused, dict):
+                run.resume_values[paused["node"]] = value
+        else:
+            context = resume_context or {}
+            for node, output in dict(context.get("history", {})).items():
+                run.history.record(node, output)
+            run.state = dict(context.get("state", {}))
+            first = start_node or plan.entry
+            run.start(first, context.get("last_output", input), input=input)
+            if run.journaling:
+                await run.snapshot("running")
+        saves = durable and strategy is not CheckpointStrategy.MANUAL
+        layered = self.scheduling == "layered" or not self.enable_parallel
+        timed_out = False
+        try:
+            if self.timeout is None:
+                await run.drive(layered, self.enable_parallel)
+            else:
+                with anyio.move_on_after(self.timeout) as scope:
+                    await run.drive(layered, self.enable_parallel)
+                timed_out = scope.cancelled_caught
+        except anyio.get_cancelled_exc_class():
+            if saves:
+                await self._save(run, "cancelled")
+            raise
+        if timed_out:
+            if saves:
+                await self._save(run, "timeout")
+            raise WorkflowTimeoutError(
+                f"workflow {self.name!r} did not finish within {self.timeout}s; nodes still running: "
+                f"{sorted(run.running)}; resume session {sid!r} to continue"
+            )
+        if run.error is not None:
+            if saves:
+                await self._save(run, "failed")
+            error = run.error
+            if isinstance(error, WorkflowError):
+                raise error
+            raise WorkflowError(
+                f"node {run.failed_node!r} of workflow {self.name!r} failed: {type(error).__name__}: {error}; "
+                f"fix the cause and resume session {sid!r}"
+            ) from error
+        if run.interrupts:
+            await self._save(run, "paused")
+            signal = run.interrupts[0]
+            return self._result(run, "paused", interrupt=signal.payload, node=signal.node)
+        if saves:
+            await self._save(run, "completed")
+        return self._result(run, "completed")
+
+    async def _save(self, run: Run, status: str) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_SAVE_BOUND_S):
+            await run.snapshot(status)
+
+    def _result(
+        self, run: Run, status: Literal["completed", "paused"], *, interrupt: Any = None, node: str | None = None
+    ) -> WorkflowResult:
+        return WorkflowResult(
+            output=run.history.last_output,
+            state=run.state,
+            session_id=run.session_id,
+            status=status,
+            history=run.history,
+            node_status=dict(run.status),
+            steps=run.steps,
+            interrupt=interrupt,
+            interrupted_node=node,
+        )
+
+    def _stored_result(self, plan: Plan, checkpoint: Checkpoint, session_id: str) -> WorkflowResult:
+        snap = checkpoint.snapshot
+        history = History(self.history_limit)
+        for node, output in snap["history"]["entries"]:
+            history.record(node, output)
+        history._latest.update(snap["history"]["latest"])
+        history.last_output = snap["history"]["last"]
+        return WorkflowResult(
+            output=history.last_output,
+            state=dict(snap["state"]),
+            session_id=session_id,
+            status="completed",
+            history=history,
+            node_status={node: NodeStatus(value) for node, value in snap["nodes"].items() if node in plan.nodes},
+            steps=snap["steps"],
+        )
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, nodes={len(self._nodes)})"

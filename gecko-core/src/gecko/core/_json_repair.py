@@ -1,0 +1,238 @@
+"""A bounded, tolerant JSON reader for what weak models write around and inside their JSON.
+
+It accepts code fences, surrounding prose, trailing commas, single-quoted strings, bare
+identifier keys and the Python literals `True`/`False`/`None`. It never completes truncated
+input, and bounds nesting depth, number length and input size, so hostile text ends in a
+`JSONRepairError`, never a crash.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+__all__ = ("JSONRepairError", "loads_lenient")
+
+_FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)(?:```|\Z)", re.DOTALL)
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_WHITESPACE = " \t\r\n"
+_LITERALS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_MAX_NUMBER_CHARS = 400
+_MAX_START_ATTEMPTS = 16
+
+
+class JSONRepairError(ValueError):
+    """The text holds no complete JSON value within the bounds.
+
+    `truncated` marks text that ended inside a value; `bound` marks a value beyond the limits.
+    """
+
+    def __init__(self, message: str, position: int, *, truncated: bool = False, bound: bool = False) -> None:
+        super().__init__(f"{message} at position {position}")
+        self.position = position
+        self.truncated = truncated
+        self.bound = bound
+
+
+class _Reader:
+    __slots__ = ("max_depth", "text")
+
+    def __init__(self, text: str, max_depth: int) -> None:
+        self.text = text
+        self.max_depth = max_depth
+
+    def fail(self, message: str, position: int) -> JSONRepairError:
+        return JSONRepairError(message, position, truncated=position >= len(self.text))
+
+    def skip(self, position: int) -> int:
+        text = self.text
+        while position < len(text) and text[position] in _WHITESPACE:
+            position += 1
+        return position
+
+    def value(self, position: int, depth: int) -> tuple[Any, int]:
+        position = self.skip(position)
+        if position >= len(self.text):
+            raise self.fail("expected a value", position)
+        char = self.text[position]
+        if char == "{":
+            return self.object(position + 1, depth + 1)
+        if char == "[":
+            return self.array(position + 1, depth + 1)
+        if char in "\"'":
+            return self.string(position)
+        if char == "-" or char.isdigit():
+            return self.number(position)
+        match = _IDENTIFIER.match(self.text, position)
+        if match and match.group() in _LITERALS:
+            return _LITERALS[match.group()], match.end()
+        raise self.fail(f"unexpected {char!r}", position)
+
+    def check_depth(self, depth: int, position: int) -> None:
+        if depth > self.max_depth:
+            raise JSONRepairError(f"nesting deeper than {self.max_depth} levels", position, bound=True)
+
+    def object(self, position: int, depth: int) -> tuple[dict[str, Any], int]:
+        self.check_depth(depth, position)
+        result: dict[str, Any] = {}
+        text = self.text
+        while True:
+            position = self.skip(position)
+            if position >= len(text):
+                raise self.fail("unterminated object", position)
+            if text[position] == "}":
+                return result, position + 1
+            if text[position] in "\"'":
+                key, position = self.string(position)
+            else:
+                match = _IDENTIFIER.match(text, position)
+                if not match:
+                    raise self.fail("expected a key", position)
+                key, position = match.group(), match.end()
+            position = self.skip(position)
+            if position >= len(text) or text[position] != ":":
+                raise self.fail("expected ':'", position)
+            result[key], position = self.value(position + 1, depth)
+            position = self.skip(position)
+            if position < len(text) and text[position] == ",":
+                position += 1
+            elif position < len(text) and text[position] != "}":
+                raise self.fail("expected ',' or '}'", position)
+
+    def array(self, position: int, depth: int) -> tuple[list[Any], int]:
+        self.check_depth(depth, position)
+        result: list[Any] = []
+        text = self.text
+        while True:
+            position = self.skip(position)
+            if position >= len(text):
+                raise self.fail("unterminated array", position)
+            if text[position] == "]":
+                return result, position + 1
+            item, position = self.value(position, depth)
+            result.append(item)
+            position = self.skip(position)
+            if position < len(text) and text[position] == ",":
+                position += 1
+            elif position < len(text) and text[position] != "]":
+                raise self.fail("expected ',' or ']'", position)
+
+    def string(self, position: int) -> tuple[str, int]:
+        text = self.text
+        quote = text[position]
+        position += 1
+        parts: list[str] = []
+        start = position
+        while True:
+            end = _find_either(text, quote, "\\", position)
+            if end < 0:
+                raise self.fail("unterminated string", len(text))
+            if text[end] == quote:
+                parts.append(text[start:end])
+                return "".join(parts), end + 1
+            parts.append(text[start:end])
+            if end + 1 >= len(text):
+                raise self.fail("unterminated string", len(text))
+            escape = text[end + 1]
+            if escape == "u":
+                digits = text[end + 2 : end + 6]
+                if len(digits) < 4:
+                    raise self.fail("unterminated \\u escape", len(text))
+                try:
+                    code = int(digits, 16)
+                except ValueError:
+                    raise self.fail("bad \\u escape", end) from None
+                position = end + 6
+                # A UTF-16 surrogate pair, as JSON writes characters beyond the BMP.
+                if 0xD800 <= code < 0xDC00 and text.startswith("\\u", position):
+                    try:
+                        low = int(text[position + 2 : position + 6], 16)
+                    except ValueError:
+                        low = 0
+                    if 0xDC00 <= low < 0xE000:
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        position += 6
+                parts.append(chr(code))
+            else:
+                parts.append(_ESCAPES.get(escape, escape))
+                position = end + 2
+            start = position
+
+    def number(self, position: int) -> tuple[int | float, int]:
+        match = _NUMBER.match(self.text, position)
+        if not match:
+            raise self.fail("malformed number", position)
+        token = match.group()
+        if len(token) > _MAX_NUMBER_CHARS:
+            raise JSONRepairError(f"number longer than {_MAX_NUMBER_CHARS} characters", position, bound=True)
+        if match.group(1) is None and match.group(2) is None:
+            return int(token), match.end()
+        number = float(token)
+        if not math.isfinite(number):
+            raise JSONRepairError("number out of range", position, bound=True)
+        return number, match.end()
+
+
+def _find_either(text: str, first: str, second: str, start: int) -> int:
+    a = text.find(first, start)
+    b = text.find(second, start)
+    if a < 0:
+        return b
+    if b < 0:
+        return a
+    return min(a, b)
+
+
+def _read_value(text: str, max_depth: int, *, whole: bool) -> Any:
+    reader = _Reader(text, max_depth)
+    value, end = reader.value(0, 0)
+    if whole and reader.skip(end) != len(text):
+        raise JSONRepairError("unexpected text after the value", end)
+    return value
+
+
+def _candidates(text: str) -> list[str]:
+    """Fenced blocks first (a model that fences means the fence), then the text itself."""
+    if "```" not in text:
+        return [text]
+    blocks = [match.group(1).strip() for match in _FENCE.finditer(text)]
+    return [block for block in blocks if block] + [text]
+
+
+def loads_lenient(text: str, *, max_depth: int = 64, max_chars: int = 1_000_000) -> Any:
+    """The first complete JSON value in `text`, read tolerantly.
+
+    Raises:
+        JSONRepairError: No complete value was found within the bounds.
+    """
+    if len(text) > max_chars:
+        raise JSONRepairError(f"text longer than {max_chars} characters", max_chars, bound=True)
+    errors: list[JSONRepairError] = []
+    for candidate in _candidates(text):
+        try:
+            return _read_value(candidate.strip(), max_depth, whole=True)
+        except JSONRepairError as exc:
+            errors.append(exc)
+        # Prose around the value: read from each opening bracket. A read that ran into the end of
+        # the text is truncated, and one beyond the bounds is too big: no fragment of either is
+        # the answer, so the search stops there.
+        start = -1
+        for _ in range(_MAX_START_ATTEMPTS):
+            start = _next_bracket(candidate, start + 1)
+            if start < 0:
+                break
+            try:
+                return _read_value(candidate[start:], max_depth, whole=False)
+            except JSONRepairError as exc:
+                errors.append(exc)
+                if exc.truncated or exc.bound:
+                    break
+    decisive = [error for error in errors if error.truncated or error.bound]
+    raise (decisive or errors or [JSONRepairError("no JSON value found", 0)])[0]
+
+
+def _next_bracket(text: str, start: int) -> int:
+    return _find_either(text, "{", "[", start)

@@ -1,0 +1,351 @@
+"""`Agent`: a model, tools, a prompt and a memory, run by the ReAct engine, with optional sessions.
+
+A session id keeps the conversation in a storage (any URL: `memory://`, `sqlite:///...`,
+`redis://...`) under the key `gecko:agent:<session id>`, as JSON. A run that pauses for tool
+approvals is saved the same way, so `resume` works from another process when the storage is
+shared; without a storage the agent keeps sessions in an in-process `memory://` store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from gecko.core.engine import Memory, PausedOutput, PendingApproval, ReActEngine, RunState, UsageLimits
+from gecko.core.events import EventBus, FinalOutput, StreamEvent
+from gecko.core.toolbox import Tool, ToolBox
+from gecko.errors import ApprovalError, ConfigurationError, CorruptCheckpointError
+from gecko.plugins.models import ChatModel
+from gecko.plugins.storage import Storage
+from gecko.types import AgentOutput, Message
+
+if TYPE_CHECKING:
+    from gecko.core.structure import StructureEngine
+
+__all__ = ("Agent", "PausedOutput", "PendingApproval", "StrategyChoice", "UsageLimits", "session_key")
+
+SESSION_KEY_PREFIX = "gecko:agent:"
+
+StrategyChoice = Literal["auto", "native", "tool", "grammar", "prompted"]
+"""How structured output is obtained: chosen from the model's capabilities, or one forced strategy."""
+
+
+def session_key(session_id: str) -> str:
+    """The storage key holding a session's conversation."""
+    return SESSION_KEY_PREFIX + session_id
+
+
+class Agent:
+    """Answers inputs with a model that may call tools; build one with `AgentBuilder`.
+
+    Args:
+        model: the chat model.
+        tools: `Tool`s or plain functions, or a ready `ToolBox`.
+        system_prompt: the first message of every request.
+        memory: chooses the window of the conversation sent to the model (e.g. `TokenMemory`).
+        output_type: a pydantic model the final answer is parsed into (`AgentOutput.data`).
+        structure_strategy: `"auto"`, `"native"`, `"tool"`, `"grammar"` or `"prompted"`.
+        structure_retries: re-asks per structured-output strategy.
+        session_id: default session of `run`/`stream`; each call may pass another.
+        storage: where sessions live: a `Storage` or a storage URL (opened on first use and
+            closed by `aclose`); an in-process `memory://` store when None.
+        max_turns, max_repeated_tool_calls, max_tool_retries, usage_limits: see `ReActEngine`.
+        event_bus: subscribers and middleware; a private bus when None.
+        name: the `source` of this agent's events and hook calls.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        tools: ToolBox | Iterable[Tool | Callable[..., Any]] = (),
+        system_prompt: str | None = None,
+        memory: Memory | None = None,
+        output_type: type[Any] | None = None,
+        structure_strategy: StrategyChoice = "auto",
+        structure_retries: int = 2,
+        session_id: str | None = None,
+        storage: Storage | str | None = None,
+        max_turns: int = 10,
+        max_repeated_tool_calls: int = 3,
+        max_tool_retries: int = 2,
+        usage_limits: UsageLimits | None = None,
+        event_bus: EventBus | None = None,
+        name: str = "agent",
+    ) -> None:
+        if not isinstance(model, ChatModel):
+            raise ConfigurationError(
+                f"model must be a ChatModel, got {type(model).__name__}; use create_model('provider:model')"
+            )
+        toolbox = tools if isinstance(tools, ToolBox) else ToolBox(tools)
+        self._engine = ReActEngine(
+            model,
+            toolbox,
+            name=name,
+            system_prompt=system_prompt,
+            memory=memory,
+            max_turns=max_turns,
+            max_repeated_tool_calls=max_repeated_tool_calls,
+            max_tool_retries=max_tool_retries,
+            usage_limits=usage_limits,
+            bus=event_bus,
+        )
+        self.output_type = output_type
+        self.structure_strategy = structure_strategy
+        self.structure_retries = structure_retries
+        self.session_id = session_id
+        self._storage_spec = storage
+        self._storage: Storage | None = storage if isinstance(storage, Storage) else None
+        self._owns_storage = False
+        self._storage_lock: anyio.Lock | None = None
+        self._structures: dict[type[Any], StructureEngine[Any]] = {}
+
+    # --- configuration -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The agent's name (the `source` of its events)."""
+        return self._engine.name
+
+    @property
+    def model(self) -> ChatModel:
+        """The chat model."""
+        return self._engine.model
+
+    @property
+    def toolbox(self) -> ToolBox:
+        """The tools the model may call."""
+        return self._engine.toolbox
+
+    @property
+    def events(self) -> EventBus:
+        """The bus this agent publishes on; subscribe or add middleware here."""
+        return self._engine.bus
+
+    @property
+    def engine(self) -> ReActEngine:
+        """The ReAct engine running this agent."""
+        return self._engine
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run(
+        self,
+        input: Any,
+        *,
+        session_id: str | None = None,
+        output_type: type[Any] | None = None,
+        usage_limits: UsageLimits | None = None,
+    ) -> AgentOutput:
+        """Answer `input` (text, a `Message`, or a list of messages).
+
+        Returns the `AgentOutput` (`data` holds the parsed `output_type`), or a `PausedOutput`
+        when a tool needs approval: pass its `session_id` to `resume`.
+
+        Raises:
+            MaxTurnsExceeded, ToolLoopDetected, UsageLimitExceeded, StructuredOutputError,
+            UnknownToolError, ToolArgumentsError, ModelOutputError: see `ReActEngine`.
+            ApprovalError: the session waits for approvals; call `resume` first.
+        """
+        events = self._events(input, session_id, output_type, usage_limits, stream=False, approvals=None)
+        return await _final(events)
+
+    def stream(
+        self,
+        input: Any,
+        *,
+        session_id: str | None = None,
+        output_type: type[Any] | None = None,
+        usage_limits: UsageLimits | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Answer `input`, yielding `TextDelta`, `ToolStarted`, `ToolFinished` and finally `FinalOutput`.
+
+        The `FinalOutput` carries the same output `run` returns. Leaving the loop early or
+        cancelling stops the run; nothing keeps running in the background.
+        """
+        return self._events(input, session_id, output_type, usage_limits, stream=True, approvals=None)
+
+    async def resume(
+        self,
+        approvals: Mapping[str, bool],
+        *,
+        session_id: str,
+        output_type: type[Any] | None = None,
+        usage_limits: UsageLimits | None = None,
+    ) -> AgentOutput:
+        """Continue a run paused for approvals: `approvals` maps every pending call id to approve (True) or reject.
+
+        Approved calls run; rejected calls are reported to the model as rejected.
+
+        Raises:
+            ApprovalError: nothing is pending in the session, or `approvals` does not cover exactly
+                the pending calls.
+        """
+        events = self._events(None, session_id, output_type, usage_limits, stream=False, approvals=approvals)
+        return await _final(events)
+
+    async def _events(
+        self,
+        input: Any,
+        session_id: str | None,
+        output_type: type[Any] | None,
+        usage_limits: UsageLimits | None,
+        *,
+        stream: bool,
+        approvals: Mapping[str, bool] | None,
+    ) -> AsyncIterator[StreamEvent]:
+        session = session_id or self.session_id
+        structure = self._structure(output_type or self.output_type)
+        storage: Storage | None = None
+        version: int | None = None
+        if session is None:
+            state = RunState(messages=_as_messages(input))
+        else:
+            storage = await self._open_storage()
+            saved = await storage.get_versioned(session_key(session))
+            document = None if saved is None else saved.value
+            version = None if saved is None else saved.version
+            pending = _pending_of(document, session)
+            if approvals is not None:
+                if not pending:
+                    raise ApprovalError(f"session {session!r} has no run waiting for approvals")
+                missing = sorted(set(pending) - set(approvals))
+                if missing:
+                    raise ApprovalError(
+                        f"no decision for pending calls {', '.join(missing)} of session {session!r}; "
+                        "pass True or False for each"
+                    )
+                state = RunState.from_json(_state_data(document, session))
+            else:
+                if pending:
+                    raise ApprovalError(
+                        f"session {session!r} waits for approval of calls {', '.join(pending)}; "
+                        "call agent.resume(approvals, session_id=...) first"
+                    )
+                history = [] if document is None else RunState.from_json(_state_data(document, session)).messages
+                state = RunState(messages=[*history, *_as_messages(input)])
+        async for event in self._engine.iterate(
+            state,
+            structure=structure,
+            stream=stream,
+            session_id=session,
+            approvals=approvals,
+            usage_limits=usage_limits,
+        ):
+            if isinstance(event, FinalOutput):
+                output = event.output
+                if isinstance(output, PausedOutput):
+                    if storage is None:
+                        storage = await self._open_storage()
+                    await storage.compare_and_set(
+                        session_key(output.session_id),
+                        _document(state, output.pending_approvals),
+                        expected_version=version,
+                    )
+                elif storage is not None and session is not None:
+                    await storage.compare_and_set(session_key(session), _document(state, []), expected_version=version)
+            yield event
+
+    def _structure(self, output_type: type[Any] | None) -> StructureEngine[Any] | None:
+        if output_type is None:
+            return None
+        found = self._structures.get(output_type)
+        if found is None:
+            from gecko.core.structure import StructureEngine
+
+            found = StructureEngine(output_type, strategy=self.structure_strategy, max_retries=self.structure_retries)
+            self._structures[output_type] = found
+        return found
+
+    # --- storage -------------------------------------------------------------------------
+
+    async def _open_storage(self) -> Storage:
+        if self._storage is not None:
+            return self._storage
+        if self._storage_lock is None:
+            self._storage_lock = anyio.Lock()
+        async with self._storage_lock:
+            if self._storage is None:
+                spec = self._storage_spec
+                if isinstance(spec, str):
+                    from gecko.plugins.storage.factory import create_storage
+
+                    self._storage = await create_storage(spec)
+                    self._owns_storage = True
+                else:
+                    from gecko.plugins.storage.memory import MemoryStorage
+
+                    self._storage = MemoryStorage()
+            return self._storage
+
+    async def aclose(self) -> None:
+        """Close the storage this agent opened from a URL; a storage passed in stays open."""
+        storage, self._storage = self._storage, None
+        if storage is not None and self._owns_storage:
+            self._owns_storage = False
+            await storage.close()
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Agent(name={self.name!r}, model={self.model.model!r}, tools={list(self.toolbox.names)!r})"
+
+
+async def _final(events: AsyncIterator[StreamEvent]) -> AgentOutput:
+    event: StreamEvent | None = None
+    async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
+        pass
+    assert isinstance(event, FinalOutput), "an agent run always ends with a FinalOutput"
+    return event.output
+
+
+def _as_messages(input: Any) -> list[Message]:
+    if isinstance(input, str):
+        return [Message.user(input)]
+    if isinstance(input, Message):
+        return [input]
+    if isinstance(input, AgentOutput):
+        return [Message.user(input.content)]
+    if isinstance(input, (list, tuple)) and input and all(isinstance(item, Message) for item in input):
+        return list(input)
+    if input is None:
+        raise ConfigurationError("an agent run needs an input: text, a Message or a list of messages")
+    try:
+        return [Message.user(json.dumps(input, ensure_ascii=False))]
+    except (TypeError, ValueError):
+        return [Message.user(str(input))]
+
+
+def _document(state: RunState, pending: list[PendingApproval]) -> dict[str, Any]:
+    return {"state": state.to_json(), "pending": [approval.model_dump(mode="json") for approval in pending]}
+
+
+def _pending_of(document: Any, session: str) -> list[str]:
+    if document is None:
+        return []
+    if not isinstance(document, dict) or not isinstance(document.get("pending"), list):
+        raise CorruptCheckpointError(
+            f"stored session {session!r} is not an agent session; delete key {session_key(session)!r} or use another id"
+        )
+    try:
+        return [str(item["call_id"]) for item in document["pending"]]
+    except (KeyError, TypeError) as exc:
+        raise CorruptCheckpointError(f"stored approvals of session {session!r} are not valid: {exc}") from exc
+
+
+def _state_data(document: Any, session: str) -> Any:
+    if not isinstance(document, dict) or "state" not in document:
+        raise CorruptCheckpointError(
+            f"stored session {session!r} is not an agent session; delete key {session_key(session)!r} or use another id"
+        )
+    return document["state"]

@@ -1,0 +1,470 @@
+"""Tools the model may call: `@tool`, strict argument validation and bounded concurrent execution.
+
+A tool's JSON schema comes from its type hints and its Google-style docstring. Arguments are
+validated by a pydantic model generated once per tool, in strict mode with unknown keys
+forbidden, so `"5"` or `true` never silently become `5`. Failures go back to the model as short,
+redacted messages; only cancellation escapes `execute`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import PydanticSerializationError, to_json
+
+from gecko.core._sanitize import safe_error_text, shorten
+from gecko.errors import (
+    ConfigurationError,
+    GeckoError,
+    ToolArgumentsError,
+    ToolExecutionError,
+    ToolTimeoutError,
+    UnknownToolError,
+)
+from gecko.plugins.models import ToolDefinition
+from gecko.types import Message, ToolCall
+
+__all__ = ("Tool", "ToolBox", "ToolResult", "tool")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SECTION_PATTERN = re.compile(
+    r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Returns|Return|Yields|Raises|"
+    r"Examples?|Notes?|Attributes|See Also|Warnings?|Todo):\s*$"
+)
+_ARG_PATTERN = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_MAX_REPORTED_ERRORS = 8
+
+
+def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Split a Google-style docstring into (description, {parameter: description})."""
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    description: list[str] = []
+    params: dict[str, str] = {}
+    section: str | None = None
+    current: str | None = None
+    arg_indent: int | None = None
+    for line in lines:
+        stripped = line.strip()
+        header = _SECTION_PATTERN.match(stripped) if not line.startswith((" ", "\t")) else None
+        if header:
+            section = header.group(1)
+            current, arg_indent = None, None
+            continue
+        if section is None:
+            description.append(line)
+            continue
+        if section not in ("Args", "Arguments", "Parameters", "Params", "Keyword Args", "Keyword Arguments"):
+            continue
+        if not stripped:
+            continue
+        indent = len(line) - len(line.lstrip())
+        if arg_indent is None:
+            arg_indent = indent
+        match = _ARG_PATTERN.match(stripped)
+        if indent <= arg_indent and match:
+            current = match.group(1)
+            params[current] = match.group(2).strip()
+        elif current is not None:
+            params[current] = f"{params[current]} {stripped}".strip()
+    return "\n".join(description).strip(), params
+
+
+def _strip_titles(schema: Any) -> Any:
+    """The schema without pydantic's generated `title` keys, which only repeat names to the model."""
+    if isinstance(schema, dict):
+        cleaned: dict[str, Any] = {}
+        for key, value in schema.items():
+            if key == "title" and isinstance(value, str):
+                continue
+            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+                cleaned[key] = {name: _strip_titles(sub) for name, sub in value.items()}
+            else:
+                cleaned[key] = _strip_titles(value)
+        return cleaned
+    if isinstance(schema, list):
+        return [_strip_titles(item) for item in schema]
+    return schema
+
+
+def _format_validation_errors(exc: ValidationError) -> str:
+    """Concise `field: problem (got ...)` lines for the model, at most a few of them."""
+    parts: list[str] = []
+    errors = exc.errors(include_url=False, include_context=False)
+    for error in errors[:_MAX_REPORTED_ERRORS]:
+        location = ".".join(str(item) for item in error["loc"]) or "(arguments)"
+        message = error["msg"]
+        if error["type"] not in ("missing", "json_invalid") and "input" in error:
+            message += f" (got {shorten(repr(error['input']), 40)})"
+        parts.append(f"{location}: {message}")
+    if len(errors) > _MAX_REPORTED_ERRORS:
+        parts.append(f"... and {len(errors) - _MAX_REPORTED_ERRORS} more")
+    return "; ".join(parts)
+
+
+def _to_content(value: Any) -> str:
+    """A tool's return value as the text the model reads: strings as is, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return to_json(value).decode()
+    except PydanticSerializationError:
+        return str(value)
+
+
+class Tool:
+    """A function the model may call, with its JSON schema and a cached strict validator.
+
+    Build it with `@tool`; calling the `Tool` still calls the function.
+    """
+
+    __slots__ = (
+        "__wrapped__",
+        "_arguments_model",
+        "_definition",
+        "_fields",
+        "description",
+        "function",
+        "is_async",
+        "name",
+        "parameters",
+        "requires_approval",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+        requires_approval: bool = False,
+    ) -> None:
+        """Describe `function` as a tool.
+
+        Args:
+            function: A sync or async function whose parameters all have JSON-compatible types.
+            name: The name the model calls; defaults to the function's name.
+            description: What the tool does; defaults to the docstring's text before its sections.
+            timeout: Seconds the tool may run; `None` uses the toolbox's default.
+            requires_approval: Whether a run must pause for approval before this tool executes.
+
+        Raises:
+            ConfigurationError: The name is not `[A-Za-z0-9_-]{1,64}`, a parameter is `*args`/`**kwargs`,
+                the timeout is not positive, or a type hint cannot be turned into a schema.
+        """
+        self.function = function
+        self.__wrapped__ = function
+        self.name: str = name or str(getattr(function, "__name__", ""))
+        if not _NAME_PATTERN.match(self.name):
+            raise ConfigurationError(f"tool name {self.name!r} must match [A-Za-z0-9_-]{{1,64}}; pass name=...")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"tool {self.name!r}: timeout must be positive seconds, got {timeout!r}")
+        doc_description, param_docs = _parse_docstring(inspect.getdoc(function))
+        self.description = description if description is not None else doc_description
+        self.timeout = timeout
+        self.requires_approval = requires_approval
+        self.is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+            getattr(function, "__call__", None)  # noqa: B004 - async callable objects count too
+        )
+        self._arguments_model, self._fields = self._build_model(function, param_docs)
+        schema = _strip_titles(self._arguments_model.model_json_schema(by_alias=True))
+        schema.setdefault("properties", {})
+        self.parameters: dict[str, Any] = schema
+        self._definition = ToolDefinition(name=self.name, description=self.description, parameters=schema)
+
+    def _build_model(
+        self, function: Callable[..., Any], param_docs: dict[str, str]
+    ) -> tuple[type[BaseModel], tuple[tuple[str, str], ...]]:
+        try:
+            signature = inspect.signature(function)
+            hints = typing.get_type_hints(function, include_extras=True)
+        except (TypeError, ValueError, NameError) as exc:
+            raise ConfigurationError(f"tool {self.name!r}: cannot read the signature or type hints: {exc}") from exc
+        definitions: dict[str, Any] = {}
+        fields: list[tuple[str, str]] = []
+        for index, (param_name, param) in enumerate(signature.parameters.items()):
+            if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                raise ConfigurationError(
+                    f"tool {self.name!r}: *args and **kwargs cannot be described to a model; name each parameter"
+                )
+            if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+                raise ConfigurationError(
+                    f"tool {self.name!r}: positional-only parameter {param_name!r} cannot be passed by name"
+                )
+            annotation = hints.get(param_name, Any)
+            # Internal field names avoid clashes with BaseModel attributes (`json`, `schema`,
+            # `model_*`); the alias is what the model sees and sends.
+            field_name = f"p{index}"
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            definitions[field_name] = (
+                annotation,
+                Field(default, alias=param_name, description=param_docs.get(param_name) or None),
+            )
+            fields.append((field_name, param_name))
+        config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=False)
+        try:
+            model = create_model(f"{self.name}_arguments", __config__=config, **definitions)
+            model.model_json_schema(by_alias=True)
+        except Exception as exc:  # pydantic raises several types for unsupported hints
+            raise ConfigurationError(f"tool {self.name!r}: its type hints cannot become a JSON schema: {exc}") from exc
+        return model, tuple(fields)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tool(name={self.name!r}, requires_approval={self.requires_approval})"
+
+    def definition(self) -> ToolDefinition:
+        """The tool as the model sees it."""
+        return self._definition
+
+    def validate_arguments(self, arguments: str) -> dict[str, Any]:
+        """Parse and strictly validate raw JSON `arguments` into keyword arguments for the function.
+
+        Raises:
+            ToolArgumentsError: The JSON is malformed, too deep, or does not match the schema.
+        """
+        if not arguments or arguments.isspace():
+            arguments = "{}"
+        try:
+            instance = self._arguments_model.model_validate_json(arguments)
+        except ValidationError as exc:
+            raise ToolArgumentsError(
+                f"Invalid arguments for tool {self.name!r}: {_format_validation_errors(exc)}. "
+                "Fix the arguments to match the tool's schema and call it again."
+            ) from None
+        values = instance.__dict__
+        return {param: values[field] for field, param in self._fields}
+
+
+@overload
+def tool(function: _F, /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    requires_approval: bool = False,
+) -> Callable[[_F], Tool]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    requires_approval: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a sync or async function into a `Tool`; use bare (`@tool`) or with options.
+
+    Example:
+        ```python
+        @tool(timeout=5)
+        async def add(a: int, b: int) -> int:
+            '''Add two integers.
+
+            Args:
+                a: The first addend.
+                b: The second addend.
+            '''
+            return a + b
+        ```
+    """
+    if function is not None:
+        return Tool(function)
+
+    def decorate(func: Callable[..., Any]) -> Tool:
+        return Tool(func, name=name, description=description, timeout=timeout, requires_approval=requires_approval)
+
+    return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The outcome of one tool call: `content` is what the model reads; `error` is set on failure."""
+
+    call: ToolCall
+    content: str
+    is_error: bool = False
+    error: GeckoError | None = None
+
+    def to_message(self) -> Message:
+        """The tool-role message answering the call."""
+        return Message.tool(self.call.id, self.content, name=self.call.name)
+
+
+class ToolBox:
+    """The tools of one agent: validation, per-tool timeouts and bounded parallel execution."""
+
+    def __init__(
+        self,
+        tools: Iterable[Tool | Callable[..., Any]] = (),
+        *,
+        max_parallel: int = 8,
+        max_argument_bytes: int = 65536,
+        default_timeout: float | None = 60.0,
+    ) -> None:
+        """Hold `tools`.
+
+        Args:
+            tools: `Tool`s or plain functions (wrapped with `tool`).
+            max_parallel: At most this many calls of one `execute_many` run at once.
+            max_argument_bytes: Raw argument JSON larger than this is rejected before parsing.
+            default_timeout: Seconds a tool without its own timeout may run; `None` means no limit.
+        """
+        if max_parallel < 1:
+            raise ConfigurationError(f"max_parallel must be at least 1, got {max_parallel}")
+        if max_argument_bytes < 2:
+            raise ConfigurationError(f"max_argument_bytes must be at least 2, got {max_argument_bytes}")
+        if default_timeout is not None and default_timeout <= 0:
+            raise ConfigurationError(f"default_timeout must be positive seconds or None, got {default_timeout!r}")
+        self.max_parallel = max_parallel
+        self.max_argument_bytes = max_argument_bytes
+        self.default_timeout = default_timeout
+        self._tools: dict[str, Tool] = {}
+        self._definitions: list[ToolDefinition] | None = None
+        for item in tools:
+            self.add(item)
+
+    def add(self, tool_or_function: Tool | Callable[..., Any]) -> Tool:
+        """Register a tool (a plain function is wrapped with `tool`) and return it.
+
+        Raises:
+            ConfigurationError: Another tool already has this name.
+        """
+        item = tool_or_function if isinstance(tool_or_function, Tool) else Tool(tool_or_function)
+        if item.name in self._tools:
+            raise ConfigurationError(f"a tool named {item.name!r} is already registered; give one of them name=...")
+        self._tools[item.name] = item
+        self._definitions = None
+        return item
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The registered tool names, in registration order."""
+        return tuple(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def get(self, name: str) -> Tool:
+        """The tool called `name`.
+
+        Raises:
+            UnknownToolError: No such tool; the message lists the valid names.
+        """
+        found = self._tools.get(name)
+        if found is None:
+            valid = ", ".join(self._tools) or "(none: answer without tools)"
+            raise UnknownToolError(
+                f"Unknown tool {shorten(repr(name), 80)}. Valid tools: {valid}. Call one of these by its exact name."
+            )
+        return found
+
+    def definitions(self) -> list[ToolDefinition]:
+        """The definitions of every tool, for `ModelRequest.tools`."""
+        if self._definitions is None:
+            self._definitions = [item.definition() for item in self._tools.values()]
+        return list(self._definitions)
+
+    def validate(self, call: ToolCall) -> dict[str, Any]:
+        """Check a call before anything runs and return the function's keyword arguments.
+
+        Raises:
+            UnknownToolError: The tool is not registered.
+            ToolArgumentsError: The arguments are too large, malformed, or invalid for the schema.
+        """
+        found = self.get(call.name)
+        arguments = call.arguments
+        # A character is at most 4 UTF-8 bytes, so the exact byte count is only needed near the cap.
+        if len(arguments) * 4 > self.max_argument_bytes:
+            size = len(arguments.encode("utf-8", "surrogatepass"))
+            if size > self.max_argument_bytes:
+                raise ToolArgumentsError(
+                    f"Arguments for tool {found.name!r} are {size} bytes; the limit is {self.max_argument_bytes}. "
+                    "Send smaller arguments."
+                )
+        return found.validate_arguments(arguments)
+
+    async def execute(self, call: ToolCall) -> ToolResult:
+        """Validate and run one call; every failure except cancellation becomes an error `ToolResult`."""
+        try:
+            arguments = self.validate(call)
+        except (UnknownToolError, ToolArgumentsError) as exc:
+            return ToolResult(call, f"Error: {exc}", is_error=True, error=exc)
+        return await self._run(self._tools[call.name], call, arguments)
+
+    async def execute_many(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
+        """Run `calls` concurrently, at most `max_parallel` at once; results keep the calls' order."""
+        if len(calls) <= 1:
+            return [await self.execute(call) for call in calls]
+        results: list[ToolResult | None] = [None] * len(calls)
+        # One limiter per batch: it belongs to the running event loop, and the toolbox may be
+        # shared by runs on different loops.
+        limiter = anyio.CapacityLimiter(self.max_parallel)
+
+        async def run_one(index: int, call: ToolCall) -> None:
+            async with limiter:
+                results[index] = await self.execute(call)
+
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(calls):
+                group.start_soon(run_one, index, call)
+        return [result for result in results if result is not None]
+
+    async def _run(self, found: Tool, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:
+        timeout = found.timeout if found.timeout is not None else self.default_timeout
+        try:
+            if timeout is None:
+                value = await self._invoke(found, arguments)
+            else:
+                with anyio.fail_after(timeout) as scope:
+                    value = await self._invoke(found, arguments)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except TimeoutError as exc:
+            if timeout is not None and scope.cancel_called:
+                error: GeckoError = ToolTimeoutError(
+                    f"Tool {found.name!r} did not finish within {timeout:g} s. Try simpler arguments or another way."
+                )
+                return ToolResult(call, f"Error: {error}", is_error=True, error=error)
+            return self._failure(found, call, exc)
+        except Exception as exc:
+            return self._failure(found, call, exc)
+        return ToolResult(call, _to_content(value))
+
+    @staticmethod
+    async def _invoke(found: Tool, arguments: dict[str, Any]) -> Any:
+        if found.is_async:
+            return await typing.cast(Awaitable[Any], found.function(**arguments))
+        # A timed-out sync tool cannot be interrupted; its thread is abandoned and finishes alone.
+        return await anyio.to_thread.run_sync(functools.partial(found.function, **arguments), abandon_on_cancel=True)
+
+    @staticmethod
+    def _failure(found: Tool, call: ToolCall, exc: Exception) -> ToolResult:
+        error = ToolExecutionError(f"Tool {found.name!r} failed: {safe_error_text(exc)}")
+        error.__cause__ = exc
+        return ToolResult(call, f"Error: {error}", is_error=True, error=error)

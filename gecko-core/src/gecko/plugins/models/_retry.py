@@ -1,0 +1,116 @@
+"""The one retry layer for provider calls: exponential backoff with jitter, bounded twice.
+
+Attempts are bounded by count and by total time; a provider's `Retry-After` hint is honoured
+as a lower bound on the wait, and a wait that would overrun the time budget is not started.
+Provider plugins wrap each call in `RetryPolicy.run` and switch off any retries of their SDK.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+from gecko.errors import (
+    ConfigurationError,
+    ModelConnectionError,
+    ModelError,
+    ModelRateLimitError,
+    ModelServerError,
+    ModelTimeoutError,
+)
+
+__all__ = ("RetryPolicy", "RETRYABLE_ERRORS")
+
+T = TypeVar("T")
+
+RETRYABLE_ERRORS: tuple[type[ModelError], ...] = (
+    ModelRateLimitError,
+    ModelServerError,
+    ModelTimeoutError,
+    ModelConnectionError,
+)
+"""Errors worth another attempt: the same request may succeed later."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a failed provider call.
+
+    Args:
+        max_attempts: attempts in all, the first included (1 disables retries).
+        initial_delay: wait before the second attempt, in seconds, before jitter.
+        multiplier: growth of the wait per attempt.
+        max_delay: cap on one computed wait (a longer `Retry-After` is still honoured).
+        jitter: fraction of each wait drawn at random, so clients do not retry in lockstep.
+        total_timeout: seconds for all attempts and waits together; None for no bound.
+        retry_on: error classes that are retried; anything else is raised at once.
+    """
+
+    max_attempts: int = 4
+    initial_delay: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 20.0
+    jitter: float = 0.5
+    total_timeout: float | None = 120.0
+    retry_on: tuple[type[BaseException], ...] = RETRYABLE_ERRORS
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ConfigurationError(f"jitter must be between 0 and 1, got {self.jitter}")
+        if self.total_timeout is not None and self.total_timeout <= 0:
+            raise ConfigurationError(f"total_timeout must be positive or None, got {self.total_timeout}")
+
+    def backoff(self, retry: int) -> float:
+        """The wait before retry number `retry` (1 = the second attempt), jitter included."""
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** (retry - 1))
+        return base * (1.0 - self.jitter * random.random())
+
+    def wait_before(self, retry: int, error: BaseException) -> float:
+        """The wait before retry number `retry` after `error`: backoff, but never under `Retry-After`."""
+        wait = self.backoff(retry)
+        hint = getattr(error, "retry_after", None)
+        if isinstance(hint, (int, float)) and hint > wait:
+            wait = float(hint)
+        return wait
+
+    async def run(self, attempt: Callable[[float | None], Awaitable[T]]) -> T:
+        """Call `attempt(remaining_seconds)` until it succeeds or the budget is spent.
+
+        `remaining_seconds` (None when unbounded) lets the attempt cap its own timeout. An
+        attempt still running when the total time is up is cancelled and reported as
+        `ModelTimeoutError`.
+
+        Raises:
+            The last attempt's error once attempts or time run out, or at once for an error
+            not in `retry_on`.
+        """
+        deadline = None if self.total_timeout is None else time.monotonic() + self.total_timeout
+        retry = 0
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                with anyio.fail_after(remaining):
+                    return await attempt(remaining)
+            except self.retry_on as exc:
+                error = exc
+            except TimeoutError as exc:
+                if isinstance(exc, ModelError):
+                    raise
+                raise ModelTimeoutError(
+                    f"no answer within the total time budget of {self.total_timeout:g} s; "
+                    "raise RetryPolicy.total_timeout or the model's timeout"
+                ) from exc
+            retry += 1
+            if retry >= self.max_attempts:
+                raise error
+            wait = self.wait_before(retry, error)
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                raise error
+            await anyio.sleep(wait)

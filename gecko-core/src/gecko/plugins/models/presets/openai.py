@@ -1,0 +1,15 @@
+"""`OpenAIChat`, resolved from the installed `gecko-models` plugin (`pip install gecko-models`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gecko.plugins.models.presets import resolve_preset
+
+__all__ = ("OpenAIChat",)  # noqa: F822 - resolved by __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    if name != "OpenAIChat":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return resolve_preset(__name__, name)

@@ -1,0 +1,252 @@
+"""`LiteLLMChat`: any litellm model string as a Gecko `ChatModel`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import anyio
+from pydantic import SecretStr
+
+from gecko.errors import ConfigurationError, ModelBadRequestError
+from gecko.plugins.models import (
+    ChatModel,
+    ModelCapabilities,
+    ModelChunk,
+    ModelConfig,
+    ModelRequest,
+    ModelResponse,
+    ToolCallDelta,
+)
+from gecko.plugins.models._retry import RetryPolicy
+from gecko.types import Message, TokenUsage, ToolCall
+from gecko_models import _litellm
+
+__all__ = ("LiteLLMChat",)
+
+
+class LiteLLMChat(ChatModel):
+    """A chat model reached through litellm, e.g. `LiteLLMChat("openai/gpt-4o-mini")`.
+
+    litellm's own retries are switched off; `retry` is the only retry layer. Streaming always
+    asks the provider for usage, so `TokenUsage` is the provider's count, streamed or not.
+
+    Args:
+        model: the model name; for `LiteLLMChat` a full litellm string such as `"groq/llama3-8b"`.
+        api_key: the provider key; by default the provider's usual environment variable.
+        api_base: the endpoint, for proxies and OpenAI-compatible servers.
+        temperature: sampling temperature; None leaves the provider default.
+        timeout: seconds for one request.
+        max_retries: retries after the first attempt, when `retry` is not given.
+        retry: the full retry policy (attempts, backoff, total time).
+        capabilities: what the model supports; requests needing more are refused before sending.
+        config: a `ModelConfig` to take all of the above from; explicit arguments win.
+        **extra: further litellm / provider parameters sent with every request (`max_tokens`, ...).
+    """
+
+    provider: ClassVar[str] = "litellm"
+    #: prefix that turns `model` into a litellm model string.
+    litellm_prefix: ClassVar[str] = ""
+    #: environment variables read, in order, when no api_key is given.
+    api_key_env: ClassVar[tuple[str, ...]] = ()
+    #: environment variables read, in order, when no api_base is given.
+    api_base_env: ClassVar[tuple[str, ...]] = ()
+    default_api_base: ClassVar[str | None] = None
+    default_model: ClassVar[str] = ""
+    default_capabilities: ClassVar[ModelCapabilities] = ModelCapabilities(tools=True, streaming=True)
+
+    def __init__(
+        self,
+        model: str = "",
+        *,
+        api_key: str | SecretStr | None = None,
+        api_base: str | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        capabilities: ModelCapabilities | None = None,
+        config: ModelConfig | None = None,
+        **extra: Any,
+    ) -> None:
+        if config is not None:
+            model = model or config.model_name
+            api_key = api_key if api_key is not None else config.api_key
+            api_base = api_base or config.api_base
+            temperature = temperature if temperature is not None else config.temperature
+            timeout = timeout if timeout is not None else config.timeout
+            max_retries = max_retries if max_retries is not None else config.max_retries
+            extra = {**config.extra, **extra}
+        self.model = model or self.default_model
+        if not self.model:
+            raise ConfigurationError(f"{type(self).__name__} needs a model, e.g. model='openai/gpt-4o-mini'")
+        self.api_base = api_base or _first_env(self.api_base_env) or self.default_api_base
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        self._api_key = key or _first_env(self.api_key_env) or self._missing_api_key()
+        self.temperature = temperature
+        self.timeout = 60.0 if timeout is None else timeout
+        self.retry = retry or RetryPolicy(max_attempts=(3 if max_retries is None else max_retries) + 1)
+        self.capabilities = capabilities or self.default_capabilities
+        self.extra = extra
+
+    def _missing_api_key(self) -> str | None:
+        """The key to use when none is given or found; None lets litellm read its own variables."""
+        return None
+
+    @property
+    def litellm_model(self) -> str:
+        """The model string handed to litellm."""
+        if not self.litellm_prefix or self.model.startswith(self.litellm_prefix):
+            return self.model
+        return self.litellm_prefix + self.model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, api_base={self.api_base!r})"
+
+    # --- requests --------------------------------------------------------------------
+
+    def _check_capabilities(self, request: ModelRequest) -> None:
+        missing = []
+        if request.tools and not self.capabilities.tools:
+            missing.append("tools")
+        if request.response_format is not None:
+            if request.response_format.type == "grammar" and not self.capabilities.grammar:
+                missing.append("grammar")
+            if request.response_format.type == "json_schema" and not self.capabilities.json_schema:
+                missing.append("json_schema")
+        if not self.capabilities.vision and _litellm.has_images(request):
+            missing.append("vision")
+        if missing:
+            flags = ", ".join(f"{name}=True" for name in missing)
+            raise ModelBadRequestError(
+                f"{self.model}: the request needs {', '.join(missing)}, which this model does not declare; "
+                f"pass capabilities=ModelCapabilities({flags}) if it does support them"
+            )
+
+    def _arguments(self, request: ModelRequest, timeout: float) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "model": self.litellm_model,
+            "messages": _litellm.to_wire_messages(request.messages),
+            "timeout": timeout,
+            # One retry layer only: ours.
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if self._api_key is not None:
+            arguments["api_key"] = self._api_key
+        if self.api_base is not None:
+            arguments["api_base"] = self.api_base
+        if self.temperature is not None:
+            arguments["temperature"] = self.temperature
+        if request.tools:
+            arguments["tools"] = _litellm.to_wire_tools(request.tools)
+            arguments["tool_choice"] = request.tool_choice
+        if request.response_format is not None:
+            arguments["response_format"] = _litellm.to_wire_response_format(request.response_format)
+        arguments.update(self.extra)
+        arguments.update(request.settings)
+        return arguments
+
+    def _attempt_timeout(self, remaining: float | None) -> float:
+        return self.timeout if remaining is None else max(0.001, min(self.timeout, remaining))
+
+    def _translate(self, exc: Exception) -> Exception:
+        return _litellm.translate_error(exc, self.model, timeout=self.timeout, api_base=self.api_base)
+
+    # --- ChatModel -------------------------------------------------------------------
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        """Send `request` and return the whole reply, retrying transient failures."""
+        self._check_capabilities(request)
+        litellm = await _litellm.load_litellm()
+
+        async def attempt(remaining: float | None) -> Any:
+            try:
+                return await litellm.acompletion(**self._arguments(request, self._attempt_timeout(remaining)))
+            except Exception as exc:
+                raise self._translate(exc) from exc
+
+        raw = await self.retry.run(attempt)
+        choice = raw.choices[0]
+        message = choice.message
+        tool_calls = [
+            ToolCall(id=call.id, name=call.function.name or "", arguments=call.function.arguments or "{}")
+            for call in (message.tool_calls or [])
+        ]
+        return ModelResponse(
+            message=Message.assistant(message.content or None, tool_calls),
+            usage=_litellm.to_usage(getattr(raw, "usage", None)),
+            finish_reason=_litellm.to_finish_reason(choice.finish_reason, has_tool_calls=bool(tool_calls)),
+            model=self.model,
+        )
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        """Send `request` and yield the reply as it arrives; the last chunk carries usage.
+
+        Opening the stream is retried like `complete`; a failure after the first chunk is raised.
+        """
+        return self._stream(request)
+
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        self._check_capabilities(request)
+        litellm = await _litellm.load_litellm()
+
+        async def attempt(remaining: float | None) -> Any:
+            arguments = self._arguments(request, self._attempt_timeout(remaining))
+            arguments["stream"] = True
+            arguments["stream_options"] = {**arguments.get("stream_options", {}), "include_usage": True}
+            try:
+                return await litellm.acompletion(**arguments)
+            except Exception as exc:
+                raise self._translate(exc) from exc
+
+        raw_stream = await self.retry.run(attempt)
+        usage: TokenUsage | None = None
+        finish_reason: str | None = None
+        saw_tool_calls = False
+        iterator = raw_stream.__aiter__()
+        try:
+            while True:
+                try:
+                    raw = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    raise self._translate(exc) from exc
+                if getattr(raw, "usage", None) is not None:
+                    usage = _litellm.to_usage(raw.usage)
+                if not raw.choices:
+                    continue
+                choice = raw.choices[0]
+                delta = choice.delta
+                if choice.finish_reason:
+                    finish_reason = choice.finish_reason
+                deltas = [
+                    ToolCallDelta(
+                        index=call.index or 0,
+                        id=call.id,
+                        name=call.function.name if call.function else None,
+                        arguments=(call.function.arguments or "") if call.function else "",
+                    )
+                    for call in (delta.tool_calls or [])
+                ]
+                saw_tool_calls = saw_tool_calls or bool(deltas)
+                if delta.content or deltas:
+                    yield ModelChunk(text=delta.content or "", tool_calls=deltas)
+        finally:
+            # Release the connection even when the consumer stops early or is cancelled.
+            with anyio.move_on_after(2, shield=True):
+                await raw_stream.aclose()
+        yield ModelChunk(
+            usage=usage or TokenUsage(requests=1),
+            finish_reason=_litellm.to_finish_reason(finish_reason, has_tool_calls=saw_tool_calls),
+        )
+
+
+def _first_env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None

@@ -1,0 +1,119 @@
+"""`LiteLLMEmbedder`: any litellm embedding model as a Gecko `Embedder`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from gecko.errors import ConfigurationError, ModelOutputError
+from gecko.plugins.models import Embedder, ModelConfig
+from gecko.plugins.models._retry import RetryPolicy
+from gecko.types import TokenUsage
+from gecko_models import _litellm
+
+__all__ = ("LiteLLMEmbedder",)
+
+
+class LiteLLMEmbedder(Embedder):
+    """Embeddings through litellm.
+
+    Example: `LiteLLMEmbedder(config=ModelConfig(model_name="text-embedding-3-small"), dimension=1536)`.
+
+    Args:
+        config: model name, key, endpoint, timeout and retries.
+        dimension: the length of every vector; a reply of another length is a `ModelOutputError`.
+        model: the model name, instead of (or overriding) `config.model_name`.
+        batch_size: texts per request.
+        retry: the retry policy; by default `config.max_retries` retries.
+        **settings: `api_key`, `api_base`, `timeout` without a config, and further litellm parameters.
+    """
+
+    provider: ClassVar[str] = "litellm-embedding"
+
+    def __init__(
+        self,
+        config: ModelConfig | None = None,
+        *,
+        dimension: int,
+        model: str | None = None,
+        batch_size: int = 128,
+        retry: RetryPolicy | None = None,
+        **settings: Any,
+    ) -> None:
+        fields = {key: settings.pop(key) for key in ("api_key", "api_base", "timeout") if key in settings}
+        name = model or (config.model_name if config is not None else "")
+        if not name:
+            raise ConfigurationError("LiteLLMEmbedder needs a model: pass config=ModelConfig(model_name=...) or model=")
+        base = config or ModelConfig(model_name=name)
+        self.config = base.model_copy(update={"model_name": name, **fields, "extra": {**base.extra, **settings}})
+        if dimension < 1:
+            raise ConfigurationError(f"dimension must be positive, got {dimension}")
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be positive, got {batch_size}")
+        self.dimension = dimension
+        self.model = name
+        self.batch_size = batch_size
+        self.retry = retry or RetryPolicy(max_attempts=self.config.max_retries + 1)
+        self.usage = TokenUsage()
+        """Tokens and requests spent by this embedder so far, as the provider reported them."""
+
+    def __repr__(self) -> str:
+        return f"LiteLLMEmbedder(model={self.model!r}, dimension={self.dimension})"
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in order, sent in batches of `batch_size`."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            vectors.extend(await self._embed_batch(list(texts[start : start + self.batch_size])))
+        return vectors
+
+    async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        litellm = await _litellm.load_litellm()
+        config = self.config
+
+        async def attempt(remaining: float | None) -> Any:
+            arguments: dict[str, Any] = {
+                "model": config.model_name,
+                "input": texts,
+                "timeout": config.timeout if remaining is None else max(0.001, min(config.timeout, remaining)),
+                "num_retries": 0,
+                "max_retries": 0,
+                **config.extra,
+            }
+            api_key = config.api_key
+            if api_key is not None:
+                arguments["api_key"] = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+            if config.api_base is not None:
+                arguments["api_base"] = config.api_base
+            try:
+                return await litellm.aembedding(**arguments)
+            except Exception as exc:
+                raise _litellm.translate_error(
+                    exc, config.model_name, timeout=config.timeout, api_base=config.api_base
+                ) from exc
+
+        raw = await self.retry.run(attempt)
+        items = sorted(raw.data, key=lambda item: _field(item, "index"))
+        vectors = [list(map(float, _field(item, "embedding"))) for item in items]
+        if len(vectors) != len(texts):
+            raise ModelOutputError(
+                f"{self.model}: {len(texts)} texts sent but {len(vectors)} vectors returned; check the endpoint"
+            )
+        for vector in vectors:
+            if len(vector) != self.dimension:
+                raise ModelOutputError(
+                    f"{self.model}: the provider returned vectors of length {len(vector)}, not {self.dimension}; "
+                    "set dimension= to the model's output size"
+                )
+        usage = getattr(raw, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        self.usage = self.usage + TokenUsage(
+            input_tokens=prompt, total_tokens=int(getattr(usage, "total_tokens", 0) or 0) or prompt, requests=1
+        )
+        return vectors
+
+
+def _field(item: Any, name: str) -> Any:
+    return item[name] if isinstance(item, dict) else getattr(item, name)

@@ -1,0 +1,176 @@
+"""SummaryTokenMemory: old turns folded into one summary, produced once for any number of callers."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from gecko.core.memory import SummaryTokenMemory
+from gecko.errors import SummarizationError
+from gecko.plugins.models import ModelRequest
+from gecko.plugins.storage.memory import MemoryStorage
+from gecko.testing.models import FunctionModel, Reply, ScriptedModel
+from gecko.types import Message, Role
+
+
+def _history(turns: int) -> list[Message]:
+    messages = [Message.system("You are a helpful assistant.")]
+    for turn in range(turns):
+        messages += [Message.user(f"question {turn} " + "word " * 20), Message.assistant(f"answer {turn} " + "x " * 20)]
+    return messages
+
+
+def _summary_of(window: list[Message]) -> str:
+    return window[1].text
+
+
+async def test_a_history_within_budget_is_not_summarized() -> None:
+    model = ScriptedModel([])
+    messages = _history(3)
+
+    window = await SummaryTokenMemory(model, max_tokens=10_000).prepare(messages)
+
+    assert window == messages
+    assert model.requests == []
+
+
+async def test_old_turns_are_replaced_by_one_summary_within_budget() -> None:
+    model = ScriptedModel(["the user asked 30 questions"])
+    memory = SummaryTokenMemory(model, max_tokens=400)
+    messages = _history(30)
+
+    window = await memory.prepare(messages)
+
+    assert window[0] == messages[0]
+    assert window[1].role is Role.SYSTEM
+    assert "the user asked 30 questions" in _summary_of(window)
+    assert window[-1] == messages[-1]
+    assert memory.count_messages(window) <= 400
+    assert "question 0" in model.requests[0].messages[-1].text
+
+
+async def test_one_hundred_concurrent_callers_cause_exactly_one_summarization() -> None:
+    model = ScriptedModel(["shared summary"], delay=0.01)
+    memory = SummaryTokenMemory(model, max_tokens=400)
+    messages = _history(30)
+    windows: list[list[Message]] = []
+
+    async def call() -> None:
+        windows.append(await memory.prepare(messages))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(100):
+            group.start_soon(call)
+
+    assert len(model.requests) == 1
+    assert memory.summarizations == 1
+    assert len(windows) == 100
+    assert all(window == windows[0] for window in windows)
+
+
+async def test_callers_in_two_processes_sharing_storage_cause_one_summarization() -> None:
+    storage = MemoryStorage()
+    first_model = ScriptedModel(["shared summary"], delay=0.01)
+    second_model = ScriptedModel(["shared summary"], delay=0.01)
+    first = SummaryTokenMemory(first_model, max_tokens=400, storage=storage, poll_interval=0.002)
+    second = SummaryTokenMemory(second_model, max_tokens=400, storage=storage, poll_interval=0.002)
+    messages = _history(30)
+    summaries: set[str] = set()
+
+    async def call(memory: SummaryTokenMemory) -> None:
+        summaries.add(_summary_of(await memory.prepare(messages)))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(50):
+            group.start_soon(call, first)
+            group.start_soon(call, second)
+
+    assert len(first_model.requests) + len(second_model.requests) == 1
+    assert len(summaries) == 1
+
+
+async def test_a_failing_summarizer_fails_every_waiting_caller_and_leaves_memory_unchanged() -> None:
+    attempts = 0
+
+    async def summarize(request: ModelRequest) -> Reply:
+        nonlocal attempts
+        attempts += 1
+        await anyio.sleep(0.01)
+        if attempts == 1:
+            raise ConnectionError("provider down")
+        return "recovered summary"
+
+    memory = SummaryTokenMemory(FunctionModel(summarize), max_tokens=400)
+    messages = _history(30)
+    failures: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await memory.prepare(messages)
+        except SummarizationError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(10):
+            group.start_soon(call)
+
+    assert len(failures) == 10
+    assert attempts == 1
+    assert "recovered summary" in _summary_of(await memory.prepare(messages))
+    assert attempts == 2
+
+
+async def test_a_cancelled_summarizing_caller_hands_the_summary_over_to_a_waiting_one() -> None:
+    started = anyio.Event()
+
+    async def summarize(request: ModelRequest) -> Reply:
+        if not started.is_set():
+            started.set()
+            await anyio.sleep_forever()
+        return "second attempt"
+
+    model = FunctionModel(summarize)
+    memory = SummaryTokenMemory(model, max_tokens=400)
+    messages = _history(30)
+    windows: list[list[Message]] = []
+    leader_scope = anyio.CancelScope()
+
+    async def leader() -> None:
+        with leader_scope:
+            await memory.prepare(messages)
+
+    async def waiter() -> None:
+        windows.append(await memory.prepare(messages))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(leader)
+        await started.wait()
+        group.start_soon(waiter)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        leader_scope.cancel()
+
+    assert len(model.requests) == 2
+    assert "second attempt" in _summary_of(windows[0])
+
+
+async def test_a_growing_history_reuses_its_summary_until_it_overflows_again() -> None:
+    model = ScriptedModel(["first summary", "second summary"])
+    memory = SummaryTokenMemory(model, max_tokens=400)
+    messages = _history(30)
+    await memory.prepare(messages)
+
+    grown = [*messages, Message.user("one more question")]
+    window = await memory.prepare(grown)
+
+    assert "first summary" in _summary_of(window)
+    assert len(model.requests) == 1
+    much_longer = _history(60)
+    assert "second summary" in _summary_of(await memory.prepare(much_longer))
+
+
+async def test_an_empty_summary_is_a_summarization_error() -> None:
+    memory = SummaryTokenMemory(ScriptedModel(["   "]), max_tokens=400)
+
+    with pytest.raises(SummarizationError, match="empty summary"):
+        await memory.prepare(_history(30))

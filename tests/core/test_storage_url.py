@@ -1,0 +1,39 @@
+"""`create_storage` URL handling: malformed URLs and unknown schemes say what to do."""
+
+from __future__ import annotations
+
+import pytest
+
+from gecko.errors import InvalidStorageURLError, PluginNotFoundError
+from gecko.plugins.storage import StorageURL
+from gecko.plugins.storage.factory import create_storage
+from gecko.plugins.storage.memory import MemoryStorage
+
+
+@pytest.mark.parametrize("url", ["", "gecko.db", "sqlite:/x.db", "/tmp/x.db", 42])
+async def test_url_without_scheme_separator_shows_valid_forms(url: object) -> None:
+    with pytest.raises(InvalidStorageURLError, match=r"sqlite:///\./gecko\.db"):
+        await create_storage(url)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["SQLite:///x.db", "1db://x", "my_db://x"])
+async def test_url_with_invalid_scheme_shows_valid_forms(url: str) -> None:
+    with pytest.raises(InvalidStorageURLError, match="must be lowercase"):
+        await create_storage(url)
+
+
+async def test_unknown_scheme_names_the_entry_point_group_to_declare() -> None:
+    with pytest.raises(PluginNotFoundError, match="'gecko.storage' entry-point group"):
+        await create_storage("nosuchstore://x")
+
+
+def test_parse_splits_location_and_query() -> None:
+    url = StorageURL.parse("redis://localhost:6379/0?timeout=3")
+    assert (url.scheme, url.netloc, url.path, url.query) == ("redis", "localhost:6379", "/0", {"timeout": "3"})
+
+
+async def test_memory_url_opens_a_memory_store() -> None:
+    async with await create_storage("memory://") as store:
+        assert isinstance(store, MemoryStorage)
+        await store.set("k", 1)
+        assert await store.get("k") == 1

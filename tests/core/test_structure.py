@@ -1,0 +1,258 @@
+"""StructureEngine: strategies, tolerant parsing, bounds, re-asks and the standalone run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from gecko.core.structure import OUTPUT_TOOL_NAME, StructureEngine, parse_json_lenient
+from gecko.errors import ConfigurationError, StructuredOutputError, StructuredOutputInvalid
+from gecko.plugins.models import ModelCapabilities, ModelRequest, ModelResponse
+from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
+from gecko.types import Message, Role, ToolCall
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+    email: str
+    score: float
+    active: bool
+
+
+class Tree(BaseModel):
+    value: object
+
+
+CLEAN = '{"name": "Ann", "age": 31, "email": "a@b.c", "score": 9.5, "active": true}'
+ANN = Person(name="Ann", age=31, email="a@b.c", score=9.5, active=True)
+engine = StructureEngine(Person)
+ALL = ModelCapabilities(tools=True, json_schema=True, grammar=True)
+
+
+def test_auto_orders_grammar_native_tool_prompted() -> None:
+    assert engine.strategies(ALL) == ["grammar", "native", "tool", "prompted"]
+
+
+def test_auto_skips_unsupported_strategies() -> None:
+    assert engine.strategies(ModelCapabilities(tools=False, json_schema=False)) == ["prompted"]
+
+
+def test_explicit_strategy_overrides_capabilities() -> None:
+    assert StructureEngine(Person, strategy="tool").strategies(ALL) == ["tool"]
+
+
+def test_unknown_strategy_is_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="strategy"):
+        StructureEngine(Person, strategy="magic")  # type: ignore[arg-type]
+
+
+def test_native_sets_json_schema_response_format() -> None:
+    request = engine.prepare(ModelRequest(messages=[Message.user("hi")]), "native")
+    assert request.response_format is not None
+    assert (request.response_format.type, request.response_format.json_schema) == ("json_schema", engine.schema)
+
+
+def test_grammar_sets_grammar_response_format() -> None:
+    request = engine.prepare(ModelRequest(messages=[Message.user("hi")]), "grammar")
+    assert request.response_format is not None
+    assert request.response_format.type == "grammar"
+
+
+def test_tool_adds_required_output_tool() -> None:
+    request = engine.prepare(ModelRequest(messages=[Message.user("hi")]), "tool")
+    assert ([t.name for t in request.tools], request.tool_choice) == ([OUTPUT_TOOL_NAME], "required")
+
+
+def test_prompted_appends_schema_as_system_message() -> None:
+    request = engine.prepare(ModelRequest(messages=[Message.user("hi")]), "prompted")
+    assert request.messages[-1].role == Role.SYSTEM
+    assert '"age"' in request.messages[-1].text
+
+
+def test_prepare_leaves_the_original_request_alone() -> None:
+    original = ModelRequest(messages=[Message.user("hi")])
+    engine.prepare(original, "prompted")
+    assert len(original.messages) == 1
+
+
+def test_parse_clean_json() -> None:
+    assert engine.parse(reply(CLEAN), "native") == ANN
+
+
+def test_parse_tool_call_arguments() -> None:
+    assert engine.parse(tool_calls_reply((OUTPUT_TOOL_NAME, CLEAN)), "tool") == ANN
+
+
+def test_is_output_call_recognises_the_output_tool() -> None:
+    assert engine.is_output_call(tool_calls_reply((OUTPUT_TOOL_NAME, CLEAN)).message, "tool")
+
+
+def test_parse_tolerates_fences_and_prose() -> None:
+    assert engine.parse(reply(f"Sure! Here it is:\n```json\n{CLEAN}\n```\nAnything else?"), "prompted") == ANN
+
+
+def test_parse_tolerates_trailing_commas_single_quotes_and_python_literals() -> None:
+    text = "{'name': 'Ann', 'age': 31, 'email': 'a@b.c', 'score': 9.5, 'active': True,}"
+    assert engine.parse(reply(text), "prompted") == ANN
+
+
+def test_truncated_reply_is_never_accepted() -> None:
+    response = ModelResponse(message=Message.assistant(CLEAN), finish_reason="length")
+    with pytest.raises(StructuredOutputInvalid, match="cut off"):
+        engine.parse(response, "native")
+
+
+def test_truncated_json_is_an_error() -> None:
+    with pytest.raises(StructuredOutputInvalid, match="cut off"):
+        engine.parse(reply(CLEAN[:-10]), "prompted")
+
+
+def test_wrong_types_are_reported_by_field() -> None:
+    with pytest.raises(StructuredOutputInvalid) as caught:
+        engine.parse(reply(CLEAN.replace("31", '"old"')), "native")
+    assert "age: Input should be a valid integer" in caught.value.errors
+
+
+def test_deep_nesting_is_a_validation_error() -> None:
+    text = '{"value": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    with pytest.raises(StructuredOutputInvalid, match="nesting deeper than 64"):
+        StructureEngine(Tree).parse(reply(text), "prompted")
+
+
+def test_huge_number_is_a_validation_error() -> None:
+    with pytest.raises(StructuredOutputInvalid, match="number"):
+        engine.parse(reply(CLEAN.replace("31", "9" * 5000)), "native")
+
+
+def test_infinite_float_is_a_validation_error() -> None:
+    with pytest.raises(StructuredOutputInvalid, match="out of range"):
+        engine.parse(reply(CLEAN.replace("9.5", "1e999")), "native")
+
+
+def test_huge_reply_is_a_validation_error() -> None:
+    text = CLEAN.replace('"Ann"', '"' + "x" * 2_000_000 + '"')
+    with pytest.raises(StructuredOutputInvalid, match="longer than"):
+        engine.parse(reply(text), "native")
+
+
+def test_empty_reply_is_a_validation_error() -> None:
+    with pytest.raises(StructuredOutputInvalid, match="no output"):
+        engine.parse(reply(""), "native")
+
+
+def test_reask_carries_the_validation_errors() -> None:
+    with pytest.raises(StructuredOutputInvalid) as caught:
+        engine.parse(reply('{"name": "Ann"}'), "native")
+    message = engine.reask_message(caught.value, "native")
+    assert (message.role, "age: Field required" in message.text) == (Role.USER, True)
+
+
+def test_tool_reask_answers_the_output_call() -> None:
+    response = tool_calls_reply(ToolCall(id="out-1", name=OUTPUT_TOOL_NAME, arguments="{}"))
+    with pytest.raises(StructuredOutputInvalid) as caught:
+        engine.parse(response, "tool")
+    message = engine.reask_message(caught.value, "tool")
+    assert (message.role, message.tool_call_id) == (Role.TOOL, "out-1")
+
+
+async def test_run_returns_parsed_output() -> None:
+    model = ScriptedModel([CLEAN], capabilities=ModelCapabilities(tools=False, json_schema=True))
+    assert await engine.run(model, [Message.user("who?")]) == ANN
+
+
+async def test_run_reasks_with_errors_then_succeeds() -> None:
+    model = ScriptedModel(['{"name": "Ann"}', CLEAN], capabilities=ModelCapabilities(tools=False, json_schema=True))
+    await engine.run(model, [Message.user("who?")])
+    assert "age: Field required" in model.requests[1].messages[-1].text
+
+
+async def test_run_falls_back_to_the_next_strategy() -> None:
+    model = ScriptedModel(["nope", "nope", CLEAN], capabilities=ModelCapabilities(tools=False, json_schema=True))
+    await StructureEngine(Person, max_retries=1).run(model, [Message.user("who?")])
+    assert model.requests[2].response_format is None
+
+
+async def test_run_raises_after_bounded_reasks() -> None:
+    model = ScriptedModel(["nope"], cycle=True, capabilities=ModelCapabilities(tools=True, json_schema=True))
+    with pytest.raises(StructuredOutputInvalid):
+        await StructureEngine(Person, max_retries=1).run(model, [Message.user("who?")])
+    assert len(model.requests) == 6
+
+
+async def test_run_answers_every_tool_call_before_reasking() -> None:
+    bad = tool_calls_reply(("search", "{}"), ToolCall(id="out-1", name=OUTPUT_TOOL_NAME, arguments="{}"))
+    good = tool_calls_reply((OUTPUT_TOOL_NAME, CLEAN))
+    model = ScriptedModel([bad, good], capabilities=ModelCapabilities(tools=True))
+    await StructureEngine(Person, strategy="tool").run(model, [Message.user("who?")])
+    answered = {m.tool_call_id for m in model.requests[1].messages if m.role == Role.TOOL}
+    assert answered == {call.id for call in bad.message.tool_calls}
+
+
+# --- property tests ------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**50), max_value=10**50)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+containers = st.one_of(st.lists(json_values, max_size=4), st.dictionaries(st.text(max_size=8), json_values, max_size=4))
+prose = st.text(alphabet=st.characters(blacklist_characters="{}[]`\"'", blacklist_categories=("Cs",)), max_size=40)
+people = st.builds(
+    Person,
+    name=st.text(max_size=30),
+    age=st.integers(min_value=-(10**12), max_value=10**12),
+    email=st.text(max_size=30),
+    score=st.floats(allow_nan=False, allow_infinity=False),
+    active=st.booleans(),
+)
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300)
+def test_lenient_parser_raises_only_typed_errors(text: str) -> None:
+    with contextlib.suppress(StructuredOutputError):
+        parse_json_lenient(text)
+
+
+@given(json_values)
+def test_lenient_parser_round_trips_valid_json(value: object) -> None:
+    assert parse_json_lenient(json.dumps(value)) == value
+
+
+@given(containers, prose, prose)
+def test_lenient_parser_finds_json_inside_prose(value: object, before: str, after: str) -> None:
+    assert parse_json_lenient(f"{before} {json.dumps(value)} {after}") == value
+
+
+@given(containers, prose)
+def test_lenient_parser_finds_fenced_json(value: object, before: str) -> None:
+    assert parse_json_lenient(f"{before}\n```json\n{json.dumps(value, indent=2)}\n```\nDone.") == value
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300)
+def test_parse_raises_only_structured_output_errors(text: str) -> None:
+    with contextlib.suppress(StructuredOutputError):
+        engine.parse(reply(text), "prompted")
+
+
+@given(people)
+def test_parse_round_trips_model_json(person: Person) -> None:
+    assert engine.parse(reply(person.model_dump_json()), "native") == person
+
+
+@given(people, prose, prose)
+def test_parse_accepts_fenced_or_prosed_model_json(person: Person, before: str, after: str) -> None:
+    fenced = f"{before}\n```json\n{person.model_dump_json()}\n```\n{after}"
+    prosed = f"{before} {person.model_dump_json()} {after}"
+    assert (engine.parse(reply(fenced), "prompted"), engine.parse(reply(prosed), "prompted")) == (person, person)

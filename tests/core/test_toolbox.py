@@ -1,0 +1,361 @@
+"""ToolBox and @tool: schemas, strict validation, safe failures, timeouts and bounded concurrency."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from gecko.core.toolbox import Tool, ToolBox, ToolResult, tool
+from gecko.errors import (
+    ConfigurationError,
+    ToolArgumentsError,
+    ToolExecutionError,
+    ToolTimeoutError,
+    UnknownToolError,
+)
+from gecko.types import Role, ToolCall
+
+
+@tool
+async def add(a: int, b: int = 1) -> int:
+    """Add two integers.
+
+    Args:
+        a: The first addend.
+        b (int): The second addend,
+            one by default.
+    """
+    return a + b
+
+
+def call(name: str, arguments: object = None, raw: str | None = None) -> ToolCall:
+    return ToolCall(id="c1", name=name, arguments=raw if raw is not None else json.dumps(arguments or {}))
+
+
+def test_schema_comes_from_type_hints() -> None:
+    assert add.parameters["properties"]["a"]["type"] == "integer"
+    assert add.parameters["required"] == ["a"]
+
+
+def test_schema_forbids_unknown_keys() -> None:
+    assert add.parameters["additionalProperties"] is False
+
+
+def test_docstring_gives_description_and_parameter_descriptions() -> None:
+    assert add.description == "Add two integers."
+    assert add.parameters["properties"]["b"]["description"] == "The second addend, one by default."
+
+
+def test_decorator_options_are_applied() -> None:
+    @tool(name="lookup", description="Find things.", timeout=3, requires_approval=True)
+    def find(query: str) -> str:
+        return query
+
+    assert (find.name, find.description, find.timeout, find.requires_approval) == ("lookup", "Find things.", 3, True)
+
+
+def test_definition_carries_name_description_and_schema() -> None:
+    definition = add.definition()
+    assert (definition.name, definition.parameters) == ("add", add.parameters)
+
+
+def test_tool_stays_callable() -> None:
+    @tool
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double(4) == 8
+
+
+def test_parameters_named_like_basemodel_attributes_work() -> None:
+    @tool
+    def shadow(json: str, schema: int) -> str:
+        return json * schema
+
+    assert ToolBox([shadow]).validate(call("shadow", {"json": "a", "schema": 2})) == {"json": "a", "schema": 2}
+
+
+def test_var_keyword_parameters_are_rejected() -> None:
+    def loose(**kwargs: int) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="kwargs"):
+        tool(loose)
+
+
+def test_invalid_tool_name_is_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="tool name"):
+        tool(name="has space")(lambda: None)
+
+
+def test_duplicate_tool_names_are_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="already registered"):
+        ToolBox([add, add])
+
+
+def test_plain_function_is_wrapped_on_add() -> None:
+    def ping() -> str:
+        return "pong"
+
+    box = ToolBox()
+    assert isinstance(box.add(ping), Tool)
+    assert box.names == ("ping",)
+
+
+def test_validate_returns_keyword_arguments_with_defaults() -> None:
+    assert ToolBox([add]).validate(call("add", {"a": 2})) == {"a": 2, "b": 1}
+
+
+def test_string_is_not_coerced_to_int() -> None:
+    with pytest.raises(ToolArgumentsError, match="a: Input should be a valid integer"):
+        ToolBox([add]).validate(call("add", {"a": "5"}))
+
+
+def test_bool_is_not_coerced_to_int() -> None:
+    with pytest.raises(ToolArgumentsError, match="valid integer"):
+        ToolBox([add]).validate(call("add", {"a": True}))
+
+
+def test_unknown_argument_key_is_rejected() -> None:
+    with pytest.raises(ToolArgumentsError, match="c: Extra inputs are not permitted"):
+        ToolBox([add]).validate(call("add", {"a": 1, "c": 2}))
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+def test_nested_model_arguments_are_validated() -> None:
+    @tool
+    def norm(p: Point) -> int:
+        return abs(p.x) + abs(p.y)
+
+    arguments = ToolBox([norm]).validate(call("norm", {"p": {"x": 1, "y": -2}}))
+    assert arguments["p"] == Point(x=1, y=-2)
+
+
+def test_empty_arguments_mean_no_arguments() -> None:
+    @tool
+    def now() -> str:
+        return "noon"
+
+    assert ToolBox([now]).validate(call("now", raw="")) == {}
+
+
+def test_unknown_tool_error_lists_valid_names() -> None:
+    with pytest.raises(UnknownToolError, match="Valid tools: add"):
+        ToolBox([add]).validate(call("delete_everything"))
+
+
+def test_oversized_arguments_are_rejected_before_parsing() -> None:
+    huge = '{"a": 1, "pad": "' + "x" * 1_000_000 + '"}'
+    with pytest.raises(ToolArgumentsError, match="limit is 65536"):
+        ToolBox([add]).validate(call("add", raw=huge))
+
+
+def test_size_cap_counts_utf8_bytes() -> None:
+    box = ToolBox([add], max_argument_bytes=100)
+    with pytest.raises(ToolArgumentsError, match="bytes"):
+        box.validate(call("add", raw='{"a": "' + "é" * 60 + '"}'))
+
+
+def test_deep_nesting_is_an_arguments_error() -> None:
+    @tool
+    def take(data: object) -> str:
+        return "ran"
+
+    with pytest.raises(ToolArgumentsError, match="Invalid"):
+        ToolBox([take]).validate(call("take", raw='{"data": ' + "[" * 5000 + "]" * 5000 + "}"))
+
+
+def test_truncated_json_is_an_arguments_error() -> None:
+    with pytest.raises(ToolArgumentsError, match="Invalid JSON"):
+        ToolBox([add]).validate(call("add", raw='{"a": 1'))
+
+
+def test_non_finite_float_is_rejected() -> None:
+    @tool
+    def scale(f: float) -> float:
+        return f
+
+    with pytest.raises(ToolArgumentsError):
+        ToolBox([scale]).validate(call("scale", raw='{"f": 1e999}'))
+
+
+async def test_execute_runs_async_tool() -> None:
+    result = await ToolBox([add]).execute(call("add", {"a": 2, "b": 3}))
+    assert result == ToolResult(call("add", {"a": 2, "b": 3}), "5")
+
+
+async def test_execute_runs_sync_tool_in_worker_thread() -> None:
+    @tool
+    def where() -> bool:
+        return threading.current_thread() is not threading.main_thread()
+
+    assert (await ToolBox([where]).execute(call("where"))).content == "true"
+
+
+async def test_non_string_results_are_json() -> None:
+    @tool
+    async def info() -> dict[str, object]:
+        return {"ok": True, "n": [1, 2]}
+
+    assert json.loads((await ToolBox([info]).execute(call("info"))).content) == {"ok": True, "n": [1, 2]}
+
+
+async def test_bad_arguments_never_run_the_tool() -> None:
+    ran: list[int] = []
+
+    @tool
+    async def record(n: int) -> int:
+        ran.append(n)
+        return n
+
+    result = await ToolBox([record]).execute(call("record", {"n": "1"}))
+    assert (result.is_error, isinstance(result.error, ToolArgumentsError), ran) == (True, True, [])
+
+
+async def test_unknown_tool_result_tells_model_the_valid_names() -> None:
+    result = await ToolBox([add]).execute(call("nope"))
+    assert result.is_error
+    assert isinstance(result.error, UnknownToolError)
+    assert "Valid tools: add" in result.content
+
+
+async def test_tool_exception_becomes_short_message_without_traceback() -> None:
+    @tool
+    async def boom() -> None:
+        raise ValueError("bad input\nTraceback (most recent call last): secret internals")
+
+    result = await ToolBox([boom]).execute(call("boom"))
+    assert result.content == "Error: Tool 'boom' failed: ValueError: bad input"
+    assert isinstance(result.error, ToolExecutionError)
+
+
+async def test_tool_exception_redacts_secrets() -> None:
+    @tool
+    async def leak() -> None:
+        raise RuntimeError("auth failed for api_key=sk-abcdef1234567890 password: hunter2 Bearer abcdefghijkl")
+
+    content = (await ToolBox([leak]).execute(call("leak"))).content
+    assert ("sk-abcdef" in content, "hunter2" in content, "abcdefghijkl" in content) == (False, False, False)
+
+
+async def test_long_exception_message_is_truncated() -> None:
+    @tool
+    async def verbose() -> None:
+        raise RuntimeError("x" * 5000)
+
+    assert len((await ToolBox([verbose]).execute(call("verbose"))).content) < 300
+
+
+async def test_tool_timeout_becomes_timeout_result() -> None:
+    @tool(timeout=0.05)
+    async def slow() -> str:
+        await anyio.sleep(10)
+        return "late"
+
+    result = await ToolBox([slow]).execute(call("slow"))
+    assert isinstance(result.error, ToolTimeoutError)
+
+
+async def test_default_timeout_applies_to_tools_without_one() -> None:
+    @tool
+    async def slow() -> str:
+        await anyio.sleep(10)
+        return "late"
+
+    result = await ToolBox([slow], default_timeout=0.05).execute(call("slow"))
+    assert isinstance(result.error, ToolTimeoutError)
+
+
+async def test_timeout_error_raised_by_tool_is_an_execution_error() -> None:
+    @tool
+    async def upstream() -> None:
+        raise TimeoutError("upstream timed out")
+
+    result = await ToolBox([upstream]).execute(call("upstream"))
+    assert isinstance(result.error, ToolExecutionError)
+
+
+async def test_cancellation_propagates_out_of_execute() -> None:
+    started = anyio.Event()
+    results: list[ToolResult] = []
+
+    @tool
+    async def wait() -> str:
+        started.set()
+        await anyio.sleep(10)
+        return "never"
+
+    async def run() -> None:
+        results.append(await ToolBox([wait]).execute(call("wait")))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run)
+        await started.wait()
+        group.cancel_scope.cancel()
+    assert results == []
+
+
+async def test_execute_many_keeps_call_order() -> None:
+    @tool
+    async def echo(n: int) -> int:
+        await anyio.sleep(0.01 * (5 - n))
+        return n
+
+    calls = [ToolCall(id=str(n), name="echo", arguments=json.dumps({"n": n})) for n in range(5)]
+    results = await ToolBox([echo]).execute_many(calls)
+    assert [result.content for result in results] == ["0", "1", "2", "3", "4"]
+
+
+async def test_execute_many_respects_max_parallel() -> None:
+    running = 0
+    peak = 0
+
+    @tool
+    async def work(n: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(0.01)
+        running -= 1
+        return n
+
+    calls = [ToolCall(id=str(n), name="work", arguments=json.dumps({"n": n})) for n in range(6)]
+    await ToolBox([work], max_parallel=2).execute_many(calls)
+    assert peak == 2
+
+
+async def test_execute_many_runs_calls_concurrently() -> None:
+    both = anyio.Event()
+    arrived = 0
+
+    @tool
+    async def meet() -> str:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 2:
+            both.set()
+        await both.wait()
+        return "met"
+
+    calls = [ToolCall(id=str(n), name="meet", arguments="{}") for n in range(2)]
+    with anyio.fail_after(5):
+        results = await ToolBox([meet]).execute_many(calls)
+    assert [result.content for result in results] == ["met", "met"]
+
+
+async def test_execute_many_reports_bad_calls_beside_good_ones() -> None:
+    results = await ToolBox([add]).execute_many([call("add", {"a": 1}), call("missing")])
+    assert [result.is_error for result in results] == [False, True]
+
+
+def test_result_becomes_tool_message() -> None:
+    message = ToolResult(call("add"), "3").to_message()
+    assert (message.role, message.tool_call_id, message.content, message.name) == (Role.TOOL, "c1", "3", "add")

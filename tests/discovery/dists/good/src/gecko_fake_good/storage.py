@@ -1,0 +1,7 @@
+"""`fakegood://`: the builtin memory store under another scheme."""
+
+from gecko.plugins.storage.memory import MemoryStorage
+
+
+class FakeGoodStorage(MemoryStorage):
+    scheme = "fakegood"

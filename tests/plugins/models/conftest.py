@@ -1,0 +1,50 @@
+"""litellm's async client is asyncio-only, so this folder runs on asyncio alone."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gecko.plugins.models._retry import RetryPolicy
+from gecko.testing.models import reply, tool_calls_reply
+from gecko.testing.server import OpenAIServer, ScriptItem
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fast_retry() -> RetryPolicy:
+    """Retries with waits short enough for tests."""
+    return RetryPolicy(max_attempts=3, initial_delay=0.01, max_delay=0.05, total_timeout=10.0)
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An OpenAI base URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def answer_like_a_model(body: dict[str, Any]) -> ScriptItem:
+    """Scripted answers to the prompts of `ModelConformance`, chosen from the request body."""
+    if body.get("tools") and body.get("tool_choice") == "required":
+        return tool_calls_reply(("get_weather", json.dumps({"city": "Paris"})), input_tokens=31, output_tokens=9)
+    if body.get("response_format"):
+        return reply(json.dumps({"city": "Paris"}), input_tokens=22, output_tokens=6)
+    return reply("Hello there, it is sunny.", input_tokens=17, output_tokens=7)
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[OpenAIServer]:
+    """A server answering any number of requests like a cooperative model."""
+    with OpenAIServer([answer_like_a_model], cycle=True) as server:
+        yield server

@@ -1,0 +1,73 @@
+"""How `sqlite://` URLs map to files, and what a malformed one says."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gecko.errors import InvalidStorageURLError
+from gecko.plugins.storage.factory import create_storage
+from gecko_storage_sqlite import SQLiteStorage
+
+
+async def test_three_slashes_open_a_path_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with await create_storage("sqlite:///./data/relative.db") as store:
+        await store.set("k", 1)
+    assert (tmp_path / "data" / "relative.db").is_file()
+
+
+async def test_four_slashes_open_an_absolute_path(tmp_path: Path) -> None:
+    target = tmp_path / "absolute.db"
+    assert str(target).startswith("/")
+    async with await create_storage(f"sqlite:///{target}") as store:
+        assert isinstance(store, SQLiteStorage)
+        assert store.path == target
+        await store.set("k", 1)
+    assert target.is_file()
+
+
+async def test_missing_parent_folders_are_created(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "c" / "nested.db"
+    async with await create_storage(f"sqlite:///{target}") as store:
+        await store.set("k", 1)
+    assert target.is_file()
+
+
+async def test_database_uses_wal_journaling(tmp_path: Path) -> None:
+    target = tmp_path / "wal.db"
+    async with await create_storage(f"sqlite:///{target}"):
+        pass
+    with sqlite3.connect(target) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///", "sqlite:///folder/", "sqlite://host/x.db", "sqlite:///:memory:"],
+)
+async def test_url_without_a_database_file_shows_valid_forms(url: str) -> None:
+    with pytest.raises(InvalidStorageURLError, match=r"sqlite:///\./"):
+        await create_storage(url)
+
+
+async def test_unknown_url_option_names_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(InvalidStorageURLError, match="busy_timeout, retry_for"):
+        await create_storage(f"sqlite:///{tmp_path}/x.db?timeout=3")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
+async def test_non_positive_busy_timeout_is_rejected(tmp_path: Path, value: str) -> None:
+    with pytest.raises(InvalidStorageURLError, match="positive number of seconds"):
+        await create_storage(f"sqlite:///{tmp_path}/x.db?busy_timeout={value}")
+
+
+async def test_busy_timeout_option_reaches_sqlite(tmp_path: Path) -> None:
+    async with await create_storage(f"sqlite:///{tmp_path}/x.db?busy_timeout=7.5") as store:
+        assert isinstance(store, SQLiteStorage)
+        assert store._connection is not None
+        assert store._connection.execute("PRAGMA busy_timeout").fetchone()[0] == 7500

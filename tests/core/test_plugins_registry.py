@@ -37,7 +37,7 @@ def test_unknown_name_with_a_hint_names_the_distribution_to_install() -> None:
 
 
 def test_unknown_name_without_a_hint_names_the_entry_point_group() -> None:
-    with pytest.raises(PluginNotFoundError, match="gecko.test-kind-nobody-uses"):
+    with pytest.raises(PluginNotFoundError, match=r"gecko\.test-kind-nobody-uses"):
         _registry().get("stranger")
 
 

@@ -23,7 +23,7 @@ async def test_url_with_invalid_scheme_shows_valid_forms(url: str) -> None:
 
 
 async def test_unknown_scheme_names_the_entry_point_group_to_declare() -> None:
-    with pytest.raises(PluginNotFoundError, match="'gecko.storage' entry-point group"):
+    with pytest.raises(PluginNotFoundError, match=r"'gecko\.storage' entry-point group"):
         await create_storage("nosuchstore://x")
 
 

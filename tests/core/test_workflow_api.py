@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -16,7 +17,7 @@ def chain(*names: str, **options: Any) -> Workflow:
     wf = Workflow("chain", **options)
     for name in names:
         wf.add_node(name, lambda ctx, name=name: f"{name}({ctx.get_last_output()})")
-    for src, dst in zip(names, names[1:]):
+    for src, dst in itertools.pairwise(names):
         wf.add_edge(src, dst)
     wf.set_entry_point(names[0])
     return wf
@@ -54,7 +55,8 @@ async def test_sync_steps_run_in_worker_threads() -> None:
 
     wf = Workflow("sync").add_node("A", blocking).set_entry_point("A")
     assert (await wf.execute()).output == "done"
-    assert seen and seen[0] != loop_thread
+    assert seen
+    assert seen[0] != loop_thread
 
 
 async def test_context_exposes_input_state_history_and_last_output() -> None:
@@ -170,9 +172,7 @@ def test_mermaid_draws_nodes_and_edges_with_conditions_dashed() -> None:
 
 async def test_start_node_begins_mid_graph_with_resume_context() -> None:
     wf = chain("A", "B", "C")
-    result = await wf.execute(
-        "ignored", start_node="B", _resume_context={"state": {"k": 1}, "last_output": "restored"}
-    )
+    result = await wf.execute("ignored", start_node="B", _resume_context={"state": {"k": 1}, "last_output": "restored"})
     assert result.output == "C(B(restored))"
     assert result.state == {"k": 1}
     assert "A" not in result.history
@@ -183,7 +183,7 @@ async def test_node_failure_raises_workflow_error_naming_the_node() -> None:
         raise ValueError("boom")
 
     wf = chain("A").add_node("B", broken).add_edge("A", "B")
-    with pytest.raises(WorkflowError, match="node 'B' .* failed: ValueError: boom") as info:
+    with pytest.raises(WorkflowError, match=r"node 'B' .* failed: ValueError: boom") as info:
         await wf.execute()
     assert isinstance(info.value.__cause__, ValueError)
 

@@ -6,6 +6,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 
+PLUGIN_VARIABLES = (
+    "GECKO_DISABLE_PLUGIN_AUTOLOAD",
+    "GECKO_LOAD_PLUGINS",
+    "GECKO_DISABLED_PLUGINS",
+    "GECKO_STRICT_PLUGINS",
+)
 FAKE_DISTRIBUTIONS = ("gecko-fake-good", "gecko-fake-broken", "gecko-fake-dup-a", "gecko-fake-dup-b")
 
 
@@ -25,5 +31,5 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_plugin_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in ("GECKO_DISABLE_PLUGIN_AUTOLOAD", "GECKO_LOAD_PLUGINS", "GECKO_DISABLED_PLUGINS", "GECKO_STRICT_PLUGINS"):
+    for variable in PLUGIN_VARIABLES:
         monkeypatch.delenv(variable, raising=False)

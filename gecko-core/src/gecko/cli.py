@@ -68,6 +68,37 @@ def _plugins_command(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _workflow_show_command(arguments: argparse.Namespace) -> int:
+    from importlib import import_module
+
+    from gecko.compose.workflow import Workflow
+    from gecko.errors import WorkflowDefinitionError
+
+    module_name, _, attribute = arguments.target.partition(":")
+    if not module_name or not attribute:
+        print(f"gecko workflow show: expected module:attribute, got {arguments.target!r}", file=sys.stderr)
+        return 2
+    try:
+        found: object = getattr(import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        print(f"gecko workflow show: cannot load {arguments.target!r}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(found, Workflow) and callable(found):
+        found = found()
+    if not isinstance(found, Workflow):
+        print(f"gecko workflow show: {arguments.target!r} is {type(found).__name__}, not a Workflow", file=sys.stderr)
+        return 2
+    try:
+        print(found.to_mermaid())
+        print()
+        for depth, layer in enumerate(found.layers):
+            print(f"%% layer {depth}: {', '.join(layer)}")
+    except WorkflowDefinitionError as exc:
+        print(f"gecko workflow show: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `gecko` command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="gecko", description="Gecko agent framework tools.")
@@ -75,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins with their status")
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plugins.set_defaults(handler=_plugins_command)
+    workflow = commands.add_parser("workflow", help="inspect workflows")
+    workflow_commands = workflow.add_subparsers(dest="workflow_command", required=True)
+    show = workflow_commands.add_parser("show", help="print a workflow's graph as Mermaid and its layers")
+    show.add_argument("target", help="module:attribute naming a Workflow (or a function returning one)")
+    show.set_defaults(handler=_workflow_show_command)
     arguments = parser.parse_args(argv)
     status: int = arguments.handler(arguments)
     return status

@@ -235,8 +235,8 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
         api_base: the endpoint, for connection messages.
     """
     import httpx
-    import litellm
     import openai
+    from litellm.exceptions import ContextWindowExceededError
 
     if isinstance(exc, ModelError):
         return exc
@@ -245,7 +245,7 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
     detail = str(exc)
     status = getattr(exc, "status_code", None)
     error: ModelError
-    if isinstance(exc, litellm.ContextWindowExceededError):
+    if isinstance(exc, ContextWindowExceededError):
         error = ContextLengthError(
             f"{label}: the request does not fit the model's context window ({detail}); trim the history "
             "(e.g. with TokenMemory) or use a model with a larger window"

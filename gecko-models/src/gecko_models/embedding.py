@@ -42,7 +42,8 @@ class LiteLLMEmbedder(Embedder):
         retry: RetryPolicy | None = None,
         **settings: Any,
     ) -> None:
-        fields = {key: settings.pop(key) for key in ("api_key", "api_base", "timeout") if key in settings}
+        connection = ("api_key", "api_base", "timeout")
+        fields: dict[str, Any] = {key: settings.pop(key) for key in connection if key in settings}
         name = model or (config.model_name if config is not None else "")
         if not name:
             raise ConfigurationError("LiteLLMEmbedder needs a model: pass config=ModelConfig(model_name=...) or model=")

@@ -33,7 +33,6 @@ from gecko.errors import (
     VersionConflictError,
 )
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
-
 from gecko_storage_sqlite._version import __version__
 
 __all__ = ("SQLiteStorage", "__version__")

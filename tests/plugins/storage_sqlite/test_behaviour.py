@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from gecko_storage_sqlite import SQLiteStorage
 
 from gecko.errors import StorageError
 from gecko.plugins.storage.factory import create_storage
-from gecko_storage_sqlite import SQLiteStorage
 
 
 async def test_no_statement_runs_on_the_event_loop_thread(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ async def test_stored_text_that_is_not_json_is_a_storage_error_naming_the_key(tm
 async def test_file_that_is_not_a_database_is_a_storage_error_naming_it(tmp_path: Path) -> None:
     target = tmp_path / "not-a-db.db"
     target.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StorageError, match="not-a-db.db"):
+    with pytest.raises(StorageError, match=r"not-a-db\.db"):
         await create_storage(f"sqlite:///{target}")
 
 

@@ -7,8 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import anyio
 import pytest
 
+from gecko.plugins.storage import Versioned
 from gecko.plugins.storage.factory import create_storage
 
 _INCREMENT = textwrap.dedent(
@@ -51,8 +53,13 @@ _WRITE = textwrap.dedent(
 )
 
 
+async def _read(url: str, key: str) -> Versioned | None:
+    async with await create_storage(url) as store:
+        return await store.get_versioned(key)
+
+
 @pytest.mark.slow
-async def test_four_processes_incrementing_one_key_with_compare_and_set_end_at_2000(tmp_path: Path) -> None:
+def test_four_processes_incrementing_one_key_with_compare_and_set_end_at_2000(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/counter.db"
     workers = [
         subprocess.Popen(
@@ -64,12 +71,10 @@ async def test_four_processes_incrementing_one_key_with_compare_and_set_end_at_2
     for status, (_out, err) in outcomes:
         assert "locked" not in err
         assert status == 0, err
-    async with await create_storage(url) as store:
-        assert await store.get_versioned("counter") == (2000, 2000)
+    assert anyio.run(_read, url, "counter") == (2000, 2000)
 
 
-async def test_data_written_by_one_process_is_read_after_it_exits(tmp_path: Path) -> None:
+def test_data_written_by_one_process_is_read_after_it_exits(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/restart.db"
     subprocess.run([sys.executable, "-c", _WRITE, url], check=True, timeout=120)
-    async with await create_storage(url) as store:
-        assert await store.get("session/1") == {"text": "héllo 世界 🦎", "items": [1, 2.5, None, True]}
+    assert anyio.run(_read, url, "session/1") == ({"text": "héllo 世界 🦎", "items": [1, 2.5, None, True]}, 1)

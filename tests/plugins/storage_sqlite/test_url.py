@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from gecko_storage_sqlite import SQLiteStorage
 
 from gecko.errors import InvalidStorageURLError
 from gecko.plugins.storage.factory import create_storage
-from gecko_storage_sqlite import SQLiteStorage
 
 
 async def test_three_slashes_open_a_path_relative_to_the_working_directory(

@@ -12,9 +12,9 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -93,10 +93,13 @@ class Run:
         self.status: dict[str, NodeStatus] = {}
         self.inbox: dict[str, Any] = {}
         self.pending: dict[str, Any] = {}
+        # The state (and record number) each ready node was made ready with: siblings share one base.
+        self.bases: dict[str, tuple[dict[str, Any], int]] = {}
         self.running: set[str] = set()
         self.steps = 0
         self.rec = 0
         self.writers: dict[str, tuple[str, int]] = {}
+        self.rule_logs: dict[str, tuple[Any, list[tuple[int, int, Any]]]] = {}
         self.journal: list[list[Any]] = []
         self.error: BaseException | None = None
         self.failed_node: str | None = None
@@ -109,6 +112,7 @@ class Run:
         self.spare = False
         self._lock = anyio.Lock() if plan.async_conditions else None
         self._shield = plan.async_conditions or self.journaling
+        self._writer: anyio.Event | None = None
 
     # --- setup -----------------------------------------------------------------------
 
@@ -124,6 +128,7 @@ class Run:
                     self.remaining[dst] += 1
         self.activated.add(node)
         self.pending[node] = value
+        self.bases[node] = (self.state, self.rec)
 
     async def restore(self, checkpoint: Checkpoint) -> None:
         """Rebuild the run from a snapshot and replay the journal records after it.
@@ -146,6 +151,9 @@ class Run:
             self.activated = set(snap["activated"])
             self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
             self.steps = snap["steps"]
+            for key, merges in snap.get("merges", {}).items():
+                base = merges["base"][0] if merges["base"] else MISSING
+                self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptCheckpointError(f"the snapshot of session {self.session_id!r} is malformed: {exc!r}") from exc
         unknown = [node for node in (*self.pending, *self.status) if node not in self.plan.nodes]
@@ -202,11 +210,14 @@ class Run:
 
     async def _drive_from(self, node: str) -> None:
         while True:
-            start = self.rec
             outcome = await self._execute(node)
             if outcome is None:
                 return
-            ready = await self._finish(node, outcome[0], outcome[1], start)
+            try:
+                ready = await self._finish(node, *outcome)
+            except Exception as exc:
+                self._fail(node, exc)
+                return
             if not ready or self.stopping:
                 return
             if len(ready) > 1:
@@ -215,10 +226,11 @@ class Run:
 
     async def _drive_layers(self, ready: list[str], parallel: bool) -> None:
         while ready and not self.stopping:
-            start = self.rec
-            outcomes: dict[str, tuple[NodeContext, Any]] = {}
+            for node in ready:
+                self.bases[node] = (self.state, self.rec)
+            outcomes: dict[str, tuple[NodeContext, Any, int]] = {}
 
-            async def one(node: str, outcomes: dict[str, tuple[NodeContext, Any]] = outcomes) -> None:
+            async def one(node: str, outcomes: dict[str, tuple[NodeContext, Any, int]] = outcomes) -> None:
                 outcome = await self._execute(node)
                 if outcome is not None:
                     outcomes[node] = outcome
@@ -233,10 +245,13 @@ class Run:
             following: list[str] = []
             for node in ready:
                 if node in outcomes and self.error is None:
-                    following += await self._finish(node, *outcomes[node], start)
+                    try:
+                        following += await self._finish(node, *outcomes[node])
+                    except Exception as exc:
+                        self._fail(node, exc)
             ready = sorted(set(following), key=self.plan.index.__getitem__)
 
-    async def _execute(self, node: str) -> tuple[NodeContext, Any] | None:
+    async def _execute(self, node: str) -> tuple[NodeContext, Any, int] | None:
         """Run one node; None when it paused or failed (recorded on the run)."""
         self.steps += 1
         if self.max_steps is not None and self.steps > self.max_steps:
@@ -250,10 +265,12 @@ class Run:
             return None
         spec = self.plan.nodes[node]
         last = self.pending[node]
+        found = self.bases.pop(node, None)
+        base, start = found if found is not None else (self.state, self.rec)
         ctx = NodeContext(
             node,
             self.input,
-            StateView(self.state),
+            StateView(base),
             self.history,
             last,
             self.session_id,
@@ -287,7 +304,7 @@ class Run:
             return None
         finally:
             _current_context.reset(token)
-        return ctx, output
+        return ctx, output, start
 
     async def _call(self, kind: int, target: Any, ctx: NodeContext, last: Any) -> Any:
         if kind == ASYNC:
@@ -333,6 +350,7 @@ class Run:
         jump: Next | None = None
         if type(output) is Next:
             jump = output
+            self._check_jump(node, jump)
             if jump.update_state:
                 writes.update(jump.update_state)
             output = ctx._last if jump.input is None else jump.input
@@ -357,12 +375,15 @@ class Run:
                 record["j"] = [jump.node, to_json(jump.input)]
             self.journal.append([self.rec, record])
         if self.sink is not None:
-            self._emit("workflow.node.finished", {"node": node, "output": output})
+            self._emit("workflow.node.finished", {"node": node, "output": to_json(output)})
             if writes:
                 self._emit(
                     "workflow.state.diff",
-                    {"node": node, "set": {k: v for k, v in writes.items() if v is not DELETED},
-                     "deleted": [k for k, v in writes.items() if v is DELETED]},
+                    {
+                        "node": node,
+                        "set": to_json({k: v for k, v in writes.items() if v is not DELETED}),
+                        "deleted": [k for k, v in writes.items() if v is DELETED],
+                    },
                 )
         try:
             ready = await self._complete(node, output, jump)
@@ -376,30 +397,64 @@ class Run:
             await self.snapshot("running")
         return ready
 
+    def _check_jump(self, node: str, jump: Next) -> None:
+        if jump.node not in self.plan.nodes:
+            raise WorkflowError(
+                f"node {node!r} jumped to unknown node {jump.node!r}; known: {sorted(self.plan.nodes)}"
+            )
+        if not self.wf.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
+            raise WorkflowError(
+                f"node {node!r} jumped back to {jump.node!r}, which already ran: that is a cycle; "
+                "pass allow_cycles=True (and a max_steps bound)"
+            )
+
     def _merge(self, node: str, writes: dict[str, Any], start: int | None) -> None:
         if not writes:
             return
-        state = self.state.copy()
         rules = self.rules
         writers = self.writers
-        for key, value in writes.items():
-            rule = rules.get(key) if rules else None
-            if rule is not None and value is not DELETED:
-                state[key] = rule(state.get(key, MISSING), value)
-                continue
-            if start is not None:
+        if start is not None:
+            # Check every key before changing anything, so a conflict leaves the run consistent.
+            for key in writes:
                 last = writers.get(key)
-                if last is not None and last[1] > start:
+                if last is not None and last[1] > start and key not in rules:
                     raise WorkflowStateConflict(
                         f"nodes {last[0]!r} and {node!r} ran concurrently and both wrote state key {key!r}; "
                         f"declare a merge rule (merge_rules={{{key!r}: 'append'}}) or order them with an edge"
                     )
+        state = self.state.copy()
+        for key, value in writes.items():
+            rule = rules.get(key) if rules else None
+            if rule is not None and value is not DELETED:
+                state[key] = self._fold(key, rule, state.get(key, MISSING), node, value)
+                continue
+            if rule is not None:
+                self.rule_logs.pop(key, None)
             writers[key] = (node, self.rec)
             if value is DELETED:
                 state.pop(key, None)
             else:
                 state[key] = value
         self.state = state
+
+    def _fold(self, key: str, rule: Callable[[Any, Any], Any], current: Any, node: str, value: Any) -> Any:
+        # Contributions under a merge rule are ordered by the node's topological rank (then record
+        # number), not by completion time, so eager runs merge exactly like layered ones. The log
+        # holds the contributions since the last loop re-arm, with the value they started from.
+        entry = (self.plan.rank[node], self.rec, value)
+        log = self.rule_logs.get(key)
+        if log is None:
+            log = self.rule_logs[key] = (current, [])
+        entries = log[1]
+        if not entries or entry[:2] > entries[-1][:2]:
+            entries.append(entry)
+            return rule(current, value)
+        entries.append(entry)
+        entries.sort(key=lambda item: item[:2])
+        folded = log[0]
+        for _, _, contribution in entries:
+            folded = rule(folded, contribution)
+        return folded
 
     async def _complete(self, node: str, output: Any, jump: Next | None) -> list[str]:
         self.status[node] = NodeStatus.SUCCESS
@@ -409,13 +464,6 @@ class Run:
         plan = self.plan
         targets: list[str] = []
         if jump is not None:
-            if jump.node not in plan.nodes:
-                raise WorkflowError(f"node {node!r} jumped to unknown node {jump.node!r}; known: {sorted(plan.nodes)}")
-            if not self.wf.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
-                raise WorkflowError(
-                    f"node {node!r} jumped back to {jump.node!r}, which already ran: that is a cycle; "
-                    "pass allow_cycles=True (and a max_steps bound)"
-                )
             targets.append(jump.node)
         else:
             for dst, condition in plan.back[node]:
@@ -435,10 +483,9 @@ class Run:
         return ready
 
     async def _check(self, condition: Callable[[Any], Any], node: str, dst: str) -> bool:
-        ctx = NodeContext(
-            node, self.input, MappingProxyType(self.state), self.history,  # type: ignore[arg-type]
-            self.history.last_output, self.session_id,
-        )
+        # Conditions read the merged state; the proxy makes writes fail (and count as false).
+        state = cast("MutableMapping[str, Any]", MappingProxyType(self.state))
+        ctx = NodeContext(node, self.input, state, self.history, self.history.last_output, self.session_id)
         try:
             verdict = condition(ctx)
             if hasattr(verdict, "__await__"):
@@ -462,6 +509,7 @@ class Run:
                 continue
             if name in self.activated:
                 self.pending[name] = self.inbox.pop(name)
+                self.bases[name] = (self.state, self.rec)
                 ready.append(name)
                 continue
             self.status[name] = NodeStatus.SKIPPED
@@ -470,6 +518,8 @@ class Run:
             stack.extend((following, False) for following, _ in reversed(forward[name]))
 
     def _rearm(self, target: str, value: Any, ready: list[str]) -> None:
+        # A new loop round: earlier contributions are settled into the state as they are.
+        self.rule_logs.clear()
         order, members = self.plan.region(target)
         busy = members & self.running
         if busy:
@@ -483,25 +533,37 @@ class Run:
             self.activated.discard(name)
             self.inbox.pop(name, None)
             self.pending.pop(name, None)
+            self.bases.pop(name, None)
             self.remaining[name] = indegree[name]
         if ready:
             ready[:] = [name for name in ready if name not in members]
+        if self.queue:
+            kept = [name for name in self.queue if name not in members]
+            self.queue.clear()
+            self.queue.extend(kept)
         self.activated.add(target)
         self.pending[target] = value
+        self.bases[target] = (self.state, self.rec)
         ready.append(target)
 
     # --- checkpoints and events --------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Write the journal records merged so far (one entry for all of them)."""
+        """Write the journal records merged so far; concurrent callers share one write (group commit)."""
         store = self.store
-        if not self.journal or store is None:
+        if store is None:
             return
-        if store.snapshot_due:
-            await self.snapshot("running")
-            return
-        records, self.journal = self.journal, []
-        await store.write_entry(self.run_id, records)
+        await self._claim_writer()
+        try:
+            if not self.journal:
+                return
+            if store.snapshot_due:
+                await self._write_snapshot(store, "running")
+                return
+            records, self.journal = self.journal, []
+            await store.write_entry(self.run_id, records)
+        finally:
+            self._release_writer()
 
     def capture(self, status: str) -> dict[str, Any]:
         """The whole run as JSON data; running nodes stay pending so a resume runs them again."""
@@ -529,7 +591,11 @@ class Run:
                 name: (NodeStatus.PENDING if value in (NodeStatus.RUNNING, NodeStatus.FAILED) else value).value
                 for name, value in self.status.items()
             },
-            "steps": self.steps,
+            "steps": self.steps - len(self.running),
+            "merges": {
+                key: {"base": [] if base is MISSING else [to_json(base)], "log": [list(item) for item in log]}
+                for key, (base, log) in self.rule_logs.items()
+            },
             "interrupt": None if interrupt is None else {"node": interrupt.node, "payload": to_json(interrupt.payload)},
         }
 
@@ -537,9 +603,28 @@ class Run:
         """Write a full snapshot; it covers every record merged so far."""
         if self.store is None:
             return
+        await self._claim_writer()
+        try:
+            await self._write_snapshot(self.store, status)
+        finally:
+            self._release_writer()
+
+    async def _claim_writer(self) -> None:
+        # One checkpoint write at a time, so entry numbers and versions follow merge order. A
+        # plain flag (the loop is single-threaded) keeps the uncontended path free of a checkpoint.
+        while self._writer is not None:
+            await self._writer.wait()
+        self._writer = anyio.Event()
+
+    def _release_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.set()
+
+    async def _write_snapshot(self, store: CheckpointStore, status: str) -> None:
         data = self.capture(status)
         self.journal = []
-        await self.store.write_snapshot(data)
+        await store.write_snapshot(data)
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         assert self.sink is not None

@@ -60,6 +60,7 @@ class Plan:
     back: dict[str, list[tuple[str, Condition | None]]]
     indegree: dict[str, int]
     layers: list[list[str]]
+    rank: dict[str, int]
     async_conditions: bool
     _regions: dict[str, tuple[list[str], frozenset[str]]] = field(default_factory=dict)
 
@@ -172,6 +173,7 @@ def compile_plan(
         back=back,
         indegree=indegree,
         layers=layers,
+        rank={name: position for position, name in enumerate(name for layer in layers for name in layer)},
         async_conditions=any(inspect.iscoroutinefunction(condition) for condition in conditions),
     )
     _check_declared_writes(plan, merge_keys)

@@ -169,4 +169,3 @@ def resolve_merge_rule(key: str, rule: MergeRule) -> Callable[[Any, Any], Any]:
     if callable(rule):
         return _custom(rule)
     raise WorkflowDefinitionError(f"merge rule for state key {key!r} must be a name or a function, got {rule!r}")
-

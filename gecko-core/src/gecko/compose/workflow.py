@@ -28,13 +28,14 @@ from typing import Any, Literal
 import anyio
 
 from gecko.compose._checkpoint import Checkpoint, CheckpointStore
-from gecko.compose._engine import Run
+from gecko.compose._engine import Run, to_json
 from gecko.compose._graph import NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
+    GeckoError,
     WorkflowDefinitionError,
     WorkflowError,
     WorkflowTimeoutError,
@@ -135,6 +136,8 @@ class Workflow:
     ) -> None:
         if scheduling not in ("eager", "layered"):
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
+        if snapshot_every < 2:
+            raise ConfigurationError(f"snapshot_every must be at least 2, got {snapshot_every}")
         if history_limit < 1:
             raise ConfigurationError(f"history_limit must be at least 1, got {history_limit}")
         self.name = name
@@ -159,9 +162,7 @@ class Workflow:
 
     # --- building ------------------------------------------------------------------------
 
-    def add_node(
-        self, name: str, node: Any, *, timeout: float | None = None, writes: tuple[str, ...] = ()
-    ) -> Workflow:
+    def add_node(self, name: str, node: Any, *, timeout: float | None = None, writes: tuple[str, ...] = ()) -> Workflow:
         """Add a node: a function `fn(ctx)` (sync or async) or `@step`, an agent or team
         (`async run(input)`, given the last output), or another `Workflow`.
 
@@ -193,7 +194,12 @@ class Workflow:
         return self
 
     def set_merge_rule(self, key: str, rule: MergeRule) -> Workflow:
-        """Let concurrent nodes write `key`: "append", "add", "merge" or `fn(current, contribution)`."""
+        """Let concurrent nodes write `key`: "append", "add", "merge" or `fn(current, contribution)`.
+
+        Contributions are folded in the graph's topological order (not completion order), so
+        order-sensitive rules such as "append" give the same state on every run and in both
+        scheduling modes. A loop round settles the contributions made so far.
+        """
         self._rules[key] = resolve_merge_rule(key, rule)
         self._plan = None
         return self
@@ -292,9 +298,9 @@ class Workflow:
                     failure.append(exc)
                     return
                 kind = "workflow.paused" if result.paused else "workflow.finished"
-                data = {"status": result.status, "output": result.output, "session_id": result.session_id}
+                data = {"status": result.status, "output": to_json(result.output), "session_id": result.session_id}
                 if result.paused:
-                    data["interrupt"] = result.interrupt
+                    data["interrupt"] = to_json(result.interrupt)
                     data["node"] = result.interrupted_node
                 send.send_nowait(Event(type=kind, source=self.name, run_id=result.session_id, data=data))
 
@@ -385,9 +391,12 @@ class Workflow:
             )
         if run.error is not None:
             if saves:
-                await self._save(run, "failed")
+                try:
+                    await self._save(run, "failed")
+                except Exception:
+                    logger.exception("workflow %r could not checkpoint session %r after a failure", self.name, sid)
             error = run.error
-            if isinstance(error, WorkflowError):
+            if isinstance(error, GeckoError):
                 raise error
             raise WorkflowError(
                 f"node {run.failed_node!r} of workflow {self.name!r} failed: {type(error).__name__}: {error}; "

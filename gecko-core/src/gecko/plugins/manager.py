@@ -98,7 +98,9 @@ class PluginManager:
                     raise missing
                 logger.warning("%s", missing)
                 self._records.append(
-                    PluginRecord(HOOK_PLUGIN_GROUP, name, "", "<not installed>", "?", status="error", error=str(missing))
+                    PluginRecord(
+                        HOOK_PLUGIN_GROUP, name, "", "<not installed>", "?", status="error", error=str(missing)
+                    )
                 )
             return list(self._records)
 

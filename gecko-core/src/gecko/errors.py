@@ -48,6 +48,8 @@ __all__ = (
     "CheckpointError",
     "CorruptCheckpointError",
     "SessionOwnedElsewhere",
+    "SessionLeaseLost",
+    "WorkflowParked",
     "TeamError",
     "TeamTimeoutError",
     "TeamMemberCancelled",
@@ -267,6 +269,14 @@ class CorruptCheckpointError(CheckpointError):
 
 class SessionOwnedElsewhere(WorkflowError):
     """Another worker holds the lease of this session."""
+
+
+class SessionLeaseLost(SessionOwnedElsewhere):
+    """This worker lost the session's lease mid-run (paused past its TTL); nothing after the loss was committed."""
+
+
+class WorkflowParked(WorkflowError):
+    """A session was started `max_attempts` times in a row without finishing; call `Workflow.unpark` to retry it."""
 
 
 class TeamError(GeckoError):

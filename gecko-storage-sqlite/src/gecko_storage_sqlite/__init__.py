@@ -2,25 +2,31 @@
 
     create_storage("sqlite:///./relative.db")      # relative to the working directory
     create_storage("sqlite:////abs/path/gecko.db")  # absolute
-    create_storage("sqlite:///./gecko.db?busy_timeout=10")
+    create_storage("sqlite:///./gecko.db?busy_timeout=10&synchronous=full")
 
-One connection per store, used from worker threads (`anyio.to_thread`) one operation at a time:
-every operation is a single thread hop, so the event loop never waits on disk. The database runs
-in WAL mode with a busy timeout; writes that check something first (compare-and-set, fencing,
-leases) run in `BEGIN IMMEDIATE` transactions, and a busy database is retried with backoff
-inside the backend, so "database is locked" never reaches the caller (after `retry_for` seconds
-of contention it becomes `StorageUnavailableError`).
+One connection per store, owned by one long-lived worker thread that runs the store's operations
+in order: every operation is a single hop to that thread and back, so the event loop never waits
+on disk. The database runs in WAL mode with a busy timeout. Compare-and-set is one atomic
+statement (`UPDATE ... WHERE version = ? RETURNING version`); writes that must check a lease
+first run in `BEGIN IMMEDIATE` transactions. A busy database is retried with backoff inside the
+backend, so "database is locked" never reaches the caller (after `retry_for` seconds of contention
+it becomes `StorageUnavailableError`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import queue
 import random
 import sqlite3
 import threading
 import time
+import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio.to_thread
 
@@ -35,6 +41,9 @@ from gecko.errors import (
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
 from gecko_storage_sqlite._version import __version__
 
+if TYPE_CHECKING:
+    import trio
+
 __all__ = ("SQLiteStorage", "__version__")
 
 T = TypeVar("T")
@@ -43,7 +52,8 @@ _VALID_FORMS = (
     "sqlite:///./relative/path.db (three slashes, then a path relative to the working directory) or "
     "sqlite:////absolute/path.db (four slashes)"
 )
-_QUERY_OPTIONS = ("busy_timeout", "retry_for")
+_QUERY_OPTIONS = ("busy_timeout", "retry_for", "synchronous")
+_SYNCHRONOUS = ("normal", "full")
 _PURGE_EVERY = 1024
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS gecko_kv ("
@@ -53,13 +63,25 @@ _SCHEMA = (
     " name TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL"
     ") WITHOUT ROWID",
 )
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_GET = f"SELECT value, version FROM gecko_kv WHERE key = ? AND {_LIVE}"
 _SET = (
     "INSERT INTO gecko_kv (key, value, version, expires_at) VALUES (?1, ?2, 1, ?3) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, "
     "version = CASE WHEN gecko_kv.expires_at <= ?4 THEN 1 ELSE gecko_kv.version + 1 END "
     "RETURNING version"
 )
-_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+# Compare-and-set in one statement: no row comes back when the key is not at the expected version.
+_REPLACE_IF_AT = (
+    "UPDATE gecko_kv SET value = ?2, version = version + 1, expires_at = ?3 "
+    "WHERE key = ?1 AND version = ?4 AND (expires_at IS NULL OR expires_at > ?5) RETURNING version"
+)
+_CREATE_IF_ABSENT = (
+    "INSERT INTO gecko_kv (key, value, version, expires_at) VALUES (?1, ?2, 1, ?3) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = 1, expires_at = excluded.expires_at "
+    "WHERE gecko_kv.expires_at <= ?4 "
+    "RETURNING version"
+)
 
 
 class SQLiteStorage(Storage):
@@ -72,12 +94,13 @@ class SQLiteStorage(Storage):
     capabilities = StorageCapabilities(ttl=True, persistent=True, leases=True, cross_process=True)
 
     def __init__(self, connection: sqlite3.Connection, path: Path, *, retry_for: float) -> None:
-        """Wrap an open connection; use `open` or `from_url` rather than calling this."""
-        self._connection: sqlite3.Connection | None = connection
+        """Wrap an open connection and start its worker thread; use `open` or `from_url` rather than this."""
+        self._connection = connection
         self._path = path
-        self._retry_for = retry_for
-        self._lock = threading.Lock()
         self._writes = 0
+        self._worker = _Worker(connection, path, retry_for)
+        # A store dropped without close() still stops its thread and closes its connection.
+        weakref.finalize(self, self._worker.stop)
 
     @property
     def path(self) -> Path:
@@ -85,16 +108,27 @@ class SQLiteStorage(Storage):
         return self._path
 
     @classmethod
-    async def open(cls, path: str | Path, *, busy_timeout: float = 5.0, retry_for: float = 60.0) -> SQLiteStorage:
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        retry_for: float = 60.0,
+        synchronous: str = "normal",
+    ) -> SQLiteStorage:
         """Open (creating it and its parent folder if needed) the database at `path`.
 
         Args:
             path: the database file.
             busy_timeout: seconds SQLite itself waits for a lock before reporting busy.
             retry_for: seconds the backend keeps retrying a busy database before giving up.
+            synchronous: "normal" (commits survive a crash of the process; the last ones may be lost
+                on power loss) or "full" (every commit is flushed to disk before it returns; slower).
         """
+        if synchronous not in _SYNCHRONOUS:
+            raise StorageError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
         resolved = Path(path)
-        connection = await anyio.to_thread.run_sync(_connect, resolved, busy_timeout, retry_for)
+        connection = await anyio.to_thread.run_sync(_connect, resolved, busy_timeout, retry_for, synchronous)
         return cls(connection, resolved, retry_for=retry_for)
 
     @classmethod
@@ -103,12 +137,13 @@ class SQLiteStorage(Storage):
         path = _database_path(url)
         busy_timeout = _seconds_option(url, "busy_timeout", 5.0)
         retry_for = _seconds_option(url, "retry_for", 60.0)
-        return await cls.open(path, busy_timeout=busy_timeout, retry_for=retry_for)
+        synchronous = _synchronous_option(url)
+        return await cls.open(path, busy_timeout=busy_timeout, retry_for=retry_for, synchronous=synchronous)
 
     # --- the raw contract ------------------------------------------------------------
 
     async def _raw_get(self, key: str) -> tuple[str, int] | None:
-        return await self._run(self._get, key)
+        return await self._worker.run(self._get, (key,))
 
     async def _raw_put(
         self,
@@ -120,55 +155,56 @@ class SQLiteStorage(Storage):
         expected_version: int | None,
         check_version: bool,
     ) -> int:
-        if fence is None and not check_version:
-            return await self._run(self._set, key, text, ttl)
-        return await self._run(self._checked_put, key, text, ttl, fence, expected_version, check_version)
+        if fence is None:
+            if check_version:
+                return await self._worker.run(self._compare_and_set, (key, text, ttl, expected_version))
+            return await self._worker.run(self._set, (key, text, ttl))
+        return await self._worker.run(self._checked_put, (key, text, ttl, fence, expected_version, check_version))
 
     async def _raw_delete(self, key: str, fence: Lease | None) -> bool:
-        return await self._run(self._delete, key, fence)
+        return await self._worker.run(self._delete, (key, fence))
 
     async def _raw_list(self, prefix: str) -> list[str]:
-        return await self._run(self._list, prefix)
+        return await self._worker.run(self._list, (prefix,))
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
-        return await self._run(self._acquire, name, owner, ttl)
+        return await self._worker.run(self._acquire, (name, owner, ttl))
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
-        return await self._run(self._renew, lease, ttl)
+        return await self._worker.run(self._renew, (lease, ttl))
 
     async def _raw_release_lease(self, lease: Lease) -> None:
-        await self._run(self._release, lease)
+        await self._worker.run(self._release, (lease,))
 
     async def _raw_close(self) -> None:
-        await anyio.to_thread.run_sync(self._close)
+        await self._worker.close()
 
     # --- worker-thread side ----------------------------------------------------------
 
-    async def _run(self, operation: Callable[..., T], *args: object) -> T:
-        return await anyio.to_thread.run_sync(self._serialized, operation, args)
-
-    def _serialized(self, operation: Callable[..., T], args: tuple[object, ...]) -> T:
-        with self._lock:
-            connection = self._connection
-            if connection is None:
-                raise StorageClosedError(f"SQLiteStorage({str(self._path)!r}) was used after close()")
-            return _retry_busy(connection, self._path, self._retry_for, lambda: operation(connection, *args))
-
-    def _close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
     def _get(self, connection: sqlite3.Connection, key: str) -> tuple[str, int] | None:
-        row = connection.execute(
-            f"SELECT value, version FROM gecko_kv WHERE key = ? AND {_LIVE}", (key, time.time())
-        ).fetchone()
-        return None if row is None else (row[0], row[1])
+        rows = connection.execute(_GET, (key, time.time())).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def _set(self, connection: sqlite3.Connection, key: str, text: str, ttl: float | None) -> int:
         now = time.time()
         rows = connection.execute(_SET, (key, text, None if ttl is None else now + ttl, now)).fetchall()
+        self._after_write(connection, now)
+        version: int = rows[0][0]
+        return version
+
+    def _compare_and_set(
+        self, connection: sqlite3.Connection, key: str, text: str, ttl: float | None, expected_version: int | None
+    ) -> int:
+        now = time.time()
+        expires_at = None if ttl is None else now + ttl
+        if expected_version:
+            rows = connection.execute(_REPLACE_IF_AT, (key, text, expires_at, expected_version, now)).fetchall()
+        else:
+            rows = connection.execute(_CREATE_IF_ABSENT, (key, text, expires_at, now)).fetchall()
+        if not rows:
+            # Not at the expected version a moment ago: decide again in one transaction, which
+            # either writes (the key moved back in the meantime) or raises the exact conflict.
+            return self._checked_put(connection, key, text, ttl, None, expected_version, True)
         self._after_write(connection, now)
         version: int = rows[0][0]
         return version
@@ -186,9 +222,7 @@ class SQLiteStorage(Storage):
         with _immediate(connection):
             now = time.time()
             _check_fence(connection, fence, now)
-            row = connection.execute(
-                f"SELECT version FROM gecko_kv WHERE key = ? AND {_LIVE}", (key, now)
-            ).fetchone()
+            row = connection.execute(f"SELECT version FROM gecko_kv WHERE key = ? AND {_LIVE}", (key, now)).fetchone()
             current = 0 if row is None else int(row[0])
             if check_version and current != (expected_version or 0):
                 raise VersionConflictError(
@@ -296,19 +330,32 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
-def _retry_busy(connection: sqlite3.Connection | None, path: Path, retry_for: float, attempt: Callable[[], T]) -> T:
-    """Run `attempt`, retrying with jittered backoff while the database is busy or locked."""
-    deadline = time.monotonic() + retry_for
+def _retry_busy(
+    connection: sqlite3.Connection | None,
+    path: Path,
+    retry_for: float,
+    operation: Callable[..., T],
+    args: tuple[object, ...],
+    job: _Job[Any] | None = None,
+) -> T:
+    """Run `operation(*args)`, retrying with jittered backoff while the database is busy or locked.
+
+    Gives up early (with `StorageUnavailableError`) once `job` is abandoned by its caller.
+    """
+    deadline = None
     delay = 0.001
     while True:
         try:
-            return attempt()
+            return operation(*args)
         except sqlite3.OperationalError as exc:
             if connection is not None and connection.in_transaction:
                 connection.execute("ROLLBACK")
             if not _is_busy(exc):
                 raise StorageError(f"sqlite database {str(path)!r} failed: {exc}") from exc
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + retry_for
+            if now >= deadline or (job is not None and job.abandoned):
                 raise StorageUnavailableError(
                     f"sqlite database {str(path)!r} stayed locked for {retry_for:g}s; another process holds it "
                     "too long, or raise retry_for (e.g. sqlite:///db.sqlite?retry_for=120)"
@@ -319,7 +366,157 @@ def _retry_busy(connection: sqlite3.Connection | None, path: Path, retry_for: fl
         delay = min(delay * 2, 0.05)
 
 
-def _connect(path: Path, busy_timeout: float, retry_for: float) -> sqlite3.Connection:
+class _Job(ABC, Generic[T]):
+    """One operation for the worker thread: what to run, what came of it, and whom to wake."""
+
+    __slots__ = ("abandoned", "args", "error", "operation", "result")
+
+    def __init__(self, operation: Callable[..., T], args: tuple[object, ...]) -> None:
+        self.operation = operation
+        self.args = args
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False  # the caller was cancelled: skip the job, or stop retrying it
+
+    @abstractmethod
+    def wake(self) -> None:
+        """Wake the waiting task (called on the worker thread once `result` or `error` is set)."""
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+class _AsyncioJob(_Job[T]):
+    __slots__ = ("future", "loop")
+
+    def __init__(self, operation: Callable[..., T], args: tuple[object, ...], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(operation, args)
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        if not self.future.done():  # a cancelled waiter leaves a cancelled future
+            self.future.set_result(None)
+
+
+class _TrioJob(_Job[T]):
+    __slots__ = ("task", "token")
+
+    def __init__(
+        self,
+        operation: Callable[..., T],
+        args: tuple[object, ...],
+        token: trio.lowlevel.TrioToken,
+        task: trio.lowlevel.Task,
+    ) -> None:
+        super().__init__(operation, args)
+        self.token = token
+        self.task = task
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # trio.RunFinishedError: nobody waits any more
+            self.token.run_sync_soon(self._settle)
+
+    def _settle(self) -> None:
+        import outcome
+        import trio
+
+        if not self.abandoned:
+            trio.lowlevel.reschedule(self.task, outcome.Value(None))
+
+    def abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        import trio
+
+        self.abandoned = True
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+class _Worker:
+    """The one thread that owns a store's connection and runs its operations in order."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, retry_for: float) -> None:
+        self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._path = path
+        self._thread = threading.Thread(
+            target=_serve,
+            args=(self._jobs, connection, path, retry_for),
+            name=f"gecko-sqlite {path.name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    async def run(self, operation: Callable[..., T], args: tuple[object, ...]) -> T:
+        """Run `operation(connection, *args)` on the worker thread; a cancelled caller abandons it.
+
+        An abandoned operation that has not started never runs; one already running finishes
+        (or rolls back) on its own, so the connection is never left inside a transaction.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return await self._run_trio(operation, args)
+        job = _AsyncioJob(operation, args, loop)
+        self._submit(job)
+        try:
+            await job.future
+        except BaseException:
+            job.abandoned = True
+            raise
+        return job.outcome()
+
+    async def _run_trio(self, operation: Callable[..., T], args: tuple[object, ...]) -> T:
+        import trio
+
+        job = _TrioJob(operation, args, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
+        self._submit(job)
+        await trio.lowlevel.wait_task_rescheduled(job.abort)
+        return job.outcome()
+
+    def _submit(self, job: _Job[Any]) -> None:
+        with self._lock:
+            if self._stopped:
+                raise StorageClosedError(f"SQLiteStorage({str(self._path)!r}) was used after close()")
+            self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Let the thread finish the queued operations, close the connection and exit."""
+        with self._lock:
+            if not self._stopped:
+                self._stopped = True
+                self._jobs.put(None)
+
+    async def close(self) -> None:
+        """`stop`, then wait (off the event loop) until the connection is closed."""
+        self.stop()
+        await anyio.to_thread.run_sync(self._thread.join)
+
+
+def _serve(
+    jobs: queue.SimpleQueue[_Job[Any] | None], connection: sqlite3.Connection, path: Path, retry_for: float
+) -> None:
+    """The worker thread's loop; holds no reference to the store, so a dropped store can be collected."""
+    try:
+        while (job := jobs.get()) is not None:
+            if not job.abandoned:
+                try:
+                    job.result = _retry_busy(connection, path, retry_for, job.operation, (connection, *job.args), job)
+                except BaseException as exc:  # handed to the waiting task, which raises it
+                    job.error = exc
+            job.wake()
+            del job
+    finally:
+        connection.close()
+
+
+def _connect(path: Path, busy_timeout: float, retry_for: float, synchronous: str) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -333,14 +530,14 @@ def _connect(path: Path, busy_timeout: float, retry_for: float) -> sqlite3.Conne
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StorageError(f"sqlite database {str(path)!r} cannot use WAL journaling (got {mode!r})")
-        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         with _immediate(connection):
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute("DELETE FROM gecko_kv WHERE expires_at <= ?", (time.time(),))
 
     try:
-        _retry_busy(connection, path, retry_for, prepare)
+        _retry_busy(connection, path, retry_for, prepare, ())
     except BaseException:
         connection.close()
         raise
@@ -350,8 +547,7 @@ def _connect(path: Path, busy_timeout: float, retry_for: float) -> sqlite3.Conne
 def _database_path(url: StorageURL) -> Path:
     if url.netloc:
         raise InvalidStorageURLError(
-            f"sqlite URL {url.raw!r} has a host part {url.netloc!r}, but SQLite opens a local file; "
-            f"use {_VALID_FORMS}"
+            f"sqlite URL {url.raw!r} has a host part {url.netloc!r}, but SQLite opens a local file; use {_VALID_FORMS}"
         )
     path = url.path[1:] if url.path.startswith("/") else url.path
     if not path or path.endswith("/"):
@@ -364,7 +560,8 @@ def _database_path(url: StorageURL) -> Path:
     if unknown:
         raise InvalidStorageURLError(
             f"sqlite URL {url.raw!r} has unknown options {unknown}; the options are {', '.join(_QUERY_OPTIONS)} "
-            "(seconds), e.g. sqlite:///./gecko.db?busy_timeout=10"
+            "(busy_timeout and retry_for in seconds, synchronous=normal|full), "
+            "e.g. sqlite:///./gecko.db?busy_timeout=10"
         )
     return Path(path)
 
@@ -382,6 +579,16 @@ def _seconds_option(url: StorageURL, name: str, default: float) -> float:
             f"sqlite URL option {name}={raw!r} must be a positive number of seconds, e.g. {name}=10"
         )
     return seconds
+
+
+def _synchronous_option(url: StorageURL) -> str:
+    raw = url.query.get("synchronous", "normal")
+    if raw.lower() not in _SYNCHRONOUS:
+        raise InvalidStorageURLError(
+            f"sqlite URL option synchronous={raw!r} must be normal (the default: commits survive a process "
+            "crash) or full (commits also survive power loss; slower), e.g. synchronous=full"
+        )
+    return raw.lower()
 
 
 def _prefix_successor(prefix: str) -> str | None:

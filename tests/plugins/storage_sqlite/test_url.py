@@ -71,3 +71,22 @@ async def test_busy_timeout_option_reaches_sqlite(tmp_path: Path) -> None:
         assert isinstance(store, SQLiteStorage)
         assert store._connection is not None
         assert store._connection.execute("PRAGMA busy_timeout").fetchone()[0] == 7500
+
+
+async def test_synchronous_defaults_to_normal(tmp_path: Path) -> None:
+    async with await create_storage(f"sqlite:///{tmp_path}/x.db") as store:
+        assert isinstance(store, SQLiteStorage)
+        assert store._connection is not None
+        assert store._connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+async def test_synchronous_full_option_reaches_sqlite(tmp_path: Path) -> None:
+    async with await create_storage(f"sqlite:///{tmp_path}/x.db?synchronous=full") as store:
+        assert isinstance(store, SQLiteStorage)
+        assert store._connection is not None
+        assert store._connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+async def test_unknown_synchronous_value_names_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(InvalidStorageURLError, match=r"normal .* or full"):
+        await create_storage(f"sqlite:///{tmp_path}/x.db?synchronous=off")

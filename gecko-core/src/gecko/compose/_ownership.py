@@ -151,7 +151,9 @@ class SessionOwnership:
             try:
                 await self.storage.release_lease(lease)
             except StorageError as exc:
-                logger.warning("could not release the lease of %s (it expires in %ss): %s", self._describe(), self.ttl, exc)
+                logger.warning(
+                    "could not release the lease of %s (it expires in %ss): %s", self._describe(), self.ttl, exc
+                )
 
     async def _write(self, key: str, value: dict[str, Any]) -> None:
         await self.storage.set(key, value, fence=self.lease)

@@ -33,8 +33,8 @@ import anyio
 
 from gecko.compose._checkpoint import Checkpoint, CheckpointStore
 from gecko.compose._engine import Run, to_json
-from gecko.compose._ownership import SessionOwnership
 from gecko.compose._graph import NodeSpec, Plan, compile_plan, node_kind
+from gecko.compose._ownership import SessionOwnership
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
 from gecko.errors import (

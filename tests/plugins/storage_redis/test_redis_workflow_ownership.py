@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose._ownership import attempts_key
 from gecko.compose.nodes import NodeContext, interrupt
 from gecko.compose.workflow import Workflow
-from gecko.errors import SessionLeaseLost, SessionOwnedElsewhere
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
+from gecko.testing.conformance import WorkflowOwnershipConformance
 
 RACE_TRIALS = 50
 
@@ -35,6 +34,7 @@ from gecko.compose.nodes import interrupt
 from gecko.compose.workflow import Workflow
 from gecko.errors import SessionOwnedElsewhere
 from gecko.plugins.storage.factory import create_storage
+from gecko.testing.conformance import WorkflowOwnershipConformance
 
 
 async def main(url):
@@ -115,6 +115,7 @@ import anyio
 from gecko.compose.workflow import Workflow
 from gecko.errors import CheckpointError, SessionOwnedElsewhere
 from gecko.plugins.storage.factory import create_storage
+from gecko.testing.conformance import WorkflowOwnershipConformance
 
 url, session, mode, side = sys.argv[1:5]
 
@@ -238,42 +239,7 @@ async def test_a_redis_restart_during_a_run_loses_no_committed_checkpoint(redis_
         assert await storage.get(attempts_key("restart", "s1")) is None
 
 
-def two_steps(storage: Storage, second: Any, **options: Any) -> Workflow:
-    wf = Workflow("stale", storage=storage, **options).add_node("first", lambda ctx: "one")
-    return wf.add_node("second", second).add_edge("first", "second").set_entry_point("first")
-
-
-def take_over_in_another_thread(url: str, session_id: str) -> Any:
-    """Another worker (own thread, loop and connection) resumes the session once the lease lapses."""
-
-    async def other_worker() -> Any:
-        async with await create_storage(url) as storage:
-            wf = two_steps(storage, lambda ctx: "by-the-other-worker")
-            while True:
-                try:
-                    return await wf.resume(session_id)
-                except SessionOwnedElsewhere:
-                    await anyio.sleep(0.05)
-
-    outcome: list[Any] = []
-    thread = threading.Thread(target=lambda: outcome.append(anyio.run(other_worker)))
-    thread.start()
-    thread.join()
-    return outcome[0]
-
-
-async def test_a_stale_lease_holders_checkpoint_write_is_rejected(redis_url: str) -> None:
-    taken_over: list[Any] = []
-
-    async def paused_worker(ctx: NodeContext) -> str:
-        # This event loop is blocked, as in a stopped process, while the other worker finishes.
-        taken_over.append(take_over_in_another_thread(redis_url, "s1"))
-        return "by-the-paused-worker"
-
-    async with await create_storage(redis_url) as storage:
-        with pytest.raises(SessionLeaseLost):
-            await two_steps(storage, paused_worker, lease_ttl=0.5).execute(session_id="s1")
-        assert taken_over[0].output == "by-the-other-worker"
-        stored = await CheckpointStore(storage, "stale", "s1").load()
-        assert stored is not None
-        assert stored.snapshot["history"]["entries"] == [["first", "one"], ["second", "by-the-other-worker"]]
+class TestRedisWorkflowOwnership(WorkflowOwnershipConformance):
+    @pytest.fixture
+    def storage_url(self, redis_url: str) -> str:
+        return redis_url

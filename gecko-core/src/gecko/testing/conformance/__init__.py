@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gecko.testing.conformance.models import ModelConformance
+    from gecko.testing.conformance.ownership import WorkflowOwnershipConformance
     from gecko.testing.conformance.storage import StorageConformance
 
-__all__ = ("StorageConformance", "ModelConformance")
+__all__ = ("StorageConformance", "ModelConformance", "WorkflowOwnershipConformance")
 
 _LOCATIONS = {
     "StorageConformance": "gecko.testing.conformance.storage",
     "ModelConformance": "gecko.testing.conformance.models",
+    "WorkflowOwnershipConformance": "gecko.testing.conformance.ownership",
 }
 
 

@@ -159,7 +159,7 @@ async def resume_run(url: str, session_id: str) -> None:
 
 async def main() -> None:
     started = time.perf_counter()
-    folder = Path(os.environ.get("GECKO_EXAMPLE_DIR") or tempfile.mkdtemp(prefix="gecko-demo-"))
+    folder = Path(tempfile.mkdtemp(prefix="gecko-demo-"))
     url = f"sqlite:///{folder / 'demo.db'}"
     session_id = f"demo-{os.getpid()}-{int(time.time())}"
     await first_run(url, session_id)

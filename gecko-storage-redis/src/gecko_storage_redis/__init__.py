@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -26,13 +27,16 @@ _FENCE_REJECTED = -2
 _VERSION_CONFLICT = -1
 
 # KEYS: data key, lease key (the data key again when unfenced).
-# ARGV: text, ttl ms ('' = none), check version ('1'/'0'), expected version, fence token ('' = none).
+# ARGV: text, ttl ms ('' = none), check version ('1'/'0'), expected version, fence token ('' = none), write id.
+# The write id makes a retry idempotent: a client that lost the reply and sends the script again
+# finds its own write already applied and gets its version back instead of a false conflict.
 _PUT = """
+if redis.call('HGET', KEYS[1], 'w') == ARGV[6] then return {tonumber(redis.call('HGET', KEYS[1], 'n')), 0} end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], 'token') ~= ARGV[5] then return {-2, 0} end
 local version = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
 if ARGV[3] == '1' and version ~= tonumber(ARGV[4]) then return {-1, version} end
 version = version + 1
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'n', version)
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'n', version, 'w', ARGV[6])
 if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
 return {version, 0}
 """
@@ -146,6 +150,7 @@ class RedisStorage(Storage):
         check_version: bool,
     ) -> int:
         data_key = self._data_key(key)
+        write_id = secrets.token_hex(8)
         result: list[int] = await self._call(
             lambda: self._put(
                 keys=[data_key, self._lease_key(fence.name) if fence else data_key],
@@ -155,6 +160,7 @@ class RedisStorage(Storage):
                     "1" if check_version else "0",
                     expected_version or 0,
                     "" if fence is None else str(fence.token),
+                    write_id,
                 ],
             )
         )

@@ -41,3 +41,16 @@ async def test_unix_socket_urls_reach_the_same_server(redis_server) -> None:
         await over_tcp.set("greeting", "你好")
     async with await create_storage(f"unix://{redis_server.socket_path}?db=0") as over_socket:
         assert await over_socket.get("greeting") == "你好"
+
+
+async def test_a_write_resent_after_a_lost_reply_returns_its_version_instead_of_a_conflict(redis_url: str) -> None:
+    async with await create_storage(redis_url) as storage:
+        key = storage._data_key("k")  # type: ignore[attr-defined]
+        args = ['"v"', "", "1", 0, "", "write-1"]
+        # The client's retry layer sends the same script again when a reply is lost.
+        first = await storage._put(keys=[key, key], args=args)  # type: ignore[attr-defined]
+        again = await storage._put(keys=[key, key], args=args)  # type: ignore[attr-defined]
+        assert [int(n) for n in first] == [int(n) for n in again] == [1, 0]
+        assert await storage.get_versioned("k") == ("v", 1)
+        other = await storage._put(keys=[key, key], args=[*args[:5], "write-2"])  # type: ignore[attr-defined]
+        assert int(other[0]) == -1  # a different write expecting version 0 is still a conflict

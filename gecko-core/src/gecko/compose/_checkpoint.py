@@ -10,6 +10,25 @@ A snapshot is written before the ring wraps onto entries it does not cover, so s
 bounded at `ring + 1` keys per session. Every write is a compare-and-set against the version
 this writer last saw, so two writers of one session fail loudly instead of interleaving; a
 `fence` lease, when given, is passed through to every write.
+
+What `CheckpointStrategy.ALWAYS` guarantees (the engine, `gecko.compose._engine`, writes):
+
+- One writer per run, one write at a time, records in merge order; an entry holds every record
+  merged since the previous write (group commit). Loading accepts only a gap-free run of records
+  after the snapshot, so a record is never durable without every record merged before it: a
+  node's completion is durable before anything that depended on it.
+- In eager runs the writer works behind the nodes: a completion queues its record and the
+  successors start at once (the completing task yields one loop turn so the write is handed to
+  storage, keeping the journal about one write behind even for nodes that never suspend).
+  Layered runs write each completion before starting the next layer.
+- A node whose record is durable (its write returned, or a snapshot covered it) never runs
+  again on resume. A node that was running, or whose record was not yet durable, at a crash
+  runs again: at-least-once, so nodes with outside effects should be idempotent.
+- A write whose reply was lost and that the storage client retried meets its own commit; it is
+  recognised (the key is one version on and holds exactly the value written) and accepted.
+- A run that pauses, fails (a failed journal write included) or is cancelled ends with a
+  snapshot of everything merged, so completed nodes stay completed even if their entry was
+  never written; the run's result is returned only after its final snapshot is written.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Everything here runs on one event loop thread, so the bookkeeping needs no locks: a node's
 completion (merge, history, successors, journal record) happens without an await in between,
-except for async conditions and checkpoint writes, which are shielded so a cancellation never
-leaves half a completion behind.
+except for async conditions (and, in layered runs, checkpoint writes), which are shielded so a
+cancellation never leaves half a completion behind. In eager runs one writer task writes the
+journal behind the nodes, in record order (see `gecko.compose._checkpoint` for the guarantees).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from gecko.compose._checkpoint import FORMAT, Checkpoint, CheckpointStore
@@ -24,7 +26,9 @@ from gecko.compose._graph import AGENT, ASYNC, SYNC, Plan
 from gecko.compose._state import DELETED, MISSING, History, StateView
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
 from gecko.errors import (
+    CheckpointError,
     CorruptCheckpointError,
+    GeckoError,
     WorkflowError,
     WorkflowMaxStepsExceeded,
     WorkflowStateConflict,
@@ -42,8 +46,6 @@ __all__ = ("Run", "to_json")
 logger = logging.getLogger("gecko.workflow")
 
 _SCALARS = (str, int, float, bool, type(None))
-# Idle workers kept scheduled while ready nodes wait (see `Run._dispatch`).
-_SPARES = 4
 
 
 def to_json(value: Any) -> Any:
@@ -115,6 +117,9 @@ class Run:
         self._lock = anyio.Lock() if plan.async_conditions else None
         self._shield = plan.async_conditions or self.journaling
         self._writer: anyio.Event | None = None
+        # The task group of an eager run, whose writer task writes the journal behind the nodes.
+        self._behind: TaskGroup | None = None
+        self._flushing = False
 
     # --- setup -----------------------------------------------------------------------
 
@@ -188,45 +193,59 @@ class Run:
             await self._drive_layers(ready, parallel)
             return
         async with anyio.create_task_group() as tg:
-            self._tg = tg
-            self._dispatch(ready)
+            self._tg = self._behind = tg
+            # The first worker is this task itself; spares and the journal writer are children.
+            self.queue.extend(ready)
+            self.spares = 1
+            await self._worker()
 
     def _dispatch(self, nodes: list[str]) -> None:
-        # Ready nodes wait in a queue served by workers; a few spare workers are kept scheduled
-        # while work waits. Nodes that never suspend are all run by the worker already running
-        # (no task per node); each node that does suspend lets a spare take the next one, so a
-        # ready node never waits for a running node.
+        # Ready nodes wait in a queue served by workers. While a worker runs nodes inline, one
+        # spare is kept scheduled: nodes that never suspend all run in the worker already running
+        # (no task per node; the spare finds nothing and exits). A spare that finds work proves
+        # the workers before it suspended, so before taking a node it schedules two more spares
+        # (while nodes remain for them): the spares double every loop turn, and spawning a task
+        # is interleaved with starting a node, so the first nodes of a wide fan-out start at
+        # once instead of after every task is spawned (see `_worker`).
         self.queue.extend(nodes)
-        tg = self._tg
-        if tg is not None:
-            while self.spares < min(len(self.queue), _SPARES):
-                self.spares += 1
-                tg.start_soon(self._worker)
+        if not self.spares and self.queue:
+            assert self._tg is not None
+            self.spares = 1
+            self._tg.start_soon(self._worker)
 
     async def _worker(self) -> None:
+        # Spawning all spares at once would start no node until every task is spawned and then
+        # start them all together, bunching their completions; doubling spreads both evenly.
         self.spares -= 1
         queue = self.queue
-        while queue and not self.stopping:
-            node = queue.popleft()
-            if queue:
-                self._dispatch([])
-            await self._drive_from(node)
-
-    async def _drive_from(self, node: str) -> None:
-        while True:
+        tg = self._tg
+        assert tg is not None
+        for _ in range(min(2, len(queue) - 1 - self.spares)):
+            self.spares += 1
+            tg.start_soon(self._worker)
+        finish = self._finish if self._shield else self._finish_now
+        node: str | None = None
+        while not self.stopping:
+            if node is None:
+                if not queue:
+                    return
+                node = queue.popleft()
+                if queue and not self.spares:
+                    self.spares = 1
+                    tg.start_soon(self._worker)
             outcome = await self._execute(node)
             if outcome is None:
-                return
+                node = None
+                continue
             try:
-                ready = await self._finish(node, *outcome)
+                ready = await finish(node, *outcome)
             except Exception as exc:
                 self._fail(node, exc)
                 return
-            if not ready or self.stopping:
-                return
             if len(ready) > 1:
                 self._dispatch(ready[1:])
-            node = ready[0]
+            # A chain continues in this task: no task per node.
+            node = ready[0] if ready else None
 
     async def _drive_layers(self, ready: list[str], parallel: bool) -> None:
         while ready and not self.stopping:
@@ -395,7 +414,16 @@ class Run:
             self._fail(node, exc)
             return []
         if self.journaling:
-            await self.flush()
+            if self._behind is None:
+                await self.flush()
+                return ready
+            if not self._flushing:
+                self._flushing = True
+                self._behind.start_soon(self._flush_behind)
+            # One loop turn, so the writer hands its batch to storage (or picks up the next one
+            # once its write returned) before the successors run: the journal trails the nodes
+            # by about one write even when they never suspend.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
         elif self.manual and self.store is not None:
             self.manual = False
             await self.snapshot("running")
@@ -464,6 +492,10 @@ class Run:
         del self.pending[node]
         ready: list[str] = []
         plan = self.plan
+        if jump is None and not plan.back[node]:
+            for dst, condition in plan.forward[node]:
+                self._resolve(dst, condition is None or await self._check(condition, node, dst), output, ready)
+            return ready
         targets: list[str] = []
         if jump is not None:
             targets.append(jump.node)
@@ -498,13 +530,21 @@ class Run:
             return False
 
     def _resolve(self, dst: str, taken: bool, value: Any, ready: list[str]) -> None:
-        stack = [(dst, taken)]
+        if taken:
+            self.activated.add(dst)
+            self.inbox[dst] = value
+            left = self.remaining[dst] - 1
+            self.remaining[dst] = left
+            if not left:
+                self.pending[dst] = self.inbox.pop(dst)
+                self.bases[dst] = (self.state, self.rec)
+                ready.append(dst)
+            return
+        # A skipped edge: a node that no taken edge reaches is skipped, and so are its edges.
+        stack = [dst]
         forward = self.plan.forward
         while stack:
-            name, active = stack.pop()
-            if active:
-                self.activated.add(name)
-                self.inbox[name] = value
+            name = stack.pop()
             left = self.remaining[name] - 1
             self.remaining[name] = left
             if left:
@@ -517,7 +557,7 @@ class Run:
             self.status[name] = NodeStatus.SKIPPED
             if self.sink is not None:
                 self._emit("workflow.node.skipped", {"node": name})
-            stack.extend((following, False) for following, _ in reversed(forward[name]))
+            stack.extend(following for following, _ in reversed(forward[name]))
 
     def _rearm(self, target: str, value: Any, ready: list[str]) -> None:
         # A new loop round: earlier contributions are settled into the state as they are.
@@ -549,6 +589,32 @@ class Run:
         ready.append(target)
 
     # --- checkpoints and events --------------------------------------------------------------
+
+    async def _flush_behind(self) -> None:
+        # The journal writer of an eager run: writes every batch merged while the previous write
+        # was in flight, in record order, until the journal is empty or the run stops (a pause,
+        # failure or cancellation is then covered by the final snapshot of everything merged).
+        try:
+            while self.journal and not self.stopping:
+                with anyio.CancelScope(shield=True):
+                    await self.flush()
+        except Exception as exc:
+            self._fail_checkpoint(exc)
+        finally:
+            self._flushing = False
+
+    def _fail_checkpoint(self, exc: Exception) -> None:
+        # A failed journal write stops the run; the completed nodes stay completed (the failure
+        # snapshot records them), no node is blamed.
+        if not isinstance(exc, GeckoError):
+            wrapped = CheckpointError(f"could not write the journal of session {self.session_id!r}: {exc!r}")
+            wrapped.__cause__ = exc
+            exc = wrapped
+        if self.error is None:
+            self.error = exc
+        self.stopping = True
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
 
     async def flush(self) -> None:
         """Write the journal records merged so far; concurrent callers share one write (group commit)."""

@@ -43,6 +43,7 @@ A side that has not implemented a workload yet raises :class:`NotImplementedErro
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
@@ -81,3 +82,26 @@ def scripted_replies(count: int) -> list[str]:
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
+
+
+ANSWER = "The sum is 5."
+"""What every agent workload's scripted model answers after calling ``add(a=2, b=3)``."""
+
+
+def sequential_runs(ask: Callable[[], Awaitable[object]], runs: int) -> Runner:
+    """W4's runner: ``runs`` agent runs one after another, each answering `ANSWER`."""
+
+    async def run() -> None:
+        for _ in range(runs):
+            assert await ask() == ANSWER
+
+    return run
+
+
+def concurrent_runs(ask: Callable[[], Awaitable[object]], agents: int) -> Runner:
+    """W5's runner: ``agents`` agent runs at once (asyncio.gather), each answering `ANSWER`."""
+
+    async def run() -> None:
+        assert await asyncio.gather(*(ask() for _ in range(agents))) == [ANSWER] * agents
+
+    return run

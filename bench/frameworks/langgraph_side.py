@@ -22,7 +22,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import create_react_agent
 
-from frameworks import Reply, Runner, add, scripted_replies
+from frameworks import Reply, Runner, add, concurrent_runs, scripted_replies, sequential_runs
 
 IMPORT_MODULE = "langgraph.graph"
 
@@ -183,23 +183,13 @@ async def _ask(agent: Any) -> str:
 async def w4_agent(runs: int) -> Runner:
     """``runs`` sequential ``create_react_agent`` runs with the tool ``add``."""
     agent = _agent(0.0)
-
-    async def run() -> None:
-        for _ in range(runs):
-            assert await _ask(agent) == "The sum is 5."
-
-    return run
+    return sequential_runs(lambda: _ask(agent), runs)
 
 
 async def w5_agents(agents: int, latency_s: float) -> Runner:
     """``agents`` concurrent ``create_react_agent`` runs, the model sleeping ``latency_s`` per call."""
     agent = _agent(latency_s)
-
-    async def run() -> None:
-        answers = await asyncio.gather(*(_ask(agent) for _ in range(agents)))
-        assert answers == ["The sum is 5."] * agents
-
-    return run
+    return concurrent_runs(lambda: _ask(agent), agents)
 
 
 async def w7_structured(replies: int) -> Runner:

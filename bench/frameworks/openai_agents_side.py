@@ -17,7 +17,7 @@ from agents import Runner as AgentRunner
 from agents.usage import Usage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from frameworks import Reply, Runner, UnsupportedError, add, scripted_replies
+from frameworks import Reply, Runner, UnsupportedError, add, concurrent_runs, scripted_replies, sequential_runs
 
 IMPORT_MODULE = "agents"
 
@@ -101,23 +101,13 @@ async def _ask(agent: Agent[Any]) -> object:
 async def w4_agent(runs: int) -> Runner:
     """``runs`` sequential ``Runner.run`` calls with the function tool ``add``."""
     agent = _agent(0.0)
-
-    async def run() -> None:
-        for _ in range(runs):
-            assert await _ask(agent) == "The sum is 5."
-
-    return run
+    return sequential_runs(lambda: _ask(agent), runs)
 
 
 async def w5_agents(agents: int, latency_s: float) -> Runner:
     """``agents`` concurrent ``Runner.run`` calls, the model sleeping ``latency_s`` per call."""
     agent = _agent(latency_s)
-
-    async def run() -> None:
-        answers = await asyncio.gather(*(_ask(agent) for _ in range(agents)))
-        assert answers == ["The sum is 5."] * agents
-
-    return run
+    return concurrent_runs(lambda: _ask(agent), agents)
 
 
 async def w7_structured(replies: int) -> Runner:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gecko.errors import PluginLoadError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = (
     "PluginRecord",
@@ -72,6 +74,9 @@ def discover(group: str, name: str | None = None) -> list[PluginRecord]:
 
     The same distribution seen twice on `sys.path` counts once.
     """
+    # Imported here: scanning installed distributions is only needed when a plugin is asked for.
+    from importlib.metadata import entry_points
+
     selected = entry_points(group=group, name=name) if name else entry_points(group=group)
     records: dict[tuple[str, str, str], PluginRecord] = {}
     for entry_point in selected:

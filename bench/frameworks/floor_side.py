@@ -89,7 +89,7 @@ async def _agent(latency_s: float) -> str:
         call = reply.get("tool_call")
         if call is None:
             return str(reply["content"])
-        messages.append({"role": "tool", "content": str(tools[call["name"]](**call["args"]))})
+        messages.append({"role": "tool", "content": str(await tools[call["name"]](**call["args"]))})
 
 
 async def w4_agent(runs: int) -> Runner:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -151,8 +152,7 @@ class Agent:
             UnknownToolError, ToolArgumentsError, ModelOutputError: see `ReActEngine`.
             ApprovalError: the session waits for approvals; call `resume` first.
         """
-        events = self._events(input, session_id, output_type, usage_limits, stream=False, approvals=None)
-        return await _final(events)
+        return await self._run(input, session_id, output_type, usage_limits, approvals=None)
 
     def stream(
         self,
@@ -185,8 +185,32 @@ class Agent:
             ApprovalError: nothing is pending in the session, or `approvals` does not cover exactly
                 the pending calls.
         """
-        events = self._events(None, session_id, output_type, usage_limits, stream=False, approvals=approvals)
-        return await _final(events)
+        return await self._run(None, session_id, output_type, usage_limits, approvals=approvals)
+
+    async def _run(
+        self,
+        input: Any,
+        session_id: str | None,
+        output_type: type[Any] | None,
+        usage_limits: UsageLimits | None,
+        *,
+        approvals: Mapping[str, bool] | None,
+    ) -> AgentOutput:
+        # `run` and `resume` drive the engine's loop directly: no event generator of their own.
+        start = await self._start(input, session_id, output_type, approvals)
+        events = self._engine.iterate(
+            start.state,
+            structure=start.structure,
+            session_id=start.session,
+            approvals=approvals,
+            usage_limits=usage_limits,
+        )
+        event: StreamEvent | None = None
+        async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
+            pass
+        assert isinstance(event, FinalOutput), "an agent run always ends with a FinalOutput"
+        await self._save(start, event.output)
+        return event.output
 
     async def _events(
         self,
@@ -198,57 +222,65 @@ class Agent:
         stream: bool,
         approvals: Mapping[str, bool] | None,
     ) -> AsyncIterator[StreamEvent]:
-        session = session_id or self.session_id
-        structure = self._structure(output_type or self.output_type)
-        storage: Storage | None = None
-        version: int | None = None
-        if session is None:
-            state = RunState(messages=_as_messages(input))
-        else:
-            storage = await self._open_storage()
-            saved = await storage.get_versioned(session_key(session))
-            document = None if saved is None else saved.value
-            version = None if saved is None else saved.version
-            pending = _pending_of(document, session)
-            if approvals is not None:
-                if not pending:
-                    raise ApprovalError(f"session {session!r} has no run waiting for approvals")
-                missing = sorted(set(pending) - set(approvals))
-                if missing:
-                    raise ApprovalError(
-                        f"no decision for pending calls {', '.join(missing)} of session {session!r}; "
-                        "pass True or False for each"
-                    )
-                state = RunState.from_json(_state_data(document, session))
-            else:
-                if pending:
-                    raise ApprovalError(
-                        f"session {session!r} waits for approval of calls {', '.join(pending)}; "
-                        "call agent.resume(approvals, session_id=...) first"
-                    )
-                history = [] if document is None else RunState.from_json(_state_data(document, session)).messages
-                state = RunState(messages=[*history, *_as_messages(input)])
+        start = await self._start(input, session_id, output_type, approvals)
         async for event in self._engine.iterate(
-            state,
-            structure=structure,
+            start.state,
+            structure=start.structure,
             stream=stream,
-            session_id=session,
+            session_id=start.session,
             approvals=approvals,
             usage_limits=usage_limits,
         ):
             if isinstance(event, FinalOutput):
-                output = event.output
-                if isinstance(output, PausedOutput):
-                    if storage is None:
-                        storage = await self._open_storage()
-                    await storage.compare_and_set(
-                        session_key(output.session_id),
-                        _document(state, output.pending_approvals),
-                        expected_version=version,
-                    )
-                elif storage is not None and session is not None:
-                    await storage.compare_and_set(session_key(session), _document(state, []), expected_version=version)
+                await self._save(start, event.output)
             yield event
+
+    async def _start(
+        self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
+    ) -> _Start:
+        """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
+        session = session_id or self.session_id
+        structure = self._structure(output_type or self.output_type)
+        if session is None:
+            return _Start(RunState(messages=_as_messages(input)), structure, session, None, None)
+        storage = await self._open_storage()
+        saved = await storage.get_versioned(session_key(session))
+        document = None if saved is None else saved.value
+        version = None if saved is None else saved.version
+        pending = _pending_of(document, session)
+        if approvals is not None:
+            if not pending:
+                raise ApprovalError(f"session {session!r} has no run waiting for approvals")
+            missing = sorted(set(pending) - set(approvals))
+            if missing:
+                raise ApprovalError(
+                    f"no decision for pending calls {', '.join(missing)} of session {session!r}; "
+                    "pass True or False for each"
+                )
+            state = RunState.from_json(_state_data(document, session))
+        else:
+            if pending:
+                raise ApprovalError(
+                    f"session {session!r} waits for approval of calls {', '.join(pending)}; "
+                    "call agent.resume(approvals, session_id=...) first"
+                )
+            history = [] if document is None else RunState.from_json(_state_data(document, session)).messages
+            state = RunState(messages=[*history, *_as_messages(input)])
+        return _Start(state, structure, session, storage, version)
+
+    async def _save(self, start: _Start, output: AgentOutput) -> None:
+        """Store the session's conversation, or the paused run, after the final event."""
+        storage, session, version = start.storage, start.session, start.version
+        if isinstance(output, PausedOutput):
+            if storage is None:
+                storage = await self._open_storage()
+            await storage.compare_and_set(
+                session_key(output.session_id),
+                _document(start.state, output.pending_approvals),
+                expected_version=version,
+            )
+        elif storage is not None and session is not None:
+            await storage.compare_and_set(session_key(session), _document(start.state, []), expected_version=version)
 
     def _structure(self, output_type: type[Any] | None) -> StructureEngine[Any] | None:
         if output_type is None:
@@ -301,12 +333,15 @@ class Agent:
         return f"Agent(name={self.name!r}, model={self.model.model!r}, tools={list(self.toolbox.names)!r})"
 
 
-async def _final(events: AsyncIterator[StreamEvent]) -> AgentOutput:
-    event: StreamEvent | None = None
-    async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
-        pass
-    assert isinstance(event, FinalOutput), "an agent run always ends with a FinalOutput"
-    return event.output
+@dataclass(slots=True)
+class _Start:
+    """What one run starts from, and where its session is saved afterwards."""
+
+    state: RunState
+    structure: StructureEngine[Any] | None
+    session: str | None
+    storage: Storage | None
+    version: int | None
 
 
 def _as_messages(input: Any) -> list[Message]:

@@ -209,7 +209,7 @@ class _Plan:
     """One assistant turn's tool calls, sorted after validation."""
 
     observations: dict[str, Message] = field(default_factory=dict)
-    runnable: list[ToolCall] = field(default_factory=list)
+    runnable: list[tuple[ToolCall, dict[str, Any]]] = field(default_factory=list)
     pending: list[PendingApproval] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     error: GeckoError | None = None
@@ -341,8 +341,15 @@ class _Run:
                 message = state.messages[-1] if state.messages else None
                 if message is None or not message.tool_calls:
                     raise ApprovalError("the saved run is not paused on tool calls; start a new run instead")
-                async for event in self._act(message, "tool_calls", approvals):
-                    yield event
+                plan = await self._admit(message, "tool_calls", approvals)
+                if isinstance(plan, FinalOutput):
+                    yield plan
+                    return
+                if self.stream:
+                    for call, _ in plan.runnable:
+                        yield ToolStarted(call)
+                for finished in await self._act(message, plan):
+                    yield finished
             elif self.observe:
                 await self._publish("agent.started", {"messages": len(state.messages)})
 
@@ -406,13 +413,15 @@ class _Run:
 
                 if message.tool_calls and not (strategy == "tool" and _has_output_call(message)):
                     state.messages.append(message)
-                    paused = False
-                    async for event in self._act(message, response.finish_reason, None):
-                        if isinstance(event, FinalOutput):
-                            paused = True
-                        yield event
-                    if paused:
+                    plan = await self._admit(message, response.finish_reason, None)
+                    if isinstance(plan, FinalOutput):
+                        yield plan
                         return
+                    if self.stream:
+                        for call, _ in plan.runnable:
+                            yield ToolStarted(call)
+                    for finished in await self._act(message, plan):
+                        yield finished
                     continue
 
                 state.messages.append(message)
@@ -504,10 +513,10 @@ class _Run:
 
     # --- tools ---------------------------------------------------------------------------
 
-    async def _act(
+    async def _admit(
         self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None
-    ) -> AsyncIterator[StreamEvent]:
-        """Validate, maybe pause, run and observe the tool calls of `message`."""
+    ) -> _Plan | FinalOutput:
+        """Validate the tool calls of `message`: the plan to run, or the paused output."""
         engine, state = self.engine, self.state
         plan = self._plan(message, finish_reason, approvals)
         if plan.pending:
@@ -519,8 +528,7 @@ class _Run:
             )
             if self.observe:
                 await self._publish("agent.paused", {"pending": [p.call_id for p in plan.pending]})
-            yield FinalOutput(output)
-            return
+            return FinalOutput(output)
         state.call_counts.update(plan.counts)
         if plan.error is not None:
             state.invalid_turns += 1
@@ -531,20 +539,23 @@ class _Run:
                 ) from plan.error
         else:
             state.invalid_turns = 0
+        return plan
 
+    async def _act(self, message: Message, plan: _Plan) -> list[ToolFinished]:
+        """Run the admitted calls and add every observation; the `ToolFinished` events when streaming."""
         runnable = plan.runnable
-        if self.stream:
-            for call in runnable:
-                yield ToolStarted(call)
         results = await self._execute(runnable) if runnable else []
         finished = {call_id: (observation, True) for call_id, observation in plan.observations.items()}
         for result in results:
             finished[result.call.id] = (result.to_message(), result.is_error)
+        messages = self.state.messages
+        events: list[ToolFinished] = []
         for call in message.tool_calls:
             observation, is_error = finished[call.id]
-            state.messages.append(observation)
+            messages.append(observation)
             if self.stream:
-                yield ToolFinished(call, observation.text, is_error)
+                events.append(ToolFinished(call, observation.text, is_error))
+        return events
 
     def _plan(self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None) -> _Plan:
         engine, toolbox = self.engine, self.engine.toolbox
@@ -597,7 +608,7 @@ class _Run:
                         call, f"the user rejected this call of {call.name}; it did not run"
                     )
                     continue
-            plan.runnable.append(call)
+            plan.runnable.append((call, arguments))
         if approvals is not None:
             unknown = sorted(set(approvals) - needs_approval)
             if unknown:
@@ -607,10 +618,10 @@ class _Run:
                 )
         return plan
 
-    async def _execute(self, calls: list[ToolCall]) -> list[ToolResult]:
-        toolbox = self.engine.toolbox
+    async def _execute(self, runnable: list[tuple[ToolCall, dict[str, Any]]]) -> list[ToolResult]:
         if self.plain_tools:
-            return await toolbox.execute_many(calls)
+            return await self.engine.toolbox.execute_many_validated(runnable)
+        calls = [call for call, _ in runnable]
         if self.tool_handler is None:
             self.tool_handler = self.engine.bus.wrap_tool(self._tool_base)
         handler = self.tool_handler

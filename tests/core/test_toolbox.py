@@ -359,3 +359,34 @@ async def test_execute_many_reports_bad_calls_beside_good_ones() -> None:
 def test_result_becomes_tool_message() -> None:
     message = ToolResult(call("add"), "3").to_message()
     assert (message.role, message.tool_call_id, message.content, message.name) == (Role.TOOL, "c1", "3", "add")
+
+
+async def test_execute_validated_runs_the_arguments_validate_returned() -> None:
+    seen: list[dict[str, object]] = []
+
+    @tool
+    async def record(a: int, b: int) -> int:
+        """Record the arguments."""
+        seen.append({"a": a, "b": b})
+        return a + b
+
+    box = ToolBox([record])
+    request = call("record", {"a": 2, "b": 3})
+    result = await box.execute_validated(request, box.validate(request))
+    assert (result.content, result.is_error, seen) == ("5", False, [{"a": 2, "b": 3}])
+
+
+async def test_execute_many_validated_keeps_call_order_and_reports_failures_per_call() -> None:
+    @tool
+    async def divide(a: int, b: int) -> float:
+        """Divide a by b."""
+        await anyio.sleep(0.01 if b == 1 else 0)
+        return a / b
+
+    box = ToolBox([divide])
+    requests = [call("divide", {"a": 6, "b": 1}), call("divide", {"a": 1, "b": 0}), call("divide", {"a": 8, "b": 2})]
+    results = await box.execute_many_validated([(request, box.validate(request)) for request in requests])
+    assert [(result.call.id, result.is_error) for result in results] == [
+        (r.id, e) for r, e in zip(requests, [False, True, False], strict=True)
+    ]
+    assert [results[0].content, results[2].content] == ["6.0", "4.0"]

@@ -7,7 +7,7 @@ import pytest
 
 from gecko.core.agent import Agent
 from gecko.core.events import FinalOutput, TextDelta, ToolFinished, ToolStarted
-from gecko.core.toolbox import tool
+from gecko.core.toolbox import Tool, tool
 from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
 
 
@@ -46,9 +46,8 @@ async def test_stream_ends_with_the_output_run_returns() -> None:
     assert (final.output.content, final.output.usage) == (ran.content, ran.usage)
 
 
-async def test_cancelling_a_run_mid_tool_cancels_the_tool_and_stops_the_run() -> None:
-    started = anyio.Event()
-    cleaned: list[str] = []
+def endless_tool(started: anyio.Event, cleaned: list[str]) -> Tool:
+    """A tool `slow` that signals `started`, waits forever, and records its cleanup in `cleaned`."""
 
     @tool
     async def slow() -> str:
@@ -59,6 +58,14 @@ async def test_cancelling_a_run_mid_tool_cancels_the_tool_and_stops_the_run() ->
         finally:
             cleaned.append("slow")
         return "never"
+
+    return slow
+
+
+async def test_cancelling_a_run_mid_tool_cancels_the_tool_and_stops_the_run() -> None:
+    started = anyio.Event()
+    cleaned: list[str] = []
+    slow = endless_tool(started, cleaned)
 
     model = ScriptedModel([tool_calls_reply(("slow", "{}")), "unreachable"])
     agent = Agent(model, tools=[slow])
@@ -73,16 +80,7 @@ async def test_cancelling_a_run_mid_tool_cancels_the_tool_and_stops_the_run() ->
 async def test_cancelling_a_stream_mid_tool_cancels_the_tool() -> None:
     started = anyio.Event()
     cleaned: list[str] = []
-
-    @tool
-    async def slow() -> str:
-        """Wait forever."""
-        started.set()
-        try:
-            await anyio.sleep_forever()
-        finally:
-            cleaned.append("slow")
-        return "never"
+    slow = endless_tool(started, cleaned)
 
     async def consume() -> None:
         async for _ in Agent(ScriptedModel([tool_calls_reply(("slow", "{}"))]), tools=[slow]).stream("go"):

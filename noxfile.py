@@ -53,7 +53,7 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 
 def _install(session: nox.Session, *plugins: str, extra: tuple[str, ...] = ()) -> None:
-    """Install gecko-core, the named plugins and `extra`, with the steps some plugins need."""
+    """Install gecko-ai-core, the named plugins and `extra`, with the steps some plugins need."""
     options: list[str] = []
     if "models_llamacpp" in plugins:
         if not any(WHEELHOUSE.glob("llama_cpp_python-*.whl")):
@@ -82,7 +82,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(tags=["ci"])
 def tests_core(session: nox.Session) -> None:
-    """Core tests with only gecko-core installed, on asyncio and trio."""
+    """Core tests with only gecko-ai-core installed, on asyncio and trio."""
     _install(session, extra=TEST_GROUP)
     _pytest(session, "tests/core", "tests/contract")
 
@@ -92,7 +92,7 @@ def _plugin_session(name: str) -> None:
         _install(session, name, extra=TEST_GROUP)
         _pytest(session, f"tests/plugins/{name}")
 
-    run.__doc__ = f"gecko-{name.replace('_', '-')} tests (conformance included) with only gecko-core beside it."
+    run.__doc__ = f"gecko-{name.replace('_', '-')} tests (conformance included) with only gecko-ai-core beside it."
     nox.session(name=f"tests_plugin-{name}", tags=["ci", "tests_plugin"])(run)
 
 

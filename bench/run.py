@@ -24,7 +24,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 FRAMEWORKS = ("gecko", "floor", "langgraph", "pydantic_ai", "openai_agents")
 DISTRIBUTIONS = (
-    "gecko-core",
+    "gecko-ai-core",
     "langgraph",
     "langchain-core",
     "langgraph-checkpoint-sqlite",

@@ -10,8 +10,8 @@ process rebuilds the workflow, resumes it from the checkpoint with the human's a
 nothing that already completed runs again.
 
 Offline by default: a real language model (SmolLM2-135M, a very small model, so expect weak
-answers) runs in-process through gecko-models-llamacpp. With OPENAI_API_KEY or ZHIPU_API_KEY set,
-the same demo talks to that provider through gecko-models instead.
+answers) runs in-process through gecko-ai-models-llamacpp. With OPENAI_API_KEY or ZHIPU_API_KEY set,
+the same demo talks to that provider through gecko-ai-models instead.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Graphs run on ``gecko.compose.workflow.Workflow`` (plain async node functions, state written through
 ``ctx.state``), W3 on the same workflow with ``CheckpointStrategy.ALWAYS`` into a ``sqlite://`` storage
-(gecko-storage-sqlite), W4/W5 on ``gecko.AgentBuilder`` with the shared async tool ``frameworks.add``
+(gecko-ai-storage-sqlite), W4/W5 on ``gecko.AgentBuilder`` with the shared async tool ``frameworks.add``
 and a ``gecko.testing.models.FunctionModel`` whose reply is computed from the conversation (as the
 peers' scripted models do), and W7 on ``StructureEngine.run`` with the "tool" strategy.
 

@@ -1,7 +1,7 @@
 """A review board of three experts: a Team runs them at once and reports each outcome.
 
 Offline by default (scripted models). Set GECKO_DEMO_MODEL to a model spec such as
-"openai:gpt-4o-mini" (with gecko-models installed and the provider's key set) to ask a real model.
+"openai:gpt-4o-mini" (with gecko-ai-models installed and the provider's key set) to ask a real model.
 """
 
 from __future__ import annotations

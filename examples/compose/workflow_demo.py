@@ -1,7 +1,7 @@
 """A durable two-step workflow plus a loop: checkpointed to SQLite, resumable by session id.
 
 Run it twice: the second run finds the completed session and returns its stored result.
-Needs `pip install gecko-storage-sqlite`; no network, no model.
+Needs `pip install gecko-ai-storage-sqlite`; no network, no model.
 """
 
 from __future__ import annotations

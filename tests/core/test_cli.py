@@ -20,7 +20,7 @@ def test_plugins_json_lists_kind_name_distribution_version_status(capsys: pytest
     assert main(["plugins", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     memory = next(row for row in rows if row["kind"] == "storage" and row["name"] == "memory")
-    assert memory["distribution"] == "gecko-core"
+    assert memory["distribution"] == "gecko-ai-core"
     assert memory["status"] == "builtin"
     assert set(memory) >= {"kind", "name", "distribution", "version", "status", "error", "import_ms"}
 

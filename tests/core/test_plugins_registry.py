@@ -78,7 +78,7 @@ def test_disabled_name_says_which_variable_disabled_it(monkeypatch: pytest.Monke
 
 def test_builtin_records_need_no_import() -> None:
     records = [r for r in storage_registry.records() if r.name == "memory"]
-    assert [(r.status, r.distribution) for r in records] == [("builtin", "gecko-core")]
+    assert [(r.status, r.distribution) for r in records] == [("builtin", "gecko-ai-core")]
 
 
 def test_asking_for_memory_imports_no_other_storage_backend() -> None:

@@ -46,7 +46,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_missing_plugin_import_names_the_package_to_install() -> None:
-    # A child process where entry-point discovery finds nothing, as if gecko-models were not installed.
+    # A child process where entry-point discovery finds nothing, as if gecko-ai-models were not installed.
     code = (
         "from gecko.plugins import _loader\n"
         "_loader.discover = lambda group, name=None: []\n"
@@ -54,7 +54,7 @@ def test_missing_plugin_import_names_the_package_to_install() -> None:
     )
     result = _run(code)
     assert "ImportError" in result.stderr
-    assert "pip install gecko-models" in result.stderr
+    assert "pip install gecko-ai-models" in result.stderr
 
 
 def test_importing_and_building_models_does_not_import_litellm() -> None:

@@ -1,6 +1,6 @@
 """`jsonfile://`: a store kept in one JSON file, rewritten atomically after every write.
 
-An example of a third-party storage plugin: it depends only on `gecko-core` and is found through
+An example of a third-party storage plugin: it depends only on `gecko-ai-core` and is found through
 its `gecko.storage` entry point. One process at a time; no TTL, no leases.
 """
 

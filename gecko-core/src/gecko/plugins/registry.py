@@ -20,7 +20,7 @@ __all__ = ("Registry",)
 
 T = TypeVar("T")
 
-BUILTIN_DISTRIBUTION = "gecko-core"
+BUILTIN_DISTRIBUTION = "gecko-ai-core"
 
 
 class Registry(Generic[T]):
@@ -29,7 +29,7 @@ class Registry(Generic[T]):
     Args:
         group: the entry-point group, e.g. `gecko.storage`.
         kind: a human name for errors, e.g. `storage scheme`.
-        builtins: names provided by gecko-core itself, as `module:attribute` targets.
+        builtins: names provided by gecko-ai-core itself, as `module:attribute` targets.
         install_hints: distribution to install for well-known names that are missing.
         validate: checks a loaded object and returns it typed; raises `PluginLoadError`.
     """

@@ -2,7 +2,7 @@
 
 Providers live in separate distributions registered in the `gecko.models` entry-point group
 (name = provider prefix). Preset classes such as `ZhipuChat` resolve lazily from there, so
-`from gecko.plugins.models import ZhipuChat` works once `gecko-models` is installed and says
+`from gecko.plugins.models import ZhipuChat` works once `gecko-ai-models` is installed and says
 what to install when it is not.
 """
 
@@ -226,7 +226,7 @@ model_registry: Registry[type[ChatModel] | type[Embedder]] = Registry(
     "model provider",
     validate=_validate_model_class,
     builtins={"scripted": "gecko.testing.models:ScriptedModel", "function": "gecko.testing.models:FunctionModel"},
-    install_hints={name: "gecko-models" for name in _GECKO_MODELS_NAMES},
+    install_hints={name: "gecko-ai-models" for name in _GECKO_MODELS_NAMES},
 )
 
 

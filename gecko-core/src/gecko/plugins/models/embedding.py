@@ -1,7 +1,7 @@
-"""Embedders: the `Embedder` contract, `ModelConfig`, and `LiteLLMEmbedder` from `gecko-models`.
+"""Embedders: the `Embedder` contract, `ModelConfig`, and `LiteLLMEmbedder` from `gecko-ai-models`.
 
 `from gecko.plugins.models.embedding import LiteLLMEmbedder, ModelConfig` works once
-`gecko-models` is installed and names the package to install when it is not.
+`gecko-ai-models` is installed and names the package to install when it is not.
 """
 
 from __future__ import annotations

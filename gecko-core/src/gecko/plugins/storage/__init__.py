@@ -343,12 +343,12 @@ storage_registry: Registry[type[Storage]] = Registry(
     validate=_validate_storage_class,
     builtins={"memory": "gecko.plugins.storage.memory:MemoryStorage"},
     install_hints={
-        "sqlite": "gecko-storage-sqlite",
-        "redis": "gecko-storage-redis",
-        "rediss": "gecko-storage-redis",
-        "unix": "gecko-storage-redis",
-        "chroma": "gecko-vector-chroma",
-        "lancedb": "gecko-vector-lancedb",
+        "sqlite": "gecko-ai-storage-sqlite",
+        "redis": "gecko-ai-storage-redis",
+        "rediss": "gecko-ai-storage-redis",
+        "unix": "gecko-ai-storage-redis",
+        "chroma": "gecko-ai-vector-chroma",
+        "lancedb": "gecko-ai-vector-lancedb",
     },
 )
 

@@ -1,6 +1,6 @@
 """Provider presets (`ZhipuChat`, `OpenAIChat`, ...), resolved lazily from the installed model plugins.
 
-The classes live in `gecko-models`; these modules keep the seed's import paths working and
+The classes live in `gecko-ai-models`; these modules keep the seed's import paths working and
 say what to install when the plugin is missing.
 """
 

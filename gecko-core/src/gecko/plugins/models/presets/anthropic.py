@@ -1,4 +1,4 @@
-"""`AnthropicChat`, resolved from the installed `gecko-models` plugin (`pip install gecko-models`)."""
+"""`AnthropicChat`, resolved from the installed `gecko-ai-models` plugin (`pip install gecko-ai-models`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`OpenAIChat`, resolved from the installed `gecko-models` plugin (`pip install gecko-models`)."""
+"""`OpenAIChat`, resolved from the installed `gecko-ai-models` plugin (`pip install gecko-ai-models`)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ __all__ = (
     "StorageUnavailableError",
     "VersionConflictError",
     "FencingError",
+    "VectorStoreError",
+    "DimensionMismatchError",
+    "InvalidFilterError",
     "ModelError",
     "ModelAuthenticationError",
     "ModelRateLimitError",
@@ -26,6 +29,7 @@ __all__ = (
     "ModelServerError",
     "ModelConnectionError",
     "ModelOutputError",
+    "UnsupportedRequestError",
     "UsageLimitExceeded",
     "ToolError",
     "UnknownToolError",
@@ -119,6 +123,23 @@ class FencingError(StorageError):
     """A write carried a fencing token older than the current lease grant."""
 
 
+class VectorStoreError(StorageError):
+    """A vector store operation failed."""
+
+
+class DimensionMismatchError(VectorStoreError, ValueError):
+    """A vector's length differs from its collection's dimension; `expected` and `actual` hold both."""
+
+    def __init__(self, message: str, *, expected: int, actual: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class InvalidFilterError(VectorStoreError, ValueError):
+    """A metadata filter is not valid in the portable filter language."""
+
+
 # --- models ------------------------------------------------------------------
 
 
@@ -160,6 +181,17 @@ class ModelConnectionError(ModelError):
 
 class ModelOutputError(ModelError):
     """The model's reply is malformed (bad tool-call JSON, truncated output, ...)."""
+
+
+class UnsupportedRequestError(ModelBadRequestError):
+    """The endpoint rejected one feature of the request's shape; `feature` names it (e.g. "json_schema").
+
+    Callers that have another way to ask (a structured-output strategy, say) fall back to it.
+    """
+
+    def __init__(self, message: str, *, feature: str) -> None:
+        super().__init__(message)
+        self.feature = feature
 
 
 class UsageLimitExceeded(GeckoError):

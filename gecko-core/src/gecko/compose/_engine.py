@@ -2,9 +2,13 @@
 
 Everything here runs on one event loop thread, so the bookkeeping needs no locks: a node's
 completion (merge, history, successors, journal record) happens without an await in between,
-except for async conditions (and, in layered runs, checkpoint writes), which are shielded so a
-cancellation never leaves half a completion behind. In eager runs one writer task writes the
-journal behind the nodes, in record order (see `gecko.compose._checkpoint` for the guarantees).
+except for async conditions and the journal write, which are shielded so a cancellation never
+leaves half a completion behind. Under `ALWAYS` a completion returns its successors only once
+its record is durable (`_make_durable`); under `ASYNC` one writer task writes the journal behind
+the nodes, at most `max_lag` records behind (see `gecko.compose._checkpoint` for the format).
+
+The run reads only its `Plan` (graph, rules, strategy, limits), never the `Workflow` builder.
+Node start and finish are `_execute` and `_finish_now`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from gecko.compose._checkpoint import FORMAT, Checkpoint, CheckpointStore
-from gecko.compose._graph import AGENT, ASYNC, SYNC, Plan
+from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, Plan, unknown_node_hint
 from gecko.compose._state import DELETED, MISSING, History, StateView
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,
     GeckoError,
+    StorageError,
     WorkflowError,
     WorkflowMaxStepsExceeded,
     WorkflowStateConflict,
@@ -38,8 +43,6 @@ from gecko.types import Event
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
-
-    from gecko.compose.workflow import Workflow
 
 __all__ = ("Run", "to_json")
 
@@ -71,27 +74,33 @@ class Run:
 
     def __init__(
         self,
-        workflow: Workflow,
         plan: Plan,
         session_id: str,
         run_id: str,
         *,
         store: CheckpointStore | None,
-        journal: bool,
+        durable: bool,
         sink: MemoryObjectSendStream[Event] | None,
     ) -> None:
-        self.wf = workflow
         self.plan = plan
         self.session_id = session_id
         self.run_id = run_id
         self.store = store
+        journal = durable and plan.strategy in (CheckpointStrategy.ALWAYS, CheckpointStrategy.ASYNC)
         self.journaling = journal and store is not None
+        # How many records the journal may trail the nodes: 0 is `ALWAYS` (durable before successors).
+        self.lag = plan.max_lag if plan.strategy is CheckpointStrategy.ASYNC else 0
+        # The highest record number known durable, and whether this run has written its snapshot yet.
+        self.durable = 0
+        self.snapshotted = False
+        # A checkpoint write failed: the storage is the problem, so the run stops without a final write.
+        self.store_failed = False
         self.sink = sink
-        self.rules = workflow._rules
-        self.max_steps = workflow.max_steps
+        self.rules = plan.rules
+        self.max_steps = plan.max_steps
         self.input: Any = None
         self.state: dict[str, Any] = {}
-        self.history = History(workflow.history_limit)
+        self.history = History(plan.history_limit)
         self.remaining = dict(plan.indegree)
         self.activated: set[str] = set()
         self.status: dict[str, NodeStatus] = {}
@@ -126,13 +135,13 @@ class Run:
     def start(self, node: str, value: Any, *, input: Any) -> None:
         """Prepare a fresh run that begins at `node` with `value` as its last output."""
         self.input = input
-        if node != self.plan.entry:
-            # Only predecessors inside the started region can ever finish.
-            region = self.plan.region(node)[1]
-            self.remaining = dict.fromkeys(self.plan.nodes, 0)
-            for src in region:
-                for dst, _ in self.plan.forward[src]:
-                    self.remaining[dst] += 1
+        # Only predecessors inside the started region can ever finish (jump targets outside it
+        # run only when jumped to, and then re-arm their own region).
+        region = self.plan.region(node)[1]
+        self.remaining = dict.fromkeys(self.plan.nodes, 0)
+        for src in region:
+            for dst, _ in self.plan.forward[src]:
+                self.remaining[dst] += 1
         self.activated.add(node)
         self.pending[node] = value
         self.bases[node] = (self.state, self.rec)
@@ -183,6 +192,8 @@ class Run:
             self.rec += 1
             self._merge(node, writes, None)
             await self._complete(node, record.get("o"), None if jump is None else Next(jump[0], jump[1]))
+        self.durable = self.rec
+        self.snapshotted = True
 
     # --- driving -----------------------------------------------------------------------
 
@@ -273,6 +284,10 @@ class Run:
                     except Exception as exc:
                         self._fail(node, exc)
             ready = sorted(set(following), key=self.plan.index.__getitem__)
+            if ready and self.journaling and not self.stopping:
+                # The layer's completions become durable together, before the next layer starts.
+                with anyio.CancelScope(shield=True):
+                    await self._write_through(self.rec)
 
     async def _execute(self, node: str) -> tuple[NodeContext, Any, int] | None:
         """Run one node; None when it paused or failed (recorded on the run)."""
@@ -281,7 +296,7 @@ class Run:
             self._fail(
                 node,
                 WorkflowMaxStepsExceeded(
-                    f"workflow {self.wf.name!r} exceeded max_steps={self.max_steps} at node {node!r}; "
+                    f"workflow {self.plan.name!r} exceeded max_steps={self.max_steps} at node {node!r}; "
                     "raise max_steps or add an exit condition to the loop"
                 ),
             )
@@ -414,9 +429,22 @@ class Run:
             self._fail(node, exc)
             return []
         if self.journaling:
-            if self._behind is None:
-                await self.flush()
-                return ready
+            if not await self._make_durable(ready):
+                return []
+        elif self.manual and self.store is not None:
+            self.manual = False
+            await self.snapshot("running")
+        return ready
+
+    async def _make_durable(self, ready: list[str]) -> bool:
+        """Wait until the latest record is as durable as the strategy asks; False if a write failed."""
+        if self._behind is None:
+            # Layered runs write once per layer, before the next layer starts (`_drive_layers`).
+            return True
+        if self.stopping or not (ready or self.running or self.queue):
+            # No successor will start: the run's final snapshot, written before it returns, covers it.
+            return True
+        if self.lag and self.rec - self.durable <= self.lag:
             if not self._flushing:
                 self._flushing = True
                 self._behind.start_soon(self._flush_behind)
@@ -424,15 +452,30 @@ class Run:
             # once its write returned) before the successors run: the journal trails the nodes
             # by about one write even when they never suspend.
             await anyio.lowlevel.cancel_shielded_checkpoint()
-        elif self.manual and self.store is not None:
-            self.manual = False
-            await self.snapshot("running")
-        return ready
+            return True
+        # ALWAYS, or ASYNC with the writer `max_lag` records behind (backpressure).
+        return await self._write_through(self.rec)
+
+    async def _write_through(self, record: int) -> bool:
+        try:
+            await self._flush_through(record)
+        except Exception as exc:
+            self._fail_checkpoint(exc)
+            return False
+        return True
 
     def _check_jump(self, node: str, jump: Next) -> None:
         if jump.node not in self.plan.nodes:
-            raise WorkflowError(f"node {node!r} jumped to unknown node {jump.node!r}; known: {sorted(self.plan.nodes)}")
-        if not self.wf.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
+            raise WorkflowError(
+                f"node {node!r} jumped to unknown node {jump.node!r}; {unknown_node_hint(jump.node, self.plan.nodes)}"
+            )
+        declared = self.plan.nodes[node].jumps
+        if declared and jump.node not in declared:
+            raise WorkflowError(
+                f"node {node!r} jumped to {jump.node!r}, which is not among the jumps it declares "
+                f"({sorted(declared)}); add it to the node's jumps="
+            )
+        if not self.plan.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
             raise WorkflowError(
                 f"node {node!r} jumped back to {jump.node!r}, which already ran: that is a cycle; "
                 "pass allow_cycles=True (and a max_steps bound)"
@@ -569,14 +612,23 @@ class Run:
                 f"cannot re-run {target!r} while {sorted(busy)} (downstream of it) are still running; "
                 "jump only into parts of the graph that are idle"
             )
-        indegree = self.plan.indegree
         for name in order:
             self.status.pop(name, None)
             self.activated.discard(name)
             self.inbox.pop(name, None)
             self.pending.pop(name, None)
             self.bases.pop(name, None)
-            self.remaining[name] = indegree[name]
+        # A re-armed node waits for its predecessors inside the region, and for those outside it
+        # that have yet to finish or be skipped in this round (a node outside the entry point's
+        # reach that is not running is a jump target nobody jumped to: it never fires).
+        static = self.plan.region(self.plan.entry)[1]
+        status = self.status
+        for name in order:
+            self.remaining[name] = sum(
+                1
+                for src in self.plan.predecessors[name]
+                if src in members or status.get(src) is NodeStatus.RUNNING or (src not in status and src in static)
+            )
         if ready:
             ready[:] = [name for name in ready if name not in members]
         if self.queue:
@@ -591,9 +643,9 @@ class Run:
     # --- checkpoints and events --------------------------------------------------------------
 
     async def _flush_behind(self) -> None:
-        # The journal writer of an eager run: writes every batch merged while the previous write
-        # was in flight, in record order, until the journal is empty or the run stops (a pause,
-        # failure or cancellation is then covered by the final snapshot of everything merged).
+        # The journal writer of an eager ASYNC run: writes every batch merged while the previous
+        # write was in flight, in record order, until the journal is empty or the run stops (a
+        # pause, failure or cancellation is then covered by the final snapshot of everything merged).
         try:
             while self.journal and not self.stopping:
                 with anyio.CancelScope(shield=True):
@@ -610,6 +662,8 @@ class Run:
             wrapped = CheckpointError(f"could not write the journal of session {self.session_id!r}: {exc!r}")
             wrapped.__cause__ = exc
             exc = wrapped
+        if isinstance(exc, StorageError):
+            self.store_failed = True
         if self.error is None:
             self.error = exc
         self.stopping = True
@@ -618,20 +672,31 @@ class Run:
 
     async def flush(self) -> None:
         """Write the journal records merged so far; concurrent callers share one write (group commit)."""
+        await self._flush_through(self.rec)
+
+    async def _flush_through(self, record: int) -> None:
+        # Group commit: a caller whose record went out in another caller's write only waits for it.
         store = self.store
         if store is None:
             return
-        await self._claim_writer()
-        try:
-            if not self.journal:
-                return
-            if store.snapshot_due:
-                await self._write_snapshot(store, "running")
-                return
-            records, self.journal = self.journal, []
-            await store.write_entry(self.run_id, records)
-        finally:
-            self._release_writer()
+        while self.durable < record:
+            await self._claim_writer()
+            try:
+                if self.durable >= record:
+                    return
+                if not self.journal:
+                    raise CheckpointError(
+                        f"the journal write holding record {record} of session {self.session_id!r} failed"
+                    )
+                if store.snapshot_due or not self.snapshotted:
+                    # A run's first write is a snapshot, so its records never follow an older run's.
+                    await self._write_snapshot(store, "running")
+                else:
+                    records, self.journal = self.journal, []
+                    await store.write_entry(self.run_id, records)
+                    self.durable = records[-1][0]
+            finally:
+                self._release_writer()
 
     def capture(self, status: str) -> dict[str, Any]:
         """The whole run as JSON data; running nodes stay pending so a resume runs them again."""
@@ -691,9 +756,12 @@ class Run:
 
     async def _write_snapshot(self, store: CheckpointStore, status: str) -> None:
         data = self.capture(status)
+        covered = self.rec
         self.journal = []
         await store.write_snapshot(data)
+        self.durable = covered
+        self.snapshotted = True
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         assert self.sink is not None
-        self.sink.send_nowait(Event(type=kind, source=self.wf.name, run_id=self.run_id, data=data))
+        self.sink.send_nowait(Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data))

@@ -26,14 +26,13 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Literal
 
 import anyio
 
 from gecko.compose._checkpoint import Checkpoint, CheckpointStore
 from gecko.compose._engine import Run, to_json
-from gecko.compose._graph import NodeSpec, Plan, compile_plan, node_kind
+from gecko.compose._graph import CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._ownership import SessionOwnership
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
@@ -56,19 +55,6 @@ logger = logging.getLogger("gecko.workflow")
 
 _NO_VALUE: Any = object()
 _SAVE_BOUND_S = 10.0
-
-
-class CheckpointStrategy(str, Enum):
-    """When a workflow with storage writes checkpoints.
-
-    ALWAYS: after every node (journal entry) and at the end. FINAL: at the end, and when the run
-    pauses, fails or times out. MANUAL: only when a node calls `ctx.request_checkpoint()` and when
-    the run pauses.
-    """
-
-    ALWAYS = "always"
-    FINAL = "final"
-    MANUAL = "manual"
 
 
 @dataclass
@@ -122,6 +108,8 @@ class Workflow:
         scheduling: "eager" (dependency counting) or "layered" (lockstep topological layers).
         history_limit: How many executions the history retains (latest output per node always kept).
         snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
+        max_lag: Under `CheckpointStrategy.ASYNC`, how many completed nodes the journal may trail
+            the run by before nodes wait for the writer.
         fence: A storage lease you hold yourself, passed to every checkpoint write; it replaces the
             automatic ownership below, and a stale one fails the run with `FencingError`.
         lease_ttl: Seconds of the session lease a run holds (renewed every third of it) when the
@@ -144,6 +132,7 @@ class Workflow:
         scheduling: Literal["eager", "layered"] = "eager",
         history_limit: int = 1000,
         snapshot_every: int = 64,
+        max_lag: int = 64,
         fence: Lease | None = None,
         lease_ttl: float | None = 30.0,
         max_attempts: int | None = 3,
@@ -152,6 +141,8 @@ class Workflow:
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
         if snapshot_every < 2:
             raise ConfigurationError(f"snapshot_every must be at least 2, got {snapshot_every}")
+        if max_lag < 1:
+            raise ConfigurationError(f"max_lag must be at least 1, got {max_lag}")
         if history_limit < 1:
             raise ConfigurationError(f"history_limit must be at least 1, got {history_limit}")
         if lease_ttl is not None and not lease_ttl > 0:
@@ -168,6 +159,7 @@ class Workflow:
         self.scheduling = scheduling
         self.history_limit = history_limit
         self.snapshot_every = snapshot_every
+        self.max_lag = max_lag
         self.fence = fence
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
@@ -182,21 +174,38 @@ class Workflow:
 
     # --- building ------------------------------------------------------------------------
 
-    def add_node(self, name: str, node: Any, *, timeout: float | None = None, writes: tuple[str, ...] = ()) -> Workflow:
+    def add_node(
+        self,
+        name: str,
+        node: Any,
+        *,
+        timeout: float | None = None,
+        writes: tuple[str, ...] = (),
+        jumps: tuple[str, ...] = (),
+    ) -> Workflow:
         """Add a node: a function `fn(ctx)` (sync or async) or `@step`, an agent or team
         (`async run(input)`, given the last output), or another `Workflow`.
+
+        A node that no edge reaches runs only when another node returns `Next` to it.
 
         Args:
             name: Unique node name.
             node: What runs.
             timeout: Seconds this node may run (overrides the step's own timeout).
             writes: State keys the node writes, checked against parallel branches at build time.
+            jumps: Nodes this node may return `Next` to: checked at build time (a typo fails with
+                a hint), drawn dashed by `to_mermaid()`, and the only targets it may jump to.
         """
         if name in self._nodes:
             raise WorkflowDefinitionError(f"node {name!r} already exists; node names must be unique")
-        kind, target, own_timeout, declared = node_kind(node)
+        kind, target, own_timeout, declared, own_jumps = node_kind(node)
         self._nodes[name] = NodeSpec(
-            name, target, kind, timeout if timeout is not None else own_timeout, declared | frozenset(writes)
+            name,
+            target,
+            kind,
+            timeout if timeout is not None else own_timeout,
+            declared | frozenset(writes),
+            own_jumps | frozenset(jumps),
         )
         self._plan = None
         return self
@@ -232,7 +241,16 @@ class Workflow:
         """
         if self._plan is None:
             self._plan = compile_plan(
-                self._entry, self._nodes, self._edges, allow_cycles=self.allow_cycles, merge_keys=frozenset(self._rules)
+                self.name,
+                self._entry,
+                self._nodes,
+                self._edges,
+                rules=self._rules,
+                allow_cycles=self.allow_cycles,
+                max_steps=self.max_steps,
+                history_limit=self.history_limit,
+                strategy=self.checkpoint_strategy,
+                max_lag=self.max_lag,
             )
         return self._plan
 
@@ -242,7 +260,8 @@ class Workflow:
         return [list(layer) for layer in self.compile().layers]
 
     def to_mermaid(self) -> str:
-        """The graph as a Mermaid flowchart; conditional edges dashed, back edges labelled."""
+        """The graph as a Mermaid flowchart; conditional edges dashed, back edges labelled, declared
+        jumps dashed and labelled `jump`."""
         plan = self.compile()
         ids = {name: f"n{position}" for position, name in enumerate(plan.nodes)}
         lines = ["flowchart TD"]
@@ -257,6 +276,8 @@ class Workflow:
                 lines.append(f"    {ids[src]} {arrow}|loop| {ids[dst]}")
             else:
                 lines.append(f"    {ids[src]} {arrow} {ids[dst]}")
+        for src, dst in plan.jump_edges():
+            lines.append(f"    {ids[src]} -.->|jump| {ids[dst]}")
         return "\n".join(lines)
 
     # --- running -------------------------------------------------------------------------
@@ -444,9 +465,7 @@ class Workflow:
                 return self._stored_result(plan, checkpoint, sid)
             checkpoint = None
         run_id = uuid.uuid4().hex if checkpoint is None else str(checkpoint.snapshot["run"])
-        run = Run(
-            self, plan, sid, run_id, store=store, journal=durable and strategy is CheckpointStrategy.ALWAYS, sink=sink
-        )
+        run = Run(plan, sid, run_id, store=store, durable=durable, sink=sink)
         if checkpoint is not None:
             if not resuming:
                 logger.info("workflow %r resumes unfinished session %r; its new input is ignored", self.name, sid)
@@ -463,8 +482,6 @@ class Workflow:
             run.start(first, context.get("last_output", input), input=input)
         if owner is not None:
             await owner.begin_attempt(sorted(run.pending))
-        if checkpoint is None and run.journaling:
-            await run.snapshot("running")
         saves = durable and strategy is not CheckpointStrategy.MANUAL
         layered = self.scheduling == "layered" or not self.enable_parallel
         timed_out = False
@@ -478,7 +495,7 @@ class Workflow:
                         await run.drive(layered, self.enable_parallel)
                     timed_out = scope.cancelled_caught
         except anyio.get_cancelled_exc_class():
-            if saves:
+            if saves and not run.store_failed:
                 await self._save(run, "cancelled")
             if owner is not None:
                 await owner.end_attempt()
@@ -498,12 +515,12 @@ class Workflow:
             error = run.error
             if isinstance(error, FencingError):
                 raise error
-            if saves:
+            if saves and not run.store_failed:
                 try:
                     await self._save(run, "failed")
                 except Exception:
                     logger.exception("workflow %r could not checkpoint session %r after a failure", self.name, sid)
-            if owner is not None:
+            if owner is not None and not run.store_failed:
                 await owner.end_attempt()
             if isinstance(error, GeckoError):
                 raise error

@@ -47,10 +47,10 @@ if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return
 return redis.call('DEL', KEYS[1])
 """
 
-# KEYS: lease key, token counter key. ARGV: owner, ttl ms.
+# KEYS: lease key, token counter key. ARGV: owner, ttl ms, owner of a live grant to replace.
 _ACQUIRE = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and owner ~= ARGV[1] then return 0 end
+if owner and owner ~= ARGV[1] and owner ~= ARGV[3] then return 0 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -102,8 +102,7 @@ class RedisStorage(Storage):
             raise StorageError(f"{url.raw!r}: namespace must not be empty")
         if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
             raise StorageError(
-                f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. "
-                f"{_URL_EXAMPLES}"
+                f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. {_URL_EXAMPLES}"
             )
         client_url = urlunsplit((url.scheme, url.netloc, url.path, urlencode(options), ""))
         try:
@@ -195,17 +194,24 @@ class RedisStorage(Storage):
         return await self._call(scan)
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        return await self._raw_take_over_lease(name, owner, ttl, owner)
+
+    async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
         token = int(
             await self._call(
                 lambda: self._acquire(
                     keys=[self._lease_key(name), f"{self._namespace}:lease-token:{name}"],
-                    args=[owner, _milliseconds(ttl)],
+                    args=[owner, _milliseconds(ttl), replacing],
                 )
             )
         )
         if token == 0:
             return None
         return Lease(name=name, owner=owner, token=token, expires_at=time.time() + ttl)
+
+    async def _raw_lease_owner(self, name: str) -> str | None:
+        owner = await self._call(lambda: self._client.hget(self._lease_key(name), "owner"))
+        return None if owner is None else bytes(owner).decode("utf-8")
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         renewed = int(

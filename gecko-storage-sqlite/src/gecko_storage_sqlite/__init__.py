@@ -168,7 +168,13 @@ class SQLiteStorage(Storage):
         return await self._worker.run(self._list, (prefix,))
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
-        return await self._worker.run(self._acquire, (name, owner, ttl))
+        return await self._worker.run(self._acquire, (name, owner, ttl, owner))
+
+    async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
+        return await self._worker.run(self._acquire, (name, owner, ttl, replacing))
+
+    async def _raw_lease_owner(self, name: str) -> str | None:
+        return await self._worker.run(self._lease_owner, (name,))
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         return await self._worker.run(self._renew, (lease, ttl))
@@ -267,13 +273,15 @@ class SQLiteStorage(Storage):
             )
         return [row[0] for row in cursor.fetchall()]
 
-    def _acquire(self, connection: sqlite3.Connection, name: str, owner: str, ttl: float) -> Lease | None:
+    def _acquire(
+        self, connection: sqlite3.Connection, name: str, owner: str, ttl: float, replacing: str
+    ) -> Lease | None:
         with _immediate(connection):
             now = time.time()
             row = connection.execute(
                 "SELECT owner, token, expires_at FROM gecko_leases WHERE name = ?", (name,)
             ).fetchone()
-            if row is not None and row[2] > now and row[0] != owner:
+            if row is not None and row[2] > now and row[0] not in (owner, replacing):
                 return None
             token = 1 if row is None else int(row[1]) + 1
             connection.execute(
@@ -283,6 +291,12 @@ class SQLiteStorage(Storage):
                 (name, owner, token, now + ttl),
             )
         return Lease(name=name, owner=owner, token=token, expires_at=now + ttl)
+
+    def _lease_owner(self, connection: sqlite3.Connection, name: str) -> str | None:
+        row = connection.execute(
+            "SELECT owner FROM gecko_leases WHERE name = ? AND expires_at > ?", (name, time.time())
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def _renew(self, connection: sqlite3.Connection, lease: Lease, ttl: float) -> Lease:
         with _immediate(connection):

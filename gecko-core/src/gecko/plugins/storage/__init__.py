@@ -209,11 +209,24 @@ class Storage(ABC):
             raise InvalidKeyError(f"prefix must be a string, got {type(prefix).__name__}")
         return sorted(await self._raw_list(prefix))
 
-    async def acquire_lease(self, name: str, *, owner: str, ttl: float) -> Lease | None:
-        """Grant `name` to `owner` for `ttl` seconds if nobody holds it; None when held elsewhere."""
+    async def acquire_lease(self, name: str, *, owner: str, ttl: float, replacing: str | None = None) -> Lease | None:
+        """Grant `name` to `owner` for `ttl` seconds if nobody holds it; None when held elsewhere.
+
+        With `replacing`, a live grant whose owner is exactly `replacing` (a holder the caller
+        knows is dead) is taken over at once; its token is superseded, so its fenced writes fail.
+        Backends that cannot do this atomically grant only a free lease.
+        """
         self._check_open()
         self._require_leases()
-        return await self._raw_acquire_lease(validate_key(name), owner, _positive_ttl(ttl))
+        if replacing is None:
+            return await self._raw_acquire_lease(validate_key(name), owner, _positive_ttl(ttl))
+        return await self._raw_take_over_lease(validate_key(name), owner, _positive_ttl(ttl), replacing)
+
+    async def lease_owner(self, name: str) -> str | None:
+        """The owner of the live grant of `name`; None when it is free (or the backend cannot tell)."""
+        self._check_open()
+        self._require_leases()
+        return await self._raw_lease_owner(validate_key(name))
 
     async def renew_lease(self, lease: Lease, *, ttl: float) -> Lease:
         """Extend a lease still held; raises `FencingError` if it was lost."""
@@ -274,6 +287,13 @@ class Storage(ABC):
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
         raise NotImplementedError
+
+    async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
+        # Without an atomic check of the current owner, only a free lease can be granted.
+        return await self._raw_acquire_lease(name, owner, ttl)
+
+    async def _raw_lease_owner(self, name: str) -> str | None:
+        return None
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         raise NotImplementedError
@@ -351,4 +371,3 @@ storage_registry: Registry[type[Storage]] = Registry(
         "lancedb": "gecko-ai-vector-lancedb",
     },
 )
-

@@ -118,6 +118,9 @@ class Run:
         self.failed_node: str | None = None
         self.interrupts: list[Interrupt] = []
         self.resume_values: dict[str, Any] = {}
+        # Agent nodes paused for tool approvals: node -> the pause's payload, kept (and saved) until
+        # the agent's run continues with decisions it accepts.
+        self.approvals: dict[str, dict[str, Any]] = {}
         self.stopping = False
         self.manual = False
         self._tg: TaskGroup | None = None
@@ -170,6 +173,11 @@ class Run:
             for key, merges in snap.get("merges", {}).items():
                 base = merges["base"][0] if merges["base"] else MISSING
                 self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
+            paused = snap.get("interrupt")
+            if paused is not None and isinstance(paused["payload"], dict) and "approval" in paused["payload"]:
+                if not isinstance(paused["payload"]["approval"]["session_id"], str):
+                    raise TypeError("the approval pause names no agent session")
+                self.approvals[paused["node"]] = paused["payload"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptCheckpointError(f"the snapshot of session {self.session_id!r} is malformed: {exc!r}") from exc
         unknown = [node for node in (*self.pending, *self.status) if node not in self.plan.nodes]
@@ -350,7 +358,7 @@ class Run:
         if kind == SYNC:
             return await anyio.to_thread.run_sync(target, ctx)
         if kind == AGENT:
-            return await target.run(last)
+            return await self._run_agent(target, ctx, last)
         result = await target.execute(last)
         if result.paused:
             raise WorkflowError(
@@ -358,6 +366,23 @@ class Run:
                 "interrupts inside nested workflows are not supported, interrupt in the outer node instead"
             )
         return result.output
+
+    async def _run_agent(self, agent: Any, ctx: NodeContext, last: Any) -> Any:
+        # An agent paused on tools that need approval pauses the workflow at this node; the
+        # decisions given to `Workflow.resume` continue that agent run (not a new one).
+        paused = self.approvals.get(ctx.node)
+        if paused is not None and ctx._resume is not _KEEP:
+            decisions, ctx._resume = ctx._resume, _KEEP
+            output = await agent.resume(decisions, session_id=paused["approval"]["session_id"])
+            del self.approvals[ctx.node]
+        else:
+            output = await agent.run(last)
+        from gecko.core.agent import PausedOutput
+
+        if isinstance(output, PausedOutput):
+            pending = [approval.model_dump(mode="json") for approval in output.pending_approvals]
+            raise Interrupt(ctx.node, {"approval": {"session_id": output.session_id, "pending": pending}})
+        return output
 
     def _fail(self, node: str, exc: BaseException) -> None:
         self.running.discard(node)
@@ -703,6 +728,10 @@ class Run:
         history = self.history
         indegree = self.plan.indegree
         interrupt = self.interrupts[0] if self.interrupts else None
+        if interrupt is None and self.approvals:
+            # A resume whose decisions the agent refused leaves the approval pause in place.
+            node, payload = next(iter(self.approvals.items()))
+            interrupt = Interrupt(node, payload)
         return {
             "format": FORMAT,
             "run": self.run_id,

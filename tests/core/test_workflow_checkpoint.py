@@ -13,7 +13,14 @@ import pytest
 from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose.nodes import Next, NodeContext, NodeStatus
 from gecko.compose.workflow import CheckpointStrategy, Workflow
-from gecko.errors import CheckpointError, CorruptCheckpointError, FencingError, WorkflowError, WorkflowTimeoutError
+from gecko.errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    FencingError,
+    SessionInputMismatch,
+    WorkflowError,
+    WorkflowTimeoutError,
+)
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.storage.memory import MemoryStorage
@@ -80,8 +87,21 @@ async def test_execute_with_unfinished_session_resumes_it(storage: Storage) -> N
     with pytest.raises(WorkflowError):
         await diamond(flaky, storage).execute("in", session_id="s3")
     flaky.fail = set()
-    await diamond(flaky, storage).execute("other input", session_id="s3")
-    assert flaky.runs["A"] == 1
+    result = await diamond(flaky, storage).execute("in", session_id="s3")
+    assert (result.status, flaky.runs["A"]) == ("completed", 1)
+
+
+async def test_execute_of_an_unfinished_session_with_another_input_is_refused_not_ignored(storage: Storage) -> None:
+    flaky = Flaky()
+    flaky.fail = {"E"}
+    with pytest.raises(WorkflowError):
+        await diamond(flaky, storage).execute("in", session_id="s3b")
+    flaky.fail = set()
+    with pytest.raises(SessionInputMismatch, match="resume"):
+        await diamond(flaky, storage).execute("other input", session_id="s3b")
+    # No input means "whatever it started with": the seed's rerun-after-crash.
+    result = await diamond(flaky, storage).execute(session_id="s3b")
+    assert (result.status, result.state["A"], flaky.runs["A"]) == ("completed", "in", 1)
 
 
 async def test_resume_of_completed_session_returns_stored_result_without_running(storage: Storage) -> None:

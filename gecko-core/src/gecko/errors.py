@@ -54,6 +54,7 @@ __all__ = (
     "SessionOwnedElsewhere",
     "SessionLeaseLost",
     "WorkflowParked",
+    "SessionInputMismatch",
     "TeamError",
     "TeamTimeoutError",
     "TeamMemberCancelled",
@@ -309,6 +310,10 @@ class SessionLeaseLost(SessionOwnedElsewhere):
 
 class WorkflowParked(WorkflowError):
     """A session was started `max_attempts` times in a row without finishing; call `Workflow.unpark` to retry it."""
+
+
+class SessionInputMismatch(WorkflowError):
+    """`execute` named an unfinished session with another input than it started with; resume it or use a new id."""
 
 
 class TeamError(GeckoError):

@@ -96,6 +96,8 @@ class Run:
         # A checkpoint write failed: the storage is the problem, so the run stops without a final write.
         self.store_failed = False
         self.sink = sink
+        # Events wait here until `_drain` hands them to the stream's bounded buffer.
+        self.outbox: deque[Event] = deque()
         self.rules = plan.rules
         self.max_steps = plan.max_steps
         self.input: Any = None
@@ -217,6 +219,8 @@ class Run:
             self.queue.extend(ready)
             self.spares = 1
             await self._worker()
+        if self.sink is not None:
+            await self._drain()
 
     def _dispatch(self, nodes: list[str]) -> None:
         # Ready nodes wait in a queue served by workers. While a worker runs nodes inline, one
@@ -261,6 +265,8 @@ class Run:
             except Exception as exc:
                 self._fail(node, exc)
                 return
+            if self.sink is not None:
+                await self._drain()
             if len(ready) > 1:
                 self._dispatch(ready[1:])
             # A chain continues in this task: no task per node.
@@ -292,6 +298,8 @@ class Run:
                     except Exception as exc:
                         self._fail(node, exc)
             ready = sorted(set(following), key=self.plan.index.__getitem__)
+            if self.sink is not None:
+                await self._drain()
             if ready and self.journaling and not self.stopping:
                 # The layer's completions become durable together, before the next layer starts.
                 with anyio.CancelScope(shield=True):
@@ -326,6 +334,7 @@ class Run:
         self.status[node] = NodeStatus.RUNNING
         if self.sink is not None:
             self._emit("workflow.node.started", {"node": node})
+            await self._drain()
         token = _current_context.set(ctx)
         try:
             kind = spec.kind
@@ -792,5 +801,11 @@ class Run:
         self.snapshotted = True
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        assert self.sink is not None
-        self.sink.send_nowait(Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data))
+        self.outbox.append(Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data))
+
+    async def _drain(self) -> None:
+        # Outside any shield: a reader that falls behind by the buffer's size pauses the run here.
+        sink = self.sink
+        assert sink is not None
+        while self.outbox:
+            await sink.send(self.outbox.popleft())

@@ -22,7 +22,6 @@ Semantics in short:
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from gecko.errors import (
     ConfigurationError,
     FencingError,
     GeckoError,
+    SessionInputMismatch,
     SessionLeaseLost,
     WorkflowDefinitionError,
     WorkflowError,
@@ -55,6 +55,8 @@ logger = logging.getLogger("gecko.workflow")
 
 _NO_VALUE: Any = object()
 _SAVE_BOUND_S = 10.0
+# Events a `stream()` reader may fall behind by before the run waits for it.
+_STREAM_BUFFER = 64
 
 
 @dataclass
@@ -290,7 +292,12 @@ class Workflow:
         start_node: str | None = None,
         _resume_context: Mapping[str, Any] | None = None,
     ) -> WorkflowResult:
-        """Run the workflow; an unfinished checkpoint of `session_id` is resumed instead.
+        """Run the workflow, or continue the unfinished run of `session_id`.
+
+        Reusing a session id: an unfinished session (interrupted, failed, timed out, crashed) is
+        resumed, which is how a crashed script recovers by running again; its input must be the
+        one it started with (or None). A finished session is run again from the start with the
+        new input, replacing its stored result.
 
         Args:
             input: The entry node's last output, and `ctx.input` for every node.
@@ -304,6 +311,7 @@ class Workflow:
             WorkflowMaxStepsExceeded: the run exceeded `max_steps`.
             WorkflowTimeoutError: the run or a node exceeded its timeout.
             CheckpointError: checkpoints could not be written or read (`CorruptCheckpointError`).
+            SessionInputMismatch: the unfinished session started with another input.
         """
         return await self._run(input, session_id, start_node, _resume_context, resuming=False, value=_NO_VALUE)
 
@@ -324,9 +332,11 @@ class Workflow:
         """Run the workflow, yielding `workflow.node.started` / `.finished` / `.skipped`,
         `workflow.state.diff` and finally `workflow.finished` or `workflow.paused` events.
 
-        Use it as `async with contextlib.aclosing(wf.stream(x)) as events:` when you may stop early.
+        At most 64 events wait for the reader; a slower reader slows the run instead of growing
+        memory. Use it as `async with contextlib.aclosing(wf.stream(x)) as events:` when you may
+        stop early.
         """
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        send, receive = anyio.create_memory_object_stream[Event](_STREAM_BUFFER)
         failure: list[BaseException] = []
 
         async def produce() -> None:
@@ -343,9 +353,9 @@ class Workflow:
                 if result.paused:
                     data["interrupt"] = to_json(result.interrupt)
                     data["node"] = result.interrupted_node
-                send.send_nowait(Event(type=kind, source=self.name, run_id=result.session_id, data=data))
+                await send.send(Event(type=kind, source=self.name, run_id=result.session_id, data=data))
 
-        async with anyio.create_task_group() as tg, receive:
+        async with receive, anyio.create_task_group() as tg:
             tg.start_soon(produce)
             async for event in receive:
                 yield event
@@ -467,8 +477,14 @@ class Workflow:
         run_id = uuid.uuid4().hex if checkpoint is None else str(checkpoint.snapshot["run"])
         run = Run(plan, sid, run_id, store=store, durable=durable, sink=sink)
         if checkpoint is not None:
+            if not resuming and input is not None and to_json(input) != checkpoint.snapshot["input"]:
+                raise SessionInputMismatch(
+                    f"session {sid!r} of workflow {self.name!r} is unfinished and started with input "
+                    f"{checkpoint.snapshot['input']!r}, not {input!r}; call resume({sid!r}) (or execute with that "
+                    "input) to finish it, or pass a new session_id to start another run"
+                )
             if not resuming:
-                logger.info("workflow %r resumes unfinished session %r; its new input is ignored", self.name, sid)
+                logger.info("workflow %r resumes unfinished session %r", self.name, sid)
             await run.restore(checkpoint)
             paused = checkpoint.snapshot.get("interrupt")
             if value is not _NO_VALUE and isinstance(paused, dict):

@@ -11,16 +11,15 @@ bounded at `ring + 1` keys per session. Every write is a compare-and-set against
 this writer last saw, so two writers of one session fail loudly instead of interleaving; a
 `fence` lease, when given, is passed through to every write.
 
-What `CheckpointStrategy.ALWAYS` guarantees (the engine, `gecko.compose._engine`, writes):
+What the journal guarantees (the engine, `gecko.compose._engine`, writes it):
 
 - One writer per run, one write at a time, records in merge order; an entry holds every record
   merged since the previous write (group commit). Loading accepts only a gap-free run of records
   after the snapshot, so a record is never durable without every record merged before it: a
   node's completion is durable before anything that depended on it.
-- In eager runs the writer works behind the nodes: a completion queues its record and the
-  successors start at once (the completing task yields one loop turn so the write is handed to
-  storage, keeping the journal about one write behind even for nodes that never suspend).
-  Layered runs write each completion before starting the next layer.
+- Under ALWAYS a completion's successors start only once its record is durable (a run's first
+  write is its snapshot); under ASYNC the writer works behind the nodes, at most `max_lag`
+  records behind. Layered runs write each layer's completions before starting the next layer.
 - A node whose record is durable (its write returned, or a snapshot covered it) never runs
   again on resume. A node that was running, or whose record was not yet durable, at a crash
   runs again: at-least-once, so nodes with outside effects should be idempotent.

@@ -10,13 +10,31 @@ Semantics in short:
   visible to the writer) is a `WorkflowStateConflict` unless the key has a merge rule.
 - Conditional edges (sync or async; raising counts as false) skip nodes; skipped nodes are not
   in the history and their descendants are skipped unless another taken path reaches them.
-- With storage, the `ALWAYS` strategy journals every completion and snapshots periodically.
-  Resume never re-runs a completed node; a node running at a crash runs again (at-least-once),
-  so nodes with outside effects should be idempotent.
+- `Next(node)` jumps to any node, also one no edge reaches; `jumps=` on a node declares its
+  targets (checked at build time, drawn by `to_mermaid()`).
+- With storage, what a crash costs is the checkpoint strategy's choice:
+
+  | strategy | written                                       | a crash (kill -9) re-runs                 |
+  |----------|-----------------------------------------------|-------------------------------------------|
+  | ALWAYS   | each completion, durable before any successor | the nodes that were running               |
+  |          | starts and before `execute` returns           |                                           |
+  | ASYNC    | behind the nodes, at most `max_lag` records   | those, and up to `max_lag` completed ones |
+  |          | behind (nodes wait when it is that far back)  | (whose successors may have started)       |
+  | FINAL    | at the end, and on pause, failure, timeout    | the whole run                             |
+  | MANUAL   | on `ctx.request_checkpoint()`, and on pause   | everything after the last such write      |
+
+  Nodes run at least once, so nodes with outside effects should be idempotent. A checkpoint
+  write that fails (the storage gone past its retries) stops the run before any successor of
+  that node starts, with the storage's error (`StorageUnavailableError`).
+- Reusing a session id: an unfinished session is resumed (another input is refused with
+  `SessionInputMismatch`); a finished one runs again from the start with the new input.
+- An agent node whose tool needs approval pauses the run (`result.interrupt["approval"]` lists the
+  pending calls); `resume(session_id, value={call_id: True | False})` continues that agent run.
 - On storage with leases (memory://, sqlite://, redis://) a run owns its session: it holds a
   renewed lease, every checkpoint write is fenced by it, a second worker gets
-  `SessionOwnedElsewhere`, and a session that stops its worker `max_attempts` times in a row is
-  parked (`WorkflowParked`). See `gecko.compose._ownership`.
+  `SessionOwnedElsewhere`, a dead holder on the same host is taken over at once, and a session
+  that stops its worker `max_attempts` times in a row is parked (`WorkflowParked`). See
+  `gecko.compose._ownership`.
 """
 
 from __future__ import annotations
@@ -100,7 +118,7 @@ class Workflow:
     Args:
         name: Names the workflow in checkpoints, events and errors.
         storage: Where checkpoints go (`await create_storage(url)`); None keeps nothing durable.
-        checkpoint_strategy: ALWAYS, FINAL or MANUAL (see `CheckpointStrategy`).
+        checkpoint_strategy: ALWAYS, ASYNC, FINAL or MANUAL (see `CheckpointStrategy`).
         enable_parallel: Run independent nodes concurrently; False runs one node at a time in layer order.
         allow_cycles: Permit cycles (back edges and backward `Next` jumps).
         max_steps: Bound on node executions per run; defaults to 1000 when cycles are allowed.

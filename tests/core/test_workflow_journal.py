@@ -66,7 +66,8 @@ def chain(name: str, storage: MemoryStorage, nodes: dict[str, Any], **options: A
     return wf.set_entry_point(next(iter(nodes)))
 
 
-async def test_always_makes_each_node_durable_before_its_successor_starts() -> None:
+@pytest.mark.parametrize("scheduling", ["eager", "layered"])
+async def test_always_makes_each_node_durable_before_its_successor_starts(scheduling: str) -> None:
     storage = SuspendingMemoryStorage()
     seen: list[list[str]] = []
 
@@ -75,7 +76,7 @@ async def test_always_makes_each_node_durable_before_its_successor_starts() -> N
         ctx.state["count"] = ctx.state.get("count", 0) + 1
 
     names = [f"n{i}" for i in range(12)]
-    result = await chain("follow", storage, dict.fromkeys(names, step)).execute(session_id="f1")
+    result = await chain("follow", storage, dict.fromkeys(names, step), scheduling=scheduling).execute(session_id="f1")
     assert seen == [names[:k] for k in range(12)]
     # One write per node: the first is the run's snapshot, the last node's is the final snapshot.
     assert storage.writes == result.steps == 12

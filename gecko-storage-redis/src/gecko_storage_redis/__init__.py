@@ -211,7 +211,9 @@ class RedisStorage(Storage):
 
     async def _raw_lease_owner(self, name: str) -> str | None:
         owner = await self._call(lambda: self._client.hget(self._lease_key(name), "owner"))
-        return None if owner is None else bytes(owner).decode("utf-8")
+        if owner is None:
+            return None
+        return owner.decode("utf-8") if isinstance(owner, bytes) else str(owner)
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         renewed = int(

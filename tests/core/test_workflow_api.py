@@ -217,3 +217,15 @@ async def test_agent_node_gets_last_output_as_prompt() -> None:
     result = await wf.execute()
     assert result.output.content == "summary ready"
     assert model.requests[0].messages[-1].text == "summarize this"
+
+
+async def test_settings_changed_after_a_run_are_taken_by_the_next_run() -> None:
+    from gecko.errors import WorkflowMaxStepsExceeded
+
+    wf = Workflow("loop", allow_cycles=True).add_node("again", lambda ctx: Next("again")).set_entry_point("again")
+    wf.max_steps = 5
+    with pytest.raises(WorkflowMaxStepsExceeded, match="max_steps=5"):
+        await wf.execute()
+    wf.max_steps = 7
+    with pytest.raises(WorkflowMaxStepsExceeded, match="max_steps=7"):
+        await wf.execute()

@@ -188,6 +188,7 @@ class Workflow:
         self._entry: str | None = None
         self._rules: dict[str, Callable[[Any, Any], Any]] = {}
         self._plan: Plan | None = None
+        self._settings: tuple[Any, ...] = ()
         self._local: Storage | None = None
         for key, rule in (merge_rules or {}).items():
             self.set_merge_rule(key, rule)
@@ -254,12 +255,15 @@ class Workflow:
         return self
 
     def compile(self) -> Plan:
-        """Validate the graph (done automatically before a run).
+        """Validate the graph and freeze it with the run settings into a `Plan` (done before each run).
 
         Raises:
             WorkflowDefinitionError: what is wrong with the graph and how to fix it.
         """
-        if self._plan is None:
+        # Settings changed on the builder since the last compile are taken by the next run.
+        settings = (self.name, self.checkpoint_strategy, self.allow_cycles, self.max_steps, self.history_limit)
+        if self._plan is None or settings != self._settings or self.max_lag != self._plan.max_lag:
+            self._settings = settings
             self._plan = compile_plan(
                 self.name,
                 self._entry,

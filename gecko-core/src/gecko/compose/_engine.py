@@ -130,7 +130,9 @@ class Run:
         self.spares = 0
         self._lock = anyio.Lock() if plan.async_conditions else None
         self._shield = plan.async_conditions or self.journaling
-        self._writer: anyio.Event | None = None
+        # Whether a checkpoint write is in flight, and the event its waiters (if any) wait on.
+        self._writing = False
+        self._writer_done: anyio.Event | None = None
         # The task group of an eager run, whose writer task writes the journal behind the nodes.
         self._behind: TaskGroup | None = None
         self._flushing = False
@@ -783,14 +785,18 @@ class Run:
     async def _claim_writer(self) -> None:
         # One checkpoint write at a time, so entry numbers and versions follow merge order. A
         # plain flag (the loop is single-threaded) keeps the uncontended path free of a checkpoint.
-        while self._writer is not None:
-            await self._writer.wait()
-        self._writer = anyio.Event()
+        # The event exists only while someone waits, so a write nobody waits for creates none.
+        while self._writing:
+            if self._writer_done is None:
+                self._writer_done = anyio.Event()
+            await self._writer_done.wait()
+        self._writing = True
 
     def _release_writer(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.set()
+        self._writing = False
+        done, self._writer_done = self._writer_done, None
+        if done is not None:
+            done.set()
 
     async def _write_snapshot(self, store: CheckpointStore, status: str) -> None:
         data = self.capture(status)

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -95,9 +96,13 @@ anyio.run(main)
 """
 
 
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
 def redis_answers() -> bool:
+    address = urlsplit(REDIS_URL)
     try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+        with socket.create_connection((address.hostname or "127.0.0.1", address.port or 6379), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
@@ -107,7 +112,8 @@ def redis_answers() -> bool:
 def storage_url(backend: str, folder: Path, trial: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{folder / f'{trial}.db'}"
-    return f"redis://127.0.0.1:6379/0?namespace=crash-{uuid.uuid4().hex}-{trial}"
+    separator = "&" if "?" in REDIS_URL else "?"
+    return f"{REDIS_URL}{separator}namespace=crash-{uuid.uuid4().hex}-{trial}"
 
 
 def run_worker(script: Path, url: str, mode: str, side: Path) -> list[str]:
@@ -129,7 +135,7 @@ def wait_for_starts(side: Path, count: int, process: subprocess.Popen[bytes]) ->
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_sigkill_at_random_moments_resumes_at_once_to_the_uncrashed_state(backend: str, tmp_path: Path) -> None:
     if backend == "redis" and not redis_answers():
-        pytest.fail("this test needs Redis on 127.0.0.1:6379 (e.g. apt-get install redis-server)")
+        pytest.fail(f"this test needs Redis at REDIS_URL ({REDIS_URL}); e.g. apt-get install redis-server")
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     following: dict[str, list[str]] = json.loads(

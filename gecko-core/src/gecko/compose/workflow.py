@@ -343,7 +343,8 @@ class Workflow:
         Completed nodes never run again; nodes that were running when the process stopped run again.
 
         Raises:
-            CheckpointError: there is no checkpoint for `session_id`.
+            CheckpointError: there is no checkpoint for `session_id` (a run's first write comes
+                when its first node finishes; one stopped before that is started again by `execute`).
             CorruptCheckpointError: the checkpoint cannot be read.
         """
         return await self._run(None, session_id, None, None, resuming=True, value=value)

@@ -95,8 +95,8 @@ async def test_run_within_limits_completes() -> None:
 
 async def test_engine_runs_without_an_agent() -> None:
     engine = ReActEngine(ScriptedModel(["direct"]), ToolBox())
-    from gecko.core.state import RunState
     from gecko.core.events import FinalOutput
+    from gecko.core.state import RunState
     from gecko.types import Message
 
     events = [event async for event in engine.iterate(RunState(messages=[Message.user("hi")]))]

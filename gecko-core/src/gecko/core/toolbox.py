@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import PydanticSerializationError, to_json
@@ -536,7 +537,6 @@ class ToolBox:
     async def _run(self, found: Tool, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:
         timeout = found.timeout if found.timeout is not None else self.default_timeout
         timed_out = False
-        value: Any = None
         try:
             if timeout is None:
                 value = await self._invoke(found, arguments)
@@ -545,17 +545,28 @@ class ToolBox:
                 with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
                     value = await self._invoke(found, arguments)
                 timed_out = scope.cancelled_caught
-            content = "" if timed_out else _to_content(value)
         except (anyio.get_cancelled_exc_class(), asyncio.CancelledError) as exc:
             if _is_run_cancellation(exc):
                 raise
+            # The tool's own exception may have replaced a real cancellation (trio's cannot be
+            # told apart by type): let a pending one through before reporting the failure.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             return self._failure(found, call, exc)
         except Exception as exc:
             return self._failure(found, call, exc)
         if timed_out:
-            error = ToolTimeoutError(
+            timeout_error = ToolTimeoutError(
                 f"Tool {found.name!r} did not finish within {timeout:g} s. Try simpler arguments or another way."
             )
+            return ToolResult(call, f"Error: {timeout_error}", is_error=True, error=timeout_error)
+        try:
+            content = _to_content(value)
+        except Exception as exc:  # RecursionError for deep nesting, or whatever `str` of the value raises
+            error = ToolExecutionError(
+                f"Tool {found.name!r} returned a value that cannot be sent to the model "
+                f"({type(exc).__name__}: nested too deeply or not serializable); return plain, flatter data."
+            )
+            error.__cause__ = exc
             return ToolResult(call, f"Error: {error}", is_error=True, error=error)
         return ToolResult(call, _cap(content, self.max_result_chars))
 
@@ -568,11 +579,6 @@ class ToolBox:
 
     @staticmethod
     def _failure(found: Tool, call: ToolCall, exc: BaseException) -> ToolResult:
-        if isinstance(exc, RecursionError):
-            error = ToolExecutionError(
-                f"Tool {found.name!r} returned a value nested too deeply to send to the model; return flatter data."
-            )
-        else:
-            error = ToolExecutionError(f"Tool {found.name!r} failed: {safe_error_text(exc)}")
+        error = ToolExecutionError(f"Tool {found.name!r} failed: {safe_error_text(exc)}")
         error.__cause__ = exc
         return ToolResult(call, f"Error: {error}", is_error=True, error=error)

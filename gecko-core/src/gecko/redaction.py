@@ -44,7 +44,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}\b"), REDACTED),
 )
 
-_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@]*@")
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://).*@")
 _URL_QUERY_SECRET = re.compile(rf"(?i)([?&;][\w.-]*(?:{_SECRET_WORDS})[\w.-]*=)[^&;#]*")
 
 
@@ -62,6 +62,10 @@ def redact_url(url: str) -> str:
     Example:
         `redact_url("redis://:hunter2@cache:6379/0")` is `"redis://[REDACTED]@cache:6379/0"`.
     """
-    # Up to the last '@': a password may hold an unescaped '/' that would end the host for a parser.
-    url = _URL_USERINFO.sub(r"\1" + REDACTED + "@", url, count=1)
+    # Up to the last '@': a password may hold an unescaped '/' or '@' that would end it early.
+    # Text that is not even `scheme://...` (a malformed URL) loses everything before its last '@'.
+    if "@" in url:
+        url, count = _URL_USERINFO.subn(r"\1" + REDACTED + "@", url, count=1)
+        if not count:
+            url = REDACTED + "@" + url.rpartition("@")[2]
     return _URL_QUERY_SECRET.sub(r"\1" + REDACTED, url)

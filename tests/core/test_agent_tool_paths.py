@@ -7,11 +7,9 @@ its tools exactly like a plain run: at most `max_parallel` at once, each call va
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
-import pytest
 
 from gecko.core.agent import Agent
 from gecko.core.events import EventBus, ModelCallContext, ModelHandler, ToolCallContext, ToolHandler
@@ -68,17 +66,6 @@ class ToolHookPlugin:
         self.events.append(event.type)
 
 
-@pytest.fixture
-def hook_plugin() -> Iterator[ToolHookPlugin]:
-    plugin = ToolHookPlugin()
-    manager = plugin_manager()
-    manager.register(plugin, "test-tool-paths")
-    try:
-        yield plugin
-    finally:
-        manager.unregister(plugin)
-
-
 def observed_bus() -> tuple[EventBus, list[str], list[str]]:
     bus = EventBus()
     events: list[str] = []
@@ -103,14 +90,16 @@ def six_calls() -> ScriptedModel:
     return ScriptedModel([batch, reply("done")])
 
 
-async def test_max_parallel_and_one_validation_hold_with_subscriber_hook_and_middleware(
-    hook_plugin: ToolHookPlugin,
-) -> None:
+async def test_max_parallel_and_one_validation_hold_with_subscriber_hook_and_middleware() -> None:
     concurrency = Concurrency()
     toolbox = concurrency.toolbox(max_parallel=2)
     bus, events, layers = observed_bus()
-
-    output = await Agent(six_calls(), tools=toolbox, event_bus=bus).run("go")
+    hook_plugin = ToolHookPlugin()
+    plugin_manager().register(hook_plugin, "test-tool-paths")
+    try:
+        output = await Agent(six_calls(), tools=toolbox, event_bus=bus).run("go")
+    finally:
+        plugin_manager().unregister(hook_plugin)
 
     assert output.content == "done"
     assert concurrency.peak == 2
@@ -119,6 +108,7 @@ async def test_max_parallel_and_one_validation_hold_with_subscriber_hook_and_mid
     # Every observer saw every call: the capped path is the observed path.
     assert sorted(hook_plugin.calls) == [f"c{n}" for n in range(6)]
     assert events.count("tool.finished") == 6
+    assert hook_plugin.events.count("tool.finished") == 6
     assert layers.count("tool") == 6
     assert layers.count("model") == 2
 

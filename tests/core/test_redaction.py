@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from gecko.core.agent import Agent
@@ -10,9 +12,9 @@ from gecko.core.toolbox import ToolBox, tool
 from gecko.errors import InvalidStorageURLError, ModelServerError
 from gecko.plugins.models import ModelRequest
 from gecko.plugins.storage import StorageURL
-from gecko.redaction import REDACTED, redact, redact_url
+from gecko.redaction import REDACTED, redact, redact_url, redacting_logger
 from gecko.testing.models import FunctionModel, Reply
-from gecko.types import ToolCall
+from gecko.types import Event, ToolCall
 
 PEM = (
     "-----BEGIN RSA PRIVATE KEY-----\n"
@@ -100,3 +102,22 @@ async def test_the_model_and_the_event_log_never_see_a_secret_from_a_tool_or_a_f
     assert observation.tool_call_id == "c1"
     assert "cannot reach postgresql://[REDACTED]@db.internal" in observation.text
     assert failures == ["upstream redis://[REDACTED]@cache:6379/0 failed"]
+
+
+async def test_log_lines_and_tracebacks_from_gecko_loggers_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    def failing_subscriber(event: Event) -> None:
+        raise ConnectionError("redis://:s3cret@cache:6379/0 is down")
+
+    bus = EventBus(forward_to_plugins=False)
+    bus.subscribe(failing_subscriber)
+    with caplog.at_level(logging.ERROR, logger="gecko.events"):
+        await bus.publish(Event("agent.started", "a", "r1", {}))
+    assert "is down" in caplog.text
+    assert "s3cret" not in caplog.text
+
+
+def test_a_redacting_logger_redacts_arguments_too(caplog: pytest.LogCaptureFixture) -> None:
+    logger = redacting_logger("gecko.test-redaction")
+    with caplog.at_level(logging.WARNING, logger="gecko.test-redaction"):
+        logger.warning("cannot open %s", "postgresql://admin:s3cret@db/app")
+    assert caplog.messages == [f"cannot open postgresql://{REDACTED}@db/app"]

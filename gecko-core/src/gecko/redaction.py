@@ -1,7 +1,8 @@
 """Secret redaction for every text Gecko shows: error messages, log lines, what a model reads.
 
 `redact(text)` replaces what looks like a secret in free text; `redact_url(url)` removes the
-credentials of one URL (storage URLs, model endpoints). Both keep the shape of the text, so a
+credentials of one URL (storage URLs, model endpoints); `redacting_logger(name)` is a logger
+whose records (message and traceback) pass through `redact`. Both keep the shape of the text, so a
 message still says what went wrong ("password=[REDACTED]", "redis://[REDACTED]@host:6379/0").
 Redaction is a safety net for messages, not a place to keep secrets: it recognises common
 forms (URL user-info, key=value and JSON credentials, bearer tokens, provider key prefixes, PEM
@@ -10,9 +11,10 @@ blocks, long key-like strings), not every possible secret.
 
 from __future__ import annotations
 
+import logging
 import re
 
-__all__ = ("REDACTED", "redact", "redact_url")
+__all__ = ("REDACTED", "RedactingFilter", "redact", "redact_url", "redacting_logger")
 
 REDACTED = "[REDACTED]"
 
@@ -69,3 +71,31 @@ def redact_url(url: str) -> str:
         if not count:
             url = REDACTED + "@" + url.rpartition("@")[2]
     return _URL_QUERY_SECRET.sub(r"\1" + REDACTED, url)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts a record's message and its formatted exception in place."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it when the record is emitted
+            return True
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse `exc_text` once set, so the traceback is redacted wherever it goes.
+            record.exc_text = redact(_TRACEBACK_FORMATTER.formatException(record.exc_info))
+        return True
+
+
+_TRACEBACK_FORMATTER = logging.Formatter()
+_FILTER = RedactingFilter()
+
+
+def redacting_logger(name: str) -> logging.Logger:
+    """`logging.getLogger(name)` with every record it emits redacted; Gecko's modules log through these."""
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

@@ -10,7 +10,6 @@ journal behind the nodes, in record order (see `gecko.compose._checkpoint` for t
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
@@ -34,6 +33,7 @@ from gecko.errors import (
     WorkflowStateConflict,
     WorkflowTimeoutError,
 )
+from gecko.redaction import redacting_logger
 from gecko.types import Event
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Run", "to_json")
 
-logger = logging.getLogger("gecko.workflow")
+logger = redacting_logger("gecko.workflow")
 
 _SCALARS = (str, int, float, bool, type(None))
 

@@ -21,7 +21,6 @@ Semantics in short:
 
 from __future__ import annotations
 
-import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -48,11 +47,12 @@ from gecko.errors import (
     WorkflowTimeoutError,
 )
 from gecko.plugins.storage import Lease, Storage
+from gecko.redaction import redacting_logger
 from gecko.types import Event
 
 __all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
 
-logger = logging.getLogger("gecko.workflow")
+logger = redacting_logger("gecko.workflow")
 
 _NO_VALUE: Any = object()
 _SAVE_BOUND_S = 10.0

@@ -27,7 +27,6 @@ agent engine both drive it.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Sequence
 from typing import Any, Generic, Literal, TypeVar, get_args
@@ -51,11 +50,12 @@ from gecko.plugins.models import (
     ResponseFormat,
     ToolDefinition,
 )
+from gecko.redaction import redacting_logger
 from gecko.types import JSONValue, Message
 
 __all__ = ("OUTPUT_TOOL_NAME", "Strategy", "StructureEngine", "StructuredRun", "parse_json_lenient")
 
-logger = logging.getLogger("gecko.structure")
+logger = redacting_logger("gecko.structure")
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -4,7 +4,7 @@ The class of inputs, not a list of bugs: whatever the model writes and whatever 
 a run ends with an answer or a `GeckoError` (never another exception), no tool runs from an
 ambiguous or over-cap batch or from arguments that would need coercion, and structured output
 is never coerced. A corpus of named cases pins known shapes; hypothesis explores the rest.
-Every test runs on asyncio and trio.
+Every test runs on asyncio and trio; the fuzzing runs streamed and not.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gecko.core.agent import Agent
+from gecko.core.events import FinalOutput
 from gecko.core.structure import OUTPUT_TOOL_NAME
 from gecko.core.toolbox import tool
 from gecko.errors import GeckoError, ModelOutputError, StructuredOutputError
 from gecko.plugins.models import ModelCapabilities, ModelRequest, ModelResponse
 from gecko.testing.models import FunctionModel, Reply, ScriptedModel, reply, tool_calls_reply
-from gecko.types import Message, Role, TokenUsage, ToolCall
+from gecko.types import AgentOutput, Message, Role, TokenUsage, ToolCall
 
 TOOLS_NO_SCHEMA = ModelCapabilities(tools=True, json_schema=False)
 
@@ -360,8 +361,11 @@ def _turns(draw: st.DrawFn) -> list[Reply]:
     return turns
 
 
-def _admissible(response: ModelResponse, cap: int) -> bool:
+def _admissible(response: ModelResponse, cap: int, streaming: bool) -> bool:
     ids = [call.id for call in response.message.tool_calls]
+    if streaming:
+        # A stream names each call by its index; `StreamAccumulator` gives an unnamed one `call_<index>`.
+        ids = [i or f"call_{index}" for index, i in enumerate(ids)]
     return len(ids) <= cap and all(i.strip() for i in ids) and len(set(ids)) == len(ids)
 
 
@@ -376,10 +380,10 @@ def _strict_reading(text_value: str) -> bool:
     return False
 
 
-@given(turns=_turns(), structured=st.booleans())
+@given(turns=_turns(), structured=st.booleans(), streaming=st.booleans())
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 async def test_fuzzed_replies_end_typed_run_only_admissible_valid_calls_and_never_coerce(
-    turns: list[Reply], structured: bool
+    turns: list[Reply], structured: bool, streaming: bool
 ) -> None:
     responses = [item if isinstance(item, ModelResponse) else reply(item) for item in turns]
     executed: list[int] = []
@@ -398,14 +402,20 @@ async def test_fuzzed_replies_end_typed_run_only_admissible_valid_calls_and_neve
 
     model = FunctionModel(respond, capabilities=ModelCapabilities(tools=True, json_schema=False))
     agent = Agent(model, tools=[record], output_type=Reading if structured else None, max_tool_calls_per_turn=4)
+    output: AgentOutput | None = None
     try:
-        output = await agent.run("go")
+        if streaming:
+            async for event in agent.stream("go"):
+                if isinstance(event, FinalOutput):
+                    output = event.output
+        else:
+            output = await agent.run("go")
     except GeckoError:
         output = None
     # Every executed call came from an admissible batch, with an int `n` sent exactly as an int.
     allowed: list[int] = []
     for response in sent:
-        if not _admissible(response, 4) or response.finish_reason == "length":
+        if not _admissible(response, 4, streaming) or response.finish_reason == "length":
             continue
         for call in response.message.tool_calls:
             try:

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from gecko.core.toolbox import ToolBox, ToolResult
     from gecko.plugins.manager import PluginManager
 
-__all__ = ("Memory", "ReActEngine")
+__all__ = ("DEFAULT_MAX_TOOL_CALLS_PER_TURN", "Memory", "ReActEngine")
 
 DEFAULT_MAX_TOOL_CALLS_PER_TURN = 16
 """Tool calls one reply may ask for before the whole batch is refused."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from gecko.core.events import FinalOutput
 from gecko.core.structure import OUTPUT_TOOL_NAME
 from gecko.core.toolbox import tool
 from gecko.errors import GeckoError, ModelOutputError, StructuredOutputError
-from gecko.plugins.models import ModelCapabilities, ModelRequest, ModelResponse
+from gecko.plugins.models import ChatModel, ModelCapabilities, ModelChunk, ModelRequest, ModelResponse, ToolCallDelta
 from gecko.testing.models import FunctionModel, Reply, ScriptedModel, reply, tool_calls_reply
 from gecko.types import AgentOutput, Message, Role, TokenUsage, ToolCall
 
@@ -288,6 +288,68 @@ async def test_lax_coercion_happens_only_when_asked_for() -> None:
     assert len(strict.requests) == 2
     assert (await Agent(lax, output_type=Reading, structure_lax=True).run("go")).data == GOOD_READING
     assert len(lax.requests) == 1
+
+
+# --- hostile streams: tool calls assembled from fragments --------------------------------------
+
+
+class ChunkModel(ChatModel):
+    """Streams scripted chunk lists, one list per request; `complete` is never used by `Agent.stream`."""
+
+    provider = "chunks"
+
+    def __init__(self, turns: list[list[ModelChunk]]) -> None:
+        self.turns = turns
+        self.position = 0
+        self.capabilities = ModelCapabilities(tools=True, streaming=True)
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        raise AssertionError("the agent streams")
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[ModelChunk]:
+        turn = self.turns[self.position] if self.position < len(self.turns) else [ModelChunk(text="done")]
+        self.position += 1
+        for chunk in turn:
+            yield chunk
+
+
+def delta(index: int, *, id: str | None = None, name: str | None = None, arguments: str = "") -> ModelChunk:
+    return ModelChunk(tool_calls=[ToolCallDelta(index=index, id=id, name=name, arguments=arguments)])
+
+
+HOSTILE_STREAMS: dict[str, tuple[list[ModelChunk], int]] = {
+    "100 calls in fragments": ([delta(n, id=f"c{n}", name="record", arguments='{"n": 1}') for n in range(100)], 0),
+    "two indices sharing an id": (
+        [delta(0, id="x", name="record", arguments='{"n": 1}'), delta(1, id="x", name="record", arguments='{"n": 2}')],
+        0,
+    ),
+    "a call that never gets a name": ([delta(0, id="c0", arguments='{"n": 1}')], 0),
+    "arguments cut by the length limit": (
+        [delta(0, id="c0", name="record", arguments='{"n": 1'), ModelChunk(finish_reason="length")],
+        0,
+    ),
+    "a name and arguments in many pieces": (
+        [delta(0, id="c0", name="rec"), delta(0, name="ord"), delta(0, arguments='{"n"'), delta(0, arguments=": 7}")],
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize(("chunks", "runs"), HOSTILE_STREAMS.values(), ids=HOSTILE_STREAMS.keys())
+async def test_hostile_streamed_tool_calls_run_only_when_whole_and_admissible(
+    chunks: list[ModelChunk], runs: int
+) -> None:
+    harness = Harness([])
+    agent = harness.agent()
+    streamed = Agent(ChunkModel([chunks]), tools=agent.toolbox)
+    events = [event async for event in streamed.stream("go")]
+    final = events[-1]
+    assert isinstance(final, FinalOutput)
+    assert final.output.content == "done"
+    assert len(harness.runs) == runs
 
 
 # --- fuzzing: any reply sequence, through a real agent -----------------------------------------

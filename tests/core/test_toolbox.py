@@ -8,6 +8,8 @@ import threading
 
 import anyio
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gecko.core.toolbox import DEFAULT_MAX_RESULT_CHARS, Tool, ToolBox, ToolResult, tool
@@ -522,3 +524,36 @@ async def test_execute_many_validated_holds_max_parallel_for_a_custom_runner() -
     results = await box.execute_many_validated([(r, box.validate(r)) for r in requests], runner=runner)
     assert [result.content for result in results] == [str(n) for n in range(8)]
     assert peak == 2
+
+
+@tool
+def tally(counts: dict[str, int]) -> int:
+    """Sum the counts."""
+    return sum(counts.values())
+
+
+def _spelled(key: str, ascii_only: bool, escape_slashes: bool) -> str:
+    text = json.dumps(key, ensure_ascii=ascii_only)
+    return text.replace("/", "\\/") if escape_slashes else text
+
+
+# Each key spelled its own way: the same key may appear as "é" and "\u00e9", or "a/" and "a\/".
+_spelled_pairs = st.lists(
+    st.tuples(st.sampled_from(["é", "a/", "b", 'é/"', "\\", "\n"]), st.integers(0, 9), st.booleans(), st.booleans()),
+    max_size=6,
+)
+
+
+@given(pairs=_spelled_pairs)
+@example(pairs=[("é", 1, True, False), ("é", 2, False, False)])
+@example(pairs=[("a/", 1, False, True), ("a/", 2, False, False)])
+@settings(max_examples=300)
+def test_a_repeated_key_is_refused_however_it_is_spelled(pairs: list[tuple[str, int, bool, bool]]) -> None:
+    body = ", ".join(f"{_spelled(key, ascii_only, slashes)}: {value}" for key, value, ascii_only, slashes in pairs)
+    request = call("tally", raw='{"counts": {' + body + "}}")
+    box = ToolBox([tally])
+    if len({key for key, *_ in pairs}) < len(pairs):
+        with pytest.raises(ToolArgumentsError, match="appears twice"):
+            box.validate(request)
+    else:
+        assert box.validate(request) == {"counts": {key: value for key, value, *_ in pairs}}

@@ -144,8 +144,17 @@ def _cap(content: str, limit: int) -> str:
     return content[:limit] + f"\n[tool result truncated: showing the first {limit} of {len(content)} characters]"
 
 
+_KEY_TOKEN = re.compile(r'"([^"]*)"\s*:')
+
+
 def _has_duplicate_key(arguments: str) -> bool:
     """Whether an object in the (already validated) JSON `arguments` repeats a key."""
+    # Cheap first look: a repeated key repeats a `"key":` token, unless escapes spell it twice
+    # differently (`\u006e`, `\/`). Only then does the exact (slower) reader decide.
+    if "\\" not in arguments:
+        tokens = _KEY_TOKEN.findall(arguments)
+        if len(tokens) == len(set(tokens)):
+            return False
 
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(pairs)

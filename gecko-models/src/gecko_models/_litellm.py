@@ -24,6 +24,7 @@ from gecko.errors import (
     ModelTimeoutError,
 )
 from gecko.plugins.models import FinishReason, ModelRequest, ResponseFormat, ToolDefinition
+from gecko.redaction import redact, redact_url
 from gecko.types import ImagePart, Message, Role, TextPart, TokenUsage
 
 __all__ = (
@@ -242,7 +243,7 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
         return exc
     if not isinstance(exc, (openai.OpenAIError, httpx.HTTPError)):
         return exc
-    detail = str(exc)
+    detail = redact(str(exc))
     status = getattr(exc, "status_code", None)
     error: ModelError
     if isinstance(exc, ContextWindowExceededError):
@@ -268,8 +269,9 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
             f"{label}: no answer within {timeout:g} s ({detail}); raise timeout= or check the endpoint"
         )
     elif _is_connection_failure(exc) or isinstance(exc, httpx.TransportError):
+        endpoint = redact_url(api_base) if api_base else "the provider"
         error = ModelConnectionError(
-            f"{label}: could not reach {api_base or 'the provider'} ({detail}); check api_base and that "
+            f"{label}: could not reach {endpoint} ({detail}); check api_base and that "
             "the server is running"
         )
     elif isinstance(exc, (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError)) or (

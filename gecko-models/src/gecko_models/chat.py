@@ -20,6 +20,7 @@ from gecko.plugins.models import (
     ToolCallDelta,
 )
 from gecko.plugins.models._retry import RetryPolicy
+from gecko.redaction import redact_url
 from gecko.types import Message, TokenUsage, ToolCall
 from gecko_models import _litellm
 
@@ -102,7 +103,8 @@ class LiteLLMChat(ChatModel):
         return self.litellm_prefix + self.model
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, api_base={self.api_base!r})"
+        api_base = redact_url(self.api_base) if self.api_base else self.api_base
+        return f"{type(self).__name__}(model={self.model!r}, api_base={api_base!r})"
 
     # --- requests --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gecko.errors import FencingError, StorageError, StorageUnavailableError, VersionConflictError
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.redaction import redact_url
 
 __version__ = "0.1.0"
 __all__ = ("RedisStorage", "RedissStorage", "UnixSocketRedisStorage")
@@ -99,10 +100,11 @@ class RedisStorage(Storage):
         options = dict(url.query)
         namespace = options.pop("namespace", "gecko")
         if not namespace:
-            raise StorageError(f"{url.raw!r}: namespace must not be empty")
+            raise StorageError(f"{url.redacted!r}: namespace must not be empty")
         if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
             raise StorageError(
-                f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. {_URL_EXAMPLES}"
+                f"invalid Redis URL {url.redacted!r}: the path must be a database number; e.g. "
+                f"{_URL_EXAMPLES}"
             )
         client_url = urlunsplit((url.scheme, url.netloc, url.path, urlencode(options), ""))
         try:
@@ -114,8 +116,8 @@ class RedisStorage(Storage):
                 socket_timeout=5,
             )
         except ValueError as exc:
-            raise StorageError(f"invalid Redis URL {url.raw!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
-        return cls(client, namespace=namespace, location=f"{url.scheme}://{url.netloc}{url.path}")
+            raise StorageError(f"invalid Redis URL {url.redacted!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
+        return cls(client, namespace=namespace, location=redact_url(f"{url.scheme}://{url.netloc}{url.path}"))
 
     def _data_key(self, key: str) -> str:
         return f"{self._namespace}:kv:{key}"

@@ -14,7 +14,6 @@ Node start and finish are `_execute` and `_finish_now`.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
@@ -39,6 +38,7 @@ from gecko.errors import (
     WorkflowStateConflict,
     WorkflowTimeoutError,
 )
+from gecko.redaction import redacting_logger
 from gecko.types import Event
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Run", "to_json")
 
-logger = logging.getLogger("gecko.workflow")
+logger = redacting_logger("gecko.workflow")
 
 _SCALARS = (str, int, float, bool, type(None))
 

@@ -23,7 +23,6 @@ out-of-memory), so it is parked instead of being resumed forever.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
@@ -36,10 +35,11 @@ import anyio
 
 from gecko.errors import FencingError, SessionOwnedElsewhere, StorageError, WorkflowParked
 from gecko.plugins.storage import Lease, Storage
+from gecko.redaction import redacting_logger
 
 __all__ = ("LeaseHolder", "SessionOwnership", "attempts_key", "lease_name")
 
-logger = logging.getLogger("gecko.workflow")
+logger = redacting_logger("gecko.workflow")
 
 _RELEASE_BOUND_S = 10.0
 

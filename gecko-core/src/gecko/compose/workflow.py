@@ -39,7 +39,6 @@ Semantics in short:
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,11 +64,12 @@ from gecko.errors import (
     WorkflowTimeoutError,
 )
 from gecko.plugins.storage import Lease, Storage
+from gecko.redaction import redacting_logger
 from gecko.types import Event
 
 __all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
 
-logger = logging.getLogger("gecko.workflow")
+logger = redacting_logger("gecko.workflow")
 
 _NO_VALUE: Any = object()
 _SAVE_BOUND_S = 10.0

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from gecko.core.engine import Memory, PausedOutput, PendingApproval, ReActEngine, RunState, UsageLimits
+from gecko.core.engine import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Memory, ReActEngine
 from gecko.core.events import EventBus, FinalOutput, StreamEvent
+from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
 from gecko.core.toolbox import Tool, ToolBox
 from gecko.errors import ApprovalError, ConfigurationError, CorruptCheckpointError
 from gecko.plugins.models import ChatModel
@@ -31,7 +32,7 @@ __all__ = ("Agent", "PausedOutput", "PendingApproval", "StrategyChoice", "UsageL
 
 SESSION_KEY_PREFIX = "gecko:agent:"
 
-StrategyChoice = Literal["auto", "native", "tool", "grammar", "prompted"]
+StrategyChoice = Literal["auto", "grammar", "native", "json_object", "tool", "prompted"]
 """How structured output is obtained: chosen from the model's capabilities, or one forced strategy."""
 
 
@@ -49,12 +50,14 @@ class Agent:
         system_prompt: the first message of every request.
         memory: chooses the window of the conversation sent to the model (e.g. `TokenMemory`).
         output_type: a pydantic model the final answer is parsed into (`AgentOutput.data`).
-        structure_strategy: `"auto"`, `"native"`, `"tool"`, `"grammar"` or `"prompted"`.
+        structure_strategy: `"auto"`, or one of `"grammar"`, `"native"`, `"json_object"`, `"tool"`, `"prompted"`.
         structure_retries: re-asks per structured-output strategy.
+        structure_lax: let pydantic coerce the answer's types (`"0.9"` to 0.9); strict when False.
         session_id: default session of `run`/`stream`; each call may pass another.
         storage: where sessions live: a `Storage` or a storage URL (opened on first use and
             closed by `aclose`); an in-process `memory://` store when None.
-        max_turns, max_repeated_tool_calls, max_tool_retries, usage_limits: see `ReActEngine`.
+        max_turns, max_repeated_tool_calls, max_tool_retries, max_tool_calls_per_turn, usage_limits:
+            see `ReActEngine`.
         event_bus: subscribers and middleware; a private bus when None.
         name: the `source` of this agent's events and hook calls.
     """
@@ -69,11 +72,13 @@ class Agent:
         output_type: type[Any] | None = None,
         structure_strategy: StrategyChoice = "auto",
         structure_retries: int = 2,
+        structure_lax: bool = False,
         session_id: str | None = None,
         storage: Storage | str | None = None,
         max_turns: int = 10,
         max_repeated_tool_calls: int = 3,
         max_tool_retries: int = 2,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
         usage_limits: UsageLimits | None = None,
         event_bus: EventBus | None = None,
         name: str = "agent",
@@ -92,12 +97,14 @@ class Agent:
             max_turns=max_turns,
             max_repeated_tool_calls=max_repeated_tool_calls,
             max_tool_retries=max_tool_retries,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
             usage_limits=usage_limits,
             bus=event_bus,
         )
         self.output_type = output_type
         self.structure_strategy = structure_strategy
         self.structure_retries = structure_retries
+        self.structure_lax = structure_lax
         self.session_id = session_id
         self._storage_spec = storage
         self._storage: Storage | None = storage if isinstance(storage, Storage) else None
@@ -289,7 +296,12 @@ class Agent:
         if found is None:
             from gecko.core.structure import StructureEngine
 
-            found = StructureEngine(output_type, strategy=self.structure_strategy, max_retries=self.structure_retries)
+            found = StructureEngine(
+                output_type,
+                strategy=self.structure_strategy,
+                max_retries=self.structure_retries,
+                lax=self.structure_lax,
+            )
             self._structures[output_type] = found
         return found
 

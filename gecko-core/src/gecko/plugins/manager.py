@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,13 +14,14 @@ from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError, Plu
 from gecko.plugins import _loader, hookspecs
 from gecko.plugins._loader import PluginRecord
 from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.redaction import redacting_logger
 from gecko.types import Event, ToolCall
 
 __all__ = ("PluginManager", "plugin_manager", "HOOK_PLUGIN_GROUP")
 
 HOOK_PLUGIN_GROUP = "gecko.plugins"
 
-logger = logging.getLogger("gecko.plugins")
+logger = redacting_logger("gecko.plugins")
 
 
 class PluginManager:

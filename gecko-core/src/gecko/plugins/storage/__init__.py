@@ -24,6 +24,7 @@ from gecko.errors import (
     StorageError,
 )
 from gecko.plugins.registry import Registry
+from gecko.redaction import redact_url
 from gecko.types import JSONValue
 
 __all__ = (
@@ -46,9 +47,12 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StorageURL:
-    """A parsed storage URL: `scheme://netloc/path?query`."""
+    """A parsed storage URL: `scheme://netloc/path?query`.
+
+    `raw` and `netloc` may hold credentials: messages and logs show `redacted` instead.
+    """
 
     raw: str
     scheme: str
@@ -56,24 +60,38 @@ class StorageURL:
     path: str
     query: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def redacted(self) -> str:
+        """The URL without credentials, for messages and logs."""
+        return redact_url(self.raw)
+
+    def __repr__(self) -> str:
+        return f"StorageURL({self.redacted!r})"
+
     @classmethod
     def parse(cls, url: str) -> StorageURL:
         """Parse `url`, raising `InvalidStorageURLError` that shows valid forms when it is malformed."""
-        if not isinstance(url, str) or "://" not in url:
+        if not isinstance(url, str):
             raise InvalidStorageURLError(
-                f"malformed storage URL {url!r}: expected 'scheme://location', e.g. {_URL_EXAMPLES}"
+                f"malformed storage URL: expected a string, got {type(url).__name__}; e.g. {_URL_EXAMPLES}"
+            )
+        if "://" not in url:
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: expected 'scheme://location', e.g. {_URL_EXAMPLES}"
             )
         scheme = url.split("://", 1)[0]
         if not _SCHEME.match(scheme):
             raise InvalidStorageURLError(
-                f"malformed storage URL {url!r}: scheme {scheme!r} must be lowercase letters, digits, '+', '-', "
-                f"'.'; e.g. {_URL_EXAMPLES}"
+                f"malformed storage URL {redact_url(url)!r}: scheme {scheme!r} must be lowercase letters, "
+                f"digits, '+', '-', '.'; e.g. {_URL_EXAMPLES}"
             )
         try:
             parts = urlsplit(url)
             query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
         except ValueError as exc:
-            raise InvalidStorageURLError(f"malformed storage URL {url!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: {exc}; e.g. {_URL_EXAMPLES}"
+            ) from exc
         return cls(raw=url, scheme=scheme, netloc=parts.netloc, path=parts.path, query=query)
 
 

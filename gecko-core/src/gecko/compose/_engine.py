@@ -34,6 +34,7 @@ from gecko.errors import (
     WorkflowStateConflict,
     WorkflowTimeoutError,
 )
+from gecko.plugins import plugin_manager
 from gecko.types import Event
 
 if TYPE_CHECKING:
@@ -120,6 +121,16 @@ class Run:
         # The task group of an eager run, whose writer task writes the journal behind the nodes.
         self._behind: TaskGroup | None = None
         self._flushing = False
+        # Telemetry (hook plugins): the run and its nodes are announced only when a plugin observes.
+        manager = plugin_manager()
+        self.manager = manager
+        self.trace = manager.traces
+        self.hook_events = manager.has_implementations("gecko_event")
+        self.observed = self.trace or self.hook_events
+        self.emitting = sink is not None or self.hook_events
+        self.outbox: list[Event] = []
+        # The run's trace context, kept with every snapshot so a resume continues the same trace.
+        self.carrier: dict[str, str] = {}
 
     # --- setup -----------------------------------------------------------------------
 
@@ -158,6 +169,7 @@ class Run:
             self.activated = set(snap["activated"])
             self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
             self.steps = snap["steps"]
+            self.carrier = {str(key): str(value) for key, value in snap.get("trace", {}).items()}
             for key, merges in snap.get("merges", {}).items():
                 base = merges["base"][0] if merges["base"] else MISSING
                 self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
@@ -188,6 +200,36 @@ class Run:
 
     async def drive(self, layered: bool, parallel: bool) -> None:
         """Run every pending node and what follows until the graph is done, paused or failed."""
+        if not self.observed:
+            await self._drive(layered, parallel)
+            return
+        await self._publish("workflow.started", {"session_id": self.session_id, "nodes": sorted(self.pending)})
+        try:
+            if self.trace:
+                attributes = {"session_id": self.session_id, "run_id": self.run_id, "resumed": bool(self.carrier)}
+                async with self.manager.operation(
+                    "workflow.run", self.wf.name, input=self.input, attributes=attributes, carrier=self.carrier
+                ) as operation:
+                    await self._drive(layered, parallel)
+                    if self.error is not None:
+                        operation.error = self.error
+                    elif self.interrupts:
+                        operation.attributes["interrupted_node"] = self.interrupts[0].node
+                    else:
+                        operation.output = self.history.last_output
+            else:
+                await self._drive(layered, parallel)
+        except anyio.get_cancelled_exc_class():
+            await self._publish("workflow.cancelled", {"running": sorted(self.running)})
+            raise
+        if self.error is not None:
+            await self._publish("workflow.failed", {"node": self.failed_node, "error": repr(self.error)})
+        elif self.interrupts:
+            await self._publish("workflow.paused", {"node": self.interrupts[0].node})
+        else:
+            await self._publish("workflow.finished", {"output": to_json(self.history.last_output)})
+
+    async def _drive(self, layered: bool, parallel: bool) -> None:
         ready = sorted(self.pending, key=self.plan.index.__getitem__)
         if layered:
             await self._drive_layers(ready, parallel)
@@ -276,6 +318,40 @@ class Run:
 
     async def _execute(self, node: str) -> tuple[NodeContext, Any, int] | None:
         """Run one node; None when it paused or failed (recorded on the run)."""
+        if self.observed:
+            return await self._execute_observed(node)
+        return await self._execute_node(node)
+
+    async def _execute_observed(self, node: str) -> tuple[NodeContext, Any, int] | None:
+        # Node events wait in the outbox (synchronous bookkeeping records them) and are
+        # delivered here, in order, before the next node starts and after each node.
+        await self._deliver()
+        try:
+            if self.trace:
+                async with self.manager.operation(
+                    "workflow.node", node, input=self.pending.get(node), attributes={"workflow": self.wf.name}
+                ) as operation:
+                    outcome = await self._execute_node(node)
+                    if outcome is not None:
+                        operation.output = outcome[1]
+                    elif self.status.get(node) is NodeStatus.FAILED:
+                        operation.error = self.error if self.failed_node == node else WorkflowError(
+                            f"node {node!r} failed after node {self.failed_node!r}"
+                        )
+                    else:
+                        operation.attributes["interrupted"] = True
+            else:
+                outcome = await self._execute_node(node)
+        except anyio.get_cancelled_exc_class():
+            self._emit_hook("workflow.node.cancelled", {"node": node})
+            raise
+        finally:
+            await self._deliver()
+        if outcome is None and self.status.get(node) is NodeStatus.FAILED:
+            await self._publish("workflow.node.failed", {"node": node, "error": repr(self.error)})
+        return outcome
+
+    async def _execute_node(self, node: str) -> tuple[NodeContext, Any, int] | None:
         self.steps += 1
         if self.max_steps is not None and self.steps > self.max_steps:
             self._fail(
@@ -301,7 +377,7 @@ class Run:
         )
         self.running.add(node)
         self.status[node] = NodeStatus.RUNNING
-        if self.sink is not None:
+        if self.emitting:
             self._emit("workflow.node.started", {"node": node})
         token = _current_context.set(ctx)
         try:
@@ -397,7 +473,7 @@ class Run:
             if jump is not None:
                 record["j"] = [jump.node, to_json(jump.input)]
             self.journal.append([self.rec, record])
-        if self.sink is not None:
+        if self.emitting:
             self._emit("workflow.node.finished", {"node": node, "output": to_json(output)})
             if writes:
                 self._emit(
@@ -555,7 +631,7 @@ class Run:
                 ready.append(name)
                 continue
             self.status[name] = NodeStatus.SKIPPED
-            if self.sink is not None:
+            if self.emitting:
                 self._emit("workflow.node.skipped", {"node": name})
             stack.extend(following for following, _ in reversed(forward[name]))
 
@@ -665,6 +741,7 @@ class Run:
                 for key, (base, log) in self.rule_logs.items()
             },
             "interrupt": None if interrupt is None else {"node": interrupt.node, "payload": to_json(interrupt.payload)},
+            **({"trace": dict(self.carrier)} if self.carrier else {}),
         }
 
     async def snapshot(self, status: str) -> None:
@@ -695,5 +772,23 @@ class Run:
         await store.write_snapshot(data)
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        assert self.sink is not None
-        self.sink.send_nowait(Event(type=kind, source=self.wf.name, run_id=self.run_id, data=data))
+        event = Event(type=kind, source=self.wf.name, run_id=self.run_id, data=data)
+        if self.sink is not None:
+            self.sink.send_nowait(event)
+        if self.hook_events:
+            self.outbox.append(event)
+
+    def _emit_hook(self, kind: str, data: dict[str, Any]) -> None:
+        if self.hook_events:
+            self.outbox.append(Event(type=kind, source=self.wf.name, run_id=self.run_id, data=data))
+
+    async def _publish(self, kind: str, data: dict[str, Any]) -> None:
+        self._emit_hook(kind, data)
+        await self._deliver()
+
+    async def _deliver(self) -> None:
+        while self.outbox:
+            events, self.outbox = self.outbox, []
+            with anyio.CancelScope(shield=True):
+                for event in events:
+                    await self.manager.event(event)

@@ -6,22 +6,36 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
+import anyio
 import pluggy
 
 from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError, PluginNotFoundError
 from gecko.plugins import _loader, hookspecs
 from gecko.plugins._loader import PluginRecord
+from gecko.plugins.hookspecs import Operation, OperationKind
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.types import Event, ToolCall
 
-__all__ = ("PluginManager", "plugin_manager", "HOOK_PLUGIN_GROUP")
+__all__ = ("PluginManager", "plugin_manager", "current_operation", "HOOK_PLUGIN_GROUP")
 
 HOOK_PLUGIN_GROUP = "gecko.plugins"
 
 logger = logging.getLogger("gecko.plugins")
+
+# The operation the running task is inside: every task copies its spawner's context, so
+# concurrent branches, members and tool calls each see their own parent (asyncio and trio alike).
+_current: ContextVar[Operation | None] = ContextVar("gecko_current_operation", default=None)
+_INHERIT: Any = object()
+
+
+def current_operation() -> Operation | None:
+    """The operation (agent run, tool call, workflow node, team member, ...) the calling task runs in."""
+    return _current.get()
 
 
 class PluginManager:
@@ -113,6 +127,13 @@ class PluginManager:
         """Whether any registered plugin implements `hook_name` (cheap; lets engines skip work)."""
         return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
 
+    @property
+    def traces(self) -> bool:
+        """Whether any plugin observes operations (engines skip them entirely when not)."""
+        return self.has_implementations("gecko_operation_started") or self.has_implementations(
+            "gecko_operation_ended"
+        )
+
     # --- calling ---------------------------------------------------------------------
 
     async def acall(self, hook_name: str, **kwargs: Any) -> list[Any]:
@@ -129,13 +150,63 @@ class PluginManager:
 
     async def event(self, event: Event) -> None:
         """Call `gecko_event` on every observer; an observer's failure is logged, never raised."""
-        for call in self._calls("gecko_event", {"event": event}):
+        await self._observe("gecko_event", {"event": event}, event.type)
+
+    @asynccontextmanager
+    async def operation(
+        self,
+        kind: OperationKind,
+        name: str,
+        *,
+        parent: Operation | None = _INHERIT,
+        input: Any = None,
+        attributes: dict[str, Any] | None = None,
+        carrier: dict[str, str] | None = None,
+        bind: bool = True,
+    ) -> AsyncIterator[Operation]:
+        """Announce an operation around the block: `gecko_operation_started`, then `_ended` on every path.
+
+        The parent is the calling task's current operation unless given. With `bind`, the block
+        runs with this operation as the current one (never bind inside an async generator: the
+        consumer would see it between items). The block sets `output`, or `error` or `status`
+        for an outcome it handled itself; an exception marks the operation `error`, cancellation
+        or a closed generator marks it `cancelled`.
+        """
+        op = Operation(
+            kind,
+            name,
+            _current.get() if parent is _INHERIT else parent,
+            input,
+            attributes if attributes is not None else {},
+            carrier if carrier is not None else {},
+        )
+        await self._observe("gecko_operation_started", {"operation": op}, kind)
+        token = _current.set(op) if bind else None
+        try:
+            yield op
+            if op.status == "running":
+                op.status = "error" if op.error is not None else "ok"
+        except (anyio.get_cancelled_exc_class(), GeneratorExit):
+            op.status = "cancelled"
+            raise
+        except BaseException as exc:
+            op.status, op.error = "error", exc
+            raise
+        finally:
+            if token is not None:
+                _current.reset(token)
+            with anyio.CancelScope(shield=True):
+                await self._observe("gecko_operation_ended", {"operation": op}, kind)
+
+    async def _observe(self, hook_name: str, kwargs: dict[str, Any], about: str) -> None:
+        # Observers cannot break what they observe: a failure is logged and the others still run.
+        for call in self._calls(hook_name, kwargs):
             try:
                 result = call()
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                logger.exception("a gecko_event hook failed on %s", event.type)
+                logger.exception("a %s hook failed on %s", hook_name, about)
 
     async def model_request(self, request: ModelRequest, source: str) -> None:
         """Call `gecko_model_request`; a raised guardrail error blocks the request."""

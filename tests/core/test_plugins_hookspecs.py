@@ -362,8 +362,9 @@ async def test_hook_gecko_operation_ended_marks_failures_with_their_error(record
 
 async def test_operations_are_not_built_when_no_plugin_observes(monkeypatch: pytest.MonkeyPatch) -> None:
     # A process whose installed plugins observe nothing (installed ones, e.g. otel, are left out).
+    monkeypatch.setenv("GECKO_DISABLE_PLUGIN_AUTOLOAD", "1")
     quiet = PluginManager()
-    quiet._loaded = True
+    quiet.load_plugins()
     monkeypatch.setattr(manager_module, "_manager", quiet)
     assert not plugin_manager().traces
 

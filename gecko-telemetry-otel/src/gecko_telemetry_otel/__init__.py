@@ -9,10 +9,10 @@ so configure the SDK as for any instrumentation. To report elsewhere, disable th
 
 Spans follow the GenAI semantic conventions (`invoke_agent <agent>`, `chat <model>`,
 `execute_tool <tool>`); workflows and teams, which no convention covers, use `gecko.*`
-attributes (see `gecko_telemetry_otel.attributes`). Every span carries
-`gecko.operation.status` (`ok`, `error`, `cancelled`); errors also set the span status and
-`error.type`. A cancelled operation (a RACE loser, a stopped stream) is not an error: its span
-ends with `gecko.operation.status=cancelled` and an unset status.
+attributes (see `gecko_telemetry_otel.attributes`). A failed operation's span has an error
+status, `error.type` and `gecko.operation.status=error`. A cancelled operation (a RACE loser, a
+stopped stream) is not an error: its span ends with `gecko.operation.status=cancelled` and an
+unset status. A span without `gecko.operation.status` ended ok.
 
 Message and tool content is recorded only when `capture_content=True` or the environment sets
 `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and then with secrets redacted.
@@ -78,6 +78,8 @@ class OtelPlugin:
             capture_content = os.environ.get(attr.CAPTURE_CONTENT_VARIABLE, "").strip().lower() == "true"
         self.capture_content = capture_content
         self._open: dict[str, _Open] = {}
+        # Metric attribute sets by (provider, request model, response model, error type): built once.
+        self._model_labels: dict[tuple[str, str, str, str | None], tuple[dict[str, Any], ...]] = {}
         self._token_usage = meter.create_histogram(
             attr.METRIC_TOKEN_USAGE,
             unit="{token}",
@@ -135,7 +137,8 @@ class OtelPlugin:
             return
         span, elapsed = opened.span, time.perf_counter() - opened.started
         error_type = _error_type(operation)
-        span.set_attribute(attr.GECKO_OPERATION_STATUS, operation.status)
+        if operation.status != "ok":
+            span.set_attribute(attr.GECKO_OPERATION_STATUS, operation.status)
         if error_type is not None and operation.status == "error":
             span.set_attribute(attr.ERROR_TYPE, error_type)
             span.set_status(Status(StatusCode.ERROR, str(operation.error)[:1024]))
@@ -145,37 +148,54 @@ class OtelPlugin:
     # --- per kind ------------------------------------------------------------------------
 
     def _finish_model(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
-        metric = {
-            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-            attr.GEN_AI_PROVIDER_NAME: str(operation.attributes.get("provider", "")),
-            attr.GEN_AI_REQUEST_MODEL: operation.name,
-        }
         response = operation.output
-        if isinstance(response, ModelResponse):
-            metric[attr.GEN_AI_RESPONSE_MODEL] = response.model or operation.name
+        answered = isinstance(response, ModelResponse)
+        response_model = (response.model or operation.name) if answered else ""
+        duration, tokens_in, tokens_out = self._labels(
+            str(operation.attributes.get("provider", "")), operation.name, response_model, error_type
+        )
+        if answered:
+            usage = response.usage
             span.set_attributes(
                 {
-                    attr.GEN_AI_RESPONSE_MODEL: metric[attr.GEN_AI_RESPONSE_MODEL],
-                    attr.GEN_AI_RESPONSE_FINISH_REASONS: [response.finish_reason],
-                    attr.GEN_AI_USAGE_INPUT_TOKENS: response.usage.input_tokens,
-                    attr.GEN_AI_USAGE_OUTPUT_TOKENS: response.usage.output_tokens,
+                    attr.GEN_AI_RESPONSE_MODEL: response_model,
+                    attr.GEN_AI_RESPONSE_FINISH_REASONS: (response.finish_reason,),
+                    attr.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+                    attr.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
                 }
             )
-            self._token_usage.record(
-                response.usage.input_tokens, {**metric, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_INPUT}
-            )
-            self._token_usage.record(
-                response.usage.output_tokens, {**metric, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_OUTPUT}
-            )
+            self._token_usage.record(usage.input_tokens, tokens_in)
+            self._token_usage.record(usage.output_tokens, tokens_out)
             if self.capture_content and span.is_recording():
                 span.set_attribute(attr.GEN_AI_OUTPUT_MESSAGES, _messages_json([response.message]))
         if self.capture_content and span.is_recording() and isinstance(operation.input, ModelRequest):
             span.set_attribute(attr.GEN_AI_INPUT_MESSAGES, _messages_json(operation.input.messages))
-        if error_type is not None:
-            metric[attr.ERROR_TYPE] = error_type
-        self._duration.record(elapsed, metric)
+        self._duration.record(elapsed, duration)
+
+    def _labels(
+        self, provider: str, model: str, response_model: str, error_type: str | None
+    ) -> tuple[dict[str, Any], ...]:
+        """The duration, input-token and output-token attribute sets of a model call."""
+        key = (provider, model, response_model, error_type)
+        found = self._model_labels.get(key)
+        if found is None:
+            base: dict[str, Any] = {
+                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+                attr.GEN_AI_PROVIDER_NAME: provider,
+                attr.GEN_AI_REQUEST_MODEL: model,
+            }
+            if response_model:
+                base[attr.GEN_AI_RESPONSE_MODEL] = response_model
+            duration = base if error_type is None else {**base, attr.ERROR_TYPE: error_type}
+            found = self._model_labels[key] = (
+                duration,
+                {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_INPUT},
+                {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_OUTPUT},
+            )
+        return found
 
     def _finish_tool(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+        # Counted by status (ok, error, cancelled); failures also by error type.
         labels = {attr.GEN_AI_TOOL_NAME: operation.name, attr.GECKO_OPERATION_STATUS: operation.status}
         self._tool_calls.add(1, labels)
         if operation.status == "error":

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from gecko.core.structure import Strategy, StructureEngine
     from gecko.core.toolbox import ToolBox, ToolResult
     from gecko.plugins.hookspecs import Operation
-    from gecko.plugins.manager import PluginManager
+    from gecko.plugins.manager import OperationScope, PluginManager
 
 __all__ = (
     "Memory",
@@ -356,7 +356,7 @@ class _Run:
                         operation.output = event.output
                     yield event
 
-    def _model_operation(self, request: ModelRequest) -> AbstractAsyncContextManager[Operation | None]:
+    def _model_operation(self, request: ModelRequest) -> OperationScope | nullcontext[None]:
         if not self.trace:
             return nullcontext()
         model = self.engine.model
@@ -662,6 +662,8 @@ class _Run:
         if self.tool_handler is None:
             self.tool_handler = self.engine.bus.wrap_tool(self._tool_base)
         handler = self.tool_handler
+        if len(calls) == 1:  # as on the plain path, one call runs inline: no task to spawn
+            return [await handler(ToolCallContext(calls[0], self.engine.name, self.state.run_id))]
         results: list[ToolResult | None] = [None] * len(calls)
 
         async def run_one(index: int, call: ToolCall) -> None:

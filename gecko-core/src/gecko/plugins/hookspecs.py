@@ -15,7 +15,7 @@ A plugin implements hooks with `gecko.plugins.hookimpl`::
 
 from __future__ import annotations
 
-import secrets
+import itertools
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +31,8 @@ OperationKind = Literal[
     "agent.run", "model.call", "tool.call", "workflow.run", "workflow.node", "team.run", "team.member"
 ]
 OperationStatus = Literal["running", "ok", "error", "cancelled"]
+
+_operation_ids = itertools.count(1)
 
 hookspec = pluggy.HookspecMarker("gecko")
 hookimpl = pluggy.HookimplMarker("gecko")
@@ -73,7 +75,7 @@ class Operation:
     input: Any = None
     attributes: dict[str, Any] = field(default_factory=dict)
     carrier: dict[str, str] = field(default_factory=dict)
-    id: str = field(default_factory=lambda: secrets.token_hex(8))
+    id: str = field(default_factory=lambda: format(next(_operation_ids), "x"))
     status: OperationStatus = "running"
     output: Any = None
     error: BaseException | None = None

@@ -6,9 +6,9 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -21,7 +21,7 @@ from gecko.plugins.hookspecs import Operation, OperationKind
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.types import Event, ToolCall
 
-__all__ = ("PluginManager", "plugin_manager", "current_operation", "HOOK_PLUGIN_GROUP")
+__all__ = ("PluginManager", "OperationScope", "plugin_manager", "current_operation", "HOOK_PLUGIN_GROUP")
 
 HOOK_PLUGIN_GROUP = "gecko.plugins"
 
@@ -152,8 +152,7 @@ class PluginManager:
         """Call `gecko_event` on every observer; an observer's failure is logged, never raised."""
         await self._observe("gecko_event", {"event": event}, event.type)
 
-    @asynccontextmanager
-    async def operation(
+    def operation(
         self,
         kind: OperationKind,
         name: str,
@@ -163,14 +162,15 @@ class PluginManager:
         attributes: dict[str, Any] | None = None,
         carrier: dict[str, str] | None = None,
         bind: bool = True,
-    ) -> AsyncIterator[Operation]:
-        """Announce an operation around the block: `gecko_operation_started`, then `_ended` on every path.
+    ) -> OperationScope:
+        """Announce an operation around a block: `gecko_operation_started`, then `_ended` on every path.
 
-        The parent is the calling task's current operation unless given. With `bind`, the block
-        runs with this operation as the current one (never bind inside an async generator: the
-        consumer would see it between items). The block sets `output`, or `error` or `status`
-        for an outcome it handled itself; an exception marks the operation `error`, cancellation
-        or a closed generator marks it `cancelled`.
+        Use as `async with manager.operation(...) as operation:`. The parent is the calling
+        task's current operation unless given. With `bind`, the block runs with this operation
+        as the current one (never bind inside an async generator: the consumer would see it
+        between items). The block sets `output`, or `error` or `status` for an outcome it handled
+        itself; an exception marks the operation `error`, cancellation or a closed generator
+        marks it `cancelled`.
         """
         op = Operation(
             kind,
@@ -180,31 +180,20 @@ class PluginManager:
             attributes if attributes is not None else {},
             carrier if carrier is not None else {},
         )
-        await self._observe("gecko_operation_started", {"operation": op}, kind)
-        token = _current.set(op) if bind else None
-        try:
-            yield op
-            if op.status == "running":
-                op.status = "error" if op.error is not None else "ok"
-        except (anyio.get_cancelled_exc_class(), GeneratorExit):
-            op.status = "cancelled"
-            raise
-        except BaseException as exc:
-            op.status, op.error = "error", exc
-            raise
-        finally:
-            if token is not None:
-                _current.reset(token)
-            with anyio.CancelScope(shield=True):
-                await self._observe("gecko_operation_ended", {"operation": op}, kind)
+        return OperationScope(self, op, bind)
 
-    async def _observe(self, hook_name: str, kwargs: dict[str, Any], about: str) -> None:
+    async def _observe(self, hook_name: str, kwargs: dict[str, Any], about: str, *, shield: bool = False) -> None:
         # Observers cannot break what they observe: a failure is logged and the others still run.
-        for call in self._calls(hook_name, kwargs):
+        # Only awaiting can be cancelled, so only awaits are shielded (sync observers cost no scope).
+        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
             try:
-                result = call()
+                result = impl.function(*(kwargs[name] for name in impl.argnames))
                 if inspect.isawaitable(result):
-                    await result
+                    if shield:
+                        with anyio.CancelScope(shield=True):
+                            await result
+                    else:
+                        await result
             except Exception:
                 logger.exception("a %s hook failed on %s", hook_name, about)
 
@@ -232,6 +221,41 @@ class PluginManager:
             functools.partial(impl.function, *(kwargs[name] for name in impl.argnames))
             for impl in reversed(caller.get_hookimpls())
         ]
+
+
+class OperationScope:
+    """The `async with` block of `PluginManager.operation`; yields the `Operation`."""
+
+    __slots__ = ("_bind", "_manager", "_operation", "_token")
+
+    def __init__(self, manager: PluginManager, operation: Operation, bind: bool) -> None:
+        self._manager = manager
+        self._operation = operation
+        self._bind = bind
+        self._token: Token[Operation | None] | None = None
+
+    async def __aenter__(self) -> Operation:
+        op = self._operation
+        await self._manager._observe("gecko_operation_started", {"operation": op}, op.kind)
+        if self._bind:
+            self._token = _current.set(op)
+        return op
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        op = self._operation
+        if exc is None:
+            if op.status == "running":
+                op.status = "error" if op.error is not None else "ok"
+        elif isinstance(exc, (anyio.get_cancelled_exc_class(), GeneratorExit)):
+            op.status = "cancelled"
+        else:
+            op.status, op.error = "error", exc
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        await self._manager._observe("gecko_operation_ended", {"operation": op}, op.kind, shield=True)
 
 
 def _duplicated_names(records: list[PluginRecord]) -> dict[str, DuplicatePluginError]:

@@ -10,6 +10,7 @@ import inspect
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 
 import anyio
@@ -20,6 +21,7 @@ from gecko.compose.team import ExecutionStrategy, Team
 from gecko.compose.workflow import Workflow
 from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
+from gecko.core.events import FinalOutput, TextDelta
 from gecko.core.toolbox import tool
 from gecko.errors import GuardrailViolation, WorkflowError
 from gecko.plugins import hookimpl, hookspecs, plugin_manager
@@ -380,3 +382,38 @@ async def test_operations_are_not_built_when_no_plugin_observes(monkeypatch: pyt
     results = await team.run("x")
     assert all(result.is_success for result in results)
     assert set(inside.values()) == {None}
+
+
+async def test_hook_gecko_operation_ended_reports_streams_finished_and_closed_early(
+    recorder: _OperationRecorder,
+) -> None:
+    def agent() -> Agent:
+        model = ScriptedModel([tool_calls_reply(("first", "{}")), reply("all the words of the answer")])
+
+        @tool
+        async def first() -> str:
+            """A tool."""
+            return "one"
+
+        return AgentBuilder().with_model(model).with_tools([first]).with_name("streamer").build()
+
+    events = [event async for event in agent().stream("go")]
+    assert isinstance(events[-1], FinalOutput)
+    (run,) = recorder.of("agent.run")
+    assert run.status == "ok"
+    assert run.output is events[-1].output
+    models = recorder.of("model.call")
+    assert [op.parent for op in models] == [run, run]
+    assert all(op.status == "ok" and isinstance(op.output, ModelResponse) for op in models)
+
+    recorder.started.clear()
+    recorder.ended.clear()
+    async with aclosing(agent().stream("go")) as stream:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                break  # stop in the middle of the streamed answer
+    assert [(op.kind, op.status) for op in recorder.ended] == [
+        ("model.call", "ok"), ("tool.call", "ok"), ("model.call", "cancelled"), ("agent.run", "cancelled"),
+    ]  # fmt: skip
+    assert len(recorder.ended) == len(recorder.started)
+    assert current_operation() is None

@@ -326,7 +326,7 @@ _log_plugins: list[OtelPlugin] = []
 
 
 def _install_log_correlation(plugin: OtelPlugin) -> None:
-    """Give every log record the trace and span id of the Gecko operation it is logged in."""
+    """Give every log record the trace and span id of the Gecko operation (or span) it is logged in."""
     with _log_lock:
         first = not _log_plugins
         _log_plugins.append(plugin)
@@ -337,10 +337,16 @@ def _install_log_correlation(plugin: OtelPlugin) -> None:
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
             context = _active_span_context()
-            if context is not None:
-                setattr(record, attr.LOG_TRACE_ID, format(context.trace_id, "032x"))
-                setattr(record, attr.LOG_SPAN_ID, format(context.span_id, "016x"))
-                setattr(record, attr.LOG_TRACE_SAMPLED, context.trace_flags.sampled)
+            # Outside any span the fields are "0" (as OpenTelemetry's logging instrumentation
+            # sets them), so a format string naming them works for every record.
+            if context is None:
+                trace_id, span_id, sampled = "0", "0", False
+            else:
+                trace_id = format(context.trace_id, "032x")
+                span_id, sampled = format(context.span_id, "016x"), context.trace_flags.sampled
+            setattr(record, attr.LOG_TRACE_ID, trace_id)
+            setattr(record, attr.LOG_SPAN_ID, span_id)
+            setattr(record, attr.LOG_TRACE_SAMPLED, sampled)
             return record
 
         logging.setLogRecordFactory(factory)

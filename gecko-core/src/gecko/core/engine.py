@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -275,7 +275,7 @@ class ReActEngine:
         session_id: str | None = None,
         approvals: Mapping[str, bool] | None = None,
         usage_limits: UsageLimits | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Run the loop on `state`, yielding stream events; the last one is always a `FinalOutput`.
 
         Without `stream`, only the `FinalOutput` is yielded. With `approvals`, the last
@@ -341,7 +341,7 @@ class _Run:
 
     # --- the loop ------------------------------------------------------------------------
 
-    async def traced(self, approvals: Mapping[str, bool] | None) -> AsyncIterator[StreamEvent]:
+    async def traced(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
         """`iterate` announced as an `agent.run` operation (only when a plugin traces)."""
         # Not bound as the current operation: this is a generator, its consumer runs between items.
         engine, state = self.engine, self.state

@@ -131,6 +131,7 @@ class Run:
         self.outbox: list[Event] = []
         # The run's trace context, kept with every snapshot so a resume continues the same trace.
         self.carrier: dict[str, str] = {}
+        self.resumed = False
 
     # --- setup -----------------------------------------------------------------------
 
@@ -170,6 +171,7 @@ class Run:
             self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
             self.steps = snap["steps"]
             self.carrier = {str(key): str(value) for key, value in snap.get("trace", {}).items()}
+            self.resumed = True
             for key, merges in snap.get("merges", {}).items():
                 base = merges["base"][0] if merges["base"] else MISSING
                 self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
@@ -206,7 +208,7 @@ class Run:
         await self._publish("workflow.started", {"session_id": self.session_id, "nodes": sorted(self.pending)})
         try:
             if self.trace:
-                attributes = {"session_id": self.session_id, "run_id": self.run_id, "resumed": bool(self.carrier)}
+                attributes = {"session_id": self.session_id, "run_id": self.run_id, "resumed": self.resumed}
                 async with self.manager.operation(
                     "workflow.run", self.wf.name, input=self.input, attributes=attributes, carrier=self.carrier
                 ) as operation:

@@ -112,6 +112,16 @@ class _Race:
         self.winner: int | None = None
 
 
+@dataclass(slots=True)
+class _Members:
+    """What the members of one team run share: their outcomes and start times, the limiter, the race."""
+
+    outcomes: list[MemberResult | None]
+    started: list[float | None]
+    limiter: anyio.Semaphore | None
+    race: _Race | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class _Observers:
     """Who watches one team run: `gecko_event` observers, operation observers, or both."""
@@ -218,37 +228,29 @@ class Team:
         return results
 
     async def _run(self, input: Any, timeout: float | None, observers: _Observers | None) -> list[MemberResult]:  # noqa: ASYNC109
-        outcomes: list[MemberResult | None] = [None] * len(self.members)
-        started: list[float | None] = [None] * len(self.members)
+        count = len(self.members)
         limiter = anyio.Semaphore(self.max_concurrent) if self.max_concurrent else None
-        race: _Race | None = None
+        shared = _Members([None] * count, [None] * count, limiter)
         with anyio.move_on_after(timeout):
             async with anyio.create_task_group() as group:
                 if self.strategy is ExecutionStrategy.RACE:
-                    race = _Race(group.cancel_scope)
+                    shared.race = _Race(group.cancel_scope)
                 member = self._run_member if observers is None else functools.partial(self._observed_member, observers)
-                for index in range(len(self.members)):
-                    group.start_soon(member, index, input, outcomes, started, limiter, race)
+                for index in range(count):
+                    group.start_soon(member, index, input, shared)
         ended = time.perf_counter()
-        winner = None if race is None else race.winner
+        winner = None if shared.race is None else shared.race.winner
         results = [
-            outcome if outcome is not None else self._unfinished(index, started[index], ended, winner is not None)
-            for index, outcome in enumerate(outcomes)
+            outcome
+            if outcome is not None
+            else self._unfinished(index, shared.started[index], ended, winner is not None)
+            for index, outcome in enumerate(shared.outcomes)
         ]
         if winner is None:
             return results
         return [results[winner], *(result for result in results if result.member_index != winner)]
 
-    async def _observed_member(
-        self,
-        observers: _Observers,
-        index: int,
-        raw: Any,
-        outcomes: list[MemberResult | None],
-        started: list[float | None],
-        limiter: anyio.Semaphore | None,
-        race: _Race | None,
-    ) -> None:
+    async def _observed_member(self, observers: _Observers, index: int, raw: Any, shared: _Members) -> None:
         name = f"{self.name}[{index}]"
         data: dict[str, Any] = {"member_index": index}
         await observers.publish(self.name, "team.member.started", data)
@@ -257,8 +259,8 @@ class Team:
                 async with observers.manager.operation(
                     "team.member", name, attributes={"member_index": index}
                 ) as operation:
-                    await self._run_member(index, raw, outcomes, started, limiter, race)
-                    outcome = outcomes[index]
+                    await self._run_member(index, raw, shared)
+                    outcome = shared.outcomes[index]
                     assert outcome is not None
                     if outcome.status is MemberStatus.OK:
                         operation.output = outcome.result
@@ -268,25 +270,18 @@ class Team:
                         if outcome.status is MemberStatus.CANCELLED:
                             operation.status = "cancelled"
             else:
-                await self._run_member(index, raw, outcomes, started, limiter, race)
+                await self._run_member(index, raw, shared)
         except anyio.get_cancelled_exc_class():
             await observers.publish(self.name, "team.member.cancelled", data)
             raise
-        outcome = outcomes[index]
+        outcome = shared.outcomes[index]
         assert outcome is not None
         if outcome.error is not None:
             data["error"] = repr(outcome.error)
         await observers.publish(self.name, _MEMBER_EVENTS[outcome.status], data)
 
-    async def _run_member(
-        self,
-        index: int,
-        raw: Any,
-        outcomes: list[MemberResult | None],
-        started: list[float | None],
-        limiter: anyio.Semaphore | None,
-        race: _Race | None,
-    ) -> None:
+    async def _run_member(self, index: int, raw: Any, shared: _Members) -> None:
+        outcomes, started, limiter, race = shared.outcomes, shared.started, shared.limiter, shared.race
         try:
             value = raw if self.input_mapper is None else self.input_mapper(raw, index)
             if limiter is None:

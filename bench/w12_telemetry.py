@@ -84,6 +84,7 @@ async def _row(row: str, w4_runs: int, w5_agents: int, reps: int) -> dict[str, A
         samples = []
         for _ in range(reps):
             if exporter is not None:
+                tracer_provider.force_flush()  # spans batched by the previous repetition land first
                 exporter.clear()
             gc.collect()
             start = time.perf_counter()

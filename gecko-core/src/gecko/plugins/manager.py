@@ -188,7 +188,7 @@ class PluginManager:
         for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
             try:
                 result = impl.function(*(kwargs[name] for name in impl.argnames))
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     if shield:
                         with anyio.CancelScope(shield=True):
                             await result

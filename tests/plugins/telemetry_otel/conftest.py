@@ -1,22 +1,33 @@
-"""The global OpenTelemetry providers the installed `otel` plugin reports to, in memory.
+"""The global OpenTelemetry provider the installed `otel` plugin reports to, in memory.
 
-They are set once per process (OpenTelemetry refuses a second global provider); each test
-starts from an empty exporter.
+It is set once per process (OpenTelemetry refuses a second global provider). Spans are kept only
+while a test uses the `spans` fixture, which starts empty: other test trees run in the same
+process (`nox -s tests_all`) and must not accumulate their spans here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gecko.plugins import plugin_manager
 
-EXPORTER = InMemorySpanExporter()
+
+class _GatedExporter(InMemorySpanExporter):
+    """Keeps finished spans only while `recording` is set."""
+
+    recording = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return super().export(spans) if self.recording else SpanExportResult.SUCCESS
+
+
+EXPORTER = _GatedExporter()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,4 +41,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
     records = {record.name: record.status for record in plugin_manager().load_plugins()}
     assert records.get("otel") == "loaded", records
     EXPORTER.clear()
-    return EXPORTER
+    EXPORTER.recording = True
+    try:
+        yield EXPORTER
+    finally:
+        EXPORTER.recording = False
+        EXPORTER.clear()

@@ -12,7 +12,13 @@ PLUGIN_VARIABLES = (
     "GECKO_DISABLED_PLUGINS",
     "GECKO_STRICT_PLUGINS",
 )
-FAKE_DISTRIBUTIONS = ("gecko-fake-good", "gecko-fake-broken", "gecko-fake-dup-a", "gecko-fake-dup-b")
+FAKE_DISTRIBUTIONS = (
+    "gecko-fake-good",
+    "gecko-fake-broken",
+    "gecko-fake-dup-a",
+    "gecko-fake-dup-b",
+    "gecko-fake-recorder",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -38,6 +38,7 @@ from gecko.errors import (
     WorkflowStateConflict,
     WorkflowTimeoutError,
 )
+from gecko.plugins import plugin_manager
 from gecko.redaction import redacting_logger
 from gecko.types import Event
 
@@ -96,8 +97,8 @@ class Run:
         # A checkpoint write failed: the storage is the problem, so the run stops without a final write.
         self.store_failed = False
         self.sink = sink
-        # Events wait here until `_drain` hands them to the stream's bounded buffer.
-        self.outbox: deque[Event] = deque()
+        # Events wait here until `_drain` hands them to the stream's bounded buffer and the hook.
+        self.outbox: deque[tuple[Event, bool]] = deque()
         self.rules = plan.rules
         self.max_steps = plan.max_steps
         self.input: Any = None
@@ -136,6 +137,16 @@ class Run:
         # The task group of an eager run, whose writer task writes the journal behind the nodes.
         self._behind: TaskGroup | None = None
         self._flushing = False
+        # Telemetry (hook plugins): the run and its nodes are announced only when a plugin observes.
+        manager = plugin_manager()
+        self.manager = manager
+        self.trace = manager.traces
+        self.hook_events = manager.has_implementations("gecko_event")
+        self.observed = self.trace or self.hook_events
+        self.emitting = sink is not None or self.hook_events
+        # The run's trace context, kept with every snapshot so a resume continues the same trace.
+        self.carrier: dict[str, str] = {}
+        self.resumed = False
 
     # --- setup -----------------------------------------------------------------------
 
@@ -174,6 +185,8 @@ class Run:
             self.activated = set(snap["activated"])
             self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
             self.steps = snap["steps"]
+            self.carrier = {str(key): str(value) for key, value in snap.get("trace", {}).items()}
+            self.resumed = True
             for key, merges in snap.get("merges", {}).items():
                 base = merges["base"][0] if merges["base"] else MISSING
                 self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
@@ -211,6 +224,36 @@ class Run:
 
     async def drive(self, layered: bool, parallel: bool) -> None:
         """Run every pending node and what follows until the graph is done, paused or failed."""
+        if not self.observed:
+            await self._drive(layered, parallel)
+            return
+        await self._publish("workflow.started", {"session_id": self.session_id, "nodes": sorted(self.pending)})
+        try:
+            if self.trace:
+                attributes = {"session_id": self.session_id, "run_id": self.run_id, "resumed": self.resumed}
+                async with self.manager.operation(
+                    "workflow.run", self.plan.name, input=self.input, attributes=attributes, carrier=self.carrier
+                ) as operation:
+                    await self._drive(layered, parallel)
+                    if self.error is not None:
+                        operation.error = self.error
+                    elif self.interrupts:
+                        operation.attributes["interrupted_node"] = self.interrupts[0].node
+                    else:
+                        operation.output = self.history.last_output
+            else:
+                await self._drive(layered, parallel)
+        except anyio.get_cancelled_exc_class():
+            await self._publish("workflow.cancelled", {"running": sorted(self.running)})
+            raise
+        if self.error is not None:
+            await self._publish("workflow.failed", {"node": self.failed_node, "error": repr(self.error)})
+        elif self.interrupts:
+            await self._publish("workflow.paused", {"node": self.interrupts[0].node})
+        else:
+            await self._publish("workflow.finished", {"output": to_json(self.history.last_output)})
+
+    async def _drive(self, layered: bool, parallel: bool) -> None:
         ready = sorted(self.pending, key=self.plan.index.__getitem__)
         if layered:
             await self._drive_layers(ready, parallel)
@@ -221,7 +264,7 @@ class Run:
             self.queue.extend(ready)
             self.spares = 1
             await self._worker()
-        if self.sink is not None:
+        if self.outbox:
             await self._drain()
 
     def _dispatch(self, nodes: list[str]) -> None:
@@ -267,7 +310,7 @@ class Run:
             except Exception as exc:
                 self._fail(node, exc)
                 return
-            if self.sink is not None:
+            if self.outbox:
                 await self._drain()
             if len(ready) > 1:
                 self._dispatch(ready[1:])
@@ -300,7 +343,7 @@ class Run:
                     except Exception as exc:
                         self._fail(node, exc)
             ready = sorted(set(following), key=self.plan.index.__getitem__)
-            if self.sink is not None:
+            if self.outbox:
                 await self._drain()
             if ready and self.journaling and not self.stopping:
                 # The layer's completions become durable together, before the next layer starts.
@@ -309,6 +352,40 @@ class Run:
 
     async def _execute(self, node: str) -> tuple[NodeContext, Any, int] | None:
         """Run one node; None when it paused or failed (recorded on the run)."""
+        if self.observed:
+            return await self._execute_observed(node)
+        return await self._execute_node(node)
+
+    async def _execute_observed(self, node: str) -> tuple[NodeContext, Any, int] | None:
+        # Node events wait in the outbox (synchronous bookkeeping records them) and are
+        # delivered here, in order, before the next node starts and after each node.
+        await self._drain()
+        try:
+            if self.trace:
+                async with self.manager.operation(
+                    "workflow.node", node, input=self.pending.get(node), attributes={"workflow": self.plan.name}
+                ) as operation:
+                    outcome = await self._execute_node(node)
+                    if outcome is not None:
+                        operation.output = outcome[1]
+                    elif self.status.get(node) is NodeStatus.FAILED:
+                        operation.error = self.error if self.failed_node == node else WorkflowError(
+                            f"node {node!r} failed after node {self.failed_node!r}"
+                        )
+                    else:
+                        operation.attributes["interrupted"] = True
+            else:
+                outcome = await self._execute_node(node)
+        except anyio.get_cancelled_exc_class():
+            self._emit_hook("workflow.node.cancelled", {"node": node})
+            raise
+        finally:
+            await self._drain()
+        if outcome is None and self.status.get(node) is NodeStatus.FAILED:
+            await self._publish("workflow.node.failed", {"node": node, "error": repr(self.error)})
+        return outcome
+
+    async def _execute_node(self, node: str) -> tuple[NodeContext, Any, int] | None:
         self.steps += 1
         if self.max_steps is not None and self.steps > self.max_steps:
             self._fail(
@@ -334,7 +411,7 @@ class Run:
         )
         self.running.add(node)
         self.status[node] = NodeStatus.RUNNING
-        if self.sink is not None:
+        if self.emitting:
             self._emit("workflow.node.started", {"node": node})
             await self._drain()
         token = _current_context.set(ctx)
@@ -448,7 +525,7 @@ class Run:
             if jump is not None:
                 record["j"] = [jump.node, to_json(jump.input)]
             self.journal.append([self.rec, record])
-        if self.sink is not None:
+        if self.emitting:
             self._emit("workflow.node.finished", {"node": node, "output": to_json(output)})
             if writes:
                 self._emit(
@@ -634,7 +711,7 @@ class Run:
                 ready.append(name)
                 continue
             self.status[name] = NodeStatus.SKIPPED
-            if self.sink is not None:
+            if self.emitting:
                 self._emit("workflow.node.skipped", {"node": name})
             stack.extend(following for following, _ in reversed(forward[name]))
 
@@ -770,6 +847,7 @@ class Run:
                 for key, (base, log) in self.rule_logs.items()
             },
             "interrupt": None if interrupt is None else {"node": interrupt.node, "payload": to_json(interrupt.payload)},
+            **({"trace": dict(self.carrier)} if self.carrier else {}),
         }
 
     async def snapshot(self, status: str) -> None:
@@ -807,11 +885,26 @@ class Run:
         self.snapshotted = True
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        self.outbox.append(Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data))
+        """Queue an event for the stream and for the `gecko_event` hook."""
+        if self.sink is not None or self.hook_events:
+            self.outbox.append((Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data), True))
+
+    def _emit_hook(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue an event for the `gecko_event` hook only (run-level events the stream reports itself)."""
+        if self.hook_events:
+            self.outbox.append((Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data), False))
+
+    async def _publish(self, kind: str, data: dict[str, Any]) -> None:
+        self._emit_hook(kind, data)
+        await self._drain()
 
     async def _drain(self) -> None:
         # Outside any shield: a reader that falls behind by the buffer's size pauses the run here.
-        sink = self.sink
-        assert sink is not None
+        # Hook delivery is shielded so every observer sees each event it was promised.
         while self.outbox:
-            await sink.send(self.outbox.popleft())
+            event, streamed = self.outbox.popleft()
+            if streamed and self.sink is not None:
+                await self.sink.send(event)
+            if self.hook_events:
+                with anyio.CancelScope(shield=True):
+                    await self.manager.event(event)

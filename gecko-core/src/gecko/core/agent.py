@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -230,17 +231,21 @@ class Agent:
         approvals: Mapping[str, bool] | None,
     ) -> AsyncIterator[StreamEvent]:
         start = await self._start(input, session_id, output_type, approvals)
-        async for event in self._engine.iterate(
+        events = self._engine.iterate(
             start.state,
             structure=start.structure,
             stream=stream,
             session_id=start.session,
             approvals=approvals,
             usage_limits=usage_limits,
-        ):
-            if isinstance(event, FinalOutput):
-                await self._save(start, event.output)
-            yield event
+        )
+        # Closing this stream closes the engine's at once (not at garbage collection), so the
+        # model stream is released and observers see the run end.
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, FinalOutput):
+                    await self._save(start, event.output)
+                yield event
 
     async def _start(
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None

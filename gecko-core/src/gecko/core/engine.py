@@ -32,7 +32,8 @@ One run, step by step:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -70,7 +71,8 @@ from gecko.types import AgentOutput, Event, Message, TokenUsage, ToolCall
 if TYPE_CHECKING:
     from gecko.core.structure import StructuredRun, StructureEngine
     from gecko.core.toolbox import ToolBox, ToolResult
-    from gecko.plugins.manager import PluginManager
+    from gecko.plugins.hookspecs import Operation
+    from gecko.plugins.manager import OperationScope, PluginManager
 
 __all__ = ("DEFAULT_MAX_TOOL_CALLS_PER_TURN", "Memory", "ReActEngine")
 
@@ -161,14 +163,14 @@ class ReActEngine:
         session_id: str | None = None,
         approvals: Mapping[str, bool] | None = None,
         usage_limits: UsageLimits | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Run the loop on `state`, yielding stream events; the last one is always a `FinalOutput`.
 
         Without `stream`, only the `FinalOutput` is yielded. With `approvals`, the last
         message of `state` must be the assistant turn the run paused on.
         """
         run = _Run(self, state, structure, stream, session_id, usage_limits or self.usage_limits)
-        return run.iterate(approvals)
+        return run.traced(approvals) if run.trace else run.iterate(approvals)
 
 
 class _Run:
@@ -184,12 +186,14 @@ class _Run:
         "limits",
         "manager",
         "observe",
+        "operation",
         "plain_tools",
         "session_id",
         "state",
         "stream",
         "structure",
         "tool_handler",
+        "trace",
         "validated",
     )
 
@@ -215,8 +219,11 @@ class _Run:
         self.hook_model_response = manager.has_implementations("gecko_model_response")
         self.hook_tool_call = manager.has_implementations("gecko_tool_call")
         self.hook_tool_result = manager.has_implementations("gecko_tool_result")
+        # Telemetry: operations are announced only when a plugin observes them.
+        self.trace = manager.traces
+        self.operation: Operation | None = None
         self.plain_tools = not (
-            self.observe or self.hook_tool_call or self.hook_tool_result or engine.bus.has_tool_middleware
+            self.observe or self.hook_tool_call or self.hook_tool_result or self.trace or engine.bus.has_tool_middleware
         )
         self.definitions: list[ToolDefinition] = engine.toolbox.definitions()
         self.tool_handler: ToolHandler | None = None
@@ -225,7 +232,31 @@ class _Run:
 
     # --- the loop ------------------------------------------------------------------------
 
-    async def iterate(self, approvals: Mapping[str, bool] | None) -> AsyncIterator[StreamEvent]:
+    async def traced(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
+        """`iterate` announced as an `agent.run` operation (only when a plugin traces)."""
+        # Not bound as the current operation: this is a generator, its consumer runs between items.
+        engine, state = self.engine, self.state
+        attributes = {"run_id": state.run_id}
+        async with self.manager.operation(
+            "agent.run", engine.name, input=state.messages, attributes=attributes, bind=False
+        ) as operation:
+            self.operation = operation
+            async with aclosing(self.iterate(approvals)) as events:
+                async for event in events:
+                    if isinstance(event, FinalOutput):
+                        operation.output = event.output
+                    yield event
+
+    def _model_operation(self, request: ModelRequest) -> OperationScope | nullcontext[None]:
+        if not self.trace:
+            return nullcontext()
+        model = self.engine.model
+        return self.manager.operation(
+            "model.call", model.model, parent=self.operation, input=request, attributes={"provider": model.provider},
+            bind=False,
+        )  # fmt: skip
+
+    async def iterate(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
         engine, state = self.engine, self.state
         try:
             if approvals is not None:
@@ -259,22 +290,25 @@ class _Run:
                 state.turns += 1
                 try:
                     if self.stream and not engine.bus.has_model_middleware:
-                        accumulator = StreamAccumulator(engine.model.model)
-                        if self.hook_model_request:
-                            await self.manager.model_request(request, engine.name)
-                        chunks = engine.model.stream(request)
-                        try:
-                            async for chunk in chunks:
-                                accumulator.add(chunk)
-                                if chunk.text:
-                                    yield TextDelta(chunk.text)
-                        finally:
-                            aclose = getattr(chunks, "aclose", None)
-                            if aclose is not None:
-                                await aclose()
-                        response = accumulator.response()
-                        if self.hook_model_response:
-                            await self.manager.model_response(request, response, engine.name)
+                        async with self._model_operation(request) as operation:
+                            accumulator = StreamAccumulator(engine.model.model)
+                            if self.hook_model_request:
+                                await self.manager.model_request(request, engine.name)
+                            chunks = engine.model.stream(request)
+                            try:
+                                async for chunk in chunks:
+                                    accumulator.add(chunk)
+                                    if chunk.text:
+                                        yield TextDelta(chunk.text)
+                            finally:
+                                aclose = getattr(chunks, "aclose", None)
+                                if aclose is not None:
+                                    await aclose()
+                            response = accumulator.response()
+                            if self.hook_model_response:
+                                await self.manager.model_response(request, response, engine.name)
+                            if operation is not None:
+                                operation.output = response
                     else:
                         response = await self._call_model(request)
                         if self.stream and response.message.text:
@@ -349,17 +383,20 @@ class _Run:
         if bus.has_model_middleware:
             handler = bus.wrap_model(self._model_base)
             return await handler(ModelCallContext(request, self.engine.name, self.state.run_id, self.state.turns))
-        if self.hook_model_request or self.hook_model_response:
+        if self.hook_model_request or self.hook_model_response or self.trace:
             return await self._model_base(ModelCallContext(request, self.engine.name, self.state.run_id, 0))
         return await self.engine.model.complete(request)
 
     async def _model_base(self, context: ModelCallContext) -> ModelResponse:
-        if self.hook_model_request:
-            await self.manager.model_request(context.request, context.source)
-        response = await self.engine.model.complete(context.request)
-        if self.hook_model_response:
-            await self.manager.model_response(context.request, response, context.source)
-        return response
+        async with self._model_operation(context.request) as operation:
+            if self.hook_model_request:
+                await self.manager.model_request(context.request, context.source)
+            response = await self.engine.model.complete(context.request)
+            if self.hook_model_response:
+                await self.manager.model_response(context.request, response, context.source)
+            if operation is not None:
+                operation.output = response
+            return response
 
     # --- tools ---------------------------------------------------------------------------
 
@@ -524,6 +561,18 @@ class _Run:
             self.validated.pop(call.id, None)
 
     async def _tool_base(self, context: ToolCallContext) -> ToolResult:
+        if not self.trace:
+            return await self._tool_exchange(context)
+        call = context.call
+        # Bound: a tool that runs an agent or a workflow makes this call their parent.
+        async with self.manager.operation("tool.call", call.name, parent=self.operation, input=call) as operation:
+            result = await self._tool_exchange(context)
+            operation.output = result.content
+            if result.is_error:
+                operation.error = result.error or ToolError(result.content)
+            return result
+
+    async def _tool_exchange(self, context: ToolCallContext) -> ToolResult:
         from gecko.core.toolbox import ToolResult
 
         call, source = context.call, context.source

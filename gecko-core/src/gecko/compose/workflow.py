@@ -37,6 +37,7 @@ from gecko.compose._graph import NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._ownership import SessionOwnership
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
+from gecko.core._stored import resolve_checkpoint_key
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
@@ -128,6 +129,10 @@ class Workflow:
             storage declares `capabilities.leases`; None turns ownership and parking off.
         max_attempts: Starts of one session in a row that may end without a recorded outcome (the
             worker crashed or was killed) before the next start parks it; None never parks.
+        checkpoint_key: Seals every checkpoint record with HMAC-SHA256 under this key (at least
+            16 bytes), so edits by anyone without it are refused on load; None reads the
+            `GECKO_CHECKPOINT_KEY` environment variable, and without either a plain SHA-256
+            digest catches accidental corruption only (see `gecko.core._stored`).
     """
 
     def __init__(
@@ -147,6 +152,7 @@ class Workflow:
         fence: Lease | None = None,
         lease_ttl: float | None = 30.0,
         max_attempts: int | None = 3,
+        checkpoint_key: bytes | str | None = None,
     ) -> None:
         if scheduling not in ("eager", "layered"):
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
@@ -171,6 +177,7 @@ class Workflow:
         self.fence = fence
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
+        self._checkpoint_key = resolve_checkpoint_key(checkpoint_key)
         self._nodes: dict[str, NodeSpec] = {}
         self._edges: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         self._entry: str | None = None
@@ -340,13 +347,23 @@ class Workflow:
 
                 self._local = MemoryStorage()
             storage = self._local
-        return CheckpointStore(storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence), durable
+        store = CheckpointStore(
+            storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence, key=self._checkpoint_key
+        )
+        return store, durable
 
     def _ownership(self, session_id: str) -> SessionOwnership | None:
         storage = self.storage
         if storage is None or self.fence is not None or self.lease_ttl is None or not storage.capabilities.leases:
             return None
-        return SessionOwnership(storage, self.name, session_id, ttl=self.lease_ttl, max_attempts=self.max_attempts)
+        return SessionOwnership(
+            storage,
+            self.name,
+            session_id,
+            ttl=self.lease_ttl,
+            max_attempts=self.max_attempts,
+            key=self._checkpoint_key,
+        )
 
     async def unpark(self, session_id: str) -> None:
         """Clear the start count of a session parked by `WorkflowParked`, so it can be resumed again.

@@ -32,16 +32,18 @@ import hmac
 import json
 import math
 import os
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gecko.errors import ConfigurationError, CorruptCheckpointError, UnstorableValueError
+from gecko.types import Message
 
 __all__ = (
     "KEY_ENV",
     "SEAL_FIELD",
     "Sealer",
+    "StoredAgentSession",
     "StoredModel",
     "describe_invalid",
     "open_stored",
@@ -62,6 +64,31 @@ class StoredModel(BaseModel):
     """A stored format: strict types, no coercion, unknown fields refused."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+_Count = Annotated[int, Field(ge=0)]
+
+
+class _StoredRunState(StoredModel):
+    messages: list[Message]
+    run_id: str
+    usage: tuple[_Count, _Count, _Count, _Count]
+    turns: _Count
+    invalid_turns: _Count
+    call_counts: dict[str, _Count]
+
+
+class _StoredApproval(StoredModel):
+    call_id: Annotated[str, Field(min_length=1)]
+    tool_name: str
+    arguments: dict[str, Any]
+
+
+class StoredAgentSession(StoredModel):
+    """`gecko:agent:<session>`: an agent's conversation, and the tool calls a paused run waits on."""
+
+    state: _StoredRunState
+    pending: list[_StoredApproval]
 
 
 def resolve_checkpoint_key(key: bytes | str | None) -> bytes | None:
@@ -116,30 +143,14 @@ class Sealer:
             return record
         return {**record, SEAL_FIELD: self._tag(body, where, version)}
 
-    @staticmethod
-    def split(stored: object, what: str) -> tuple[str, bytes]:
-        """The seal of a stored record and the canonical JSON of the rest, for validating then `verify`.
+    def verify(self, tag: object, body: bytes, *, where: str, version: int | None, what: str) -> None:
+        """Check the seal `tag` of the record whose canonical JSON is `body` against its key and version.
 
         Raises:
-            CorruptCheckpointError: not a sealed JSON object.
+            CorruptCheckpointError: no seal, or one that does not match (edited, moved, replayed, another key).
         """
-        if not isinstance(stored, dict):
-            raise CorruptCheckpointError(f"{what} is not a stored record (a {type(stored).__name__}, not an object)")
-        tag = stored.get(SEAL_FIELD)
         if not isinstance(tag, str):
             raise CorruptCheckpointError(f"{what} carries no integrity seal (field {SEAL_FIELD!r})")
-        try:
-            body = _canonical({name: value for name, value in stored.items() if name != SEAL_FIELD})
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise CorruptCheckpointError(f"{what} is not JSON data: {exc}") from exc
-        return tag, body
-
-    def verify(self, tag: str, body: bytes, *, where: str, version: int | None, what: str) -> None:
-        """Check a seal from `split` against the record's key and version.
-
-        Raises:
-            CorruptCheckpointError: the seal does not match (edited, moved, replayed, or another key).
-        """
         if self._key is not None and not tag.startswith(_MAC):
             raise CorruptCheckpointError(
                 f"{what} is not sealed with the checkpoint key (it was written without a key, or edited); "
@@ -241,11 +252,16 @@ def open_stored(
     Raises:
         CorruptCheckpointError: names `what` and the wrong field, or the failed integrity check.
     """
-    tag, body = Sealer.split(stored, what)
+    if not isinstance(stored, dict):
+        raise CorruptCheckpointError(f"{what} is malformed: a {type(stored).__name__}, not an object")
+    record = {name: value for name, value in stored.items() if name != SEAL_FIELD}
+    try:
+        body = _canonical(record)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CorruptCheckpointError(f"{what} is malformed: not JSON data ({exc})") from None
     try:
         model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise CorruptCheckpointError(f"{what} is malformed: {describe_invalid(exc)}") from None
-    sealer.verify(tag, body, where=where, version=version, what=what)
-    assert isinstance(stored, dict)
-    return {name: item for name, item in stored.items() if name != SEAL_FIELD}
+    sealer.verify(stored.get(SEAL_FIELD), body, where=where, version=version, what=what)
+    return record

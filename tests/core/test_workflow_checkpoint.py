@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -18,6 +17,7 @@ from gecko.errors import CheckpointError, CorruptCheckpointError, FencingError, 
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.storage.memory import MemoryStorage
+from gecko.testing.conformance.checkpoints import reseal
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ async def test_corrupt_snapshot_is_a_typed_error(storage: Storage) -> None:
         await diamond(Flaky(), storage).resume("bad")
 
 
-async def test_journal_gap_is_a_typed_error(storage: Storage, reseal: Callable[..., Awaitable[None]]) -> None:
+async def test_journal_gap_is_a_typed_error(storage: Storage) -> None:
     flaky = Flaky()
     flaky.fail = {"E"}
     with pytest.raises(WorkflowError):

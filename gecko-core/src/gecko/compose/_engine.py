@@ -205,6 +205,11 @@ class Run:
         """Apply one journal record (validated on load) as the completion it records."""
         sid = self.session_id
         node = record["n"]
+        if node not in self.plan.nodes:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} names node {node!r}, which this workflow "
+                "does not have; resume it with the workflow that wrote it"
+            )
         if node not in self.pending:
             raise CorruptCheckpointError(
                 f"record {self.rec} of the journal of session {sid!r} completes {node!r}, which was not runnable"

@@ -257,7 +257,7 @@ class Agent:
         version = None
         if saved is not None:
             version = saved.version
-            what = f"stored session {session!r} (delete key {key!r} or use another id)"
+            what = f"stored session {session!r} (key {key!r})"
             document = open_stored(self._sealer, StoredAgentSession, saved.value, where=key, version=version, what=what)
         pending = [] if document is None else [approval["call_id"] for approval in document["pending"]]
         if approvals is not None:

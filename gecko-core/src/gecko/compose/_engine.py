@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup
 
 from gecko.compose._checkpoint import FORMAT, Checkpoint, CheckpointStore
 from gecko.compose._graph import AGENT, ASYNC, SYNC, Plan
-from gecko.compose._state import DELETED, MISSING, History, StateView
+from gecko.compose._state import _BUILTIN_RULES, DELETED, MISSING, History, StateView
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
 from gecko.core._stored import storable
 from gecko.errors import (
@@ -190,6 +190,8 @@ class Run:
                 f"the snapshot of session {sid!r} has merge contributions for state keys {unruled}, which have no "
                 "merge rule in this workflow; resume it with the workflow that wrote it"
             )
+        for key, (base, log) in self.rule_logs.items():
+            self._check_folded(key, base, log)
         for node in self.pending:
             if self.status.get(node) in (NodeStatus.SUCCESS, NodeStatus.SKIPPED):
                 raise CorruptCheckpointError(
@@ -200,6 +202,27 @@ class Run:
                 raise CorruptCheckpointError(
                     f"the snapshot of session {sid!r} has node {node!r} activated with no input waiting for it"
                 )
+
+    def _check_folded(self, key: str, base: Any, log: list[tuple[int, int, Any]]) -> None:
+        # A builtin rule is a pure function of the logged contributions, so folding them again
+        # must give the stored value; a custom rule may keep state of its own and is not re-run.
+        rule = self.rules[key]
+        if rule not in _BUILTIN_RULES.values():
+            return
+        folded = base
+        try:
+            for _, _, contribution in sorted(log, key=lambda item: item[:2]):
+                folded = rule(folded, contribution)
+        except Exception as exc:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {self.session_id!r} has merge contributions to state key {key!r} that "
+                f"its merge rule cannot fold: {exc}"
+            ) from exc
+        if self.state.get(key, MISSING) != folded:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {self.session_id!r} holds state key {key!r} = {self.state.get(key)!r}, but "
+                f"its merge contributions fold to {folded!r}"
+            )
 
     async def _replay(self, record: dict[str, Any]) -> None:
         """Apply one journal record (validated on load) as the completion it records."""

@@ -16,11 +16,15 @@ digest scheme, or the key, could: the checks that use it reach the format valida
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose._ownership import attempts_key
@@ -104,6 +108,42 @@ def _key(session: str, name: str) -> str:
     return f"gecko/workflow/{WORKFLOW}/{session}/{name}"
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=6,
+)
+# (crashed or failed image, which record, which place in it, the JSON put there)
+_Case = tuple[bool, int, int, Any]
+_cases = st.tuples(st.booleans(), st.integers(0, 99), st.integers(0, 999), _json)
+# One storage serves every example of a check, each in its own session.
+_sessions = itertools.count()
+_fuzz = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place inside a JSON value (dict keys and list indices), outermost first."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for name, item in value.items():
+            found += _paths(item, (*prefix, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+def _replace(record: dict[str, Any], path: tuple[Any, ...], value: Any) -> bool:
+    """Put `value` at `path`; False when it is already there (no change)."""
+    parent: Any = record
+    for step in path[:-1]:
+        parent = parent[step]
+    if parent[path[-1]] == value and type(parent[path[-1]]) is type(value):
+        return False
+    parent[path[-1]] = value
+    return True
+
+
 class CheckpointIntegrityConformance:
     """Every tampered shape of a stored checkpoint is refused with `CorruptCheckpointError`."""
 
@@ -156,7 +196,7 @@ class CheckpointIntegrityConformance:
         else:
             await storage.set(where, record)
 
-    async def _refused(self, storage: Storage, ledger: _Ledger, session: str, match: str) -> None:
+    async def _refused(self, storage: Storage, ledger: _Ledger, session: str, match: str | None) -> None:
         runs = Counter(ledger.runs)
         with pytest.raises(CorruptCheckpointError, match=match) as caught:
             await ledger.workflow(storage).resume(session)
@@ -345,6 +385,49 @@ class CheckpointIntegrityConformance:
         ledger.fail.clear()
         await storage.set(_key("old", "snapshot"), older)
         await self._refused(storage, ledger, "old", "fails its integrity check")
+
+    # --- fuzzing: any change anywhere --------------------------------------------------------
+
+    async def _tamper_one_place(self, storage: Storage, case: _Case, *, sealed: bool) -> tuple[_Ledger, str, bool]:
+        """A failed or crashed run's image with one place in one of its records replaced by any JSON.
+
+        Returns the ledger, the session, and whether the replacement changed anything.
+        """
+        crashed, record_pick, place_pick, value = case
+        session = f"fuzz-{next(_sessions)}"
+        ledger = await (self._crashed if crashed else self._failed)(storage, session)
+        keys = [_key(session, "snapshot"), *sorted(await storage.list_keys(_key(session, "journal/")))]
+        where = keys[record_pick % len(keys)]
+        record = await storage.get(where)
+        assert isinstance(record, dict)
+        places = [path for path in _paths(record) if path != (SEAL_FIELD,)]
+        changed = _replace(record, places[place_pick % len(places)], value)
+        if sealed:
+            await reseal(storage, where, record)
+        elif changed:
+            await storage.set(where, record)
+        return ledger, session, changed
+
+    # Hypothesis runs many examples per call, so these open the storage themselves (no async
+    # fixture), and every choice is drawn before the example starts.
+    @_fuzz
+    @given(case=_cases)
+    async def test_any_change_to_a_stored_record_is_refused(self, storage_url: str, case: _Case) -> None:
+        async with await create_storage(storage_url) as storage:
+            ledger, session, changed = await self._tamper_one_place(storage, case, sealed=False)
+            if changed:
+                await self._refused(storage, ledger, session, None)
+
+    @_fuzz
+    @given(case=_cases)
+    async def test_resealed_record_of_any_shape_is_resumed_or_refused_never_a_crash(
+        self, storage_url: str, case: _Case
+    ) -> None:
+        # A writer that knows the digest scheme: only validation stands between the record and the engine.
+        async with await create_storage(storage_url) as storage:
+            ledger, session, _ = await self._tamper_one_place(storage, case, sealed=True)
+            with contextlib.suppress(CorruptCheckpointError):
+                await ledger.workflow(storage).resume(session)
 
     # --- with a key ------------------------------------------------------------------------
 

@@ -114,11 +114,6 @@ class CheckpointStore:
             if slot is None:
                 continue
             entry = self._open(StoredEntry, slot, key, f"journal entry {key!r} of {self._describe()}")
-            if key != self._slot_key(entry["e"]):
-                raise CorruptCheckpointError(
-                    f"journal entry {key!r} of {self._describe()} holds entry {entry['e']}, which belongs in "
-                    f"{self._slot_key(entry['e'])!r}"
-                )
             self._slot_versions[entry["e"] % self.ring] = slot.version
             self._entry = max(self._entry, entry["e"])
             entries.append(entry)
@@ -154,14 +149,11 @@ class CheckpointStore:
     def _open(self, model: type[StoredModel], found: Versioned, key: str, what: str) -> dict[str, Any]:
         return open_stored(self._sealer, model, found.value, where=key, version=found.version, what=what)
 
-    def _slot_key(self, entry: int) -> str:
-        return f"{self._prefix}journal/{entry % self.ring:04d}"
-
     async def write_entry(self, run: str, records: list[list[Any]]) -> None:
         """Append one journal entry holding `records` (`[record number, record]` pairs)."""
         entry = self._entry + 1
         slot = entry % self.ring
-        key = self._slot_key(entry)
+        key = f"{self._prefix}journal/{slot:04d}"
         version = await self._put(key, {"e": entry, "run": run, "recs": records}, self._slot_versions.get(slot))
         self._slot_versions[slot] = version
         self._entry = entry

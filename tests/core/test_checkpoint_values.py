@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,6 +95,29 @@ async def test_final_snapshot_refuses_state_that_would_change_type() -> None:
     wf = one_node(MemoryStorage(), write, checkpoint_strategy=CheckpointStrategy.FINAL)
     with pytest.raises(UnstorableValueError, match=r"the state\['seen'\]\['ids'\] is a set"):
         await wf.execute(session_id="s")
+
+
+async def test_cancelled_run_whose_state_cannot_be_stored_is_still_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    waiting = anyio.Event()
+
+    def write(ctx: NodeContext) -> None:
+        ctx.state["pair"] = (1, 2)
+
+    async def wait(ctx: NodeContext) -> None:
+        waiting.set()
+        await anyio.sleep_forever()
+
+    wf = Workflow("cancel", storage=MemoryStorage(), checkpoint_strategy=CheckpointStrategy.FINAL)
+    wf.add_node("write", write).add_node("wait", wait).add_edge("write", "wait").set_entry_point("write")
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wf.execute, None)
+            await waiting.wait()
+            scope.cancel()
+    assert scope.cancelled_caught
+    assert "could not checkpoint cancelled session" in caplog.text
 
 
 async def test_run_that_stores_nothing_passes_values_through_unchanged() -> None:

@@ -496,7 +496,11 @@ class Workflow:
                     timed_out = scope.cancelled_caught
         except anyio.get_cancelled_exc_class():
             if saves:
-                await self._save(run, "cancelled")
+                # The cancellation must propagate even when the snapshot cannot be written.
+                try:
+                    await self._save(run, "cancelled")
+                except Exception:
+                    logger.exception("workflow %r could not checkpoint cancelled session %r", self.name, sid)
             if owner is not None:
                 await owner.end_attempt()
             raise

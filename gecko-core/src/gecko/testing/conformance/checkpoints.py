@@ -11,7 +11,8 @@ silently different run. Subclass it and provide the fixture `storage_url`::
             return f"mystore:///{tmp_path}/data"
 
 `reseal` writes an edited record back with a valid seal, as someone who knows the (public)
-digest scheme, or the key, could: the checks that use it reach the format validation.
+digest scheme, or the key, could: the checks that use it reach the format validation. The suite
+needs pytest and hypothesis (the fuzzing checks).
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""Tampered checkpoints on `memory://` (the suite every storage backend runs), and values that
-would change type across a checkpoint: refused up front, naming the node and the path."""
+"""Tampered checkpoints on `memory://` end in typed errors (the suite every storage backend runs)."""
 
 from __future__ import annotations
 

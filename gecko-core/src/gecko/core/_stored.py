@@ -160,7 +160,8 @@ class Sealer:
             raise CorruptCheckpointError(
                 f"{what} is sealed with a checkpoint key; pass the same key (checkpoint_key= or {KEY_ENV}) to read it"
             )
-        if not hmac.compare_digest(tag, self._tag(body, where, version)):
+        # Compared as bytes: `compare_digest` refuses non-ASCII text, which a damaged seal may hold.
+        if not hmac.compare_digest(tag.encode(), self._tag(body, where, version).encode()):
             cause = "was written with another key, " if self._key is not None else ""
             raise CorruptCheckpointError(
                 f"{what} fails its integrity check: it {cause}was changed after it was written, or was copied from "

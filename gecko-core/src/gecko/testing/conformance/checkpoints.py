@@ -355,6 +355,21 @@ class CheckpointIntegrityConformance:
         await self._edit(storage, _key("i", "snapshot"), edit, sealed=False)
         await self._refused(storage, ledger, "i", "fails its integrity check")
 
+    @pytest.mark.parametrize(
+        ("seal", "problem"),
+        [
+            (None, "carries no integrity seal"),
+            (7, "carries no integrity seal"),
+            ("sha256:ünïcode", "fails its integrity check"),
+            ("hmac-sha256:00", "sealed with a checkpoint key"),
+            ("", "fails its integrity check"),
+        ],
+    )
+    async def test_damaged_seal_is_refused(self, storage: Storage, seal: object, problem: str) -> None:
+        ledger = await self._failed(storage, "seal")
+        await self._edit(storage, _key("seal", "snapshot"), lambda s: s.update(seal=seal), sealed=False)
+        await self._refused(storage, ledger, "seal", problem)
+
     async def test_edited_journal_record_fails_the_integrity_check(self, storage: Storage) -> None:
         ledger = await self._crashed(storage, "i")
         slot = sorted(await storage.list_keys(_key("i", "journal/")))[0]

@@ -415,7 +415,7 @@ class CheckpointIntegrityConformance:
         where = keys[record_pick % len(keys)]
         record = await storage.get(where)
         assert isinstance(record, dict)
-        places = [path for path in _paths(record) if path != (SEAL_FIELD,)]
+        places = _paths(record)
         changed = _replace(record, places[place_pick % len(places)], value)
         if sealed:
             await reseal(storage, where, record)

@@ -110,11 +110,19 @@ class CheckpointStore:
                 raise CorruptCheckpointError(f"the checkpoint of {self._describe()} is unreadable: {exc}") from exc
             raise CheckpointError(f"could not read the checkpoint of {self._describe()}: {exc}") from exc
         entries: list[dict[str, Any]] = []
+        # Entries sit in slot `e % ring` of the ring they were written with; another ring size
+        # (snapshot_every changed) puts them elsewhere, so versions are kept by the slot read.
+        resized = False
         for key, slot in slots:
             if slot is None:
                 continue
-            entry = self._open(StoredEntry, slot, key, f"journal entry {key!r} of {self._describe()}")
-            self._slot_versions[entry["e"] % self.ring] = slot.version
+            what = f"journal entry {key!r} of {self._describe()}"
+            number = key.removeprefix(self._prefix + "journal/")
+            if not (number.isascii() and number.isdigit()):
+                raise CorruptCheckpointError(f"{what} is not a journal slot")
+            entry = self._open(StoredEntry, slot, key, what)
+            self._slot_versions[int(number)] = slot.version
+            resized = resized or int(number) != entry["e"] % self.ring
             self._entry = max(self._entry, entry["e"])
             entries.append(entry)
         if found is None:
@@ -129,9 +137,11 @@ class CheckpointStore:
         snapshot = self._open(StoredSnapshot, found, self._prefix + "snapshot", f"the snapshot of {self._describe()}")
         base = snapshot["rec"]
         records: dict[int, dict[str, Any]] = {}
+        uncovered = 0
         for entry in entries:
             if entry["run"] != snapshot["run"]:
                 continue
+            uncovered += any(number > base for number, _ in entry["recs"])
             for number, record in entry["recs"]:
                 if number > base:
                     if number in records and records[number] != record:
@@ -144,6 +154,9 @@ class CheckpointStore:
             raise CorruptCheckpointError(
                 f"the journal of {self._describe()} has a gap after record {base}; it cannot be resumed safely"
             )
+        # The entries the snapshot does not cover count towards the next one, so the ring never
+        # wraps onto them; after a resize any slot may hold one, so a snapshot comes first.
+        self.entries_since_snapshot = self.ring - 1 if resized else uncovered
         return Checkpoint(snapshot, [records[number] for number in ordered])
 
     def _open(self, model: type[StoredModel], found: Versioned, key: str, what: str) -> dict[str, Any]:

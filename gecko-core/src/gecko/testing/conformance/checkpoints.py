@@ -84,8 +84,15 @@ class _Ledger:
         self.fail: set[str] = set()
         self.crash: set[str] = set()
 
-    def workflow(self, storage: Storage, key: bytes | None = None) -> Workflow:
-        wf = Workflow(WORKFLOW, storage=storage, merge_rules={"total": "add"}, scheduling="layered", checkpoint_key=key)
+    def workflow(self, storage: Storage, key: bytes | None = None, *, snapshot_every: int = 64) -> Workflow:
+        wf = Workflow(
+            WORKFLOW,
+            storage=storage,
+            merge_rules={"total": "add"},
+            scheduling="layered",
+            checkpoint_key=key,
+            snapshot_every=snapshot_every,
+        )
         for name in "abcde":
             wf.add_node(name, self._node(name))
         wf.add_edge("a", "b").add_edge("a", "c").add_edge("b", "d").add_edge("c", "d").add_edge("d", "e")
@@ -213,6 +220,11 @@ class CheckpointIntegrityConformance:
         crashed = await self._crashed(storage, "c")
         result = await crashed.workflow(storage).resume("c")
         assert (result.state["total"], crashed.runs) == (5, Counter(a=1, b=1, c=1, d=2, e=1))
+
+    async def test_journal_written_with_another_snapshot_every_resumes(self, storage: Storage) -> None:
+        ledger = await self._crashed(storage, "ring")
+        result = await ledger.workflow(storage, snapshot_every=2).resume("ring")
+        assert (result.state["total"], ledger.runs) == (5, Counter(a=1, b=1, c=1, d=2, e=1))
 
     # --- wrong shapes: the field is named ------------------------------------------------------
 

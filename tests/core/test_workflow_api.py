@@ -10,7 +10,7 @@ import pytest
 
 from gecko.compose.nodes import Next, NodeContext, step
 from gecko.compose.workflow import Workflow, WorkflowResult
-from gecko.errors import WorkflowDefinitionError, WorkflowError
+from gecko.errors import UnstorableValueError, WorkflowDefinitionError, WorkflowError
 
 
 def chain(*names: str, **options: Any) -> Workflow:
@@ -198,12 +198,19 @@ async def test_team_node_runs_members_and_checkpoints_their_results() -> None:
     async def square(value: int) -> int:
         return value * value
 
+    team = Team([double, square])
     storage = await create_storage("memory://")
-    wf = Workflow("team", storage=storage).add_node("team", Team([double, square])).set_entry_point("team")
-    result = await wf.execute(3, session_id="t")
-    assert [member.result for member in result.output] == [6, 9]
-    stored = await wf.resume("t")
-    assert [member["result"] for member in stored.output] == [6, 9]
+    wf = Workflow("team", storage=storage).add_node("team", team).set_entry_point("team")
+    # A checkpoint cannot hold MemberResult objects without changing their type on resume.
+    with pytest.raises(UnstorableValueError, match=r"output of node 'team'\[0\] is a .*MemberResult"):
+        await wf.execute(3, session_id="t")
+
+    async def results(ctx: NodeContext) -> list[int]:
+        return [member.result for member in await team.run(ctx.input)]
+
+    wf = Workflow("team-results", storage=storage).add_node("team", results).set_entry_point("team")
+    assert (await wf.execute(3, session_id="t")).output == [6, 9]
+    assert (await wf.resume("t")).output == [6, 9]
 
 
 async def test_agent_node_gets_last_output_as_prompt() -> None:

@@ -24,6 +24,7 @@ from gecko.errors import (
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.storage.memory import MemoryStorage
+from gecko.testing.conformance.checkpoints import reseal
 
 
 @pytest.fixture
@@ -215,15 +216,15 @@ async def test_journal_gap_is_a_typed_error(storage: Storage) -> None:
     flaky = Flaky()
     flaky.fail = {"E"}
     with pytest.raises(WorkflowError):
-        await diamond(flaky, storage, checkpoint_strategy=CheckpointStrategy.ALWAYS).execute("in", session_id="gap")
-    snapshot = await storage.get("gecko/workflow/diamond/gap/snapshot")
+        await diamond(flaky, storage, checkpoint_strategy=CheckpointStrategy.ALWAYS).execute("in", session_id="g")
+    snapshot = await storage.get("gecko/workflow/diamond/g/snapshot")
     assert isinstance(snapshot, dict)
-    # Roll the snapshot back to the start of the run and lose the first journal entry.
+    # Roll the snapshot back to the start of the run (validly sealed) and lose the first journal entry.
     snapshot.update(status="running", rec=0)
-    await storage.set("gecko/workflow/diamond/gap/snapshot", snapshot)
-    assert await storage.delete("gecko/workflow/diamond/gap/journal/0001")
-    with pytest.raises(CorruptCheckpointError, match="gap"):
-        await diamond(flaky, storage).resume("gap")
+    await reseal(storage, "gecko/workflow/diamond/g/snapshot", snapshot)
+    assert await storage.delete("gecko/workflow/diamond/g/journal/0001")
+    with pytest.raises(CorruptCheckpointError, match="has a gap after record 0"):
+        await diamond(flaky, storage).resume("g")
 
 
 async def test_checkpoint_from_other_graph_is_rejected(storage: Storage) -> None:

@@ -51,6 +51,7 @@ __all__ = (
     "WorkflowTimeoutError",
     "CheckpointError",
     "CorruptCheckpointError",
+    "UnstorableValueError",
     "SessionOwnedElsewhere",
     "SessionLeaseLost",
     "WorkflowParked",
@@ -298,6 +299,10 @@ class CheckpointError(WorkflowError):
 
 class CorruptCheckpointError(CheckpointError):
     """A stored checkpoint is not valid; Gecko never restarts silently over it."""
+
+
+class UnstorableValueError(CheckpointError, TypeError):
+    """A value a checkpoint would store is not JSON data that reads back unchanged (tuple, set, model, NaN, ...)."""
 
 
 class SessionOwnedElsewhere(WorkflowError):

@@ -26,8 +26,9 @@ from anyio.abc import TaskGroup
 
 from gecko.compose._checkpoint import FORMAT, Checkpoint, CheckpointStore
 from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, Plan, unknown_node_hint
-from gecko.compose._state import DELETED, MISSING, History, StateView
+from gecko.compose._state import _BUILTIN_RULES, DELETED, MISSING, History, StateView
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
+from gecko.core._stored import storable
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -167,58 +168,136 @@ class Run:
     async def restore(self, checkpoint: Checkpoint) -> None:
         """Rebuild the run from a snapshot and replay the journal records after it.
 
+        The checkpoint's shape was validated when it was loaded (`gecko.compose._stored`).
+
         Raises:
-            CorruptCheckpointError: the checkpoint does not fit this workflow's graph.
+            CorruptCheckpointError: the checkpoint does not fit this workflow's graph or merge rules.
         """
         snap = checkpoint.snapshot
-        try:
-            self.input = snap["input"]
-            self.rec = snap["rec"]
-            self.state = dict(snap["state"])
-            for node, output in snap["history"]["entries"]:
-                self.history.record(node, output)
-            self.history._latest.update(snap["history"]["latest"])
-            self.history.last_output = snap["history"]["last"]
-            self.pending = dict(snap["pending"])
-            self.inbox = dict(snap["inbox"])
-            self.remaining.update(snap["remaining"])
-            self.activated = set(snap["activated"])
-            self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
-            self.steps = snap["steps"]
-            self.carrier = {str(key): str(value) for key, value in snap.get("trace", {}).items()}
-            self.resumed = True
-            for key, merges in snap.get("merges", {}).items():
-                base = merges["base"][0] if merges["base"] else MISSING
-                self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
-            paused = snap.get("interrupt")
-            if paused is not None and isinstance(paused["payload"], dict) and "approval" in paused["payload"]:
-                if not isinstance(paused["payload"]["approval"]["session_id"], str):
-                    raise TypeError("the approval pause names no agent session")
-                self.approvals[paused["node"]] = paused["payload"]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptCheckpointError(f"the snapshot of session {self.session_id!r} is malformed: {exc!r}") from exc
-        unknown = [node for node in (*self.pending, *self.status) if node not in self.plan.nodes]
-        if unknown:
-            raise CorruptCheckpointError(
-                f"session {self.session_id!r} was written by a different graph (unknown nodes {unknown}); "
-                "resume it with the workflow that wrote it"
-            )
-        for record in checkpoint.records:
-            node = record["n"]
-            if node not in self.pending:
+        self.input = snap["input"]
+        self.rec = snap["rec"]
+        self.state = dict(snap["state"])
+        for node, output in snap["history"]["entries"]:
+            self.history.record(node, output)
+        self.history._latest.update(snap["history"]["latest"])
+        self.history.last_output = snap["history"]["last"]
+        self.pending = dict(snap["pending"])
+        self.inbox = dict(snap["inbox"])
+        self.remaining.update(snap["remaining"])
+        self.activated = set(snap["activated"])
+        self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
+        self.steps = snap["steps"]
+        self.carrier = dict(snap.get("trace") or {})
+        self.resumed = True
+        for key, merges in snap.get("merges", {}).items():
+            base = merges["base"][0] if merges["base"] else MISSING
+            self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
+        self._check_restored(snap)
+        paused = snap.get("interrupt")
+        if paused is not None and isinstance(paused["payload"], dict) and "approval" in paused["payload"]:
+            approval = paused["payload"]["approval"]
+            if not isinstance(approval, dict) or not isinstance(approval.get("session_id"), str):
                 raise CorruptCheckpointError(
-                    f"journal of session {self.session_id!r} completes {node!r}, which was not runnable"
+                    f"the snapshot of session {self.session_id!r} pauses node {paused['node']!r} for an approval "
+                    "that names no agent session"
                 )
-            writes = dict(record.get("d", {}))
-            for key in record.get("x", ()):
-                writes[key] = DELETED
-            jump = record.get("j")
+            self.approvals[paused["node"]] = paused["payload"]
+        for record in checkpoint.records:
             self.steps += 1
             self.rec += 1
-            self._merge(node, writes, None)
-            await self._complete(node, record.get("o"), None if jump is None else Next(jump[0], jump[1]))
+            await self._replay(record)
         self.durable = self.rec
         self.snapshotted = True
+
+    def _check_restored(self, snap: dict[str, Any]) -> None:
+        # The snapshot's shape is validated on load; these checks need the graph.
+        sid = self.session_id
+        nodes = self.plan.nodes
+        named = [*self.pending, *self.inbox, *self.status, *self.activated, *snap["remaining"], *self.history._latest]
+        named += [node for node, _ in self.history.entries()]
+        interrupt = snap.get("interrupt")
+        if interrupt is not None:
+            named.append(interrupt["node"])
+        unknown = sorted({node for node in named if node not in nodes})
+        if unknown:
+            raise CorruptCheckpointError(
+                f"session {sid!r} was written by a different graph (unknown nodes {unknown}); "
+                "resume it with the workflow that wrote it"
+            )
+        unruled = sorted(key for key in self.rule_logs if key not in self.rules)
+        if unruled:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {sid!r} has merge contributions for state keys {unruled}, which have no "
+                "merge rule in this workflow; resume it with the workflow that wrote it"
+            )
+        for key, (base, log) in self.rule_logs.items():
+            self._check_folded(key, base, log)
+        for node in self.pending:
+            if self.status.get(node) in (NodeStatus.SUCCESS, NodeStatus.SKIPPED):
+                raise CorruptCheckpointError(
+                    f"the snapshot of session {sid!r} has node {node!r} both pending and {self.status[node].value}"
+                )
+        for node in self.activated:
+            if self.remaining[node] > 0 and node not in self.inbox and node not in self.pending:
+                raise CorruptCheckpointError(
+                    f"the snapshot of session {sid!r} has node {node!r} activated with no input waiting for it"
+                )
+
+    def _check_folded(self, key: str, base: Any, log: list[tuple[int, int, Any]]) -> None:
+        # A builtin rule is a pure function of the logged contributions, so folding them again
+        # must give the stored value; a custom rule may keep state of its own and is not re-run.
+        rule = self.rules[key]
+        if rule not in _BUILTIN_RULES.values():
+            return
+        folded = base
+        try:
+            for _, _, contribution in sorted(log, key=lambda item: item[:2]):
+                folded = rule(folded, contribution)
+        except Exception as exc:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {self.session_id!r} has merge contributions to state key {key!r} that "
+                f"its merge rule cannot fold: {exc}"
+            ) from exc
+        if self.state.get(key, MISSING) != folded:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {self.session_id!r} holds state key {key!r} = {self.state.get(key)!r}, but "
+                f"its merge contributions fold to {folded!r}"
+            )
+
+    async def _replay(self, record: dict[str, Any]) -> None:
+        """Apply one journal record (validated on load) as the completion it records."""
+        sid = self.session_id
+        node = record["n"]
+        if node not in self.plan.nodes:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} names node {node!r}, which this workflow "
+                "does not have; resume it with the workflow that wrote it"
+            )
+        if node not in self.pending:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} completes {node!r}, which was not runnable"
+            )
+        writes = dict(record.get("d") or {})
+        for key in record.get("x") or ():
+            writes[key] = DELETED
+        jump = None if record.get("j") is None else Next(record["j"][0], record["j"][1])
+        try:
+            if jump is not None:
+                self._check_jump(node, jump)
+            # A merge rule that accepted these values when the node ran accepts them again, so a
+            # rule failing here means the record was changed.
+            self._merge(node, writes, None)
+        except Exception as exc:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} (node {node!r}, state keys {sorted(writes)}) "
+                f"cannot be replayed: {exc}"
+            ) from exc
+        try:
+            await self._complete(node, record["o"], jump)
+        except WorkflowError as exc:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} (node {node!r}) cannot be replayed: {exc}"
+            ) from exc
 
     # --- driving -----------------------------------------------------------------------
 
@@ -516,14 +595,18 @@ class Run:
         if ctx._checkpoint:
             self.manual = True
         if self.journaling:
-            record: dict[str, Any] = {"n": node, "o": to_json(output)}
+            record: dict[str, Any] = {"n": node, "o": storable(output, f"the output of node {node!r}")}
             if writes:
-                record["d"] = {key: value for key, value in writes.items() if value is not DELETED}
+                record["d"] = {
+                    key: storable(value, f"state key {key!r} written by node {node!r}")
+                    for key, value in writes.items()
+                    if value is not DELETED
+                }
                 deleted = [key for key, value in writes.items() if value is DELETED]
                 if deleted:
                     record["x"] = deleted
             if jump is not None:
-                record["j"] = [jump.node, to_json(jump.input)]
+                record["j"] = [jump.node, storable(jump.input, f"the jump input of node {node!r}")]
             self.journal.append([self.rec, record])
         if self.emitting:
             self._emit("workflow.node.finished", {"node": node, "output": to_json(output)})
@@ -826,15 +909,19 @@ class Run:
             "rec": self.rec,
             "status": status,
             "saved_at": time.time(),
-            "input": to_json(self.input),
-            "state": to_json(self.state),
+            "input": storable(self.input, "the workflow input"),
+            "state": storable(self.state, "the state"),
             "history": {
-                "entries": to_json(history.entries()),
-                "latest": to_json(history._latest),
-                "last": to_json(history.last_output),
+                "entries": [
+                    [node, storable(output, f"the output of node {node!r}")] for node, output in history.entries()
+                ],
+                "latest": {
+                    node: storable(output, f"the output of node {node!r}") for node, output in history._latest.items()
+                },
+                "last": storable(history.last_output, "the last output"),
             },
-            "pending": to_json(self.pending),
-            "inbox": to_json(self.inbox),
+            "pending": {name: storable(value, f"the input of node {name!r}") for name, value in self.pending.items()},
+            "inbox": {name: storable(value, f"the input of node {name!r}") for name, value in self.inbox.items()},
             "remaining": {name: left for name, left in self.remaining.items() if left != indegree[name]},
             "activated": sorted(self.activated),
             "nodes": {
@@ -843,10 +930,20 @@ class Run:
             },
             "steps": self.steps - len(self.running),
             "merges": {
-                key: {"base": [] if base is MISSING else [to_json(base)], "log": [list(item) for item in log]}
+                key: {
+                    "base": [] if base is MISSING else [storable(base, f"state key {key!r}")],
+                    "log": [
+                        [rank, rec, storable(value, f"a contribution to state key {key!r}")] for rank, rec, value in log
+                    ],
+                }
                 for key, (base, log) in self.rule_logs.items()
             },
-            "interrupt": None if interrupt is None else {"node": interrupt.node, "payload": to_json(interrupt.payload)},
+            "interrupt": None
+            if interrupt is None
+            else {
+                "node": interrupt.node,
+                "payload": storable(interrupt.payload, f"the interrupt payload of node {interrupt.node!r}"),
+            },
             **({"trace": dict(self.carrier)} if self.carrier else {}),
         }
 

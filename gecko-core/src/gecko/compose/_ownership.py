@@ -18,7 +18,8 @@ Every start of a session also bumps a start count at `gecko/attempts/<workflow>/
 not inside, the checkpoint keys); an end the worker
 records (finished, paused, failed, timed out, cancelled) clears it. A count that reaches
 `max_attempts` means the session stopped its worker that many times in a row (a crash, a kill, an
-out-of-memory), so it is parked instead of being resumed forever.
+out-of-memory), so it is parked instead of being resumed forever. The count is sealed and validated
+like the checkpoint (`gecko.compose._stored`); a corrupt one is a `CorruptCheckpointError`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from typing import Any
 
 import anyio
 
-from gecko.errors import FencingError, SessionOwnedElsewhere, StorageError, WorkflowParked
+from gecko.compose._stored import StoredAttempts
+from gecko.core._stored import Sealer, open_stored
+from gecko.errors import CorruptCheckpointError, FencingError, SessionOwnedElsewhere, StorageError, WorkflowParked
 from gecko.plugins.storage import Lease, Storage
 from gecko.redaction import redacting_logger
 
@@ -146,7 +149,14 @@ class SessionOwnership:
     """The lease and the start count of one run of one session."""
 
     def __init__(
-        self, storage: Storage, workflow: str, session_id: str, *, ttl: float, max_attempts: int | None
+        self,
+        storage: Storage,
+        workflow: str,
+        session_id: str,
+        *,
+        ttl: float,
+        max_attempts: int | None,
+        key: bytes | None = None,
     ) -> None:
         self.storage = storage
         self.workflow = workflow
@@ -160,6 +170,7 @@ class SessionOwnership:
         # Wraps the node execution of the run; cancelled as soon as the lease is found lost.
         self.scope = anyio.CancelScope()
         self.lost: StorageError | None = None
+        self._sealer = Sealer(key)
 
     def _describe(self) -> str:
         return f"session {self.session_id!r} of workflow {self.workflow!r}"
@@ -238,9 +249,9 @@ class SessionOwnership:
         if self.max_attempts is None:
             return
         key = attempts_key(self.workflow, self.session_id)
-        record = await self.storage.get(key)
-        count = record.get("count", 0) if isinstance(record, dict) else 0
-        parked = isinstance(record, dict) and record.get("parked") is True
+        record = await self._read(key)
+        count = 0 if record is None else record["count"]
+        parked = record is not None and record["parked"]
         if parked or count >= self.max_attempts:
             if not parked:
                 await self._write(key, {"count": count, "parked": True, "owner": self.owner, "at": time.time()})
@@ -280,5 +291,23 @@ class SessionOwnership:
                     "could not release the lease of %s (it expires in %ss): %s", self._describe(), self.ttl, exc
                 )
 
+    async def _read(self, key: str) -> dict[str, Any] | None:
+        what = f"the start count of {self._describe()} ({key!r})"
+        reset = f"call `await workflow.unpark({self.session_id!r})` to reset it"
+        try:
+            stored = await self.storage.get(key)
+        except StorageError as exc:
+            # A plain StorageError on read is the contract's "stored value is not valid JSON".
+            if type(exc) is StorageError:
+                raise CorruptCheckpointError(f"{what} is unreadable: {exc}; {reset}") from exc
+            raise
+        if stored is None:
+            return None
+        try:
+            # Written with `set`, whose version is not known in advance: only the key is bound.
+            return open_stored(self._sealer, StoredAttempts, stored, where=key, version=None, what=what)
+        except CorruptCheckpointError as exc:
+            raise CorruptCheckpointError(f"{exc}; {reset}") from None
+
     async def _write(self, key: str, value: dict[str, Any]) -> None:
-        await self.storage.set(key, value, fence=self.lease)
+        await self.storage.set(key, self._sealer.seal(value, where=key, version=None), fence=self.lease)

@@ -52,6 +52,7 @@ from gecko.compose._graph import CheckpointStrategy, NodeSpec, Plan, compile_pla
 from gecko.compose._ownership import SessionOwnership
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
+from gecko.core._stored import resolve_checkpoint_key
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
@@ -136,6 +137,10 @@ class Workflow:
             storage declares `capabilities.leases`; None turns ownership and parking off.
         max_attempts: Starts of one session in a row that may end without a recorded outcome (the
             worker crashed or was killed) before the next start parks it; None never parks.
+        checkpoint_key: Seals every checkpoint record with HMAC-SHA256 under this key (at least
+            16 bytes), so edits by anyone without it are refused on load; None reads the
+            `GECKO_CHECKPOINT_KEY` environment variable, and without either a plain SHA-256
+            digest catches accidental corruption only (see `gecko.core._stored`).
     """
 
     def __init__(
@@ -156,6 +161,7 @@ class Workflow:
         fence: Lease | None = None,
         lease_ttl: float | None = 30.0,
         max_attempts: int | None = 3,
+        checkpoint_key: bytes | str | None = None,
     ) -> None:
         if scheduling not in ("eager", "layered"):
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
@@ -183,6 +189,7 @@ class Workflow:
         self.fence = fence
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
+        self._checkpoint_key = resolve_checkpoint_key(checkpoint_key)
         self._nodes: dict[str, NodeSpec] = {}
         self._edges: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         self._entry: str | None = None
@@ -394,13 +401,23 @@ class Workflow:
 
                 self._local = MemoryStorage()
             storage = self._local
-        return CheckpointStore(storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence), durable
+        store = CheckpointStore(
+            storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence, key=self._checkpoint_key
+        )
+        return store, durable
 
     def _ownership(self, session_id: str) -> SessionOwnership | None:
         storage = self.storage
         if storage is None or self.fence is not None or self.lease_ttl is None or not storage.capabilities.leases:
             return None
-        return SessionOwnership(storage, self.name, session_id, ttl=self.lease_ttl, max_attempts=self.max_attempts)
+        return SessionOwnership(
+            storage,
+            self.name,
+            session_id,
+            ttl=self.lease_ttl,
+            max_attempts=self.max_attempts,
+            key=self._checkpoint_key,
+        )
 
     async def unpark(self, session_id: str) -> None:
         """Clear the start count of a session parked by `WorkflowParked`, so it can be resumed again.
@@ -535,7 +552,11 @@ class Workflow:
                     timed_out = scope.cancelled_caught
         except anyio.get_cancelled_exc_class():
             if saves and not run.store_failed:
-                await self._save(run, "cancelled")
+                # The cancellation must propagate even when the snapshot cannot be written.
+                try:
+                    await self._save(run, "cancelled")
+                except Exception:
+                    logger.exception("workflow %r could not checkpoint cancelled session %r", self.name, sid)
             if owner is not None:
                 await owner.end_attempt()
             raise

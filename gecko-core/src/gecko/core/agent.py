@@ -3,7 +3,9 @@
 A session id keeps the conversation in a storage (any URL: `memory://`, `sqlite:///...`,
 `redis://...`) under the key `gecko:agent:<session id>`, as JSON. A run that pauses for tool
 approvals is saved the same way, so `resume` works from another process when the storage is
-shared; without a storage the agent keeps sessions in an in-process `memory://` store.
+shared; without a storage the agent keeps sessions in an in-process `memory://` store. A saved
+session is sealed and validated like a workflow checkpoint (`gecko.core._stored`), so edited
+approvals or a malformed document are a `CorruptCheckpointError`, never a run on changed data.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from gecko.core._stored import Sealer, StoredAgentSession, open_stored, resolve_checkpoint_key
 from gecko.core.engine import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Memory, ReActEngine
 from gecko.core.events import EventBus, FinalOutput, StreamEvent
 from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
 from gecko.core.toolbox import Tool, ToolBox
-from gecko.errors import ApprovalError, ConfigurationError, CorruptCheckpointError
+from gecko.errors import ApprovalError, ConfigurationError
 from gecko.plugins.models import ChatModel
 from gecko.plugins.storage import Storage
 from gecko.types import AgentOutput, Message
@@ -57,6 +60,8 @@ class Agent:
         session_id: default session of `run`/`stream`; each call may pass another.
         storage: where sessions live: a `Storage` or a storage URL (opened on first use and
             closed by `aclose`); an in-process `memory://` store when None.
+        checkpoint_key: seals saved sessions with HMAC-SHA256 under this key (at least 16 bytes);
+            None reads `GECKO_CHECKPOINT_KEY`, and without either a SHA-256 digest is used.
         max_turns, max_repeated_tool_calls, max_tool_retries, max_tool_calls_per_turn, usage_limits:
             see `ReActEngine`.
         event_bus: subscribers and middleware; a private bus when None.
@@ -76,6 +81,7 @@ class Agent:
         structure_lax: bool = False,
         session_id: str | None = None,
         storage: Storage | str | None = None,
+        checkpoint_key: bytes | str | None = None,
         max_turns: int = 10,
         max_repeated_tool_calls: int = 3,
         max_tool_retries: int = 2,
@@ -111,6 +117,7 @@ class Agent:
         self._storage: Storage | None = storage if isinstance(storage, Storage) else None
         self._owns_storage = False
         self._storage_lock: anyio.Lock | None = None
+        self._sealer = Sealer(resolve_checkpoint_key(checkpoint_key))
         self._structures: dict[type[Any], StructureEngine[Any]] = {}
 
     # --- configuration -------------------------------------------------------------------
@@ -256,10 +263,15 @@ class Agent:
         if session is None:
             return _Start(RunState(messages=_as_messages(input)), structure, session, None, None)
         storage = await self._open_storage()
-        saved = await storage.get_versioned(session_key(session))
-        document = None if saved is None else saved.value
-        version = None if saved is None else saved.version
-        pending = _pending_of(document, session)
+        key = session_key(session)
+        saved = await storage.get_versioned(key)
+        document = None
+        version = None
+        if saved is not None:
+            version = saved.version
+            what = f"stored session {session!r} (key {key!r})"
+            document = open_stored(self._sealer, StoredAgentSession, saved.value, where=key, version=version, what=what)
+        pending = [] if document is None else [approval["call_id"] for approval in document["pending"]]
         if approvals is not None:
             if not pending:
                 raise ApprovalError(f"session {session!r} has no run waiting for approvals")
@@ -269,14 +281,15 @@ class Agent:
                     f"no decision for pending calls {', '.join(missing)} of session {session!r}; "
                     "pass True or False for each"
                 )
-            state = RunState.from_json(_state_data(document, session))
+            assert document is not None
+            state = RunState.from_json(document["state"])
         else:
             if pending:
                 raise ApprovalError(
                     f"session {session!r} waits for approval of calls {', '.join(pending)}; "
                     "call agent.resume(approvals, session_id=...) first"
                 )
-            history = [] if document is None else RunState.from_json(_state_data(document, session)).messages
+            history = [] if document is None else RunState.from_json(document["state"]).messages
             state = RunState(messages=[*history, *_as_messages(input)])
         return _Start(state, structure, session, storage, version)
 
@@ -286,13 +299,17 @@ class Agent:
         if isinstance(output, PausedOutput):
             if storage is None:
                 storage = await self._open_storage()
-            await storage.compare_and_set(
-                session_key(output.session_id),
-                _document(start.state, output.pending_approvals),
-                expected_version=version,
-            )
+            key = session_key(output.session_id)
+            document = self._seal(key, start.state, output.pending_approvals, version)
+            await storage.compare_and_set(key, document, expected_version=version)
         elif storage is not None and session is not None:
-            await storage.compare_and_set(session_key(session), _document(start.state, []), expected_version=version)
+            key = session_key(session)
+            await storage.compare_and_set(key, self._seal(key, start.state, [], version), expected_version=version)
+
+    def _seal(self, key: str, state: RunState, pending: list[PendingApproval], version: int | None) -> dict[str, Any]:
+        document = {"state": state.to_json(), "pending": [approval.model_dump(mode="json") for approval in pending]}
+        # Versions grow by one per write: the version this write creates is bound into the seal.
+        return self._sealer.seal(document, where=key, version=(version or 0) + 1)
 
     def _structure(self, output_type: type[Any] | None) -> StructureEngine[Any] | None:
         if output_type is None:
@@ -376,28 +393,3 @@ def _as_messages(input: Any) -> list[Message]:
         return [Message.user(json.dumps(input, ensure_ascii=False))]
     except (TypeError, ValueError):
         return [Message.user(str(input))]
-
-
-def _document(state: RunState, pending: list[PendingApproval]) -> dict[str, Any]:
-    return {"state": state.to_json(), "pending": [approval.model_dump(mode="json") for approval in pending]}
-
-
-def _pending_of(document: Any, session: str) -> list[str]:
-    if document is None:
-        return []
-    if not isinstance(document, dict) or not isinstance(document.get("pending"), list):
-        raise CorruptCheckpointError(
-            f"stored session {session!r} is not an agent session; delete key {session_key(session)!r} or use another id"
-        )
-    try:
-        return [str(item["call_id"]) for item in document["pending"]]
-    except (KeyError, TypeError) as exc:
-        raise CorruptCheckpointError(f"stored approvals of session {session!r} are not valid: {exc}") from exc
-
-
-def _state_data(document: Any, session: str) -> Any:
-    if not isinstance(document, dict) or "state" not in document:
-        raise CorruptCheckpointError(
-            f"stored session {session!r} is not an agent session; delete key {session_key(session)!r} or use another id"
-        )
-    return document["state"]

@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 import pluggy
 
 from gecko.plugins.models import ModelRequest, ModelResponse
-from gecko.types import Event, ToolCall
+from gecko.types import Event, Message, ToolCall
 
 __all__ = ("hookspec", "hookimpl")
 
@@ -73,4 +73,16 @@ def gecko_tool_result(call: ToolCall, result: str, source: str) -> Awaitable[Non
 
     Raising `GuardrailViolation` replaces the result with a notice that it was withheld.
     Return values are ignored.
+    """
+
+
+@hookspec
+def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> Awaitable[None] | None:
+    """Decide whether a validated tool call may run, before the run's approval step.
+
+    `messages` is the conversation so far (without the system prompt), ending with the reply
+    that asks for `call`; read it, do not edit it. Raise `ApprovalRequired` to hold the call for
+    the user's approval (the run pauses with a `PausedOutput`; its message is the pending call's
+    `reason`), or `GuardrailViolation` to refuse it: the tool does not run and the model is told
+    why. Fires again for the same call when a paused run resumes. Return values are ignored.
     """

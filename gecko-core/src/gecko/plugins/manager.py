@@ -15,7 +15,7 @@ from gecko.plugins import _loader, hookspecs
 from gecko.plugins._loader import PluginRecord
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.redaction import redacting_logger
-from gecko.types import Event, ToolCall
+from gecko.types import Event, Message, ToolCall
 
 __all__ = ("PluginManager", "plugin_manager", "HOOK_PLUGIN_GROUP")
 
@@ -152,6 +152,10 @@ class PluginManager:
     async def tool_result(self, call: ToolCall, result: str, source: str) -> None:
         """Call `gecko_tool_result`."""
         await self.acall("gecko_tool_result", call=call, result=result, source=source)
+
+    async def tool_admit(self, call: ToolCall, messages: list[Message], source: str) -> None:
+        """Call `gecko_tool_admit`."""
+        await self.acall("gecko_tool_admit", call=call, messages=messages, source=source)
 
 
     def _calls(self, hook_name: str, kwargs: dict[str, Any]) -> list[Callable[[], Any]]:

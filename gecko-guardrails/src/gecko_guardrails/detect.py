@@ -107,8 +107,9 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "coerced tool use",
         re.compile(
             r"\b(?:ai|assistant|agent|model|llm|chatbot)s?\b[^.]{0,60}"
-            r"\b(?:must|should|need to|are required to|will now)\b"
-            r"[^.]{0,40}\b(?:call|use|invoke|run|execute|send|forward|email|post|upload|delete|transfer)\b"
+            r"\b(?:must|should|need to|are required to|will now)\b[^.]{0,40}"
+            # ... a named tool (snake_case), the word tool/function, an address or a URL.
+            r"(?:\b(?:call|invoke|use|run|execute)\s+(?:the\s+)?`?[a-z0-9]+_\w+|\b(?:tool|function)\b|@|https?://)"
             r"|\b(?:immediately |now |please )?(?:call|invoke|use|run) the [\w-]+ (?:tool|function)\b.{0,80}"
             r"\b(?:to|with)\b.{0,60}(?:@|https?://|password|secret|token|key)"
             r"|\b(?:send|forward|email|upload|post|exfiltrate) (?:all |the |this |these |every )*"

@@ -1,7 +1,7 @@
 """The guardrails configuration and what each hook does with it.
 
-One `Guardrails` object holds the policies; `configure()` makes it the one the hooks use (by
-default one built from the environment with `Guardrails.from_env()`). Tools declare what their
+One `Guardrails` object holds the policies; `configure()` makes it the one the hooks use
+(`GECKO_GUARDRAILS=1` builds one from the environment with `Guardrails.from_env()` instead). Tools declare what their
 arguments are and whether they are sensitive with `Guardrails.protect`.
 """
 
@@ -453,18 +453,29 @@ def _map_strings(value: Any, function: Callable[[str], str]) -> Any:
 
 
 _active: Guardrails | None = None
+_from_env = False
 
 
 def configure(guardrails: Guardrails | None) -> Guardrails | None:
-    """Make `guardrails` the configuration the hooks use (`None`: back to `Guardrails.from_env()`); the previous one."""
-    global _active
-    previous, _active = _active, guardrails
+    """Make `guardrails` the configuration the hooks use; `None` turns them off again. Returns the previous one."""
+    global _active, _from_env
+    previous, _active, _from_env = current(), guardrails, guardrails is not None
     return previous
 
 
-def current() -> Guardrails:
-    """The configuration the hooks use now."""
-    global _active
-    if _active is None:
-        _active = Guardrails.from_env()
+def current() -> Guardrails | None:
+    """The configuration the hooks use now: the configured one, else `Guardrails.from_env()` when
+    `GECKO_GUARDRAILS=1`, else `None` (the hooks do nothing).
+
+    Installing the plugin alone changes no run: an environment shared by several applications
+    turns guardrails on where it says so.
+    """
+    global _active, _from_env
+    if not _from_env:
+        _from_env = True
+        value = os.environ.get("GECKO_GUARDRAILS", "0")
+        if value not in ("0", "1"):
+            raise ConfigurationError(f"GECKO_GUARDRAILS must be 0 or 1, not {value!r}")
+        if value == "1":
+            _active = Guardrails.from_env()
     return _active

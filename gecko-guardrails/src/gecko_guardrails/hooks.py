@@ -1,4 +1,4 @@
-"""The `gecko.plugins` entry point: each hook hands over to the configured `Guardrails`."""
+"""The `gecko.plugins` entry point: each hook hands over to the configured `Guardrails`, if any."""
 
 from __future__ import annotations
 
@@ -10,24 +10,34 @@ from gecko_guardrails.guard import current
 
 @hookimpl
 def gecko_model_request(request: ModelRequest, source: str) -> None:
-    current().check_request(request, source)
+    guardrails = current()
+    if guardrails is not None:
+        guardrails.check_request(request, source)
 
 
 @hookimpl
 def gecko_model_response(request: ModelRequest, response: ModelResponse, source: str) -> None:
-    current().redact_response(response)
+    guardrails = current()
+    if guardrails is not None:
+        guardrails.redact_response(response)
 
 
 @hookimpl
 def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> None:
-    current().admit(call, messages, source)
+    guardrails = current()
+    if guardrails is not None:
+        guardrails.admit(call, messages, source)
 
 
 @hookimpl
 async def gecko_tool_call(call: ToolCall, source: str) -> None:
-    await current().check_arguments(call, source)
+    guardrails = current()
+    if guardrails is not None:
+        await guardrails.check_arguments(call, source)
 
 
 @hookimpl
 def gecko_tool_result(call: ToolCall, result: str, source: str) -> None:
-    current().check_result(call, result, source)
+    guardrails = current()
+    if guardrails is not None:
+        guardrails.check_result(call, result, source)

@@ -451,9 +451,7 @@ class _Run:
                 events.append(ToolFinished(call, observation.text, is_error))
         return events
 
-    async def _plan(
-        self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None
-    ) -> _Plan:
+    async def _plan(self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None) -> _Plan:
         engine, toolbox = self.engine, self.engine.toolbox
         plan = _Plan()
         counts = self.state.call_counts

@@ -157,7 +157,6 @@ class PluginManager:
         """Call `gecko_tool_admit`."""
         await self.acall("gecko_tool_admit", call=call, messages=messages, source=source)
 
-
     def _calls(self, hook_name: str, kwargs: dict[str, Any]) -> list[Callable[[], Any]]:
         caller = getattr(self._pm.hook, hook_name)
         # pluggy stores implementations in reverse call order.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gecko.errors import GuardrailViolation
+from gecko.errors import ApprovalRequired, GuardrailViolation
 from gecko.plugins import hookimpl, hookspecs
 from gecko.plugins.manager import PluginManager
 from gecko.plugins.models import ModelRequest, ModelResponse
@@ -148,3 +148,22 @@ async def test_hook_gecko_tool_result_receives_the_result_text() -> None:
     manager.register(Auditor())
     await manager.tool_result(ToolCall(id="1", name="ls", arguments="{}"), "a.txt", source="agent")
     assert seen == [("ls", "a.txt", "agent")]
+
+
+async def test_hook_gecko_tool_admit_sees_the_conversation_and_may_hold_the_call() -> None:
+    manager = PluginManager()
+    seen: list[tuple[str, int, str]] = []
+
+    class Gate:
+        @hookimpl
+        async def gecko_tool_admit(self, call: ToolCall, messages: list[Message], source: str) -> None:
+            seen.append((call.name, len(messages), source))
+            if call.name == "send_email":
+                raise ApprovalRequired("send_email after reading a web page")
+
+    manager.register(Gate())
+    conversation = [Message.user("hi")]
+    await manager.tool_admit(ToolCall(id="1", name="ls", arguments="{}"), conversation, source="agent")
+    with pytest.raises(ApprovalRequired, match="after reading a web page"):
+        await manager.tool_admit(ToolCall(id="2", name="send_email", arguments="{}"), conversation, source="agent")
+    assert seen == [("ls", 1, "agent"), ("send_email", 1, "agent")]

@@ -51,50 +51,81 @@ _INSTRUCTIONS = (
     r"orders|programming)"
 )
 
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One pattern of one kind; it runs only on views containing one of its `keywords`, which every match contains."""
+
+    kind: str
+    keywords: tuple[str, ...]
+    pattern: re.Pattern[str]
+
+
+_RULES: tuple[_Rule, ...] = (
+    _Rule(
         "override",
+        ("ignor", "disregard", "forget", "overrid", "bypass", "skip", "neglect", "abandon", "drop", "discard"),
         re.compile(
-            rf"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|abandon|drop|discard)\s+{_PREVIOUS}\s*{_INSTRUCTIONS}\b"
-            r"|\bdo not (?:follow|obey) (?:your|the|any) (?:previous |prior |system )?"
-            + _INSTRUCTIONS
-            + r"|\bnew (?:instructions|rules|task)\s*:"
-            + r"|\bignora (?:todas )?las instrucciones|\bignore[sz]? (?:toutes )?les instructions"
-            + r"|\bignoriere (?:alle )?(?:vorherigen |bisherigen )?(?:anweisungen|regeln)"
-            + r"|\bignora (?:tutte )?le istruzioni"
+            r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|abandon|drop|discard)\s+"
+            rf"{_PREVIOUS}\s*{_INSTRUCTIONS}\b"
+            r"|\bignora (?:todas )?las instrucciones|\bignore[sz]? (?:toutes )?les instructions"
+            r"|\bignoriere (?:alle )?(?:vorherigen |bisherigen )?(?:anweisungen|regeln)"
+            r"|\bignora (?:tutte )?le istruzioni"
         ),
     ),
-    (
+    _Rule(
         "override",
+        ("do not", "new "),
+        re.compile(
+            rf"\bdo not (?:follow|obey) (?:your|the|any) (?:previous |prior |system )?{_INSTRUCTIONS}"
+            r"|\bnew (?:instructions|rules|task)\s*:"
+        ),
+    ),
+    _Rule(
+        "override",
+        ("忽", "无视", "無視", "忘", "不要", "跳过", "绕过", "覆盖"),
         re.compile(
             r"(?:忽略|无视|忽视|無視|忘记|忘掉|忘記|不要理会|不要遵守|跳过|绕过|覆盖)"
             r"(?:掉)?(?:你)?(?:之前|以上|上面|前面|先前|所有|全部|原来|原有|原先|系统|一切)?(?:的|所有的)?"
             r"(?:全部|所有)?(?:的)?(?:指令|指示|说明|规则|提示|提示词|要求|设定|限制|命令|约束)"
         ),
     ),
-    (
+    _Rule(
         "role hijack",
+        ("you are", "from now on", " mode", "do anything", "pretend", "act as", "without"),
         re.compile(
             r"\byou are (?:now|no longer)\b(?! (?:connected|logged|subscribed|signed))"
             r"|\bfrom now on,? you (?:are|will|must)\b|\b(?:developer|god|jailbreak|dan) mode\b"
             r"|\bdo anything now\b|\bpretend (?:that )?you (?:are|have) no (?:rules|restrictions|limits)"
             r"|\bact as (?:an? )?(?:unrestricted|unfiltered|uncensored|evil|jailbroken)\b"
             r"|\bwithout (?:any )?(?:restrictions|filters|censorship)\b.{0,40}\b(?:answer|respond|reply)"
-            r"|你现在是|从现在开始,?你|扮演一个?(?:没有|不受)|开发者模式|越狱模式|不受任何限制"
         ),
     ),
-    (
+    _Rule(
+        "role hijack",
+        ("你现在是", "从现在开始", "扮演", "模式", "不受任何限制"),
+        re.compile(r"你现在是|从现在开始,?你|扮演一个?(?:没有|不受)|开发者模式|越狱模式|不受任何限制"),
+    ),
+    _Rule(
         "prompt exfiltration",
+        ("prompt", "system message", "instructions", "rules", "guidelines"),
         re.compile(
             r"\b(?:reveal|print|show|repeat|output|display|leak|dump|tell me|give me|write out)\s+"
             r"(?:me )?(?:(?:your|the) (?:full |entire |original |hidden |secret |initial )?"
             r"(?:system prompt|system message|initial prompt|hidden prompt|prompt above|hidden instructions)"
             r"|your (?:full |entire |original |initial )?(?:instructions|rules|guidelines))"
-            r"|(?:输出|显示|告诉我|泄露|打印|重复)(?:你的|一下)?(?:系统提示|系统提示词|初始指令|隐藏指令|系统指令)"
         ),
     ),
-    (
+    _Rule(
+        "prompt exfiltration",
+        ("系统提示", "初始指令", "隐藏指令", "系统指令"),
+        re.compile(
+            r"(?:输出|显示|告诉我|泄露|打印|重复)(?:你的|一下)?(?:系统提示|系统提示词|初始指令|隐藏指令|系统指令)"
+        ),
+    ),
+    _Rule(
         "forged marker",
+        ("im_", "system", "endoftext", "inst]", "sys>>", "assistant", "end of", "系统", "管理员"),
         re.compile(
             r"<\|?(?:im_start|im_end|system|endoftext)\|?>|\[/?(?:system|inst)\]|<</?sys>>"
             r"|^\s*(?:#{1,3}\s*)?(?:system|assistant)\s*:\s*(?:new|override|updated|you)"
@@ -103,25 +134,48 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.MULTILINE,
         ),
     ),
-    (
+    _Rule(
         "coerced tool use",
+        ("must", "should", "need to", "required to", "will now"),
         re.compile(
             r"\b(?:ai|assistant|agent|model|llm|chatbot)s?\b[^.]{0,60}"
             r"\b(?:must|should|need to|are required to|will now)\b[^.]{0,40}"
             # ... a named tool (snake_case), the word tool/function, an address or a URL.
             r"(?:\b(?:call|invoke|use|run|execute)\s+(?:the\s+)?`?[a-z0-9]+_\w+|\b(?:tool|function)\b|@|https?://)"
-            r"|\b(?:immediately |now |please )?(?:call|invoke|use|run) the [\w-]+ (?:tool|function)\b.{0,80}"
+        ),
+    ),
+    _Rule(
+        "coerced tool use",
+        (" tool", " function"),
+        re.compile(
+            r"\b(?:call|invoke|use|run) the [\w-]+ (?:tool|function)\b.{0,80}"
             r"\b(?:to|with)\b.{0,60}(?:@|https?://|password|secret|token|key)"
-            r"|\b(?:send|forward|email|upload|post|exfiltrate) (?:all |the |this |these |every )*"
+        ),
+    ),
+    _Rule(
+        "coerced tool use",
+        ("send", "forward", "email", "upload", "post", "exfiltrate"),
+        re.compile(
+            r"\b(?:send|forward|email|upload|post|exfiltrate) (?:all |the |this |these |every )*"
             r"(?:conversation|chat history|emails?|files?|documents?|data|credentials|secrets|passwords|keys|contents)"
-            r"\b"
-            r"[^.]{0,40}\bto\b"
-            r"|(?:调用|使用|执行)[\w-]*(?:工具|函数).{0,30}(?:发送|转发|上传|删除)"
+            r"\b[^.]{0,40}\bto\b"
+        ),
+    ),
+    _Rule(
+        "coerced tool use",
+        ("工具", "函数", "发送", "转发", "上传"),
+        re.compile(
+            r"(?:调用|使用|执行)[\w-]*(?:工具|函数).{0,30}(?:发送|转发|上传|删除)"
             r"|(?:把|将)(?:所有|全部)?(?:邮件|文件|数据|对话|密码|密钥|聊天记录).{0,20}(?:发送|转发|上传)(?:到|给)"
         ),
     ),
 )
 
+# rot13 of words every English rule needs one of ("ignore", "instructions", "prompt", "system", ...).
+_ROT13_HINTS = tuple(
+    codecs.encode(word, "rot13")
+    for word in ("ignor", "instruction", "prompt", "system", "disregard", "forget", "you are", "mode", "send", "tool")
+)
 _BLANKS = re.compile(r"[ \t\u3000]+")
 _SPACED = re.compile(r"\b(?:\w[ .\-_*]){2,}\w\b")
 _ESCAPE = re.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|%[0-9a-fA-F]{2}|&#x?[0-9a-fA-F]{2,6};")
@@ -134,8 +188,9 @@ def detect(text: str) -> Detection:
     kinds: list[str] = []
     decodings: list[str] = []
     for decoding, view in _views(text):
-        for kind, pattern in _RULES:
-            if kind not in kinds and pattern.search(view):
+        for rule in _RULES:
+            kind = rule.kind
+            if kind not in kinds and any(word in view for word in rule.keywords) and rule.pattern.search(view):
                 kinds.append(kind)
                 if decoding not in decodings:
                     decodings.append(decoding)
@@ -159,7 +214,8 @@ def _views(text: str) -> list[tuple[str, str]]:
     decoded = [payload for payload in map(_hex, _HEX.findall(text)) if payload]
     if decoded:
         views.append(("hex", fold(" ".join(decoded))))
-    views.append(("rot13", codecs.decode(folded, "rot13")))
+    if any(word in folded for word in _ROT13_HINTS):
+        views.append(("rot13", codecs.decode(folded, "rot13")))
     return views
 
 

@@ -56,6 +56,8 @@ def fold(text: str) -> str:
     """`text` as a detector should read it: cleaned, tag payloads revealed, homoglyphs folded, case-folded."""
     revealed = _TAGS.sub(lambda match: _tag_to_ascii(match.group()), text)
     cleaned = clean(revealed)
+    if cleaned.isascii():
+        return cleaned.casefold()
     table = _confusables()
     return "".join(table.get(char, char) for char in cleaned).casefold()
 

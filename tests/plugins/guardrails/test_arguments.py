@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gecko_guardrails import Guardrails
@@ -121,32 +122,31 @@ async def test_unresolvable_hosts_are_refused() -> None:
     assert "does not resolve" in reason
 
 
+SHELL = ["x; rm -rf /", "a && b", "a | nc evil 1", "$(id)", "`id`", "a > /etc/x", "line\nnext", "~/.ssh"]
+STORAGE = ["s3://bucket/key", "file:///etc/passwd", "redis://cache:6379/0", "see sqlite:///db.sqlite", "gs://b/o"]
+
+
 @pytest.mark.parametrize(
-    "value", ["x; rm -rf /", "a && b", "a | nc evil 1", "$(id)", "`id`", "a > /etc/x", "line\nnext", "~/.ssh"]
+    ("declared", "value", "reason"),
+    [
+        *(({"shell": False}, value, "shell metacharacter") for value in SHELL),
+        *(({"storage_urls": False}, value, "storage URL") for value in STORAGE),
+    ],
 )
-async def test_shell_metacharacters_are_refused_where_the_tool_takes_none(guardrails: Guardrails, value: str) -> None:
-    guardrails.protect("lookup", shell=False)
+async def test_shell_text_and_storage_urls_are_refused_where_the_tool_takes_neither(
+    guardrails: Guardrails, declared: dict[str, Any], value: str, reason: str
+) -> None:
+    guardrails.protect("lookup", **declared)
     calls = Calls()
     text = await run_once("lookup", value, calls)
     assert calls.seen == []
-    assert "shell metacharacter" in text
+    assert reason in text
 
 
 async def test_plain_values_pass_the_shell_check(guardrails: Guardrails) -> None:
     guardrails.protect("lookup", shell=False, storage_urls=False)
     calls = Calls()
     assert await run_once("lookup", "weather in Berlin, 2026-11-27", calls) == "ran"
-
-
-@pytest.mark.parametrize(
-    "value", ["s3://bucket/key", "file:///etc/passwd", "redis://cache:6379/0", "see sqlite:///db.sqlite", "gs://b/o"]
-)
-async def test_storage_urls_are_refused_where_the_tool_takes_none(guardrails: Guardrails, value: str) -> None:
-    guardrails.protect("lookup", storage_urls=False)
-    calls = Calls()
-    text = await run_once("lookup", value, calls)
-    assert calls.seen == []
-    assert "storage URL" in text
 
 
 async def test_undeclared_tools_are_not_checked(guardrails: Guardrails) -> None:

@@ -1,7 +1,8 @@
 """The guardrails kind: resolved lazily from the installed `gecko-ai-guardrails` plugin.
 
 `from gecko.plugins.guardrails import Guardrails, configure` works once `gecko-ai-guardrails`
-is installed and says what to install when it is not. Nothing is imported until a name is used.
+is installed (any name in `gecko_guardrails.__all__`) and says what to install when it is not.
+Nothing is imported until a name is used.
 """
 
 from __future__ import annotations
@@ -9,25 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = (  # noqa: F822 - resolved by __getattr__
-    "ArgumentViolation",
-    "Detection",
-    "Finding",
-    "Guardrails",
-    "InjectionDetected",
-    "Sanitized",
-    "ToolPolicy",
-    "clean",
-    "configure",
-    "current",
-    "detect",
-    "fold",
-    "sanitize",
-)
-
 
 def __getattr__(name: str) -> Any:
-    if name not in __all__:
+    if name.startswith("__"):  # module protocol lookups (`__path__`, `__wrapped__`, ...) are not plugin names
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
         plugin = importlib.import_module("gecko_guardrails")
@@ -37,4 +22,6 @@ def __getattr__(name: str) -> Any:
             "run `pip install gecko-ai-guardrails`",
             name=__name__,
         ) from exc
+    if name not in plugin.__all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(plugin, name)

@@ -238,20 +238,29 @@ class Guardrails:
                             f"the description of tool {definition.name!r} looks like a prompt injection "
                             f"({found.describe()}); the request was not sent"
                         )
+        # Findings are reported once: for the messages added since the model last replied.
+        fresh = next(
+            (
+                index + 1
+                for index in range(len(request.messages) - 1, -1, -1)
+                if request.messages[index].role is Role.ASSISTANT
+            ),
+            0,
+        )
         for index, message in enumerate(request.messages):
             channel, tool = self._channel(message)
             if channel is None:
                 continue
             action = self.policies.get(channel, "allow")
-            if action == "allow" or not isinstance(message.content, str | list):
+            if action == "allow" or message.content is None:
                 continue
-            content = self._guard_content(message.content, channel, action, source, tool)
-            if content == message.content:
-                continue
-            if self.keep_original:
-                request.messages[index] = message.model_copy(update={"content": content})
-            else:
-                message.content = content
+            guard = _TextGuard(self, channel, action, source, tool, report=index >= fresh)
+            stored = _map_text(message.content, guard.store)
+            shown = _map_text(stored, guard.show)
+            if not self.keep_original and stored != message.content:
+                message.content = stored
+            if shown != message.content:
+                request.messages[index] = message.model_copy(update={"content": shown})
 
     def check_result(self, call: ToolCall, result: str, source: str) -> None:
         """`gecko_tool_result`: withhold a result that carries an injection on a `block` channel."""
@@ -348,31 +357,6 @@ class Guardrails:
             return None, message.name
         return (policy.channel if policy is not None else "tool"), message.name
 
-    def _guard_content(
-        self, content: str | list[Any], channel: Channel, action: Action, source: str, tool: str | None
-    ) -> str | list[Any]:
-        if isinstance(content, list):
-            return [
-                part.model_copy(update={"text": self._guard_text(part.text, channel, action, source, tool)})
-                if isinstance(part, TextPart)
-                else part
-                for part in content
-            ]
-        return self._guard_text(content, channel, action, source, tool)
-
-    def _guard_text(self, text: str, channel: Channel, action: Action, source: str, tool: str | None) -> str:
-        found = _detect(text)
-        if found:
-            self._report(channel, source, action, found, tool)
-            if action == "block":
-                raise InjectionDetected(f"the {channel} input looks like a prompt injection ({found.describe()})")
-        text = clean(text)
-        if action == "sanitize" and found:
-            text = _remove_injected_lines(text)
-        if action == "spotlight":
-            text = self._spotlight(text, channel, tool)
-        return text
-
     def _spotlight(self, text: str, channel: Channel, tool: str | None) -> str:
         # The boundary is random per process and removed from the content, so the content cannot close the block.
         marker = f"untrusted-{self.boundary}"
@@ -422,6 +406,42 @@ class Guardrails:
 def _detect(text: str) -> Detection:
     # Every request re-sends the whole conversation: each text is examined once.
     return detect(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _TextGuard:
+    """The checks for one message: `store` is what the conversation may keep, `show` what the model reads."""
+
+    guardrails: Guardrails
+    channel: Channel
+    action: Action
+    source: str
+    tool: str | None
+    report: bool
+
+    def store(self, text: str) -> str:
+        """`text` checked (block raises, findings reported), cleaned, and sanitized when the action says so."""
+        found = _detect(text)
+        if found:
+            if self.report:
+                self.guardrails._report(self.channel, self.source, self.action, found, self.tool)
+            if self.action == "block":
+                raise InjectionDetected(f"the {self.channel} input looks like a prompt injection ({found.describe()})")
+        text = clean(text)
+        return _remove_injected_lines(text) if self.action == "sanitize" and found else text
+
+    def show(self, text: str) -> str:
+        """`text` spotlighted when the action says so."""
+        return self.guardrails._spotlight(text, self.channel, self.tool) if self.action == "spotlight" else text
+
+
+def _map_text(content: str | list[Any], function: Callable[[str], str]) -> str | list[Any]:
+    if isinstance(content, str):
+        return function(content)
+    return [
+        part.model_copy(update={"text": function(part.text)}) if isinstance(part, TextPart) else part
+        for part in content
+    ]
 
 
 def _remove_injected_lines(text: str) -> str:

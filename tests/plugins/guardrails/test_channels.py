@@ -118,3 +118,36 @@ async def test_an_injected_tool_description_blocks_the_request(guardrails: Guard
     with pytest.raises(InjectionDetected, match="description of tool 'helper'"):
         await Agent(model, tools=[helper]).run("hi")
     assert model.requests == []
+
+
+def three_reads_model() -> ScriptedModel:
+    calls = [ToolCall(id=f"c{n}", name="fetch_page", arguments=f'{{"url": "https://x.example/{n}"}}') for n in range(3)]
+    return ScriptedModel([*(tool_calls_reply(call) for call in calls), "done"])
+
+
+async def test_a_finding_is_reported_once_however_many_turns_follow(
+    guardrails: Guardrails, findings: list[Finding]
+) -> None:
+    pages = iter([INJECTION, "benign page", "another benign page"])
+
+    async def fetch(url: str) -> str:
+        return next(pages)
+
+    model = three_reads_model()
+    await Agent(model, tools=[Tool(fetch, name="fetch_page")]).run("read three pages")
+    assert len(model.requests) == 4
+    assert [(f.channel, f.tool) for f in findings] == [("tool", "fetch_page")]
+
+
+async def test_without_keep_original_the_conversation_keeps_clean_text_and_the_model_one_spotlight(
+    guardrails: Guardrails,
+) -> None:
+    guardrails.keep_original = False
+    model = three_reads_model()
+    output = await Agent(model, tools=[page_tool("hours\u200b 9-17")]).run("read three pages")
+    stored = [message.text for message in output.messages if message.role is Role.TOOL]
+    assert stored == ["hours 9-17"] * 3
+    last_request = model.requests[-1].messages
+    assert [m.text.count(f"<<untrusted-{guardrails.boundary}>>") for m in last_request if m.role is Role.TOOL] == [
+        1
+    ] * 3

@@ -39,6 +39,9 @@ async def check_path(value: str, roots: Sequence[Path]) -> str | None:
     """Refuse a path that, fully resolved, is not inside one of `roots`."""
     if "\x00" in value:
         return "the path contains a NUL byte"
+    if value.startswith("~"):
+        # Whether `~` means the home directory depends on the tool; either way it is not checked here.
+        return f"the path {value!r} starts with '~'; pass a path inside the allowed roots"
     if not roots:
         return "no file roots are configured, so no path is allowed"
 

@@ -48,14 +48,16 @@ async def test_path_inside_root_runs(guardrails: Guardrails) -> None:
     assert calls.seen == [{"tool": "read_file", "value": str(target)}]
 
 
-@pytest.mark.parametrize("attack", ["{root}/../secret.txt", "/etc/passwd", "{root}/sub/../../secret.txt"])
+@pytest.mark.parametrize(
+    "attack", ["{root}/../secret.txt", "/etc/passwd", "{root}/sub/../../secret.txt", "~/.ssh/id_rsa", "~root/x"]
+)
 async def test_path_traversal_is_refused_before_the_tool_runs(guardrails: Guardrails, attack: str) -> None:
     guardrails.protect("read_file", paths=["value"])
     calls = Calls()
     text = await run_once("read_file", attack.format(root=guardrails.roots[0]), calls)
     assert calls.seen == []
     assert "blocked by a guardrail" in text
-    assert "outside the allowed roots" in text
+    assert "outside the allowed roots" in text or "starts with '~'" in text
 
 
 async def test_symlink_out_of_the_root_is_resolved_and_refused(guardrails: Guardrails, tmp_path: Path) -> None:
@@ -85,6 +87,12 @@ async def test_symlink_out_of_the_root_is_resolved_and_refused(guardrails: Guard
         "http://192.168.1.1/",
         "http://100.100.100.200/",
         "http://0.0.0.0/",
+        "http://127.1/",
+        "http://localhost./",
+        "http://example.com@127.0.0.1/",
+        "http://[fe80::1]/",
+        "http://[fd00:ec2::254]/",
+        "http://100.64.0.1/",
         "file:///etc/passwd",
         "gopher://127.0.0.1:6379/_SET",
     ],

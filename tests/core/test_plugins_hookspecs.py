@@ -23,7 +23,7 @@ from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
 from gecko.core.events import FinalOutput, TextDelta
 from gecko.core.toolbox import tool
-from gecko.errors import GuardrailViolation, WorkflowError
+from gecko.errors import ApprovalRequired, GuardrailViolation, WorkflowError
 from gecko.plugins import hookimpl, hookspecs, plugin_manager
 from gecko.plugins import manager as manager_module
 from gecko.plugins.hookspecs import Operation
@@ -417,3 +417,20 @@ async def test_hook_gecko_operation_ended_reports_streams_finished_and_closed_ea
     ]  # fmt: skip
     assert len(recorder.ended) == len(recorder.started)
     assert current_operation() is None
+async def test_hook_gecko_tool_admit_sees_the_conversation_and_may_hold_the_call() -> None:
+    manager = PluginManager()
+    seen: list[tuple[str, int, str]] = []
+
+    class Gate:
+        @hookimpl
+        async def gecko_tool_admit(self, call: ToolCall, messages: list[Message], source: str) -> None:
+            seen.append((call.name, len(messages), source))
+            if call.name == "send_email":
+                raise ApprovalRequired("send_email after reading a web page")
+
+    manager.register(Gate())
+    conversation = [Message.user("hi")]
+    await manager.tool_admit(ToolCall(id="1", name="ls", arguments="{}"), conversation, source="agent")
+    with pytest.raises(ApprovalRequired, match="after reading a web page"):
+        await manager.tool_admit(ToolCall(id="2", name="send_email", arguments="{}"), conversation, source="agent")
+    assert seen == [("ls", 1, "agent"), ("send_email", 1, "agent")]

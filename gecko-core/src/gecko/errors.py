@@ -60,6 +60,7 @@ __all__ = (
     "TeamTimeoutError",
     "TeamMemberCancelled",
     "GuardrailViolation",
+    "ApprovalRequired",
 )
 
 
@@ -335,3 +336,11 @@ class TeamMemberCancelled(TeamError):
 
 class GuardrailViolation(GeckoError):
     """A guardrail blocked an input or an output."""
+
+
+class ApprovalRequired(GuardrailViolation):
+    """A guardrail holds a tool call for the user's approval instead of refusing it.
+
+    Raised from `gecko_tool_admit`: the run pauses with the call pending, as for a tool declared
+    with `requires_approval=True`, and the message becomes the pending call's `reason`.
+    """

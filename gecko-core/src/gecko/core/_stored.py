@@ -82,6 +82,7 @@ class _StoredApproval(StoredModel):
     call_id: Annotated[str, Field(min_length=1)]
     tool_name: str
     arguments: dict[str, Any]
+    reason: str | None = None
 
 
 class StoredAgentSession(StoredModel):

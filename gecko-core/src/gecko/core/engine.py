@@ -21,7 +21,9 @@ One run, step by step:
    more identical call raises `ToolLoopDetected`.
 5. Tools that require approval pause the run before any tool of that turn runs: the engine
    yields a `PausedOutput` listing the pending calls; resuming with approvals runs the
-   approved calls and reports the rejected ones to the model as rejected.
+   approved calls and reports the rejected ones to the model as rejected. A `gecko_tool_admit`
+   hook may hold any call for approval the same way (`ApprovalRequired`, with a reason) or
+   refuse it (`GuardrailViolation`: the model is told why and the tool does not run).
 6. Every admitted call, observed or not, runs through `ToolBox.execute_many_validated`, so
    `max_parallel` and the single validation hold on every path.
 7. A reply without tool calls is the final answer; with an output type the `StructuredRun`
@@ -55,6 +57,7 @@ from gecko.core.events import (
 from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
 from gecko.errors import (
     ApprovalError,
+    ApprovalRequired,
     GeckoError,
     GuardrailViolation,
     MaxTurnsExceeded,
@@ -181,6 +184,7 @@ class _Run:
         "engine",
         "hook_model_request",
         "hook_model_response",
+        "hook_tool_admit",
         "hook_tool_call",
         "hook_tool_result",
         "limits",
@@ -217,6 +221,7 @@ class _Run:
         self.observe = engine.bus.listening
         self.hook_model_request = manager.has_implementations("gecko_model_request")
         self.hook_model_response = manager.has_implementations("gecko_model_response")
+        self.hook_tool_admit = manager.has_implementations("gecko_tool_admit")
         self.hook_tool_call = manager.has_implementations("gecko_tool_call")
         self.hook_tool_result = manager.has_implementations("gecko_tool_result")
         # Telemetry: operations are announced only when a plugin observes them.
@@ -452,7 +457,7 @@ class _Run:
     ) -> _Plan | FinalOutput:
         """Validate the tool calls of `message`: the plan to run, or the paused output."""
         state = self.state
-        plan = self._plan(message, finish_reason, approvals)
+        plan = await self._plan(message, finish_reason, approvals)
         if plan.pending:
             output = PausedOutput(
                 session_id=self.session_id or f"run-{state.run_id}",
@@ -483,7 +488,7 @@ class _Run:
                 events.append(ToolFinished(call, observation.text, is_error))
         return events
 
-    def _plan(self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None) -> _Plan:
+    async def _plan(self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None) -> _Plan:
         engine, toolbox = self.engine, self.engine.toolbox
         plan = _Plan()
         counts = self.state.call_counts
@@ -518,11 +523,22 @@ class _Run:
                     "its result will not change. Use the earlier result or answer; repeating the call ends the run.",
                 )
                 continue
-            if toolbox.get(call.name).requires_approval:
+            held: str | None = None
+            if self.hook_tool_admit:
+                try:
+                    await self.manager.tool_admit(call, self.state.messages, engine.name)
+                except ApprovalRequired as exc:
+                    held = redact(str(exc))
+                except GuardrailViolation as exc:
+                    plan.observations[call.id] = _error_message(call, f"the call was refused by a guardrail: {exc}")
+                    continue
+            if held is not None or toolbox.get(call.name).requires_approval:
                 needs_approval.add(call.id)
                 if approvals is None:
                     plan.pending.append(
-                        PendingApproval(call_id=call.id, tool_name=call.name, arguments=_json_arguments(call))
+                        PendingApproval(
+                            call_id=call.id, tool_name=call.name, arguments=_json_arguments(call), reason=held
+                        )
                     )
                     continue
                 if call.id not in approvals:

@@ -60,6 +60,8 @@ class PendingApproval(BaseModel):
     call_id: str
     tool_name: str
     arguments: dict[str, Any]
+    reason: str | None = None
+    """Why a guardrail holds the call (`ApprovalRequired`); `None` for a tool that always needs approval."""
 
 
 class PausedOutput(AgentOutput):

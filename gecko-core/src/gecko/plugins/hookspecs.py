@@ -23,7 +23,7 @@ from typing import Any, Literal
 import pluggy
 
 from gecko.plugins.models import ModelRequest, ModelResponse
-from gecko.types import Event, ToolCall
+from gecko.types import Event, Message, ToolCall
 
 __all__ = ("hookspec", "hookimpl", "Operation", "OperationKind", "OperationStatus")
 
@@ -148,4 +148,16 @@ def gecko_operation_ended(operation: Operation) -> Awaitable[None] | None:
     Fires after every operation inside it has ended, shielded from cancellation so a cancelled
     RACE loser is still reported. Sync or async. Observers only: an exception is logged and
     never stops the run. Return values are ignored.
+    """
+
+
+@hookspec
+def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> Awaitable[None] | None:
+    """Decide whether a validated tool call may run, before the run's approval step.
+
+    `messages` is the conversation so far (without the system prompt), ending with the reply
+    that asks for `call`; read it, do not edit it. Raise `ApprovalRequired` to hold the call for
+    the user's approval (the run pauses with a `PausedOutput`; its message is the pending call's
+    `reason`), or `GuardrailViolation` to refuse it: the tool does not run and the model is told
+    why. Fires again for the same call when a paused run resumes. Return values are ignored.
     """

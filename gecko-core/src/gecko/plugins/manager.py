@@ -19,7 +19,7 @@ from gecko.plugins._loader import PluginRecord
 from gecko.plugins.hookspecs import Operation, OperationKind
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.redaction import redacting_logger
-from gecko.types import Event, ToolCall
+from gecko.types import Event, Message, ToolCall
 
 __all__ = ("PluginManager", "OperationScope", "plugin_manager", "current_operation", "HOOK_PLUGIN_GROUP")
 
@@ -213,6 +213,9 @@ class PluginManager:
         """Call `gecko_tool_result`."""
         await self.acall("gecko_tool_result", call=call, result=result, source=source)
 
+    async def tool_admit(self, call: ToolCall, messages: list[Message], source: str) -> None:
+        """Call `gecko_tool_admit`."""
+        await self.acall("gecko_tool_admit", call=call, messages=messages, source=source)
 
     def _calls(self, hook_name: str, kwargs: dict[str, Any]) -> list[Callable[[], Any]]:
         caller = getattr(self._pm.hook, hook_name)

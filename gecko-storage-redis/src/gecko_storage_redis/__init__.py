@@ -1,15 +1,22 @@
-"""Redis storage for Gecko: atomic versioned writes and fenced leases as Lua scripts."""
+"""Redis storage for Gecko: atomic versioned writes and fenced leases as Lua scripts.
+
+On asyncio the store uses `redis.asyncio`; on trio it uses the synchronous client on a worker
+thread (`ThreadedRedis`), with the same scripts and the same guarantees.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlunsplit
+from urllib.parse import urlencode
 
-import redis.asyncio as redis
-from redis.asyncio.retry import Retry
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -17,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gecko.errors import FencingError, StorageError, StorageUnavailableError, VersionConflictError
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko_storage_redis._threaded import ThreadedRedis
 
 __version__ = "0.1.0"
 __all__ = ("RedisStorage", "RedissStorage", "UnixSocketRedisStorage")
@@ -84,7 +92,9 @@ class RedisStorage(Storage):
     scheme = "redis"
     capabilities = StorageCapabilities(ttl=True, persistent=True, leases=True, cross_process=True)
 
-    def __init__(self, client: redis.Redis, *, namespace: str = "gecko", location: str = "") -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis | ThreadedRedis, *, namespace: str = "gecko", location: str = ""
+    ) -> None:
         self._client = client
         self._namespace = namespace
         self._location = location
@@ -105,18 +115,25 @@ class RedisStorage(Storage):
                 f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. "
                 f"{_URL_EXAMPLES}"
             )
-        client_url = urlunsplit((url.scheme, url.netloc, url.path, urlencode(options), ""))
+        location = f"{url.scheme}://{url.netloc}{url.path}"
+        # Spelled out rather than urlunsplit, which drops the "//" of unix:///path (the sync client refuses that).
+        client_url = f"{location}?{urlencode(options)}" if options else location
+        settings: dict[str, Any] = {
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        }
+        backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
+        client: redis.asyncio.Redis | ThreadedRedis
         try:
-            client = redis.from_url(
-                client_url,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                socket_connect_timeout=2,
-                socket_timeout=5,
-            )
+            if _on_asyncio():
+                client = redis.asyncio.from_url(client_url, retry=redis.asyncio.retry.Retry(backoff, 3), **settings)
+            else:
+                sync_client = redis.from_url(client_url, retry=redis.retry.Retry(backoff, 3), **settings)
+                client = ThreadedRedis(sync_client)
         except ValueError as exc:
             raise StorageError(f"invalid Redis URL {url.raw!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
-        return cls(client, namespace=namespace, location=f"{url.scheme}://{url.netloc}{url.path}")
+        return cls(client, namespace=namespace, location=location)
 
     def _data_key(self, key: str) -> str:
         return f"{self._namespace}:kv:{key}"
@@ -222,6 +239,14 @@ class RedisStorage(Storage):
 
     async def _raw_close(self) -> None:
         await self._client.aclose()
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class RedissStorage(RedisStorage):

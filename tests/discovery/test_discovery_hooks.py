@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gecko.errors import DuplicatePluginError, PluginLoadError
@@ -73,3 +76,21 @@ def test_strict_mode_raises_on_a_duplicated_plugin(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GECKO_DISABLED_PLUGINS", "fakebroken")
     with pytest.raises(DuplicatePluginError, match="gecko-fake-dup-a"):
         PluginManager().load_plugins()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_first_agent_run_imports_hook_plugins_on_a_worker_thread_not_the_event_loop(backend: str) -> None:
+    code = (
+        "import sys, threading, anyio\n"
+        "from gecko import AgentBuilder\n"
+        "from gecko.testing.models import ScriptedModel\n"
+        "async def main():\n"
+        "    assert 'gecko_fake_good.hooks' not in sys.modules\n"
+        "    agent = AgentBuilder().with_model(ScriptedModel(['hello'])).build()\n"
+        "    assert (await agent.run('hi')).content == 'hello'\n"
+        "    hooks = sys.modules['gecko_fake_good.hooks']\n"
+        "    print(hooks.IMPORTED_ON_THREAD != threading.get_ident())\n"
+        f"anyio.run(main, backend={backend!r})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "True"

@@ -20,6 +20,7 @@ from gecko.core.engine import Memory, PausedOutput, PendingApproval, ReActEngine
 from gecko.core.events import EventBus, FinalOutput, StreamEvent
 from gecko.core.toolbox import Tool, ToolBox
 from gecko.errors import ApprovalError, ConfigurationError, CorruptCheckpointError
+from gecko.plugins import aplugin_manager
 from gecko.plugins.models import ChatModel
 from gecko.plugins.storage import Storage
 from gecko.types import AgentOutput, Message
@@ -239,6 +240,7 @@ class Agent:
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
     ) -> _Start:
         """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
+        await aplugin_manager()  # hook plugins load off the event loop, before the engine reads them
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:

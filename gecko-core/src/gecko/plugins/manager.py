@@ -17,7 +17,7 @@ from gecko.plugins._loader import PluginRecord
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.types import Event, ToolCall
 
-__all__ = ("PluginManager", "plugin_manager", "HOOK_PLUGIN_GROUP")
+__all__ = ("PluginManager", "plugin_manager", "aplugin_manager", "HOOK_PLUGIN_GROUP")
 
 HOOK_PLUGIN_GROUP = "gecko.plugins"
 
@@ -191,3 +191,15 @@ def plugin_manager() -> PluginManager:
                 manager.load_plugins()
                 _manager = manager
     return _manager
+
+
+async def aplugin_manager() -> PluginManager:
+    """`plugin_manager()` for async code: the first call scans and imports hook plugins on a worker thread.
+
+    Engines await it when a run starts, so discovery never blocks the event loop.
+    """
+    if _manager is not None:
+        return _manager
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(plugin_manager)

@@ -20,7 +20,20 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS gecko_leases ("
     " name TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL"
     ") WITHOUT ROWID",
+    # Fencing tokens come from one counter for the whole database, so a lease row can be deleted
+    # (on release, or once expired) without a later grant of that name ever reusing a token.
+    "CREATE TABLE IF NOT EXISTS gecko_lease_tokens (id INTEGER PRIMARY KEY CHECK (id = 1), token INTEGER NOT NULL)",
+    # A database from before the counter starts it above every token already granted.
+    "INSERT OR IGNORE INTO gecko_lease_tokens (id, token) SELECT 1, COALESCE(MAX(token), 0) FROM gecko_leases",
 )
+# Rows that nobody will read again: expired values and expired lease grants.
+_PURGE = ("DELETE FROM gecko_kv WHERE expires_at <= ?", "DELETE FROM gecko_leases WHERE expires_at <= ?")
+
+
+def purge_expired(connection: sqlite3.Connection, now: float) -> None:
+    """Delete expired values and expired lease grants."""
+    for statement in _PURGE:
+        connection.execute(statement, (now,))
 
 
 class _immediate:
@@ -101,7 +114,7 @@ def _connect(path: Path, busy_timeout: float, retry_for: float, synchronous: str
         with _immediate(connection):
             for statement in _SCHEMA:
                 connection.execute(statement)
-            connection.execute("DELETE FROM gecko_kv WHERE expires_at <= ?", (time.time(),))
+            purge_expired(connection, time.time())
 
     try:
         _retry_busy(connection, path, retry_for, prepare, ())

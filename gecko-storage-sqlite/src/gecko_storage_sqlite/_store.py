@@ -15,7 +15,7 @@ import anyio.to_thread
 from gecko.errors import FencingError, StorageClosedError, StorageError, VersionConflictError
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
 from gecko.plugins.threads import WorkerThread
-from gecko_storage_sqlite._connection import _connect, _immediate, _retry_busy
+from gecko_storage_sqlite._connection import _connect, _immediate, _retry_busy, purge_expired
 from gecko_storage_sqlite._url import SYNCHRONOUS, _database_path, _seconds_option, _synchronous_option
 
 T = TypeVar("T")
@@ -253,13 +253,16 @@ class SQLiteStorage(Storage):
             ).fetchone()
             if row is not None and row[2] > now and row[0] != owner:
                 return None
-            token = 1 if row is None else int(row[1]) + 1
+            token = int(
+                connection.execute("UPDATE gecko_lease_tokens SET token = token + 1 RETURNING token").fetchone()[0]
+            )
             connection.execute(
                 "INSERT INTO gecko_leases (name, owner, token, expires_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, "
                 "expires_at = excluded.expires_at",
                 (name, owner, token, now + ttl),
             )
+        self._after_write(connection, now)
         return Lease(name=name, owner=owner, token=token, expires_at=now + ttl)
 
     def _renew(self, connection: sqlite3.Connection, lease: Lease, ttl: float) -> Lease:
@@ -273,15 +276,13 @@ class SQLiteStorage(Storage):
         return Lease(name=lease.name, owner=lease.owner, token=lease.token, expires_at=now + ttl)
 
     def _release(self, connection: sqlite3.Connection, lease: Lease) -> None:
-        # The row stays (expired) so the next grant's token keeps growing.
-        connection.execute(
-            "UPDATE gecko_leases SET expires_at = 0 WHERE name = ? AND token = ?", (lease.name, lease.token)
-        )
+        # Tokens come from the database-wide counter, so the owner removes its row outright.
+        connection.execute("DELETE FROM gecko_leases WHERE name = ? AND token = ?", (lease.name, lease.token))
 
     def _after_write(self, connection: sqlite3.Connection, now: float) -> None:
         self._writes += 1
         if self._writes % _PURGE_EVERY == 0:
-            connection.execute("DELETE FROM gecko_kv WHERE expires_at <= ?", (now,))
+            purge_expired(connection, now)
 
 
 def _check_fence(connection: sqlite3.Connection, fence: Lease | None, now: float) -> None:

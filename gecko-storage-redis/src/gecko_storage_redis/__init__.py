@@ -17,7 +17,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,6 +31,7 @@ __all__ = ("RedisStorage", "RedissStorage", "UnixSocketRedisStorage")
 
 T = TypeVar("T")
 
+_RETRIES = 10
 _FENCE_REJECTED = -2
 _VERSION_CONFLICT = -1
 
@@ -112,8 +113,7 @@ class RedisStorage(Storage):
             raise StorageError(f"{url.raw!r}: namespace must not be empty")
         if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
             raise StorageError(
-                f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. "
-                f"{_URL_EXAMPLES}"
+                f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. {_URL_EXAMPLES}"
             )
         location = f"{url.scheme}://{url.netloc}{url.path}"
         # Spelled out rather than urlunsplit, which drops the "//" of unix:///path (the sync client refuses that).
@@ -123,13 +123,16 @@ class RedisStorage(Storage):
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
         }
-        backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
+        # At least ~4 s of retries in all (at most ~7.5 s): enough to ride through a Redis restart.
+        backoff = EqualJitterBackoff(cap=1.0, base=0.05)
         client: redis.asyncio.Redis | ThreadedRedis
         try:
             if _on_asyncio():
-                client = redis.asyncio.from_url(client_url, retry=redis.asyncio.retry.Retry(backoff, 3), **settings)
+                client = redis.asyncio.from_url(
+                    client_url, retry=redis.asyncio.retry.Retry(backoff, _RETRIES), **settings
+                )
             else:
-                sync_client = redis.from_url(client_url, retry=redis.retry.Retry(backoff, 3), **settings)
+                sync_client = redis.from_url(client_url, retry=redis.retry.Retry(backoff, _RETRIES), **settings)
                 client = ThreadedRedis(sync_client)
         except ValueError as exc:
             raise StorageError(f"invalid Redis URL {url.raw!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc

@@ -76,6 +76,8 @@ class WorkerThread:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None  # not asyncio: trio (kept out of this except block, so errors carry no context)
+        if loop is None:
             return await self._run_trio(call)
         pending = _AsyncioCall(call, loop)
         self._submit(pending)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from gecko.errors import DuplicatePluginError, PluginLoadError
 from gecko.plugins.manager import PluginManager
 from gecko.types import Event
+
+from .conftest import imported_off_the_event_loop
 
 
 def _statuses(manager: PluginManager) -> dict[tuple[str, str], str]:
@@ -80,17 +79,10 @@ def test_strict_mode_raises_on_a_duplicated_plugin(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_the_first_agent_run_imports_hook_plugins_on_a_worker_thread_not_the_event_loop(backend: str) -> None:
-    code = (
-        "import sys, threading, anyio\n"
-        "from gecko import AgentBuilder\n"
-        "from gecko.testing.models import ScriptedModel\n"
-        "async def main():\n"
-        "    assert 'gecko_fake_good.hooks' not in sys.modules\n"
-        "    agent = AgentBuilder().with_model(ScriptedModel(['hello'])).build()\n"
-        "    assert (await agent.run('hi')).content == 'hello'\n"
-        "    hooks = sys.modules['gecko_fake_good.hooks']\n"
-        "    print(hooks.IMPORTED_ON_THREAD != threading.get_ident())\n"
-        f"anyio.run(main, backend={backend!r})\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "True"
+    body = """
+        from gecko import AgentBuilder
+        from gecko.testing.models import ScriptedModel
+        agent = AgentBuilder().with_model(ScriptedModel(["hello"])).build()
+        assert (await agent.run("hi")).content == "hello"
+    """
+    assert imported_off_the_event_loop("gecko_fake_good.hooks", body, backend)

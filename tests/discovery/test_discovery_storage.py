@@ -12,6 +12,8 @@ from gecko.plugins.registry import Registry
 from gecko.plugins.storage import Storage, _validate_storage_class
 from gecko.plugins.storage.factory import create_storage
 
+from .conftest import imported_off_the_event_loop
+
 
 def _fresh() -> Registry[type[Storage]]:
     return Registry("gecko.storage", "storage scheme", validate=_validate_storage_class)
@@ -74,15 +76,9 @@ def test_disabled_scheme_is_not_found_and_says_why(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_create_storage_imports_the_plugin_on_a_worker_thread_not_the_event_loop(backend: str) -> None:
-    code = (
-        "import sys, threading, anyio\n"
-        "from gecko.plugins.storage.factory import create_storage\n"
-        "async def main():\n"
-        "    async with await create_storage('fakeother://'):\n"
-        "        pass\n"
-        "    other = sys.modules['gecko_fake_good.other']\n"
-        "    print(other.IMPORTED_ON_THREAD != threading.get_ident())\n"
-        f"anyio.run(main, backend={backend!r})\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert result.stdout.strip() == "True"
+    body = """
+        from gecko.plugins.storage.factory import create_storage
+        async with await create_storage("fakeother://"):
+            pass
+    """
+    assert imported_off_the_event_loop("gecko_fake_good.other", body, backend)

@@ -56,11 +56,19 @@ if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return
 return redis.call('DEL', KEYS[1])
 """
 
-# KEYS: lease key, token counter key. ARGV: owner, ttl ms.
+# KEYS: lease key, the namespace's token counter, the name's own counter of earlier versions. ARGV: owner, ttl ms.
+# One counter for the namespace, so no key per lease name outlives its lease; a name's own counter
+# (kept by earlier versions) is folded in once and deleted, so a token is never granted twice.
 _ACQUIRE = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner and owner ~= ARGV[1] then return 0 end
 local token = redis.call('INCR', KEYS[2])
+local legacy = tonumber(redis.call('GET', KEYS[3]) or '0')
+if legacy >= token then
+  token = legacy + 1
+  redis.call('SET', KEYS[2], token)
+end
+if legacy > 0 then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return token
@@ -218,7 +226,11 @@ class RedisStorage(Storage):
         token = int(
             await self._call(
                 lambda: self._acquire(
-                    keys=[self._lease_key(name), f"{self._namespace}:lease-token:{name}"],
+                    keys=[
+                        self._lease_key(name),
+                        f"{self._namespace}:lease-tokens",
+                        f"{self._namespace}:lease-token:{name}",
+                    ],
                     args=[owner, _milliseconds(ttl)],
                 )
             )

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
-from gecko.plugins import PluginManager, plugin_manager
+from gecko.plugins import PluginManager, aplugin_manager
 from gecko.types import Event, TokenUsage
 
 __all__ = ("ExecutionStrategy", "MemberStatus", "MemberResult", "Team")
@@ -137,8 +137,8 @@ class _Observers:
                 await self.manager.event(Event(kind, team, self.run_id, data))
 
 
-def _observers() -> _Observers | None:
-    manager = plugin_manager()
+async def _observers() -> _Observers | None:
+    manager = await aplugin_manager()  # hook plugins load off the event loop
     events, trace = manager.has_implementations("gecko_event"), manager.traces
     if not (events or trace):
         return None
@@ -205,7 +205,7 @@ class Team:
             timeout: Seconds for the whole team; members still running then are cancelled and
                 reported with status timeout, finished ones keep their results.
         """
-        observers = _observers()
+        observers = await _observers()
         if observers is None:
             return await self._run(input, timeout, None)
         strategy = self.strategy.value

@@ -64,6 +64,7 @@ from gecko.errors import (
     WorkflowError,
     WorkflowTimeoutError,
 )
+from gecko.plugins import aplugin_manager
 from gecko.plugins.storage import Lease, Storage
 from gecko.redaction import redacting_logger
 from gecko.types import Event
@@ -501,6 +502,7 @@ class Workflow:
         sink: Any,
         owner: SessionOwnership | None,
     ) -> WorkflowResult:
+        await aplugin_manager()  # hook plugins load off the event loop, before the run reads them
         store, durable = self._store(sid)
         if owner is not None:
             store.fence = owner.lease

@@ -25,6 +25,7 @@ from gecko.core.events import EventBus, FinalOutput, StreamEvent
 from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
 from gecko.core.toolbox import Tool, ToolBox
 from gecko.errors import ApprovalError, ConfigurationError
+from gecko.plugins import aplugin_manager
 from gecko.plugins.models import ChatModel
 from gecko.plugins.storage import Storage
 from gecko.types import AgentOutput, Message
@@ -258,6 +259,7 @@ class Agent:
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
     ) -> _Start:
         """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
+        await aplugin_manager()  # hook plugins load off the event loop, before the engine reads them
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:

@@ -21,7 +21,14 @@ from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.redaction import redacting_logger
 from gecko.types import Event, Message, ToolCall
 
-__all__ = ("PluginManager", "OperationScope", "plugin_manager", "current_operation", "HOOK_PLUGIN_GROUP")
+__all__ = (
+    "PluginManager",
+    "OperationScope",
+    "plugin_manager",
+    "aplugin_manager",
+    "current_operation",
+    "HOOK_PLUGIN_GROUP",
+)
 
 HOOK_PLUGIN_GROUP = "gecko.plugins"
 
@@ -289,3 +296,15 @@ def plugin_manager() -> PluginManager:
                 manager.load_plugins()
                 _manager = manager
     return _manager
+
+
+async def aplugin_manager() -> PluginManager:
+    """`plugin_manager()` for async code: the first call scans and imports hook plugins on a worker thread.
+
+    Engines await it when a run starts, so discovery never blocks the event loop.
+    """
+    if _manager is not None:
+        return _manager
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(plugin_manager)

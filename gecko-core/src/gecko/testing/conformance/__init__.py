@@ -9,11 +9,13 @@ if TYPE_CHECKING:
     from gecko.testing.conformance.models import ModelConformance
     from gecko.testing.conformance.ownership import WorkflowOwnershipConformance
     from gecko.testing.conformance.storage import StorageConformance
+    from gecko.testing.conformance.vector import VectorStoreConformance
 
-__all__ = ("StorageConformance", "ModelConformance", "WorkflowOwnershipConformance")
+__all__ = ("StorageConformance", "VectorStoreConformance", "ModelConformance", "WorkflowOwnershipConformance")
 
 _LOCATIONS = {
     "StorageConformance": "gecko.testing.conformance.storage",
+    "VectorStoreConformance": "gecko.testing.conformance.vector",
     "ModelConformance": "gecko.testing.conformance.models",
     "WorkflowOwnershipConformance": "gecko.testing.conformance.ownership",
 }

@@ -28,6 +28,7 @@ import anyio
 
 from gecko.errors import (
     DimensionMismatchError,
+    InvalidStorageURLError,
     InvalidValueError,
     PluginLoadError,
     StorageClosedError,
@@ -46,6 +47,7 @@ __all__ = (
     "Metadata",
     "vector_registry",
     "validate_collection_name",
+    "local_path",
     "MAX_TOP_K",
 )
 
@@ -94,6 +96,20 @@ def validate_collection_name(name: object) -> str:
             "starting and ending with a letter or digit"
         )
     return name
+
+
+def local_path(url: StorageURL) -> str:
+    """The directory a file-based URL names: everything after `scheme://` (`chroma://./kb` is `./kb`).
+
+    Raises:
+        InvalidStorageURLError: the URL names no directory or carries a query.
+    """
+    location = url.raw.split("://", 1)[1]
+    if not location or url.query or "?" in location or "#" in location:
+        raise InvalidStorageURLError(
+            f"{url.raw!r} names no directory: use {url.scheme}://./relative/dir or {url.scheme}:///absolute/dir"
+        )
+    return location
 
 
 def _vector(values: object, what: str) -> array.array[float]:

@@ -57,7 +57,7 @@ def _random_vector(rng: random.Random, dimension: int = DIMENSION) -> list[float
 
 def cosine(a: list[float], b: list[float]) -> float:
     """The cosine similarity of two vectors, the contract's score."""
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
@@ -181,13 +181,14 @@ class VectorStoreConformance:
         wanted = [records[7].id, "absent", records[2].id, records[7].id]
         found = await docs.get(wanted)
         assert [r.id for r in found] == [records[7].id, records[2].id]
-        for got, expected in zip(found, (records[7], records[2])):
+        for got, expected in zip(found, (records[7], records[2]), strict=True):
             assert got.text == expected.text
             assert dict(got.metadata) == dict(expected.metadata)
             assert list(got.vector) == pytest.approx(expected.vector, abs=1e-6)
 
     async def test_metadata_types_round_trip_exactly(self, store: VectorStore) -> None:
-        metadata = {"s": "x", "i": 3, "f": 1.0, "neg": -2.5, "t": True, "b": False, "l": ["a", "b"], "big": 2**40}
+        metadata: dict[str, Any] = {"s": "x", "i": 3, "f": 1.0, "neg": -2.5, "t": True, "b": False}
+        metadata |= {"l": ["a", "b"], "big": 2**40}
         docs = store.collection("docs")
         await docs.upsert([VectorRecord("a", [1.0, 0.0], "", metadata)])
         [got] = await docs.get(["a"])
@@ -213,7 +214,7 @@ class VectorStoreConformance:
 
     async def test_unicode_text_metadata_and_ids_round_trip(self, store: VectorStore) -> None:
         docs = store.collection("docs")
-        metadata = {"语言": "中文", "标签": ["知识库", "检索"], "作者": "张三 🦎"}
+        metadata: dict[str, Any] = {"语言": "中文", "标签": ["知识库", "检索"], "作者": "张三 🦎"}
         text = "公司的报销政策:差旅费用需在三十天内提交。\n第二行 — émoji 🦎"
         await docs.upsert([VectorRecord("文档-1", [0.5, 0.5, 0.1], text, metadata)])
         [got] = await docs.get(["文档-1"])
@@ -239,7 +240,7 @@ class VectorStoreConformance:
         hits = await filled.query(query, top_k=10)
         expected = sorted(records, key=lambda r: -cosine(query, list(r.vector)))[:10]
         assert [hit.id for hit in hits] == [r.id for r in expected]
-        for hit, record in zip(hits, expected):
+        for hit, record in zip(hits, expected, strict=True):
             assert hit.score == pytest.approx(cosine(query, list(record.vector)), abs=SCORE_TOLERANCE)
             assert (hit.text, dict(hit.metadata)) == (record.text, dict(record.metadata))
 

@@ -77,6 +77,8 @@ class ChromaVectorStore(VectorStore):
     @classmethod
     async def from_url(cls, url: StorageURL) -> ChromaVectorStore:
         path = local_path(url)
+        if url.query:
+            raise InvalidStorageURLError(f"chroma:// takes no options, got {sorted(url.query)} in {url.raw!r}")
         settings = Settings(anonymized_telemetry=False, allow_reset=False)
         client = await anyio.to_thread.run_sync(partial(chromadb.PersistentClient, path=path, settings=settings))
         return cls(client)

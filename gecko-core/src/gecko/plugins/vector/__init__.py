@@ -99,13 +99,15 @@ def validate_collection_name(name: object) -> str:
 
 
 def local_path(url: StorageURL) -> str:
-    """The directory a file-based URL names: everything after `scheme://` (`chroma://./kb` is `./kb`).
+    """The directory a file-based URL names: what follows `scheme://` up to any `?query`.
+
+    `chroma://./kb` names `./kb`, `lancedb:///srv/kb` names `/srv/kb`; the query is left to the backend.
 
     Raises:
-        InvalidStorageURLError: the URL names no directory or carries a query.
+        InvalidStorageURLError: the URL names no directory.
     """
-    location = url.raw.split("://", 1)[1]
-    if not location or url.query or "?" in location or "#" in location:
+    location = url.raw.split("://", 1)[1].split("?", 1)[0]
+    if not location or "#" in location:
         raise InvalidStorageURLError(
             f"{url.raw!r} names no directory: use {url.scheme}://./relative/dir or {url.scheme}:///absolute/dir"
         )

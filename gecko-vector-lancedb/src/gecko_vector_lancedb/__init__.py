@@ -21,6 +21,7 @@ LanceDB's Python client blocks, so every call runs in a worker thread.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -154,7 +155,10 @@ class LanceDBVectorStore(VectorStore):
             raise InvalidStorageURLError(
                 f"lancedb URL {url.raw!r}: the only option is ann_threshold=<positive integer>"
             )
-        connection = await anyio.to_thread.run_sync(lancedb.connect, path)
+        # Every read checks for a newer table version, so writes by other handles and processes show.
+        connection = await anyio.to_thread.run_sync(
+            partial(lancedb.connect, path, read_consistency_interval=timedelta(0))
+        )
         return cls(connection, ann_threshold=int(threshold))
 
     async def _call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -221,11 +221,9 @@ class LanceDBVectorStore(VectorStore):
         self, collection: str, vector: list[float], top_k: int, where: Filter | None
     ) -> list[VectorHit]:
         table = await self._existing(collection)
-        await self._index_when_large(collection, table)
         search = cast(LanceVectorQueryBuilder, table.search(vector, vector_column_name="vector"))
-        search = search.distance_type("cosine").limit(top_k)
-        if collection in self._indexed:
-            search = search.refine_factor(REFINE_FACTOR)
+        # The refine step only acts where an index answers (here or built by another process).
+        search = search.distance_type("cosine").limit(top_k).refine_factor(REFINE_FACTOR)
         if where is not None:
             search = search.where(lance_where(where), prefilter=True)
         rows = await self._call(search.select(_READ_COLUMNS).to_arrow)

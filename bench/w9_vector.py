@@ -49,7 +49,6 @@ class RawChroma:
     def __init__(self, folder: Path) -> None:
         import chromadb
         from chromadb.config import Settings
-
         from gecko_vector_chroma import PREFIX, chroma_where
 
         self.client = chromadb.PersistentClient(path=str(folder), settings=Settings(anonymized_telemetry=False))
@@ -91,12 +90,11 @@ class RawLance:
 
         import lancedb
         import pyarrow as pa
-
-        from gecko_vector_lancedb import REFINE_FACTOR, _filter_document, _schema, lance_where
+        from gecko_vector_lancedb import REFINE_FACTOR, filter_document, lance_where, table_schema
 
         self.pa = pa
         self.connection = lancedb.connect(str(folder), read_consistency_interval=timedelta(0))
-        self.filter_document, self.schema, self.refine_factor = _filter_document, _schema, REFINE_FACTOR
+        self.filter_document, self.schema, self.refine_factor = filter_document, table_schema, REFINE_FACTOR
         tree = parse_filter(FILTER)
         assert tree is not None
         self.where = lance_where(tree)
@@ -146,7 +144,9 @@ async def bench_backend(backend: str, size: int, dimension: int, queries: int) -
             raw.close()
 
 
-async def _measure(store: VectorStore, raw: Any, records: list[VectorRecord], probes: list[list[float]]) -> dict[str, Any]:
+async def _measure(
+    store: VectorStore, raw: Any, records: list[VectorRecord], probes: list[list[float]]
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     started = time.perf_counter()
     raw.upsert("raw", records)

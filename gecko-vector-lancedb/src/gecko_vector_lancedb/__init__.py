@@ -21,8 +21,8 @@ LanceDB's Python client blocks, so every call runs in a worker thread.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -47,7 +47,15 @@ from gecko.plugins.vector import (
 from gecko.plugins.vector.filters import AllOf, Condition, Filter, MetadataValue, Scalar, parse_filter
 from gecko_vector_lancedb._version import __version__
 
-__all__ = ("LanceDBVectorStore", "lance_where", "ANN_THRESHOLD", "REFINE_FACTOR", "__version__")
+__all__ = (
+    "LanceDBVectorStore",
+    "lance_where",
+    "filter_document",
+    "table_schema",
+    "ANN_THRESHOLD",
+    "REFINE_FACTOR",
+    "__version__",
+)
 
 T = TypeVar("T")
 
@@ -73,7 +81,8 @@ def _filter_key(kind: str, field: str) -> str:
     return f"{kind}_{field.encode().hex()}"
 
 
-def _filter_document(metadata: Metadata) -> str:
+def filter_document(metadata: Metadata) -> str:
+    """The `filter` column's JSON for `metadata`: each key prefixed by its value's type, name hex-encoded."""
     return json.dumps({_filter_key(_kind(value), key): value for key, value in metadata.items()})
 
 
@@ -121,7 +130,8 @@ def _metadata(text: str) -> Metadata:
     return cast("Metadata", json.loads(text))
 
 
-def _schema(dimension: int) -> pa.Schema:
+def table_schema(dimension: int) -> pa.Schema:
+    """The Arrow schema of a collection's table for vectors of `dimension`."""
     return pa.schema(
         [
             pa.field("id", pa.utf8(), nullable=False),
@@ -187,14 +197,14 @@ class LanceDBVectorStore(VectorStore):
         return int(vector_type.list_size)
 
     async def _raw_upsert(self, collection: str, dimension: int, records: list[VectorRecord]) -> None:
-        schema = _schema(dimension)
+        schema = table_schema(dimension)
         batch = pa.Table.from_pydict(
             {
                 "id": [record.id for record in records],
                 "vector": [record.vector for record in records],
                 "text": [record.text for record in records],
                 "metadata": [json.dumps(dict(record.metadata), ensure_ascii=False) for record in records],
-                "filter": [_filter_document(record.metadata) for record in records],
+                "filter": [filter_document(record.metadata) for record in records],
             },
             schema=schema,
         )

@@ -12,13 +12,13 @@ runs in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import anyio.to_thread
 import chromadb
-from chromadb.api import ClientAPI
+from chromadb.api.client import Client
 from chromadb.api.models.Collection import Collection as ChromaCollection
 from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
 from chromadb.errors import NotFoundError
@@ -30,8 +30,6 @@ from gecko.plugins.vector.filters import AllOf, Condition, Filter, Scalar
 from gecko_vector_chroma._version import __version__
 
 __all__ = ("ChromaVectorStore", "ChromaHttpVectorStore", "chroma_where", "__version__")
-
-T = TypeVar("T")
 
 PREFIX = "gecko-"
 DIMENSION_KEY = "gecko_dimension"
@@ -68,7 +66,7 @@ class ChromaVectorStore(VectorStore):
     scheme = "chroma"
     vector_capabilities = VectorStoreCapabilities(persistent=True)
 
-    def __init__(self, client: ClientAPI) -> None:
+    def __init__(self, client: Client) -> None:
         super().__init__()
         self._client = client
         self._handles: dict[str, ChromaCollection] = {}
@@ -81,16 +79,13 @@ class ChromaVectorStore(VectorStore):
             raise InvalidStorageURLError(f"chroma:// takes no options, got {sorted(url.query)} in {url.raw!r}")
         settings = Settings(anonymized_telemetry=False, allow_reset=False)
         client = await anyio.to_thread.run_sync(partial(chromadb.PersistentClient, path=path, settings=settings))
-        return cls(client)
-
-    async def _call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(function, *args, **kwargs))
+        return cls(cast(Client, client))  # the factories are typed with the interface, which lacks close()
 
     async def _handle(self, collection: str) -> ChromaCollection | None:
         handle = self._handles.get(collection)
         if handle is None:
             try:
-                handle = await self._call(self._client.get_collection, PREFIX + collection, embedding_function=None)
+                handle = await self._blocking(self._client.get_collection, PREFIX + collection, embedding_function=None)
             except NotFoundError:
                 return None
             self._handles[collection] = handle
@@ -110,7 +105,7 @@ class ChromaVectorStore(VectorStore):
     async def _raw_upsert(self, collection: str, dimension: int, records: list[VectorRecord]) -> None:
         handle = await self._handle(collection)
         if handle is None:
-            handle = await self._call(
+            handle = await self._blocking(
                 self._client.get_or_create_collection,
                 PREFIX + collection,
                 configuration=_CONFIGURATION,
@@ -123,12 +118,12 @@ class ChromaVectorStore(VectorStore):
             ids = [record.id for record in batch]
             # Chroma's upsert merges metadata into what is stored; a key set to None is removed,
             # which makes the upsert replace the metadata as the contract says.
-            previous = await self._call(handle.get, ids=ids, include=["metadatas"])
+            previous = await self._blocking(handle.get, ids=ids, include=["metadatas"])
             stale = {
                 record_id: dict.fromkeys(metadata or ())
                 for record_id, metadata in zip(previous["ids"], previous["metadatas"] or [], strict=True)
             }
-            await self._call(
+            await self._blocking(
                 handle.upsert,
                 ids=ids,
                 embeddings=[list(record.vector) for record in batch],
@@ -140,7 +135,7 @@ class ChromaVectorStore(VectorStore):
         self, collection: str, vector: list[float], top_k: int, where: Filter | None
     ) -> list[VectorHit]:
         handle = await self._existing(collection)
-        result = await self._call(
+        result = await self._blocking(
             handle.query,
             query_embeddings=[vector],
             n_results=top_k,
@@ -156,7 +151,7 @@ class ChromaVectorStore(VectorStore):
 
     async def _raw_fetch(self, collection: str, ids: list[str] | None, where: Filter | None) -> list[VectorRecord]:
         handle = await self._existing(collection)
-        result = await self._call(
+        result = await self._blocking(
             handle.get,
             ids=ids,
             where=None if where is None else chroma_where(where),
@@ -173,32 +168,30 @@ class ChromaVectorStore(VectorStore):
 
     async def _raw_remove(self, collection: str, ids: list[str] | None, where: Filter | None) -> None:
         handle = await self._existing(collection)
-        await self._call(handle.delete, ids=ids, where=None if where is None else chroma_where(where))
+        await self._blocking(handle.delete, ids=ids, where=None if where is None else chroma_where(where))
 
     async def _raw_count(self, collection: str, where: Filter | None) -> int:
         handle = await self._existing(collection)
         if where is None:
-            return await self._call(handle.count)
-        result = await self._call(handle.get, where=chroma_where(where), include=[])
+            return await self._blocking(handle.count)
+        result = await self._blocking(handle.get, where=chroma_where(where), include=[])
         return len(result["ids"])
 
     async def _raw_list_collections(self) -> list[str]:
-        collections = await self._call(self._client.list_collections)
+        collections = await self._blocking(self._client.list_collections)
         return [c.name.removeprefix(PREFIX) for c in collections if c.name.startswith(PREFIX)]
 
     async def _raw_drop_collection(self, collection: str) -> bool:
         self._handles.pop(collection, None)
         try:
-            await self._call(self._client.delete_collection, PREFIX + collection)
+            await self._blocking(self._client.delete_collection, PREFIX + collection)
         except NotFoundError:
             return False
         return True
 
     async def _raw_close(self) -> None:
         self._handles.clear()
-        close: Callable[[], None] | None = getattr(self._client, "close", None)
-        if close is not None:
-            await anyio.to_thread.run_sync(close)
+        await self._blocking(self._client.close)
 
 
 class ChromaHttpVectorStore(ChromaVectorStore):
@@ -238,4 +231,4 @@ class ChromaHttpVectorStore(ChromaVectorStore):
             )
         except (ValueError, ConnectionError, NotFoundError) as exc:
             raise StorageUnavailableError(f"cannot reach the Chroma server at {url.raw!r}: {exc}") from exc
-        return cls(client)
+        return cls(cast(Client, client))  # the factories are typed with the interface, which lacks close()

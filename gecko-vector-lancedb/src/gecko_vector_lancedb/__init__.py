@@ -21,10 +21,10 @@ LanceDB's Python client blocks, so every call runs in a worker thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import cast
 
 import anyio.to_thread
 import lancedb
@@ -56,8 +56,6 @@ __all__ = (
     "REFINE_FACTOR",
     "__version__",
 )
-
-T = TypeVar("T")
 
 ANN_THRESHOLD = 100_000
 """Rows at which a collection gets an ANN index; below it every query is an exact scan."""
@@ -171,14 +169,11 @@ class LanceDBVectorStore(VectorStore):
         )
         return cls(connection, ann_threshold=int(threshold))
 
-    async def _call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(function, *args, **kwargs))
-
     async def _table(self, collection: str) -> Table | None:
         table = self._tables.get(collection)
         if table is None:
             try:
-                table = await self._call(self._connection.open_table, collection)
+                table = await self._blocking(self._connection.open_table, collection)
             except ValueError:  # LanceDB's "Table ... was not found"
                 return None
             self._tables[collection] = table
@@ -210,21 +205,21 @@ class LanceDBVectorStore(VectorStore):
         )
         table = await self._table(collection)
         if table is None:
-            table = await self._call(self._connection.create_table, collection, batch, schema=schema)
+            table = await self._blocking(self._connection.create_table, collection, batch, schema=schema)
             self._tables[collection] = table
         else:
             merge = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-            await self._call(merge.execute, batch)
+            await self._blocking(merge.execute, batch)
         await self._index_when_large(collection, table)
 
     async def _index_when_large(self, collection: str, table: Table) -> None:
         if collection in self._indexed:
             return
-        indexes = await self._call(table.list_indices)
+        indexes = await self._blocking(table.list_indices)
         if any("vector" in index.columns for index in indexes):
             self._indexed.add(collection)
-        elif await self._call(table.count_rows) >= self.ann_threshold:
-            await self._call(table.create_index, "vector", config=IvfPq(distance_type="cosine"))
+        elif await self._blocking(table.count_rows) >= self.ann_threshold:
+            await self._blocking(table.create_index, "vector", config=IvfPq(distance_type="cosine"))
             self._indexed.add(collection)
 
     async def _raw_query(
@@ -236,7 +231,7 @@ class LanceDBVectorStore(VectorStore):
         search = search.distance_type("cosine").limit(top_k).refine_factor(REFINE_FACTOR)
         if where is not None:
             search = search.where(lance_where(where), prefilter=True)
-        rows = await self._call(search.select(_READ_COLUMNS).to_arrow)
+        rows = await self._blocking(search.select(_READ_COLUMNS).to_arrow)
         return [
             VectorHit(row["id"], 1.0 - row["_distance"], row["text"], _metadata(row["metadata"]))
             for row in rows.to_pylist()
@@ -248,7 +243,7 @@ class LanceDBVectorStore(VectorStore):
         predicate = _ids_predicate(ids, where)
         if predicate is not None:
             query = query.where(predicate)
-        rows = await self._call(query.to_arrow)
+        rows = await self._blocking(query.to_arrow)
         return [
             VectorRecord(row["id"], row["vector"], row["text"], _metadata(row["metadata"])) for row in rows.to_pylist()
         ]
@@ -257,21 +252,21 @@ class LanceDBVectorStore(VectorStore):
         table = await self._existing(collection)
         predicate = _ids_predicate(ids, where)
         assert predicate is not None, "the core never deletes without ids or a filter"
-        await self._call(table.delete, predicate)
+        await self._blocking(table.delete, predicate)
 
     async def _raw_count(self, collection: str, where: Filter | None) -> int:
         table = await self._existing(collection)
-        return await self._call(table.count_rows, None if where is None else lance_where(where))
+        return await self._blocking(table.count_rows, None if where is None else lance_where(where))
 
     async def _raw_list_collections(self) -> list[str]:
-        listed = await self._call(self._connection.list_tables)
+        listed = await self._blocking(self._connection.list_tables)
         return list(listed.tables)
 
     async def _raw_drop_collection(self, collection: str) -> bool:
         self._tables.pop(collection, None)
         self._indexed.discard(collection)
         try:
-            await self._call(self._connection.drop_table, collection)
+            await self._blocking(self._connection.drop_table, collection)
         except ValueError:  # LanceDB's "Table ... was not found"
             return False
         return True
@@ -292,13 +287,13 @@ class LanceDBVectorStore(VectorStore):
         table = await self._table(collection)
         if table is None:
             return []
-        indexes = await self._call(table.list_indices)
+        indexes = await self._blocking(table.list_indices)
         if not any(index.index_type == "FTS" for index in indexes):
-            await self._call(table.create_index, "text", config=FTS())
+            await self._blocking(table.create_index, "text", config=FTS())
         search = table.search(text, query_type="fts").limit(top_k)
         if where_tree is not None:
             search = search.where(lance_where(where_tree), prefilter=True)
-        rows = await self._call(search.select(_READ_COLUMNS).to_arrow)
+        rows = await self._blocking(search.select(_READ_COLUMNS).to_arrow)
         return [
             VectorHit(row["id"], float(row["_score"]), row["text"], _metadata(row["metadata"]))
             for row in rows.to_pylist()

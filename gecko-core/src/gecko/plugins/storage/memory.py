@@ -32,9 +32,6 @@ class MemoryStorage(Storage, MemoryVectorStore):
     async def from_url(cls, url: StorageURL) -> MemoryStorage:
         return cls()
 
-    async def __aenter__(self) -> MemoryStorage:
-        return self
-
     def _live(self, key: str) -> tuple[str, int, float | None] | None:
         item = self._items.get(key)
         if item is not None and item[2] is not None and item[2] <= time.monotonic():

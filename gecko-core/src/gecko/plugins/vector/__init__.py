@@ -18,22 +18,24 @@ import array
 import math
 import operator
 import re
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType, TracebackType
-from typing import ClassVar
+from functools import partial
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
 
 import anyio
+import anyio.to_thread
 
 from gecko.errors import (
     DimensionMismatchError,
     InvalidStorageURLError,
     InvalidValueError,
     PluginLoadError,
-    StorageClosedError,
     VectorStoreError,
 )
+from gecko.plugins._closable import Closable
 from gecko.plugins.registry import Registry
 from gecko.plugins.storage import StorageURL, encode_value, validate_key
 from gecko.plugins.vector.filters import Filter, MetadataValue, parse_filter
@@ -51,6 +53,7 @@ __all__ = (
     "MAX_TOP_K",
 )
 
+T = TypeVar("T")
 Metadata = Mapping[str, MetadataValue]
 MAX_TOP_K = 10_000
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
@@ -301,7 +304,7 @@ class Collection:
         return actual
 
 
-class VectorStore(ABC):
+class VectorStore(Closable):
     """An async store of vector collections.
 
     Subclasses set `scheme` and `vector_capabilities` and implement the `_raw_*` methods, whose
@@ -313,8 +316,6 @@ class VectorStore(ABC):
 
     scheme: ClassVar[str]
     vector_capabilities: ClassVar[VectorStoreCapabilities] = VectorStoreCapabilities()
-
-    _closed: bool = False
 
     def __init__(self) -> None:
         """Subclasses call this from their own `__init__`."""
@@ -347,24 +348,6 @@ class VectorStore(ABC):
         async with self._write_lock(name):
             self._dimensions.pop(name, None)
             return await self._raw_drop_collection(name)
-
-    async def close(self) -> None:
-        """Release the backend's resources; later calls raise `StorageClosedError`."""
-        if not self._closed:
-            self._closed = True
-            await self._raw_close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def __aenter__(self) -> VectorStore:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     # --- what a backend implements -------------------------------------------------
 
@@ -406,10 +389,6 @@ class VectorStore(ABC):
     async def _raw_drop_collection(self, collection: str) -> bool:
         """Remove a collection; whether it existed."""
 
-    @abstractmethod
-    async def _raw_close(self) -> None:
-        """Release clients and files."""
-
     # --- helpers -------------------------------------------------------------------
 
     async def _dimension(self, collection: str) -> int | None:
@@ -427,9 +406,9 @@ class VectorStore(ABC):
             lock = self._write_locks[collection] = anyio.Lock()
         return lock
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageClosedError(f"{type(self).__name__} was used after close()")
+    async def _blocking(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking client call in a worker thread, never on the event loop."""
+        return await anyio.to_thread.run_sync(partial(function, *args, **kwargs))
 
 
 def _validate_vector_store_class(name: str, plugin: object) -> type[VectorStore]:

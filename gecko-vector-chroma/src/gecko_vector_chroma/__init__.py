@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import anyio.to_thread
 import chromadb
+import numpy as np
 from chromadb.api.client import Client
 from chromadb.api.models.Collection import Collection as ChromaCollection
 from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
@@ -43,6 +44,12 @@ def _operand(value: Scalar | tuple[Scalar, ...]) -> Any:
     if any(isinstance(item, float) for item in value):
         return [float(item) for item in value]
     return list(value)
+
+
+def _embeddings(records: list[VectorRecord]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    # The core hands vectors over as array("d"): their bytes become one matrix, no Python floats.
+    flat = np.frombuffer(b"".join(record.vector.tobytes() for record in records), dtype=np.float64)  # type: ignore[attr-defined]
+    return flat.reshape(len(records), -1).astype(np.float32)
 
 
 def _metadata(metadata: Mapping[str, Any] | None) -> Metadata:
@@ -126,7 +133,7 @@ class ChromaVectorStore(VectorStore):
             await self._blocking(
                 handle.upsert,
                 ids=ids,
-                embeddings=[list(record.vector) for record in batch],
+                embeddings=_embeddings(batch),
                 documents=[record.text for record in batch],
                 metadatas=[{**stale.get(record.id, {}), **record.metadata} or None for record in batch],
             )

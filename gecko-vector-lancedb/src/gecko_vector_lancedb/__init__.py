@@ -124,6 +124,13 @@ def _ids_predicate(ids: list[str] | None, where: Filter | None) -> str | None:
     return " AND ".join(parts) or None
 
 
+def _vectors(records: list[VectorRecord], dimension: int) -> pa.FixedSizeListArray:
+    # The core hands vectors over as array("d"): their bytes become one Arrow buffer, no Python floats.
+    buffer = pa.py_buffer(b"".join(record.vector.tobytes() for record in records))  # type: ignore[attr-defined]
+    values = pa.Array.from_buffers(pa.float64(), len(records) * dimension, [None, buffer]).cast(pa.float32())
+    return pa.FixedSizeListArray.from_arrays(values, dimension)
+
+
 def _metadata(text: str) -> Metadata:
     return cast("Metadata", json.loads(text))
 
@@ -196,7 +203,7 @@ class LanceDBVectorStore(VectorStore):
         batch = pa.Table.from_pydict(
             {
                 "id": [record.id for record in records],
-                "vector": [record.vector for record in records],
+                "vector": _vectors(records, dimension),
                 "text": [record.text for record in records],
                 "metadata": [json.dumps(dict(record.metadata), ensure_ascii=False) for record in records],
                 "filter": [filter_document(record.metadata) for record in records],

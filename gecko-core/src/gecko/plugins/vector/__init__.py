@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import array
 import math
-import operator
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,7 +36,7 @@ from gecko.errors import (
 )
 from gecko.plugins._closable import Closable
 from gecko.plugins.registry import Registry
-from gecko.plugins.storage import StorageURL, encode_value, validate_key
+from gecko.plugins.storage import StorageURL, validate_key
 from gecko.plugins.vector.filters import Filter, MetadataValue, parse_filter
 
 __all__ = (
@@ -58,6 +57,8 @@ Metadata = Mapping[str, MetadataValue]
 MAX_TOP_K = 10_000
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 _EMPTY_METADATA: Metadata = MappingProxyType({})
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -127,12 +128,18 @@ def _vector(values: object, what: str) -> array.array[float]:
         raise InvalidValueError(f"{what} must be a sequence of numbers: {exc}") from exc
     if not vector:
         raise InvalidValueError(f"{what} is empty")
-    squared_norm = sum(map(operator.mul, vector, vector))
-    if not math.isfinite(squared_norm):
+    norm = math.hypot(*vector)
+    # Backends store float32: a norm within its range keeps every component finite there.
+    if not math.isfinite(norm) or norm > _FLOAT32_MAX:
         raise InvalidValueError(f"{what} has a NaN, infinite or too large component")
-    if squared_norm == 0.0:
+    if norm == 0.0:
         raise InvalidValueError(f"{what} is the zero vector, which has no cosine similarity")
     return vector
+
+
+def _check_text(text: str, what: str) -> None:
+    if not text.isascii() and _SURROGATES.search(text):
+        raise InvalidValueError(f"{what} holds a lone surrogate, which is not valid Unicode text")
 
 
 def _metadata(metadata: object, record_id: str) -> Metadata:
@@ -142,6 +149,7 @@ def _metadata(metadata: object, record_id: str) -> Metadata:
     for key, value in metadata.items():
         if not isinstance(key, str) or not key or key.startswith("$"):
             raise InvalidValueError(f"metadata keys of {record_id!r} are non-empty strings not starting with '$'")
+        _check_text(key, f"metadata key {key!r} of {record_id!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidValueError(f"metadata {key!r} of {record_id!r} is {value!r}; numbers must be finite")
         if isinstance(value, (list, tuple)):
@@ -149,15 +157,19 @@ def _metadata(metadata: object, record_id: str) -> Metadata:
                 raise InvalidValueError(
                     f"metadata {key!r} of {record_id!r}: lists must be non-empty and hold only strings"
                 )
+            for item in value:
+                _check_text(item, f"metadata {key!r} of {record_id!r}")
             checked[key] = list(value)
-        elif isinstance(value, (str, int, float, bool)):
+        elif isinstance(value, str):
+            _check_text(value, f"metadata {key!r} of {record_id!r}")
+            checked[key] = value
+        elif isinstance(value, (int, float, bool)):
             checked[key] = value
         else:
             raise InvalidValueError(
                 f"metadata {key!r} of {record_id!r} is a {type(value).__name__}; "
                 "use str, int, float, bool or a list of str"
             )
-    encode_value(checked)  # rejects lone surrogates in keys and strings
     return MappingProxyType(checked)
 
 
@@ -167,7 +179,7 @@ def _record(record: object) -> VectorRecord:
     record_id = validate_key(record.id)
     if not isinstance(record.text, str):
         raise InvalidValueError(f"text of {record_id!r} must be a string, got {type(record.text).__name__}")
-    encode_value(record.text)
+    _check_text(record.text, f"text of {record_id!r}")
     return VectorRecord(
         record_id,
         _vector(record.vector, f"vector of {record_id!r}"),
@@ -309,7 +321,7 @@ class VectorStore(Closable):
 
     Subclasses set `scheme` and `vector_capabilities` and implement the `_raw_*` methods, whose
     names differ from the key-value contract's so that one class can implement both (`memory://`). Arguments
-    arrive validated: records are unique by id with float64 vectors of the collection's dimension,
+    arrive validated: records are unique by id, their vectors `array.array("d")` of the collection's dimension,
     filters are parsed trees, collections named by `_raw_query`, `_raw_fetch`, `_raw_remove` and
     `_raw_count` exist. Writes to one collection are serialized by the store.
     """

@@ -120,7 +120,7 @@ class RawLance:
             search = search.refine_factor(self.refine_factor)
             if filtered:
                 search = search.where(self.where, prefilter=True)
-            return search.select(["id", "text", "metadata"]).to_arrow()
+            return search.select(["id", "text", "metadata", "_distance"]).to_arrow()
 
         return query
 

@@ -238,7 +238,7 @@ class LanceDBVectorStore(VectorStore):
         search = search.distance_type("cosine").limit(top_k).refine_factor(REFINE_FACTOR)
         if where is not None:
             search = search.where(lance_where(where), prefilter=True)
-        rows = await self._blocking(search.select(_READ_COLUMNS).to_arrow)
+        rows = await self._blocking(search.select([*_READ_COLUMNS, "_distance"]).to_arrow)
         return [
             VectorHit(row["id"], 1.0 - row["_distance"], row["text"], _metadata(row["metadata"]))
             for row in rows.to_pylist()
@@ -300,7 +300,7 @@ class LanceDBVectorStore(VectorStore):
         search = table.search(text, query_type="fts").limit(top_k)
         if where_tree is not None:
             search = search.where(lance_where(where_tree), prefilter=True)
-        rows = await self._blocking(search.select(_READ_COLUMNS).to_arrow)
+        rows = await self._blocking(search.select([*_READ_COLUMNS, "_score"]).to_arrow)
         return [
             VectorHit(row["id"], float(row["_score"]), row["text"], _metadata(row["metadata"]))
             for row in rows.to_pylist()

@@ -90,9 +90,12 @@ class RawLance:
 
         import lancedb
         import pyarrow as pa
-        from gecko_vector_lancedb import REFINE_FACTOR, filter_document, lance_where, table_schema
+        from lancedb.index import IvfPq
+
+        from gecko_vector_lancedb import ANN_THRESHOLD, REFINE_FACTOR, filter_document, lance_where, table_schema
 
         self.pa = pa
+        self.ann_threshold, self.index_config = ANN_THRESHOLD, IvfPq
         self.connection = lancedb.connect(str(folder), read_consistency_interval=timedelta(0))
         self.filter_document, self.schema, self.refine_factor = filter_document, table_schema, REFINE_FACTOR
         tree = parse_filter(FILTER)
@@ -110,7 +113,9 @@ class RawLance:
             },
             schema=self.schema(len(records[0].vector)),
         )
-        self.connection.create_table(name, batch, schema=batch.schema)
+        table = self.connection.create_table(name, batch, schema=batch.schema)
+        if table.count_rows() >= self.ann_threshold:  # the plugin indexes past its threshold: so does this side
+            table.create_index("vector", config=self.index_config(distance_type="cosine"))
 
     def query_function(self, name: str, filtered: bool) -> Callable[[list[float]], Any]:
         table = self.connection.open_table(name)

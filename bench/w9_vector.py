@@ -90,9 +90,8 @@ class RawLance:
 
         import lancedb
         import pyarrow as pa
-        from lancedb.index import IvfPq
-
         from gecko_vector_lancedb import ANN_THRESHOLD, REFINE_FACTOR, filter_document, lance_where, table_schema
+        from lancedb.index import IvfPq
 
         self.pa = pa
         self.ann_threshold, self.index_config = ANN_THRESHOLD, IvfPq

@@ -9,7 +9,7 @@ from importlib.util import find_spec
 import pytest
 
 from gecko.cli import main
-from gecko.errors import InvalidStorageURLError, PluginLoadError, PluginNotFoundError
+from gecko.errors import InvalidStorageURLError, PluginLoadError, PluginNotFoundError, StorageUnavailableError
 from gecko.plugins.storage import Storage, StorageURL
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.storage.memory import MemoryStorage
@@ -74,17 +74,21 @@ async def test_key_value_scheme_where_a_vector_store_is_needed_is_not_found() ->
     ("scheme", "distribution", "module"),
     [
         ("chroma", "gecko-ai-vector-chroma", "gecko_vector_chroma"),
+        ("chroma+http", "gecko-ai-vector-chroma", "gecko_vector_chroma"),
         ("lancedb", "gecko-ai-vector-lancedb", "gecko_vector_lancedb"),
     ],
 )
 async def test_missing_vector_plugin_names_the_install_line(
     scheme: str, distribution: str, module: str, tmp_path: object
 ) -> None:
-    url = f"{scheme}://{tmp_path}/db"
+    url = "chroma+http://127.0.0.1:9" if scheme == "chroma+http" else f"{scheme}://{tmp_path}/db"
     if find_spec(module) is None:
         for kind in (None, "vector"):
             with pytest.raises(PluginNotFoundError, match=f"pip install {distribution}"):
                 await create_storage(url, kind=kind)  # type: ignore[call-overload]
+    elif scheme == "chroma+http":  # installed (tests_all): the plugin is found and reports the absent server
+        with pytest.raises(StorageUnavailableError):
+            await create_storage(url)
     else:  # installed beside the core (tests_all): the same call opens it
         store = await create_storage(url)
         assert isinstance(store, VectorStore)

@@ -319,6 +319,7 @@ storage_registry: Registry[type[Storage]] = Registry(
         "rediss": "gecko-ai-storage-redis",
         "unix": "gecko-ai-storage-redis",
         "chroma": "gecko-ai-vector-chroma",
+        "chroma+http": "gecko-ai-vector-chroma",
         "lancedb": "gecko-ai-vector-lancedb",
     },
 )

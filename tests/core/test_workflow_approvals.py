@@ -43,7 +43,8 @@ async def test_a_tool_needing_approval_pauses_the_workflow_and_resume_continues_
     paused = await wf.execute(session_id="order-1")
     assert (paused.status, paused.interrupted_node, paid, received) == ("paused", "pay", [], [])
     approval = paused.interrupt["approval"]
-    assert approval["pending"] == [{"call_id": "call-pay", "tool_name": "pay", "arguments": {"amount": 30}, "reason": None}]
+    pending = [{"call_id": "call-pay", "tool_name": "pay", "arguments": {"amount": 30}, "reason": None}]
+    assert approval["pending"] == pending
 
     done = await wf.resume("order-1", value={"call-pay": True})
     assert (done.status, done.output, paid, received) == ("completed", "receipt: Paid 30.", [30], ["Paid 30."])

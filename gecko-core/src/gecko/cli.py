@@ -14,14 +14,14 @@ __all__ = ("main",)
 
 
 def _plugin_records() -> list[tuple[str, PluginRecord]]:
-    from gecko.plugins import _loader
     from gecko.plugins.manager import PluginManager
     from gecko.plugins.models import model_registry
     from gecko.plugins.storage import storage_registry
+    from gecko.plugins.vector import vector_registry
 
     rows: list[tuple[str, PluginRecord]] = []
     rows += [("storage", record) for record in storage_registry.records()]
-    rows += [("vector", record) for record in _loader.discover("gecko.vector")]
+    rows += [("vector", record) for record in vector_registry.records()]
     rows += [("model", record) for record in model_registry.records()]
     rows += [("hook", record) for record in PluginManager().load_plugins()]
     return rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -92,7 +93,7 @@ def _load(path: Path) -> dict[str, tuple[str, int]]:
     return {key: (text, int(version)) for key, (text, version) in raw.items()}
 
 
-def _write_atomically(path: Path, snapshot: dict[str, list[object]]) -> None:
+def _write_atomically(path: Path, snapshot: Mapping[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(snapshot, ensure_ascii=False), encoding="utf-8")

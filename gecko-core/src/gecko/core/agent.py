@@ -342,7 +342,7 @@ class Agent:
                 if isinstance(spec, str):
                     from gecko.plugins.storage.factory import create_storage
 
-                    self._storage = await create_storage(spec)
+                    self._storage = await create_storage(spec, kind="kv")
                     self._owns_storage = True
                 else:
                     from gecko.plugins.storage.memory import MemoryStorage

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import ClassVar, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,9 +19,9 @@ from gecko.errors import (
     InvalidStorageURLError,
     InvalidValueError,
     PluginLoadError,
-    StorageClosedError,
     StorageError,
 )
+from gecko.plugins._closable import Closable
 from gecko.plugins.registry import Registry
 from gecko.redaction import redact_url
 from gecko.types import JSONValue
@@ -156,7 +155,7 @@ def decode_value(text: str, key: str) -> JSONValue:
         raise StorageError(f"stored value of {key!r} is not valid JSON: {exc}") from exc
 
 
-class Storage(ABC):
+class Storage(Closable):
     """An async key-value store of JSON data with versioned writes and optional TTL and leases.
 
     Subclasses set `scheme` and `capabilities` and implement the `_raw_*` methods; keys arrive
@@ -165,8 +164,6 @@ class Storage(ABC):
 
     scheme: ClassVar[str]
     capabilities: ClassVar[StorageCapabilities] = StorageCapabilities()
-
-    _closed: bool = False
 
     @classmethod
     @abstractmethod
@@ -258,24 +255,6 @@ class Storage(ABC):
         self._require_leases()
         await self._raw_release_lease(lease)
 
-    async def close(self) -> None:
-        """Release the backend's resources; later calls raise `StorageClosedError`."""
-        if not self._closed:
-            self._closed = True
-            await self._raw_close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def __aenter__(self) -> Storage:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     # --- what a backend implements -------------------------------------------------
 
     @abstractmethod
@@ -319,10 +298,6 @@ class Storage(ABC):
     async def _raw_release_lease(self, lease: Lease) -> None:
         raise NotImplementedError
 
-    @abstractmethod
-    async def _raw_close(self) -> None:
-        """Release connections and files."""
-
     # --- helpers -------------------------------------------------------------------
 
     async def _write(
@@ -349,10 +324,6 @@ class Storage(ABC):
             expected_version=expected_version,
             check_version=check_version,
         )
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageClosedError(f"{type(self).__name__} was used after close()")
 
     def _require_leases(self) -> None:
         if not self.capabilities.leases:
@@ -386,6 +357,7 @@ storage_registry: Registry[type[Storage]] = Registry(
         "rediss": "gecko-ai-storage-redis",
         "unix": "gecko-ai-storage-redis",
         "chroma": "gecko-ai-vector-chroma",
+        "chroma+http": "gecko-ai-vector-chroma",
         "lancedb": "gecko-ai-vector-lancedb",
     },
 )

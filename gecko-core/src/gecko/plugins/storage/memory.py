@@ -1,4 +1,9 @@
-"""`memory://`: an in-process store, the builtin default for tests and ephemeral sessions."""
+"""`memory://`: an in-process store, the builtin default for tests and ephemeral sessions.
+
+One `memory://` store serves both contracts, key-value and vector: the seed opens a RAG store and
+a workflow store with the same `create_storage("memory://")` call, and one in-process object
+answering both needs no choice between the `gecko.storage` and `gecko.vector` groups.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,19 @@ import time
 
 from gecko.errors import FencingError, VersionConflictError
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.plugins.vector.memory import MemoryVectorStore
 
 __all__ = ("MemoryStorage",)
 
 
-class MemoryStorage(Storage):
-    """Keys live in this process only; every operation is atomic on the event loop."""
+class MemoryStorage(Storage, MemoryVectorStore):
+    """Keys and vector collections live in this process only; every operation is atomic on the event loop."""
 
     scheme = "memory"
     capabilities = StorageCapabilities(ttl=True, leases=True)
 
     def __init__(self) -> None:
+        super().__init__()
         self._items: dict[str, tuple[str, int, float | None]] = {}
         self._leases: dict[str, Lease] = {}
         self._tokens: dict[str, int] = {}
@@ -100,3 +107,4 @@ class MemoryStorage(Storage):
     async def _raw_close(self) -> None:
         self._items.clear()
         self._leases.clear()
+        self._collections.clear()

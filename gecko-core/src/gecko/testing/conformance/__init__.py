@@ -10,11 +10,19 @@ if TYPE_CHECKING:
     from gecko.testing.conformance.models import ModelConformance
     from gecko.testing.conformance.ownership import WorkflowOwnershipConformance
     from gecko.testing.conformance.storage import StorageConformance
+    from gecko.testing.conformance.vector import VectorStoreConformance
 
-__all__ = ("StorageConformance", "ModelConformance", "WorkflowOwnershipConformance", "CheckpointIntegrityConformance")
+__all__ = (
+    "StorageConformance",
+    "VectorStoreConformance",
+    "ModelConformance",
+    "WorkflowOwnershipConformance",
+    "CheckpointIntegrityConformance",
+)
 
 _LOCATIONS = {
     "StorageConformance": "gecko.testing.conformance.storage",
+    "VectorStoreConformance": "gecko.testing.conformance.vector",
     "ModelConformance": "gecko.testing.conformance.models",
     "WorkflowOwnershipConformance": "gecko.testing.conformance.ownership",
     "CheckpointIntegrityConformance": "gecko.testing.conformance.checkpoints",

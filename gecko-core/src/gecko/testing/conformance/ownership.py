@@ -41,7 +41,7 @@ def _take_over_in_another_thread(url: str, session_id: str) -> Any:
     """Another worker (own thread, event loop and connection) resumes the session once the lease lapses."""
 
     async def other_worker() -> Any:
-        async with await create_storage(url) as storage:
+        async with await create_storage(url, kind="kv") as storage:
             workflow = _two_steps(storage, lambda ctx: "by-the-other-worker")
             while True:
                 try:
@@ -75,7 +75,7 @@ class WorkflowOwnershipConformance:
         raise NotImplementedError("provide a `storage_url` fixture naming the backend under test")
 
     async def test_the_backend_declares_shared_leases(self, storage_url: str) -> None:
-        async with await create_storage(storage_url) as storage:
+        async with await create_storage(storage_url, kind="kv") as storage:
             assert storage.capabilities.leases
             assert storage.capabilities.cross_process
 
@@ -87,7 +87,7 @@ class WorkflowOwnershipConformance:
             taken_over.append(_take_over_in_another_thread(storage_url, "s1"))
             return "by-the-paused-worker"
 
-        async with await create_storage(storage_url) as storage:
+        async with await create_storage(storage_url, kind="kv") as storage:
             with pytest.raises(SessionLeaseLost):
                 await _two_steps(storage, paused_worker, lease_ttl=0.5).execute(session_id="s1")
             assert taken_over[0].output == "by-the-other-worker"
@@ -107,8 +107,8 @@ class WorkflowOwnershipConformance:
             raise AssertionError("the second worker must not run a node")
 
         async with (
-            await create_storage(storage_url) as first,
-            await create_storage(storage_url) as second,
+            await create_storage(storage_url, kind="kv") as first,
+            await create_storage(storage_url, kind="kv") as second,
             anyio.create_task_group() as tg,
         ):
             tg.start_soon(lambda: _two_steps(first, slow).execute(session_id="s1"))

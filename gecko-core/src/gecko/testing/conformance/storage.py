@@ -109,7 +109,7 @@ class StorageConformance:
         """An async function opening a new handle on the test's store; each call is a new handle."""
 
         async def open_() -> Storage:
-            return await create_storage(storage_url)
+            return await create_storage(storage_url, kind="kv")
 
         return open_
 

@@ -74,19 +74,30 @@ async def test_create_model_builds_a_preset_that_answers_over_http() -> None:
     assert response.message.text == "hi from glm"
 
 
-async def test_zhipu_key_comes_from_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ZHIPUAI_API_KEY", "from-env")
+@pytest.mark.parametrize("key_variable", ["ZHIPUAI_API_KEY", "ZHIPU_API_KEY"])
+@pytest.mark.parametrize("base_variable", ["ZHIPUAI_API_BASE", "ZHIPU_API_BASE"])
+async def test_zhipu_key_and_endpoint_come_from_either_spelling(
+    monkeypatch: pytest.MonkeyPatch, key_variable: str, base_variable: str
+) -> None:
+    for name in ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY", "ZHIPUAI_API_BASE", "ZHIPU_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(key_variable, "from-env")
     async with OpenAIServer(["ok"]) as server:
-        await ZhipuChat(model="glm-4-flash", api_base=server.base_url).complete(
-            ModelRequest(messages=[Message.user("hi")])
-        )
+        monkeypatch.setenv(base_variable, server.base_url)
+        await ZhipuChat(model="glm-4-flash").complete(ModelRequest(messages=[Message.user("hi")]))
         assert server.requests[0].headers["authorization"] == "Bearer from-env"
+
+
+def test_zhipu_prefers_the_zhipuai_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHIPUAI_API_BASE", "http://127.0.0.1:1/zhipuai")
+    monkeypatch.setenv("ZHIPU_API_BASE", "http://127.0.0.1:1/zhipu")
+    assert ZhipuChat(api_key="k").api_base == "http://127.0.0.1:1/zhipuai"
 
 
 def test_zhipu_without_a_key_says_how_to_provide_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ZHIPUAI_API_KEY", raising=False)
     monkeypatch.delenv("ZHIPU_API_KEY", raising=False)
-    with pytest.raises(ConfigurationError, match="ZHIPUAI_API_KEY"):
+    with pytest.raises(ConfigurationError, match="ZHIPUAI_API_KEY or ZHIPU_API_KEY"):
         ZhipuChat(model="glm-4-flash")
 
 

@@ -17,9 +17,9 @@ from gecko.plugins.models import (
     ModelConfig,
     ModelRequest,
     ModelResponse,
+    RetryPolicy,
     ToolCallDelta,
 )
-from gecko.plugins.models._retry import RetryPolicy
 from gecko.types import Message, TokenUsage, ToolCall
 from gecko_models import _litellm
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gecko.plugins.models._retry import RetryPolicy
+from gecko.plugins.models import RetryPolicy
 from gecko.testing.models import reply, tool_calls_reply
 from gecko.testing.server import OpenAIServer, ScriptItem
 

@@ -13,8 +13,7 @@ from gecko.errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from gecko.plugins.models import ModelCapabilities, ModelRequest
-from gecko.plugins.models._retry import RetryPolicy
+from gecko.plugins.models import ModelCapabilities, ModelRequest, RetryPolicy
 from gecko.testing.server import OpenAIServer, error, malformed, slow
 from gecko.types import ImagePart, Message, TextPart
 

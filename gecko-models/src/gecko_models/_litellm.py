@@ -22,9 +22,11 @@ from gecko.errors import (
     ModelRateLimitError,
     ModelServerError,
     ModelTimeoutError,
+    UnsupportedRequestError,
 )
 from gecko.plugins.models import FinishReason, ModelRequest, ResponseFormat, ToolDefinition
 from gecko.types import ImagePart, Message, Role, TextPart, TokenUsage
+from gecko_models import _features
 
 __all__ = (
     "load_litellm",
@@ -225,7 +227,14 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
-def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str | None) -> Exception:
+def translate_error(
+    exc: Exception,
+    label: str,
+    *,
+    timeout: float,
+    api_base: str | None,
+    used: tuple[_features.Feature, ...] = (),
+) -> Exception:
     """The typed Gecko error for a litellm / provider failure; other exceptions come back unchanged.
 
     Args:
@@ -233,6 +242,8 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
         label: the model as the user named it, for the message.
         timeout: the per-request timeout in seconds, for the message.
         api_base: the endpoint, for connection messages.
+        used: the optional request features sent; an answer rejecting one of them becomes an
+            `UnsupportedRequestError` naming it.
     """
     import httpx
     import openai
@@ -271,6 +282,12 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
         error = ModelConnectionError(
             f"{label}: could not reach {api_base or 'the provider'} ({detail}); check api_base and that "
             "the server is running"
+        )
+    elif (feature := _features.rejected_feature(status, detail, used)) is not None:
+        error = UnsupportedRequestError(
+            f"{label}: {_features.display(api_base)} does not accept {_features.DESCRIPTIONS[feature]} ({detail}); "
+            "ask without it (another structured-output strategy, or no tools)",
+            feature=feature,
         )
     elif isinstance(exc, (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError)) or (
         isinstance(status, int) and 400 <= status < 500

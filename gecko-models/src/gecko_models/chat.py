@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -9,7 +10,7 @@ from typing import Any, ClassVar
 import anyio
 from pydantic import SecretStr
 
-from gecko.errors import ConfigurationError, ModelBadRequestError
+from gecko.errors import ConfigurationError, ModelBadRequestError, UnsupportedRequestError
 from gecko.plugins.models import (
     ChatModel,
     ModelCapabilities,
@@ -21,9 +22,11 @@ from gecko.plugins.models import (
     ToolCallDelta,
 )
 from gecko.types import Message, TokenUsage, ToolCall
-from gecko_models import _litellm
+from gecko_models import _features, _litellm
 
 __all__ = ("LiteLLMChat",)
+
+logger = logging.getLogger("gecko_models")
 
 
 class LiteLLMChat(ChatModel):
@@ -31,6 +34,12 @@ class LiteLLMChat(ChatModel):
 
     litellm's own retries are switched off; `retry` is the only retry layer. Streaming always
     asks the provider for usage, so `TokenUsage` is the provider's count, streamed or not.
+
+    When the endpoint rejects a feature of a request (a `json_schema` or `json_object` response
+    format, `tools`, `tool_choice`), the call raises `UnsupportedRequestError` naming it, and the
+    rejection is remembered for this endpoint and model until the process ends: later requests
+    using the feature are refused before sending, and `capabilities` no longer declares it, so
+    structured output picks another strategy at once.
 
     Args:
         model: the model name; for `LiteLLMChat` a full litellm string such as `"groq/llama3-8b"`.
@@ -90,6 +99,24 @@ class LiteLLMChat(ChatModel):
         self.capabilities = capabilities or self.default_capabilities
         self.extra = extra
 
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """The declared capabilities, less what this endpoint has rejected in this process."""
+        rejected = _features.rejected(self._endpoint)
+        declared = self._declared_capabilities
+        if not rejected:
+            return declared
+        return declared.model_copy(
+            update={
+                "json_schema": declared.json_schema and "json_schema" not in rejected,
+                "tools": declared.tools and "tools" not in rejected,
+            }
+        )
+
+    @capabilities.setter
+    def capabilities(self, value: ModelCapabilities) -> None:
+        self._declared_capabilities = value
+
     def _missing_api_key(self) -> str | None:
         """The key to use when none is given or found; None lets litellm read its own variables."""
         return None
@@ -100,6 +127,10 @@ class LiteLLMChat(ChatModel):
         if not self.litellm_prefix or self.model.startswith(self.litellm_prefix):
             return self.model
         return self.litellm_prefix + self.model
+
+    @property
+    def _endpoint(self) -> _features.Endpoint:
+        return (self.api_base or "", self.litellm_model)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, api_base={self.api_base!r})"
@@ -124,11 +155,21 @@ class LiteLLMChat(ChatModel):
                 f"pass capabilities=ModelCapabilities({flags}) if it does support them"
             )
 
-    def _arguments(self, request: ModelRequest, timeout: float) -> dict[str, Any]:
+    def _refuse_rejected(self, used: tuple[_features.Feature, ...]) -> None:
+        known = _features.rejected(self._endpoint)
+        for feature in used:
+            if feature in known:
+                raise UnsupportedRequestError(
+                    f"{self.model}: {_features.display(self.api_base)} rejected {_features.DESCRIPTIONS[feature]} "
+                    "earlier in this process, so it is not sent again; ask without it",
+                    feature=feature,
+                )
+
+    def _arguments(self, request: ModelRequest) -> dict[str, Any]:
+        """The litellm keyword arguments of `request`, all but the per-attempt `timeout`."""
         arguments: dict[str, Any] = {
             "model": self.litellm_model,
             "messages": _litellm.to_wire_messages(request.messages),
-            "timeout": timeout,
             # One retry layer only: ours.
             "num_retries": 0,
             "max_retries": 0,
@@ -151,21 +192,38 @@ class LiteLLMChat(ChatModel):
     def _attempt_timeout(self, remaining: float | None) -> float:
         return self.timeout if remaining is None else max(0.001, min(self.timeout, remaining))
 
-    def _translate(self, exc: Exception) -> Exception:
-        return _litellm.translate_error(exc, self.model, timeout=self.timeout, api_base=self.api_base)
+    def _translate(self, exc: Exception, used: tuple[_features.Feature, ...]) -> Exception:
+        error = _litellm.translate_error(exc, self.model, timeout=self.timeout, api_base=self.api_base, used=used)
+        if isinstance(error, UnsupportedRequestError) and _features.remember(self._endpoint, error.feature):
+            logger.debug(
+                "%s at %s rejects %s; not sent there again in this process",
+                self.model,
+                _features.display(self.api_base),
+                _features.DESCRIPTIONS[error.feature],
+            )
+        return error
+
+    def _prepare(self, request: ModelRequest) -> tuple[dict[str, Any], tuple[_features.Feature, ...]]:
+        """The request's arguments and the optional features they use, after the checks before sending."""
+        arguments = self._arguments(request)
+        used = _features.used_features(arguments)
+        # Before the declared-capability check: a remembered rejection is the more exact reason.
+        self._refuse_rejected(used)
+        self._check_capabilities(request)
+        return arguments, used
 
     # --- ChatModel -------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Send `request` and return the whole reply, retrying transient failures."""
-        self._check_capabilities(request)
+        arguments, used = self._prepare(request)
         litellm = await _litellm.load_litellm()
 
         async def attempt(remaining: float | None) -> Any:
             try:
-                return await litellm.acompletion(**self._arguments(request, self._attempt_timeout(remaining)))
+                return await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
             except Exception as exc:
-                raise self._translate(exc) from exc
+                raise self._translate(exc, used) from exc
 
         raw = await self.retry.run(attempt)
         choice = raw.choices[0]
@@ -189,17 +247,16 @@ class LiteLLMChat(ChatModel):
         return self._stream(request)
 
     async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
-        self._check_capabilities(request)
+        arguments, used = self._prepare(request)
+        arguments["stream"] = True
+        arguments["stream_options"] = {**arguments.get("stream_options", {}), "include_usage": True}
         litellm = await _litellm.load_litellm()
 
         async def attempt(remaining: float | None) -> Any:
-            arguments = self._arguments(request, self._attempt_timeout(remaining))
-            arguments["stream"] = True
-            arguments["stream_options"] = {**arguments.get("stream_options", {}), "include_usage": True}
             try:
-                return await litellm.acompletion(**arguments)
+                return await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
             except Exception as exc:
-                raise self._translate(exc) from exc
+                raise self._translate(exc, used) from exc
 
         raw_stream = await self.retry.run(attempt)
         usage: TokenUsage | None = None
@@ -213,7 +270,7 @@ class LiteLLMChat(ChatModel):
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    raise self._translate(exc) from exc
+                    raise self._translate(exc, used) from exc
                 if getattr(raw, "usage", None) is not None:
                     usage = _litellm.to_usage(raw.usage)
                 if not raw.choices:

@@ -138,15 +138,17 @@ class LiteLLMChat(ChatModel):
     # --- requests --------------------------------------------------------------------
 
     def _check_capabilities(self, request: ModelRequest) -> None:
+        """Refuse what the model is not declared to do; what the endpoint rejected is `_refuse_rejected`'s."""
+        declared = self._declared_capabilities
         missing = []
-        if request.tools and not self.capabilities.tools:
+        if request.tools and not declared.tools:
             missing.append("tools")
         if request.response_format is not None:
-            if request.response_format.type == "grammar" and not self.capabilities.grammar:
+            if request.response_format.type == "grammar" and not declared.grammar:
                 missing.append("grammar")
-            if request.response_format.type == "json_schema" and not self.capabilities.json_schema:
+            if request.response_format.type == "json_schema" and not declared.json_schema:
                 missing.append("json_schema")
-        if not self.capabilities.vision and _litellm.has_images(request):
+        if not declared.vision and _litellm.has_images(request):
             missing.append("vision")
         if missing:
             flags = ", ".join(f"{name}=True" for name in missing)
@@ -205,11 +207,10 @@ class LiteLLMChat(ChatModel):
 
     def _prepare(self, request: ModelRequest) -> tuple[dict[str, Any], tuple[_features.Feature, ...]]:
         """The request's arguments and the optional features they use, after the checks before sending."""
+        self._check_capabilities(request)
         arguments = self._arguments(request)
         used = _features.used_features(arguments)
-        # Before the declared-capability check: a remembered rejection is the more exact reason.
         self._refuse_rejected(used)
-        self._check_capabilities(request)
         return arguments, used
 
     # --- ChatModel -------------------------------------------------------------------

@@ -40,12 +40,14 @@ __all__ = (
     "translate_error",
 )
 
-# Set before litellm is imported: without them it fetches its cost map over the network and
-# Llama-family token counting stalls trying to download a tokenizer.
+# Set before litellm is imported: without them it fetches its cost map over the network,
+# Llama-family token counting stalls trying to download a tokenizer, and (in its default "DEV"
+# mode) the import loads a `.env` file from the working directory into os.environ.
 _OFFLINE_ENVIRONMENT = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_OFFLINE_MODE": "true",
     "HF_HUB_OFFLINE": "1",
+    "LITELLM_MODE": "PRODUCTION",
 }
 
 _lock = threading.Lock()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from gecko_models import AnthropicChat, LiteLLMChat, LiteLLMEmbedder, OllamaChat, OpenAIChat, ZhipuChat
@@ -39,9 +40,9 @@ def test_seed_import_paths_resolve_to_the_plugin_classes() -> None:
     assert ModelConfig(model_name="m").model_name == "m"
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=False
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=False, cwd=cwd
     )
 
 
@@ -65,6 +66,20 @@ def test_importing_and_building_models_does_not_import_litellm() -> None:
         "assert 'litellm' not in sys.modules and 'openai' not in sys.modules, 'imported eagerly'\n"
     )
     assert _run(code).returncode == 0
+
+
+def test_loading_litellm_leaves_the_environment_alone(tmp_path: Path) -> None:
+    # litellm's import reads a .env file from the working directory unless told it runs in production.
+    (tmp_path / ".env").write_text("GECKO_DOTENV_PROBE=loaded\n")
+    code = (
+        "import os, anyio\n"
+        "from gecko_models import _litellm\n"
+        "anyio.run(_litellm.load_litellm)\n"
+        "print(os.environ.get('GECKO_DOTENV_PROBE', 'absent'))\n"
+    )
+    result = _run(code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "absent"
 
 
 async def test_create_model_builds_a_preset_that_answers_over_http() -> None:

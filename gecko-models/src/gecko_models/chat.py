@@ -243,7 +243,9 @@ class LiteLLMChat(ChatModel):
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """Send `request` and yield the reply as it arrives; the last chunk carries usage.
 
-        Opening the stream is retried like `complete`; a failure after the first chunk is raised.
+        Retried like `complete` until the first text or tool-call piece arrives, so a stream that
+        opens and then fails before saying anything is asked again. A failure after that is raised:
+        the consumer already has part of the reply, and a second answer would not continue it.
         """
         return self._stream(request)
 
@@ -253,53 +255,85 @@ class LiteLLMChat(ChatModel):
         arguments["stream_options"] = {**arguments.get("stream_options", {}), "include_usage": True}
         litellm = await _litellm.load_litellm()
 
-        async def attempt(remaining: float | None) -> Any:
+        async def attempt(remaining: float | None) -> tuple[Any, _StreamReader]:
             try:
-                return await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
+                raw_stream = await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
             except Exception as exc:
                 raise self._translate(exc, used) from exc
-
-        raw_stream = await self.retry.run(attempt)
-        usage: TokenUsage | None = None
-        finish_reason: str | None = None
-        saw_tool_calls = False
-        iterator = raw_stream.__aiter__()
-        try:
-            while True:
-                try:
-                    raw = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
+            reader = _StreamReader(raw_stream)
+            try:
+                await reader.read_first()
+            except BaseException as exc:
+                await _close(raw_stream)
+                if isinstance(exc, Exception):
                     raise self._translate(exc, used) from exc
-                if getattr(raw, "usage", None) is not None:
-                    usage = _litellm.to_usage(raw.usage)
-                if not raw.choices:
-                    continue
-                choice = raw.choices[0]
-                delta = choice.delta
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-                deltas = [
-                    ToolCallDelta(
-                        index=call.index or 0,
-                        id=call.id,
-                        name=call.function.name if call.function else None,
-                        arguments=(call.function.arguments or "") if call.function else "",
-                    )
-                    for call in (delta.tool_calls or [])
-                ]
-                saw_tool_calls = saw_tool_calls or bool(deltas)
-                if delta.content or deltas:
-                    yield ModelChunk(text=delta.content or "", tool_calls=deltas)
+                raise
+            return raw_stream, reader
+
+        raw_stream, reader = await self.retry.run(attempt)
+        try:
+            while (chunk := await reader.next()) is not None:
+                yield chunk
+        except Exception as exc:
+            raise self._translate(exc, used) from exc
         finally:
             # Release the connection even when the consumer stops early or is cancelled.
-            with anyio.move_on_after(2, shield=True):
-                await raw_stream.aclose()
+            await _close(raw_stream)
         yield ModelChunk(
-            usage=usage or TokenUsage(requests=1),
-            finish_reason=_litellm.to_finish_reason(finish_reason, has_tool_calls=saw_tool_calls),
+            usage=reader.usage or TokenUsage(requests=1),
+            finish_reason=_litellm.to_finish_reason(reader.finish_reason, has_tool_calls=reader.saw_tool_calls),
         )
+
+
+class _StreamReader:
+    """Turns litellm's raw stream chunks into `ModelChunk`s, keeping usage and the finish reason aside."""
+
+    def __init__(self, raw_stream: Any) -> None:
+        self._iterator = raw_stream.__aiter__()
+        self._first: ModelChunk | None = None
+        self.usage: TokenUsage | None = None
+        self.finish_reason: str | None = None
+        self.saw_tool_calls = False
+
+    async def read_first(self) -> None:
+        """Read up to the first chunk with text or tool-call pieces (or the end) and hold it."""
+        self._first = await self._read()
+
+    async def next(self) -> ModelChunk | None:
+        """The next chunk with text or tool-call pieces; None at the end of the stream."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._read()
+
+    async def _read(self) -> ModelChunk | None:
+        async for raw in self._iterator:
+            if getattr(raw, "usage", None) is not None:
+                self.usage = _litellm.to_usage(raw.usage)
+            if not raw.choices:
+                continue
+            choice = raw.choices[0]
+            delta = choice.delta
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+            deltas = [
+                ToolCallDelta(
+                    index=call.index or 0,
+                    id=call.id,
+                    name=call.function.name if call.function else None,
+                    arguments=(call.function.arguments or "") if call.function else "",
+                )
+                for call in (delta.tool_calls or [])
+            ]
+            self.saw_tool_calls = self.saw_tool_calls or bool(deltas)
+            if delta.content or deltas:
+                return ModelChunk(text=delta.content or "", tool_calls=deltas)
+        return None
+
+
+async def _close(raw_stream: Any) -> None:
+    with anyio.move_on_after(2, shield=True):
+        await raw_stream.aclose()
 
 
 def _first_env(names: tuple[str, ...]) -> str | None:

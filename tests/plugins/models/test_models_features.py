@@ -28,22 +28,12 @@ LLAMA_CPP_PYTHON = (
     "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', "
     "'ctx': {'expected': \"'text' or 'json_object'\"}}]"
 )
+OLLAMA_TOOLS = "registry.ollama.ai/library/gemma:2b does not support tools"
+LM_STUDIO_JSON_OBJECT = "'response_format.type' must be 'json_schema' or 'text'"
 REJECTIONS = [
     pytest.param(500, LLAMA_CPP_PYTHON, JSON_SCHEMA, "json_schema", id="llama-cpp-python-json-schema"),
-    pytest.param(
-        400,
-        "'response_format.type' must be 'json_schema' or 'text'",
-        JSON_OBJECT,
-        "json_object",
-        id="lm-studio-json-object",
-    ),
-    pytest.param(
-        400,
-        "registry.ollama.ai/library/gemma:2b does not support tools",
-        TOOLS,
-        "tools",
-        id="ollama-tools",
-    ),
+    pytest.param(400, LM_STUDIO_JSON_OBJECT, JSON_OBJECT, "json_object", id="lm-studio-json-object"),
+    pytest.param(400, OLLAMA_TOOLS, TOOLS, "tools", id="ollama-tools"),
     pytest.param(
         400,
         '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
@@ -78,10 +68,11 @@ def _model(server: OpenAIServer, model: str = "m") -> OpenAIChat:
 async def test_a_rejected_feature_is_a_typed_error_naming_it_and_is_not_retried(
     status: int, message: str, request_: ModelRequest, feature: str
 ) -> None:
-    async with OpenAIServer([error(status, message), "never reached"]) as server:
+    async with OpenAIServer([error(status, message)], cycle=True) as server:
         with pytest.raises(UnsupportedRequestError) as caught:
             await _model(server).complete(request_)
-        assert len(server.chat_requests()) == 1
+        # A json_schema request is asked once more with the schema in the json_object form.
+        assert len(server.chat_requests()) == (2 if feature == "json_schema" else 1)
     assert caught.value.feature == feature
     assert isinstance(caught.value, ModelBadRequestError)
 
@@ -137,56 +128,71 @@ async def test_other_errors_are_not_taken_for_rejections(
 
 
 async def test_the_rejection_is_remembered_for_the_endpoint_and_model(caplog: pytest.LogCaptureFixture) -> None:
-    async with OpenAIServer([error(500, LLAMA_CPP_PYTHON)], cycle=True) as server:
+    async with OpenAIServer([error(400, OLLAMA_TOOLS)], cycle=True) as server:
         first, same_endpoint = _model(server), _model(server)
         with caplog.at_level(logging.DEBUG, logger="gecko_models"), pytest.raises(UnsupportedRequestError):
-            await first.complete(JSON_SCHEMA)
+            await first.complete(TOOLS)
         assert len(server.chat_requests()) == 1
 
         # Another instance on the same endpoint and model: refused before sending, streamed or not.
-        with pytest.raises(UnsupportedRequestError, match="earlier in this process") as caught:
-            await same_endpoint.complete(JSON_SCHEMA)
-        assert caught.value.feature == "json_schema"
+        with pytest.raises(UnsupportedRequestError, match="not sent again") as caught:
+            await same_endpoint.complete(TOOLS)
+        assert caught.value.feature == "tools"
         with pytest.raises(UnsupportedRequestError):
-            [chunk async for chunk in same_endpoint.stream(JSON_SCHEMA)]
+            [chunk async for chunk in same_endpoint.stream(TOOLS)]
         assert len(server.chat_requests()) == 1
-        assert same_endpoint.capabilities.json_schema is False
-        assert same_endpoint.capabilities.tools is True
+        assert same_endpoint.capabilities.tools is False
+        assert same_endpoint.capabilities.json_schema is True
 
         # Another model behind the same endpoint has not rejected anything.
-        assert _model(server, model="other").capabilities.json_schema is True
+        assert _model(server, model="other").capabilities.tools is True
         address = server.url
-    rejections = [record for record in caplog.records if "rejects a json_schema response_format" in record.message]
+    rejections = [record for record in caplog.records if "rejects tools" in record.message]
     assert len(rejections) == 1
     assert rejections[0].levelno == logging.DEBUG
     assert address in rejections[0].message
 
 
-async def test_requests_without_the_rejected_feature_still_go_through() -> None:
-    async with OpenAIServer([error(500, LLAMA_CPP_PYTHON), '{"name": "Paris"}', "plain"]) as server:
+async def test_a_rejected_json_schema_goes_as_json_object_with_the_schema_from_then_on() -> None:
+    answers = [error(500, LLAMA_CPP_PYTHON), '{"name": "Paris"}', '{"name": "Rome"}', "plain"]
+    async with OpenAIServer(answers) as server:
         model = _model(server)
-        with pytest.raises(UnsupportedRequestError):
-            await model.complete(JSON_SCHEMA)
-        as_json = await model.complete(JSON_OBJECT)
+        first = await model.complete(JSON_SCHEMA)
+        later = await _model(server).complete(JSON_SCHEMA)
         plain = await model.complete(PLAIN)
         sent = server.chat_requests()
-    assert as_json.message.text == '{"name": "Paris"}'
-    assert plain.message.text == "plain"
-    assert [body.get("response_format") for body in sent] == [
-        {"type": "json_schema", "json_schema": {"name": "City", "schema": SCHEMA, "strict": True}},
-        {"type": "json_object"},
-        None,
+    assert [first.message.text, later.message.text, plain.message.text] == [
+        '{"name": "Paris"}',
+        '{"name": "Rome"}',
+        "plain",
     ]
+    schema_form = {"type": "json_schema", "json_schema": {"name": "City", "schema": SCHEMA, "strict": True}}
+    object_form = {"type": "json_object", "schema": SCHEMA}
+    assert [body.get("response_format") for body in sent] == [schema_form, object_form, object_form, None]
+    assert model.capabilities.json_schema is True
+
+
+async def test_an_endpoint_refusing_both_json_forms_is_refused_before_sending_from_then_on() -> None:
+    async with OpenAIServer([error(500, LLAMA_CPP_PYTHON), error(400, LM_STUDIO_JSON_OBJECT)]) as server:
+        model = _model(server)
+        with pytest.raises(UnsupportedRequestError, match="neither") as caught:
+            await model.complete(JSON_SCHEMA)
+        assert caught.value.feature == "json_schema"
+        assert model.capabilities.json_schema is False
+        with pytest.raises(UnsupportedRequestError) as again:
+            await model.complete(JSON_SCHEMA)
+        assert again.value.feature == "json_schema"
+        assert len(server.chat_requests()) == 2
 
 
 async def test_a_rejection_when_opening_a_stream_is_typed_and_remembered() -> None:
-    async with OpenAIServer([error(400, "registry.ollama.ai/library/gemma:2b does not support tools")]) as server:
+    async with OpenAIServer([error(400, OLLAMA_TOOLS)]) as server:
         model = _model(server)
         with pytest.raises(UnsupportedRequestError) as caught:
             [chunk async for chunk in model.stream(TOOLS)]
         assert caught.value.feature == "tools"
         assert model.capabilities.tools is False
-        with pytest.raises(UnsupportedRequestError, match="earlier in this process"):
+        with pytest.raises(UnsupportedRequestError, match="not sent again"):
             await model.complete(TOOLS)
         assert len(server.chat_requests()) == 1
 

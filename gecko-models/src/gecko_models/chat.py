@@ -230,24 +230,30 @@ class LiteLLMChat(ChatModel):
         self, request: ModelRequest, send: Callable[[dict[str, Any], tuple[_features.Feature, ...]], Awaitable[T]]
     ) -> T:
         """`send` the request's arguments; a rejected json_schema response format goes again as json_object."""
+        wants_schema = request.response_format is not None and request.response_format.type == "json_schema"
         arguments, used = self._prepare(request)
         try:
             return await send(arguments, used)
         except UnsupportedRequestError as exc:
-            if exc.feature != "json_schema":
+            if not wants_schema or exc.feature not in ("json_schema", "json_object"):
                 raise
-        # Remembered now: `_prepare` writes the schema into the json_object form.
-        arguments, used = self._prepare(request)
+            if exc.feature == "json_object":
+                raise self._no_json_form(exc) from exc
         try:
+            # Remembered now: `_prepare` writes the schema into the json_object form, or refuses.
+            arguments, used = self._prepare(request)
             return await send(arguments, used)
         except UnsupportedRequestError as exc:
-            if exc.feature != "json_object":
+            if exc.feature not in ("json_schema", "json_object"):
                 raise
-            raise UnsupportedRequestError(
-                f"{self.model}: {_features.display(self.api_base)} accepts neither a json_schema response_format "
-                f"nor json_object with a schema ({exc}); ask without a response format",
-                feature="json_schema",
-            ) from exc
+            raise self._no_json_form(exc) from exc
+
+    def _no_json_form(self, cause: UnsupportedRequestError) -> UnsupportedRequestError:
+        return UnsupportedRequestError(
+            f"{self.model}: {_features.display(self.api_base)} accepts neither a json_schema response_format "
+            f"nor json_object with a schema ({cause}); ask without a response format",
+            feature="json_schema",
+        )
 
     # --- ChatModel -------------------------------------------------------------------
 

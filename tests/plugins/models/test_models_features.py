@@ -185,6 +185,17 @@ async def test_an_endpoint_refusing_both_json_forms_is_refused_before_sending_fr
         assert len(server.chat_requests()) == 2
 
 
+async def test_json_object_rejected_before_makes_a_json_schema_rejection_final() -> None:
+    async with OpenAIServer([error(400, LM_STUDIO_JSON_OBJECT), error(500, LLAMA_CPP_PYTHON)]) as server:
+        model = _model(server)
+        with pytest.raises(UnsupportedRequestError):
+            await model.complete(JSON_OBJECT)
+        with pytest.raises(UnsupportedRequestError, match="neither") as caught:
+            await model.complete(JSON_SCHEMA)
+        assert caught.value.feature == "json_schema"
+        assert len(server.chat_requests()) == 2
+
+
 async def test_a_rejection_when_opening_a_stream_is_typed_and_remembered() -> None:
     async with OpenAIServer([error(400, OLLAMA_TOOLS)]) as server:
         model = _model(server)

@@ -43,7 +43,9 @@ NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 # llama-cpp-python ships only an sdist that takes minutes to compile: it is built once per checkout into a
-# wheelhouse that every session installs from. A portable build (no -march=native) runs on any x86-64.
+# wheelhouse that every session installs from. The wheel never leaves this machine, so it is built for this
+# CPU (GGML_NATIVE), with only what the binding loads: no multimodal library (LLAVA_BUILD), tests, examples,
+# tools or server; one compile job per core. Set CMAKE_ARGS to build it another way (e.g. with CUDA).
 LLAMA_CPP = "llama-cpp-python==0.3.36"
 # Plugins whose sessions need it: the local-model plugin runs it; the models plugin's tests talk to its
 # OpenAI-compatible server.
@@ -52,22 +54,40 @@ LLAMA_CPP_USERS: dict[str, str] = {
     "models": LLAMA_CPP.replace("==", "[server]=="),
 }
 WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
-os.environ.setdefault("CMAKE_ARGS", "-DGGML_NATIVE=OFF")
+LLAMA_CPP_CMAKE_ARGS = (
+    "-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
+    "-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+)
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     session.run("pytest", *paths, *session.posargs, env={"PYTHONHASHSEED": "0"})
 
 
+def _llama_cpp(session: nox.Session) -> list[str]:
+    """Install options for llama-cpp-python from the wheelhouse, compiling its wheel there first if needed."""
+    if not any(WHEELHOUSE.glob("llama_cpp_python-*.whl")):
+        cores = os.cpu_count() or 2
+        session.log(
+            f"Compiling {LLAMA_CPP} (the offline model runtime; the package index has no wheel for it): "
+            f"about 5 minutes on 2 cores (less on more; {cores} here), once per checkout; "
+            f"every later session installs it from {WHEELHOUSE.relative_to(ROOT)}"
+        )
+        session.install("pip")
+        session.run(
+            "python", "-m", "pip", "wheel", "--no-deps", LLAMA_CPP, "--wheel-dir", str(WHEELHOUSE),
+            env={
+                "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", LLAMA_CPP_CMAKE_ARGS),
+                "CMAKE_BUILD_PARALLEL_LEVEL": os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(cores)),
+            },
+        )  # fmt: skip
+    return ["--find-links", str(WHEELHOUSE), LLAMA_CPP]
+
+
 def _install(session: nox.Session, *plugins: str, extra: tuple[str, ...] = ()) -> None:
     """Install gecko-ai-core, the named plugins and `extra`, with the steps some plugins need."""
-    options: list[str] = []
     llama = [LLAMA_CPP_USERS[name] for name in plugins if name in LLAMA_CPP_USERS]
-    if llama:
-        if not any(WHEELHOUSE.glob("llama_cpp_python-*.whl")):
-            session.install("pip")
-            session.run("python", "-m", "pip", "wheel", "--no-deps", LLAMA_CPP, "--wheel-dir", str(WHEELHOUSE))
-        options = ["--find-links", str(WHEELHOUSE), *llama]
+    options = [*_llama_cpp(session), *llama] if llama else []
     session.install(*options, CORE, *(PLUGINS[name] for name in plugins), *extra)
     files = sorted({requirement for name in plugins for requirement in NO_DEPS_EXTRAS.get(name, ())})
     if files:
@@ -154,3 +174,14 @@ def demo(session: nox.Session) -> None:
     provider = ("models",) if os.environ.get("OPENAI_API_KEY") or os.environ.get("ZHIPU_API_KEY") else ()
     _install(session, "storage_sqlite", "models_llamacpp", *provider)
     session.run("python", "examples/demo.py")
+
+
+@nox.session(tags=["ci"])
+def packaging(session: nox.Session) -> None:
+    """Build every wheel, install gecko-ai[all] from them into a fresh venv, list where each gecko* module came from.
+
+    Our names are pinned to the wheels just built; llama-cpp-python comes from the shared wheelhouse.
+    """
+    _llama_cpp(session)
+    session.install("uv", "packaging", *TEST_GROUP)
+    session.run("pytest", "tests/packaging", "-rP", *session.posargs)

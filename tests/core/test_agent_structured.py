@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from pydantic import BaseModel
 
 from gecko.core.agent import Agent
+from gecko.core.builder import AgentBuilder
 from gecko.core.structure import OUTPUT_TOOL_NAME
 from gecko.core.toolbox import tool
-from gecko.errors import StructuredOutputError
-from gecko.plugins.models import ModelCapabilities, ModelResponse
-from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
+from gecko.errors import StructuredOutputError, UnsupportedRequestError
+from gecko.plugins.models import ModelCapabilities, ModelRequest, ModelResponse
+from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import Message, Role, TokenUsage
 
 PROMPTED_ONLY = ModelCapabilities(tools=False, json_schema=False)
@@ -100,3 +103,39 @@ async def test_structured_run_sums_usage_over_reasks() -> None:
     )
     output = await Agent(model, output_type=City).run("?")
     assert output.usage == TokenUsage(input_tokens=10, output_tokens=6, total_tokens=16, requests=2)
+
+
+async def test_an_endpoint_refusing_json_schema_falls_back_to_json_mode_within_the_run() -> None:
+    def respond(request: ModelRequest) -> str:
+        if request.response_format is not None and request.response_format.type == "json_schema":
+            raise UnsupportedRequestError("Input should be 'text' or 'json_object'", feature="json_schema")
+        return '{"name": "Lyon", "population": 520000}'
+
+    model = FunctionModel(respond, capabilities=ModelCapabilities(tools=True, json_schema=True))
+    output = await Agent(model, output_type=City).run("Lyon?")
+    assert output.data == City(name="Lyon", population=520000)
+    formats = [r.response_format.type if r.response_format else None for r in model.requests]
+    assert formats == ["json_schema", "json_object"]
+    assert output.usage.requests == 1  # the refused request spent nothing
+
+
+async def test_a_refused_strategy_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    def respond(request: ModelRequest) -> str:
+        if request.tools:
+            raise UnsupportedRequestError("tools are not supported", feature="tools")
+        return '{"name": "Lyon", "population": 520000}'
+
+    model = FunctionModel(respond, capabilities=ModelCapabilities(tools=True, json_schema=False))
+    with caplog.at_level(logging.DEBUG, logger="gecko.structure"):
+        await Agent(model, output_type=City).run("Lyon?")
+    assert "refused the tool strategy" in caplog.text
+
+
+async def test_the_builder_opts_into_lax_coercion_explicitly() -> None:
+    coercible = '{"name": "Lyon", "population": "520000"}'
+    strict = ScriptedModel([coercible], cycle=True, capabilities=PROMPTED_ONLY)
+    with pytest.raises(StructuredOutputError, match="population"):
+        await AgentBuilder().with_model(strict).with_output_type(City).build().run("Lyon?")
+    lax = ScriptedModel([coercible], capabilities=PROMPTED_ONLY)
+    output = await AgentBuilder().with_model(lax).with_output_type(City, lax=True).build().run("Lyon?")
+    assert output.data == City(name="Lyon", population=520000)

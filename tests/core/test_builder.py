@@ -7,8 +7,8 @@ from pydantic import BaseModel
 
 from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
-from gecko.core.engine import UsageLimits
 from gecko.core.events import EventBus
+from gecko.core.state import UsageLimits
 from gecko.core.toolbox import ToolBox, tool
 from gecko.errors import ConfigurationError, UsageLimitExceeded
 from gecko.plugins.models import ModelCapabilities

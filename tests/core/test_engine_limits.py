@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gecko.core.agent import Agent
-from gecko.core.engine import ReActEngine, UsageLimits
+from gecko.core.engine import ReActEngine
+from gecko.core.state import UsageLimits
 from gecko.core.toolbox import ToolBox, tool
 from gecko.errors import MaxTurnsExceeded, ToolLoopDetected, UsageLimitExceeded
 from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
@@ -94,8 +95,8 @@ async def test_run_within_limits_completes() -> None:
 
 async def test_engine_runs_without_an_agent() -> None:
     engine = ReActEngine(ScriptedModel(["direct"]), ToolBox())
-    from gecko.core.engine import RunState
     from gecko.core.events import FinalOutput
+    from gecko.core.state import RunState
     from gecko.types import Message
 
     events = [event async for event in engine.iterate(RunState(messages=[Message.user("hi")]))]

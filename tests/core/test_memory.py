@@ -10,8 +10,9 @@ import pytest
 from gecko.core._tokens import estimate_tokens, resolve_counter
 from gecko.core.memory import TokenMemory
 from gecko.errors import ConfigurationError
+from gecko.plugins.storage import Lease, StorageCapabilities
 from gecko.plugins.storage.memory import MemoryStorage
-from gecko.types import Message, Role, ToolCall
+from gecko.types import JSONValue, Message, Role, ToolCall
 
 
 def _conversation(turns: int) -> list[Message]:
@@ -116,19 +117,40 @@ async def test_a_custom_counter_decides_the_window() -> None:
     assert window == messages[1:]
 
 
-async def test_a_session_history_round_trips_through_storage() -> None:
-    memory = TokenMemory(storage=MemoryStorage())
-    messages = _conversation(2)
+class _TTLRecordingStorage(MemoryStorage):
+    """A memory:// store that records the TTL of every write."""
 
-    await memory.save("session-1", messages)
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttls: dict[str, float | None] = {}
 
-    assert await memory.load("session-1") == messages
-    assert await memory.load("session-2") == []
+    async def set(self, key: str, value: JSONValue, *, ttl: float | None = None, fence: Lease | None = None) -> int:
+        self.ttls[key] = ttl
+        return await super().set(key, value, ttl=ttl, fence=fence)
 
 
-async def test_saving_without_storage_says_to_pass_one() -> None:
-    with pytest.raises(ConfigurationError, match="storage="):
-        await TokenMemory().save("s", [])
+class _NoTTLStorage(MemoryStorage):
+    capabilities = StorageCapabilities(ttl=False)
+
+
+async def test_an_offloaded_tool_result_expires_after_the_storage_ttl() -> None:
+    storage = _TTLRecordingStorage()
+    memory = TokenMemory(max_tokens=1000, max_tool_result_tokens=60, storage=storage, storage_ttl=3600)
+    messages = [
+        Message.user("q"),
+        Message.assistant(None, [ToolCall(id="c1", name="db")]),
+        Message.tool("c1", "row\n" * 2000),
+    ]
+
+    await memory.prepare(messages)
+
+    [key] = await storage.list_keys("gecko:memory:tool-result:")
+    assert storage.ttls == {key: 3600}
+
+
+def test_a_storage_without_ttl_is_refused_so_nothing_written_is_kept_forever() -> None:
+    with pytest.raises(ConfigurationError, match="TTL"):
+        TokenMemory(storage=_NoTTLStorage())
 
 
 def test_the_estimate_counts_about_four_ascii_characters_per_token() -> None:

@@ -8,9 +8,10 @@ import pytest
 from gecko.core.memory import SummaryTokenMemory
 from gecko.errors import SummarizationError
 from gecko.plugins.models import ModelRequest
+from gecko.plugins.storage import Lease
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.models import FunctionModel, Reply, ScriptedModel
-from gecko.types import Message, Role
+from gecko.types import JSONValue, Message, Role
 
 
 def _history(turns: int) -> list[Message]:
@@ -174,3 +175,19 @@ async def test_an_empty_summary_is_a_summarization_error() -> None:
 
     with pytest.raises(SummarizationError, match="empty summary"):
         await memory.prepare(_history(30))
+
+
+async def test_a_shared_summary_expires_after_the_storage_ttl() -> None:
+    written: dict[str, float | None] = {}
+
+    class Recording(MemoryStorage):
+        async def set(self, key: str, value: JSONValue, *, ttl: float | None = None, fence: Lease | None = None) -> int:
+            written[key] = ttl
+            return await super().set(key, value, ttl=ttl, fence=fence)
+
+    memory = SummaryTokenMemory(ScriptedModel(["short summary"]), max_tokens=400, storage=Recording(), storage_ttl=90)
+
+    await memory.prepare(_history(30))
+
+    [key] = [key for key in written if key.startswith("gecko:memory:summary:")]
+    assert written[key] == 90

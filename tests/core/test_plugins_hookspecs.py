@@ -9,14 +9,27 @@ from __future__ import annotations
 import inspect
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 
-from gecko.errors import GuardrailViolation
-from gecko.plugins import hookimpl, hookspecs
-from gecko.plugins.manager import PluginManager
+from gecko.compose.team import ExecutionStrategy, Team
+from gecko.compose.workflow import Workflow
+from gecko.core.agent import Agent
+from gecko.core.builder import AgentBuilder
+from gecko.core.events import FinalOutput, TextDelta
+from gecko.core.toolbox import tool
+from gecko.errors import ApprovalRequired, GuardrailViolation, WorkflowError
+from gecko.plugins import hookimpl, hookspecs, plugin_manager
+from gecko.plugins import manager as manager_module
+from gecko.plugins.hookspecs import Operation
+from gecko.plugins.manager import PluginManager, current_operation
 from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import Event, Message, TokenUsage, ToolCall
 
 HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("gecko_"))
@@ -148,3 +161,276 @@ async def test_hook_gecko_tool_result_receives_the_result_text() -> None:
     manager.register(Auditor())
     await manager.tool_result(ToolCall(id="1", name="ls", arguments="{}"), "a.txt", source="agent")
     assert seen == [("ls", "a.txt", "agent")]
+
+
+# --- operations: real agent, workflow and team runs observed by a registered plugin ---------
+
+
+class _OperationRecorder:
+    """Records every operation start and end, and checks each end matches a start."""
+
+    def __init__(self) -> None:
+        self.started: list[Operation] = []
+        self.ended: list[Operation] = []
+
+    @hookimpl
+    def gecko_operation_started(self, operation: Operation) -> None:
+        assert operation.status == "running"
+        assert operation.parent is None or operation.parent in self.started
+        self.started.append(operation)
+
+    @hookimpl
+    async def gecko_operation_ended(self, operation: Operation) -> None:
+        await anyio.lowlevel.checkpoint()  # an async observer, awaited even when cancelled
+        assert operation in self.started
+        assert operation not in self.ended
+        self.ended.append(operation)
+
+    def of(self, kind: str) -> list[Operation]:
+        return [op for op in self.started if op.kind == kind]
+
+
+@pytest.fixture
+def recorder() -> Iterator[_OperationRecorder]:
+    manager = plugin_manager()
+    plugin = _OperationRecorder()
+    manager.register(plugin)
+    try:
+        yield plugin
+    finally:
+        manager.unregister(plugin)
+
+
+def _chain(op: Operation | None) -> list[str]:
+    names = []
+    while op is not None:
+        names.append(f"{op.kind}:{op.name}")
+        op = op.parent
+    return names
+
+
+def _barrier_agent(name: str, inside: dict[str, Operation | None]) -> Agent:
+    """An agent whose two tools each wait for the other: the calls provably run concurrently."""
+    both = {"count": 0, "event": anyio.Event()}
+
+    async def arrive() -> None:
+        both["count"] += 1
+        if both["count"] == 2:
+            both["event"].set()
+        await both["event"].wait()
+
+    @tool
+    async def first() -> str:
+        """First half."""
+        await arrive()
+        inside[f"{name}.first"] = current_operation()
+        return "one"
+
+    @tool
+    async def second() -> str:
+        """Second half."""
+        await arrive()
+        inside[f"{name}.second"] = current_operation()
+        return "two"
+
+    model = ScriptedModel([tool_calls_reply(("first", "{}"), ("second", "{}")), reply(f"{name} done")])
+    return AgentBuilder().with_model(model).with_tools([first, second]).with_name(name).build()
+
+
+async def test_hook_gecko_operation_started_parents_parallel_tools_and_branches(recorder: _OperationRecorder) -> None:
+    inside: dict[str, Operation | None] = {}
+    left, right = _barrier_agent("left", inside), _barrier_agent("right", inside)
+    wf = Workflow("fan")
+    wf.add_node("split", lambda ctx: "go")
+    wf.add_node("left", left)
+    wf.add_node("right", right)
+    wf.add_edge("split", "left").add_edge("split", "right")
+    wf.set_entry_point("split")
+    await wf.execute("x")
+
+    tools = recorder.of("tool.call")
+    assert len(tools) == 4
+    for op in tools:
+        branch = op.parent.parent.name if op.parent and op.parent.parent else None
+        assert _chain(op) == [
+            f"tool.call:{op.name}",
+            f"agent.run:{branch}",
+            f"workflow.node:{branch}",
+            "workflow.run:fan",
+        ]
+        # Inside the tool, the current operation is its own call: nested runs parent to it.
+        assert inside[f"{branch}.{op.name}"] is op
+    models = recorder.of("model.call")
+    assert len(models) == 4
+    assert all(op.parent is not None and op.parent.kind == "agent.run" for op in models)
+    assert all(isinstance(op.output, ModelResponse) for op in models)
+    assert {op.name for op in recorder.of("workflow.node")} == {"split", "left", "right"}
+    assert all(op.status == "ok" for op in recorder.ended)
+    assert len(recorder.ended) == len(recorder.started)
+
+
+async def test_hook_gecko_operation_started_lets_a_plugin_add_request_settings(recorder: _OperationRecorder) -> None:
+    class Injector:
+        @hookimpl
+        def gecko_operation_started(self, operation: Operation) -> None:
+            if operation.kind == "model.call":
+                operation.input.settings["extra_headers"] = {"traceparent": f"00-{operation.id}"}
+
+    seen: list[dict[str, object]] = []
+
+    def answer(request: ModelRequest) -> ModelResponse:
+        seen.append(dict(request.settings))
+        return reply("ok")
+
+    manager = plugin_manager()
+    injector = Injector()
+    manager.register(injector)
+    try:
+        await AgentBuilder().with_model(FunctionModel(answer)).build().run("hi")
+    finally:
+        manager.unregister(injector)
+    (model_op,) = recorder.of("model.call")
+    assert seen == [{"extra_headers": {"traceparent": f"00-{model_op.id}"}}]
+
+
+async def test_hook_gecko_operation_ended_reports_race_losers_cancelled_after_their_children(
+    recorder: _OperationRecorder,
+) -> None:
+    def racer(index: int) -> Agent:
+        @tool
+        async def work() -> str:
+            """Work; only member 0 ever finishes."""
+            if index:
+                await anyio.sleep_forever()
+            return "done"
+
+        model = ScriptedModel([tool_calls_reply(("work", "{}")), reply(f"member {index}")])
+        return AgentBuilder().with_model(model).with_tools([work]).with_name(f"a{index}").build()
+
+    team = Team([racer(i) for i in range(3)], name="race", strategy=ExecutionStrategy.RACE)
+    results = await team.run("go")
+    assert results[0].member_index == 0
+    assert results[0].is_success
+
+    (team_op,) = recorder.of("team.run")
+    members = {op.attributes["member_index"]: op for op in recorder.of("team.member")}
+    assert all(op.parent is team_op for op in members.values())
+    assert members[0].status == "ok"
+    assert members[1].status == members[2].status == "cancelled"
+    for op in recorder.of("tool.call"):
+        index = int(op.parent.name[1:]) if op.parent else -1
+        assert _chain(op) == ["tool.call:work", f"agent.run:a{index}", f"team.member:race[{index}]", "team.run:race"]
+        assert op.status == ("ok" if index == 0 else "cancelled")
+    assert team_op.status == "ok"
+    assert team_op.output == results
+    # Every operation ends once, after everything inside it.
+    assert len(recorder.ended) == len(recorder.started)
+    position = {op.id: index for index, op in enumerate(recorder.ended)}
+    for op in recorder.ended:
+        if op.parent is not None:
+            assert position[op.id] < position[op.parent.id]
+
+
+async def test_hook_gecko_operation_ended_marks_failures_with_their_error(recorder: _OperationRecorder) -> None:
+    @tool
+    async def broken() -> str:
+        """Always fails."""
+        raise RuntimeError("disk on fire")
+
+    model = ScriptedModel([tool_calls_reply(("broken", "{}")), reply("sorry")])
+    agent = AgentBuilder().with_model(model).with_tools([broken]).with_name("a").build()
+
+    async def fail(ctx: object) -> None:
+        raise ValueError("bad node")
+
+    wf = Workflow("failing")
+    wf.add_node("agent", agent)
+    wf.add_node("fail", fail)
+    wf.add_edge("agent", "fail")
+    wf.set_entry_point("agent")
+    with pytest.raises(WorkflowError):
+        await wf.execute("x")
+    (tool_op,) = recorder.of("tool.call")
+    assert tool_op.status == "error"
+    assert "disk on fire" in str(tool_op.error)
+    nodes = {op.name: op for op in recorder.of("workflow.node")}
+    assert nodes["agent"].status == "ok"
+    assert nodes["fail"].status == "error"
+    assert isinstance(nodes["fail"].error, ValueError)
+    (run_op,) = recorder.of("workflow.run")
+    assert run_op.status == "error"
+    assert run_op.error is nodes["fail"].error
+
+
+async def test_operations_are_not_built_when_no_plugin_observes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A process whose installed plugins observe nothing (installed ones, e.g. otel, are left out).
+    monkeypatch.setenv("GECKO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    quiet = PluginManager()
+    quiet.load_plugins()
+    monkeypatch.setattr(manager_module, "_manager", quiet)
+    assert not plugin_manager().traces
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an Operation was built with nobody observing")
+
+    monkeypatch.setattr(manager_module, "Operation", forbidden)
+    inside: dict[str, Operation | None] = {}
+    wf = Workflow("quiet")
+    wf.add_node("agent", _barrier_agent("agent", inside))
+    wf.set_entry_point("agent")
+    team = Team([wf, _barrier_agent("member", inside)], strategy=ExecutionStrategy.ALL)
+    results = await team.run("x")
+    assert all(result.is_success for result in results)
+    assert set(inside.values()) == {None}
+
+
+async def test_hook_gecko_operation_ended_reports_streams_finished_and_closed_early(
+    recorder: _OperationRecorder,
+) -> None:
+    def agent() -> Agent:
+        model = ScriptedModel([tool_calls_reply(("first", "{}")), reply("all the words of the answer")])
+
+        @tool
+        async def first() -> str:
+            """A tool."""
+            return "one"
+
+        return AgentBuilder().with_model(model).with_tools([first]).with_name("streamer").build()
+
+    events = [event async for event in agent().stream("go")]
+    assert isinstance(events[-1], FinalOutput)
+    (run,) = recorder.of("agent.run")
+    assert run.status == "ok"
+    assert run.output is events[-1].output
+    models = recorder.of("model.call")
+    assert [op.parent for op in models] == [run, run]
+    assert all(op.status == "ok" and isinstance(op.output, ModelResponse) for op in models)
+
+    recorder.started.clear()
+    recorder.ended.clear()
+    async with aclosing(agent().stream("go")) as stream:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                break  # stop in the middle of the streamed answer
+    assert [(op.kind, op.status) for op in recorder.ended] == [
+        ("model.call", "ok"), ("tool.call", "ok"), ("model.call", "cancelled"), ("agent.run", "cancelled"),
+    ]  # fmt: skip
+    assert len(recorder.ended) == len(recorder.started)
+    assert current_operation() is None
+async def test_hook_gecko_tool_admit_sees_the_conversation_and_may_hold_the_call() -> None:
+    manager = PluginManager()
+    seen: list[tuple[str, int, str]] = []
+
+    class Gate:
+        @hookimpl
+        async def gecko_tool_admit(self, call: ToolCall, messages: list[Message], source: str) -> None:
+            seen.append((call.name, len(messages), source))
+            if call.name == "send_email":
+                raise ApprovalRequired("send_email after reading a web page")
+
+    manager.register(Gate())
+    conversation = [Message.user("hi")]
+    await manager.tool_admit(ToolCall(id="1", name="ls", arguments="{}"), conversation, source="agent")
+    with pytest.raises(ApprovalRequired, match="after reading a web page"):
+        await manager.tool_admit(ToolCall(id="2", name="send_email", arguments="{}"), conversation, source="agent")
+    assert seen == [("ls", 1, "agent"), ("send_email", 1, "agent")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -94,3 +95,27 @@ def test_asking_for_memory_imports_no_other_storage_backend() -> None:
 
 def test_storage_registry_values_are_storage_classes() -> None:
     assert issubclass(storage_registry.get("memory"), Storage)
+
+
+async def test_aget_resolves_a_first_lookup_on_a_worker_thread_and_later_ones_from_the_cache() -> None:
+    threads: list[int] = []
+
+    def validate(name: str, plugin: object) -> object:
+        threads.append(threading.get_ident())
+        return plugin
+
+    registry = Registry(
+        "gecko.test-kind-nobody-uses",
+        "test scheme",
+        validate=validate,
+        builtins={"builtin": "gecko.plugins.storage.memory:MemoryStorage"},
+    )
+    assert await registry.aget("builtin") is MemoryStorage
+    assert await registry.aget("builtin") is MemoryStorage
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident()
+
+
+async def test_aget_raises_what_get_raises() -> None:
+    with pytest.raises(PluginNotFoundError, match="pip install gecko-known-plugin"):
+        await _registry().aget("known")

@@ -22,9 +22,14 @@ async def test_url_with_invalid_scheme_shows_valid_forms(url: str) -> None:
         await create_storage(url)
 
 
-async def test_unknown_scheme_names_the_entry_point_group_to_declare() -> None:
-    with pytest.raises(PluginNotFoundError, match=r"'gecko\.storage' entry-point group"):
+async def test_unknown_scheme_says_how_to_find_and_install_a_provider() -> None:
+    with pytest.raises(PluginNotFoundError) as raised:
         await create_storage("nosuchstore://x")
+    message = str(raised.value)
+    assert "'nosuchstore'" in message
+    assert "pip install" in message
+    assert "'gecko.storage' entry-point group" in message
+    assert "`gecko plugins`" in message
 
 
 def test_parse_splits_location_and_query() -> None:

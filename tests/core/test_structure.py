@@ -11,9 +11,15 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gecko.core.structure import OUTPUT_TOOL_NAME, StructureEngine, parse_json_lenient
-from gecko.errors import ConfigurationError, StructuredOutputError, StructuredOutputInvalid
+from gecko.errors import (
+    ConfigurationError,
+    ModelBadRequestError,
+    StructuredOutputError,
+    StructuredOutputInvalid,
+    UnsupportedRequestError,
+)
 from gecko.plugins.models import ModelCapabilities, ModelRequest, ModelResponse
-from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
+from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import Message, Role, ToolCall
 
 
@@ -192,6 +198,137 @@ async def test_run_answers_every_tool_call_before_reasking() -> None:
     await StructureEngine(Person, strategy="tool").run(model, [Message.user("who?")])
     answered = {m.tool_call_id for m in model.requests[1].messages if m.role == Role.TOOL}
     assert answered == {call.id for call in bad.message.tool_calls}
+
+
+# --- strictness and ambiguity ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("score", "true"), ("score", '"0.9"'), ("age", '"31"'), ("age", "31.0"), ("age", "true"), ("active", "1")],
+)
+def test_types_are_never_coerced_by_default(field: str, value: str) -> None:
+    data = json.loads(CLEAN)
+    text = CLEAN.replace(f'"{field}": {json.dumps(data[field])}', f'"{field}": {value}')
+    assert text != CLEAN
+    with pytest.raises(StructuredOutputInvalid, match=field):
+        engine.parse(reply(text), "native")
+
+
+def test_lax_coercion_is_an_explicit_opt_in() -> None:
+    text = CLEAN.replace('"score": 9.5', '"score": "9.5"').replace('"age": 31', '"age": "31"')
+    assert StructureEngine(Person, lax=True).parse(reply(text), "native") == ANN
+
+
+def test_repaired_replies_are_validated_strictly_too() -> None:
+    text = "Here: {'name': 'Ann', 'age': '31', 'email': 'a@b.c', 'score': 9.5, 'active': True}"
+    with pytest.raises(StructuredOutputInvalid, match="age"):
+        engine.parse(reply(text), "prompted")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CLEAN.replace('"age": 31', '"age": 31, "age": 32'),
+        CLEAN.replace('"age": 31', '"age": 31, "age": 31'),
+        "Sure: " + CLEAN.replace('"age": 31', '"age": 31, "age": 32'),
+        CLEAN.replace("'", "").replace('"age": 31', "'age': 31, 'age': 32"),
+    ],
+)
+def test_a_repeated_key_is_ambiguous(text: str) -> None:
+    with pytest.raises(StructuredOutputInvalid, match="twice"):
+        engine.parse(reply(text), "native")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CLEAN + CLEAN,
+        f"{CLEAN}\n{CLEAN}",
+        f"First {CLEAN} or rather {CLEAN.replace('Ann', 'Bob')}",
+        f"```json\n{CLEAN}\n```\nor\n```json\n{CLEAN}\n```",
+        f"[1] {CLEAN}",
+    ],
+)
+def test_two_json_values_in_one_reply_are_ambiguous(text: str) -> None:
+    with pytest.raises(StructuredOutputInvalid, match="more than one JSON value"):
+        engine.parse(reply(text), "prompted")
+
+
+def test_two_output_tool_calls_are_ambiguous() -> None:
+    response = tool_calls_reply((OUTPUT_TOOL_NAME, CLEAN), (OUTPUT_TOOL_NAME, CLEAN.replace("Ann", "Bob")))
+    with pytest.raises(StructuredOutputInvalid, match="exactly once"):
+        engine.parse(response, "tool")
+
+
+def test_json_object_asks_for_json_mode_and_carries_the_schema_as_instructions() -> None:
+    request = engine.prepare(ModelRequest(messages=[Message.user("hi")]), "json_object")
+    assert request.response_format is not None
+    assert (request.response_format.type, request.response_format.json_schema) == ("json_object", engine.schema)
+    assert '"age"' in request.messages[-1].text
+
+
+# --- endpoints that refuse a strategy --------------------------------------------------------
+
+
+def refusing(*features: str) -> FunctionModel:
+    """A model whose endpoint refuses the named request features and answers CLEAN otherwise."""
+
+    def respond(request: ModelRequest) -> str:
+        shape = request.response_format.type if request.response_format is not None else None
+        used = {
+            "json_schema": shape == "json_schema",
+            "json_object": shape == "json_object",
+            "tools": bool(request.tools),
+        }
+        for feature in features:
+            if used.get(feature):
+                raise UnsupportedRequestError(f"the endpoint does not accept {feature}", feature=feature)
+        return CLEAN
+
+    return FunctionModel(respond, capabilities=ModelCapabilities(tools=True, json_schema=True))
+
+
+def _shapes(model: FunctionModel) -> list[str]:
+    return [
+        r.response_format.type if r.response_format else ("tool" if r.tools else "prompted") for r in model.requests
+    ]
+
+
+async def test_a_refused_json_schema_falls_back_to_json_mode() -> None:
+    model = refusing("json_schema")
+    assert await engine.run(model, [Message.user("who?")]) == ANN
+    assert _shapes(model) == ["json_schema", "json_object"]
+
+
+async def test_fallback_skips_every_strategy_needing_a_refused_feature() -> None:
+    model = refusing("json_schema", "json_object", "tools")
+    assert await engine.run(model, [Message.user("who?")]) == ANN
+    assert _shapes(model) == ["json_schema", "json_object", "tool", "prompted"]
+
+
+async def test_a_forced_strategy_is_not_replaced_when_refused() -> None:
+    with pytest.raises(UnsupportedRequestError):
+        await StructureEngine(Person, strategy="native").run(refusing("json_schema"), [Message.user("who?")])
+
+
+async def test_a_plain_bad_request_is_not_mistaken_for_a_refused_feature() -> None:
+    def respond(request: ModelRequest) -> str:
+        raise ModelBadRequestError("the model name is wrong")
+
+    model = FunctionModel(respond, capabilities=ModelCapabilities(tools=True, json_schema=True))
+    with pytest.raises(ModelBadRequestError, match="model name"):
+        await engine.run(model, [Message.user("who?")])
+    assert len(model.requests) == 1
+
+
+async def test_refusal_of_the_last_strategy_is_raised() -> None:
+    def respond(request: ModelRequest) -> str:
+        raise UnsupportedRequestError("no system messages here", feature="system_messages")
+
+    model = FunctionModel(respond, capabilities=ModelCapabilities(tools=False, json_schema=False))
+    with pytest.raises(UnsupportedRequestError, match="system messages"):
+        await engine.run(model, [Message.user("who?")])
 
 
 # --- property tests ------------------------------------------------------------------------

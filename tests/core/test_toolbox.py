@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
 import anyio
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from gecko.core.toolbox import Tool, ToolBox, ToolResult, tool
+from gecko.core.toolbox import DEFAULT_MAX_RESULT_CHARS, Tool, ToolBox, ToolResult, tool
 from gecko.errors import (
     ConfigurationError,
     ToolArgumentsError,
@@ -390,3 +393,167 @@ async def test_execute_many_validated_keeps_call_order_and_reports_failures_per_
         (r.id, e) for r, e in zip(requests, [False, True, False], strict=True)
     ]
     assert [results[0].content, results[2].content] == ["6.0", "4.0"]
+
+
+# --- hostile results, own cancellations, repeated keys, one capped path ----------------------
+
+
+def test_a_repeated_argument_key_is_ambiguous_and_refused() -> None:
+    with pytest.raises(ToolArgumentsError, match="appears twice"):
+        ToolBox([add]).validate(call("add", raw='{"a": 1, "a": 2}'))
+
+
+def test_a_repeated_key_inside_a_nested_argument_is_refused() -> None:
+    @tool
+    def where(point: Point) -> int:
+        """Where."""
+        return point.x
+
+    with pytest.raises(ToolArgumentsError, match="appears twice"):
+        ToolBox([where]).validate(call("where", raw='{"point": {"x": 1, "y": 2, "x": 3}}'))
+
+
+async def test_a_long_result_is_cut_with_a_marker_naming_both_sizes() -> None:
+    @tool
+    def dump() -> str:
+        """Dump."""
+        return "x" * 5_000_000
+
+    result = await ToolBox([dump], max_result_chars=1000).execute(call("dump"))
+    assert result.content.startswith("x" * 1000)
+    assert result.content.endswith("[tool result truncated: showing the first 1000 of 5000000 characters]")
+    assert len(result.content) < 1100
+
+
+async def test_the_default_result_cap_bounds_what_the_model_reads() -> None:
+    @tool
+    def dump() -> list[int]:
+        """Dump."""
+        return list(range(1_000_000))
+
+    result = await ToolBox([dump]).execute(call("dump"))
+    assert len(result.content) < DEFAULT_MAX_RESULT_CHARS + 200
+    assert "tool result truncated" in result.content
+
+
+def test_max_result_chars_must_be_positive() -> None:
+    with pytest.raises(ConfigurationError, match="max_result_chars"):
+        ToolBox(max_result_chars=0)
+
+
+async def test_a_result_nested_ten_thousand_deep_is_a_tool_error() -> None:
+    @tool
+    def deep() -> object:
+        """Deep."""
+        value: list[object] = []
+        for _ in range(10_000):
+            value = [value]
+        return value
+
+    result = await ToolBox([deep]).execute(call("deep"))
+    assert isinstance(result.error, ToolExecutionError)
+    assert "nested too deeply" in result.content
+
+
+async def test_a_tool_raising_cancelled_error_itself_is_a_failed_tool() -> None:
+    @tool
+    async def rude() -> str:
+        """Raise asyncio's cancellation from the tool's own code."""
+        raise asyncio.CancelledError("the tool's own cancellation")
+
+    result = await ToolBox([rude]).execute(call("rude"))
+    assert isinstance(result.error, ToolExecutionError)
+    assert "CancelledError" in result.content
+
+
+async def test_a_sync_tool_raising_cancelled_error_in_its_thread_is_a_failed_tool() -> None:
+    @tool
+    def rude() -> str:
+        """Raise asyncio's cancellation from a worker thread."""
+        raise asyncio.CancelledError
+
+    result = await ToolBox([rude]).execute(call("rude"))
+    assert isinstance(result.error, ToolExecutionError)
+
+
+async def test_a_tool_raising_cancellation_does_not_hide_a_real_cancellation() -> None:
+    started = anyio.Event()
+
+    @tool
+    async def rude() -> str:
+        """Raise a cancellation of its own once the run is being cancelled."""
+        started.set()
+        try:
+            await anyio.sleep(10)
+        finally:
+            raise asyncio.CancelledError
+
+    results: list[ToolResult] = []
+
+    async def run() -> None:
+        results.append(await ToolBox([rude]).execute(call("rude")))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            await started.wait()
+            group.cancel_scope.cancel()
+    assert results == []
+
+
+async def test_execute_many_validated_holds_max_parallel_for_a_custom_runner() -> None:
+    running = 0
+    peak = 0
+
+    @tool
+    async def work(n: int) -> int:
+        """Work."""
+        return n
+
+    box = ToolBox([work], max_parallel=2)
+
+    async def runner(request: ToolCall, arguments: dict[str, object]) -> ToolResult:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(0.01)
+        running -= 1
+        return await box.execute_validated(request, arguments)
+
+    requests = [ToolCall(id=str(n), name="work", arguments=json.dumps({"n": n})) for n in range(8)]
+    results = await box.execute_many_validated([(r, box.validate(r)) for r in requests], runner=runner)
+    assert [result.content for result in results] == [str(n) for n in range(8)]
+    assert peak == 2
+
+
+@tool
+def tally(counts: dict[str, int]) -> int:
+    """Sum the counts."""
+    return sum(counts.values())
+
+
+def _spelled(key: str, ascii_only: bool, escape_slashes: bool) -> str:
+    text = json.dumps(key, ensure_ascii=ascii_only)
+    return text.replace("/", "\\/") if escape_slashes else text
+
+
+# Each key spelled its own way: the same key may appear as "é" and "\u00e9", or "a/" and "a\/".
+_spelled_pairs = st.lists(
+    st.tuples(st.sampled_from(["é", "a/", "b", 'é/"', "\\", "\n"]), st.integers(0, 9), st.booleans(), st.booleans()),
+    max_size=6,
+)
+
+
+@given(pairs=_spelled_pairs)
+@example(pairs=[("é", 1, True, False), ("é", 2, False, False)])
+@example(pairs=[("a/", 1, False, True), ("a/", 2, False, False)])
+@settings(max_examples=300)
+def test_a_repeated_key_is_refused_however_it_is_spelled(pairs: list[tuple[str, int, bool, bool]]) -> None:
+    body = ", ".join(f"{_spelled(key, ascii_only, slashes)}: {value}" for key, value, ascii_only, slashes in pairs)
+    request = call("tally", raw='{"counts": {' + body + "}}")
+    box = ToolBox([tally])
+    if len({key for key, *_ in pairs}) < len(pairs):
+        with pytest.raises(ToolArgumentsError, match="appears twice"):
+            box.validate(request)
+    else:
+        assert box.validate(request) == {"counts": {key: value for key, value, *_ in pairs}}

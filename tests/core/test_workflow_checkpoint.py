@@ -13,10 +13,18 @@ import pytest
 from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose.nodes import Next, NodeContext, NodeStatus
 from gecko.compose.workflow import CheckpointStrategy, Workflow
-from gecko.errors import CheckpointError, CorruptCheckpointError, FencingError, WorkflowError, WorkflowTimeoutError
+from gecko.errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    FencingError,
+    SessionInputMismatch,
+    WorkflowError,
+    WorkflowTimeoutError,
+)
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.storage.memory import MemoryStorage
+from gecko.testing.conformance.checkpoints import reseal
 
 
 @pytest.fixture
@@ -80,8 +88,21 @@ async def test_execute_with_unfinished_session_resumes_it(storage: Storage) -> N
     with pytest.raises(WorkflowError):
         await diamond(flaky, storage).execute("in", session_id="s3")
     flaky.fail = set()
-    await diamond(flaky, storage).execute("other input", session_id="s3")
-    assert flaky.runs["A"] == 1
+    result = await diamond(flaky, storage).execute("in", session_id="s3")
+    assert (result.status, flaky.runs["A"]) == ("completed", 1)
+
+
+async def test_execute_of_an_unfinished_session_with_another_input_is_refused_not_ignored(storage: Storage) -> None:
+    flaky = Flaky()
+    flaky.fail = {"E"}
+    with pytest.raises(WorkflowError):
+        await diamond(flaky, storage).execute("in", session_id="s3b")
+    flaky.fail = set()
+    with pytest.raises(SessionInputMismatch, match="resume"):
+        await diamond(flaky, storage).execute("other input", session_id="s3b")
+    # No input means "whatever it started with": the seed's rerun-after-crash.
+    result = await diamond(flaky, storage).execute(session_id="s3b")
+    assert (result.status, result.state["A"], flaky.runs["A"]) == ("completed", "in", 1)
 
 
 async def test_resume_of_completed_session_returns_stored_result_without_running(storage: Storage) -> None:
@@ -195,15 +216,15 @@ async def test_journal_gap_is_a_typed_error(storage: Storage) -> None:
     flaky = Flaky()
     flaky.fail = {"E"}
     with pytest.raises(WorkflowError):
-        await diamond(flaky, storage, checkpoint_strategy=CheckpointStrategy.ALWAYS).execute("in", session_id="gap")
-    snapshot = await storage.get("gecko/workflow/diamond/gap/snapshot")
+        await diamond(flaky, storage, checkpoint_strategy=CheckpointStrategy.ALWAYS).execute("in", session_id="g")
+    snapshot = await storage.get("gecko/workflow/diamond/g/snapshot")
     assert isinstance(snapshot, dict)
-    # Roll the snapshot back to the start of the run and lose the first journal entry.
+    # Roll the snapshot back to the start of the run (validly sealed) and lose the first journal entry.
     snapshot.update(status="running", rec=0)
-    await storage.set("gecko/workflow/diamond/gap/snapshot", snapshot)
-    assert await storage.delete("gecko/workflow/diamond/gap/journal/0001")
-    with pytest.raises(CorruptCheckpointError, match="gap"):
-        await diamond(flaky, storage).resume("gap")
+    await reseal(storage, "gecko/workflow/diamond/g/snapshot", snapshot)
+    assert await storage.delete("gecko/workflow/diamond/g/journal/0001")
+    with pytest.raises(CorruptCheckpointError, match="has a gap after record 0"):
+        await diamond(flaky, storage).resume("g")
 
 
 async def test_checkpoint_from_other_graph_is_rejected(storage: Storage) -> None:

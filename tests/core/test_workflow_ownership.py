@@ -286,3 +286,30 @@ def test_invalid_ownership_settings_are_configuration_errors(options: dict[str, 
 async def test_unpark_without_lease_storage_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="none is ever parked"):
         await Workflow("w").unpark("s1")
+
+
+def test_lease_holders_are_judged_dead_only_when_their_process_is_surely_gone() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from gecko.compose._ownership import LeaseHolder
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        holder = LeaseHolder.of_process(child.pid)
+        assert LeaseHolder.parse(holder.owner()) == holder
+        assert not holder.is_dead()
+        # Same process id, another start time: the id was reused by a later process.
+        assert LeaseHolder(holder.host, holder.pid, holder.started + 1, holder.boot, "x").is_dead()
+        os.kill(child.pid, signal.SIGKILL)
+        # Killed but not yet reaped (a zombie) is dead already; reaped (no such process) too.
+        while child.poll() is None and not holder.is_dead():
+            time.sleep(0.01)
+        assert holder.is_dead()
+    finally:
+        child.kill()
+        child.wait()
+    assert holder.is_dead()
+    assert LeaseHolder.parse("host:1234:abc") is None

@@ -8,6 +8,8 @@ from gecko.errors import DuplicatePluginError, PluginLoadError
 from gecko.plugins.manager import PluginManager
 from gecko.types import Event
 
+from .conftest import imported_off_the_event_loop
+
 
 def _statuses(manager: PluginManager) -> dict[tuple[str, str], str]:
     return {(r.name, r.distribution): r.status for r in manager.load_plugins()}
@@ -73,3 +75,14 @@ def test_strict_mode_raises_on_a_duplicated_plugin(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GECKO_DISABLED_PLUGINS", "fakebroken")
     with pytest.raises(DuplicatePluginError, match="gecko-fake-dup-a"):
         PluginManager().load_plugins()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_first_agent_run_imports_hook_plugins_on_a_worker_thread_not_the_event_loop(backend: str) -> None:
+    body = """
+        from gecko import AgentBuilder
+        from gecko.testing.models import ScriptedModel
+        agent = AgentBuilder().with_model(ScriptedModel(["hello"])).build()
+        assert (await agent.run("hi")).content == "hello"
+    """
+    assert imported_off_the_event_loop("gecko_fake_good.hooks", body, backend)

@@ -12,6 +12,8 @@ from gecko.plugins.registry import Registry
 from gecko.plugins.storage import Storage, _validate_storage_class
 from gecko.plugins.storage.factory import create_storage
 
+from .conftest import imported_off_the_event_loop
+
 
 def _fresh() -> Registry[type[Storage]]:
     return Registry("gecko.storage", "storage scheme", validate=_validate_storage_class)
@@ -70,3 +72,13 @@ def test_disabled_scheme_is_not_found_and_says_why(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("GECKO_DISABLED_PLUGINS", "fakegood")
     with pytest.raises(PluginNotFoundError, match="GECKO_DISABLED_PLUGINS"):
         _fresh().get("fakegood")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_create_storage_imports_the_plugin_on_a_worker_thread_not_the_event_loop(backend: str) -> None:
+    body = """
+        from gecko.plugins.storage.factory import create_storage
+        async with await create_storage("fakeother://"):
+            pass
+    """
+    assert imported_off_the_event_loop("gecko_fake_good.other", body, backend)

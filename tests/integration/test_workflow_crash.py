@@ -1,4 +1,12 @@
-"""A durable workflow SIGKILLed at random points resumes in a new process to the uncrashed result."""
+"""kill -9 at random moments, resumed at once in a new process: the uncrashed result, nothing run twice.
+
+A 32-node workflow (4 parallel chains, a join, a `Next` jump to a node no edge reaches) under
+`CheckpointStrategy.ALWAYS`, with session leases on (the default 30 s TTL). Each trial kills the
+worker after a random number of node starts and resumes the session in a new process right
+away: the resume must take the dead worker's lease over at once (it never retries on
+`SessionOwnedElsewhere`, so waiting out the TTL would fail the trial), end in the state of an
+uncrashed run, and never run a node again once one of its successors had started.
+"""
 
 from __future__ import annotations
 
@@ -6,81 +14,80 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
-TRIALS = 20
+TRIALS = 25
+NODES = 32
 
-# 1 entry -> 4 parallel chains of 7 nodes -> join -> 3 tail nodes: 33 nodes.
 WORKER = r"""
 import json, os, random, sys
 import anyio
 from gecko.compose._checkpoint import CheckpointStore
+from gecko.compose.nodes import Next
 from gecko.compose.workflow import Workflow
-from gecko.errors import CheckpointError
 from gecko.plugins.storage.factory import create_storage
 
-db, session, mode, side = sys.argv[1:5]
+url, mode, side = sys.argv[1:4]
 
 
 def node(name):
     async def run(ctx):
         fd = os.open(side, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        os.write(fd, f"{mode} {name}\n".encode())
+        os.write(fd, f"{name}\n".encode())
         os.close(fd)
         await anyio.sleep(random.random() * 0.004)
         value = f"{name}({ctx.get_last_output()})"
         ctx.state[name] = len(value)
         ctx.state["total"] = len(value)
-        return name
+        return Next("special") if name == "router" else name
     return run
 
 
 def build(storage):
-    # No session lease: each trial resumes at once after SIGKILL instead of waiting out the dead
-    # worker's lease (ownership across workers is tested in the storage plugins' folders).
-    wf = Workflow("crash", storage=storage, merge_rules={"total": "add"}, snapshot_every=8, lease_ttl=None)
-    wf.add_node("entry", node("entry"))
-    wf.add_node("join", node("join"))
+    wf = Workflow("crash", storage=storage, merge_rules={"total": "add"}, snapshot_every=8)
+    for name in ("entry", "join", "router", "normal", "special", "t0", "t1", "t2"):
+        wf.add_node(name, node(name), jumps=("special",) if name == "router" else ())
     for chain in range(4):
         previous = "entry"
-        for link in range(7):
+        for link in range(6):
             name = f"c{chain}_{link}"
-            wf.add_node(name, node(name))
-            wf.add_edge(previous, name)
+            wf.add_node(name, node(name)).add_edge(previous, name)
             previous = name
         wf.add_edge(previous, "join")
-    previous = "join"
-    for tail in range(3):
-        wf.add_node(f"t{tail}", node(f"t{tail}"))
-        wf.add_edge(previous, f"t{tail}")
-        previous = f"t{tail}"
+    # The router jumps to "special", which no edge reaches; its static successor "normal" is skipped.
+    wf.add_edge("join", "router").add_edge("router", "normal").add_edge("special", "t0")
+    wf.add_edge("t0", "t1").add_edge("t1", "t2")
     return wf.set_entry_point("entry")
 
 
 async def main():
-    storage = await create_storage(f"sqlite:///{db}")
+    storage = await create_storage(url)
     wf = build(storage)
+    if mode == "graph":
+        plan = wf.compile()
+        following = {name: [dst for dst, _ in plan.forward[name]] for name in plan.nodes}
+        for src, dst in plan.jump_edges():
+            following[src].append(dst)
+        print(json.dumps(following))
+        return
+    done = []
     if mode == "resume":
-        checkpoint = await CheckpointStore(storage, "crash", session).load()
-        done = []
+        checkpoint = await CheckpointStore(storage, "crash", "session").load()
         if checkpoint is not None:
             done = [n for n, s in checkpoint.snapshot["nodes"].items() if s == "success"]
             done += [record["n"] for record in checkpoint.records]
-        print(json.dumps(sorted(set(done))))
-        try:
-            result = await wf.resume(session)
-        except CheckpointError:
-            result = await wf.execute("go", session_id=session)
-    else:
-        print(json.dumps([]))
-        result = await wf.execute("go", session_id=session)
+    print(json.dumps(sorted(set(done))))
+    result = await wf.execute("go", session_id="session")
     print(json.dumps(result.state, sort_keys=True))
     await storage.close()
 
@@ -89,49 +96,74 @@ anyio.run(main)
 """
 
 
-def run_worker(script: Path, db: Path, mode: str, side: Path) -> tuple[list[str], dict[str, int]]:
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_answers() -> bool:
+    address = urlsplit(REDIS_URL)
+    try:
+        with socket.create_connection((address.hostname or "127.0.0.1", address.port or 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def storage_url(backend: str, folder: Path, trial: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{folder / f'{trial}.db'}"
+    separator = "&" if "?" in REDIS_URL else "?"
+    return f"{REDIS_URL}{separator}namespace=crash-{uuid.uuid4().hex}-{trial}"
+
+
+def run_worker(script: Path, url: str, mode: str, side: Path) -> list[str]:
     finished = subprocess.run(
-        [sys.executable, str(script), str(db), "session", mode, str(side)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+        [sys.executable, str(script), url, mode, str(side)], capture_output=True, text=True, timeout=120
     )
-    done_line, state_line = finished.stdout.strip().splitlines()[-2:]
-    return json.loads(done_line), json.loads(state_line)
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout.strip().splitlines()
 
 
-def wait_for_lines(path: Path, count: int, process: subprocess.Popen[bytes]) -> None:
+def wait_for_starts(side: Path, count: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= count:
+        if side.exists() and side.read_bytes().count(b"\n") >= count:
             return
-        time.sleep(0.001)
+        time.sleep(0.0005)
 
 
-def test_sigkilled_workflow_resumes_to_uncrashed_state_without_rerunning_completed_nodes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_sigkill_at_random_moments_resumes_at_once_to_the_uncrashed_state(backend: str, tmp_path: Path) -> None:
+    if backend == "redis" and not redis_answers():
+        pytest.fail(f"this test needs Redis at REDIS_URL ({REDIS_URL}); e.g. apt-get install redis-server")
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    _, expected = run_worker(script, tmp_path / "reference.db", "run", tmp_path / "reference.log")
-    assert len(expected) == 34  # 33 node keys and the merged total
-    rng = random.Random(5)
+    following: dict[str, list[str]] = json.loads(
+        run_worker(script, storage_url(backend, tmp_path, "graph"), "graph", tmp_path / "graph.log")[-1]
+    )
+    assert len(following) == NODES
+    reference = run_worker(script, storage_url(backend, tmp_path, "reference"), "run", tmp_path / "reference.log")
+    expected = json.loads(reference[-1])
+    assert len(expected) == NODES  # 31 node keys ("normal" is skipped) and the merged total
+    rng = random.Random(11)
     killed_mid_run = 0
     for trial in range(TRIALS):
-        db = tmp_path / f"trial{trial}.db"
+        url = storage_url(backend, tmp_path, f"trial{trial}")
         side = tmp_path / f"trial{trial}.log"
         process = subprocess.Popen(
-            [sys.executable, str(script), str(db), "session", "run", str(side)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, str(script), url, "run", str(side)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         # Kill once a random number of nodes has started: mid-node, mid-write or between nodes.
-        wait_for_lines(side, rng.randint(1, 33), process)
+        wait_for_starts(side, rng.randint(1, NODES - 1), process)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         before = side.read_text().splitlines() if side.exists() else []
-        done, state = run_worker(script, db, "resume", side)
-        assert state == expected, f"trial {trial}"
-        rerun = [line.split()[1] for line in side.read_text().splitlines()[len(before) :]]
-        assert not set(done) & set(rerun), f"trial {trial}: completed nodes ran again: {set(done) & set(rerun)}"
-        killed_mid_run += 0 < len(done) < 33
+        done_line, state_line = run_worker(script, url, "resume", side)[-2:]
+        done = set(json.loads(done_line))
+        assert json.loads(state_line) == expected, f"trial {trial}"
+        again = set(side.read_text().splitlines()[len(before) :]) & set(before)
+        assert not again & done, f"trial {trial}: completed nodes ran again: {again & done}"
+        started_after = {name for name in again if set(following[name]) & set(before)}
+        assert not started_after, f"trial {trial}: {started_after} ran again after a successor had started"
+        killed_mid_run += 0 < len(done) < NODES - 1
     assert killed_mid_run >= TRIALS // 2

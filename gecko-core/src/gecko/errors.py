@@ -51,13 +51,16 @@ __all__ = (
     "WorkflowTimeoutError",
     "CheckpointError",
     "CorruptCheckpointError",
+    "UnstorableValueError",
     "SessionOwnedElsewhere",
     "SessionLeaseLost",
     "WorkflowParked",
+    "SessionInputMismatch",
     "TeamError",
     "TeamTimeoutError",
     "TeamMemberCancelled",
     "GuardrailViolation",
+    "ApprovalRequired",
 )
 
 
@@ -299,6 +302,10 @@ class CorruptCheckpointError(CheckpointError):
     """A stored checkpoint is not valid; Gecko never restarts silently over it."""
 
 
+class UnstorableValueError(CheckpointError, TypeError):
+    """A value a checkpoint would store is not JSON data that reads back unchanged (tuple, set, model, NaN, ...)."""
+
+
 class SessionOwnedElsewhere(WorkflowError):
     """Another worker holds the lease of this session."""
 
@@ -309,6 +316,10 @@ class SessionLeaseLost(SessionOwnedElsewhere):
 
 class WorkflowParked(WorkflowError):
     """A session was started `max_attempts` times in a row without finishing; call `Workflow.unpark` to retry it."""
+
+
+class SessionInputMismatch(WorkflowError):
+    """`execute` named an unfinished session with another input than it started with; resume it or use a new id."""
 
 
 class TeamError(GeckoError):
@@ -325,3 +336,11 @@ class TeamMemberCancelled(TeamError):
 
 class GuardrailViolation(GeckoError):
     """A guardrail blocked an input or an output."""
+
+
+class ApprovalRequired(GuardrailViolation):
+    """A guardrail holds a tool call for the user's approval instead of refusing it.
+
+    Raised from `gecko_tool_admit`: the run pauses with the call pending, as for a tool declared
+    with `requires_approval=True`, and the message becomes the pending call's `reason`.
+    """

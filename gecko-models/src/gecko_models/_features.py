@@ -19,7 +19,8 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
+
+from gecko.redaction import redact_url
 
 __all__ = (
     "Feature",
@@ -124,14 +125,5 @@ def rejected(endpoint: Endpoint) -> frozenset[str]:
 
 
 def display(api_base: str | None) -> str:
-    """The endpoint for messages and logs: scheme, host, port and path, never credentials or a query."""
-    if not api_base:
-        return "the provider's default endpoint"
-    parts = urlsplit(api_base)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    if not parts.hostname:
-        return "the configured endpoint"
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    """The endpoint for messages and logs, credentials redacted."""
+    return redact_url(api_base) if api_base else "the provider's default endpoint"

@@ -25,6 +25,7 @@ from gecko.errors import (
     UnsupportedRequestError,
 )
 from gecko.plugins.models import FinishReason, ModelRequest, ResponseFormat, ToolDefinition
+from gecko.redaction import redact, redact_url
 from gecko.types import ImagePart, Message, Role, TextPart, TokenUsage
 from gecko_models import _features
 
@@ -258,7 +259,7 @@ def translate_error(
         return exc
     if not isinstance(exc, (openai.OpenAIError, httpx.HTTPError)):
         return exc
-    detail = str(exc)
+    detail = redact(str(exc))
     status = getattr(exc, "status_code", None)
     error: ModelError
     if isinstance(exc, ContextWindowExceededError):
@@ -284,8 +285,9 @@ def translate_error(
             f"{label}: no answer within {timeout:g} s ({detail}); raise timeout= or check the endpoint"
         )
     elif _is_connection_failure(exc) or isinstance(exc, httpx.TransportError):
+        endpoint = redact_url(api_base) if api_base else "the provider"
         error = ModelConnectionError(
-            f"{label}: could not reach {api_base or 'the provider'} ({detail}); check api_base and that "
+            f"{label}: could not reach {endpoint} ({detail}); check api_base and that "
             "the server is running"
         )
     elif (feature := _features.rejected_feature(status, detail, used)) is not None:

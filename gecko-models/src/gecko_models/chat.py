@@ -22,6 +22,7 @@ from gecko.plugins.models import (
     RetryPolicy,
     ToolCallDelta,
 )
+from gecko.redaction import redact_url
 from gecko.types import Message, TokenUsage, ToolCall
 from gecko_models import _features, _litellm
 
@@ -138,7 +139,8 @@ class LiteLLMChat(ChatModel):
         return (self.api_base or "", self.litellm_model)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, api_base={self.api_base!r})"
+        api_base = redact_url(self.api_base) if self.api_base else self.api_base
+        return f"{type(self).__name__}(model={self.model!r}, api_base={api_base!r})"
 
     # --- requests --------------------------------------------------------------------
 

@@ -1,28 +1,38 @@
-"""Redis storage for Gecko: atomic versioned writes and fenced leases as Lua scripts."""
+"""Redis storage for Gecko: atomic versioned writes and fenced leases as Lua scripts.
+
+On asyncio the store uses `redis.asyncio`; on trio it uses the synchronous client on a worker
+thread (`ThreadedRedis`), with the same scripts and the same guarantees.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlunsplit
+from urllib.parse import urlencode
 
-import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gecko.errors import FencingError, StorageError, StorageUnavailableError, VersionConflictError
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.redaction import redact_url
+from gecko_storage_redis._threaded import ThreadedRedis
 
 __version__ = "0.1.0"
 __all__ = ("RedisStorage", "RedissStorage", "UnixSocketRedisStorage")
 
 T = TypeVar("T")
 
+_RETRIES = 10
 _FENCE_REJECTED = -2
 _VERSION_CONFLICT = -1
 
@@ -47,11 +57,20 @@ if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then return
 return redis.call('DEL', KEYS[1])
 """
 
-# KEYS: lease key, token counter key. ARGV: owner, ttl ms.
+# KEYS: lease key, the namespace's token counter, the name's own counter of earlier versions.
+# ARGV: owner, ttl ms, owner of a live grant to replace.
+# One counter for the namespace, so no key per lease name outlives its lease; a name's own counter
+# (kept by earlier versions) is folded in once and deleted, so a token is never granted twice.
 _ACQUIRE = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and owner ~= ARGV[1] then return 0 end
+if owner and owner ~= ARGV[1] and owner ~= ARGV[3] then return 0 end
 local token = redis.call('INCR', KEYS[2])
+local legacy = tonumber(redis.call('GET', KEYS[3]) or '0')
+if legacy >= token then
+  token = legacy + 1
+  redis.call('SET', KEYS[2], token)
+end
+if legacy > 0 then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return token
@@ -84,7 +103,9 @@ class RedisStorage(Storage):
     scheme = "redis"
     capabilities = StorageCapabilities(ttl=True, persistent=True, leases=True, cross_process=True)
 
-    def __init__(self, client: redis.Redis, *, namespace: str = "gecko", location: str = "") -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis | ThreadedRedis, *, namespace: str = "gecko", location: str = ""
+    ) -> None:
         self._client = client
         self._namespace = namespace
         self._location = location
@@ -99,24 +120,34 @@ class RedisStorage(Storage):
         options = dict(url.query)
         namespace = options.pop("namespace", "gecko")
         if not namespace:
-            raise StorageError(f"{url.raw!r}: namespace must not be empty")
+            raise StorageError(f"{url.redacted!r}: namespace must not be empty")
         if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
             raise StorageError(
-                f"invalid Redis URL {url.raw!r}: the path must be a database number; e.g. "
+                f"invalid Redis URL {url.redacted!r}: the path must be a database number; e.g. "
                 f"{_URL_EXAMPLES}"
             )
-        client_url = urlunsplit((url.scheme, url.netloc, url.path, urlencode(options), ""))
+        location = f"{url.scheme}://{url.netloc}{url.path}"
+        # Spelled out rather than urlunsplit, which drops the "//" of unix:///path (the sync client refuses that).
+        client_url = f"{location}?{urlencode(options)}" if options else location
+        settings: dict[str, Any] = {
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+        }
+        # At least ~4 s of retries in all (at most ~7.5 s): enough to ride through a Redis restart.
+        backoff = EqualJitterBackoff(cap=1.0, base=0.05)
+        client: redis.asyncio.Redis | ThreadedRedis
         try:
-            client = redis.from_url(
-                client_url,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                socket_connect_timeout=2,
-                socket_timeout=5,
-            )
+            if _on_asyncio():
+                client = redis.asyncio.from_url(
+                    client_url, retry=redis.asyncio.retry.Retry(backoff, _RETRIES), **settings
+                )
+            else:
+                sync_client = redis.from_url(client_url, retry=redis.retry.Retry(backoff, _RETRIES), **settings)
+                client = ThreadedRedis(sync_client)
         except ValueError as exc:
-            raise StorageError(f"invalid Redis URL {url.raw!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
-        return cls(client, namespace=namespace, location=f"{url.scheme}://{url.netloc}{url.path}")
+            raise StorageError(f"invalid Redis URL {url.redacted!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
+        return cls(client, namespace=namespace, location=redact_url(location))
 
     def _data_key(self, key: str) -> str:
         return f"{self._namespace}:kv:{key}"
@@ -195,17 +226,30 @@ class RedisStorage(Storage):
         return await self._call(scan)
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        return await self._raw_take_over_lease(name, owner, ttl, owner)
+
+    async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
         token = int(
             await self._call(
                 lambda: self._acquire(
-                    keys=[self._lease_key(name), f"{self._namespace}:lease-token:{name}"],
-                    args=[owner, _milliseconds(ttl)],
+                    keys=[
+                        self._lease_key(name),
+                        f"{self._namespace}:lease-tokens",
+                        f"{self._namespace}:lease-token:{name}",
+                    ],
+                    args=[owner, _milliseconds(ttl), replacing],
                 )
             )
         )
         if token == 0:
             return None
         return Lease(name=name, owner=owner, token=token, expires_at=time.time() + ttl)
+
+    async def _raw_lease_owner(self, name: str) -> str | None:
+        owner = await self._call(lambda: self._client.hget(self._lease_key(name), "owner"))
+        if owner is None:
+            return None
+        return owner.decode("utf-8") if isinstance(owner, bytes) else str(owner)
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         renewed = int(
@@ -222,6 +266,14 @@ class RedisStorage(Storage):
 
     async def _raw_close(self) -> None:
         await self._client.aclose()
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class RedissStorage(RedisStorage):

@@ -17,12 +17,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(params=["asyncio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    # redis.asyncio runs on asyncio only.
-    return str(request.param)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -20,6 +20,7 @@ from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose._ownership import attempts_key
 from gecko.compose.nodes import NodeContext, interrupt
 from gecko.compose.workflow import Workflow
+from gecko.errors import StorageUnavailableError
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 from gecko.testing.conformance import WorkflowOwnershipConformance
@@ -237,6 +238,40 @@ async def test_a_redis_restart_during_a_run_loses_no_committed_checkpoint(redis_
         assert stored.snapshot["state"] == {"count": 20}
         assert [node for node, _ in stored.snapshot["history"]["entries"]] == [f"n{index}" for index in range(20)]
         assert await storage.get(attempts_key("restart", "s1")) is None
+
+
+async def test_a_redis_dying_mid_run_stops_the_run_before_the_next_node_and_resume_reruns_only_that_node(
+    redis_server: Any,
+) -> None:
+    started: list[str] = []
+
+    def build(storage: Storage, killer: str | None) -> Workflow:
+        async def step(ctx: NodeContext) -> str:
+            started.append(ctx.node)
+            if ctx.node == killer:
+                await anyio.to_thread.run_sync(redis_server.kill)
+            ctx.state[ctx.node] = len(started)
+            return ctx.node
+
+        wf = Workflow("dying", storage=storage)
+        for index in range(10):
+            wf.add_node(f"n{index}", step)
+            if index:
+                wf.add_edge(f"n{index - 1}", f"n{index}")
+        return wf.set_entry_point("n0")
+
+    async with await create_storage(redis_server.url) as storage:
+        with pytest.raises(StorageUnavailableError):
+            await build(storage, killer="n4").execute(session_id="s1")
+        # n4's checkpoint could not be written, so n5 never started.
+        assert started == ["n0", "n1", "n2", "n3", "n4"]
+        await anyio.to_thread.run_sync(redis_server.start)
+        started.clear()
+        # The same process resumes at once: the failed run's lease is its own, and that run has ended.
+        result = await build(storage, killer=None).resume("s1")
+    assert started == [f"n{index}" for index in range(4, 10)]
+    assert result.status == "completed"
+    assert sorted(result.state) == [f"n{index}" for index in range(10)]
 
 
 class TestRedisWorkflowOwnership(WorkflowOwnershipConformance):

@@ -9,18 +9,19 @@ Layout under `gecko/workflow/<workflow>/<session>/` in any `Storage`:
 A snapshot is written before the ring wraps onto entries it does not cover, so storage stays
 bounded at `ring + 1` keys per session. Every write is a compare-and-set against the version
 this writer last saw, so two writers of one session fail loudly instead of interleaving; a
-`fence` lease, when given, is passed through to every write.
+`fence` lease, when given, is passed through to every write. Every record is sealed with a
+digest, or an HMAC when a checkpoint key is set, bound to its key and version, and validated
+against its stored format on load (`gecko.compose._stored`, `gecko.core._stored`).
 
-What `CheckpointStrategy.ALWAYS` guarantees (the engine, `gecko.compose._engine`, writes):
+What the journal guarantees (the engine, `gecko.compose._engine`, writes it):
 
 - One writer per run, one write at a time, records in merge order; an entry holds every record
   merged since the previous write (group commit). Loading accepts only a gap-free run of records
   after the snapshot, so a record is never durable without every record merged before it: a
   node's completion is durable before anything that depended on it.
-- In eager runs the writer works behind the nodes: a completion queues its record and the
-  successors start at once (the completing task yields one loop turn so the write is handed to
-  storage, keeping the journal about one write behind even for nodes that never suspend).
-  Layered runs write each completion before starting the next layer.
+- Under ALWAYS a completion's successors start only once its record is durable (a run's first
+  write is its snapshot); under ASYNC the writer works behind the nodes, at most `max_lag`
+  records behind. Layered runs write each layer's completions before starting the next layer.
 - A node whose record is durable (its write returned, or a snapshot covered it) never runs
   again on resume. A node that was running, or whose record was not yet durable, at a crash
   runs again: at-least-once, so nodes with outside effects should be idempotent.
@@ -36,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gecko.compose._stored import StoredEntry, StoredSnapshot
+from gecko.core._stored import Sealer, StoredModel, open_stored
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -43,12 +46,12 @@ from gecko.errors import (
     StorageError,
     VersionConflictError,
 )
-from gecko.plugins.storage import Lease, Storage
+from gecko.plugins.storage import Lease, Storage, Versioned
 
 __all__ = ("FORMAT", "Checkpoint", "CheckpointStore")
 
-FORMAT = 1
-_SNAPSHOT_FIELDS = ("format", "run", "rec", "status", "input", "state", "history", "pending", "steps")
+# 2: every record carries an integrity seal (`gecko.core._stored`).
+FORMAT = 2
 
 
 @dataclass
@@ -63,7 +66,14 @@ class CheckpointStore:
     """Reads and writes one session's checkpoint; not safe for two tasks at once (the engine serializes)."""
 
     def __init__(
-        self, storage: Storage, workflow: str, session_id: str, *, ring: int = 64, fence: Lease | None = None
+        self,
+        storage: Storage,
+        workflow: str,
+        session_id: str,
+        *,
+        ring: int = 64,
+        fence: Lease | None = None,
+        key: bytes | None = None,
     ) -> None:
         if ring < 2:
             raise CheckpointError(f"the checkpoint ring needs at least 2 slots, got {ring}")
@@ -71,6 +81,7 @@ class CheckpointStore:
         self.session_id = session_id
         self.ring = ring
         self.fence = fence
+        self._sealer = Sealer(key)
         self._prefix = f"gecko/workflow/{workflow}/{session_id}/"
         self._snapshot_version: int | None = None
         self._slot_versions: dict[int, int] = {}
@@ -82,6 +93,8 @@ class CheckpointStore:
 
     async def load(self) -> Checkpoint | None:
         """Read the checkpoint and remember the versions this writer continues from.
+
+        Every record is validated against its stored format and its seal (`gecko.compose._stored`).
 
         Raises:
             CorruptCheckpointError: the stored data is not a checkpoint this version can resume.
@@ -96,45 +109,57 @@ class CheckpointStore:
                 raise CorruptCheckpointError(f"the checkpoint of {self._describe()} is unreadable: {exc}") from exc
             raise CheckpointError(f"could not read the checkpoint of {self._describe()}: {exc}") from exc
         entries: list[dict[str, Any]] = []
+        # Entries sit in slot `e % ring` of the ring they were written with; another ring size
+        # (snapshot_every changed) puts them elsewhere, so versions are kept by the slot read.
+        resized = False
         for key, slot in slots:
             if slot is None:
                 continue
-            entry = slot.value
-            if not _is_entry(entry):
-                raise CorruptCheckpointError(f"journal entry {key!r} of {self._describe()} is malformed")
-            self._slot_versions[entry["e"] % self.ring] = slot.version
+            what = f"journal entry {key!r} of {self._describe()}"
+            number = key.removeprefix(self._prefix + "journal/")
+            if not (number.isascii() and number.isdigit()):
+                raise CorruptCheckpointError(f"{what} is not a journal slot")
+            entry = self._open(StoredEntry, slot, key, what)
+            self._slot_versions[int(number)] = slot.version
+            resized = resized or int(number) != entry["e"] % self.ring
             self._entry = max(self._entry, entry["e"])
             entries.append(entry)
         if found is None:
             return None
         self._snapshot_version = found.version
-        snapshot = found.value
-        if not isinstance(snapshot, dict) or any(field not in snapshot for field in _SNAPSHOT_FIELDS):
+        stored_format = found.value.get("format", FORMAT) if isinstance(found.value, dict) else FORMAT
+        if stored_format != FORMAT:
             raise CorruptCheckpointError(
-                f"the snapshot of {self._describe()} is malformed; delete the session's keys to start over"
+                f"the snapshot of {self._describe()} has format {stored_format!r}; this Gecko reads {FORMAT}. "
+                "Delete the session's keys to start over"
             )
-        if snapshot["format"] != FORMAT:
-            raise CorruptCheckpointError(
-                f"the snapshot of {self._describe()} has format {snapshot['format']!r}; this Gecko reads {FORMAT}"
-            )
+        snapshot = self._open(StoredSnapshot, found, self._prefix + "snapshot", f"the snapshot of {self._describe()}")
         base = snapshot["rec"]
         records: dict[int, dict[str, Any]] = {}
+        uncovered = 0
         for entry in entries:
-            if entry.get("run") != snapshot["run"]:
+            if entry["run"] != snapshot["run"]:
                 continue
-            for item in entry["recs"]:
-                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)):
-                    raise CorruptCheckpointError(f"journal entry {entry['e']} of {self._describe()} is malformed")
-                if item[0] > base and isinstance(item[1], dict) and isinstance(item[1].get("n"), str):
-                    records[item[0]] = item[1]
-                elif item[0] > base:
-                    raise CorruptCheckpointError(f"record {item[0]} of {self._describe()} is malformed")
+            uncovered += any(number > base for number, _ in entry["recs"])
+            for number, record in entry["recs"]:
+                if number > base:
+                    if number in records and records[number] != record:
+                        raise CorruptCheckpointError(
+                            f"the journal of {self._describe()} holds two different records numbered {number}"
+                        )
+                    records[number] = record
         ordered = sorted(records)
         if ordered != list(range(base + 1, base + 1 + len(ordered))):
             raise CorruptCheckpointError(
                 f"the journal of {self._describe()} has a gap after record {base}; it cannot be resumed safely"
             )
+        # The entries the snapshot does not cover count towards the next one, so the ring never
+        # wraps onto them; after a resize any slot may hold one, so a snapshot comes first.
+        self.entries_since_snapshot = self.ring - 1 if resized else uncovered
         return Checkpoint(snapshot, [records[number] for number in ordered])
+
+    def _open(self, model: type[StoredModel], found: Versioned, key: str, what: str) -> dict[str, Any]:
+        return open_stored(self._sealer, model, found.value, where=key, version=found.version, what=what)
 
     async def write_entry(self, run: str, records: list[list[Any]]) -> None:
         """Append one journal entry holding `records` (`[record number, record]` pairs)."""
@@ -156,9 +181,11 @@ class CheckpointStore:
         self._snapshot_version = await self._put(self._prefix + "snapshot", snapshot, self._snapshot_version)
         self.entries_since_snapshot = 0
 
-    async def _put(self, key: str, value: Any, expected: int | None) -> int:
+    async def _put(self, key: str, value: dict[str, Any], expected: int | None) -> int:
+        # Versions grow by one per write, so the version this write creates is known and bound.
+        sealed = self._sealer.seal(value, where=key, version=(expected or 0) + 1)
         try:
-            return await self.storage.compare_and_set(key, value, expected_version=expected, fence=self.fence)
+            return await self.storage.compare_and_set(key, sealed, expected_version=expected, fence=self.fence)
         except VersionConflictError as exc:
             raise CheckpointError(
                 f"{self._describe()} was written by another worker; only one process may run a session at a time"
@@ -167,7 +194,3 @@ class CheckpointStore:
             raise CheckpointError(
                 f"could not checkpoint {self._describe()}: node outputs and state must be JSON data ({exc})"
             ) from exc
-
-
-def _is_entry(entry: Any) -> bool:
-    return isinstance(entry, dict) and isinstance(entry.get("e"), int) and isinstance(entry.get("recs"), list)

@@ -2,15 +2,18 @@
 
 Everything here runs on one event loop thread, so the bookkeeping needs no locks: a node's
 completion (merge, history, successors, journal record) happens without an await in between,
-except for async conditions (and, in layered runs, checkpoint writes), which are shielded so a
-cancellation never leaves half a completion behind. In eager runs one writer task writes the
-journal behind the nodes, in record order (see `gecko.compose._checkpoint` for the guarantees).
+except for async conditions and the journal write, which are shielded so a cancellation never
+leaves half a completion behind. Under `ALWAYS` a completion returns its successors only once
+its record is durable (`_make_durable`); under `ASYNC` one writer task writes the journal behind
+the nodes, at most `max_lag` records behind (see `gecko.compose._checkpoint` for the format).
+
+The run reads only its `Plan` (graph, rules, strategy, limits), never the `Workflow` builder.
+Node start and finish are `_execute` and `_finish_now`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
@@ -22,28 +25,30 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from gecko.compose._checkpoint import FORMAT, Checkpoint, CheckpointStore
-from gecko.compose._graph import AGENT, ASYNC, SYNC, Plan
-from gecko.compose._state import DELETED, MISSING, History, StateView
+from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, Plan, unknown_node_hint
+from gecko.compose._state import _BUILTIN_RULES, DELETED, MISSING, History, StateView
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
+from gecko.core._stored import storable
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,
     GeckoError,
+    StorageError,
     WorkflowError,
     WorkflowMaxStepsExceeded,
     WorkflowStateConflict,
     WorkflowTimeoutError,
 )
+from gecko.plugins import plugin_manager
+from gecko.redaction import redacting_logger
 from gecko.types import Event
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
-    from gecko.compose.workflow import Workflow
-
 __all__ = ("Run", "to_json")
 
-logger = logging.getLogger("gecko.workflow")
+logger = redacting_logger("gecko.workflow")
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -71,27 +76,35 @@ class Run:
 
     def __init__(
         self,
-        workflow: Workflow,
         plan: Plan,
         session_id: str,
         run_id: str,
         *,
         store: CheckpointStore | None,
-        journal: bool,
+        durable: bool,
         sink: MemoryObjectSendStream[Event] | None,
     ) -> None:
-        self.wf = workflow
         self.plan = plan
         self.session_id = session_id
         self.run_id = run_id
         self.store = store
+        journal = durable and plan.strategy in (CheckpointStrategy.ALWAYS, CheckpointStrategy.ASYNC)
         self.journaling = journal and store is not None
+        # How many records the journal may trail the nodes: 0 is `ALWAYS` (durable before successors).
+        self.lag = plan.max_lag if plan.strategy is CheckpointStrategy.ASYNC else 0
+        # The highest record number known durable, and whether this run has written its snapshot yet.
+        self.durable = 0
+        self.snapshotted = False
+        # A checkpoint write failed: the storage is the problem, so the run stops without a final write.
+        self.store_failed = False
         self.sink = sink
-        self.rules = workflow._rules
-        self.max_steps = workflow.max_steps
+        # Events wait here until `_drain` hands them to the stream's bounded buffer and the hook.
+        self.outbox: deque[tuple[Event, bool]] = deque()
+        self.rules = plan.rules
+        self.max_steps = plan.max_steps
         self.input: Any = None
         self.state: dict[str, Any] = {}
-        self.history = History(workflow.history_limit)
+        self.history = History(plan.history_limit)
         self.remaining = dict(plan.indegree)
         self.activated: set[str] = set()
         self.status: dict[str, NodeStatus] = {}
@@ -109,6 +122,9 @@ class Run:
         self.failed_node: str | None = None
         self.interrupts: list[Interrupt] = []
         self.resume_values: dict[str, Any] = {}
+        # Agent nodes paused for tool approvals: node -> the pause's payload, kept (and saved) until
+        # the agent's run continues with decisions it accepts.
+        self.approvals: dict[str, dict[str, Any]] = {}
         self.stopping = False
         self.manual = False
         self._tg: TaskGroup | None = None
@@ -116,23 +132,35 @@ class Run:
         self.spares = 0
         self._lock = anyio.Lock() if plan.async_conditions else None
         self._shield = plan.async_conditions or self.journaling
-        self._writer: anyio.Event | None = None
+        # Whether a checkpoint write is in flight, and the event its waiters (if any) wait on.
+        self._writing = False
+        self._writer_done: anyio.Event | None = None
         # The task group of an eager run, whose writer task writes the journal behind the nodes.
         self._behind: TaskGroup | None = None
         self._flushing = False
+        # Telemetry (hook plugins): the run and its nodes are announced only when a plugin observes.
+        manager = plugin_manager()
+        self.manager = manager
+        self.trace = manager.traces
+        self.hook_events = manager.has_implementations("gecko_event")
+        self.observed = self.trace or self.hook_events
+        self.emitting = sink is not None or self.hook_events
+        # The run's trace context, kept with every snapshot so a resume continues the same trace.
+        self.carrier: dict[str, str] = {}
+        self.resumed = False
 
     # --- setup -----------------------------------------------------------------------
 
     def start(self, node: str, value: Any, *, input: Any) -> None:
         """Prepare a fresh run that begins at `node` with `value` as its last output."""
         self.input = input
-        if node != self.plan.entry:
-            # Only predecessors inside the started region can ever finish.
-            region = self.plan.region(node)[1]
-            self.remaining = dict.fromkeys(self.plan.nodes, 0)
-            for src in region:
-                for dst, _ in self.plan.forward[src]:
-                    self.remaining[dst] += 1
+        # Only predecessors inside the started region can ever finish (jump targets outside it
+        # run only when jumped to, and then re-arm their own region).
+        region = self.plan.region(node)[1]
+        self.remaining = dict.fromkeys(self.plan.nodes, 0)
+        for src in region:
+            for dst, _ in self.plan.forward[src]:
+                self.remaining[dst] += 1
         self.activated.add(node)
         self.pending[node] = value
         self.bases[node] = (self.state, self.rec)
@@ -140,54 +168,171 @@ class Run:
     async def restore(self, checkpoint: Checkpoint) -> None:
         """Rebuild the run from a snapshot and replay the journal records after it.
 
+        The checkpoint's shape was validated when it was loaded (`gecko.compose._stored`).
+
         Raises:
-            CorruptCheckpointError: the checkpoint does not fit this workflow's graph.
+            CorruptCheckpointError: the checkpoint does not fit this workflow's graph or merge rules.
         """
         snap = checkpoint.snapshot
-        try:
-            self.input = snap["input"]
-            self.rec = snap["rec"]
-            self.state = dict(snap["state"])
-            for node, output in snap["history"]["entries"]:
-                self.history.record(node, output)
-            self.history._latest.update(snap["history"]["latest"])
-            self.history.last_output = snap["history"]["last"]
-            self.pending = dict(snap["pending"])
-            self.inbox = dict(snap["inbox"])
-            self.remaining.update(snap["remaining"])
-            self.activated = set(snap["activated"])
-            self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
-            self.steps = snap["steps"]
-            for key, merges in snap.get("merges", {}).items():
-                base = merges["base"][0] if merges["base"] else MISSING
-                self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptCheckpointError(f"the snapshot of session {self.session_id!r} is malformed: {exc!r}") from exc
-        unknown = [node for node in (*self.pending, *self.status) if node not in self.plan.nodes]
-        if unknown:
-            raise CorruptCheckpointError(
-                f"session {self.session_id!r} was written by a different graph (unknown nodes {unknown}); "
-                "resume it with the workflow that wrote it"
-            )
-        for record in checkpoint.records:
-            node = record["n"]
-            if node not in self.pending:
+        self.input = snap["input"]
+        self.rec = snap["rec"]
+        self.state = dict(snap["state"])
+        for node, output in snap["history"]["entries"]:
+            self.history.record(node, output)
+        self.history._latest.update(snap["history"]["latest"])
+        self.history.last_output = snap["history"]["last"]
+        self.pending = dict(snap["pending"])
+        self.inbox = dict(snap["inbox"])
+        self.remaining.update(snap["remaining"])
+        self.activated = set(snap["activated"])
+        self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
+        self.steps = snap["steps"]
+        self.carrier = dict(snap.get("trace") or {})
+        self.resumed = True
+        for key, merges in snap.get("merges", {}).items():
+            base = merges["base"][0] if merges["base"] else MISSING
+            self.rule_logs[key] = (base, [(rank, rec, value) for rank, rec, value in merges["log"]])
+        self._check_restored(snap)
+        paused = snap.get("interrupt")
+        if paused is not None and isinstance(paused["payload"], dict) and "approval" in paused["payload"]:
+            approval = paused["payload"]["approval"]
+            if not isinstance(approval, dict) or not isinstance(approval.get("session_id"), str):
                 raise CorruptCheckpointError(
-                    f"journal of session {self.session_id!r} completes {node!r}, which was not runnable"
+                    f"the snapshot of session {self.session_id!r} pauses node {paused['node']!r} for an approval "
+                    "that names no agent session"
                 )
-            writes = dict(record.get("d", {}))
-            for key in record.get("x", ()):
-                writes[key] = DELETED
-            jump = record.get("j")
+            self.approvals[paused["node"]] = paused["payload"]
+        for record in checkpoint.records:
             self.steps += 1
             self.rec += 1
+            await self._replay(record)
+        self.durable = self.rec
+        self.snapshotted = True
+
+    def _check_restored(self, snap: dict[str, Any]) -> None:
+        # The snapshot's shape is validated on load; these checks need the graph.
+        sid = self.session_id
+        nodes = self.plan.nodes
+        named = [*self.pending, *self.inbox, *self.status, *self.activated, *snap["remaining"], *self.history._latest]
+        named += [node for node, _ in self.history.entries()]
+        interrupt = snap.get("interrupt")
+        if interrupt is not None:
+            named.append(interrupt["node"])
+        unknown = sorted({node for node in named if node not in nodes})
+        if unknown:
+            raise CorruptCheckpointError(
+                f"session {sid!r} was written by a different graph (unknown nodes {unknown}); "
+                "resume it with the workflow that wrote it"
+            )
+        unruled = sorted(key for key in self.rule_logs if key not in self.rules)
+        if unruled:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {sid!r} has merge contributions for state keys {unruled}, which have no "
+                "merge rule in this workflow; resume it with the workflow that wrote it"
+            )
+        for key, (base, log) in self.rule_logs.items():
+            self._check_folded(key, base, log)
+        for node in self.pending:
+            if self.status.get(node) in (NodeStatus.SUCCESS, NodeStatus.SKIPPED):
+                raise CorruptCheckpointError(
+                    f"the snapshot of session {sid!r} has node {node!r} both pending and {self.status[node].value}"
+                )
+        for node in self.activated:
+            if self.remaining[node] > 0 and node not in self.inbox and node not in self.pending:
+                raise CorruptCheckpointError(
+                    f"the snapshot of session {sid!r} has node {node!r} activated with no input waiting for it"
+                )
+
+    def _check_folded(self, key: str, base: Any, log: list[tuple[int, int, Any]]) -> None:
+        # A builtin rule is a pure function of the logged contributions, so folding them again
+        # must give the stored value; a custom rule may keep state of its own and is not re-run.
+        rule = self.rules[key]
+        if rule not in _BUILTIN_RULES.values():
+            return
+        folded = base
+        try:
+            for _, _, contribution in sorted(log, key=lambda item: item[:2]):
+                folded = rule(folded, contribution)
+        except Exception as exc:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {self.session_id!r} has merge contributions to state key {key!r} that "
+                f"its merge rule cannot fold: {exc}"
+            ) from exc
+        if self.state.get(key, MISSING) != folded:
+            raise CorruptCheckpointError(
+                f"the snapshot of session {self.session_id!r} holds state key {key!r} = {self.state.get(key)!r}, but "
+                f"its merge contributions fold to {folded!r}"
+            )
+
+    async def _replay(self, record: dict[str, Any]) -> None:
+        """Apply one journal record (validated on load) as the completion it records."""
+        sid = self.session_id
+        node = record["n"]
+        if node not in self.plan.nodes:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} names node {node!r}, which this workflow "
+                "does not have; resume it with the workflow that wrote it"
+            )
+        if node not in self.pending:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} completes {node!r}, which was not runnable"
+            )
+        writes = dict(record.get("d") or {})
+        for key in record.get("x") or ():
+            writes[key] = DELETED
+        jump = None if record.get("j") is None else Next(record["j"][0], record["j"][1])
+        try:
+            if jump is not None:
+                self._check_jump(node, jump)
+            # A merge rule that accepted these values when the node ran accepts them again, so a
+            # rule failing here means the record was changed.
             self._merge(node, writes, None)
-            await self._complete(node, record.get("o"), None if jump is None else Next(jump[0], jump[1]))
+        except Exception as exc:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} (node {node!r}, state keys {sorted(writes)}) "
+                f"cannot be replayed: {exc}"
+            ) from exc
+        try:
+            await self._complete(node, record["o"], jump)
+        except WorkflowError as exc:
+            raise CorruptCheckpointError(
+                f"record {self.rec} of the journal of session {sid!r} (node {node!r}) cannot be replayed: {exc}"
+            ) from exc
 
     # --- driving -----------------------------------------------------------------------
 
     async def drive(self, layered: bool, parallel: bool) -> None:
         """Run every pending node and what follows until the graph is done, paused or failed."""
+        if not self.observed:
+            await self._drive(layered, parallel)
+            return
+        await self._publish("workflow.started", {"session_id": self.session_id, "nodes": sorted(self.pending)})
+        try:
+            if self.trace:
+                attributes = {"session_id": self.session_id, "run_id": self.run_id, "resumed": self.resumed}
+                async with self.manager.operation(
+                    "workflow.run", self.plan.name, input=self.input, attributes=attributes, carrier=self.carrier
+                ) as operation:
+                    await self._drive(layered, parallel)
+                    if self.error is not None:
+                        operation.error = self.error
+                    elif self.interrupts:
+                        operation.attributes["interrupted_node"] = self.interrupts[0].node
+                    else:
+                        operation.output = self.history.last_output
+            else:
+                await self._drive(layered, parallel)
+        except anyio.get_cancelled_exc_class():
+            await self._publish("workflow.cancelled", {"running": sorted(self.running)})
+            raise
+        if self.error is not None:
+            await self._publish("workflow.failed", {"node": self.failed_node, "error": repr(self.error)})
+        elif self.interrupts:
+            await self._publish("workflow.paused", {"node": self.interrupts[0].node})
+        else:
+            await self._publish("workflow.finished", {"output": to_json(self.history.last_output)})
+
+    async def _drive(self, layered: bool, parallel: bool) -> None:
         ready = sorted(self.pending, key=self.plan.index.__getitem__)
         if layered:
             await self._drive_layers(ready, parallel)
@@ -198,6 +343,8 @@ class Run:
             self.queue.extend(ready)
             self.spares = 1
             await self._worker()
+        if self.outbox:
+            await self._drain()
 
     def _dispatch(self, nodes: list[str]) -> None:
         # Ready nodes wait in a queue served by workers. While a worker runs nodes inline, one
@@ -242,6 +389,8 @@ class Run:
             except Exception as exc:
                 self._fail(node, exc)
                 return
+            if self.outbox:
+                await self._drain()
             if len(ready) > 1:
                 self._dispatch(ready[1:])
             # A chain continues in this task: no task per node.
@@ -273,15 +422,55 @@ class Run:
                     except Exception as exc:
                         self._fail(node, exc)
             ready = sorted(set(following), key=self.plan.index.__getitem__)
+            if self.outbox:
+                await self._drain()
+            if ready and self.journaling and not self.stopping:
+                # The layer's completions become durable together, before the next layer starts.
+                with anyio.CancelScope(shield=True):
+                    await self._write_through(self.rec)
 
     async def _execute(self, node: str) -> tuple[NodeContext, Any, int] | None:
         """Run one node; None when it paused or failed (recorded on the run)."""
+        if self.observed:
+            return await self._execute_observed(node)
+        return await self._execute_node(node)
+
+    async def _execute_observed(self, node: str) -> tuple[NodeContext, Any, int] | None:
+        # Node events wait in the outbox (synchronous bookkeeping records them) and are
+        # delivered here, in order, before the next node starts and after each node.
+        await self._drain()
+        try:
+            if self.trace:
+                async with self.manager.operation(
+                    "workflow.node", node, input=self.pending.get(node), attributes={"workflow": self.plan.name}
+                ) as operation:
+                    outcome = await self._execute_node(node)
+                    if outcome is not None:
+                        operation.output = outcome[1]
+                    elif self.status.get(node) is NodeStatus.FAILED:
+                        operation.error = self.error if self.failed_node == node else WorkflowError(
+                            f"node {node!r} failed after node {self.failed_node!r}"
+                        )
+                    else:
+                        operation.attributes["interrupted"] = True
+            else:
+                outcome = await self._execute_node(node)
+        except anyio.get_cancelled_exc_class():
+            self._emit_hook("workflow.node.cancelled", {"node": node})
+            raise
+        finally:
+            await self._drain()
+        if outcome is None and self.status.get(node) is NodeStatus.FAILED:
+            await self._publish("workflow.node.failed", {"node": node, "error": repr(self.error)})
+        return outcome
+
+    async def _execute_node(self, node: str) -> tuple[NodeContext, Any, int] | None:
         self.steps += 1
         if self.max_steps is not None and self.steps > self.max_steps:
             self._fail(
                 node,
                 WorkflowMaxStepsExceeded(
-                    f"workflow {self.wf.name!r} exceeded max_steps={self.max_steps} at node {node!r}; "
+                    f"workflow {self.plan.name!r} exceeded max_steps={self.max_steps} at node {node!r}; "
                     "raise max_steps or add an exit condition to the loop"
                 ),
             )
@@ -301,8 +490,9 @@ class Run:
         )
         self.running.add(node)
         self.status[node] = NodeStatus.RUNNING
-        if self.sink is not None:
+        if self.emitting:
             self._emit("workflow.node.started", {"node": node})
+            await self._drain()
         token = _current_context.set(ctx)
         try:
             kind = spec.kind
@@ -335,7 +525,7 @@ class Run:
         if kind == SYNC:
             return await anyio.to_thread.run_sync(target, ctx)
         if kind == AGENT:
-            return await target.run(last)
+            return await self._run_agent(target, ctx, last)
         result = await target.execute(last)
         if result.paused:
             raise WorkflowError(
@@ -343,6 +533,23 @@ class Run:
                 "interrupts inside nested workflows are not supported, interrupt in the outer node instead"
             )
         return result.output
+
+    async def _run_agent(self, agent: Any, ctx: NodeContext, last: Any) -> Any:
+        # An agent paused on tools that need approval pauses the workflow at this node; the
+        # decisions given to `Workflow.resume` continue that agent run (not a new one).
+        paused = self.approvals.get(ctx.node)
+        if paused is not None and ctx._resume is not _KEEP:
+            decisions, ctx._resume = ctx._resume, _KEEP
+            output = await agent.resume(decisions, session_id=paused["approval"]["session_id"])
+            del self.approvals[ctx.node]
+        else:
+            output = await agent.run(last)
+        from gecko.core.agent import PausedOutput
+
+        if isinstance(output, PausedOutput):
+            pending = [approval.model_dump(mode="json") for approval in output.pending_approvals]
+            raise Interrupt(ctx.node, {"approval": {"session_id": output.session_id, "pending": pending}})
+        return output
 
     def _fail(self, node: str, exc: BaseException) -> None:
         self.running.discard(node)
@@ -388,16 +595,20 @@ class Run:
         if ctx._checkpoint:
             self.manual = True
         if self.journaling:
-            record: dict[str, Any] = {"n": node, "o": to_json(output)}
+            record: dict[str, Any] = {"n": node, "o": storable(output, f"the output of node {node!r}")}
             if writes:
-                record["d"] = {key: value for key, value in writes.items() if value is not DELETED}
+                record["d"] = {
+                    key: storable(value, f"state key {key!r} written by node {node!r}")
+                    for key, value in writes.items()
+                    if value is not DELETED
+                }
                 deleted = [key for key, value in writes.items() if value is DELETED]
                 if deleted:
                     record["x"] = deleted
             if jump is not None:
-                record["j"] = [jump.node, to_json(jump.input)]
+                record["j"] = [jump.node, storable(jump.input, f"the jump input of node {node!r}")]
             self.journal.append([self.rec, record])
-        if self.sink is not None:
+        if self.emitting:
             self._emit("workflow.node.finished", {"node": node, "output": to_json(output)})
             if writes:
                 self._emit(
@@ -414,9 +625,22 @@ class Run:
             self._fail(node, exc)
             return []
         if self.journaling:
-            if self._behind is None:
-                await self.flush()
-                return ready
+            if not await self._make_durable(ready):
+                return []
+        elif self.manual and self.store is not None:
+            self.manual = False
+            await self.snapshot("running")
+        return ready
+
+    async def _make_durable(self, ready: list[str]) -> bool:
+        """Wait until the latest record is as durable as the strategy asks; False if a write failed."""
+        if self._behind is None:
+            # Layered runs write once per layer, before the next layer starts (`_drive_layers`).
+            return True
+        if self.stopping or not (ready or self.running or self.queue):
+            # No successor will start: the run's final snapshot, written before it returns, covers it.
+            return True
+        if self.lag and self.rec - self.durable <= self.lag:
             if not self._flushing:
                 self._flushing = True
                 self._behind.start_soon(self._flush_behind)
@@ -424,15 +648,30 @@ class Run:
             # once its write returned) before the successors run: the journal trails the nodes
             # by about one write even when they never suspend.
             await anyio.lowlevel.cancel_shielded_checkpoint()
-        elif self.manual and self.store is not None:
-            self.manual = False
-            await self.snapshot("running")
-        return ready
+            return True
+        # ALWAYS, or ASYNC with the writer `max_lag` records behind (backpressure).
+        return await self._write_through(self.rec)
+
+    async def _write_through(self, record: int) -> bool:
+        try:
+            await self._flush_through(record)
+        except Exception as exc:
+            self._fail_checkpoint(exc)
+            return False
+        return True
 
     def _check_jump(self, node: str, jump: Next) -> None:
         if jump.node not in self.plan.nodes:
-            raise WorkflowError(f"node {node!r} jumped to unknown node {jump.node!r}; known: {sorted(self.plan.nodes)}")
-        if not self.wf.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
+            raise WorkflowError(
+                f"node {node!r} jumped to unknown node {jump.node!r}; {unknown_node_hint(jump.node, self.plan.nodes)}"
+            )
+        declared = self.plan.nodes[node].jumps
+        if declared and jump.node not in declared:
+            raise WorkflowError(
+                f"node {node!r} jumped to {jump.node!r}, which is not among the jumps it declares "
+                f"({sorted(declared)}); add it to the node's jumps="
+            )
+        if not self.plan.allow_cycles and self.status.get(jump.node) is NodeStatus.SUCCESS:
             raise WorkflowError(
                 f"node {node!r} jumped back to {jump.node!r}, which already ran: that is a cycle; "
                 "pass allow_cycles=True (and a max_steps bound)"
@@ -555,7 +794,7 @@ class Run:
                 ready.append(name)
                 continue
             self.status[name] = NodeStatus.SKIPPED
-            if self.sink is not None:
+            if self.emitting:
                 self._emit("workflow.node.skipped", {"node": name})
             stack.extend(following for following, _ in reversed(forward[name]))
 
@@ -569,14 +808,23 @@ class Run:
                 f"cannot re-run {target!r} while {sorted(busy)} (downstream of it) are still running; "
                 "jump only into parts of the graph that are idle"
             )
-        indegree = self.plan.indegree
         for name in order:
             self.status.pop(name, None)
             self.activated.discard(name)
             self.inbox.pop(name, None)
             self.pending.pop(name, None)
             self.bases.pop(name, None)
-            self.remaining[name] = indegree[name]
+        # A re-armed node waits for its predecessors inside the region, and for those outside it
+        # that have yet to finish or be skipped in this round (a node outside the entry point's
+        # reach that is not running is a jump target nobody jumped to: it never fires).
+        static = self.plan.region(self.plan.entry)[1]
+        status = self.status
+        for name in order:
+            self.remaining[name] = sum(
+                1
+                for src in self.plan.predecessors[name]
+                if src in members or status.get(src) is NodeStatus.RUNNING or (src not in status and src in static)
+            )
         if ready:
             ready[:] = [name for name in ready if name not in members]
         if self.queue:
@@ -591,9 +839,9 @@ class Run:
     # --- checkpoints and events --------------------------------------------------------------
 
     async def _flush_behind(self) -> None:
-        # The journal writer of an eager run: writes every batch merged while the previous write
-        # was in flight, in record order, until the journal is empty or the run stops (a pause,
-        # failure or cancellation is then covered by the final snapshot of everything merged).
+        # The journal writer of an eager ASYNC run: writes every batch merged while the previous
+        # write was in flight, in record order, until the journal is empty or the run stops (a
+        # pause, failure or cancellation is then covered by the final snapshot of everything merged).
         try:
             while self.journal and not self.stopping:
                 with anyio.CancelScope(shield=True):
@@ -610,6 +858,8 @@ class Run:
             wrapped = CheckpointError(f"could not write the journal of session {self.session_id!r}: {exc!r}")
             wrapped.__cause__ = exc
             exc = wrapped
+        if isinstance(exc, StorageError):
+            self.store_failed = True
         if self.error is None:
             self.error = exc
         self.stopping = True
@@ -618,41 +868,60 @@ class Run:
 
     async def flush(self) -> None:
         """Write the journal records merged so far; concurrent callers share one write (group commit)."""
+        await self._flush_through(self.rec)
+
+    async def _flush_through(self, record: int) -> None:
+        # Group commit: a caller whose record went out in another caller's write only waits for it.
         store = self.store
         if store is None:
             return
-        await self._claim_writer()
-        try:
-            if not self.journal:
-                return
-            if store.snapshot_due:
-                await self._write_snapshot(store, "running")
-                return
-            records, self.journal = self.journal, []
-            await store.write_entry(self.run_id, records)
-        finally:
-            self._release_writer()
+        while self.durable < record:
+            await self._claim_writer()
+            try:
+                if self.durable >= record:
+                    return
+                if not self.journal:
+                    raise CheckpointError(
+                        f"the journal write holding record {record} of session {self.session_id!r} failed"
+                    )
+                if store.snapshot_due or not self.snapshotted:
+                    # A run's first write is a snapshot, so its records never follow an older run's.
+                    await self._write_snapshot(store, "running")
+                else:
+                    records, self.journal = self.journal, []
+                    await store.write_entry(self.run_id, records)
+                    self.durable = records[-1][0]
+            finally:
+                self._release_writer()
 
     def capture(self, status: str) -> dict[str, Any]:
         """The whole run as JSON data; running nodes stay pending so a resume runs them again."""
         history = self.history
         indegree = self.plan.indegree
         interrupt = self.interrupts[0] if self.interrupts else None
+        if interrupt is None and self.approvals:
+            # A resume whose decisions the agent refused leaves the approval pause in place.
+            node, payload = next(iter(self.approvals.items()))
+            interrupt = Interrupt(node, payload)
         return {
             "format": FORMAT,
             "run": self.run_id,
             "rec": self.rec,
             "status": status,
             "saved_at": time.time(),
-            "input": to_json(self.input),
-            "state": to_json(self.state),
+            "input": storable(self.input, "the workflow input"),
+            "state": storable(self.state, "the state"),
             "history": {
-                "entries": to_json(history.entries()),
-                "latest": to_json(history._latest),
-                "last": to_json(history.last_output),
+                "entries": [
+                    [node, storable(output, f"the output of node {node!r}")] for node, output in history.entries()
+                ],
+                "latest": {
+                    node: storable(output, f"the output of node {node!r}") for node, output in history._latest.items()
+                },
+                "last": storable(history.last_output, "the last output"),
             },
-            "pending": to_json(self.pending),
-            "inbox": to_json(self.inbox),
+            "pending": {name: storable(value, f"the input of node {name!r}") for name, value in self.pending.items()},
+            "inbox": {name: storable(value, f"the input of node {name!r}") for name, value in self.inbox.items()},
             "remaining": {name: left for name, left in self.remaining.items() if left != indegree[name]},
             "activated": sorted(self.activated),
             "nodes": {
@@ -661,10 +930,21 @@ class Run:
             },
             "steps": self.steps - len(self.running),
             "merges": {
-                key: {"base": [] if base is MISSING else [to_json(base)], "log": [list(item) for item in log]}
+                key: {
+                    "base": [] if base is MISSING else [storable(base, f"state key {key!r}")],
+                    "log": [
+                        [rank, rec, storable(value, f"a contribution to state key {key!r}")] for rank, rec, value in log
+                    ],
+                }
                 for key, (base, log) in self.rule_logs.items()
             },
-            "interrupt": None if interrupt is None else {"node": interrupt.node, "payload": to_json(interrupt.payload)},
+            "interrupt": None
+            if interrupt is None
+            else {
+                "node": interrupt.node,
+                "payload": storable(interrupt.payload, f"the interrupt payload of node {interrupt.node!r}"),
+            },
+            **({"trace": dict(self.carrier)} if self.carrier else {}),
         }
 
     async def snapshot(self, status: str) -> None:
@@ -680,20 +960,48 @@ class Run:
     async def _claim_writer(self) -> None:
         # One checkpoint write at a time, so entry numbers and versions follow merge order. A
         # plain flag (the loop is single-threaded) keeps the uncontended path free of a checkpoint.
-        while self._writer is not None:
-            await self._writer.wait()
-        self._writer = anyio.Event()
+        # The event exists only while someone waits, so a write nobody waits for creates none.
+        while self._writing:
+            if self._writer_done is None:
+                self._writer_done = anyio.Event()
+            await self._writer_done.wait()
+        self._writing = True
 
     def _release_writer(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.set()
+        self._writing = False
+        done, self._writer_done = self._writer_done, None
+        if done is not None:
+            done.set()
 
     async def _write_snapshot(self, store: CheckpointStore, status: str) -> None:
         data = self.capture(status)
+        covered = self.rec
         self.journal = []
         await store.write_snapshot(data)
+        self.durable = covered
+        self.snapshotted = True
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        assert self.sink is not None
-        self.sink.send_nowait(Event(type=kind, source=self.wf.name, run_id=self.run_id, data=data))
+        """Queue an event for the stream and for the `gecko_event` hook."""
+        if self.sink is not None or self.hook_events:
+            self.outbox.append((Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data), True))
+
+    def _emit_hook(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue an event for the `gecko_event` hook only (run-level events the stream reports itself)."""
+        if self.hook_events:
+            self.outbox.append((Event(type=kind, source=self.plan.name, run_id=self.run_id, data=data), False))
+
+    async def _publish(self, kind: str, data: dict[str, Any]) -> None:
+        self._emit_hook(kind, data)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        # Outside any shield: a reader that falls behind by the buffer's size pauses the run here.
+        # Hook delivery is shielded so every observer sees each event it was promised.
+        while self.outbox:
+            event, streamed = self.outbox.popleft()
+            if streamed and self.sink is not None:
+                await self.sink.send(event)
+            if self.hook_events:
+                with anyio.CancelScope(shield=True):
+                    await self.manager.event(event)

@@ -42,6 +42,9 @@ _KEEP = object()
 class Next:
     """Returned by a node to jump to `node` instead of following its static edges.
 
+    Any node may be the target, also one that no edge leads to. A node that declares its
+    targets (`jumps=` on `@step` or `add_node`) may jump only to those.
+
     Args:
         node: The node to run next.
         input: What `node` receives as its last output; None keeps the current last output.
@@ -56,14 +59,21 @@ class Next:
 class Step:
     """A function made a workflow node by `@step`; sync functions run in worker threads."""
 
-    __slots__ = ("fn", "is_async", "name", "timeout", "writes")
+    __slots__ = ("fn", "is_async", "jumps", "name", "timeout", "writes")
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None, writes: Iterable[str], timeout: float | None
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None,
+        writes: Iterable[str],
+        timeout: float | None,
+        jumps: Iterable[str] = (),
     ) -> None:
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "step")
         self.writes = frozenset(writes)
+        self.jumps = frozenset(jumps)
         self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(fn)
 
@@ -80,7 +90,12 @@ def step(fn: Callable[..., Any], /) -> Step: ...
 
 @overload
 def step(
-    name: str | None = None, /, *, writes: Iterable[str] = (), timeout: float | None = None
+    name: str | None = None,
+    /,
+    *,
+    writes: Iterable[str] = (),
+    timeout: float | None = None,
+    jumps: Iterable[str] = (),
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -90,6 +105,7 @@ def step(
     *,
     writes: Iterable[str] = (),
     timeout: float | None = None,
+    jumps: Iterable[str] = (),
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a sync or async function `fn(ctx)` a workflow node: `@step`, `@step("Name")` or `@step(writes=...)`.
 
@@ -97,12 +113,14 @@ def step(
         fn_or_name: The function (bare use) or the step's display name.
         writes: State keys the step writes; checked against parallel branches when the graph is built.
         timeout: Seconds the step may run before the run fails with `WorkflowTimeoutError`.
+        jumps: Nodes the step may return `Next` to: checked when the graph is built (a typo fails
+            with a hint), drawn by `to_mermaid()`, and the only targets its `Next` may name.
     """
     if callable(fn_or_name):
-        return Step(fn_or_name, name=None, writes=writes, timeout=timeout)
+        return Step(fn_or_name, name=None, writes=writes, timeout=timeout, jumps=jumps)
 
     def decorate(fn: Callable[..., Any]) -> Step:
-        return Step(fn, name=fn_or_name, writes=writes, timeout=timeout)
+        return Step(fn, name=fn_or_name, writes=writes, timeout=timeout, jumps=jumps)
 
     return decorate
 

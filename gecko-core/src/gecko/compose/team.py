@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from typing import Any
 import anyio
 
 from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
-from gecko.types import TokenUsage
+from gecko.plugins import PluginManager, aplugin_manager
+from gecko.types import Event, TokenUsage
 
 __all__ = ("ExecutionStrategy", "MemberStatus", "MemberResult", "Team")
 
@@ -110,6 +112,47 @@ class _Race:
         self.winner: int | None = None
 
 
+@dataclass(slots=True)
+class _Members:
+    """What the members of one team run share: their outcomes and start times, the limiter, the race."""
+
+    outcomes: list[MemberResult | None]
+    started: list[float | None]
+    limiter: anyio.Semaphore | None
+    race: _Race | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Observers:
+    """Who watches one team run: `gecko_event` observers, operation observers, or both."""
+
+    manager: PluginManager
+    events: bool
+    trace: bool
+    run_id: str
+
+    async def publish(self, team: str, kind: str, data: dict[str, Any]) -> None:
+        if self.events:
+            with anyio.CancelScope(shield=True):
+                await self.manager.event(Event(kind, team, self.run_id, data))
+
+
+async def _observers() -> _Observers | None:
+    manager = await aplugin_manager()  # hook plugins load off the event loop
+    events, trace = manager.has_implementations("gecko_event"), manager.traces
+    if not (events or trace):
+        return None
+    return _Observers(manager, events, trace, secrets.token_hex(8))
+
+
+_MEMBER_EVENTS = {
+    MemberStatus.OK: "team.member.finished",
+    MemberStatus.ERROR: "team.member.failed",
+    MemberStatus.TIMEOUT: "team.member.cancelled",
+    MemberStatus.CANCELLED: "team.member.cancelled",
+}
+
+
 class Team:
     """Members (agents, workflows, teams, sync or async callables) run concurrently on one input.
 
@@ -162,35 +205,83 @@ class Team:
             timeout: Seconds for the whole team; members still running then are cancelled and
                 reported with status timeout, finished ones keep their results.
         """
-        outcomes: list[MemberResult | None] = [None] * len(self.members)
-        started: list[float | None] = [None] * len(self.members)
+        observers = await _observers()
+        if observers is None:
+            return await self._run(input, timeout, None)
+        strategy = self.strategy.value
+        await observers.publish(self.name, "team.started", {"strategy": strategy, "members": len(self.members)})
+        try:
+            if observers.trace:
+                async with observers.manager.operation(
+                    "team.run", self.name, input=input, attributes={"strategy": strategy, "run_id": observers.run_id}
+                ) as operation:
+                    results = operation.output = await self._run(input, timeout, observers)
+            else:
+                results = await self._run(input, timeout, observers)
+        except BaseException as exc:
+            cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+            await observers.publish(self.name, "team.cancelled" if cancelled else "team.failed", {"error": repr(exc)})
+            raise
+        winner = results[0].member_index if self.strategy is ExecutionStrategy.RACE and results[0].is_success else None
+        statuses = {str(result.member_index): result.status.value for result in results}
+        await observers.publish(self.name, "team.finished", {"statuses": statuses, "winner": winner})
+        return results
+
+    async def _run(self, input: Any, timeout: float | None, observers: _Observers | None) -> list[MemberResult]:  # noqa: ASYNC109
+        count = len(self.members)
         limiter = anyio.Semaphore(self.max_concurrent) if self.max_concurrent else None
-        race: _Race | None = None
+        shared = _Members([None] * count, [None] * count, limiter)
         with anyio.move_on_after(timeout):
             async with anyio.create_task_group() as group:
                 if self.strategy is ExecutionStrategy.RACE:
-                    race = _Race(group.cancel_scope)
-                for index in range(len(self.members)):
-                    group.start_soon(self._run_member, index, input, outcomes, started, limiter, race)
+                    shared.race = _Race(group.cancel_scope)
+                member = self._run_member if observers is None else functools.partial(self._observed_member, observers)
+                for index in range(count):
+                    group.start_soon(member, index, input, shared)
         ended = time.perf_counter()
-        winner = None if race is None else race.winner
+        winner = None if shared.race is None else shared.race.winner
         results = [
-            outcome if outcome is not None else self._unfinished(index, started[index], ended, winner is not None)
-            for index, outcome in enumerate(outcomes)
+            outcome
+            if outcome is not None
+            else self._unfinished(index, shared.started[index], ended, winner is not None)
+            for index, outcome in enumerate(shared.outcomes)
         ]
         if winner is None:
             return results
         return [results[winner], *(result for result in results if result.member_index != winner)]
 
-    async def _run_member(
-        self,
-        index: int,
-        raw: Any,
-        outcomes: list[MemberResult | None],
-        started: list[float | None],
-        limiter: anyio.Semaphore | None,
-        race: _Race | None,
-    ) -> None:
+    async def _observed_member(self, observers: _Observers, index: int, raw: Any, shared: _Members) -> None:
+        name = f"{self.name}[{index}]"
+        data: dict[str, Any] = {"member_index": index}
+        await observers.publish(self.name, "team.member.started", data)
+        try:
+            if observers.trace:
+                async with observers.manager.operation(
+                    "team.member", name, attributes={"member_index": index}
+                ) as operation:
+                    await self._run_member(index, raw, shared)
+                    outcome = shared.outcomes[index]
+                    assert outcome is not None
+                    if outcome.status is MemberStatus.OK:
+                        operation.output = outcome.result
+                    else:
+                        operation.error = outcome.error
+                        # A member that finished after the race was won lost it all the same.
+                        if outcome.status is MemberStatus.CANCELLED:
+                            operation.status = "cancelled"
+            else:
+                await self._run_member(index, raw, shared)
+        except anyio.get_cancelled_exc_class():
+            await observers.publish(self.name, "team.member.cancelled", data)
+            raise
+        outcome = shared.outcomes[index]
+        assert outcome is not None
+        if outcome.error is not None:
+            data["error"] = repr(outcome.error)
+        await observers.publish(self.name, _MEMBER_EVENTS[outcome.status], data)
+
+    async def _run_member(self, index: int, raw: Any, shared: _Members) -> None:
+        outcomes, started, limiter, race = shared.outcomes, shared.started, shared.limiter, shared.race
         try:
             value = raw if self.input_mapper is None else self.input_mapper(raw, index)
             if limiter is None:

@@ -10,65 +10,73 @@ Semantics in short:
   visible to the writer) is a `WorkflowStateConflict` unless the key has a merge rule.
 - Conditional edges (sync or async; raising counts as false) skip nodes; skipped nodes are not
   in the history and their descendants are skipped unless another taken path reaches them.
-- With storage, the `ALWAYS` strategy journals every completion and snapshots periodically.
-  Resume never re-runs a completed node; a node running at a crash runs again (at-least-once),
-  so nodes with outside effects should be idempotent.
+- `Next(node)` jumps to any node, also one no edge reaches; `jumps=` on a node declares its
+  targets (checked at build time, drawn by `to_mermaid()`).
+- With storage, what a crash costs is the checkpoint strategy's choice:
+
+  | strategy | written                                       | a crash (kill -9) re-runs                 |
+  |----------|-----------------------------------------------|-------------------------------------------|
+  | ALWAYS   | each completion, durable before any successor | the nodes that were running               |
+  |          | starts and before `execute` returns           |                                           |
+  | ASYNC    | behind the nodes, at most `max_lag` records   | those, and up to `max_lag` completed ones |
+  |          | behind (nodes wait when it is that far back)  | (whose successors may have started)       |
+  | FINAL    | at the end, and on pause, failure, timeout    | the whole run                             |
+  | MANUAL   | on `ctx.request_checkpoint()`, and on pause   | everything after the last such write      |
+
+  Nodes run at least once, so nodes with outside effects should be idempotent. A checkpoint
+  write that fails (the storage gone past its retries) stops the run before any successor of
+  that node starts, with the storage's error (`StorageUnavailableError`).
+- Reusing a session id: an unfinished session is resumed (another input is refused with
+  `SessionInputMismatch`); a finished one runs again from the start with the new input.
+- An agent node whose tool needs approval pauses the run (`result.interrupt["approval"]` lists the
+  pending calls); `resume(session_id, value={call_id: True | False})` continues that agent run.
 - On storage with leases (memory://, sqlite://, redis://) a run owns its session: it holds a
   renewed lease, every checkpoint write is fenced by it, a second worker gets
-  `SessionOwnedElsewhere`, and a session that stops its worker `max_attempts` times in a row is
-  parked (`WorkflowParked`). See `gecko.compose._ownership`.
+  `SessionOwnedElsewhere`, a dead holder on the same host is taken over at once, and a session
+  that stops its worker `max_attempts` times in a row is parked (`WorkflowParked`). See
+  `gecko.compose._ownership`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Literal
 
 import anyio
 
 from gecko.compose._checkpoint import Checkpoint, CheckpointStore
 from gecko.compose._engine import Run, to_json
-from gecko.compose._graph import NodeSpec, Plan, compile_plan, node_kind
+from gecko.compose._graph import CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._ownership import SessionOwnership
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
+from gecko.core._stored import resolve_checkpoint_key
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
     FencingError,
     GeckoError,
+    SessionInputMismatch,
     SessionLeaseLost,
     WorkflowDefinitionError,
     WorkflowError,
     WorkflowTimeoutError,
 )
+from gecko.plugins import aplugin_manager
 from gecko.plugins.storage import Lease, Storage
+from gecko.redaction import redacting_logger
 from gecko.types import Event
 
 __all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
 
-logger = logging.getLogger("gecko.workflow")
+logger = redacting_logger("gecko.workflow")
 
 _NO_VALUE: Any = object()
 _SAVE_BOUND_S = 10.0
-
-
-class CheckpointStrategy(str, Enum):
-    """When a workflow with storage writes checkpoints.
-
-    ALWAYS: after every node (journal entry) and at the end. FINAL: at the end, and when the run
-    pauses, fails or times out. MANUAL: only when a node calls `ctx.request_checkpoint()` and when
-    the run pauses.
-    """
-
-    ALWAYS = "always"
-    FINAL = "final"
-    MANUAL = "manual"
+# Events a `stream()` reader may fall behind by before the run waits for it.
+_STREAM_BUFFER = 64
 
 
 @dataclass
@@ -112,7 +120,7 @@ class Workflow:
     Args:
         name: Names the workflow in checkpoints, events and errors.
         storage: Where checkpoints go (`await create_storage(url)`); None keeps nothing durable.
-        checkpoint_strategy: ALWAYS, FINAL or MANUAL (see `CheckpointStrategy`).
+        checkpoint_strategy: ALWAYS, ASYNC, FINAL or MANUAL (see `CheckpointStrategy`).
         enable_parallel: Run independent nodes concurrently; False runs one node at a time in layer order.
         allow_cycles: Permit cycles (back edges and backward `Next` jumps).
         max_steps: Bound on node executions per run; defaults to 1000 when cycles are allowed.
@@ -122,12 +130,18 @@ class Workflow:
         scheduling: "eager" (dependency counting) or "layered" (lockstep topological layers).
         history_limit: How many executions the history retains (latest output per node always kept).
         snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
+        max_lag: Under `CheckpointStrategy.ASYNC`, how many completed nodes the journal may trail
+            the run by before nodes wait for the writer.
         fence: A storage lease you hold yourself, passed to every checkpoint write; it replaces the
             automatic ownership below, and a stale one fails the run with `FencingError`.
         lease_ttl: Seconds of the session lease a run holds (renewed every third of it) when the
             storage declares `capabilities.leases`; None turns ownership and parking off.
         max_attempts: Starts of one session in a row that may end without a recorded outcome (the
             worker crashed or was killed) before the next start parks it; None never parks.
+        checkpoint_key: Seals every checkpoint record with HMAC-SHA256 under this key (at least
+            16 bytes), so edits by anyone without it are refused on load; None reads the
+            `GECKO_CHECKPOINT_KEY` environment variable, and without either a plain SHA-256
+            digest catches accidental corruption only (see `gecko.core._stored`).
     """
 
     def __init__(
@@ -144,14 +158,18 @@ class Workflow:
         scheduling: Literal["eager", "layered"] = "eager",
         history_limit: int = 1000,
         snapshot_every: int = 64,
+        max_lag: int = 64,
         fence: Lease | None = None,
         lease_ttl: float | None = 30.0,
         max_attempts: int | None = 3,
+        checkpoint_key: bytes | str | None = None,
     ) -> None:
         if scheduling not in ("eager", "layered"):
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
         if snapshot_every < 2:
             raise ConfigurationError(f"snapshot_every must be at least 2, got {snapshot_every}")
+        if max_lag < 1:
+            raise ConfigurationError(f"max_lag must be at least 1, got {max_lag}")
         if history_limit < 1:
             raise ConfigurationError(f"history_limit must be at least 1, got {history_limit}")
         if lease_ttl is not None and not lease_ttl > 0:
@@ -168,35 +186,55 @@ class Workflow:
         self.scheduling = scheduling
         self.history_limit = history_limit
         self.snapshot_every = snapshot_every
+        self.max_lag = max_lag
         self.fence = fence
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
+        self._checkpoint_key = resolve_checkpoint_key(checkpoint_key)
         self._nodes: dict[str, NodeSpec] = {}
         self._edges: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         self._entry: str | None = None
         self._rules: dict[str, Callable[[Any, Any], Any]] = {}
         self._plan: Plan | None = None
+        self._settings: tuple[Any, ...] = ()
         self._local: Storage | None = None
         for key, rule in (merge_rules or {}).items():
             self.set_merge_rule(key, rule)
 
     # --- building ------------------------------------------------------------------------
 
-    def add_node(self, name: str, node: Any, *, timeout: float | None = None, writes: tuple[str, ...] = ()) -> Workflow:
+    def add_node(
+        self,
+        name: str,
+        node: Any,
+        *,
+        timeout: float | None = None,
+        writes: tuple[str, ...] = (),
+        jumps: tuple[str, ...] = (),
+    ) -> Workflow:
         """Add a node: a function `fn(ctx)` (sync or async) or `@step`, an agent or team
         (`async run(input)`, given the last output), or another `Workflow`.
+
+        A node that no edge reaches runs only when another node returns `Next` to it.
 
         Args:
             name: Unique node name.
             node: What runs.
             timeout: Seconds this node may run (overrides the step's own timeout).
             writes: State keys the node writes, checked against parallel branches at build time.
+            jumps: Nodes this node may return `Next` to: checked at build time (a typo fails with
+                a hint), drawn dashed by `to_mermaid()`, and the only targets it may jump to.
         """
         if name in self._nodes:
             raise WorkflowDefinitionError(f"node {name!r} already exists; node names must be unique")
-        kind, target, own_timeout, declared = node_kind(node)
+        kind, target, own_timeout, declared, own_jumps = node_kind(node)
         self._nodes[name] = NodeSpec(
-            name, target, kind, timeout if timeout is not None else own_timeout, declared | frozenset(writes)
+            name,
+            target,
+            kind,
+            timeout if timeout is not None else own_timeout,
+            declared | frozenset(writes),
+            own_jumps | frozenset(jumps),
         )
         self._plan = None
         return self
@@ -225,14 +263,26 @@ class Workflow:
         return self
 
     def compile(self) -> Plan:
-        """Validate the graph (done automatically before a run).
+        """Validate the graph and freeze it with the run settings into a `Plan` (done before each run).
 
         Raises:
             WorkflowDefinitionError: what is wrong with the graph and how to fix it.
         """
-        if self._plan is None:
+        # Settings changed on the builder since the last compile are taken by the next run.
+        settings = (self.name, self.checkpoint_strategy, self.allow_cycles, self.max_steps, self.history_limit)
+        if self._plan is None or settings != self._settings or self.max_lag != self._plan.max_lag:
+            self._settings = settings
             self._plan = compile_plan(
-                self._entry, self._nodes, self._edges, allow_cycles=self.allow_cycles, merge_keys=frozenset(self._rules)
+                self.name,
+                self._entry,
+                self._nodes,
+                self._edges,
+                rules=self._rules,
+                allow_cycles=self.allow_cycles,
+                max_steps=self.max_steps,
+                history_limit=self.history_limit,
+                strategy=self.checkpoint_strategy,
+                max_lag=self.max_lag,
             )
         return self._plan
 
@@ -242,7 +292,8 @@ class Workflow:
         return [list(layer) for layer in self.compile().layers]
 
     def to_mermaid(self) -> str:
-        """The graph as a Mermaid flowchart; conditional edges dashed, back edges labelled."""
+        """The graph as a Mermaid flowchart; conditional edges dashed, back edges labelled, declared
+        jumps dashed and labelled `jump`."""
         plan = self.compile()
         ids = {name: f"n{position}" for position, name in enumerate(plan.nodes)}
         lines = ["flowchart TD"]
@@ -257,6 +308,8 @@ class Workflow:
                 lines.append(f"    {ids[src]} {arrow}|loop| {ids[dst]}")
             else:
                 lines.append(f"    {ids[src]} {arrow} {ids[dst]}")
+        for src, dst in plan.jump_edges():
+            lines.append(f"    {ids[src]} -.->|jump| {ids[dst]}")
         return "\n".join(lines)
 
     # --- running -------------------------------------------------------------------------
@@ -269,7 +322,12 @@ class Workflow:
         start_node: str | None = None,
         _resume_context: Mapping[str, Any] | None = None,
     ) -> WorkflowResult:
-        """Run the workflow; an unfinished checkpoint of `session_id` is resumed instead.
+        """Run the workflow, or continue the unfinished run of `session_id`.
+
+        Reusing a session id: an unfinished session (interrupted, failed, timed out, crashed) is
+        resumed, which is how a crashed script recovers by running again; its input must be the
+        one it started with (or None). A finished session is run again from the start with the
+        new input, replacing its stored result.
 
         Args:
             input: The entry node's last output, and `ctx.input` for every node.
@@ -283,6 +341,7 @@ class Workflow:
             WorkflowMaxStepsExceeded: the run exceeded `max_steps`.
             WorkflowTimeoutError: the run or a node exceeded its timeout.
             CheckpointError: checkpoints could not be written or read (`CorruptCheckpointError`).
+            SessionInputMismatch: the unfinished session started with another input.
         """
         return await self._run(input, session_id, start_node, _resume_context, resuming=False, value=_NO_VALUE)
 
@@ -292,7 +351,8 @@ class Workflow:
         Completed nodes never run again; nodes that were running when the process stopped run again.
 
         Raises:
-            CheckpointError: there is no checkpoint for `session_id`.
+            CheckpointError: there is no checkpoint for `session_id` (a run's first write comes
+                when its first node finishes; one stopped before that is started again by `execute`).
             CorruptCheckpointError: the checkpoint cannot be read.
         """
         return await self._run(None, session_id, None, None, resuming=True, value=value)
@@ -303,9 +363,11 @@ class Workflow:
         """Run the workflow, yielding `workflow.node.started` / `.finished` / `.skipped`,
         `workflow.state.diff` and finally `workflow.finished` or `workflow.paused` events.
 
-        Use it as `async with contextlib.aclosing(wf.stream(x)) as events:` when you may stop early.
+        At most 64 events wait for the reader; a slower reader slows the run instead of growing
+        memory. Use it as `async with contextlib.aclosing(wf.stream(x)) as events:` when you may
+        stop early.
         """
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        send, receive = anyio.create_memory_object_stream[Event](_STREAM_BUFFER)
         failure: list[BaseException] = []
 
         async def produce() -> None:
@@ -322,9 +384,9 @@ class Workflow:
                 if result.paused:
                     data["interrupt"] = to_json(result.interrupt)
                     data["node"] = result.interrupted_node
-                send.send_nowait(Event(type=kind, source=self.name, run_id=result.session_id, data=data))
+                await send.send(Event(type=kind, source=self.name, run_id=result.session_id, data=data))
 
-        async with anyio.create_task_group() as tg, receive:
+        async with receive, anyio.create_task_group() as tg:
             tg.start_soon(produce)
             async for event in receive:
                 yield event
@@ -340,13 +402,23 @@ class Workflow:
 
                 self._local = MemoryStorage()
             storage = self._local
-        return CheckpointStore(storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence), durable
+        store = CheckpointStore(
+            storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence, key=self._checkpoint_key
+        )
+        return store, durable
 
     def _ownership(self, session_id: str) -> SessionOwnership | None:
         storage = self.storage
         if storage is None or self.fence is not None or self.lease_ttl is None or not storage.capabilities.leases:
             return None
-        return SessionOwnership(storage, self.name, session_id, ttl=self.lease_ttl, max_attempts=self.max_attempts)
+        return SessionOwnership(
+            storage,
+            self.name,
+            session_id,
+            ttl=self.lease_ttl,
+            max_attempts=self.max_attempts,
+            key=self._checkpoint_key,
+        )
 
     async def unpark(self, session_id: str) -> None:
         """Clear the start count of a session parked by `WorkflowParked`, so it can be resumed again.
@@ -430,6 +502,7 @@ class Workflow:
         sink: Any,
         owner: SessionOwnership | None,
     ) -> WorkflowResult:
+        await aplugin_manager()  # hook plugins load off the event loop, before the run reads them
         store, durable = self._store(sid)
         if owner is not None:
             store.fence = owner.lease
@@ -444,12 +517,16 @@ class Workflow:
                 return self._stored_result(plan, checkpoint, sid)
             checkpoint = None
         run_id = uuid.uuid4().hex if checkpoint is None else str(checkpoint.snapshot["run"])
-        run = Run(
-            self, plan, sid, run_id, store=store, journal=durable and strategy is CheckpointStrategy.ALWAYS, sink=sink
-        )
+        run = Run(plan, sid, run_id, store=store, durable=durable, sink=sink)
         if checkpoint is not None:
+            if not resuming and input is not None and to_json(input) != checkpoint.snapshot["input"]:
+                raise SessionInputMismatch(
+                    f"session {sid!r} of workflow {self.name!r} is unfinished and started with input "
+                    f"{checkpoint.snapshot['input']!r}, not {input!r}; call resume({sid!r}) (or execute with that "
+                    "input) to finish it, or pass a new session_id to start another run"
+                )
             if not resuming:
-                logger.info("workflow %r resumes unfinished session %r; its new input is ignored", self.name, sid)
+                logger.info("workflow %r resumes unfinished session %r", self.name, sid)
             await run.restore(checkpoint)
             paused = checkpoint.snapshot.get("interrupt")
             if value is not _NO_VALUE and isinstance(paused, dict):
@@ -463,8 +540,6 @@ class Workflow:
             run.start(first, context.get("last_output", input), input=input)
         if owner is not None:
             await owner.begin_attempt(sorted(run.pending))
-        if checkpoint is None and run.journaling:
-            await run.snapshot("running")
         saves = durable and strategy is not CheckpointStrategy.MANUAL
         layered = self.scheduling == "layered" or not self.enable_parallel
         timed_out = False
@@ -478,8 +553,12 @@ class Workflow:
                         await run.drive(layered, self.enable_parallel)
                     timed_out = scope.cancelled_caught
         except anyio.get_cancelled_exc_class():
-            if saves:
-                await self._save(run, "cancelled")
+            if saves and not run.store_failed:
+                # The cancellation must propagate even when the snapshot cannot be written.
+                try:
+                    await self._save(run, "cancelled")
+                except Exception:
+                    logger.exception("workflow %r could not checkpoint cancelled session %r", self.name, sid)
             if owner is not None:
                 await owner.end_attempt()
             raise
@@ -498,12 +577,12 @@ class Workflow:
             error = run.error
             if isinstance(error, FencingError):
                 raise error
-            if saves:
+            if saves and not run.store_failed:
                 try:
                     await self._save(run, "failed")
                 except Exception:
                     logger.exception("workflow %r could not checkpoint session %r after a failure", self.name, sid)
-            if owner is not None:
+            if owner is not None and not run.store_failed:
                 await owner.end_attempt()
             if isinstance(error, GeckoError):
                 raise error

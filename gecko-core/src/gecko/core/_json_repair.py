@@ -2,8 +2,9 @@
 
 It accepts code fences, surrounding prose, trailing commas, single-quoted strings, bare
 identifier keys and the Python literals `True`/`False`/`None`. It never completes truncated
-input, and bounds nesting depth, number length and input size, so hostile text ends in a
-`JSONRepairError`, never a crash.
+input, never guesses between readings (a repeated key, or a second JSON value beside the
+first, is ambiguous), and bounds nesting depth, number length and input size, so hostile text
+ends in a `JSONRepairError`, never a crash.
 """
 
 from __future__ import annotations
@@ -25,16 +26,25 @@ _MAX_START_ATTEMPTS = 16
 
 
 class JSONRepairError(ValueError):
-    """The text holds no complete JSON value within the bounds.
+    """The text holds no single complete JSON value within the bounds.
 
-    `truncated` marks text that ended inside a value; `bound` marks a value beyond the limits.
+    `truncated` marks text that ended inside a value; `bound` marks a value beyond the limits;
+    `ambiguous` marks text with more than one reading (a repeated key, or two values).
     """
 
-    def __init__(self, message: str, position: int, *, truncated: bool = False, bound: bool = False) -> None:
+    def __init__(
+        self, message: str, position: int, *, truncated: bool = False, bound: bool = False, ambiguous: bool = False
+    ) -> None:
         super().__init__(f"{message} at position {position}")
         self.position = position
         self.truncated = truncated
         self.bound = bound
+        self.ambiguous = ambiguous
+
+    @property
+    def decisive(self) -> bool:
+        """Whether no other reading of the text can succeed, so the search for a value stops."""
+        return self.truncated or self.bound or self.ambiguous
 
 
 class _Reader:
@@ -95,6 +105,8 @@ class _Reader:
             position = self.skip(position)
             if position >= len(text) or text[position] != ":":
                 raise self.fail("expected ':'", position)
+            if key in result:
+                raise JSONRepairError(f"the key {key!r} appears twice in one object", position, ambiguous=True)
             result[key], position = self.value(position + 1, depth)
             position = self.skip(position)
             if position < len(text) and text[position] == ",":
@@ -186,10 +198,11 @@ def _find_either(text: str, first: str, second: str, start: int) -> int:
     return min(a, b)
 
 
-def _read_value(text: str, max_depth: int, *, whole: bool) -> Any:
+def _read_value(text: str, max_depth: int) -> Any:
+    """The JSON value that is all of `text`."""
     reader = _Reader(text, max_depth)
     value, end = reader.value(0, 0)
-    if whole and reader.skip(end) != len(text):
+    if reader.skip(end) != len(text):
         raise JSONRepairError("unexpected text after the value", end)
     return value
 
@@ -202,36 +215,69 @@ def _candidates(text: str) -> list[str]:
     return [block for block in blocks if block] + [text]
 
 
+def _values_in(text: str, max_depth: int, errors: list[JSONRepairError]) -> list[Any]:
+    """The complete JSON values in `text`: all of it, or else the containers inside prose (at most two).
+
+    Reads from each opening bracket in turn. A read that ran into the end of the text is
+    truncated, and one beyond the bounds is too big: no fragment of either is the answer, so
+    the search raises.
+    """
+    try:
+        return [_read_value(text.strip(), max_depth)]
+    except JSONRepairError as exc:
+        if exc.ambiguous or exc.bound:
+            raise
+        errors.append(exc)
+    reader = _Reader(text, max_depth)
+    found: list[Any] = []
+    start = -1
+    for _ in range(_MAX_START_ATTEMPTS):
+        start = _next_bracket(text, start + 1)
+        if start < 0:
+            break
+        try:
+            value, end = reader.value(start, 0)
+        except JSONRepairError as exc:
+            if exc.decisive and not found:
+                raise
+            errors.append(exc)
+            continue
+        found.append(value)
+        if len(found) == 2:
+            break
+        start = end - 1
+    return found
+
+
 def loads_lenient(text: str, *, max_depth: int = 64, max_chars: int = 1_000_000) -> Any:
-    """The first complete JSON value in `text`, read tolerantly.
+    """The one complete JSON value in `text`, read tolerantly.
 
     Raises:
-        JSONRepairError: No complete value was found within the bounds.
+        JSONRepairError: No complete value was found within the bounds, or the text is ambiguous:
+            an object repeats a key, or two JSON values (two fenced blocks, or two containers in
+            the prose) stand side by side.
     """
     if len(text) > max_chars:
         raise JSONRepairError(f"text longer than {max_chars} characters", max_chars, bound=True)
     errors: list[JSONRepairError] = []
-    for candidate in _candidates(text):
-        try:
-            return _read_value(candidate.strip(), max_depth, whole=True)
-        except JSONRepairError as exc:
-            errors.append(exc)
-        # Prose around the value: read from each opening bracket. A read that ran into the end of
-        # the text is truncated, and one beyond the bounds is too big: no fragment of either is
-        # the answer, so the search stops there.
-        start = -1
-        for _ in range(_MAX_START_ATTEMPTS):
-            start = _next_bracket(candidate, start + 1)
-            if start < 0:
-                break
-            try:
-                return _read_value(candidate[start:], max_depth, whole=False)
-            except JSONRepairError as exc:
-                errors.append(exc)
-                if exc.truncated or exc.bound:
-                    break
-    decisive = [error for error in errors if error.truncated or error.bound]
+    candidates = _candidates(text)
+    fenced = candidates[:-1]
+    if fenced:
+        # Fenced blocks count together: two fenced values are as ambiguous as two in the prose.
+        values = [value for block in fenced for value in _values_in(block, max_depth, errors)]
+        if values:
+            return _single(values)
+    values = _values_in(candidates[-1], max_depth, errors)
+    if values:
+        return _single(values)
+    decisive = [error for error in errors if error.decisive]
     raise (decisive or errors or [JSONRepairError("no JSON value found", 0)])[0]
+
+
+def _single(values: list[Any]) -> Any:
+    if len(values) > 1:
+        raise JSONRepairError("the text holds more than one JSON value", 0, ambiguous=True)
+    return values[0]
 
 
 def _next_bracket(text: str, start: int) -> int:

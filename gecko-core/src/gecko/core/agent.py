@@ -3,23 +3,29 @@
 A session id keeps the conversation in a storage (any URL: `memory://`, `sqlite:///...`,
 `redis://...`) under the key `gecko:agent:<session id>`, as JSON. A run that pauses for tool
 approvals is saved the same way, so `resume` works from another process when the storage is
-shared; without a storage the agent keeps sessions in an in-process `memory://` store.
+shared; without a storage the agent keeps sessions in an in-process `memory://` store. A saved
+session is sealed and validated like a workflow checkpoint (`gecko.core._stored`), so edited
+approvals or a malformed document are a `CorruptCheckpointError`, never a run on changed data.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from gecko.core.engine import Memory, PausedOutput, PendingApproval, ReActEngine, RunState, UsageLimits
+from gecko.core._stored import Sealer, StoredAgentSession, open_stored, resolve_checkpoint_key
+from gecko.core.engine import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Memory, ReActEngine
 from gecko.core.events import EventBus, FinalOutput, StreamEvent
+from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
 from gecko.core.toolbox import Tool, ToolBox
-from gecko.errors import ApprovalError, ConfigurationError, CorruptCheckpointError
+from gecko.errors import ApprovalError, ConfigurationError
+from gecko.plugins import aplugin_manager
 from gecko.plugins.models import ChatModel
 from gecko.plugins.storage import Storage
 from gecko.types import AgentOutput, Message
@@ -31,7 +37,7 @@ __all__ = ("Agent", "PausedOutput", "PendingApproval", "StrategyChoice", "UsageL
 
 SESSION_KEY_PREFIX = "gecko:agent:"
 
-StrategyChoice = Literal["auto", "native", "tool", "grammar", "prompted"]
+StrategyChoice = Literal["auto", "grammar", "native", "json_object", "tool", "prompted"]
 """How structured output is obtained: chosen from the model's capabilities, or one forced strategy."""
 
 
@@ -49,12 +55,16 @@ class Agent:
         system_prompt: the first message of every request.
         memory: chooses the window of the conversation sent to the model (e.g. `TokenMemory`).
         output_type: a pydantic model the final answer is parsed into (`AgentOutput.data`).
-        structure_strategy: `"auto"`, `"native"`, `"tool"`, `"grammar"` or `"prompted"`.
+        structure_strategy: `"auto"`, or one of `"grammar"`, `"native"`, `"json_object"`, `"tool"`, `"prompted"`.
         structure_retries: re-asks per structured-output strategy.
+        structure_lax: let pydantic coerce the answer's types (`"0.9"` to 0.9); strict when False.
         session_id: default session of `run`/`stream`; each call may pass another.
         storage: where sessions live: a `Storage` or a storage URL (opened on first use and
             closed by `aclose`); an in-process `memory://` store when None.
-        max_turns, max_repeated_tool_calls, max_tool_retries, usage_limits: see `ReActEngine`.
+        checkpoint_key: seals saved sessions with HMAC-SHA256 under this key (at least 16 bytes);
+            None reads `GECKO_CHECKPOINT_KEY`, and without either a SHA-256 digest is used.
+        max_turns, max_repeated_tool_calls, max_tool_retries, max_tool_calls_per_turn, usage_limits:
+            see `ReActEngine`.
         event_bus: subscribers and middleware; a private bus when None.
         name: the `source` of this agent's events and hook calls.
     """
@@ -69,11 +79,14 @@ class Agent:
         output_type: type[Any] | None = None,
         structure_strategy: StrategyChoice = "auto",
         structure_retries: int = 2,
+        structure_lax: bool = False,
         session_id: str | None = None,
         storage: Storage | str | None = None,
+        checkpoint_key: bytes | str | None = None,
         max_turns: int = 10,
         max_repeated_tool_calls: int = 3,
         max_tool_retries: int = 2,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
         usage_limits: UsageLimits | None = None,
         event_bus: EventBus | None = None,
         name: str = "agent",
@@ -92,17 +105,20 @@ class Agent:
             max_turns=max_turns,
             max_repeated_tool_calls=max_repeated_tool_calls,
             max_tool_retries=max_tool_retries,
+            max_tool_calls_per_turn=max_tool_calls_per_turn,
             usage_limits=usage_limits,
             bus=event_bus,
         )
         self.output_type = output_type
         self.structure_strategy = structure_strategy
         self.structure_retries = structure_retries
+        self.structure_lax = structure_lax
         self.session_id = session_id
         self._storage_spec = storage
         self._storage: Storage | None = storage if isinstance(storage, Storage) else None
         self._owns_storage = False
         self._storage_lock: anyio.Lock | None = None
+        self._sealer = Sealer(resolve_checkpoint_key(checkpoint_key))
         self._structures: dict[type[Any], StructureEngine[Any]] = {}
 
     # --- configuration -------------------------------------------------------------------
@@ -223,31 +239,41 @@ class Agent:
         approvals: Mapping[str, bool] | None,
     ) -> AsyncIterator[StreamEvent]:
         start = await self._start(input, session_id, output_type, approvals)
-        async for event in self._engine.iterate(
+        events = self._engine.iterate(
             start.state,
             structure=start.structure,
             stream=stream,
             session_id=start.session,
             approvals=approvals,
             usage_limits=usage_limits,
-        ):
-            if isinstance(event, FinalOutput):
-                await self._save(start, event.output)
-            yield event
+        )
+        # Closing this stream closes the engine's at once (not at garbage collection), so the
+        # model stream is released and observers see the run end.
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, FinalOutput):
+                    await self._save(start, event.output)
+                yield event
 
     async def _start(
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
     ) -> _Start:
         """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
+        await aplugin_manager()  # hook plugins load off the event loop, before the engine reads them
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:
             return _Start(RunState(messages=_as_messages(input)), structure, session, None, None)
         storage = await self._open_storage()
-        saved = await storage.get_versioned(session_key(session))
-        document = None if saved is None else saved.value
-        version = None if saved is None else saved.version
-        pending = _pending_of(document, session)
+        key = session_key(session)
+        saved = await storage.get_versioned(key)
+        document = None
+        version = None
+        if saved is not None:
+            version = saved.version
+            what = f"stored session {session!r} (key {key!r})"
+            document = open_stored(self._sealer, StoredAgentSession, saved.value, where=key, version=version, what=what)
+        pending = [] if document is None else [approval["call_id"] for approval in document["pending"]]
         if approvals is not None:
             if not pending:
                 raise ApprovalError(f"session {session!r} has no run waiting for approvals")
@@ -257,14 +283,15 @@ class Agent:
                     f"no decision for pending calls {', '.join(missing)} of session {session!r}; "
                     "pass True or False for each"
                 )
-            state = RunState.from_json(_state_data(document, session))
+            assert document is not None
+            state = RunState.from_json(document["state"])
         else:
             if pending:
                 raise ApprovalError(
                     f"session {session!r} waits for approval of calls {', '.join(pending)}; "
                     "call agent.resume(approvals, session_id=...) first"
                 )
-            history = [] if document is None else RunState.from_json(_state_data(document, session)).messages
+            history = [] if document is None else RunState.from_json(document["state"]).messages
             state = RunState(messages=[*history, *_as_messages(input)])
         return _Start(state, structure, session, storage, version)
 
@@ -274,13 +301,17 @@ class Agent:
         if isinstance(output, PausedOutput):
             if storage is None:
                 storage = await self._open_storage()
-            await storage.compare_and_set(
-                session_key(output.session_id),
-                _document(start.state, output.pending_approvals),
-                expected_version=version,
-            )
+            key = session_key(output.session_id)
+            document = self._seal(key, start.state, output.pending_approvals, version)
+            await storage.compare_and_set(key, document, expected_version=version)
         elif storage is not None and session is not None:
-            await storage.compare_and_set(session_key(session), _document(start.state, []), expected_version=version)
+            key = session_key(session)
+            await storage.compare_and_set(key, self._seal(key, start.state, [], version), expected_version=version)
+
+    def _seal(self, key: str, state: RunState, pending: list[PendingApproval], version: int | None) -> dict[str, Any]:
+        document = {"state": state.to_json(), "pending": [approval.model_dump(mode="json") for approval in pending]}
+        # Versions grow by one per write: the version this write creates is bound into the seal.
+        return self._sealer.seal(document, where=key, version=(version or 0) + 1)
 
     def _structure(self, output_type: type[Any] | None) -> StructureEngine[Any] | None:
         if output_type is None:
@@ -289,7 +320,12 @@ class Agent:
         if found is None:
             from gecko.core.structure import StructureEngine
 
-            found = StructureEngine(output_type, strategy=self.structure_strategy, max_retries=self.structure_retries)
+            found = StructureEngine(
+                output_type,
+                strategy=self.structure_strategy,
+                max_retries=self.structure_retries,
+                lax=self.structure_lax,
+            )
             self._structures[output_type] = found
         return found
 
@@ -359,28 +395,3 @@ def _as_messages(input: Any) -> list[Message]:
         return [Message.user(json.dumps(input, ensure_ascii=False))]
     except (TypeError, ValueError):
         return [Message.user(str(input))]
-
-
-def _document(state: RunState, pending: list[PendingApproval]) -> dict[str, Any]:
-    return {"state": state.to_json(), "pending": [approval.model_dump(mode="json") for approval in pending]}
-
-
-def _pending_of(document: Any, session: str) -> list[str]:
-    if document is None:
-        return []
-    if not isinstance(document, dict) or not isinstance(document.get("pending"), list):
-        raise CorruptCheckpointError(
-            f"stored session {session!r} is not an agent session; delete key {session_key(session)!r} or use another id"
-        )
-    try:
-        return [str(item["call_id"]) for item in document["pending"]]
-    except (KeyError, TypeError) as exc:
-        raise CorruptCheckpointError(f"stored approvals of session {session!r} are not valid: {exc}") from exc
-
-
-def _state_data(document: Any, session: str) -> Any:
-    if not isinstance(document, dict) or "state" not in document:
-        raise CorruptCheckpointError(
-            f"stored session {session!r} is not an agent session; delete key {session_key(session)!r} or use another id"
-        )
-    return document["state"]

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gecko.core.agent import Agent, StrategyChoice
-from gecko.core.engine import Memory, UsageLimits
+from gecko.core.engine import Memory
 from gecko.core.events import EventBus
+from gecko.core.state import UsageLimits
 from gecko.core.toolbox import Tool, ToolBox
 from gecko.errors import ConfigurationError
 from gecko.plugins.models import ChatModel, create_model
@@ -72,10 +73,15 @@ class AgentBuilder:
         return self
 
     def with_output_type(
-        self, output_type: type[Any], *, strategy: StrategyChoice = "auto", retries: int = 2
+        self, output_type: type[Any], *, strategy: StrategyChoice = "auto", retries: int = 2, lax: bool = False
     ) -> AgentBuilder:
-        """Parse final answers into `output_type` (`AgentOutput.data`) through the `StructureEngine`."""
-        self._options.update(output_type=output_type, structure_strategy=strategy, structure_retries=retries)
+        """Parse final answers into `output_type` (`AgentOutput.data`) through the `StructureEngine`.
+
+        Validation is strict unless `lax` lets pydantic coerce types (`"0.9"` to 0.9).
+        """
+        self._options.update(
+            output_type=output_type, structure_strategy=strategy, structure_retries=retries, structure_lax=lax
+        )
         return self
 
     def with_storage(self, storage: Storage | str) -> AgentBuilder:
@@ -101,6 +107,11 @@ class AgentBuilder:
     def with_tool_retries(self, max_tool_retries: int) -> AgentBuilder:
         """Answer up to this many consecutive turns of invalid tool calls with errors before failing."""
         self._options["max_tool_retries"] = max_tool_retries
+        return self
+
+    def with_max_tool_calls_per_turn(self, max_tool_calls_per_turn: int) -> AgentBuilder:
+        """Refuse, whole, any reply asking for more than this many tool calls (default 16)."""
+        self._options["max_tool_calls_per_turn"] = max_tool_calls_per_turn
         return self
 
     def with_event_bus(self, bus: EventBus) -> AgentBuilder:

@@ -5,36 +5,44 @@ One run, step by step:
 1. Before every model request the budget is checked (`max_turns`, then `UsageLimits`), so a
    run never spends past its limits.
 2. The request (system prompt + the memory's window of the conversation + tool definitions,
-   prepared by the `StructureEngine` when an output type is asked for) goes through the
-   model middleware and the `gecko_model_request` / `gecko_model_response` hooks.
+   set up by the `StructuredRun` when an output type is asked for) goes through the model
+   middleware and the `gecko_model_request` / `gecko_model_response` hooks.
    Usage is summed from the provider-reported numbers of every request, streamed or not.
-3. Tool calls are validated by the `ToolBox` before anything runs. Unknown names, bad
-   arguments and calls cut off by `finish_reason="length"` are answered with error
-   observations, so the model can correct itself; after `max_tool_retries` consecutive turns
-   with invalid calls the run fails with the last error (`UnknownToolError`,
-   `ToolArgumentsError` or `ModelOutputError`). No tool runs in a turn that ends the run.
+3. A reply's tool calls are checked as a batch first: more than `max_tool_calls_per_turn`
+   calls, a call without an id, or two calls sharing an id make the batch ambiguous, so no
+   call of it runs; the model is told why. Then each call is validated by the `ToolBox`
+   before anything runs. Unknown names, bad arguments and calls cut off by
+   `finish_reason="length"` are answered with error observations, so the model can correct
+   itself; after `max_tool_retries` consecutive turns with refused or invalid calls the run
+   fails with the last error (`UnknownToolError`, `ToolArgumentsError` or `ModelOutputError`).
+   No tool runs in a turn that ends the run.
 4. Loop breaker: the `max_repeated_tool_calls`-th call with the same name and the same
    (canonical) arguments is not run; the model is told that repeating it ends the run. One
    more identical call raises `ToolLoopDetected`.
 5. Tools that require approval pause the run before any tool of that turn runs: the engine
    yields a `PausedOutput` listing the pending calls; resuming with approvals runs the
-   approved calls and reports the rejected ones to the model as rejected.
-6. A reply without tool calls is the final answer; with an output type it is parsed by the
-   `StructureEngine`, re-asked with the validation errors up to its `max_retries`, then the
-   next strategy is tried; `StructuredOutputError` when all are spent.
+   approved calls and reports the rejected ones to the model as rejected. A `gecko_tool_admit`
+   hook may hold any call for approval the same way (`ApprovalRequired`, with a reason) or
+   refuse it (`GuardrailViolation`: the model is told why and the tool does not run).
+6. Every admitted call, observed or not, runs through `ToolBox.execute_many_validated`, so
+   `max_parallel` and the single validation hold on every path.
+7. A reply without tool calls is the final answer; with an output type the `StructuredRun`
+   parses it, re-asks or falls back to the next strategy; `StructuredOutputError` when all
+   are spent.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
+from gecko.core._sanitize import redact
 from gecko.core.events import (
     EventBus,
     FinalOutput,
@@ -46,39 +54,33 @@ from gecko.core.events import (
     ToolHandler,
     ToolStarted,
 )
-from gecko.core.structure import OUTPUT_TOOL_NAME
+from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
 from gecko.errors import (
     ApprovalError,
-    CorruptCheckpointError,
+    ApprovalRequired,
     GeckoError,
     GuardrailViolation,
     MaxTurnsExceeded,
     ModelBadRequestError,
     ModelOutputError,
-    StructuredOutputError,
-    StructuredOutputInvalid,
     ToolArgumentsError,
     ToolError,
     ToolLoopDetected,
-    UsageLimitExceeded,
 )
 from gecko.plugins import plugin_manager
 from gecko.plugins.models import ChatModel, ModelRequest, ModelResponse, StreamAccumulator, ToolDefinition
-from gecko.types import AgentOutput, Event, JSONValue, Message, TokenUsage, ToolCall
+from gecko.types import AgentOutput, Event, Message, TokenUsage, ToolCall
 
 if TYPE_CHECKING:
-    from gecko.core.structure import Strategy, StructureEngine
+    from gecko.core.structure import StructuredRun, StructureEngine
     from gecko.core.toolbox import ToolBox, ToolResult
-    from gecko.plugins.manager import PluginManager
+    from gecko.plugins.hookspecs import Operation
+    from gecko.plugins.manager import OperationScope, PluginManager
 
-__all__ = (
-    "Memory",
-    "UsageLimits",
-    "PendingApproval",
-    "PausedOutput",
-    "RunState",
-    "ReActEngine",
-)
+__all__ = ("DEFAULT_MAX_TOOL_CALLS_PER_TURN", "Memory", "ReActEngine")
+
+DEFAULT_MAX_TOOL_CALLS_PER_TURN = 16
+"""Tool calls one reply may ask for before the whole batch is refused."""
 
 
 class Memory(Protocol):
@@ -87,121 +89,6 @@ class Memory(Protocol):
     async def prepare(self, messages: Sequence[Message]) -> list[Message]:
         """The messages to send, e.g. the newest ones that fit a token budget."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class UsageLimits:
-    """A run's budget, checked before every model request; `None` means unlimited.
-
-    Token limits compare what was already spent (the next request's size is unknown before
-    it is sent): a run stops before the request that would start past the budget.
-    """
-
-    max_requests: int | None = None
-    max_input_tokens: int | None = None
-    max_output_tokens: int | None = None
-    max_total_tokens: int | None = None
-
-    def check(self, state: RunState) -> None:
-        """Raise `UsageLimitExceeded` if one more request would break the budget."""
-        if self.max_requests is not None and state.requests >= self.max_requests:
-            raise UsageLimitExceeded(
-                f"the next model request would exceed max_requests={self.max_requests}; "
-                "raise UsageLimits.max_requests or give the agent a smaller task"
-            )
-        for name, limit, spent in (
-            ("max_input_tokens", self.max_input_tokens, state.input_tokens),
-            ("max_output_tokens", self.max_output_tokens, state.output_tokens),
-            ("max_total_tokens", self.max_total_tokens, state.total_tokens),
-        ):
-            if limit is not None and spent >= limit:
-                raise UsageLimitExceeded(
-                    f"{spent} tokens spent reach {name}={limit} before the next model request; "
-                    f"raise UsageLimits.{name} or shorten the conversation"
-                )
-
-
-class PendingApproval(BaseModel):
-    """A tool call waiting for the caller's decision."""
-
-    model_config = ConfigDict(frozen=True)
-
-    call_id: str
-    tool_name: str
-    arguments: dict[str, Any]
-
-
-class PausedOutput(AgentOutput):
-    """A run paused on tools that need approval; resume it with `agent.resume(approvals, session_id=...)`."""
-
-    session_id: str
-    pending_approvals: list[PendingApproval] = Field(default_factory=list)
-
-
-@dataclass(slots=True)
-class RunState:
-    """The progress of one run: conversation (without the system prompt), usage and counters.
-
-    JSON round-trips (`to_json` / `from_json`), so a paused run resumes in another process.
-    """
-
-    messages: list[Message]
-    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    requests: int = 0
-    turns: int = 0
-    invalid_turns: int = 0
-    call_counts: dict[str, int] = field(default_factory=dict)
-
-    def usage(self) -> TokenUsage:
-        """What the run spent so far."""
-        return TokenUsage(
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            total_tokens=self.total_tokens,
-            requests=self.requests,
-        )
-
-    def add_usage(self, usage: TokenUsage) -> None:
-        """Count one request and add its provider-reported tokens."""
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.total_tokens += usage.total_tokens
-        self.requests += 1
-
-    def to_json(self) -> dict[str, JSONValue]:
-        """The state as JSON data."""
-        return {
-            "messages": [message.model_dump(mode="json") for message in self.messages],
-            "run_id": self.run_id,
-            "usage": [self.input_tokens, self.output_tokens, self.total_tokens, self.requests],
-            "turns": self.turns,
-            "invalid_turns": self.invalid_turns,
-            "call_counts": dict(self.call_counts),
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> RunState:
-        """Rebuild a state saved by `to_json`; anything else is a `CorruptCheckpointError`."""
-        try:
-            input_tokens, output_tokens, total_tokens, requests = (int(n) for n in data["usage"])
-            return cls(
-                messages=[Message.model_validate(item) for item in data["messages"]],
-                run_id=str(data["run_id"]),
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                total_tokens=total_tokens,
-                requests=requests,
-                turns=int(data["turns"]),
-                invalid_turns=int(data["invalid_turns"]),
-                call_counts={str(key): int(value) for key, value in data["call_counts"].items()},
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptCheckpointError(
-                f"the saved agent run is not valid ({exc}); delete the session key and start a new run"
-            ) from exc
 
 
 @dataclass(slots=True)
@@ -227,8 +114,10 @@ class ReActEngine:
         max_turns: the most model requests in one run (tool turns and re-asks alike).
         max_repeated_tool_calls: identical calls (same name and arguments) allowed before the
             loop breaker refuses one; a further identical call raises `ToolLoopDetected`.
-        max_tool_retries: consecutive turns with invalid tool calls answered with error
-            observations before the run fails with the last error.
+        max_tool_retries: consecutive turns with refused or invalid tool calls answered with
+            error observations before the run fails with the last error.
+        max_tool_calls_per_turn: tool calls one reply may ask for; a reply asking for more is
+            refused whole (default `DEFAULT_MAX_TOOL_CALLS_PER_TURN`, 16).
         usage_limits: request and token budget of one run.
         bus: where events are published and middleware is found.
     """
@@ -244,6 +133,7 @@ class ReActEngine:
         max_turns: int = 10,
         max_repeated_tool_calls: int = 3,
         max_tool_retries: int = 2,
+        max_tool_calls_per_turn: int = DEFAULT_MAX_TOOL_CALLS_PER_TURN,
         usage_limits: UsageLimits | None = None,
         bus: EventBus | None = None,
     ) -> None:
@@ -253,6 +143,8 @@ class ReActEngine:
             raise ValueError(f"max_repeated_tool_calls must be at least 1, got {max_repeated_tool_calls}")
         if max_tool_retries < 0:
             raise ValueError(f"max_tool_retries must not be negative, got {max_tool_retries}")
+        if max_tool_calls_per_turn < 1:
+            raise ValueError(f"max_tool_calls_per_turn must be at least 1, got {max_tool_calls_per_turn}")
         self.model = model
         self.toolbox = toolbox
         self.name = name
@@ -261,6 +153,7 @@ class ReActEngine:
         self.max_turns = max_turns
         self.max_repeated_tool_calls = max_repeated_tool_calls
         self.max_tool_retries = max_tool_retries
+        self.max_tool_calls_per_turn = max_tool_calls_per_turn
         self.usage_limits = usage_limits
         self.bus = bus if bus is not None else EventBus()
 
@@ -273,14 +166,14 @@ class ReActEngine:
         session_id: str | None = None,
         approvals: Mapping[str, bool] | None = None,
         usage_limits: UsageLimits | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Run the loop on `state`, yielding stream events; the last one is always a `FinalOutput`.
 
         Without `stream`, only the `FinalOutput` is yielded. With `approvals`, the last
         message of `state` must be the assistant turn the run paused on.
         """
         run = _Run(self, state, structure, stream, session_id, usage_limits or self.usage_limits)
-        return run.iterate(approvals)
+        return run.traced(approvals) if run.trace else run.iterate(approvals)
 
 
 class _Run:
@@ -291,17 +184,21 @@ class _Run:
         "engine",
         "hook_model_request",
         "hook_model_response",
+        "hook_tool_admit",
         "hook_tool_call",
         "hook_tool_result",
         "limits",
         "manager",
         "observe",
+        "operation",
         "plain_tools",
         "session_id",
         "state",
         "stream",
         "structure",
         "tool_handler",
+        "trace",
+        "validated",
     )
 
     def __init__(
@@ -324,17 +221,47 @@ class _Run:
         self.observe = engine.bus.listening
         self.hook_model_request = manager.has_implementations("gecko_model_request")
         self.hook_model_response = manager.has_implementations("gecko_model_response")
+        self.hook_tool_admit = manager.has_implementations("gecko_tool_admit")
         self.hook_tool_call = manager.has_implementations("gecko_tool_call")
         self.hook_tool_result = manager.has_implementations("gecko_tool_result")
+        # Telemetry: operations are announced only when a plugin observes them.
+        self.trace = manager.traces
+        self.operation: Operation | None = None
         self.plain_tools = not (
-            self.observe or self.hook_tool_call or self.hook_tool_result or engine.bus.has_tool_middleware
+            self.observe or self.hook_tool_call or self.hook_tool_result or self.trace or engine.bus.has_tool_middleware
         )
         self.definitions: list[ToolDefinition] = engine.toolbox.definitions()
         self.tool_handler: ToolHandler | None = None
+        # Arguments validated by the plan, by call id (unique within a batch), for the observed path.
+        self.validated: dict[str, tuple[ToolCall, dict[str, Any]]] = {}
 
     # --- the loop ------------------------------------------------------------------------
 
-    async def iterate(self, approvals: Mapping[str, bool] | None) -> AsyncIterator[StreamEvent]:
+    async def traced(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
+        """`iterate` announced as an `agent.run` operation (only when a plugin traces)."""
+        # Not bound as the current operation: this is a generator, its consumer runs between items.
+        engine, state = self.engine, self.state
+        attributes = {"run_id": state.run_id}
+        async with self.manager.operation(
+            "agent.run", engine.name, input=state.messages, attributes=attributes, bind=False
+        ) as operation:
+            self.operation = operation
+            async with aclosing(self.iterate(approvals)) as events:
+                async for event in events:
+                    if isinstance(event, FinalOutput):
+                        operation.output = event.output
+                    yield event
+
+    def _model_operation(self, request: ModelRequest) -> OperationScope | nullcontext[None]:
+        if not self.trace:
+            return nullcontext()
+        model = self.engine.model
+        return self.manager.operation(
+            "model.call", model.model, parent=self.operation, input=request, attributes={"provider": model.provider},
+            bind=False,
+        )  # fmt: skip
+
+    async def iterate(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
         engine, state = self.engine, self.state
         try:
             if approvals is not None:
@@ -353,15 +280,10 @@ class _Run:
             elif self.observe:
                 await self._publish("agent.started", {"messages": len(state.messages)})
 
-            structure = self.structure
-            strategies: list[Strategy | None] = (
-                list(structure.strategies(engine.model.capabilities)) if structure is not None else [None]
+            structured = (
+                self.structure.start(engine.model.capabilities, state.messages) if self.structure is not None else None
             )
-            strategy_index = 0
-            retries = 0
-            attempt_start: int | None = None
             while True:
-                strategy = strategies[strategy_index]
                 if state.turns >= engine.max_turns:
                     raise MaxTurnsExceeded(
                         f"no final answer after {engine.max_turns} model requests; raise max_turns "
@@ -369,39 +291,37 @@ class _Run:
                     )
                 if self.limits is not None:
                     self.limits.check(state)
-                request = await self._request(strategy)
+                request = await self._request(structured)
                 state.turns += 1
                 try:
                     if self.stream and not engine.bus.has_model_middleware:
-                        accumulator = StreamAccumulator(engine.model.model)
-                        if self.hook_model_request:
-                            await self.manager.model_request(request, engine.name)
-                        chunks = engine.model.stream(request)
-                        try:
-                            async for chunk in chunks:
-                                accumulator.add(chunk)
-                                if chunk.text:
-                                    yield TextDelta(chunk.text)
-                        finally:
-                            aclose = getattr(chunks, "aclose", None)
-                            if aclose is not None:
-                                await aclose()
-                        response = accumulator.response()
-                        if self.hook_model_response:
-                            await self.manager.model_response(request, response, engine.name)
+                        async with self._model_operation(request) as operation:
+                            accumulator = StreamAccumulator(engine.model.model)
+                            if self.hook_model_request:
+                                await self.manager.model_request(request, engine.name)
+                            chunks = engine.model.stream(request)
+                            try:
+                                async for chunk in chunks:
+                                    accumulator.add(chunk)
+                                    if chunk.text:
+                                        yield TextDelta(chunk.text)
+                            finally:
+                                aclose = getattr(chunks, "aclose", None)
+                                if aclose is not None:
+                                    await aclose()
+                            response = accumulator.response()
+                            if self.hook_model_response:
+                                await self.manager.model_response(request, response, engine.name)
+                            if operation is not None:
+                                operation.output = response
                     else:
                         response = await self._call_model(request)
                         if self.stream and response.message.text:
                             yield TextDelta(response.message.text)
-                except ModelBadRequestError:
-                    # A provider refusing a structured request shape: the next strategy may work.
-                    if structure is None or strategy_index + 1 >= len(strategies):
+                except ModelBadRequestError as exc:
+                    if structured is None:
                         raise
-                    strategy_index += 1
-                    retries = 0
-                    if attempt_start is not None:
-                        del state.messages[attempt_start:]
-                        attempt_start = None
+                    structured.rejected(exc)  # the next strategy, or the error again
                     continue
                 state.add_usage(response.usage)
                 if self.observe:
@@ -411,7 +331,9 @@ class _Run:
                     )
                 message = response.message
 
-                if message.tool_calls and not (strategy == "tool" and _has_output_call(message)):
+                if message.tool_calls and (structured is None or not structured.is_output_call(message)):
+                    if not self._batch_admissible(message):
+                        continue
                     state.messages.append(message)
                     plan = await self._admit(message, response.finish_reason, None)
                     if isinstance(plan, FinalOutput):
@@ -424,45 +346,14 @@ class _Run:
                         yield finished
                     continue
 
-                state.messages.append(message)
                 data: Any = None
                 content = message.text
-                if structure is not None and strategy is not None:
-                    try:
-                        data = structure.parse(response, strategy)
-                    except StructuredOutputError as exc:
-                        if attempt_start is None:
-                            attempt_start = len(state.messages) - 1
-                        if retries < structure.max_retries:
-                            retries += 1
-                            state.messages.extend(_reask(structure, message, exc, strategy))
-                            continue
-                        strategy_index += 1
-                        if strategy_index >= len(strategies):
-                            raise StructuredOutputError(
-                                f"no valid {structure.output_type.__name__} after trying "
-                                f"{', '.join(str(item) for item in strategies)} with {structure.max_retries} "
-                                f"re-asks each; last problems: {_errors_text(exc)}. Simplify the output type "
-                                "or use a model with JSON-schema support"
-                            ) from exc
-                        # The next strategy starts from the conversation before the failed answers.
-                        del state.messages[attempt_start:]
-                        attempt_start = None
-                        retries = 0
+                if structured is None:
+                    state.messages.append(message)
+                else:
+                    data = structured.answer(response)
+                    if data is None:
                         continue
-                    if message.tool_calls:
-                        # The output tool's call (and any other call beside it) gets its answer, so the
-                        # saved conversation stays valid for the next run of the session.
-                        state.messages.extend(
-                            Message.tool(
-                                call.id,
-                                "Final result received."
-                                if call.name == OUTPUT_TOOL_NAME
-                                else "Not run: the final result was already given.",
-                                name=call.name,
-                            )
-                            for call in message.tool_calls
-                        )
                     if not content:
                         content = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
                 output = AgentOutput(content=content, data=data, messages=state.messages, usage=state.usage())
@@ -477,10 +368,10 @@ class _Run:
         except Exception as exc:
             if self.observe:
                 with anyio.CancelScope(shield=True):
-                    await self._publish("agent.failed", {"error": type(exc).__name__, "message": str(exc)})
+                    await self._publish("agent.failed", {"error": type(exc).__name__, "message": redact(str(exc))})
             raise
 
-    async def _request(self, strategy: Strategy | None) -> ModelRequest:
+    async def _request(self, structured: StructuredRun[Any] | None) -> ModelRequest:
         engine = self.engine
         messages = self.state.messages
         if engine.system_message is not None:
@@ -490,35 +381,83 @@ class _Run:
         else:
             messages = list(messages)
         request = ModelRequest(messages=messages, tools=self.definitions)
-        if self.structure is not None and strategy is not None:
-            request = self.structure.prepare(request, strategy)
-        return request
+        return structured.prepare(request) if structured is not None else request
 
     async def _call_model(self, request: ModelRequest) -> ModelResponse:
         bus = self.engine.bus
         if bus.has_model_middleware:
             handler = bus.wrap_model(self._model_base)
             return await handler(ModelCallContext(request, self.engine.name, self.state.run_id, self.state.turns))
-        if self.hook_model_request or self.hook_model_response:
+        if self.hook_model_request or self.hook_model_response or self.trace:
             return await self._model_base(ModelCallContext(request, self.engine.name, self.state.run_id, 0))
         return await self.engine.model.complete(request)
 
     async def _model_base(self, context: ModelCallContext) -> ModelResponse:
-        if self.hook_model_request:
-            await self.manager.model_request(context.request, context.source)
-        response = await self.engine.model.complete(context.request)
-        if self.hook_model_response:
-            await self.manager.model_response(context.request, response, context.source)
-        return response
+        async with self._model_operation(context.request) as operation:
+            if self.hook_model_request:
+                await self.manager.model_request(context.request, context.source)
+            response = await self.engine.model.complete(context.request)
+            if self.hook_model_response:
+                await self.manager.model_response(context.request, response, context.source)
+            if operation is not None:
+                operation.output = response
+            return response
 
     # --- tools ---------------------------------------------------------------------------
+
+    def _batch_admissible(self, message: Message) -> bool:
+        """Whether the reply's calls can be run and answered one by one; if not, refuse them all.
+
+        A refused reply enters the conversation as its text only (its calls cannot be answered
+        call by call), followed by the reason, so the conversation stays valid for any provider.
+        """
+        calls = message.tool_calls
+        cap = self.engine.max_tool_calls_per_turn
+        reason: str | None = None
+        if len(calls) > cap:
+            reason = f"the reply asks for {len(calls)} tool calls; at most {cap} are allowed in one reply"
+        elif any(not call.id.strip() for call in calls):
+            reason = "a tool call has no id, so its result could not be matched to it"
+        else:
+            seen: set[str] = set()
+            for call in calls:
+                if call.id in seen:
+                    reason = f"the call id {call.id!r} is used by more than one call, so results could not be matched"
+                    break
+                seen.add(call.id)
+        if reason is None:
+            return True
+        error = ModelOutputError(f"tool calls refused: {reason}; no tool ran")
+        text = message.text or f"(asked for {len(calls)} tool calls)"
+        self.state.messages.append(Message.assistant(text))
+        self.state.messages.append(
+            Message.user(
+                f"Error: your tool calls were refused and none ran: {reason}. "
+                f"Ask again with at most {cap} calls, each with its own id."
+            )
+        )
+        self._count_invalid(error)
+        return False
+
+    def _count_invalid(self, error: GeckoError | None) -> None:
+        """Count a turn with refused or invalid calls; fail the run when there were too many in a row."""
+        state = self.state
+        if error is None:
+            state.invalid_turns = 0
+            return
+        state.invalid_turns += 1
+        if state.invalid_turns > self.engine.max_tool_retries:
+            raise type(error)(
+                f"the model sent invalid tool calls {state.invalid_turns} turns in a row: {error}; "
+                "no tool ran. Check the tool names and descriptions, or use a stronger model"
+            ) from error
 
     async def _admit(
         self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None
     ) -> _Plan | FinalOutput:
         """Validate the tool calls of `message`: the plan to run, or the paused output."""
-        engine, state = self.engine, self.state
-        plan = self._plan(message, finish_reason, approvals)
+        state = self.state
+        plan = await self._plan(message, finish_reason, approvals)
         if plan.pending:
             output = PausedOutput(
                 session_id=self.session_id or f"run-{state.run_id}",
@@ -530,15 +469,7 @@ class _Run:
                 await self._publish("agent.paused", {"pending": [p.call_id for p in plan.pending]})
             return FinalOutput(output)
         state.call_counts.update(plan.counts)
-        if plan.error is not None:
-            state.invalid_turns += 1
-            if state.invalid_turns > engine.max_tool_retries:
-                raise type(plan.error)(
-                    f"the model sent invalid tool calls {state.invalid_turns} turns in a row: {plan.error}; "
-                    "no tool ran. Check the tool names and descriptions, or use a stronger model"
-                ) from plan.error
-        else:
-            state.invalid_turns = 0
+        self._count_invalid(plan.error)
         return plan
 
     async def _act(self, message: Message, plan: _Plan) -> list[ToolFinished]:
@@ -557,7 +488,7 @@ class _Run:
                 events.append(ToolFinished(call, observation.text, is_error))
         return events
 
-    def _plan(self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None) -> _Plan:
+    async def _plan(self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None) -> _Plan:
         engine, toolbox = self.engine, self.engine.toolbox
         plan = _Plan()
         counts = self.state.call_counts
@@ -592,11 +523,22 @@ class _Run:
                     "its result will not change. Use the earlier result or answer; repeating the call ends the run.",
                 )
                 continue
-            if toolbox.get(call.name).requires_approval:
+            held: str | None = None
+            if self.hook_tool_admit:
+                try:
+                    await self.manager.tool_admit(call, self.state.messages, engine.name)
+                except ApprovalRequired as exc:
+                    held = redact(str(exc))
+                except GuardrailViolation as exc:
+                    plan.observations[call.id] = _error_message(call, f"the call was refused by a guardrail: {exc}")
+                    continue
+            if held is not None or toolbox.get(call.name).requires_approval:
                 needs_approval.add(call.id)
                 if approvals is None:
                     plan.pending.append(
-                        PendingApproval(call_id=call.id, tool_name=call.name, arguments=_json_arguments(call))
+                        PendingApproval(
+                            call_id=call.id, tool_name=call.name, arguments=_json_arguments(call), reason=held
+                        )
                     )
                     continue
                 if call.id not in approvals:
@@ -619,39 +561,58 @@ class _Run:
         return plan
 
     async def _execute(self, runnable: list[tuple[ToolCall, dict[str, Any]]]) -> list[ToolResult]:
+        toolbox = self.engine.toolbox
         if self.plain_tools:
-            return await self.engine.toolbox.execute_many_validated(runnable)
-        calls = [call for call, _ in runnable]
+            return await toolbox.execute_many_validated(runnable)
+        return await toolbox.execute_many_validated(runnable, runner=self._observed_call)
+
+    async def _observed_call(self, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:
+        """One admitted call through the tool middleware, events and hooks (within the toolbox's limit)."""
         if self.tool_handler is None:
             self.tool_handler = self.engine.bus.wrap_tool(self._tool_base)
-        handler = self.tool_handler
-        results: list[ToolResult | None] = [None] * len(calls)
-
-        async def run_one(index: int, call: ToolCall) -> None:
-            results[index] = await handler(ToolCallContext(call, self.engine.name, self.state.run_id))
-
-        async with anyio.create_task_group() as group:
-            for index, call in enumerate(calls):
-                group.start_soon(run_one, index, call)
-        return [result for result in results if result is not None]
+        self.validated[call.id] = (call, arguments)
+        try:
+            return await self.tool_handler(ToolCallContext(call, self.engine.name, self.state.run_id))
+        finally:
+            self.validated.pop(call.id, None)
 
     async def _tool_base(self, context: ToolCallContext) -> ToolResult:
+        if not self.trace:
+            return await self._tool_exchange(context)
+        call = context.call
+        # Bound: a tool that runs an agent or a workflow makes this call their parent.
+        async with self.manager.operation("tool.call", call.name, parent=self.operation, input=call) as operation:
+            result = await self._tool_exchange(context)
+            operation.output = result.content
+            if result.is_error:
+                operation.error = result.error or ToolError(result.content)
+            return result
+
+    async def _tool_exchange(self, context: ToolCallContext) -> ToolResult:
         from gecko.core.toolbox import ToolResult
 
         call, source = context.call, context.source
+        toolbox = self.engine.toolbox
         if self.observe:
             await self._publish("tool.started", {"call_id": call.id, "tool": call.name})
         if self.hook_tool_call:
             try:
                 await self.manager.tool_call(call, source)
             except GuardrailViolation as exc:
-                return ToolResult(call, f"Error: the call was blocked by a guardrail: {exc}", True, exc)
-        result = await self.engine.toolbox.execute(call)
+                return ToolResult(call, f"Error: the call was blocked by a guardrail: {redact(str(exc))}", True, exc)
+        admitted = self.validated.get(call.id)
+        if admitted is not None and admitted[0] == call:
+            result = await toolbox.execute_validated(call, admitted[1])
+        else:
+            # A middleware replaced the call: its arguments have not been validated yet.
+            result = await toolbox.execute(call)
         if self.hook_tool_result:
             try:
                 await self.manager.tool_result(call, result.content, source)
             except GuardrailViolation as exc:
-                result = ToolResult(call, f"Error: the result was withheld by a guardrail: {exc}", True, exc)
+                result = ToolResult(
+                    call, f"Error: the result was withheld by a guardrail: {redact(str(exc))}", True, exc
+                )
         if self.observe:
             await self._publish(
                 "tool.failed" if result.is_error else "tool.finished",
@@ -684,25 +645,4 @@ def _json_arguments(call: ToolCall) -> dict[str, Any]:
 
 
 def _error_message(call: ToolCall, text: str) -> Message:
-    return Message.tool(call.id, f"Error: {text}", name=call.name)
-
-
-def _errors_text(error: StructuredOutputError) -> str:
-    return error.errors if isinstance(error, StructuredOutputInvalid) else str(error)
-
-
-def _has_output_call(message: Message) -> bool:
-    return any(call.name == OUTPUT_TOOL_NAME for call in message.tool_calls)
-
-
-def _reask(
-    structure: StructureEngine[Any], message: Message, error: StructuredOutputError, strategy: Strategy
-) -> list[Message]:
-    """The re-ask after a failed structured answer, with every tool call of `message` answered."""
-    reask = structure.reask_message(error, strategy)
-    answers = [
-        Message.tool(call.id, f"Not run: call {OUTPUT_TOOL_NAME} with the final result.", name=call.name)
-        for call in message.tool_calls
-        if call.id != reask.tool_call_id
-    ]
-    return [*answers, reask]
+    return Message.tool(call.id, f"Error: {redact(text)}", name=call.name)

@@ -17,13 +17,13 @@ Nothing is built when nobody listens: the engine asks `EventBus.listening` once 
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from gecko.plugins import plugin_manager
+from gecko.plugins import aplugin_manager, plugin_manager
 from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.redaction import redacting_logger
 from gecko.types import AgentOutput, Event, ToolCall
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ __all__ = (
     "EventBus",
 )
 
-logger = logging.getLogger("gecko.events")
+logger = redacting_logger("gecko.events")
 
 
 # --- stream events ---------------------------------------------------------------------
@@ -194,7 +194,7 @@ class EventBus:
             except Exception:
                 logger.exception("event handler %r failed on %s", handler, event.type)
         if self._forward:
-            manager = plugin_manager()
+            manager = await aplugin_manager()
             if manager.has_implementations("gecko_event"):
                 await manager.event(event)
 

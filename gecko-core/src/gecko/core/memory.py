@@ -4,6 +4,8 @@ The agent calls `await memory.prepare(messages)` before every model call and sen
 window. Both memories here keep the leading system messages, never separate an assistant's tool
 calls from their results, and truncate oversized tool results so one call cannot fill the window.
 `SummaryTokenMemory` also folds the oldest turns into one summary written by a model.
+Whatever a memory writes to its storage (offloaded tool results, shared summaries) expires
+after `storage_ttl`; the conversation itself is kept by the agent's sessions.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -33,10 +36,12 @@ _MESSAGE_OVERHEAD = 4
 _TOOL_CALL_OVERHEAD = 3
 _IMAGE_TOKENS = {"low": 85, "auto": 765, "high": 765}
 
-_HISTORY_KEY = "gecko:memory:history:{session_id}"
 _TOOL_RESULT_KEY = "gecko:memory:tool-result:{digest}"
 _SUMMARY_KEY = "gecko:memory:summary:{digest}"
 _SUMMARY_LEASE = "gecko:memory:summary-lease:{digest}"
+
+DEFAULT_STORAGE_TTL = 7 * 24 * 3600.0
+"""Seconds what a memory writes to its storage (offloaded tool results, shared summaries) lives."""
 
 DEFAULT_SUMMARY_INSTRUCTIONS = (
     "Summarize the conversation below for the assistant that continues it. Keep facts, decisions, names, "
@@ -93,8 +98,10 @@ class TokenMemory:
         model: Model whose tokenizer `counter="tiktoken"` uses.
         counter: How to count tokens, see above.
         max_tool_result_tokens: Tool results above this are truncated; default a quarter of `max_tokens`.
-        storage: Where full tool results are offloaded (the truncated text names the key) and where
-            `save`/`load` keep a session's history.
+        storage: Where full tool results are offloaded (the truncated text names the key); it must
+            support TTLs, as every offloaded result expires after `storage_ttl`. A conversation
+            itself is kept by the agent's sessions, not by the memory.
+        storage_ttl: Seconds an offloaded tool result lives in `storage`.
         cache_size: Entries of the per-message token count cache.
     """
 
@@ -106,6 +113,7 @@ class TokenMemory:
         counter: TokenCounter | Literal["estimate", "tiktoken"] | None = None,
         max_tool_result_tokens: int | None = None,
         storage: Storage | None = None,
+        storage_ttl: float = DEFAULT_STORAGE_TTL,
         cache_size: int = 32768,
     ) -> None:
         if max_tokens <= 0:
@@ -116,10 +124,18 @@ class TokenMemory:
             )
         self.max_tokens = max_tokens
         self.max_tool_result_tokens = max_tool_result_tokens or max(max_tokens // 4, _MESSAGE_OVERHEAD + 1)
+        if storage_ttl <= 0:
+            raise ConfigurationError(f"storage_ttl must be positive seconds, got {storage_ttl!r}")
+        if storage is not None and not storage.capabilities.ttl:
+            raise ConfigurationError(
+                f"{type(storage).__name__} has no TTL support, so what the memory writes there would never be "
+                "removed; use a storage with TTLs (memory://, sqlite://, redis://) or none"
+            )
         self.storage = storage
+        self.storage_ttl = storage_ttl
         self._count_text = resolve_counter(counter, model)
         self._count_key = functools.lru_cache(maxsize=cache_size)(self._count_uncached)
-        self._offloaded: OrderedDict[str, None] = OrderedDict()
+        self._offloaded: OrderedDict[str, float] = OrderedDict()
 
     # --- counting -----------------------------------------------------------------
 
@@ -181,9 +197,12 @@ class TokenMemory:
         reference = None
         if self.storage is not None:
             reference = _TOOL_RESULT_KEY.format(digest=hashlib.sha256(text.encode()).hexdigest()[:32])
-            if reference not in self._offloaded:
-                await self.storage.set(reference, text)
-                self._offloaded[reference] = None
+            written = self._offloaded.get(reference)
+            now = time.monotonic()
+            # Written again once half its lifetime is gone, so a reference handed out stays readable.
+            if written is None or now - written > self.storage_ttl / 2:
+                await self.storage.set(reference, text, ttl=self.storage_ttl)
+                self._offloaded[reference] = now
                 if len(self._offloaded) > 1024:
                     self._offloaded.popitem(last=False)
         return self._truncated(message, text, tokens, reference)
@@ -197,27 +216,6 @@ class TokenMemory:
             if self.count(shorter) <= self.max_tool_result_tokens or keep == 0:
                 return shorter
             keep //= 2
-
-    # --- persistence ----------------------------------------------------------------
-
-    async def save(self, session_id: str, messages: Sequence[Message]) -> None:
-        """Store the full history of `session_id` (JSON) in `storage`."""
-        storage = self._require_storage()
-        data = [message.model_dump(mode="json", exclude_defaults=True) for message in messages]
-        await storage.set(_HISTORY_KEY.format(session_id=session_id), data)
-
-    async def load(self, session_id: str) -> list[Message]:
-        """The history stored for `session_id`, empty when there is none."""
-        storage = self._require_storage()
-        data = await storage.get(_HISTORY_KEY.format(session_id=session_id), [])
-        if not isinstance(data, list):
-            raise ConfigurationError(f"stored history of session {session_id!r} is not a list of messages")
-        return [Message.model_validate(item) for item in data]
-
-    def _require_storage(self) -> Storage:
-        if self.storage is None:
-            raise ConfigurationError(f"{type(self).__name__} has no storage: pass storage= to save or load sessions")
-        return self.storage
 
 
 class _Flight:
@@ -252,6 +250,8 @@ class SummaryTokenMemory(TokenMemory):
         counter: How to count tokens, as for `TokenMemory`.
         max_tool_result_tokens: Tool results above this are truncated, as for `TokenMemory`.
         storage: Shares summaries (and the single flight) across processes; offloads tool results.
+            Both expire after `storage_ttl`.
+        storage_ttl: Seconds a shared summary or an offloaded tool result lives in `storage`.
         lease_ttl: Seconds a process may take to summarize before another may take over.
         wait_timeout: Seconds to wait for another process's summary before giving up.
         poll_interval: Seconds between checks for another process's summary.
@@ -269,6 +269,7 @@ class SummaryTokenMemory(TokenMemory):
         counter: TokenCounter | Literal["estimate", "tiktoken"] | None = None,
         max_tool_result_tokens: int | None = None,
         storage: Storage | None = None,
+        storage_ttl: float = DEFAULT_STORAGE_TTL,
         lease_ttl: float = 60.0,
         wait_timeout: float = 120.0,
         poll_interval: float = 0.05,
@@ -280,6 +281,7 @@ class SummaryTokenMemory(TokenMemory):
             counter=counter,
             max_tool_result_tokens=max_tool_result_tokens,
             storage=storage,
+            storage_ttl=storage_ttl,
             cache_size=cache_size,
         )
         if not 0 < keep_ratio < 1:
@@ -407,7 +409,7 @@ class SummaryTokenMemory(TokenMemory):
             return found
         if not storage.capabilities.leases:
             text = await self._request_summary(turns, previous)
-            await storage.set(record, {"text": text})
+            await storage.set(record, {"text": text}, ttl=self.storage_ttl)
             return text
         deadline = anyio.current_time() + self.wait_timeout
         while True:
@@ -419,7 +421,7 @@ class SummaryTokenMemory(TokenMemory):
                     found = await self._stored_summary(storage, record)
                     if found is None:
                         found = await self._request_summary(turns, previous)
-                        await storage.set(record, {"text": found}, fence=lease)
+                        await storage.set(record, {"text": found}, ttl=self.storage_ttl, fence=lease)
                     return found
                 finally:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(5):

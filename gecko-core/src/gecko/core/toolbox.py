@@ -2,14 +2,19 @@
 
 A tool's JSON schema comes from its type hints and its Google-style docstring. Arguments are
 validated by a pydantic model generated once per tool, in strict mode with unknown keys
-forbidden, so `"5"` or `true` never silently become `5`. Failures go back to the model as short,
-redacted messages; only cancellation escapes `execute`.
+forbidden, so `"5"` or `true` never silently become `5`, and a key sent twice is refused as
+ambiguous. Failures go back to the model as short, redacted messages; only the run's own
+cancellation escapes `execute` (a tool raising a cancellation exception of its own is a failed
+tool). Results longer than `max_result_chars` are cut, with a marker saying so, so one call
+cannot flood the context or a saved session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import json
 import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import PydanticSerializationError, to_json
@@ -33,7 +39,10 @@ from gecko.errors import (
 from gecko.plugins.models import ToolDefinition
 from gecko.types import Message, ToolCall
 
-__all__ = ("Tool", "ToolBox", "ToolResult", "tool")
+__all__ = ("DEFAULT_MAX_RESULT_CHARS", "Tool", "ToolBox", "ToolResult", "tool")
+
+DEFAULT_MAX_RESULT_CHARS = 50_000
+"""Characters of one tool result the model reads (about 12 000 tokens of English)."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -115,13 +124,73 @@ def _format_validation_errors(exc: ValidationError) -> str:
 
 
 def _to_content(value: Any) -> str:
-    """A tool's return value as the text the model reads: strings as is, everything else as JSON."""
+    """A tool's return value as the text the model reads: strings as is, everything else as JSON.
+
+    Raises:
+        RecursionError, ValueError, ...: The value cannot be written (nested too deep, say).
+    """
     if isinstance(value, str):
         return value
     try:
         return to_json(value).decode()
     except PydanticSerializationError:
         return str(value)
+
+
+def _cap(content: str, limit: int) -> str:
+    """`content` cut to `limit` characters with a marker naming both sizes, or as is when it fits."""
+    if len(content) <= limit:
+        return content
+    return content[:limit] + f"\n[tool result truncated: showing the first {limit} of {len(content)} characters]"
+
+
+_KEY_TOKEN = re.compile(r'"([^"]*)"\s*:')
+
+
+def _has_duplicate_key(arguments: str) -> bool:
+    """Whether an object in the (already validated) JSON `arguments` repeats a key."""
+    # Cheap first look: a repeated key repeats a `"key":` token, unless escapes spell it twice
+    # differently (`\u006e`, `\/`). Only then does the exact (slower) reader decide.
+    if "\\" not in arguments:
+        tokens = _KEY_TOKEN.findall(arguments)
+        if len(tokens) == len(set(tokens)):
+            return False
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            raise _RepeatedKey
+        return result
+
+    try:
+        json.loads(arguments, object_pairs_hook=unique)
+    except _RepeatedKey:
+        return True
+    except (ValueError, RecursionError):
+        # What the strict validator accepted but this reader does not, it cannot judge.
+        return False
+    return False
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _is_run_cancellation(exc: BaseException) -> bool:
+    """Whether `exc` cancels the running task, rather than being raised by a tool's own code.
+
+    On asyncio a real cancellation is a pending cancel request on the task; a `CancelledError`
+    raised without one (or an asyncio `CancelledError` on trio) came from the tool.
+    """
+    cancelled = anyio.get_cancelled_exc_class()
+    if not isinstance(exc, cancelled):
+        return False
+    if cancelled is asyncio.CancelledError:
+        task = asyncio.current_task()
+        # `Task.cancelling` is new in Python 3.11; before it every cancellation counts as the run's.
+        cancelling: Callable[[], int] | None = getattr(task, "cancelling", None)
+        return cancelling is None or cancelling() > 0
+    return True
 
 
 class Tool:
@@ -248,6 +317,11 @@ class Tool:
                 f"Invalid arguments for tool {self.name!r}: {_format_validation_errors(exc)}. "
                 "Fix the arguments to match the tool's schema and call it again."
             ) from None
+        if '":' in arguments and _has_duplicate_key(arguments):
+            raise ToolArgumentsError(
+                f"Invalid arguments for tool {self.name!r}: a key appears twice, so the call is ambiguous. "
+                "Send each argument once."
+            )
         values = instance.__dict__
         return {param: values[field] for field, param in self._fields}
 
@@ -322,6 +396,7 @@ class ToolBox:
         *,
         max_parallel: int = 8,
         max_argument_bytes: int = 65536,
+        max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
         default_timeout: float | None = 60.0,
     ) -> None:
         """Hold `tools`.
@@ -330,16 +405,20 @@ class ToolBox:
             tools: `Tool`s or plain functions (wrapped with `tool`).
             max_parallel: At most this many calls of one `execute_many` run at once.
             max_argument_bytes: Raw argument JSON larger than this is rejected before parsing.
+            max_result_chars: A result longer than this is cut to it, with a truncation marker.
             default_timeout: Seconds a tool without its own timeout may run; `None` means no limit.
         """
         if max_parallel < 1:
             raise ConfigurationError(f"max_parallel must be at least 1, got {max_parallel}")
         if max_argument_bytes < 2:
             raise ConfigurationError(f"max_argument_bytes must be at least 2, got {max_argument_bytes}")
+        if max_result_chars < 1:
+            raise ConfigurationError(f"max_result_chars must be at least 1, got {max_result_chars}")
         if default_timeout is not None and default_timeout <= 0:
             raise ConfigurationError(f"default_timeout must be positive seconds or None, got {default_timeout!r}")
         self.max_parallel = max_parallel
         self.max_argument_bytes = max_argument_bytes
+        self.max_result_chars = max_result_chars
         self.default_timeout = default_timeout
         self._tools: dict[str, Tool] = {}
         self._definitions: list[ToolDefinition] | None = None
@@ -431,11 +510,23 @@ class ToolBox:
             return [await self.execute(call) for call in calls]
         return await self._gather([functools.partial(self.execute, call) for call in calls])
 
-    async def execute_many_validated(self, calls: Sequence[tuple[ToolCall, dict[str, Any]]]) -> list[ToolResult]:
-        """`execute_many` for `(call, arguments)` pairs already checked by `validate`."""
+    async def execute_many_validated(
+        self,
+        calls: Sequence[tuple[ToolCall, dict[str, Any]]],
+        *,
+        runner: Callable[[ToolCall, dict[str, Any]], Awaitable[ToolResult]] | None = None,
+    ) -> list[ToolResult]:
+        """`execute_many` for `(call, arguments)` pairs already checked by `validate`.
+
+        Args:
+            calls: The calls with the arguments `validate` returned.
+            runner: Runs one call instead of `execute_validated` (the agent's observed path:
+                middleware, events and hooks around it); `max_parallel` holds for it too.
+        """
+        run = runner or self.execute_validated
         if len(calls) <= 1:
-            return [await self.execute_validated(call, arguments) for call, arguments in calls]
-        return await self._gather([functools.partial(self.execute_validated, call, args) for call, args in calls])
+            return [await run(call, arguments) for call, arguments in calls]
+        return await self._gather([functools.partial(run, call, arguments) for call, arguments in calls])
 
     async def _gather(self, jobs: Sequence[Callable[[], Awaitable[ToolResult]]]) -> list[ToolResult]:
         results: list[ToolResult | None] = [None] * len(jobs)
@@ -463,16 +554,30 @@ class ToolBox:
                 with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
                     value = await self._invoke(found, arguments)
                 timed_out = scope.cancelled_caught
-        except anyio.get_cancelled_exc_class():
-            raise
+        except (anyio.get_cancelled_exc_class(), asyncio.CancelledError) as exc:
+            if _is_run_cancellation(exc):
+                raise
+            # The tool's own exception may have replaced a real cancellation (trio's cannot be
+            # told apart by type): let a pending one through before reporting the failure.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            return self._failure(found, call, exc)
         except Exception as exc:
             return self._failure(found, call, exc)
         if timed_out:
-            error = ToolTimeoutError(
+            timeout_error = ToolTimeoutError(
                 f"Tool {found.name!r} did not finish within {timeout:g} s. Try simpler arguments or another way."
             )
+            return ToolResult(call, f"Error: {timeout_error}", is_error=True, error=timeout_error)
+        try:
+            content = _to_content(value)
+        except Exception as exc:  # RecursionError for deep nesting, or whatever `str` of the value raises
+            error = ToolExecutionError(
+                f"Tool {found.name!r} returned a value that cannot be sent to the model "
+                f"({type(exc).__name__}: nested too deeply or not serializable); return plain, flatter data."
+            )
+            error.__cause__ = exc
             return ToolResult(call, f"Error: {error}", is_error=True, error=error)
-        return ToolResult(call, _to_content(value))
+        return ToolResult(call, _cap(content, self.max_result_chars))
 
     @staticmethod
     async def _invoke(found: Tool, arguments: dict[str, Any]) -> Any:
@@ -482,7 +587,7 @@ class ToolBox:
         return await anyio.to_thread.run_sync(functools.partial(found.function, **arguments), abandon_on_cancel=True)
 
     @staticmethod
-    def _failure(found: Tool, call: ToolCall, exc: Exception) -> ToolResult:
+    def _failure(found: Tool, call: ToolCall, exc: BaseException) -> ToolResult:
         error = ToolExecutionError(f"Tool {found.name!r} failed: {safe_error_text(exc)}")
         error.__cause__ = exc
         return ToolResult(call, f"Error: {error}", is_error=True, error=error)

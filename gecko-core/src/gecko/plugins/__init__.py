@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from gecko.plugins._loader import PluginRecord
 from gecko.plugins.hookspecs import hookimpl
-from gecko.plugins.manager import PluginManager, plugin_manager
+from gecko.plugins.manager import PluginManager, aplugin_manager, plugin_manager
 
-__all__ = ("hookimpl", "PluginManager", "PluginRecord", "plugin_manager", "load_plugins")
+__all__ = ("hookimpl", "PluginManager", "PluginRecord", "plugin_manager", "aplugin_manager", "load_plugins")
 
 
 def load_plugins() -> list[PluginRecord]:

@@ -4,24 +4,45 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any
 
+import anyio
 import pluggy
 
 from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError, PluginNotFoundError
 from gecko.plugins import _loader, hookspecs
 from gecko.plugins._loader import PluginRecord
+from gecko.plugins.hookspecs import Operation, OperationKind
 from gecko.plugins.models import ModelRequest, ModelResponse
-from gecko.types import Event, ToolCall
+from gecko.redaction import redacting_logger
+from gecko.types import Event, Message, ToolCall
 
-__all__ = ("PluginManager", "plugin_manager", "HOOK_PLUGIN_GROUP")
+__all__ = (
+    "PluginManager",
+    "OperationScope",
+    "plugin_manager",
+    "aplugin_manager",
+    "current_operation",
+    "HOOK_PLUGIN_GROUP",
+)
 
 HOOK_PLUGIN_GROUP = "gecko.plugins"
 
-logger = logging.getLogger("gecko.plugins")
+logger = redacting_logger("gecko.plugins")
+
+# The operation the running task is inside: every task copies its spawner's context, so
+# concurrent branches, members and tool calls each see their own parent (asyncio and trio alike).
+_current: ContextVar[Operation | None] = ContextVar("gecko_current_operation", default=None)
+_INHERIT: Any = object()
+
+
+def current_operation() -> Operation | None:
+    """The operation (agent run, tool call, workflow node, team member, ...) the calling task runs in."""
+    return _current.get()
 
 
 class PluginManager:
@@ -113,6 +134,13 @@ class PluginManager:
         """Whether any registered plugin implements `hook_name` (cheap; lets engines skip work)."""
         return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
 
+    @property
+    def traces(self) -> bool:
+        """Whether any plugin observes operations (engines skip them entirely when not)."""
+        return self.has_implementations("gecko_operation_started") or self.has_implementations(
+            "gecko_operation_ended"
+        )
+
     # --- calling ---------------------------------------------------------------------
 
     async def acall(self, hook_name: str, **kwargs: Any) -> list[Any]:
@@ -129,13 +157,52 @@ class PluginManager:
 
     async def event(self, event: Event) -> None:
         """Call `gecko_event` on every observer; an observer's failure is logged, never raised."""
-        for call in self._calls("gecko_event", {"event": event}):
+        await self._observe("gecko_event", {"event": event}, event.type)
+
+    def operation(
+        self,
+        kind: OperationKind,
+        name: str,
+        *,
+        parent: Operation | None = _INHERIT,
+        input: Any = None,
+        attributes: dict[str, Any] | None = None,
+        carrier: dict[str, str] | None = None,
+        bind: bool = True,
+    ) -> OperationScope:
+        """Announce an operation around a block: `gecko_operation_started`, then `_ended` on every path.
+
+        Use as `async with manager.operation(...) as operation:`. The parent is the calling
+        task's current operation unless given. With `bind`, the block runs with this operation
+        as the current one (never bind inside an async generator: the consumer would see it
+        between items). The block sets `output`, or `error` or `status` for an outcome it handled
+        itself; an exception marks the operation `error`, cancellation or a closed generator
+        marks it `cancelled`.
+        """
+        op = Operation(
+            kind,
+            name,
+            _current.get() if parent is _INHERIT else parent,
+            input,
+            attributes if attributes is not None else {},
+            carrier if carrier is not None else {},
+        )
+        return OperationScope(self, op, bind)
+
+    async def _observe(self, hook_name: str, kwargs: dict[str, Any], about: str, *, shield: bool = False) -> None:
+        # Observers cannot break what they observe: a failure is logged and the others still run.
+        # Only awaiting can be cancelled, so only awaits are shielded (sync observers cost no scope).
+        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
             try:
-                result = call()
-                if inspect.isawaitable(result):
-                    await result
+                result = impl.function(*(kwargs[name] for name in impl.argnames))
+                if result is not None and inspect.isawaitable(result):
+                    if shield:
+                        with anyio.CancelScope(shield=True):
+                            await result
+                    else:
+                        await result
             except Exception:
-                logger.exception("a gecko_event hook failed on %s", event.type)
+                logger.exception("a %s hook failed on %s", hook_name, about)
 
     async def model_request(self, request: ModelRequest, source: str) -> None:
         """Call `gecko_model_request`; a raised guardrail error blocks the request."""
@@ -153,6 +220,9 @@ class PluginManager:
         """Call `gecko_tool_result`."""
         await self.acall("gecko_tool_result", call=call, result=result, source=source)
 
+    async def tool_admit(self, call: ToolCall, messages: list[Message], source: str) -> None:
+        """Call `gecko_tool_admit`."""
+        await self.acall("gecko_tool_admit", call=call, messages=messages, source=source)
 
     def _calls(self, hook_name: str, kwargs: dict[str, Any]) -> list[Callable[[], Any]]:
         caller = getattr(self._pm.hook, hook_name)
@@ -161,6 +231,41 @@ class PluginManager:
             functools.partial(impl.function, *(kwargs[name] for name in impl.argnames))
             for impl in reversed(caller.get_hookimpls())
         ]
+
+
+class OperationScope:
+    """The `async with` block of `PluginManager.operation`; yields the `Operation`."""
+
+    __slots__ = ("_bind", "_manager", "_operation", "_token")
+
+    def __init__(self, manager: PluginManager, operation: Operation, bind: bool) -> None:
+        self._manager = manager
+        self._operation = operation
+        self._bind = bind
+        self._token: Token[Operation | None] | None = None
+
+    async def __aenter__(self) -> Operation:
+        op = self._operation
+        await self._manager._observe("gecko_operation_started", {"operation": op}, op.kind)
+        if self._bind:
+            self._token = _current.set(op)
+        return op
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        op = self._operation
+        if exc is None:
+            if op.status == "running":
+                op.status = "error" if op.error is not None else "ok"
+        elif isinstance(exc, (anyio.get_cancelled_exc_class(), GeneratorExit)):
+            op.status = "cancelled"
+        else:
+            op.status, op.error = "error", exc
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        await self._manager._observe("gecko_operation_ended", {"operation": op}, op.kind, shield=True)
 
 
 def _duplicated_names(records: list[PluginRecord]) -> dict[str, DuplicatePluginError]:
@@ -191,3 +296,15 @@ def plugin_manager() -> PluginManager:
                 manager.load_plugins()
                 _manager = manager
     return _manager
+
+
+async def aplugin_manager() -> PluginManager:
+    """`plugin_manager()` for async code: the first call scans and imports hook plugins on a worker thread.
+
+    Engines await it when a run starts, so discovery never blocks the event loop.
+    """
+    if _manager is not None:
+        return _manager
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(plugin_manager)

@@ -2,7 +2,8 @@
 
 A registry resolves one name at a time: builtins first, then only the entry points with that
 name, so asking for `sqlite` never imports the `redis` plugin. Two distributions claiming one
-name is an error naming both.
+name is an error naming both. Async code resolves with `aget`, which scans the entry points and
+imports the plugin on a worker thread, so discovery never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -68,6 +69,19 @@ class Registry(Generic[T]):
                 found = self._resolve(name)
                 self._loaded[name] = found
             return found
+
+    async def aget(self, name: str) -> T:
+        """`get` for async code: a first lookup scans and imports on a worker thread; later ones return at once.
+
+        Raises:
+            The errors of `get`.
+        """
+        found = self._loaded.get(name)
+        if found is not None:
+            return found
+        import anyio.to_thread  # on first use only: importing a facade stays cheap
+
+        return await anyio.to_thread.run_sync(self.get, name)
 
     def register(self, name: str, plugin: object) -> Callable[[], None]:
         """Register `plugin` under `name` in this process; returns a function that unregisters it."""
@@ -147,8 +161,10 @@ class Registry(Generic[T]):
         if hint:
             return f"no plugin provides {self.kind} {name!r}: run `pip install {hint}` (installed: {available})"
         return (
-            f"no plugin provides {self.kind} {name!r} (installed: {available}); install a distribution "
-            f"that declares it in the {self.group!r} entry-point group"
+            f"no installed plugin provides {self.kind} {name!r} (installed: {available}). Install the distribution "
+            f"that provides it with `pip install <distribution>`: a provider declares {name!r} in the "
+            f"{self.group!r} entry-point group (Gecko's own distributions are named gecko-ai-*; search the package "
+            "index for 'gecko' plugins). `gecko plugins` lists what is installed and why a plugin failed to load"
         )
 
 

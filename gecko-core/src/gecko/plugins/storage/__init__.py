@@ -24,6 +24,7 @@ from gecko.errors import (
     StorageError,
 )
 from gecko.plugins.registry import Registry
+from gecko.redaction import redact_url
 from gecko.types import JSONValue
 
 __all__ = (
@@ -46,9 +47,12 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StorageURL:
-    """A parsed storage URL: `scheme://netloc/path?query`."""
+    """A parsed storage URL: `scheme://netloc/path?query`.
+
+    `raw` and `netloc` may hold credentials: messages and logs show `redacted` instead.
+    """
 
     raw: str
     scheme: str
@@ -56,24 +60,38 @@ class StorageURL:
     path: str
     query: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def redacted(self) -> str:
+        """The URL without credentials, for messages and logs."""
+        return redact_url(self.raw)
+
+    def __repr__(self) -> str:
+        return f"StorageURL({self.redacted!r})"
+
     @classmethod
     def parse(cls, url: str) -> StorageURL:
         """Parse `url`, raising `InvalidStorageURLError` that shows valid forms when it is malformed."""
-        if not isinstance(url, str) or "://" not in url:
+        if not isinstance(url, str):
             raise InvalidStorageURLError(
-                f"malformed storage URL {url!r}: expected 'scheme://location', e.g. {_URL_EXAMPLES}"
+                f"malformed storage URL: expected a string, got {type(url).__name__}; e.g. {_URL_EXAMPLES}"
+            )
+        if "://" not in url:
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: expected 'scheme://location', e.g. {_URL_EXAMPLES}"
             )
         scheme = url.split("://", 1)[0]
         if not _SCHEME.match(scheme):
             raise InvalidStorageURLError(
-                f"malformed storage URL {url!r}: scheme {scheme!r} must be lowercase letters, digits, '+', '-', "
-                f"'.'; e.g. {_URL_EXAMPLES}"
+                f"malformed storage URL {redact_url(url)!r}: scheme {scheme!r} must be lowercase letters, "
+                f"digits, '+', '-', '.'; e.g. {_URL_EXAMPLES}"
             )
         try:
             parts = urlsplit(url)
             query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
         except ValueError as exc:
-            raise InvalidStorageURLError(f"malformed storage URL {url!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: {exc}; e.g. {_URL_EXAMPLES}"
+            ) from exc
         return cls(raw=url, scheme=scheme, netloc=parts.netloc, path=parts.path, query=query)
 
 
@@ -209,11 +227,24 @@ class Storage(ABC):
             raise InvalidKeyError(f"prefix must be a string, got {type(prefix).__name__}")
         return sorted(await self._raw_list(prefix))
 
-    async def acquire_lease(self, name: str, *, owner: str, ttl: float) -> Lease | None:
-        """Grant `name` to `owner` for `ttl` seconds if nobody holds it; None when held elsewhere."""
+    async def acquire_lease(self, name: str, *, owner: str, ttl: float, replacing: str | None = None) -> Lease | None:
+        """Grant `name` to `owner` for `ttl` seconds if nobody holds it; None when held elsewhere.
+
+        With `replacing`, a live grant whose owner is exactly `replacing` (a holder the caller
+        knows is dead) is taken over at once; its token is superseded, so its fenced writes fail.
+        Backends that cannot do this atomically grant only a free lease.
+        """
         self._check_open()
         self._require_leases()
-        return await self._raw_acquire_lease(validate_key(name), owner, _positive_ttl(ttl))
+        if replacing is None:
+            return await self._raw_acquire_lease(validate_key(name), owner, _positive_ttl(ttl))
+        return await self._raw_take_over_lease(validate_key(name), owner, _positive_ttl(ttl), replacing)
+
+    async def lease_owner(self, name: str) -> str | None:
+        """The owner of the live grant of `name`; None when it is free (or the backend cannot tell)."""
+        self._check_open()
+        self._require_leases()
+        return await self._raw_lease_owner(validate_key(name))
 
     async def renew_lease(self, lease: Lease, *, ttl: float) -> Lease:
         """Extend a lease still held; raises `FencingError` if it was lost."""
@@ -274,6 +305,13 @@ class Storage(ABC):
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
         raise NotImplementedError
+
+    async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
+        # Without an atomic check of the current owner, only a free lease can be granted.
+        return await self._raw_acquire_lease(name, owner, ttl)
+
+    async def _raw_lease_owner(self, name: str) -> str | None:
+        return None
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         raise NotImplementedError
@@ -351,4 +389,3 @@ storage_registry: Registry[type[Storage]] = Registry(
         "lancedb": "gecko-ai-vector-lancedb",
     },
 )
-

@@ -13,7 +13,9 @@ async def create_storage(url: str) -> Storage:
     Raises:
         InvalidStorageURLError: `url` is malformed; the message shows valid forms.
         PluginNotFoundError: no installed plugin handles the scheme; the message says what to install.
+
+    Finding and importing the backend's plugin runs on a worker thread, never on the event loop.
     """
     parsed = StorageURL.parse(url)
-    backend = storage_registry.get(parsed.scheme)
+    backend = await storage_registry.aget(parsed.scheme)
     return await backend.from_url(parsed)

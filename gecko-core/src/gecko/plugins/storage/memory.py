@@ -69,15 +69,22 @@ class MemoryStorage(Storage):
         return [key for key in list(self._items) if key.startswith(prefix) and self._live(key) is not None]
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        return await self._raw_take_over_lease(name, owner, ttl, owner)
+
+    async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
         now = time.time()
         current = self._leases.get(name)
-        if current is not None and current.expires_at > now and current.owner != owner:
+        if current is not None and current.expires_at > now and current.owner not in (owner, replacing):
             return None
         token = self._tokens.get(name, 0) + 1
         self._tokens[name] = token
         lease = Lease(name=name, owner=owner, token=token, expires_at=now + ttl)
         self._leases[name] = lease
         return lease
+
+    async def _raw_lease_owner(self, name: str) -> str | None:
+        current = self._leases.get(name)
+        return current.owner if current is not None and current.expires_at > time.time() else None
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         self._check_fence(lease)

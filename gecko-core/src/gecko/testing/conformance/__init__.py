@@ -6,16 +6,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gecko.testing.conformance.checkpoints import CheckpointIntegrityConformance
     from gecko.testing.conformance.models import ModelConformance
     from gecko.testing.conformance.ownership import WorkflowOwnershipConformance
     from gecko.testing.conformance.storage import StorageConformance
 
-__all__ = ("StorageConformance", "ModelConformance", "WorkflowOwnershipConformance")
+__all__ = ("StorageConformance", "ModelConformance", "WorkflowOwnershipConformance", "CheckpointIntegrityConformance")
 
 _LOCATIONS = {
     "StorageConformance": "gecko.testing.conformance.storage",
     "ModelConformance": "gecko.testing.conformance.models",
     "WorkflowOwnershipConformance": "gecko.testing.conformance.ownership",
+    "CheckpointIntegrityConformance": "gecko.testing.conformance.checkpoints",
 }
 
 

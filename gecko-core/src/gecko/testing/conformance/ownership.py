@@ -12,15 +12,20 @@ the fixture `storage_url`::
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import anyio
 import pytest
 
+from gecko.compose._ownership import LeaseHolder, lease_name
 from gecko.compose.nodes import NodeContext
 from gecko.compose.workflow import Workflow
-from gecko.errors import SessionLeaseLost, SessionOwnedElsewhere
+from gecko.errors import FencingError, SessionLeaseLost, SessionOwnedElsewhere
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 
@@ -49,6 +54,17 @@ def _take_over_in_another_thread(url: str, session_id: str) -> Any:
     thread.start()
     thread.join()
     return outcome[0]
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited and been reaped."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    return int(child.stdout)
+
+
+async def _hold_as(storage: Storage, holder: LeaseHolder, session_id: str) -> Any:
+    """Grant the session's lease to `holder`, as its run would have, for a long time."""
+    return await storage.acquire_lease(lease_name("stale", session_id), owner=holder.owner(), ttl=60)
 
 
 class WorkflowOwnershipConformance:
@@ -100,3 +116,44 @@ class WorkflowOwnershipConformance:
             with pytest.raises(SessionOwnedElsewhere):
                 await _two_steps(second, never).execute(session_id="s1")
             release.set()
+
+    async def test_a_lease_held_by_a_dead_owner_is_taken_over_only_by_name_and_fences_it_out(
+        self, storage_url: str
+    ) -> None:
+        async with await create_storage(storage_url) as storage:
+            first = await storage.acquire_lease("gecko/take-over", owner="dead", ttl=60)
+            assert first is not None
+            assert await storage.lease_owner("gecko/take-over") == "dead"
+            assert await storage.acquire_lease("gecko/take-over", owner="new", ttl=60, replacing="other") is None
+            taken = await storage.acquire_lease("gecko/take-over", owner="new", ttl=60, replacing="dead")
+            assert taken is not None
+            assert taken.token > first.token
+            assert await storage.lease_owner("gecko/take-over") == "new"
+            with pytest.raises(FencingError):
+                await storage.set("gecko/take-over-data", 1, fence=first)
+            await storage.set("gecko/take-over-data", 2, fence=taken)
+
+    async def test_a_session_whose_holder_process_on_this_host_is_dead_resumes_at_once(self, storage_url: str) -> None:
+        async with await create_storage(storage_url) as storage:
+            dead = await _hold_as(storage, LeaseHolder.of_process(_dead_pid()), "s1")
+            result = await _two_steps(storage, lambda ctx: "two").execute(session_id="s1")
+            assert result.output == "two"
+            with pytest.raises(FencingError):
+                await storage.set("gecko/after-take-over", 1, fence=dead)
+
+    async def test_a_session_held_by_a_live_process_or_another_host_is_not_taken_over(self, storage_url: str) -> None:
+        async with await create_storage(storage_url) as storage:
+            await _hold_as(storage, LeaseHolder.of_process(os.getppid()), "alive")
+            with pytest.raises(SessionOwnedElsewhere):
+                await _two_steps(storage, lambda ctx: "two").execute(session_id="alive")
+            elsewhere = dataclasses.replace(LeaseHolder.of_process(_dead_pid()), host="another-host")
+            await _hold_as(storage, elsewhere, "remote")
+            with pytest.raises(SessionOwnedElsewhere):
+                await _two_steps(storage, lambda ctx: "two").execute(session_id="remote")
+
+    async def test_a_run_of_this_process_that_ended_without_releasing_is_taken_over(self, storage_url: str) -> None:
+        async with await create_storage(storage_url) as storage:
+            # A run of this process whose release never reached the storage (its nonce is not live).
+            await _hold_as(storage, LeaseHolder.of_this_run(), "mine")
+            result = await _two_steps(storage, lambda ctx: "two").execute(session_id="mine")
+            assert result.output == "two"

@@ -1,0 +1,269 @@
+"""The boundary of everything Gecko stores for later: integrity seals and JSON-exact values.
+
+Every record an engine stores to resume from (a workflow snapshot, journal entry or start count,
+an agent's saved session) carries a `seal` field: a SHA-256 digest, or an HMAC-SHA256 when a
+checkpoint key is configured, over the canonical JSON of the record together with the storage key
+and the version it is written at. Reading checks the shape first (so a wrong field is named), then
+the seal.
+
+What the seal protects against:
+
+- Without a key (digest): accidental corruption and naive edits (a record changed by hand or by a
+  tool that does not recompute the digest). Not a deliberate attacker: the digest scheme is public,
+  so anyone who can write the storage can recompute it.
+- With a key (`checkpoint_key=` or the `GECKO_CHECKPOINT_KEY` environment variable, at least 16
+  bytes): deliberate edits by anyone without the key (status set to completed, pending nodes
+  emptied, outputs swapped, approvals changed), and records moved between sessions, workflows or
+  journal slots (the storage key, which names the workflow, session and slot, is bound), or
+  written back at another version of their key (the version is bound, so an older record replayed
+  through the storage API, which always moves the version on, fails).
+
+What it does not protect against: a rollback of the storage itself (a restored backup, or keys
+and versions reset by hand) to an older state that was genuinely written, deletion of a whole
+session, and anyone who holds the key. Records written with another key, or without one while a
+key is configured, are refused (a key rotation makes unfinished checkpoints unreadable: finish
+them first). Nothing is ever imported or evaluated from stored data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gecko.errors import ConfigurationError, CorruptCheckpointError, UnstorableValueError
+from gecko.types import Message
+
+__all__ = (
+    "KEY_ENV",
+    "SEAL_FIELD",
+    "Sealer",
+    "StoredAgentSession",
+    "StoredModel",
+    "describe_invalid",
+    "open_stored",
+    "resolve_checkpoint_key",
+    "storable",
+)
+
+KEY_ENV: Final = "GECKO_CHECKPOINT_KEY"
+SEAL_FIELD: Final = "seal"
+_MIN_KEY_BYTES = 16
+_DIGEST = "sha256:"
+_MAC = "hmac-sha256:"
+# Separates the binding context from the record, so no record text can imitate another context.
+_DOMAIN = b"gecko-seal/1\x00"
+
+
+class StoredModel(BaseModel):
+    """A stored format: strict types, no coercion, unknown fields refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+_Count = Annotated[int, Field(ge=0)]
+
+
+class _StoredRunState(StoredModel):
+    messages: list[Message]
+    run_id: str
+    usage: tuple[_Count, _Count, _Count, _Count]
+    turns: _Count
+    invalid_turns: _Count
+    call_counts: dict[str, _Count]
+
+
+class _StoredApproval(StoredModel):
+    call_id: Annotated[str, Field(min_length=1)]
+    tool_name: str
+    arguments: dict[str, Any]
+    reason: str | None = None
+
+
+class StoredAgentSession(StoredModel):
+    """`gecko:agent:<session>`: an agent's conversation, and the tool calls a paused run waits on."""
+
+    state: _StoredRunState
+    pending: list[_StoredApproval]
+
+
+def resolve_checkpoint_key(key: bytes | str | None) -> bytes | None:
+    """The key that seals stored records: `key`, else the `GECKO_CHECKPOINT_KEY` environment variable.
+
+    Raises:
+        ConfigurationError: the key is shorter than 16 bytes.
+    """
+    if key is None:
+        key = os.environ.get(KEY_ENV) or None
+        if key is None:
+            return None
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if len(raw) < _MIN_KEY_BYTES:
+        raise ConfigurationError(
+            f"the checkpoint key has {len(raw)} bytes; use at least {_MIN_KEY_BYTES} random bytes "
+            "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    return raw
+
+
+def _canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+class Sealer:
+    """Seals records before they are stored and checks them when they are read back.
+
+    Args:
+        key: The HMAC key (from `resolve_checkpoint_key`); None seals with a plain digest.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+
+    def _tag(self, body: bytes, where: str, version: int | None) -> str:
+        context = _DOMAIN + json.dumps([where, version]).encode() + b"\x00"
+        if self._key is None:
+            return _DIGEST + hashlib.sha256(context + body).hexdigest()
+        return _MAC + hmac.new(self._key, context + body, hashlib.sha256).hexdigest()
+
+    def seal(self, record: dict[str, Any], *, where: str, version: int | None) -> dict[str, Any]:
+        """`record` with its seal, for storing at key `where` as `version` (None: not bound).
+
+        A record that is not JSON data is returned unsealed; the storage refuses it with `InvalidValueError`.
+        """
+        try:
+            body = _canonical(record)
+        except (TypeError, ValueError, RecursionError):
+            return record
+        return {**record, SEAL_FIELD: self._tag(body, where, version)}
+
+    def verify(self, tag: object, body: bytes, *, where: str, version: int | None, what: str) -> None:
+        """Check the seal `tag` of the record whose canonical JSON is `body` against its key and version.
+
+        Raises:
+            CorruptCheckpointError: no seal, or one that does not match (edited, moved, replayed, another key).
+        """
+        if not isinstance(tag, str):
+            raise CorruptCheckpointError(f"{what} carries no integrity seal (field {SEAL_FIELD!r})")
+        if self._key is not None and not tag.startswith(_MAC):
+            raise CorruptCheckpointError(
+                f"{what} is not sealed with the checkpoint key (it was written without a key, or edited); "
+                "records are only accepted with a valid MAC while a key is configured"
+            )
+        if self._key is None and tag.startswith(_MAC):
+            raise CorruptCheckpointError(
+                f"{what} is sealed with a checkpoint key; pass the same key (checkpoint_key= or {KEY_ENV}) to read it"
+            )
+        # Compared as bytes: `compare_digest` refuses non-ASCII text, which a damaged seal may hold.
+        if not hmac.compare_digest(tag.encode(), self._tag(body, where, version).encode()):
+            cause = "was written with another key, " if self._key is not None else ""
+            raise CorruptCheckpointError(
+                f"{what} fails its integrity check: it {cause}was changed after it was written, or was copied from "
+                "another key or an older version; it cannot be resumed safely"
+            )
+
+
+def describe_invalid(exc: ValidationError, limit: int = 3) -> str:
+    """The fields a stored record got wrong, as `path: problem` clauses."""
+    parts = []
+    for error in exc.errors()[:limit]:
+        path = ".".join(str(part) for part in error["loc"]) or "(the record)"
+        parts.append(f"field {path!r}: {error['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def _unstorable(value: object) -> str:
+    kind = type(value)
+    if isinstance(value, BaseModel):
+        return (
+            f"a pydantic model ({kind.__name__}), which would come back as a dict; store "
+            "`value.model_dump(mode='json')` and rebuild the model where it is read"
+        )
+    if kind is float:
+        return f"{value!r}, which JSON cannot hold"
+    if isinstance(value, tuple):
+        return "a tuple, which would come back as a list; store a list"
+    if isinstance(value, (set, frozenset)):
+        return f"a {kind.__name__}, which JSON cannot hold; store a sorted list"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"{kind.__name__}, which JSON cannot hold; store text (e.g. base64)"
+    return f"a {kind.__module__}.{kind.__qualname__}, which JSON cannot hold exactly; store plain JSON data"
+
+
+def storable(value: Any, where: str) -> Any:
+    """A copy of `value` to store, if it is JSON data that reads back as exactly the same Python value.
+
+    That is: dicts with `str` keys, lists, `str`, `int`, finite `float`, `bool` and None, with
+    exactly those types (no subclasses such as enums, no tuples, sets, bytes, models, NaN). The
+    containers are copied, so later changes to the caller's objects never reach the stored record.
+
+    Raises:
+        UnstorableValueError: names `where` and the path inside the value of the first offender.
+    """
+    try:
+        return _copy_exact(value, where, "")
+    except RecursionError:
+        raise UnstorableValueError(
+            f"{where} is nested too deeply (or contains itself); a checkpoint cannot store it"
+        ) from None
+
+
+def _copy_exact(value: Any, where: str, path: str) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
+        return value
+    if kind is list:
+        return [_copy_exact(item, where, f"{path}[{index}]") for index, item in enumerate(value)]
+    if kind is dict:
+        copy = {}
+        for name, item in value.items():
+            if type(name) is not str:
+                raise UnstorableValueError(
+                    f"{where}{path} has the key {name!r} ({type(name).__name__}), which would come back as a "
+                    "string; checkpoints store dicts with str keys only"
+                )
+            copy[name] = _copy_exact(item, where, f"{path}[{name!r}]")
+        return copy
+    raise UnstorableValueError(
+        f"{where}{path} is {_unstorable(value)}. Checkpointed values must be JSON data (dict with str keys, "
+        "list, str, int, finite float, bool, None) so a resumed run sees exactly the value it saved"
+    )
+
+
+def open_stored(
+    sealer: Sealer,
+    model: type[StoredModel],
+    stored: object,
+    *,
+    where: str,
+    version: int | None,
+    what: str,
+) -> dict[str, Any]:
+    """Validate a stored record against its format, then its seal; the record without the seal.
+
+    Raises:
+        CorruptCheckpointError: names `what` and the wrong field, or the failed integrity check.
+    """
+    if not isinstance(stored, dict):
+        raise CorruptCheckpointError(f"{what} is malformed: a {type(stored).__name__}, not an object")
+    record = {name: value for name, value in stored.items() if name != SEAL_FIELD}
+    try:
+        body = _canonical(record)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CorruptCheckpointError(f"{what} is malformed: not JSON data ({exc})") from None
+    try:
+        model.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        raise CorruptCheckpointError(f"{what} is malformed: {describe_invalid(exc)}") from None
+    sealer.verify(stored.get(SEAL_FIELD), body, where=where, version=version, what=what)
+    return record

@@ -1,0 +1,137 @@
+"""The state of one agent run and its limits: what a paused run saves, what a budget checks.
+
+`RunState` is the conversation (without the system prompt), the usage and the counters of one
+run; it round-trips through JSON so a paused run resumes in another process. `UsageLimits` is a
+run's request and token budget. A run paused for approvals ends with a `PausedOutput` listing
+its `PendingApproval`s.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gecko.errors import CorruptCheckpointError, UsageLimitExceeded
+from gecko.types import AgentOutput, JSONValue, Message, TokenUsage
+
+__all__ = ("PausedOutput", "PendingApproval", "RunState", "UsageLimits")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLimits:
+    """A run's budget, checked before every model request; `None` means unlimited.
+
+    Token limits compare what was already spent (the next request's size is unknown before
+    it is sent): a run stops before the request that would start past the budget.
+    """
+
+    max_requests: int | None = None
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    max_total_tokens: int | None = None
+
+    def check(self, state: RunState) -> None:
+        """Raise `UsageLimitExceeded` if one more request would break the budget."""
+        if self.max_requests is not None and state.requests >= self.max_requests:
+            raise UsageLimitExceeded(
+                f"the next model request would exceed max_requests={self.max_requests}; "
+                "raise UsageLimits.max_requests or give the agent a smaller task"
+            )
+        for name, limit, spent in (
+            ("max_input_tokens", self.max_input_tokens, state.input_tokens),
+            ("max_output_tokens", self.max_output_tokens, state.output_tokens),
+            ("max_total_tokens", self.max_total_tokens, state.total_tokens),
+        ):
+            if limit is not None and spent >= limit:
+                raise UsageLimitExceeded(
+                    f"{spent} tokens spent reach {name}={limit} before the next model request; "
+                    f"raise UsageLimits.{name} or shorten the conversation"
+                )
+
+
+class PendingApproval(BaseModel):
+    """A tool call waiting for the caller's decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    reason: str | None = None
+    """Why a guardrail holds the call (`ApprovalRequired`); `None` for a tool that always needs approval."""
+
+
+class PausedOutput(AgentOutput):
+    """A run paused on tools that need approval; resume it with `agent.resume(approvals, session_id=...)`."""
+
+    session_id: str
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunState:
+    """The progress of one run: conversation (without the system prompt), usage and counters.
+
+    JSON round-trips (`to_json` / `from_json`), so a paused run resumes in another process.
+    """
+
+    messages: list[Message]
+    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    requests: int = 0
+    turns: int = 0
+    invalid_turns: int = 0
+    call_counts: dict[str, int] = field(default_factory=dict)
+
+    def usage(self) -> TokenUsage:
+        """What the run spent so far."""
+        return TokenUsage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            total_tokens=self.total_tokens,
+            requests=self.requests,
+        )
+
+    def add_usage(self, usage: TokenUsage) -> None:
+        """Count one request and add its provider-reported tokens."""
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.total_tokens += usage.total_tokens
+        self.requests += 1
+
+    def to_json(self) -> dict[str, JSONValue]:
+        """The state as JSON data."""
+        return {
+            "messages": [message.model_dump(mode="json") for message in self.messages],
+            "run_id": self.run_id,
+            "usage": [self.input_tokens, self.output_tokens, self.total_tokens, self.requests],
+            "turns": self.turns,
+            "invalid_turns": self.invalid_turns,
+            "call_counts": dict(self.call_counts),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunState:
+        """Rebuild a state saved by `to_json`; anything else is a `CorruptCheckpointError`."""
+        try:
+            input_tokens, output_tokens, total_tokens, requests = (int(n) for n in data["usage"])
+            return cls(
+                messages=[Message.model_validate(item) for item in data["messages"]],
+                run_id=str(data["run_id"]),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=total_tokens,
+                requests=requests,
+                turns=int(data["turns"]),
+                invalid_turns=int(data["invalid_turns"]),
+                call_counts={str(key): int(value) for key, value in data["call_counts"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptCheckpointError(
+                f"the saved agent run is not valid ({exc}); delete the session key and start a new run"
+            ) from exc

@@ -1,0 +1,208 @@
+"""`WorkerThread`: one dedicated thread for a plugin's blocking, single-threaded resource.
+
+A plugin whose client blocks (a `sqlite3` connection, a synchronous network client) gives it to
+a `WorkerThread` and awaits `run(call)`: the calls run one at a time, in order, on one long-lived
+thread, and the thread wakes the waiting task directly through its event loop (asyncio or trio),
+so a call costs one hop there and one back, never a blocked event loop. It is the bridge that
+makes such a plugin work on both backends the core supports.
+
+Cancellation: a cancelled caller abandons its call. A call that has not started never runs; one
+already running finishes on the thread (so a resource is never left half-used) and can poll
+`abandoned()` to stop early, e.g. to give up retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    import trio
+
+__all__ = ("WorkerThread",)
+
+T = TypeVar("T")
+
+
+class WorkerThread:
+    """Runs blocking calls in order on one thread of its own, awaitable from asyncio and trio.
+
+    Example:
+        worker = WorkerThread("my-db", on_stop=connection.close, closed_error=lambda: StorageClosedError("closed"))
+        rows = await worker.run(functools.partial(connection.execute, "SELECT 1"))
+        await worker.aclose()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        closed_error: Callable[[], BaseException],
+        on_stop: Callable[[], object] | None = None,
+    ) -> None:
+        """Start the thread.
+
+        Args:
+            name: the thread's name (shown in debuggers and thread dumps).
+            closed_error: builds the error `run` raises once the worker is stopped.
+            on_stop: called on the thread after the last queued call, e.g. to close a connection.
+
+        Neither callable may refer to the object that owns the worker: the thread keeps them, so
+        that object could never be collected (nor its worker stopped by a finalizer).
+        """
+        self._calls: queue.SimpleQueue[_Call[Any] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._closed_error = closed_error
+        self._current = threading.local()
+        self._thread = threading.Thread(
+            target=_serve, args=(self._calls, self._current, on_stop), name=name, daemon=True
+        )
+        self._thread.start()
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """Run `call()` on the worker thread after the calls queued before it, and return its result.
+
+        Raises:
+            The error `call` raised, or `closed_error()` when the worker is stopped.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # not asyncio: trio (kept out of this except block, so errors carry no context)
+        if loop is None:
+            return await self._run_trio(call)
+        pending = _AsyncioCall(call, loop)
+        self._submit(pending)
+        try:
+            await pending.future
+        except BaseException:
+            pending.abandoned = True
+            raise
+        return pending.outcome()
+
+    async def _run_trio(self, call: Callable[[], T]) -> T:
+        import trio
+
+        pending = _TrioCall(call, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
+        self._submit(pending)
+        await trio.lowlevel.wait_task_rescheduled(pending.abort)
+        return pending.outcome()
+
+    def abandoned(self) -> bool:
+        """True when the caller of the call now running on this thread was cancelled.
+
+        Only meaningful on the worker thread, from inside a call; False anywhere else.
+        """
+        current: _Call[Any] | None = getattr(self._current, "call", None)
+        return current is not None and current.abandoned
+
+    def _submit(self, pending: _Call[Any]) -> None:
+        with self._lock:
+            if self._stopped:
+                raise self._closed_error()
+            self._calls.put(pending)
+
+    def stop(self) -> None:
+        """Let the thread finish the queued calls, run `on_stop` and exit; returns at once."""
+        with self._lock:
+            if not self._stopped:
+                self._stopped = True
+                self._calls.put(None)
+
+    async def aclose(self) -> None:
+        """`stop`, then wait (off the event loop) until the thread has exited."""
+        self.stop()
+        await anyio.to_thread.run_sync(self._thread.join)
+
+
+class _Call(ABC, Generic[T]):
+    """One call for the worker thread: what to run, what came of it, and whom to wake."""
+
+    __slots__ = ("abandoned", "call", "error", "result")
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self.call = call
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False  # the caller was cancelled: skip the call, or let it stop early
+
+    @abstractmethod
+    def wake(self) -> None:
+        """Wake the waiting task (called on the worker thread once `result` or `error` is set)."""
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+class _AsyncioCall(_Call[T]):
+    __slots__ = ("future", "loop")
+
+    def __init__(self, call: Callable[[], T], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(call)
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        if not self.future.done():  # a cancelled waiter leaves a cancelled future
+            self.future.set_result(None)
+
+
+class _TrioCall(_Call[T]):
+    __slots__ = ("task", "token")
+
+    def __init__(self, call: Callable[[], T], token: trio.lowlevel.TrioToken, task: trio.lowlevel.Task) -> None:
+        super().__init__(call)
+        self.token = token
+        self.task = task
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # trio.RunFinishedError: nobody waits any more
+            self.token.run_sync_soon(self._settle)
+
+    def _settle(self) -> None:
+        import outcome
+        import trio
+
+        if not self.abandoned:
+            trio.lowlevel.reschedule(self.task, outcome.Value(None))
+
+    def abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        import trio
+
+        self.abandoned = True
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+def _serve(
+    calls: queue.SimpleQueue[_Call[Any] | None], current: threading.local, on_stop: Callable[[], object] | None
+) -> None:
+    """The thread's loop; holds no reference to the worker's owner, so a dropped owner can be collected."""
+    try:
+        while (pending := calls.get()) is not None:
+            if not pending.abandoned:
+                current.call = pending
+                try:
+                    pending.result = pending.call()
+                except BaseException as exc:  # handed to the waiting task, which raises it
+                    pending.error = exc
+                finally:
+                    current.call = None
+            pending.wake()
+            del pending
+    finally:
+        if on_stop is not None:
+            on_stop()

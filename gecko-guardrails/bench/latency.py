@@ -1,0 +1,70 @@
+"""Guardrails latency: `detect` per text size, and the latency one agent turn gains with guardrails on.
+
+Run with `python gecko-guardrails/bench/latency.py` in an environment with gecko-ai-core and
+gecko-ai-guardrails installed. No network: the model is scripted and the URL host is numeric.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+from gecko_guardrails import Guardrails, configure, detect
+
+from gecko.core.agent import Agent
+from gecko.core.toolbox import tool
+from gecko.testing.models import ScriptedModel, tool_calls_reply
+from gecko.types import ToolCall
+
+PAGE = "Our shop opens at nine. We sell bread, cheese and wine. " * 18  # about 1 KB
+TEXTS = {
+    "60 characters": "Please ignore the warning about deprecated APIs; it is fine.",
+    "1 KB English page": PAGE,
+    "1 KB Chinese page": "我们的商店九点开门，出售面包、奶酪和葡萄酒。" * 45,  # noqa: RUF001
+    "10 KB tool result": "Row 17: value=42, status ok; next row follows. " * 220,
+}
+
+
+def time_detect(repeat: int = 200) -> None:
+    for name, text in TEXTS.items():
+        # Distinct texts: detection results are cached per text inside the hooks, not in `detect`.
+        start = time.perf_counter()
+        for index in range(repeat):
+            detect(f"{text}{index}")
+        elapsed = (time.perf_counter() - start) / repeat
+        print(f"detect, {name}: {elapsed * 1e3:.3f} ms ({1 / elapsed:,.0f} checks/s)")
+
+
+@tool
+async def fetch_page(url: str) -> str:
+    """Fetch a web page."""
+    return PAGE
+
+
+async def per_turn(runs: int) -> float:
+    reply = tool_calls_reply(ToolCall(id="c", name="fetch_page", arguments='{"url": "https://93.184.215.14/"}'))
+    agent = Agent(ScriptedModel([reply, "done"], cycle=True), tools=[fetch_page])
+    for index in range(20):  # warm-up
+        await agent.run(f"warm-up {index}")
+    start = time.perf_counter()
+    for index in range(runs):
+        await agent.run(f"question {index}")
+    return (time.perf_counter() - start) / runs / 2  # two model turns per run
+
+
+async def time_turns(runs: int = 300) -> None:
+    previous = configure(None)
+    try:
+        off = await per_turn(runs)
+        guard = Guardrails()
+        guard.protect("fetch_page", urls=["url"], shell=False)
+        configure(guard)
+        on = await per_turn(runs)
+    finally:
+        configure(previous)
+    print(f"agent turn: off {off * 1e3:.3f} ms, on {on * 1e3:.3f} ms, added {(on - off) * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":
+    time_detect()
+    anyio.run(time_turns)

@@ -1,0 +1,42 @@
+"""Gecko guardrails: sanitizing, prompt-injection defence on every channel, tool policies, output redaction.
+
+Installed, it is a `gecko.plugins` hook plugin; it guards every agent run once turned on, in code
+(`configure(Guardrails(...))`) or by `GECKO_GUARDRAILS=1` with `GECKO_GUARDRAILS_*` settings
+(`Guardrails.from_env`).
+"""
+
+from __future__ import annotations
+
+from gecko_guardrails._version import __version__
+from gecko_guardrails.detect import Detection, detect
+from gecko_guardrails.guard import (
+    Action,
+    ArgumentViolation,
+    Channel,
+    Finding,
+    Guardrails,
+    InjectionDetected,
+    ToolPolicy,
+    configure,
+    current,
+)
+from gecko_guardrails.sanitize import Sanitized, clean, fold, sanitize
+
+__all__ = (
+    "__version__",
+    "Action",
+    "ArgumentViolation",
+    "Channel",
+    "Detection",
+    "Finding",
+    "Guardrails",
+    "InjectionDetected",
+    "Sanitized",
+    "ToolPolicy",
+    "clean",
+    "configure",
+    "current",
+    "detect",
+    "fold",
+    "sanitize",
+)

@@ -1,0 +1,324 @@
+"""`SQLiteStorage`: the storage contract as SQL over one connection owned by a worker thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import weakref
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import anyio.to_thread
+
+from gecko.errors import FencingError, StorageClosedError, StorageError, VersionConflictError
+from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.plugins.threads import WorkerThread
+from gecko_storage_sqlite._connection import _connect, _immediate, _retry_busy, purge_expired
+from gecko_storage_sqlite._url import SYNCHRONOUS, _database_path, _seconds_option, _synchronous_option
+
+T = TypeVar("T")
+
+_PURGE_EVERY = 1024
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_GET = f"SELECT value, version FROM gecko_kv WHERE key = ? AND {_LIVE}"
+# Writes are single statements, atomic on their own. Parameters: ?1 key, ?2 JSON text, ?3 expiry,
+# ?4 now, ?5 expected version, ?6 fence lease name (NULL: no fence), ?7 fence token. No row comes
+# back when the fence or the expected version does not hold, and nothing is written.
+_FENCE_HOLDS = "(?6 IS NULL OR EXISTS (SELECT 1 FROM gecko_leases WHERE name = ?6 AND token = ?7 AND expires_at > ?4))"
+_SET = (
+    f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, "
+    "version = CASE WHEN gecko_kv.expires_at <= ?4 THEN 1 ELSE gecko_kv.version + 1 END "
+    "RETURNING version"
+)
+_REPLACE_IF_AT = (
+    "UPDATE gecko_kv SET value = ?2, version = version + 1, expires_at = ?3 "
+    f"WHERE key = ?1 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?4) AND {_FENCE_HOLDS} "
+    "RETURNING version"
+)
+_CREATE_IF_ABSENT = (
+    f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = 1, expires_at = excluded.expires_at "
+    "WHERE gecko_kv.expires_at <= ?4 "
+    "RETURNING version"
+)
+
+
+class SQLiteStorage(Storage):
+    """A key-value store in one SQLite file, shared safely by every process that opens it.
+
+    Open it with `create_storage("sqlite:///...")` or `await SQLiteStorage.open(path)`.
+    """
+
+    scheme = "sqlite"
+    capabilities = StorageCapabilities(ttl=True, persistent=True, leases=True, cross_process=True)
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, retry_for: float) -> None:
+        """Wrap an open connection and start its worker thread; use `open` or `from_url` rather than this."""
+        self._connection = connection
+        self._path = path
+        self._retry_for = retry_for
+        self._writes = 0
+        self._worker = WorkerThread(
+            f"gecko-sqlite {path.name}",
+            closed_error=partial(StorageClosedError, f"SQLiteStorage({str(path)!r}) was used after close()"),
+            on_stop=connection.close,
+        )
+        # A store dropped without close() still stops its thread and closes its connection.
+        weakref.finalize(self, self._worker.stop)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        retry_for: float = 60.0,
+        synchronous: str = "normal",
+    ) -> SQLiteStorage:
+        """Open (creating it and its parent folder if needed) the database at `path`.
+
+        Args:
+            path: the database file.
+            busy_timeout: seconds SQLite itself waits for a lock before reporting busy.
+            retry_for: seconds the backend keeps retrying a busy database before giving up.
+            synchronous: "normal" (commits survive a crash of the process; the last ones may be lost
+                on power loss) or "full" (every commit is flushed to disk before it returns; slower).
+        """
+        if synchronous not in SYNCHRONOUS:
+            raise StorageError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        resolved = Path(path)
+        connection = await anyio.to_thread.run_sync(_connect, resolved, busy_timeout, retry_for, synchronous)
+        return cls(connection, resolved, retry_for=retry_for)
+
+    @classmethod
+    async def from_url(cls, url: StorageURL) -> SQLiteStorage:
+        """Open the database a `sqlite:///...` URL names."""
+        path = _database_path(url)
+        busy_timeout = _seconds_option(url, "busy_timeout", 5.0)
+        retry_for = _seconds_option(url, "retry_for", 60.0)
+        synchronous = _synchronous_option(url)
+        return await cls.open(path, busy_timeout=busy_timeout, retry_for=retry_for, synchronous=synchronous)
+
+    # --- the raw contract ------------------------------------------------------------
+
+    async def _raw_get(self, key: str) -> tuple[str, int] | None:
+        return await self._run(self._get, key)
+
+    async def _raw_put(
+        self,
+        key: str,
+        text: str,
+        *,
+        ttl: float | None,
+        fence: Lease | None,
+        expected_version: int | None,
+        check_version: bool,
+    ) -> int:
+        return await self._run(self._put, key, text, ttl, fence, expected_version, check_version)
+
+    async def _raw_delete(self, key: str, fence: Lease | None) -> bool:
+        return await self._run(self._delete, key, fence)
+
+    async def _raw_list(self, prefix: str) -> list[str]:
+        return await self._run(self._list, prefix)
+
+    async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        return await self._run(self._acquire, name, owner, ttl, owner)
+
+    async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
+        return await self._run(self._acquire, name, owner, ttl, replacing)
+
+    async def _raw_lease_owner(self, name: str) -> str | None:
+        return await self._run(self._lease_owner, name)
+
+    async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        return await self._run(self._renew, lease, ttl)
+
+    async def _raw_release_lease(self, lease: Lease) -> None:
+        await self._run(self._release, lease)
+
+    async def _raw_close(self) -> None:
+        await self._worker.aclose()
+
+    async def _run(self, operation: Callable[..., T], *args: object) -> T:
+        """Run `operation(connection, *args)` on the store's thread, retrying while the database is busy."""
+        connection = self._connection
+        return await self._worker.run(
+            partial(
+                _retry_busy,
+                connection,
+                self._path,
+                self._retry_for,
+                operation,
+                (connection, *args),
+                self._worker.abandoned,
+            )
+        )
+
+    # --- worker-thread side ----------------------------------------------------------
+
+    def _get(self, connection: sqlite3.Connection, key: str) -> tuple[str, int] | None:
+        rows = connection.execute(_GET, (key, time.time())).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def _put(
+        self,
+        connection: sqlite3.Connection,
+        key: str,
+        text: str,
+        ttl: float | None,
+        fence: Lease | None,
+        expected_version: int | None,
+        check_version: bool,
+    ) -> int:
+        now = time.time()
+        parameters = (
+            key,
+            text,
+            None if ttl is None else now + ttl,
+            now,
+            expected_version,
+            None if fence is None else fence.name,
+            None if fence is None else fence.token,
+        )
+        if not check_version:
+            statement = _SET
+        elif expected_version:
+            statement = _REPLACE_IF_AT
+        else:
+            statement = _CREATE_IF_ABSENT
+        rows = connection.execute(statement, parameters).fetchall()
+        if not rows:
+            # The fence or the version did not hold a moment ago: decide again in one transaction,
+            # which raises the exact error (or writes, if the key moved back in the meantime).
+            return self._checked_put(connection, key, text, ttl, fence, expected_version, check_version)
+        self._after_write(connection, now)
+        version: int = rows[0][0]
+        return version
+
+    def _checked_put(
+        self,
+        connection: sqlite3.Connection,
+        key: str,
+        text: str,
+        ttl: float | None,
+        fence: Lease | None,
+        expected_version: int | None,
+        check_version: bool,
+    ) -> int:
+        with _immediate(connection):
+            now = time.time()
+            _check_fence(connection, fence, now)
+            row = connection.execute(f"SELECT version FROM gecko_kv WHERE key = ? AND {_LIVE}", (key, now)).fetchone()
+            current = 0 if row is None else int(row[0])
+            if check_version and current != (expected_version or 0):
+                raise VersionConflictError(
+                    f"{key!r} is at version {current or 'absent'}, expected {expected_version or 'absent'}; "
+                    "read it again and retry"
+                )
+            connection.execute(
+                "INSERT INTO gecko_kv (key, value, version, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version, "
+                "expires_at = excluded.expires_at",
+                (key, text, current + 1, None if ttl is None else now + ttl),
+            )
+        self._after_write(connection, now)
+        return current + 1
+
+    def _delete(self, connection: sqlite3.Connection, key: str, fence: Lease | None) -> bool:
+        with _immediate(connection):
+            now = time.time()
+            _check_fence(connection, fence, now)
+            rows = connection.execute("DELETE FROM gecko_kv WHERE key = ? RETURNING expires_at", (key,)).fetchall()
+        return bool(rows) and (rows[0][0] is None or rows[0][0] > now)
+
+    def _list(self, connection: sqlite3.Connection, prefix: str) -> list[str]:
+        now = time.time()
+        upper = _prefix_successor(prefix)
+        if upper is None:
+            cursor = connection.execute(f"SELECT key FROM gecko_kv WHERE key >= ? AND {_LIVE}", (prefix, now))
+        else:
+            cursor = connection.execute(
+                f"SELECT key FROM gecko_kv WHERE key >= ? AND key < ? AND {_LIVE}", (prefix, upper, now)
+            )
+        return [row[0] for row in cursor.fetchall()]
+
+    def _acquire(
+        self, connection: sqlite3.Connection, name: str, owner: str, ttl: float, replacing: str
+    ) -> Lease | None:
+        with _immediate(connection):
+            now = time.time()
+            row = connection.execute(
+                "SELECT owner, token, expires_at FROM gecko_leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[2] > now and row[0] not in (owner, replacing):
+                return None
+            token = int(
+                connection.execute("UPDATE gecko_lease_tokens SET token = token + 1 RETURNING token").fetchone()[0]
+            )
+            connection.execute(
+                "INSERT INTO gecko_leases (name, owner, token, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, "
+                "expires_at = excluded.expires_at",
+                (name, owner, token, now + ttl),
+            )
+        self._after_write(connection, now)
+        return Lease(name=name, owner=owner, token=token, expires_at=now + ttl)
+
+    def _lease_owner(self, connection: sqlite3.Connection, name: str) -> str | None:
+        row = connection.execute(
+            "SELECT owner FROM gecko_leases WHERE name = ? AND expires_at > ?", (name, time.time())
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _renew(self, connection: sqlite3.Connection, lease: Lease, ttl: float) -> Lease:
+        with _immediate(connection):
+            now = time.time()
+            _check_fence(connection, lease, now)
+            connection.execute(
+                "UPDATE gecko_leases SET expires_at = ? WHERE name = ? AND token = ?",
+                (now + ttl, lease.name, lease.token),
+            )
+        return Lease(name=lease.name, owner=lease.owner, token=lease.token, expires_at=now + ttl)
+
+    def _release(self, connection: sqlite3.Connection, lease: Lease) -> None:
+        # Tokens come from the database-wide counter, so the owner removes its row outright.
+        connection.execute("DELETE FROM gecko_leases WHERE name = ? AND token = ?", (lease.name, lease.token))
+
+    def _after_write(self, connection: sqlite3.Connection, now: float) -> None:
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            purge_expired(connection, now)
+
+
+def _check_fence(connection: sqlite3.Connection, fence: Lease | None, now: float) -> None:
+    if fence is None:
+        return
+    row = connection.execute("SELECT token, expires_at FROM gecko_leases WHERE name = ?", (fence.name,)).fetchone()
+    if row is None or row[0] != fence.token or row[1] <= now:
+        raise FencingError(
+            f"lease {fence.name!r} token {fence.token} is no longer the current grant; "
+            "stop writing and acquire the lease again"
+        )
+
+
+def _prefix_successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (None: no bound).
+
+    SQLite compares TEXT as UTF-8 bytes, which orders like code points.
+    """
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            following = last + 1 if last + 1 != 0xD800 else 0xE000
+            return prefix[:-1] + chr(following)
+        prefix = prefix[:-1]
+    return None

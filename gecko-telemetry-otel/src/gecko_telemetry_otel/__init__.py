@@ -1,0 +1,367 @@
+"""OpenTelemetry for Gecko: a span per agent run, model call, tool call, workflow run and node,
+team run and member; GenAI metrics; trace ids on log records.
+
+Installed, it is loaded as the `otel` hook plugin and reports to the global OpenTelemetry
+providers (`opentelemetry.trace.set_tracer_provider(...)`, `metrics.set_meter_provider(...)`),
+so configure the SDK as for any instrumentation. To report elsewhere, disable the entry point
+(`GECKO_DISABLED_PLUGINS=otel`) and register your own `OtelPlugin(tracer_provider=...)` with
+`gecko.plugins.plugin_manager().register(...)`.
+
+Spans follow the GenAI semantic conventions (`invoke_agent <agent>`, `chat <model>`,
+`execute_tool <tool>`); workflows and teams, which no convention covers, use `gecko.*`
+attributes (see `gecko_telemetry_otel.attributes`). A failed operation's span has an error
+status, `error.type` and `gecko.operation.status=error`. A cancelled operation (a RACE loser, a
+stopped stream) is not an error: its span ends with `gecko.operation.status=cancelled` and an
+unset status. A span without `gecko.operation.status` ended ok.
+
+Message and tool content is recorded only when `capture_content=True` or the environment sets
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and then with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from gecko.plugins import hookimpl
+from gecko.plugins.hookspecs import Operation
+from gecko.plugins.manager import current_operation
+from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.types import Message, ToolCall
+from gecko_telemetry_otel import attributes as attr
+from gecko_telemetry_otel._version import __version__
+
+__all__ = ("OtelPlugin", "plugin", "__version__")
+
+_SCOPE = "gecko_telemetry_otel"
+# Models whose client sends `settings["extra_headers"]` as HTTP headers (gecko-models, on litellm);
+# other models (a local llama.cpp) reject unknown settings, so they get no `traceparent`.
+HEADER_PROVIDERS = frozenset({"litellm", "openai", "zhipu", "ollama", "anthropic"})
+
+
+@dataclass(slots=True)
+class _Open:
+    span: Span
+    started: float
+
+
+class OtelPlugin:
+    """The hook implementations: spans from `gecko_operation_started` / `_ended`, plus metrics.
+
+    Args:
+        tracer_provider: Where spans go; the global provider when None.
+        meter_provider: Where metrics go; the global provider when None.
+        capture_content: Record (redacted) messages, tool arguments and results; when None,
+            the `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` variable decides (off
+            unless `true`).
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        capture_content: bool | None = None,
+    ) -> None:
+        self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
+        meter = metrics.get_meter(_SCOPE, __version__, meter_provider)
+        if capture_content is None:
+            capture_content = os.environ.get(attr.CAPTURE_CONTENT_VARIABLE, "").strip().lower() == "true"
+        self.capture_content = capture_content
+        self._open: dict[str, _Open] = {}
+        # Metric attribute sets by (provider, request model, response model, error type): built once.
+        self._model_labels: dict[tuple[str, str, str, str | None], tuple[dict[str, Any], ...]] = {}
+        self._token_usage = meter.create_histogram(
+            attr.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Tokens used by model calls",
+            explicit_bucket_boundaries_advisory=attr.TOKEN_USAGE_BUCKETS,
+        )
+        self._duration = meter.create_histogram(
+            attr.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="Duration of model calls",
+            explicit_bucket_boundaries_advisory=attr.DURATION_BUCKETS,
+        )
+        self._node_duration = meter.create_histogram(
+            attr.METRIC_NODE_DURATION,
+            unit="s",
+            description="Duration of workflow nodes",
+            explicit_bucket_boundaries_advisory=attr.DURATION_BUCKETS,
+        )
+        self._tool_calls = meter.create_counter(attr.METRIC_TOOL_CALLS, unit="{call}", description="Tool calls run")
+        self._tool_failures = meter.create_counter(
+            attr.METRIC_TOOL_FAILURES, unit="{call}", description="Tool calls that failed"
+        )
+        _install_log_correlation(self)
+
+    # --- hooks ---------------------------------------------------------------------------
+
+    @hookimpl
+    def gecko_operation_started(self, operation: Operation) -> None:
+        """Open the operation's span under its parent's (or the restored, or the current) context."""
+        parent = self._open.get(operation.parent.id) if operation.parent is not None else None
+        if parent is not None:
+            context = trace.set_span_in_context(parent.span)
+        elif operation.carrier:
+            context = propagate.extract(operation.carrier)
+        else:
+            context = None  # the caller's current OpenTelemetry context
+        name, kind, attributes = _describe(operation)
+        span = self._tracer.start_span(name, context, kind, attributes)
+        self._open[operation.id] = _Open(span, time.perf_counter())
+        if operation.kind == "workflow.run":
+            # What the checkpoint keeps, so a resume in another process continues this trace.
+            operation.carrier.clear()
+            propagate.inject(operation.carrier, trace.set_span_in_context(span))
+        elif operation.kind == "model.call" and operation.attributes.get("provider") in HEADER_PROVIDERS:
+            request: ModelRequest = operation.input
+            headers = dict(request.settings.get("extra_headers") or {})
+            propagate.inject(headers, trace.set_span_in_context(span))
+            request.settings["extra_headers"] = headers
+
+    @hookimpl
+    def gecko_operation_ended(self, operation: Operation) -> None:
+        """Record the outcome and metrics, and end the span."""
+        opened = self._open.pop(operation.id, None)
+        if opened is None:
+            return
+        span, elapsed = opened.span, time.perf_counter() - opened.started
+        error_type = _error_type(operation)
+        if operation.status != "ok":
+            span.set_attribute(attr.GECKO_OPERATION_STATUS, operation.status)
+        if error_type is not None and operation.status == "error":
+            span.set_attribute(attr.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR, str(operation.error)[:1024]))
+        _FINISHERS.get(operation.kind, _finish_nothing)(self, operation, span, elapsed, error_type)
+        span.end()
+
+    # --- per kind ------------------------------------------------------------------------
+
+    def _finish_model(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+        response = operation.output
+        answered = isinstance(response, ModelResponse)
+        response_model = (response.model or operation.name) if answered else ""
+        duration, tokens_in, tokens_out = self._labels(
+            str(operation.attributes.get("provider", "")), operation.name, response_model, error_type
+        )
+        if answered:
+            usage = response.usage
+            span.set_attributes(
+                {
+                    attr.GEN_AI_RESPONSE_MODEL: response_model,
+                    attr.GEN_AI_RESPONSE_FINISH_REASONS: (response.finish_reason,),
+                    attr.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+                    attr.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                }
+            )
+            self._token_usage.record(usage.input_tokens, tokens_in)
+            self._token_usage.record(usage.output_tokens, tokens_out)
+            if self.capture_content and span.is_recording():
+                span.set_attribute(attr.GEN_AI_OUTPUT_MESSAGES, _messages_json([response.message]))
+        if self.capture_content and span.is_recording() and isinstance(operation.input, ModelRequest):
+            span.set_attribute(attr.GEN_AI_INPUT_MESSAGES, _messages_json(operation.input.messages))
+        self._duration.record(elapsed, duration)
+
+    def _labels(
+        self, provider: str, model: str, response_model: str, error_type: str | None
+    ) -> tuple[dict[str, Any], ...]:
+        """The duration, input-token and output-token attribute sets of a model call."""
+        key = (provider, model, response_model, error_type)
+        found = self._model_labels.get(key)
+        if found is None:
+            base: dict[str, Any] = {
+                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+                attr.GEN_AI_PROVIDER_NAME: provider,
+                attr.GEN_AI_REQUEST_MODEL: model,
+            }
+            if response_model:
+                base[attr.GEN_AI_RESPONSE_MODEL] = response_model
+            duration = base if error_type is None else {**base, attr.ERROR_TYPE: error_type}
+            found = self._model_labels[key] = (
+                duration,
+                {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_INPUT},
+                {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_OUTPUT},
+            )
+        return found
+
+    def _finish_tool(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+        # Counted by status (ok, error, cancelled); failures also by error type.
+        labels = {attr.GEN_AI_TOOL_NAME: operation.name, attr.GECKO_OPERATION_STATUS: operation.status}
+        self._tool_calls.add(1, labels)
+        if operation.status == "error":
+            self._tool_failures.add(1, {**labels, attr.ERROR_TYPE: error_type or "error"})
+        if self.capture_content and span.is_recording():
+            call: ToolCall = operation.input
+            span.set_attribute(attr.GEN_AI_TOOL_CALL_ARGUMENTS, _redact(call.arguments))
+            if isinstance(operation.output, str):
+                span.set_attribute(attr.GEN_AI_TOOL_CALL_RESULT, _redact(operation.output))
+
+    def _finish_agent(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+        usage = getattr(operation.output, "usage", None)
+        if usage is not None:
+            span.set_attribute(attr.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
+            span.set_attribute(attr.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
+
+    def _finish_workflow(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+        interrupted = operation.attributes.get("interrupted_node")
+        if interrupted is not None:
+            span.set_attribute(attr.GECKO_WORKFLOW_INTERRUPTED_NODE, str(interrupted))
+
+    def _finish_node(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+        self._node_duration.record(
+            elapsed,
+            {
+                attr.GECKO_WORKFLOW_NAME: str(operation.attributes.get("workflow", "")),
+                attr.GECKO_WORKFLOW_NODE: operation.name,
+                attr.GECKO_OPERATION_STATUS: operation.status,
+            },
+        )
+
+    def span_context_of(self, operation: Operation) -> trace.SpanContext | None:
+        """The span context of an operation still running, or None."""
+        opened = self._open.get(operation.id)
+        return None if opened is None else opened.span.get_span_context()
+
+
+def _finish_nothing(plugin: OtelPlugin, operation: Operation, span: Span, elapsed: float, error: str | None) -> None:
+    return None
+
+
+_FINISHERS: dict[str, Callable[[OtelPlugin, Operation, Span, float, str | None], None]] = {
+    "model.call": OtelPlugin._finish_model,
+    "tool.call": OtelPlugin._finish_tool,
+    "agent.run": OtelPlugin._finish_agent,
+    "workflow.run": OtelPlugin._finish_workflow,
+    "workflow.node": OtelPlugin._finish_node,
+}
+
+
+def _describe(operation: Operation) -> tuple[str, SpanKind, dict[str, Any]]:
+    """Span name, kind and start attributes of an operation."""
+    kind, name, details = operation.kind, operation.name, operation.attributes
+    if kind == "model.call":
+        attributes: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+            attr.GEN_AI_PROVIDER_NAME: str(details.get("provider", "")),
+            attr.GEN_AI_REQUEST_MODEL: name,
+        }
+        return (f"{attr.OPERATION_CHAT} {name}" if name else attr.OPERATION_CHAT), SpanKind.CLIENT, attributes
+    if kind == "tool.call":
+        call: ToolCall = operation.input
+        attributes = {
+            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_EXECUTE_TOOL,
+            attr.GEN_AI_TOOL_NAME: name,
+            attr.GEN_AI_TOOL_CALL_ID: call.id,
+            attr.GEN_AI_TOOL_TYPE: "function",
+        }
+        return f"{attr.OPERATION_EXECUTE_TOOL} {name}", SpanKind.INTERNAL, attributes
+    if kind == "agent.run":
+        attributes = {
+            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_INVOKE_AGENT,
+            attr.GEN_AI_AGENT_NAME: name,
+            attr.GECKO_AGENT_RUN_ID: str(details.get("run_id", "")),
+        }
+        return f"{attr.OPERATION_INVOKE_AGENT} {name}", SpanKind.INTERNAL, attributes
+    if kind == "workflow.run":
+        attributes = {
+            attr.GECKO_WORKFLOW_NAME: name,
+            attr.GECKO_WORKFLOW_SESSION_ID: str(details.get("session_id", "")),
+            attr.GECKO_WORKFLOW_RUN_ID: str(details.get("run_id", "")),
+            attr.GECKO_WORKFLOW_RESUMED: bool(details.get("resumed", False)),
+        }
+        return f"workflow {name}", SpanKind.INTERNAL, attributes
+    if kind == "workflow.node":
+        attributes = {attr.GECKO_WORKFLOW_NAME: str(details.get("workflow", "")), attr.GECKO_WORKFLOW_NODE: name}
+        return f"node {name}", SpanKind.INTERNAL, attributes
+    if kind == "team.run":
+        attributes = {attr.GECKO_TEAM_NAME: name, attr.GECKO_TEAM_STRATEGY: str(details.get("strategy", ""))}
+        return f"team {name}", SpanKind.INTERNAL, attributes
+    attributes = {attr.GECKO_TEAM_MEMBER_INDEX: int(details.get("member_index", -1))}
+    return f"member {name}", SpanKind.INTERNAL, attributes
+
+
+def _error_type(operation: Operation) -> str | None:
+    if operation.status == "cancelled":
+        return "cancelled"
+    error = operation.error
+    if error is None:
+        return None
+    cls = type(error)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _redact(text: str) -> str:
+    # The core's secret patterns (keys, tokens, passwords, URL credentials), so both agree.
+    from gecko.core._sanitize import redact
+
+    return redact(text)
+
+
+def _messages_json(messages: list[Message]) -> str:
+    rendered = []
+    for message in messages:
+        item: dict[str, Any] = {"role": message.role.value, "content": _redact(message.text or "")}
+        if message.tool_calls:
+            item["tool_calls"] = [
+                {"id": call.id, "name": call.name, "arguments": _redact(call.arguments)} for call in message.tool_calls
+            ]
+        rendered.append(item)
+    return json.dumps(rendered, ensure_ascii=False)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+_log_lock = threading.Lock()
+_log_plugins: list[OtelPlugin] = []
+
+
+def _install_log_correlation(plugin: OtelPlugin) -> None:
+    """Give every log record the trace and span id of the Gecko operation (or span) it is logged in."""
+    with _log_lock:
+        first = not _log_plugins
+        _log_plugins.append(plugin)
+        if not first:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            context = _active_span_context()
+            # Outside any span the fields are "0" (as OpenTelemetry's logging instrumentation
+            # sets them), so a format string naming them works for every record.
+            if context is None:
+                trace_id, span_id, sampled = "0", "0", False
+            else:
+                trace_id = format(context.trace_id, "032x")
+                span_id, sampled = format(context.span_id, "016x"), context.trace_flags.sampled
+            setattr(record, attr.LOG_TRACE_ID, trace_id)
+            setattr(record, attr.LOG_SPAN_ID, span_id)
+            setattr(record, attr.LOG_TRACE_SAMPLED, sampled)
+            return record
+
+        logging.setLogRecordFactory(factory)
+
+
+def _active_span_context() -> trace.SpanContext | None:
+    operation = current_operation()
+    if operation is not None:
+        for plugin in _log_plugins:
+            found = plugin.span_context_of(operation)
+            if found is not None:
+                return found
+    context = trace.get_current_span().get_span_context()
+    return context if context.is_valid else None
+
+
+plugin = OtelPlugin()
+"""The instance the `otel` entry point registers, reporting to the global providers."""

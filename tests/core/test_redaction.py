@@ -1,0 +1,123 @@
+"""Secret redaction: one `redact`/`redact_url` for every message, log line and model observation."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gecko.core.agent import Agent
+from gecko.core.events import EventBus
+from gecko.core.toolbox import ToolBox, tool
+from gecko.errors import InvalidStorageURLError, ModelServerError
+from gecko.plugins.models import ModelRequest
+from gecko.plugins.storage import StorageURL
+from gecko.redaction import REDACTED, redact, redact_url, redacting_logger
+from gecko.testing.models import FunctionModel, Reply
+from gecko.types import Event, ToolCall
+
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+    "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+LEAKS = {
+    "redis URL with a password only": ("redis://:hunter2@cache:6379/0", ["hunter2"]),
+    "redis URL with user and password": ("rediss://app:hunter2@cache:6380/1", ["app:", "hunter2"]),
+    "password holding '/' and '@'": ("redis://app:hu/nt@er2@cache:6379/0", ["hu/nt", "er2@"]),
+    "token as the user part": ("https://ghp_token123@github.example/x", ["ghp_token123"]),
+    "postgres DSN URL": ("postgresql://admin:s3cret@db.internal:5432/app", ["admin", "s3cret"]),
+    "libpq keyword DSN": ("host=db.internal user=admin password=s3cret dbname=app", ["db.internal", "admin", "s3cret"]),
+    "query credentials": ("redis://cache:6379/0?password=s3cret&db=1", ["s3cret"]),
+    "PEM private key": (f"key was {PEM} in the file", ["MIIEow", "VTLw7o"]),
+    "PEM cut off inside the body": (PEM[:90], ["MIIEow"]),
+    "bearer token": ("Authorization: Bearer abcdefgh12345678", ["abcdefgh12345678"]),
+}
+
+
+@pytest.mark.parametrize(("text", "secrets"), LEAKS.values(), ids=LEAKS.keys())
+def test_redact_removes_every_secret_and_says_where_it_was(text: str, secrets: list[str]) -> None:
+    redacted = redact(text)
+    assert REDACTED in redacted
+    for secret in secrets:
+        assert secret not in redacted
+
+
+def test_redact_keeps_what_helps_to_debug() -> None:
+    assert redact("redis://:pw@cache:6379/0 refused") == f"redis://{REDACTED}@cache:6379/0 refused"
+    assert redact("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE----- ok").endswith("----- ok")
+    assert redact("sqlite:///./gecko.db is locked") == "sqlite:///./gecko.db is locked"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@cache:6379/0", f"redis://{REDACTED}@cache:6379/0"),
+        ("redis://app:p/w@d@cache:6379/0", f"redis://{REDACTED}@cache:6379/0"),
+        ("https://api.example/v1?api_key=abc&x=1", f"https://api.example/v1?api_key={REDACTED}&x=1"),
+        ("sqlite:///./gecko.db", "sqlite:///./gecko.db"),
+        ("http://localhost:8080/v1", "http://localhost:8080/v1"),
+    ],
+)
+def test_redact_url_removes_user_info_and_secret_query_values(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_a_storage_url_never_shows_its_credentials() -> None:
+    url = StorageURL.parse("redis://:hunter2@cache:6379/0")
+    assert "hunter2" not in repr(url)
+    assert url.redacted == f"redis://{REDACTED}@cache:6379/0"
+    assert url.netloc == ":hunter2@cache:6379"  # the backend still gets the real URL
+
+
+@pytest.mark.parametrize("url", ["REDIS://:hunter2@cache/0", "redis//:hunter2@cache/0", "redis://:hunter2@[::1/0"])
+def test_malformed_storage_url_errors_hide_credentials(url: str) -> None:
+    with pytest.raises(InvalidStorageURLError) as caught:
+        StorageURL.parse(url)
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_the_model_and_the_event_log_never_see_a_secret_from_a_tool_or_a_failure() -> None:
+    @tool
+    async def connect() -> str:
+        """Connect."""
+        raise ConnectionError("cannot reach postgresql://admin:s3cret@db.internal:5432/app")
+
+    def respond(request: ModelRequest) -> Reply:
+        if len(request.messages) == 1:
+            return [ToolCall(id="c1", name="connect", arguments="{}")]
+        raise ModelServerError("upstream redis://:s3cret@cache:6379/0 failed")
+
+    bus = EventBus(forward_to_plugins=False)
+    failures: list[str] = []
+    bus.subscribe(lambda event: failures.append(str(event.data["message"])), types=["agent.failed"])
+    model = FunctionModel(respond)
+
+    with pytest.raises(ModelServerError):
+        await Agent(model, tools=ToolBox([connect]), event_bus=bus).run("connect")
+
+    observation = model.requests[1].messages[-1]
+    assert observation.tool_call_id == "c1"
+    assert "cannot reach postgresql://[REDACTED]@db.internal" in observation.text
+    assert failures == ["upstream redis://[REDACTED]@cache:6379/0 failed"]
+
+
+async def test_log_lines_and_tracebacks_from_gecko_loggers_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    def failing_subscriber(event: Event) -> None:
+        raise ConnectionError("redis://:s3cret@cache:6379/0 is down")
+
+    bus = EventBus(forward_to_plugins=False)
+    bus.subscribe(failing_subscriber)
+    with caplog.at_level(logging.ERROR, logger="gecko.events"):
+        await bus.publish(Event("agent.started", "a", "r1", {}))
+    assert "is down" in caplog.text
+    assert "s3cret" not in caplog.text
+
+
+def test_a_redacting_logger_redacts_arguments_too(caplog: pytest.LogCaptureFixture) -> None:
+    logger = redacting_logger("gecko.test-redaction")
+    with caplog.at_level(logging.WARNING, logger="gecko.test-redaction"):
+        logger.warning("cannot open %s", "postgresql://admin:s3cret@db/app")
+    assert caplog.messages == [f"cannot open postgresql://{REDACTED}@db/app"]

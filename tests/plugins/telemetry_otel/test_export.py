@@ -1,0 +1,204 @@
+"""Export paths: OTLP/HTTP to a local receiver, metrics, content capture with redaction."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import anyio
+import pytest
+from gecko_telemetry_otel import OtelPlugin
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from gecko.compose.team import ExecutionStrategy, Team
+from gecko.compose.workflow import Workflow
+from gecko.core.agent import Agent
+from gecko.core.builder import AgentBuilder
+from gecko.core.toolbox import tool
+from gecko.plugins import plugin_manager
+from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list[bytes]
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).bodies.append(self.rfile.read(length))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[bytes]]]:
+    bodies: list[bytes] = []
+    handler = type("Receiver", (_Receiver,), {"bodies": bodies})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1/traces", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _registered(plugin: OtelPlugin) -> Iterator[OtelPlugin]:
+    manager = plugin_manager()
+    manager.register(plugin)
+    try:
+        yield plugin
+    finally:
+        manager.unregister(plugin)
+
+
+def _racer(index: int) -> Agent:
+    @tool
+    async def lookup(city: str) -> str:
+        """Look a city up; only member 0 answers."""
+        if index:
+            await anyio.sleep_forever()
+        return "found"
+
+    model = ScriptedModel([tool_calls_reply(("lookup", '{"city": "Oslo"}')), reply(f"member {index}")])
+    return AgentBuilder().with_model(model).with_tools([lookup]).with_name(f"agent{index}").build()
+
+
+async def test_team_race_exports_over_otlp_http(receiver: tuple[str, list[bytes]]) -> None:
+    endpoint, bodies = receiver
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    for _ in _registered(OtelPlugin(tracer_provider=provider)):
+        await Team([_racer(i) for i in range(3)], name="race", strategy=ExecutionStrategy.RACE).run("go")
+    assert await anyio.to_thread.run_sync(provider.force_flush)
+    await anyio.to_thread.run_sync(provider.shutdown)
+
+    spans = []
+    for body in bodies:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        spans += [span for resource in request.resource_spans for scope in resource.scope_spans for span in scope.spans]
+    by_id = {span.span_id: span for span in spans}
+    assert len(spans) == 14
+    assert len({span.trace_id for span in spans}) == 1
+
+    def status(span: Any) -> str:
+        values = [a.value.string_value for a in span.attributes if a.key == "gecko.operation.status"]
+        return values[0] if values else "ok"
+
+    (team,) = [span for span in spans if span.name == "team race"]
+    assert team.parent_span_id == b""
+    for span in spans:
+        if span.name == "execute_tool lookup":
+            agent = by_id[span.parent_span_id]
+            member = by_id[agent.parent_span_id]
+            assert by_id[member.parent_span_id] is team
+            expected = "ok" if agent.name == "invoke_agent agent0" else "cancelled"
+            assert [status(span), status(agent), status(member)] == [expected] * 3
+
+
+async def test_metrics_token_usage_durations_tool_counts_and_node_durations() -> None:
+    reader = InMemoryMetricReader()
+
+    @tool
+    async def good() -> str:
+        """Works."""
+        return "fine"
+
+    @tool
+    async def bad() -> str:
+        """Fails."""
+        raise RuntimeError("nope")
+
+    model = ScriptedModel(
+        [tool_calls_reply(("good", "{}"), ("bad", "{}"), input_tokens=7, output_tokens=3), reply("done")],
+        model="m-2",
+    )
+    agent = AgentBuilder().with_model(model).with_tools([good, bad]).with_name("a").build()
+    wf = Workflow("wf")
+    wf.add_node("first", agent)
+    wf.add_node("second", lambda ctx: "ok")
+    wf.add_edge("first", "second")
+    wf.set_entry_point("first")
+    for _ in _registered(OtelPlugin(tracer_provider=TracerProvider(), meter_provider=MeterProvider([reader]))):
+        await wf.execute("x")
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, list[Any]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points.setdefault(metric.name, []).extend(metric.data.data_points)
+
+    tokens = {(p.attributes["gen_ai.token.type"], p.sum, p.count) for p in points["gen_ai.client.token.usage"]}
+    assert tokens == {("input", 17, 2), ("output", 8, 2)}
+    (duration,) = points["gen_ai.client.operation.duration"]
+    assert duration.count == 2
+    assert duration.attributes["gen_ai.request.model"] == "m-2"
+    assert duration.attributes["gen_ai.operation.name"] == "chat"
+    calls = {
+        (p.attributes["gen_ai.tool.name"], p.attributes["gecko.operation.status"], p.value)
+        for p in points["gecko.tool.calls"]
+    }
+    assert calls == {("good", "ok", 1), ("bad", "error", 1)}
+    (failure,) = points["gecko.tool.failures"]
+    assert (failure.attributes["gen_ai.tool.name"], failure.value) == ("bad", 1)
+    nodes = {(p.attributes["gecko.workflow.node"], p.count) for p in points["gecko.workflow.node.duration"]}
+    assert nodes == {("first", 1), ("second", 1)}
+
+
+async def test_content_is_captured_redacted_only_when_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    @tool
+    async def login(user: str, password: str) -> str:
+        """Log in."""
+        return "token=abcdef123456 issued"
+
+    def agent() -> Agent:
+        model = ScriptedModel(
+            [tool_calls_reply(("login", '{"user": "ann", "password": "hunter2-secret"}')), reply("logged in")]
+        )
+        return AgentBuilder().with_model(model).with_tools([login]).with_name("a").build()
+
+    message = "use api_key=sk-live-0123456789abcdef please"
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    for _ in _registered(OtelPlugin(tracer_provider=provider)):
+        await agent().run(message)
+    spans = {span.name: dict(span.attributes or {}) for span in exporter.get_finished_spans()}
+    tool_span = spans["execute_tool login"]
+    assert tool_span["gen_ai.tool.call.arguments"] == '{"user": "ann", "password": [REDACTED]}'
+    assert tool_span["gen_ai.tool.call.result"] == "token=[REDACTED] issued"
+    first_chat = min(
+        (span for span in exporter.get_finished_spans() if span.name.startswith("chat")),
+        key=lambda span: span.start_time or 0,
+    )
+    inputs = json.loads(str((first_chat.attributes or {})["gen_ai.input.messages"]))
+    (user,) = [m for m in inputs if m["role"] == "user"]
+    assert user["content"] == "use api_key=[REDACTED] please"
+    assert "sk-live" not in json.dumps(spans)
+
+    exporter.clear()
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+    for _ in _registered(OtelPlugin(tracer_provider=provider)):
+        await agent().run(message)
+    recorded = [dict(span.attributes or {}) for span in exporter.get_finished_spans()]
+    assert len(recorded) == 4
+    assert not any(key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool.call.a", "gen_ai.tool.call.r"))
+                   for attributes in recorded for key in attributes)

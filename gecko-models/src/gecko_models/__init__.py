@@ -5,7 +5,7 @@ Installed, they register in the `gecko.models` entry-point group, so
 litellm itself is imported on first use, never at import time.
 """
 
-from gecko.plugins.models._retry import RetryPolicy
+from gecko.plugins.models import RetryPolicy
 from gecko_models._version import __version__
 from gecko_models.chat import LiteLLMChat
 from gecko_models.embedding import LiteLLMEmbedder

@@ -22,10 +22,12 @@ from gecko.errors import (
     ModelRateLimitError,
     ModelServerError,
     ModelTimeoutError,
+    UnsupportedRequestError,
 )
 from gecko.plugins.models import FinishReason, ModelRequest, ResponseFormat, ToolDefinition
 from gecko.redaction import redact, redact_url
 from gecko.types import ImagePart, Message, Role, TextPart, TokenUsage
+from gecko_models import _features
 
 __all__ = (
     "load_litellm",
@@ -39,12 +41,14 @@ __all__ = (
     "translate_error",
 )
 
-# Set before litellm is imported: without them it fetches its cost map over the network and
-# Llama-family token counting stalls trying to download a tokenizer.
+# Set before litellm is imported: without them it fetches its cost map over the network,
+# Llama-family token counting stalls trying to download a tokenizer, and (in its default "DEV"
+# mode) the import loads a `.env` file from the working directory into os.environ.
 _OFFLINE_ENVIRONMENT = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_OFFLINE_MODE": "true",
     "HF_HUB_OFFLINE": "1",
+    "LITELLM_MODE": "PRODUCTION",
 }
 
 _lock = threading.Lock()
@@ -127,7 +131,10 @@ def to_wire_tools(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
 def to_wire_response_format(response_format: ResponseFormat) -> dict[str, Any]:
     """A `ResponseFormat` in the OpenAI `response_format` shape."""
     if response_format.type == "json_object":
-        return {"type": "json_object"}
+        # The schema rides along where there is one: llama.cpp's servers and several hosted APIs enforce it.
+        if response_format.json_schema is None:
+            return {"type": "json_object"}
+        return {"type": "json_object", "schema": response_format.json_schema}
     if response_format.type == "json_schema":
         return {
             "type": "json_schema",
@@ -226,7 +233,14 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
-def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str | None) -> Exception:
+def translate_error(
+    exc: Exception,
+    label: str,
+    *,
+    timeout: float,
+    api_base: str | None,
+    used: tuple[_features.Feature, ...] = (),
+) -> Exception:
     """The typed Gecko error for a litellm / provider failure; other exceptions come back unchanged.
 
     Args:
@@ -234,6 +248,8 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
         label: the model as the user named it, for the message.
         timeout: the per-request timeout in seconds, for the message.
         api_base: the endpoint, for connection messages.
+        used: the optional request features sent; an answer rejecting one of them becomes an
+            `UnsupportedRequestError` naming it.
     """
     import httpx
     import openai
@@ -273,6 +289,12 @@ def translate_error(exc: Exception, label: str, *, timeout: float, api_base: str
         error = ModelConnectionError(
             f"{label}: could not reach {endpoint} ({detail}); check api_base and that "
             "the server is running"
+        )
+    elif (feature := _features.rejected_feature(status, detail, used)) is not None:
+        error = UnsupportedRequestError(
+            f"{label}: {_features.display(api_base)} does not accept {_features.DESCRIPTIONS[feature]} ({detail}); "
+            "ask without it (another structured-output strategy, or no tools)",
+            feature=feature,
         )
     elif isinstance(exc, (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError)) or (
         isinstance(status, int) and 400 <= status < 500

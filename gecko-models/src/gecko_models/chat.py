@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 from pydantic import SecretStr
 
-from gecko.errors import ConfigurationError, ModelBadRequestError
+from gecko.errors import ConfigurationError, ModelBadRequestError, UnsupportedRequestError
 from gecko.plugins.models import (
     ChatModel,
     ModelCapabilities,
@@ -17,14 +18,19 @@ from gecko.plugins.models import (
     ModelConfig,
     ModelRequest,
     ModelResponse,
+    ResponseFormat,
+    RetryPolicy,
     ToolCallDelta,
 )
-from gecko.plugins.models._retry import RetryPolicy
 from gecko.redaction import redact_url
 from gecko.types import Message, TokenUsage, ToolCall
-from gecko_models import _litellm
+from gecko_models import _features, _litellm
 
 __all__ = ("LiteLLMChat",)
+
+logger = logging.getLogger("gecko_models")
+
+T = TypeVar("T")
 
 
 class LiteLLMChat(ChatModel):
@@ -32,6 +38,14 @@ class LiteLLMChat(ChatModel):
 
     litellm's own retries are switched off; `retry` is the only retry layer. Streaming always
     asks the provider for usage, so `TokenUsage` is the provider's count, streamed or not.
+
+    When the endpoint rejects a feature of a request (a `json_schema` or `json_object` response
+    format, `tools`, `tool_choice`), the call raises `UnsupportedRequestError` naming it, and the
+    rejection is remembered for this endpoint and model until the process ends: later requests
+    using the feature are refused before sending, and `capabilities` no longer declares it, so
+    structured output picks another strategy at once. A rejected `json_schema` response format is
+    first asked again as `{"type": "json_object", "schema": ...}`, the form llama.cpp's servers and
+    several hosted APIs enforce; only when that is rejected too does the call fail.
 
     Args:
         model: the model name; for `LiteLLMChat` a full litellm string such as `"groq/llama3-8b"`.
@@ -91,6 +105,24 @@ class LiteLLMChat(ChatModel):
         self.capabilities = capabilities or self.default_capabilities
         self.extra = extra
 
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """The declared capabilities, less what this endpoint has rejected in this process."""
+        rejected = _features.rejected(self._endpoint)
+        declared = self._declared_capabilities
+        if not rejected:
+            return declared
+        return declared.model_copy(
+            update={
+                "json_schema": declared.json_schema and not {"json_schema", "json_object"} <= rejected,
+                "tools": declared.tools and "tools" not in rejected,
+            }
+        )
+
+    @capabilities.setter
+    def capabilities(self, value: ModelCapabilities) -> None:
+        self._declared_capabilities = value
+
     def _missing_api_key(self) -> str | None:
         """The key to use when none is given or found; None lets litellm read its own variables."""
         return None
@@ -102,6 +134,10 @@ class LiteLLMChat(ChatModel):
             return self.model
         return self.litellm_prefix + self.model
 
+    @property
+    def _endpoint(self) -> _features.Endpoint:
+        return (self.api_base or "", self.litellm_model)
+
     def __repr__(self) -> str:
         api_base = redact_url(self.api_base) if self.api_base else self.api_base
         return f"{type(self).__name__}(model={self.model!r}, api_base={api_base!r})"
@@ -109,15 +145,17 @@ class LiteLLMChat(ChatModel):
     # --- requests --------------------------------------------------------------------
 
     def _check_capabilities(self, request: ModelRequest) -> None:
+        """Refuse what the model is not declared to do; what the endpoint rejected is `_refuse_rejected`'s."""
+        declared = self._declared_capabilities
         missing = []
-        if request.tools and not self.capabilities.tools:
+        if request.tools and not declared.tools:
             missing.append("tools")
         if request.response_format is not None:
-            if request.response_format.type == "grammar" and not self.capabilities.grammar:
+            if request.response_format.type == "grammar" and not declared.grammar:
                 missing.append("grammar")
-            if request.response_format.type == "json_schema" and not self.capabilities.json_schema:
+            if request.response_format.type == "json_schema" and not declared.json_schema:
                 missing.append("json_schema")
-        if not self.capabilities.vision and _litellm.has_images(request):
+        if not declared.vision and _litellm.has_images(request):
             missing.append("vision")
         if missing:
             flags = ", ".join(f"{name}=True" for name in missing)
@@ -126,11 +164,21 @@ class LiteLLMChat(ChatModel):
                 f"pass capabilities=ModelCapabilities({flags}) if it does support them"
             )
 
-    def _arguments(self, request: ModelRequest, timeout: float) -> dict[str, Any]:
+    def _refuse_rejected(self, used: tuple[_features.Feature, ...]) -> None:
+        known = _features.rejected(self._endpoint)
+        for feature in used:
+            if feature in known:
+                raise UnsupportedRequestError(
+                    f"{self.model}: {_features.display(self.api_base)} rejected {_features.DESCRIPTIONS[feature]} "
+                    "in this process, so it is not sent again; ask without it",
+                    feature=feature,
+                )
+
+    def _arguments(self, request: ModelRequest) -> dict[str, Any]:
+        """The litellm keyword arguments of `request`, all but the per-attempt `timeout`."""
         arguments: dict[str, Any] = {
             "model": self.litellm_model,
             "messages": _litellm.to_wire_messages(request.messages),
-            "timeout": timeout,
             # One retry layer only: ours.
             "num_retries": 0,
             "max_retries": 0,
@@ -145,31 +193,75 @@ class LiteLLMChat(ChatModel):
             arguments["tools"] = _litellm.to_wire_tools(request.tools)
             arguments["tool_choice"] = request.tool_choice
         if request.response_format is not None:
-            arguments["response_format"] = _litellm.to_wire_response_format(request.response_format)
+            response_format = self._response_format(request.response_format)
+            arguments["response_format"] = _litellm.to_wire_response_format(response_format)
         arguments.update(self.extra)
         arguments.update(request.settings)
         return arguments
 
+    def _response_format(self, wanted: ResponseFormat) -> ResponseFormat:
+        """`wanted` in a form this endpoint has not rejected, where there is one."""
+        rejected = _features.rejected(self._endpoint)
+        if wanted.type == "json_schema" and "json_schema" in rejected and "json_object" not in rejected:
+            return wanted.model_copy(update={"type": "json_object"})
+        return wanted
+
     def _attempt_timeout(self, remaining: float | None) -> float:
         return self.timeout if remaining is None else max(0.001, min(self.timeout, remaining))
 
-    def _translate(self, exc: Exception) -> Exception:
-        return _litellm.translate_error(exc, self.model, timeout=self.timeout, api_base=self.api_base)
+    def _translate(self, exc: Exception, used: tuple[_features.Feature, ...]) -> Exception:
+        error = _litellm.translate_error(exc, self.model, timeout=self.timeout, api_base=self.api_base, used=used)
+        if isinstance(error, UnsupportedRequestError) and _features.remember(self._endpoint, error.feature):
+            logger.debug(
+                "%s at %s rejects %s; not sent there again in this process",
+                self.model,
+                _features.display(self.api_base),
+                _features.DESCRIPTIONS[error.feature],
+            )
+        return error
+
+    def _prepare(self, request: ModelRequest) -> tuple[dict[str, Any], tuple[_features.Feature, ...]]:
+        """The request's arguments and the optional features they use, after the checks before sending."""
+        self._check_capabilities(request)
+        arguments = self._arguments(request)
+        used = _features.used_features(arguments)
+        self._refuse_rejected(used)
+        return arguments, used
+
+    async def _send(
+        self, request: ModelRequest, send: Callable[[dict[str, Any], tuple[_features.Feature, ...]], Awaitable[T]]
+    ) -> T:
+        """`send` the request's arguments; a rejected json_schema response format goes again as json_object."""
+        wants_schema = request.response_format is not None and request.response_format.type == "json_schema"
+        arguments, used = self._prepare(request)
+        try:
+            return await send(arguments, used)
+        except UnsupportedRequestError as exc:
+            if not wants_schema or exc.feature not in ("json_schema", "json_object"):
+                raise
+            if exc.feature == "json_object":
+                raise self._no_json_form(exc) from exc
+        try:
+            # Remembered now: `_prepare` writes the schema into the json_object form, or refuses.
+            arguments, used = self._prepare(request)
+            return await send(arguments, used)
+        except UnsupportedRequestError as exc:
+            if exc.feature not in ("json_schema", "json_object"):
+                raise
+            raise self._no_json_form(exc) from exc
+
+    def _no_json_form(self, cause: UnsupportedRequestError) -> UnsupportedRequestError:
+        return UnsupportedRequestError(
+            f"{self.model}: {_features.display(self.api_base)} accepts neither a json_schema response_format "
+            f"nor json_object with a schema ({cause}); ask without a response format",
+            feature="json_schema",
+        )
 
     # --- ChatModel -------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Send `request` and return the whole reply, retrying transient failures."""
-        self._check_capabilities(request)
-        litellm = await _litellm.load_litellm()
-
-        async def attempt(remaining: float | None) -> Any:
-            try:
-                return await litellm.acompletion(**self._arguments(request, self._attempt_timeout(remaining)))
-            except Exception as exc:
-                raise self._translate(exc) from exc
-
-        raw = await self.retry.run(attempt)
+        raw = await self._send(request, self._complete)
         choice = raw.choices[0]
         message = choice.message
         tool_calls = [
@@ -183,67 +275,119 @@ class LiteLLMChat(ChatModel):
             model=self.model,
         )
 
+    async def _complete(self, arguments: dict[str, Any], used: tuple[_features.Feature, ...]) -> Any:
+        litellm = await _litellm.load_litellm()
+
+        async def attempt(remaining: float | None) -> Any:
+            try:
+                return await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
+            except Exception as exc:
+                raise self._translate(exc, used) from exc
+
+        return await self.retry.run(attempt)
+
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """Send `request` and yield the reply as it arrives; the last chunk carries usage.
 
-        Opening the stream is retried like `complete`; a failure after the first chunk is raised.
+        Retried like `complete` until the first text or tool-call piece arrives, so a stream that
+        opens and then fails before saying anything is asked again. A failure after that is raised:
+        the consumer already has part of the reply, and a second answer would not continue it.
         """
         return self._stream(request)
 
     async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
-        self._check_capabilities(request)
-        litellm = await _litellm.load_litellm()
-
-        async def attempt(remaining: float | None) -> Any:
-            arguments = self._arguments(request, self._attempt_timeout(remaining))
-            arguments["stream"] = True
-            arguments["stream_options"] = {**arguments.get("stream_options", {}), "include_usage": True}
-            try:
-                return await litellm.acompletion(**arguments)
-            except Exception as exc:
-                raise self._translate(exc) from exc
-
-        raw_stream = await self.retry.run(attempt)
-        usage: TokenUsage | None = None
-        finish_reason: str | None = None
-        saw_tool_calls = False
-        iterator = raw_stream.__aiter__()
+        raw_stream, reader, used = await self._send(request, self._open_stream)
         try:
-            while True:
-                try:
-                    raw = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    raise self._translate(exc) from exc
-                if getattr(raw, "usage", None) is not None:
-                    usage = _litellm.to_usage(raw.usage)
-                if not raw.choices:
-                    continue
-                choice = raw.choices[0]
-                delta = choice.delta
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-                deltas = [
-                    ToolCallDelta(
-                        index=call.index or 0,
-                        id=call.id,
-                        name=call.function.name if call.function else None,
-                        arguments=(call.function.arguments or "") if call.function else "",
-                    )
-                    for call in (delta.tool_calls or [])
-                ]
-                saw_tool_calls = saw_tool_calls or bool(deltas)
-                if delta.content or deltas:
-                    yield ModelChunk(text=delta.content or "", tool_calls=deltas)
+            while (chunk := await reader.next()) is not None:
+                yield chunk
+        except Exception as exc:
+            raise self._translate(exc, used) from exc
         finally:
             # Release the connection even when the consumer stops early or is cancelled.
-            with anyio.move_on_after(2, shield=True):
-                await raw_stream.aclose()
+            await _close(raw_stream)
         yield ModelChunk(
-            usage=usage or TokenUsage(requests=1),
-            finish_reason=_litellm.to_finish_reason(finish_reason, has_tool_calls=saw_tool_calls),
+            usage=reader.usage or TokenUsage(requests=1),
+            finish_reason=_litellm.to_finish_reason(reader.finish_reason, has_tool_calls=reader.saw_tool_calls),
         )
+
+    async def _open_stream(
+        self, arguments: dict[str, Any], used: tuple[_features.Feature, ...]
+    ) -> tuple[Any, _StreamReader, tuple[_features.Feature, ...]]:
+        arguments = {
+            **arguments,
+            "stream": True,
+            "stream_options": {**arguments.get("stream_options", {}), "include_usage": True},
+        }
+        litellm = await _litellm.load_litellm()
+
+        async def attempt(remaining: float | None) -> tuple[Any, _StreamReader]:
+            try:
+                raw_stream = await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
+            except Exception as exc:
+                raise self._translate(exc, used) from exc
+            reader = _StreamReader(raw_stream)
+            try:
+                await reader.read_first()
+            except BaseException as exc:
+                await _close(raw_stream)
+                if isinstance(exc, Exception):
+                    raise self._translate(exc, used) from exc
+                raise
+            return raw_stream, reader
+
+        raw_stream, reader = await self.retry.run(attempt)
+        return raw_stream, reader, used
+
+
+class _StreamReader:
+    """Turns litellm's raw stream chunks into `ModelChunk`s, keeping usage and the finish reason aside."""
+
+    def __init__(self, raw_stream: Any) -> None:
+        self._iterator = raw_stream.__aiter__()
+        self._first: ModelChunk | None = None
+        self.usage: TokenUsage | None = None
+        self.finish_reason: str | None = None
+        self.saw_tool_calls = False
+
+    async def read_first(self) -> None:
+        """Read up to the first chunk with text or tool-call pieces (or the end) and hold it."""
+        self._first = await self._read()
+
+    async def next(self) -> ModelChunk | None:
+        """The next chunk with text or tool-call pieces; None at the end of the stream."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._read()
+
+    async def _read(self) -> ModelChunk | None:
+        async for raw in self._iterator:
+            if getattr(raw, "usage", None) is not None:
+                self.usage = _litellm.to_usage(raw.usage)
+            if not raw.choices:
+                continue
+            choice = raw.choices[0]
+            delta = choice.delta
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+            deltas = [
+                ToolCallDelta(
+                    index=call.index or 0,
+                    id=call.id,
+                    name=call.function.name if call.function else None,
+                    arguments=(call.function.arguments or "") if call.function else "",
+                )
+                for call in (delta.tool_calls or [])
+            ]
+            self.saw_tool_calls = self.saw_tool_calls or bool(deltas)
+            if delta.content or deltas:
+                return ModelChunk(text=delta.content or "", tool_calls=deltas)
+        return None
+
+
+async def _close(raw_stream: Any) -> None:
+    with anyio.move_on_after(2, shield=True):
+        await raw_stream.aclose()
 
 
 def _first_env(names: tuple[str, ...]) -> str | None:

@@ -8,8 +8,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 
 from gecko.errors import ConfigurationError, ModelOutputError
-from gecko.plugins.models import Embedder, ModelConfig
-from gecko.plugins.models._retry import RetryPolicy
+from gecko.plugins.models import Embedder, ModelConfig, RetryPolicy
 from gecko.types import TokenUsage
 from gecko_models import _litellm
 

@@ -5,24 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar
 
-from gecko.errors import (
-    ConfigurationError,
-    ModelConnectionError,
-    ModelError,
-    ModelRateLimitError,
-    ModelServerError,
-    ModelTimeoutError,
+from gecko.errors import ConfigurationError, ModelError
+from gecko.plugins.models import (
+    RETRYABLE_ERRORS,
+    ChatModel,
+    ModelCapabilities,
+    ModelChunk,
+    ModelRequest,
+    ModelResponse,
 )
-from gecko.plugins.models import ChatModel, ModelCapabilities, ModelChunk, ModelRequest, ModelResponse
 
 __all__ = ("FallbackModel",)
 
-DEFAULT_FALLBACK_ON: tuple[type[ModelError], ...] = (
-    ModelRateLimitError,
-    ModelServerError,
-    ModelTimeoutError,
-    ModelConnectionError,
-)
+DEFAULT_FALLBACK_ON: tuple[type[ModelError], ...] = RETRYABLE_ERRORS
+"""The errors that pass a request on: those a model's own retries give up on."""
 
 
 class FallbackModel(ChatModel):

@@ -31,20 +31,21 @@ class ZhipuChat(LiteLLMChat):
     """Zhipu GLM models, e.g. `ZhipuChat(model="glm-4-flash")`; key from `ZHIPUAI_API_KEY` or `ZHIPU_API_KEY`.
 
     Zhipu's API speaks the OpenAI protocol, so requests go through litellm's OpenAI client to
-    `https://open.bigmodel.cn/api/paas/v4` (or `api_base` / `ZHIPUAI_API_BASE`).
+    `https://open.bigmodel.cn/api/paas/v4`, or to `api_base`, `ZHIPUAI_API_BASE` or `ZHIPU_API_BASE`.
+    Both spellings of each variable are read, `ZHIPUAI_` first (the zhipuai SDK's).
     """
 
     provider: ClassVar[str] = "zhipu"
     litellm_prefix: ClassVar[str] = "openai/"
     api_key_env: ClassVar[tuple[str, ...]] = ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY")
-    api_base_env: ClassVar[tuple[str, ...]] = ("ZHIPUAI_API_BASE",)
+    api_base_env: ClassVar[tuple[str, ...]] = ("ZHIPUAI_API_BASE", "ZHIPU_API_BASE")
     default_api_base: ClassVar[str | None] = "https://open.bigmodel.cn/api/paas/v4"
     default_model: ClassVar[str] = "glm-4-flash"
     default_capabilities: ClassVar[ModelCapabilities] = ModelCapabilities(tools=True, streaming=True)
 
     def _missing_api_key(self) -> str | None:
         # Never let the OpenAI client fall back to OPENAI_API_KEY and send it to another provider.
-        raise ConfigurationError("ZhipuChat needs an API key: pass api_key= or set ZHIPUAI_API_KEY")
+        raise ConfigurationError("ZhipuChat needs an API key: pass api_key= or set ZHIPUAI_API_KEY or ZHIPU_API_KEY")
 
 
 class OllamaChat(LiteLLMChat):

@@ -9,9 +9,17 @@ from typing import Any
 
 import pytest
 
-from gecko.plugins.models._retry import RetryPolicy
+from gecko.plugins.models import RetryPolicy
 from gecko.testing.models import reply, tool_calls_reply
 from gecko.testing.server import OpenAIServer, ScriptItem
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # litellm silences these pydantic warnings about its own types with filters set at import
+    # (litellm._process_defaults); pytest restores the filters after each test, so the test that
+    # imported litellm takes them along and later tests would show litellm's noise.
+    for message in ("conflict with protected namespace", "Accessing the.*attribute on the instance", "`ReadOnly`"):
+        config.addinivalue_line("filterwarnings", f"ignore:.*{message}")
 
 
 @pytest.fixture

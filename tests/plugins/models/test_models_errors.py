@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import anyio
 import pytest
 from gecko_models import LiteLLMChat
@@ -13,9 +15,8 @@ from gecko.errors import (
     ModelServerError,
     ModelTimeoutError,
 )
-from gecko.plugins.models import ModelCapabilities, ModelRequest
-from gecko.plugins.models._retry import RetryPolicy
-from gecko.testing.server import OpenAIServer, error, malformed, slow
+from gecko.plugins.models import ModelCapabilities, ModelRequest, RetryPolicy
+from gecko.testing.server import HTTPReply, OpenAIServer, error, malformed, slow
 from gecko.types import ImagePart, Message, TextPart
 
 HELLO = ModelRequest(messages=[Message.user("hi")])
@@ -99,6 +100,39 @@ async def test_stream_open_is_retried_on_rate_limit(fast_retry: RetryPolicy) -> 
         chunks = [c async for c in _model(server.base_url, fast_retry).stream(HELLO)]
         assert len(server.requests) == 2
     assert "".join(c.text for c in chunks) == "streamed"
+
+
+def _broken_stream(*contents: str) -> HTTPReply:
+    """A 200 event stream: a role chunk, a chunk per text in `contents`, then an error event and the end."""
+    chunks = [{"role": "assistant", "content": ""}] + [{"content": text} for text in contents]
+    events: list[dict[str, object]] = [
+        {"id": "c", "object": "chat.completion.chunk", "model": "m", "choices": [{"index": 0, "delta": delta}]}
+        for delta in chunks
+    ]
+    events.append({"error": {"message": "the backend crashed mid-reply", "type": "server_error"}})
+    body = "".join(f"data: {json.dumps(event)}\n\n" for event in events)
+    return HTTPReply(status=200, body=body.encode(), headers={"Content-Type": "text/event-stream"})
+
+
+async def test_stream_failing_before_any_text_is_asked_again(fast_retry: RetryPolicy) -> None:
+    async with OpenAIServer([_broken_stream(), "streamed"]) as server:
+        chunks = [c async for c in _model(server.base_url, fast_retry).stream(HELLO)]
+        assert len(server.requests) == 2
+    assert "".join(c.text for c in chunks) == "streamed"
+
+
+async def test_stream_failing_after_text_is_raised_typed_and_not_asked_again(fast_retry: RetryPolicy) -> None:
+    async with OpenAIServer([_broken_stream("Hel", "lo"), "never reached"]) as server:
+        received: list[str] = []
+
+        async def consume() -> None:
+            async for chunk in _model(server.base_url, fast_retry).stream(HELLO):
+                received.append(chunk.text)
+
+        with pytest.raises(ModelServerError, match="crashed mid-reply"):
+            await consume()
+        assert len(server.requests) == 1
+    assert received == ["Hel", "lo"]
 
 
 async def test_undeclared_capability_is_refused_before_sending(fast_retry: RetryPolicy) -> None:

@@ -4,8 +4,7 @@ import pytest
 from gecko_models import FallbackModel, LiteLLMChat
 
 from gecko.errors import ModelAuthenticationError, ModelServerError
-from gecko.plugins.models import ModelRequest, StreamAccumulator
-from gecko.plugins.models._retry import RetryPolicy
+from gecko.plugins.models import ModelRequest, RetryPolicy, StreamAccumulator
 from gecko.testing.server import OpenAIServer, error
 from gecko.types import Message
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from gecko_models import AnthropicChat, LiteLLMChat, LiteLLMEmbedder, OllamaChat, OpenAIChat, ZhipuChat
@@ -39,9 +40,9 @@ def test_seed_import_paths_resolve_to_the_plugin_classes() -> None:
     assert ModelConfig(model_name="m").model_name == "m"
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=False
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, check=False, cwd=cwd
     )
 
 
@@ -67,6 +68,20 @@ def test_importing_and_building_models_does_not_import_litellm() -> None:
     assert _run(code).returncode == 0
 
 
+def test_loading_litellm_leaves_the_environment_alone(tmp_path: Path) -> None:
+    # litellm's import reads a .env file from the working directory unless told it runs in production.
+    (tmp_path / ".env").write_text("GECKO_DOTENV_PROBE=loaded\n")
+    code = (
+        "import os, anyio\n"
+        "from gecko_models import _litellm\n"
+        "anyio.run(_litellm.load_litellm)\n"
+        "print(os.environ.get('GECKO_DOTENV_PROBE', 'absent'))\n"
+    )
+    result = _run(code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "absent"
+
+
 async def test_create_model_builds_a_preset_that_answers_over_http() -> None:
     async with OpenAIServer(["hi from glm"]) as server:
         model = create_model("zhipu:glm-4-flash", api_key="k", api_base=server.base_url)
@@ -74,19 +89,30 @@ async def test_create_model_builds_a_preset_that_answers_over_http() -> None:
     assert response.message.text == "hi from glm"
 
 
-async def test_zhipu_key_comes_from_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ZHIPUAI_API_KEY", "from-env")
+@pytest.mark.parametrize("key_variable", ["ZHIPUAI_API_KEY", "ZHIPU_API_KEY"])
+@pytest.mark.parametrize("base_variable", ["ZHIPUAI_API_BASE", "ZHIPU_API_BASE"])
+async def test_zhipu_key_and_endpoint_come_from_either_spelling(
+    monkeypatch: pytest.MonkeyPatch, key_variable: str, base_variable: str
+) -> None:
+    for name in ("ZHIPUAI_API_KEY", "ZHIPU_API_KEY", "ZHIPUAI_API_BASE", "ZHIPU_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(key_variable, "from-env")
     async with OpenAIServer(["ok"]) as server:
-        await ZhipuChat(model="glm-4-flash", api_base=server.base_url).complete(
-            ModelRequest(messages=[Message.user("hi")])
-        )
+        monkeypatch.setenv(base_variable, server.base_url)
+        await ZhipuChat(model="glm-4-flash").complete(ModelRequest(messages=[Message.user("hi")]))
         assert server.requests[0].headers["authorization"] == "Bearer from-env"
+
+
+def test_zhipu_prefers_the_zhipuai_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHIPUAI_API_BASE", "http://127.0.0.1:1/zhipuai")
+    monkeypatch.setenv("ZHIPU_API_BASE", "http://127.0.0.1:1/zhipu")
+    assert ZhipuChat(api_key="k").api_base == "http://127.0.0.1:1/zhipuai"
 
 
 def test_zhipu_without_a_key_says_how_to_provide_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ZHIPUAI_API_KEY", raising=False)
     monkeypatch.delenv("ZHIPU_API_KEY", raising=False)
-    with pytest.raises(ConfigurationError, match="ZHIPUAI_API_KEY"):
+    with pytest.raises(ConfigurationError, match="ZHIPUAI_API_KEY or ZHIPU_API_KEY"):
         ZhipuChat(model="glm-4-flash")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gecko.errors import ConfigurationError, ModelBadRequestError, ModelRateLimitError, ModelServerError
-from gecko.plugins.models._retry import RetryPolicy
+from gecko.plugins.models import RetryPolicy
 
 
 def test_backoff_grows_exponentially_within_jitter() -> None:

@@ -1,4 +1,5 @@
-"""The model kind: the chat-model and embedder contracts, their factory and installed providers.
+"""The model kind: the chat-model and embedder contracts, their factory, the shared retry policy
+and installed providers.
 
 Providers live in separate distributions registered in the `gecko.models` entry-point group
 (name = provider prefix). Preset classes such as `ZhipuChat` resolve lazily from there, so
@@ -15,6 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from gecko.errors import ConfigurationError, PluginLoadError
+from gecko.plugins.models.retry import RETRYABLE_ERRORS, RetryPolicy
 from gecko.plugins.registry import Registry
 from gecko.types import Message, TokenUsage, ToolCall
 
@@ -30,6 +32,8 @@ __all__ = (
     "ChatModel",
     "Embedder",
     "ModelConfig",
+    "RetryPolicy",
+    "RETRYABLE_ERRORS",
     "FinishReason",
     "model_registry",
     "create_model",

@@ -3,6 +3,8 @@
 Attempts are bounded by count and by total time; a provider's `Retry-After` hint is honoured
 as a lower bound on the wait, and a wait that would overrun the time budget is not started.
 Provider plugins wrap each call in `RetryPolicy.run` and switch off any retries of their SDK.
+It lives beside the model contracts (layer 2) so that every model or embedder plugin can use it;
+import it as `from gecko.plugins.models import RetryPolicy`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from agents import Runner as AgentRunner
 from agents.usage import Usage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from frameworks import Reply, Runner, UnsupportedError, add, concurrent_runs, scripted_replies, sequential_runs
+from frameworks import WORK, Reply, Runner, UnsupportedError, add, concurrent_runs, scripted_replies, sequential_runs
 
-IMPORT_MODULE = "agents"
+IMPORT_STATEMENT = "from agents import Agent, Runner"
 
 set_tracing_disabled(True)
 
@@ -35,6 +35,7 @@ class _ScriptedModel(Model):
     async def get_response(
         self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
     ) -> ModelResponse:
+        WORK["model calls"] += 1
         return await self._script(input)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -85,7 +86,7 @@ async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
     raise UnsupportedError("openai-agents has no graph engine")
 
 
-async def w3_checkpoint(n: int, db: Path) -> Runner:
+async def w3_checkpoint(n: int, synchronous: str, db: Path) -> Runner:
     """UnsupportedError: the SDK has no graph engine to checkpoint."""
     raise UnsupportedError("openai-agents has no graph engine")
 
@@ -123,6 +124,7 @@ async def w7_structured(replies: int) -> Runner:
         for _ in range(replies):
             result = await AgentRunner.run(agent, "Describe the user.")
             assert isinstance(result.final_output, Reply)
+            WORK["outputs"] += 1
 
     return run
 

@@ -89,9 +89,7 @@ class Reply(BaseModel):
 def scripted_replies(count: int) -> list[str]:
     """Return ``count`` distinct JSON documents that each validate as a :class:`Reply`."""
     return [
-        json.dumps(
-            {"name": f"user-{i}", "age": i % 90, "score": i / 7, "active": i % 2 == 0, "tags": ["a", str(i)]}
-        )
+        json.dumps({"name": f"user-{i}", "age": i % 90, "score": i / 7, "active": i % 2 == 0, "tags": ["a", str(i)]})
         for i in range(count)
     ]
 

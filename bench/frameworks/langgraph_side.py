@@ -1,7 +1,7 @@
 """LangGraph's side of each workload, on a scripted chat model.
 
-``StateGraph`` for graphs, ``AsyncSqliteSaver`` with ``durability="sync"`` for W3, the prebuilt ReAct agent for W4/W5 and
-langchain-core's ``with_structured_output`` for W7.
+``StateGraph`` for graphs, ``AsyncSqliteSaver`` with ``durability="sync"`` for W3, the prebuilt
+ReAct agent for W4/W5 and langchain-core's ``with_structured_output`` for W7.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
+import aiosqlite
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import create_react_agent

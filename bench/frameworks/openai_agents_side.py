@@ -32,9 +32,7 @@ class _ScriptedModel(Model):
     def __init__(self, script: _Script) -> None:
         self._script = script
 
-    async def get_response(
-        self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
-    ) -> ModelResponse:
+    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
         WORK["model calls"] += 1
         return await self._script(input)
 
@@ -49,9 +47,7 @@ def _response(item: Any) -> ModelResponse:
 def _message(text: str) -> ModelResponse:
     content = ResponseOutputText(annotations=[], text=text, type="output_text")
     return _response(
-        ResponseOutputMessage(
-            id="msg", content=[content], role="assistant", status="completed", type="message"
-        )
+        ResponseOutputMessage(id="msg", content=[content], role="assistant", status="completed", type="message")
     )
 
 
@@ -63,9 +59,7 @@ def _add_then_answer(latency_s: float) -> _Script:
         if last.get("type") == "function_call_output":
             return _message(f"The sum is {last['output']}.")
         return _response(
-            ResponseFunctionToolCall(
-                type="function_call", call_id="call_add", name="add", arguments='{"a": 2, "b": 3}'
-            )
+            ResponseFunctionToolCall(type="function_call", call_id="call_add", name="add", arguments='{"a": 2, "b": 3}')
         )
 
     return script

@@ -131,7 +131,14 @@ def workloads(quick: bool) -> list[Workload]:
         ),
         Workload("W4", f"W4 agent x{agent_runs} seq", "w4_agent", (agent_runs,), "µs/run", per=agent_runs),
         Workload("W5", "W5 200 agents, 50 ms model", "w5_agents", (200, 0.050), "ms"),
-        Workload("W6", "W6 what a user imports", "import_time", (), "ms"),
+        Workload(
+            "W6",
+            "W6 what a user imports",
+            "import:IMPORT_STATEMENT",
+            (),
+            "ms",
+            extras=(Extra("floor: from pydantic import BaseModel", "floor", "import:IMPORT_BASE_MODEL"),),
+        ),
         Workload(
             "W7",
             f"W7 structured x{replies}",

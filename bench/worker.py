@@ -1,7 +1,8 @@
 """Runs one workload on one framework in this (fresh) process; ``bench/run.py`` starts it.
 
 Usage: ``python bench/worker.py SPEC_JSON OUT_JSON``. SPEC_JSON holds ``side`` (a module of
-``frameworks``), ``function`` (a setup function, or ``"import_time"`` for W6), ``args``, ``reps``,
+``frameworks``), ``function`` (a setup function, or for W6 ``"import:NAME"``, timing the statement in
+the side's attribute ``NAME``), ``args``, ``reps``,
 ``clock`` (``"wall"`` or ``"cpu"``) and ``fresh_db`` (W3: a new SQLite file per repetition). The
 worker writes OUT_JSON: ``status`` (``ok``, ``n/a``, ``unsupported`` or ``error``), ``samples`` (seconds
 per timed repetition, after one warm-up), ``work`` (``frameworks.WORK`` of the last repetition; W3
@@ -15,6 +16,7 @@ import asyncio
 import gc
 import importlib
 import json
+import os
 import resource
 import sqlite3
 import statistics
@@ -36,7 +38,9 @@ _COUNT_MODULES = "import sys; _before = set(sys.modules)\n{statement}\nprint(len
 
 
 def _python(*args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True)
+    # Bytecode caching on, as for an installed package: the warm-up run writes what the timed runs read.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         error = ModuleNotFoundError if "ModuleNotFoundError" in proc.stderr else RuntimeError
         raise error(proc.stderr.strip().splitlines()[-1])
@@ -175,8 +179,8 @@ async def _measure(side: Any, spec: dict[str, Any]) -> dict[str, Any]:
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         side = importlib.import_module(f"frameworks.{spec['side']}")
-        if spec["function"] == "import_time":
-            result = _import_times(side.IMPORT_STATEMENT, spec["reps"])
+        if spec["function"].startswith("import:"):
+            result = _import_times(getattr(side, spec["function"].removeprefix("import:")), spec["reps"])
         else:
             result = asyncio.run(_measure(side, spec))
     except UnsupportedError as exc:

@@ -8,7 +8,9 @@ Every module defines:
 
 ``IMPORT_STATEMENT: str``
     W6: what a user of the framework writes first, timed in fresh interpreters (e.g.
-    ``from gecko import Agent, Workflow, Team, tool``).
+    ``from gecko import Agent, Workflow, Team, tool``). The worker runs it in fresh interpreters:
+    wall time minus an empty interpreter's, with ``-X importtime`` and the count of modules loaded
+    beside it.
 
 and these async *setup* functions. Setup builds everything (graphs, agents, scripted models) and is
 not timed; it returns a :data:`Runner`, a zero-argument coroutine function that performs the

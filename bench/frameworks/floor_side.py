@@ -15,6 +15,8 @@ from typing import Any
 from frameworks import WORK, Reply, Runner, add, scripted_replies
 
 IMPORT_STATEMENT = "import pydantic"
+IMPORT_BASE_MODEL = "from pydantic import BaseModel"
+"""W6's second floor: what any framework whose types are pydantic models loads at the least."""
 
 
 async def _increment(state: dict[str, int]) -> dict[str, int]:

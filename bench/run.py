@@ -300,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated workload ids, e.g. W1,W4 (W2 = W2a+W2b)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--reps", type=int, help="timed repetitions per row (default 5, 3 with --quick)")
+    parser.add_argument("--timeout", type=float, help="seconds per row before it counts as ERROR (default 900)")
     args = parser.parse_args(argv)
 
     only = [o.strip().lower() for o in args.only.split(",") if o.strip()]
@@ -311,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         parser.error(f"no workload matches {args.only!r}")
     reps, timeout = (3, 300.0) if args.quick else (5, 900.0)
+    reps = args.reps or reps
+    timeout = args.timeout or timeout
 
     versions = _versions()
     print("Python", sys.version.split()[0], "|", ", ".join(f"{k} {v}" for k, v in versions.items()))

@@ -319,20 +319,25 @@ def main(argv: list[str] | None = None) -> int:
     versions = _versions()
     print("Python", sys.version.split()[0], "|", ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"{reps} timed repetitions after 1 warm-up, each framework in a fresh process\n")
-    results = []
+    results: list[Result] = []
     for workload in chosen:
         for row in rows(workload, frameworks):
             result = measure(workload, row, reps, timeout)
-            print(f"  {workload.label:<36} {row.name:<28} {_figure(result)}", file=sys.stderr, flush=True)
+            progress = f"  {workload.label:<36} {row.name:<28} {_figure(result)}  {_work(result)}"
+            print(progress.rstrip(), file=sys.stderr, flush=True)
             results.append(result)
+            if args.json:
+                # Rewritten after every row, so an interrupted run keeps what it measured.
+                _write_json(args.json, args.quick, reps, versions, results)
     print()
     print_table(results)
-    if args.json:
-        payload = {"quick": args.quick, "reps": reps, "versions": versions, "results": []}
-        payload["results"] = [r.as_json() for r in results]
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 1 if any(r.status == "error" for r in results) else 0
+
+
+def _write_json(path: Path, quick: bool, reps: int, versions: dict[str, str], results: list[Result]) -> None:
+    payload = {"quick": quick, "reps": reps, "versions": versions, "results": [r.as_json() for r in results]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 if __name__ == "__main__":

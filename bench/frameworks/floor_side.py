@@ -1,4 +1,8 @@
-"""The floor: each workload hand-written on plain asyncio, sqlite3 and pydantic, no framework."""
+"""The floor: each workload hand-written on plain asyncio, sqlite3 and pydantic, no framework.
+
+W1 has two floors: ``w1_chain`` spawns one task per node (what an engine that isolates nodes
+pays), ``w1_bare_chain`` awaits each node inline (the least code that runs a chain).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from frameworks import Reply, Runner, add, scripted_replies
+from frameworks import WORK, Reply, Runner, add, scripted_replies
 
-IMPORT_MODULE = "pydantic"
+IMPORT_STATEMENT = "import pydantic"
+IMPORT_BASE_MODEL = "from pydantic import BaseModel"
+"""W6's second floor: what any framework whose types are pydantic models loads at the least."""
 
 
 async def _increment(state: dict[str, int]) -> dict[str, int]:
@@ -25,12 +31,26 @@ async def w1_chain(n: int) -> Runner:
         for _ in range(n):
             state = await asyncio.create_task(_increment(state))
         assert state["count"] == n
+        WORK["nodes"] += state["count"]
+
+    return run
+
+
+async def w1_bare_chain(n: int) -> Runner:
+    """A chain of ``n`` nodes, each coroutine awaited inline: no task, no scheduler."""
+
+    async def run() -> None:
+        state = {"count": 0}
+        for _ in range(n):
+            state = await _increment(state)
+        assert state["count"] == n
+        WORK["nodes"] += state["count"]
 
     return run
 
 
 async def _noop() -> None:
-    return None
+    WORK["branches"] += 1
 
 
 async def w2a_fanout(width: int) -> Runner:
@@ -45,17 +65,21 @@ async def w2a_fanout(width: int) -> Runner:
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
     """Entry -> ``width`` parallel tasks each sleeping ``sleep_s`` -> join."""
 
+    async def sleeper() -> None:
+        await asyncio.sleep(sleep_s)
+        WORK["branches"] += 1
+
     async def run() -> None:
-        await asyncio.gather(*(asyncio.sleep(sleep_s) for _ in range(width)))
+        await asyncio.gather(*(sleeper() for _ in range(width)))
 
     return run
 
 
-async def w3_checkpoint(n: int, db: Path) -> Runner:
-    """A chain of ``n`` nodes, the state committed to a sqlite3 table (WAL, synchronous=NORMAL) per node."""
+async def w3_checkpoint(n: int, synchronous: str, db: Path) -> Runner:
+    """A chain of ``n`` nodes, the state committed to a sqlite3 table (WAL) after each node; every state kept."""
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("CREATE TABLE checkpoints (run TEXT, step INTEGER, state TEXT, PRIMARY KEY (run, step))")
 
     async def run() -> Path:
@@ -66,6 +90,7 @@ async def w3_checkpoint(n: int, db: Path) -> Runner:
             conn.commit()
         conn.close()
         assert state["count"] == n
+        WORK["nodes"] += state["count"]
         return db
 
     return run
@@ -84,6 +109,7 @@ async def _agent(latency_s: float) -> str:
     while True:
         if latency_s:
             await asyncio.sleep(latency_s)
+        WORK["model calls"] += 1
         reply = _scripted_model(messages)
         messages.append(reply)
         call = reply.get("tool_call")
@@ -98,6 +124,7 @@ async def w4_agent(runs: int) -> Runner:
     async def run() -> None:
         for _ in range(runs):
             assert await _agent(0.0) == "The sum is 5."
+        WORK["runs"] += runs
 
     return run
 
@@ -108,17 +135,19 @@ async def w5_agents(agents: int, latency_s: float) -> Runner:
     async def run() -> None:
         answers = await asyncio.gather(*(_agent(latency_s) for _ in range(agents)))
         assert answers == ["The sum is 5."] * agents
+        WORK["runs"] += agents
 
     return run
 
 
 async def w7_structured(replies: int) -> Runner:
-    """``Reply.model_validate_json`` on each scripted reply."""
+    """``Reply.model_validate_json`` on each scripted reply (no agent, no model call)."""
     documents = scripted_replies(replies)
 
     async def run() -> None:
         for document in documents:
-            Reply.model_validate_json(document)
+            assert isinstance(Reply.model_validate_json(document), Reply)
+            WORK["outputs"] += 1
 
     return run
 
@@ -126,11 +155,15 @@ async def w7_structured(replies: int) -> Runner:
 async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
     """One task sleeping ``long_s`` beside a chain of ``chain`` sleeps of ``short_s``, gathered."""
 
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        WORK["nodes"] += 1
+
     async def chained() -> None:
         for _ in range(chain):
-            await asyncio.sleep(short_s)
+            await sleep(short_s)
 
     async def run() -> None:
-        await asyncio.gather(asyncio.sleep(long_s), chained())
+        await asyncio.gather(sleep(long_s), chained())
 
     return run

@@ -1,7 +1,7 @@
 """LangGraph's side of each workload, on a scripted chat model.
 
-``StateGraph`` for graphs, ``AsyncSqliteSaver`` for W3, the prebuilt ReAct agent for W4/W5 and
-langchain-core's ``with_structured_output`` for W7.
+``StateGraph`` for graphs, ``AsyncSqliteSaver`` with ``durability="sync"`` for W3, the prebuilt
+ReAct agent for W4/W5 and langchain-core's ``with_structured_output`` for W7.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
+import aiosqlite
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -22,9 +23,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import create_react_agent
 
-from frameworks import Reply, Runner, add, concurrent_runs, scripted_replies, sequential_runs
+from frameworks import WORK, Reply, Runner, add, concurrent_runs, scripted_replies, sequential_runs
 
-IMPORT_MODULE = "langgraph.graph"
+IMPORT_STATEMENT = "from langgraph.graph import StateGraph"
 
 
 class _Count(TypedDict):
@@ -43,6 +44,11 @@ async def _noop(state: _Done) -> dict[str, bool]:
     return {}
 
 
+async def _branch(state: _Done) -> dict[str, bool]:
+    WORK["branches"] += 1
+    return {}
+
+
 async def _finish(state: _Done) -> dict[str, bool]:
     return {"done": True}
 
@@ -51,9 +57,10 @@ class _Step(Protocol):
     def __call__(self, state: _Done) -> Awaitable[dict[str, bool]]: ...
 
 
-def _sleeper(seconds: float) -> _Step:
+def _sleeper(seconds: float, counter: str) -> _Step:
     async def node(state: _Done) -> dict[str, bool]:
         await asyncio.sleep(seconds)
+        WORK[counter] += 1
         return {}
 
     return node
@@ -78,6 +85,7 @@ async def w1_chain(n: int) -> Runner:
     async def run() -> None:
         result = await graph.ainvoke({"count": 0}, config)
         assert result["count"] == n
+        WORK["nodes"] += result["count"]
 
     return run
 
@@ -103,25 +111,35 @@ def _fanout(branches: dict[str, _Step]) -> Runner:
 
 async def w2a_fanout(width: int) -> Runner:
     """Entry -> ``width`` parallel no-op nodes -> a join edge waiting on all of them."""
-    return _fanout({f"p{i}": _noop for i in range(width)})
+    return _fanout({f"p{i}": _branch for i in range(width)})
 
 
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
     """Entry -> ``width`` parallel sleeping nodes -> a join edge waiting on all of them."""
-    return _fanout({f"p{i}": _sleeper(sleep_s) for i in range(width)})
+    return _fanout({f"p{i}": _sleeper(sleep_s, "branches") for i in range(width)})
 
 
-async def w3_checkpoint(n: int, db: Path) -> Runner:
-    """The W1 chain compiled with an ``AsyncSqliteSaver`` on ``db`` (one checkpoint per superstep)."""
+async def w3_checkpoint(n: int, synchronous: str, db: Path) -> Runner:
+    """The W1 chain compiled with an ``AsyncSqliteSaver`` on ``db``, run with ``durability="sync"``.
+
+    ``durability="sync"`` writes each superstep's checkpoint before the next step starts (the
+    default, "async", lets the next step run while the write is in flight). The saver's connection
+    is opened here so ``PRAGMA synchronous`` can be set (the saver itself keeps SQLite's default,
+    FULL), and its tables are created before the timed run.
+    """
     stack = AsyncExitStack()
-    saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(db)))
+    conn = await stack.enter_async_context(aiosqlite.connect(str(db)))
+    await conn.execute(f"PRAGMA synchronous={synchronous}")
+    saver = AsyncSqliteSaver(conn)
+    await saver.setup()
     graph = _chain(n).compile(checkpointer=saver)
     config: Any = {"recursion_limit": n + 10, "configurable": {"thread_id": "bench"}}
 
     async def run() -> Path:
-        result = await graph.ainvoke({"count": 0}, config)
+        result = await graph.ainvoke({"count": 0}, config, durability="sync")
         await stack.aclose()
         assert result["count"] == n
+        WORK["nodes"] += result["count"]
         return db
 
     return run
@@ -147,6 +165,7 @@ class _ScriptedChat(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
+        WORK["model calls"] += 1
         return ChatResult(generations=[ChatGeneration(message=self.script(messages))])
 
     async def _agenerate(
@@ -206,6 +225,7 @@ async def w7_structured(replies: int) -> Runner:
     async def run() -> None:
         for _ in range(replies):
             assert isinstance(await structured.ainvoke("Describe the user."), Reply)
+            WORK["outputs"] += 1
 
     return run
 
@@ -214,13 +234,13 @@ async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
     """Entry -> {``long`` node; chain of ``chain`` nodes} -> a join edge waiting on both ends."""
     builder: StateGraph[_Done] = StateGraph(_Done)
     builder.add_node("entry", _noop)
-    builder.add_node("long", _sleeper(long_s))
+    builder.add_node("long", _sleeper(long_s, "nodes"))
     builder.add_node("join", _finish)
     builder.add_edge(START, "entry")
     builder.add_edge("entry", "long")
     previous = "entry"
     for i in range(chain):
-        builder.add_node(f"c{i}", _sleeper(short_s))
+        builder.add_node(f"c{i}", _sleeper(short_s, "nodes"))
         builder.add_edge(previous, f"c{i}")
         previous = f"c{i}"
     builder.add_edge(["long", previous], "join")

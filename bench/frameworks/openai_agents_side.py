@@ -17,9 +17,9 @@ from agents import Runner as AgentRunner
 from agents.usage import Usage
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
-from frameworks import Reply, Runner, UnsupportedError, add, concurrent_runs, scripted_replies, sequential_runs
+from frameworks import WORK, Reply, Runner, UnsupportedError, add, concurrent_runs, scripted_replies, sequential_runs
 
-IMPORT_MODULE = "agents"
+IMPORT_STATEMENT = "from agents import Agent, Runner"
 
 set_tracing_disabled(True)
 
@@ -32,9 +32,8 @@ class _ScriptedModel(Model):
     def __init__(self, script: _Script) -> None:
         self._script = script
 
-    async def get_response(
-        self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
-    ) -> ModelResponse:
+    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
+        WORK["model calls"] += 1
         return await self._script(input)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
@@ -48,9 +47,7 @@ def _response(item: Any) -> ModelResponse:
 def _message(text: str) -> ModelResponse:
     content = ResponseOutputText(annotations=[], text=text, type="output_text")
     return _response(
-        ResponseOutputMessage(
-            id="msg", content=[content], role="assistant", status="completed", type="message"
-        )
+        ResponseOutputMessage(id="msg", content=[content], role="assistant", status="completed", type="message")
     )
 
 
@@ -62,9 +59,7 @@ def _add_then_answer(latency_s: float) -> _Script:
         if last.get("type") == "function_call_output":
             return _message(f"The sum is {last['output']}.")
         return _response(
-            ResponseFunctionToolCall(
-                type="function_call", call_id="call_add", name="add", arguments='{"a": 2, "b": 3}'
-            )
+            ResponseFunctionToolCall(type="function_call", call_id="call_add", name="add", arguments='{"a": 2, "b": 3}')
         )
 
     return script
@@ -85,7 +80,7 @@ async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
     raise UnsupportedError("openai-agents has no graph engine")
 
 
-async def w3_checkpoint(n: int, db: Path) -> Runner:
+async def w3_checkpoint(n: int, synchronous: str, db: Path) -> Runner:
     """UnsupportedError: the SDK has no graph engine to checkpoint."""
     raise UnsupportedError("openai-agents has no graph engine")
 
@@ -123,6 +118,7 @@ async def w7_structured(replies: int) -> Runner:
         for _ in range(replies):
             result = await AgentRunner.run(agent, "Describe the user.")
             assert isinstance(result.final_output, Reply)
+            WORK["outputs"] += 1
 
     return run
 

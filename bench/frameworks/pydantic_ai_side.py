@@ -24,9 +24,9 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_graph import GraphBuilder, StepContext, reduce_null
 
-from frameworks import Reply, Runner, UnsupportedError, add, scripted_replies
+from frameworks import WORK, Reply, Runner, UnsupportedError, add, scripted_replies
 
-IMPORT_MODULE = "pydantic_ai"
+IMPORT_STATEMENT = "from pydantic_ai import Agent"
 
 
 @dataclass
@@ -40,6 +40,10 @@ async def _increment(ctx: StepContext[_Count, None, None]) -> None:
 
 async def _noop(ctx: StepContext[None, None, None]) -> None:
     return None
+
+
+async def _branch(ctx: StepContext[None, None, None]) -> None:
+    WORK["branches"] += 1
 
 
 async def w1_chain(n: int) -> Runner:
@@ -56,6 +60,7 @@ async def w1_chain(n: int) -> Runner:
         state = _Count()
         await graph.run(state=state)
         assert state.count == n
+        WORK["nodes"] += state.count
 
     return run
 
@@ -80,7 +85,7 @@ def _fanout(width: int, step: Any) -> Runner:
 
 async def w2a_fanout(width: int) -> Runner:
     """Entry -> a broadcast to ``width`` parallel no-op steps -> a ``reduce_null`` join."""
-    return _fanout(width, _noop)
+    return _fanout(width, _branch)
 
 
 async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
@@ -88,16 +93,18 @@ async def w2b_fanout_sleep(width: int, sleep_s: float) -> Runner:
 
     async def sleeper(ctx: StepContext[None, None, None]) -> None:
         await asyncio.sleep(sleep_s)
+        WORK["branches"] += 1
 
     return _fanout(width, sleeper)
 
 
-async def w3_checkpoint(n: int, db: Path) -> Runner:
+async def w3_checkpoint(n: int, synchronous: str, db: Path) -> Runner:
     """UnsupportedError: pydantic-graph has no SQLite state persistence."""
     raise UnsupportedError("pydantic-graph has no SQLite checkpointer")
 
 
 def _add_then_answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    WORK["model calls"] += 1
     last = messages[-1]
     if isinstance(last, ModelRequest):
         for part in last.parts:
@@ -113,6 +120,7 @@ async def w4_agent(runs: int) -> Runner:
     async def run() -> None:
         for _ in range(runs):
             assert (await agent.run("What is 2 + 3?")).output == "The sum is 5."
+        WORK["runs"] += runs
 
     return run
 
@@ -129,6 +137,7 @@ async def w5_agents(agents: int, latency_s: float) -> Runner:
     async def run() -> None:
         results = await asyncio.gather(*(agent.run("What is 2 + 3?") for _ in range(agents)))
         assert [r.output for r in results] == ["The sum is 5."] * agents
+        WORK["runs"] += agents
 
     return run
 
@@ -138,6 +147,7 @@ async def w7_structured(replies: int) -> Runner:
     documents = itertools.cycle(scripted_replies(replies))
 
     def next_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        WORK["model calls"] += 1
         return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, next(documents))])
 
     agent = Agent(FunctionModel(next_reply), output_type=Reply)
@@ -145,6 +155,7 @@ async def w7_structured(replies: int) -> Runner:
     async def run() -> None:
         for _ in range(replies):
             assert isinstance((await agent.run("Describe the user.")).output, Reply)
+            WORK["outputs"] += 1
 
     return run
 
@@ -154,9 +165,11 @@ async def w8_uneven(long_s: float, short_s: float, chain: int) -> Runner:
 
     async def long_step(ctx: StepContext[None, None, None]) -> None:
         await asyncio.sleep(long_s)
+        WORK["nodes"] += 1
 
     async def short_step(ctx: StepContext[None, None, None]) -> None:
         await asyncio.sleep(short_s)
+        WORK["nodes"] += 1
 
     g = GraphBuilder()
     entry = g.step(_noop, node_id="entry")

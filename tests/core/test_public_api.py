@@ -54,5 +54,21 @@ def test_l1_names_are_the_objects_of_their_home_modules() -> None:
     from gecko.compose.team import Team
     from gecko.compose.workflow import Workflow
     from gecko.core.agent import Agent
+    from gecko.core.toolbox import tool
 
     assert (gecko.Agent, gecko.Workflow, gecko.Team, gecko.step, gecko.Next) == (Agent, Workflow, Team, step, Next)
+    assert gecko.tool is tool
+
+
+def test_what_an_agent_user_writes_imports() -> None:
+    from gecko import Agent, Team, Workflow, tool
+
+    assert "tool" in gecko.__all__
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    assert add.name == "add"
+    assert (Agent, Workflow, Team) == (gecko.Agent, gecko.Workflow, gecko.Team)

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from gecko.core.builder import AgentBuilder
     from gecko.core.memory import SummaryTokenMemory, TokenMemory
     from gecko.core.structure import StructureEngine
+    from gecko.core.toolbox import tool
     from gecko.types import AgentOutput, Message, Role, TokenUsage
 
 __all__ = (
     "__version__",
     "Agent",
     "AgentBuilder",
+    "tool",
     "Message",
     "Role",
     "AgentOutput",
@@ -44,6 +46,7 @@ __all__ = (
 _LOCATIONS = {
     "Agent": "gecko.core.agent",
     "AgentBuilder": "gecko.core.builder",
+    "tool": "gecko.core.toolbox",
     "Message": "gecko.types",
     "Role": "gecko.types",
     "AgentOutput": "gecko.types",

@@ -39,7 +39,7 @@ class Role(str, Enum):
 class TextPart(BaseModel):
     """A piece of text inside a multimodal message."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["text"] = "text"
     text: str
@@ -48,7 +48,7 @@ class TextPart(BaseModel):
 class ImagePart(BaseModel):
     """An image given by URL (`https://`, `data:`) inside a multimodal message."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["image"] = "image"
     url: str
@@ -67,7 +67,7 @@ ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 class ToolCall(BaseModel):
     """A model's request to run one tool; `arguments` is the raw JSON text the model produced."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     name: str
@@ -76,6 +76,8 @@ class ToolCall(BaseModel):
 
 class Message(BaseModel):
     """One chat message."""
+
+    model_config = ConfigDict(defer_build=True)
 
     role: Role
     content: str | list[ContentPart] | None = None
@@ -112,7 +114,7 @@ class Message(BaseModel):
 class TokenUsage(BaseModel):
     """Tokens and requests spent; provider-reported numbers are the truth."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -130,6 +132,8 @@ class TokenUsage(BaseModel):
 
 class AgentOutput(BaseModel):
     """The result of an agent run."""
+
+    model_config = ConfigDict(defer_build=True)
 
     content: str = ""
     data: Any = None

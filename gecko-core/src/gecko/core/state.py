@@ -55,7 +55,7 @@ class UsageLimits:
 class PendingApproval(BaseModel):
     """A tool call waiting for the caller's decision."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     call_id: str
     tool_name: str

@@ -46,7 +46,7 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"
 class ModelCapabilities(BaseModel):
     """What a model can do; the engines choose strategies from these flags."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     tools: bool = True
     json_schema: bool = False
@@ -58,7 +58,7 @@ class ModelCapabilities(BaseModel):
 class ToolDefinition(BaseModel):
     """A tool as the model sees it: name, description and JSON schema of its arguments."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     description: str = ""
@@ -68,7 +68,7 @@ class ToolDefinition(BaseModel):
 class ResponseFormat(BaseModel):
     """A constraint on the reply: a JSON schema (native or grammar-enforced) or plain JSON."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: Literal["json_schema", "json_object", "grammar"]
     name: str = "output"
@@ -78,6 +78,8 @@ class ResponseFormat(BaseModel):
 
 class ModelRequest(BaseModel):
     """Everything sent to a model in one call. Hooks may edit `messages` before it is sent."""
+
+    model_config = ConfigDict(defer_build=True)
 
     messages: list[Message]
     tools: list[ToolDefinition] = Field(default_factory=list)
@@ -89,6 +91,8 @@ class ModelRequest(BaseModel):
 class ModelResponse(BaseModel):
     """One completed model reply with the provider-reported usage."""
 
+    model_config = ConfigDict(defer_build=True)
+
     message: Message
     usage: TokenUsage = Field(default_factory=TokenUsage)
     finish_reason: FinishReason = "stop"
@@ -98,6 +102,8 @@ class ModelResponse(BaseModel):
 class ToolCallDelta(BaseModel):
     """A fragment of a streamed tool call; fragments with the same `index` concatenate."""
 
+    model_config = ConfigDict(defer_build=True)
+
     index: int
     id: str | None = None
     name: str | None = None
@@ -106,6 +112,8 @@ class ToolCallDelta(BaseModel):
 
 class ModelChunk(BaseModel):
     """One streamed piece of a reply: text, tool-call fragments, and on the last chunks usage."""
+
+    model_config = ConfigDict(defer_build=True)
 
     text: str = ""
     tool_calls: list[ToolCallDelta] = Field(default_factory=list)
@@ -157,6 +165,8 @@ class StreamAccumulator:
 class ModelConfig(BaseModel):
     """Connection and sampling settings shared by provider plugins."""
 
+    model_config = ConfigDict(defer_build=True)
+
     model_name: str
     api_key: SecretStr | None = None
     api_base: str | None = None
@@ -170,7 +180,7 @@ class ChatModel(ABC):
     """A chat model. Plugins subclass it and register the class under its `provider` name."""
 
     provider: ClassVar[str]
-    capabilities: ModelCapabilities = ModelCapabilities()
+    capabilities: ModelCapabilities = ModelCapabilities.model_construct()
     model: str = ""
 
     @abstractmethod

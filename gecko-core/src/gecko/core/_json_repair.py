@@ -15,7 +15,9 @@ from typing import Any
 
 __all__ = ("JSONRepairError", "loads_lenient")
 
-_FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)(?:```|\Z)", re.DOTALL)
+# A fence opens a line (as in Markdown), so three backticks inside a JSON string are no fence;
+# an inline "```json {...}```" is still read, by the search for containers in the prose.
+_FENCE = re.compile(r"^[ \t]*```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)(?:```|\Z)", re.DOTALL | re.MULTILINE)
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _WHITESPACE = " \t\r\n"

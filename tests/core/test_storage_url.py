@@ -22,6 +22,12 @@ async def test_url_with_invalid_scheme_shows_valid_forms(url: str) -> None:
         await create_storage(url)
 
 
+@pytest.mark.parametrize("url", ["sqlite:///./a\x00b.db", "memory://\n", "redis://host:6379/0\x7f", "chroma://./kb\t"])
+async def test_url_with_a_control_character_is_refused_before_any_backend_opens(url: str) -> None:
+    with pytest.raises(InvalidStorageURLError, match="control character"):
+        await create_storage(url)
+
+
 async def test_unknown_scheme_says_how_to_find_and_install_a_provider() -> None:
     with pytest.raises(PluginNotFoundError) as raised:
         await create_storage("nosuchstore://x")

@@ -78,6 +78,12 @@ class StorageURL:
             raise InvalidStorageURLError(
                 f"malformed storage URL {redact_url(url)!r}: expected 'scheme://location', e.g. {_URL_EXAMPLES}"
             )
+        control = next((char for char in url if char < " " or char == "\x7f"), None)
+        if control is not None:
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: it contains the control character {control!r}; "
+                f"percent-encode it or remove it, e.g. {_URL_EXAMPLES}"
+            )
         scheme = url.split("://", 1)[0]
         if not _SCHEME.match(scheme):
             raise InvalidStorageURLError(

@@ -1,7 +1,7 @@
 """One half of an interrupted workflow, run as its own process by test_processes.py.
 
 `python workflow_process.py start|resume STATE SPANS`: `start` runs until the review node
-interrupts and saves the storage's keys to STATE; `resume` loads them into a fresh storage and
+interrupts and saves the storage's keys (values and versions) to STATE; `resume` loads them into a fresh storage and
 resumes the session. Either way the finished spans are written to SPANS as JSON.
 """
 
@@ -48,9 +48,12 @@ async def main(phase: str, saved: dict[str, Any]) -> dict[str, Any]:
     if phase == "start":
         result = await build(storage).execute("topic", session_id=SESSION)
         assert result.paused, result
-        return {key: await storage.get(key) for key in await storage.list_keys("")}
-    for key, value in saved.items():
-        await storage.set(key, value)
+        found = {key: await storage.get_versioned(key) for key in await storage.list_keys("")}
+        return {key: [entry.value, entry.version] for key, entry in found.items() if entry is not None}
+    # Checkpoints are sealed with their key and version, so the copy reaches the same versions.
+    for key, (value, version) in saved.items():
+        for _ in range(version):
+            await storage.set(key, value)
     result = await build(storage).resume(SESSION, "yes")
     assert result.output == "published (reviewed: yes)", result
     return saved

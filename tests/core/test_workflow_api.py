@@ -10,7 +10,7 @@ import pytest
 
 from gecko.compose.nodes import Next, NodeContext, step
 from gecko.compose.workflow import Workflow, WorkflowResult
-from gecko.errors import UnstorableValueError, WorkflowDefinitionError, WorkflowError
+from gecko.errors import WorkflowDefinitionError, WorkflowError
 
 
 def chain(*names: str, **options: Any) -> Workflow:

@@ -212,11 +212,11 @@ def _decode(name: str, fields: dict[str, Any], what: str) -> Any:
             usage=usage,
         )
     if name == _ERROR:
-        cls = _ERRORS.get(fields.get("type"))
+        error = _ERRORS.get(str(fields.get("type")))
         args = fields.get("args")
-        if cls is None or set(fields) != {"type", "args"} or type(args) is not list:
+        if error is None or set(fields) != {"type", "args"} or type(args) is not list:
             raise ValueError(f"no Gecko or builtin error {fields.get('type')!r} with arguments")
-        return cls(*restored(args, what))
+        return error(*restored(args, what))
     raise ValueError(f"{name!r} is not one of Gecko's stored types")
 
 

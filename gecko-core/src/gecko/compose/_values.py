@@ -171,17 +171,26 @@ def restored(value: Any, what: str) -> Any:
     Raises:
         CorruptCheckpointError: a tag that names no Gecko type, or fields that do not fit it.
     """
+    try:
+        return _restored(value, what)
+    except RecursionError:
+        raise CorruptCheckpointError(f"{what} holds a value nested too deeply to read back") from None
+
+
+def _restored(value: Any, what: str) -> Any:
     if type(value) is list:
-        return [restored(item, what) for item in value]
+        return [_restored(item, what) for item in value]
     if type(value) is not dict:
         return value
     if TAG not in value:
-        return {name: restored(item, what) for name, item in value.items()}
+        return {name: _restored(item, what) for name, item in value.items()}
     name, fields = value[TAG], value.get("v")
     if set(value) != {TAG, "v"} or type(name) is not str or type(fields) is not dict:
         raise CorruptCheckpointError(f"{what} holds a malformed Gecko value {_shown(value)}")
     try:
         return _decode(name, fields, what)
+    except (RecursionError, CorruptCheckpointError):
+        raise
     except Exception as exc:  # a constructor or validator refusing stored fields: the record is wrong
         raise CorruptCheckpointError(f"{what} holds a {name} that cannot be rebuilt: {exc}") from None
 
@@ -189,12 +198,12 @@ def restored(value: Any, what: str) -> Any:
 def _decode(name: str, fields: dict[str, Any], what: str) -> Any:
     if name in _MODELS:
         cls, user_fields = _MODELS[name]
-        values = {**fields, **{field: restored(fields.get(field), what) for field in user_fields}}
+        values = {**fields, **{field: _restored(fields.get(field), what) for field in user_fields}}
         return cls.model_validate(values)
     if name == "MemberResult":
         if set(fields) != {"result", "error", "member_index", "status", "latency", "usage"}:
             raise ValueError(f"fields {sorted(fields)}")
-        error, usage = (restored(fields[field], what) for field in ("error", "usage"))
+        error, usage = (_restored(fields[field], what) for field in ("error", "usage"))
         index, latency = fields["member_index"], fields["latency"]
         if not (
             (error is None or isinstance(error, Exception))
@@ -204,7 +213,7 @@ def _decode(name: str, fields: dict[str, Any], what: str) -> Any:
         ):
             raise ValueError("a field of the wrong type")
         return MemberResult(
-            result=restored(fields["result"], what),
+            result=_restored(fields["result"], what),
             error=error,
             member_index=index,
             status=MemberStatus(fields["status"]),
@@ -216,7 +225,7 @@ def _decode(name: str, fields: dict[str, Any], what: str) -> Any:
         args = fields.get("args")
         if error is None or set(fields) != {"type", "args"} or type(args) is not list:
             raise ValueError(f"no Gecko or builtin error {fields.get('type')!r} with arguments")
-        return error(*restored(args, what))
+        return error(*_restored(args, what))
     raise ValueError(f"{name!r} is not one of Gecko's stored types")
 
 

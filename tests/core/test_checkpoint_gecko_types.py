@@ -229,3 +229,52 @@ async def test_a_stored_tag_naming_no_gecko_type_is_refused(tagged: dict[str, An
     with pytest.raises(CorruptCheckpointError, match=problem):
         await workflow().resume("s")
     assert ran == ["first"]
+
+
+async def test_gecko_types_anywhere_in_an_output_or_the_state_come_back_exactly() -> None:
+    from gecko.core.state import PausedOutput, PendingApproval
+    from gecko.types import ImagePart, TextPart, ToolCall
+
+    storage = MemoryStorage()
+    value = {
+        "usage": TokenUsage(input_tokens=3, output_tokens=4, total_tokens=7, requests=1),
+        "messages": [
+            Message.user([TextPart(text="look"), ImagePart(url="https://example.com/a.png", detail="low")]),
+            Message.assistant(tool_calls=[ToolCall(id="c1", name="pay", arguments='{"amount": 1}')]),
+        ],
+        "paused": PausedOutput(
+            content="",
+            data={"nested": [AgentOutput(content="inner", data=[1, "two", None])]},
+            session_id="pay",
+            pending_approvals=[PendingApproval(call_id="c1", tool_name="pay", arguments={"amount": 1})],
+        ),
+    }
+    ran: Counter[str] = Counter()
+
+    async def make(ctx: NodeContext) -> dict[str, Any]:
+        ran["make"] += 1
+        ctx.state["kept"] = value["paused"]
+        return value
+
+    async def fail(ctx: NodeContext) -> None:
+        ran["fail"] += 1
+        if ran["fail"] == 1:
+            raise RuntimeError("first try fails")
+
+    def workflow() -> Workflow:
+        wf = Workflow("anywhere", storage=storage).add_node("make", make).add_node("fail", fail)
+        return wf.add_edge("make", "fail").set_entry_point("make")
+
+    with pytest.raises(Exception, match="first try fails"):
+        await workflow().execute(session_id="s")
+    result = await workflow().resume("s")
+    assert ran == Counter(make=1, fail=2)
+    stored = result.history["make"]
+    assert stored == value
+    assert stored is not value
+    assert type(stored["usage"]) is TokenUsage
+    assert [type(message) for message in stored["messages"]] == [Message, Message]
+    assert type(stored["paused"]) is PausedOutput
+    assert type(stored["paused"].data["nested"][0]) is AgentOutput
+    assert type(result.state["kept"]) is PausedOutput
+    assert result.state["kept"] == value["paused"]

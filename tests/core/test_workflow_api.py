@@ -10,7 +10,7 @@ import pytest
 
 from gecko.compose.nodes import Next, NodeContext, step
 from gecko.compose.workflow import Workflow, WorkflowResult
-from gecko.errors import UnstorableValueError, WorkflowDefinitionError, WorkflowError
+from gecko.errors import WorkflowDefinitionError, WorkflowError
 
 
 def chain(*names: str, **options: Any) -> Workflow:
@@ -189,7 +189,7 @@ async def test_unknown_jump_target_fails_the_run() -> None:
 
 
 async def test_team_node_runs_members_and_checkpoints_their_results() -> None:
-    from gecko.compose.team import Team
+    from gecko.compose.team import MemberResult, Team
     from gecko.plugins.storage.factory import create_storage
 
     async def double(value: int) -> int:
@@ -200,17 +200,16 @@ async def test_team_node_runs_members_and_checkpoints_their_results() -> None:
 
     team = Team([double, square])
     storage = await create_storage("memory://")
-    wf = Workflow("team", storage=storage).add_node("team", team).set_entry_point("team")
-    # A checkpoint cannot hold MemberResult objects without changing their type on resume.
-    with pytest.raises(UnstorableValueError, match=r"output of node 'team'\[0\] is a .*MemberResult"):
-        await wf.execute(3, session_id="t")
 
-    async def results(ctx: NodeContext) -> list[int]:
-        return [member.result for member in await team.run(ctx.input)]
+    def workflow() -> Workflow:
+        return Workflow("team", storage=storage).add_node("team", team).set_entry_point("team")
 
-    wf = Workflow("team-results", storage=storage).add_node("team", results).set_entry_point("team")
-    assert (await wf.execute(3, session_id="t")).output == [6, 9]
-    assert (await wf.resume("t")).output == [6, 9]
+    output = (await workflow().execute(3, session_id="t")).output
+    assert [(member.member_index, member.value) for member in output] == [(0, 6), (1, 9)]
+    # The finished session's result is read back from the checkpoint: the same MemberResult objects.
+    stored = (await workflow().resume("t")).output
+    assert stored == output
+    assert all(type(member) is MemberResult for member in stored)
 
 
 async def test_agent_node_gets_last_output_as_prompt() -> None:

@@ -26,7 +26,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def test_workflow_resumed_in_another_process_continues_the_same_trace(tmp_path: Path) -> None:
     state, first, second = tmp_path / "state.json", tmp_path / "first.json", tmp_path / "second.json"
     _run(str(HERE / "workflow_process.py"), "start", str(state), str(first))
-    snapshot, _ = next(entry for entry in json.loads(state.read_text()).values() if "traceparent" in str(entry))
+    snapshot = next(found["value"] for found in json.loads(state.read_text()).values() if "traceparent" in str(found))
     assert "trace" in snapshot  # the carrier travels in the checkpoint, nowhere else
     _run(str(HERE / "workflow_process.py"), "resume", str(state), str(second))
 

@@ -1,7 +1,8 @@
 """One half of an interrupted workflow, run as its own process by test_processes.py.
 
 `python workflow_process.py start|resume STATE SPANS`: `start` runs until the review node
-interrupts and saves the storage's keys (values and versions) to STATE; `resume` loads them into a fresh storage and
+interrupts and saves the storage's keys (value and version) to STATE; `resume` loads them into a
+fresh storage at the same versions and
 resumes the session. Either way the finished spans are written to SPANS as JSON.
 """
 
@@ -43,17 +44,17 @@ def build(storage: MemoryStorage) -> Workflow:
 
 
 async def main(phase: str, saved: dict[str, Any]) -> dict[str, Any]:
-    """Run one phase; `start` returns the storage's keys, `resume` starts from `saved` ones."""
+    """Run one phase; `start` returns the storage's keys and versions, `resume` starts from `saved` ones."""
     storage = MemoryStorage()
     if phase == "start":
         result = await build(storage).execute("topic", session_id=SESSION)
         assert result.paused, result
-        found = {key: await storage.get_versioned(key) for key in await storage.list_keys("")}
-        return {key: [entry.value, entry.version] for key, entry in found.items() if entry is not None}
-    # Checkpoints are sealed with their key and version, so the copy reaches the same versions.
-    for key, (value, version) in saved.items():
-        for _ in range(version):
-            await storage.set(key, value)
+        stored = {key: await storage.get_versioned(key) for key in await storage.list_keys("")}
+        return {key: {"version": found.version, "value": found.value} for key, found in stored.items() if found}
+    for key, found in saved.items():
+        # Each write moves a key's version on by one; the seals bind the version they were written at.
+        for _ in range(found["version"]):
+            await storage.set(key, found["value"])
     result = await build(storage).resume(SESSION, "yes")
     assert result.output == "published (reviewed: yes)", result
     return saved

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gecko.compose._stored import StoredEntry, StoredSnapshot
+from gecko.compose._values import restored
 from gecko.core._stored import Sealer, StoredModel, open_stored
 from gecko.errors import (
     CheckpointError,
@@ -156,7 +157,10 @@ class CheckpointStore:
         # The entries the snapshot does not cover count towards the next one, so the ring never
         # wraps onto them; after a resize any slot may hold one, so a snapshot comes first.
         self.entries_since_snapshot = self.ring - 1 if resized else uncovered
-        return Checkpoint(snapshot, [records[number] for number in ordered])
+        what = f"the checkpoint of {self._describe()}"
+        return Checkpoint(
+            _restore_snapshot(snapshot, what), [_restore_record(records[number], what) for number in ordered]
+        )
 
     def _open(self, model: type[StoredModel], found: Versioned, key: str, what: str) -> dict[str, Any]:
         return open_stored(self._sealer, model, found.value, where=key, version=found.version, what=what)
@@ -194,3 +198,43 @@ class CheckpointStore:
             raise CheckpointError(
                 f"could not checkpoint {self._describe()}: node outputs and state must be JSON data ({exc})"
             ) from exc
+
+
+def _restore_snapshot(snapshot: dict[str, Any], what: str) -> dict[str, Any]:
+    """`snapshot` with Gecko's own types rebuilt in every place that holds a user value."""
+
+    def each(values: dict[str, Any]) -> dict[str, Any]:
+        return {name: restored(value, what) for name, value in values.items()}
+
+    history = snapshot["history"]
+    interrupt = snapshot["interrupt"]
+    return {
+        **snapshot,
+        "input": restored(snapshot["input"], what),
+        "state": each(snapshot["state"]),
+        "history": {
+            "entries": [[node, restored(output, what)] for node, output in history["entries"]],
+            "latest": each(history["latest"]),
+            "last": restored(history["last"], what),
+        },
+        "pending": each(snapshot["pending"]),
+        "inbox": each(snapshot["inbox"]),
+        "merges": {
+            key: {
+                "base": [restored(base, what) for base in merges["base"]],
+                "log": [[rank, rec, restored(value, what)] for rank, rec, value in merges["log"]],
+            }
+            for key, merges in snapshot["merges"].items()
+        },
+        "interrupt": None if interrupt is None else {**interrupt, "payload": restored(interrupt["payload"], what)},
+    }
+
+
+def _restore_record(record: dict[str, Any], what: str) -> dict[str, Any]:
+    """A journal record with Gecko's own types rebuilt in its output, writes and jump input."""
+    restored_record = {**record, "o": restored(record["o"], what)}
+    if record.get("d") is not None:
+        restored_record["d"] = {key: restored(value, what) for key, value in record["d"].items()}
+    if record.get("j") is not None:
+        restored_record["j"] = [record["j"][0], restored(record["j"][1], what)]
+    return restored_record

@@ -27,8 +27,8 @@ from anyio.abc import TaskGroup
 from gecko.compose._checkpoint import FORMAT, Checkpoint, CheckpointStore
 from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, Plan, unknown_node_hint
 from gecko.compose._state import _BUILTIN_RULES, DELETED, MISSING, History, StateView
+from gecko.compose._values import storable
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
-from gecko.core._stored import storable
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,

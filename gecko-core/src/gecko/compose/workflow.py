@@ -519,7 +519,7 @@ class Workflow:
         run_id = uuid.uuid4().hex if checkpoint is None else str(checkpoint.snapshot["run"])
         run = Run(plan, sid, run_id, store=store, durable=durable, sink=sink)
         if checkpoint is not None:
-            if not resuming and input is not None and to_json(input) != checkpoint.snapshot["input"]:
+            if not resuming and input is not None and to_json(input) != to_json(checkpoint.snapshot["input"]):
                 raise SessionInputMismatch(
                     f"session {sid!r} of workflow {self.name!r} is unfinished and started with input "
                     f"{checkpoint.snapshot['input']!r}, not {input!r}; call resume({sid!r}) (or execute with that "

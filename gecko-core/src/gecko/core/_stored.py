@@ -1,4 +1,4 @@
-"""The boundary of everything Gecko stores for later: integrity seals and JSON-exact values.
+"""The boundary of everything Gecko stores for later: integrity seals and validated formats.
 
 Every record an engine stores to resume from (a workflow snapshot, journal entry or start count,
 an agent's saved session) carries a `seal` field: a SHA-256 digest, or an HMAC-SHA256 when a
@@ -30,13 +30,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import os
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gecko.errors import ConfigurationError, CorruptCheckpointError, UnstorableValueError
+from gecko.errors import ConfigurationError, CorruptCheckpointError
 from gecko.types import Message
 
 __all__ = (
@@ -48,7 +47,6 @@ __all__ = (
     "describe_invalid",
     "open_stored",
     "resolve_checkpoint_key",
-    "storable",
 )
 
 KEY_ENV: Final = "GECKO_CHECKPOINT_KEY"
@@ -180,64 +178,6 @@ def describe_invalid(exc: ValidationError, limit: int = 3) -> str:
     if more > 0:
         parts.append(f"and {more} more")
     return "; ".join(parts)
-
-
-def _unstorable(value: object) -> str:
-    kind = type(value)
-    if isinstance(value, BaseModel):
-        return (
-            f"a pydantic model ({kind.__name__}), which would come back as a dict; store "
-            "`value.model_dump(mode='json')` and rebuild the model where it is read"
-        )
-    if kind is float:
-        return f"{value!r}, which JSON cannot hold"
-    if isinstance(value, tuple):
-        return "a tuple, which would come back as a list; store a list"
-    if isinstance(value, (set, frozenset)):
-        return f"a {kind.__name__}, which JSON cannot hold; store a sorted list"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"{kind.__name__}, which JSON cannot hold; store text (e.g. base64)"
-    return f"a {kind.__module__}.{kind.__qualname__}, which JSON cannot hold exactly; store plain JSON data"
-
-
-def storable(value: Any, where: str) -> Any:
-    """A copy of `value` to store, if it is JSON data that reads back as exactly the same Python value.
-
-    That is: dicts with `str` keys, lists, `str`, `int`, finite `float`, `bool` and None, with
-    exactly those types (no subclasses such as enums, no tuples, sets, bytes, models, NaN). The
-    containers are copied, so later changes to the caller's objects never reach the stored record.
-
-    Raises:
-        UnstorableValueError: names `where` and the path inside the value of the first offender.
-    """
-    try:
-        return _copy_exact(value, where, "")
-    except RecursionError:
-        raise UnstorableValueError(
-            f"{where} is nested too deeply (or contains itself); a checkpoint cannot store it"
-        ) from None
-
-
-def _copy_exact(value: Any, where: str, path: str) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
-        return value
-    if kind is list:
-        return [_copy_exact(item, where, f"{path}[{index}]") for index, item in enumerate(value)]
-    if kind is dict:
-        copy = {}
-        for name, item in value.items():
-            if type(name) is not str:
-                raise UnstorableValueError(
-                    f"{where}{path} has the key {name!r} ({type(name).__name__}), which would come back as a "
-                    "string; checkpoints store dicts with str keys only"
-                )
-            copy[name] = _copy_exact(item, where, f"{path}[{name!r}]")
-        return copy
-    raise UnstorableValueError(
-        f"{where}{path} is {_unstorable(value)}. Checkpointed values must be JSON data (dict with str keys, "
-        "list, str, int, finite float, bool, None) so a resumed run sees exactly the value it saved"
-    )
 
 
 def open_stored(

@@ -176,7 +176,7 @@ class CheckpointIntegrityConformance:
         return ledger
 
     async def _crashed(self, storage: Storage, session: str, key: bytes | None = None) -> _Ledger:
-        """A worker that died at `d`: the first snapshot, then a journal of a, b and c."""
+        """A worker that died at `d`: the run's first snapshot (`a` done), then one journal entry of b and c."""
         ledger = _Ledger()
         ledger.crash = {"d"}
         try:
@@ -189,8 +189,8 @@ class CheckpointIntegrityConformance:
         ledger.crash.clear()
         checkpoint = await CheckpointStore(storage, WORKFLOW, session, key=key).load()
         assert checkpoint is not None
-        assert checkpoint.snapshot["rec"] == 0
-        assert [record["n"] for record in checkpoint.records] == ["a", "b", "c"]
+        assert (checkpoint.snapshot["rec"], checkpoint.snapshot["nodes"]) == (1, {"a": "success"})
+        assert [record["n"] for record in checkpoint.records] == ["b", "c"]
         return ledger
 
     async def _edit(
@@ -299,7 +299,7 @@ class CheckpointIntegrityConformance:
             (lambda e: e["recs"][0][1].update(n="ghost"), "names node 'ghost', which this workflow does not have"),
             (lambda e: e["recs"][0][1].update(n="e"), "completes 'e', which was not runnable"),
             (lambda e: e["recs"][0][1].update(j=["ghost", None]), "cannot be replayed: .*unknown node 'ghost'"),
-            (lambda e: e["recs"][0].__setitem__(0, 7), "gap after record 0"),
+            (lambda e: e["recs"][0].__setitem__(0, 7), "gap after record 1"),
         ],
     )
     async def test_journal_entry_of_wrong_shape_or_content_is_refused(
@@ -396,11 +396,12 @@ class CheckpointIntegrityConformance:
         await storage.set(_key("two", "snapshot"), moved)
         await self._refused(storage, ledger, "two", "fails its integrity check")
         crashed = await self._crashed(storage, "slots")
-        first, second = sorted(await storage.list_keys(_key("slots", "journal/")))[:2]
+        [first] = await storage.list_keys(_key("slots", "journal/"))
         entry = await storage.get(first)
         assert isinstance(entry, dict)
-        # Renumbered so the slot fits: only the seal, bound to the key, tells it was moved.
-        await storage.set(second, {**entry, "e": entry["e"] + 1})
+        # Copied to the next slot, renumbered so the slot fits and at the same version: only the
+        # seal, bound to the key, tells it was moved.
+        await storage.set(_key("slots", f"journal/{entry['e'] + 1:04d}"), {**entry, "e": entry["e"] + 1})
         await self._refused(storage, crashed, "slots", "fails its integrity check")
 
     async def test_older_snapshot_written_back_fails_the_integrity_check(self, storage: Storage) -> None:

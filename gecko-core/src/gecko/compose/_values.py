@@ -1,0 +1,234 @@
+"""Values a workflow checkpoint stores (input, state, outputs): JSON-exact, plus Gecko's own types.
+
+A checkpointed value must read back as exactly the value that was saved, so `storable` accepts
+JSON data with exactly its Python types (dict with str keys, list, str, int, finite float, bool,
+None) and, so that agents and teams work as workflow nodes, instances of a closed set of Gecko's
+own result types: `AgentOutput`, `PausedOutput`, `Message`, `TokenUsage`, `MemberResult`, and
+the exceptions a `MemberResult` carries when they are a `gecko.errors` class or a builtin one
+(restored by type and arguments; traceback and cause are not kept). Each is stored as
+`{"$gecko": <name>, "v": <fields>}`; user dicts may not use the key `"$gecko"`, so data is never
+read as a tag. `restored` turns tags back into those classes, looked up in the closed registry
+below by name: nothing named in stored data is ever imported or evaluated.
+
+A user pydantic model (an agent's structured output in `AgentOutput.data` included) is refused:
+a closed registry cannot rebuild a class it does not know.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+from gecko import errors
+from gecko.compose.team import MemberResult, MemberStatus
+from gecko.core.state import PausedOutput
+from gecko.errors import CorruptCheckpointError, UnstorableValueError
+from gecko.types import AgentOutput, Message, TokenUsage
+
+__all__ = ("TAG", "restored", "storable")
+
+TAG: Final = "$gecko"
+_ERROR = "error"
+# Gecko's models and their fields that hold user data (stored through `storable`, not dumped).
+_MODELS: Final[dict[str, tuple[type[BaseModel], tuple[str, ...]]]] = {
+    "AgentOutput": (AgentOutput, ("data",)),
+    "PausedOutput": (PausedOutput, ("data",)),
+    "Message": (Message, ()),
+    "TokenUsage": (TokenUsage, ()),
+}
+_MODEL_NAMES: Final = {cls: name for name, (cls, _) in _MODELS.items()}
+_ERRORS: Final[dict[str, type[Exception]]] = {
+    **{
+        f"builtins.{name}": cls
+        for name, cls in vars(builtins).items()
+        if isinstance(cls, type) and issubclass(cls, Exception)
+    },
+    **{
+        f"gecko.errors.{name}": cls
+        for name in errors.__all__
+        if isinstance(cls := getattr(errors, name), type) and issubclass(cls, Exception)
+    },
+}
+_ERROR_NAMES: Final = {cls: name for name, cls in _ERRORS.items()}
+
+
+def storable(value: Any, where: str) -> Any:
+    """A copy of `value` to store, if it reads back (through `restored`) as exactly the same value.
+
+    The containers are copied, so later changes to the caller's objects never reach the stored record.
+
+    Raises:
+        UnstorableValueError: names `where` and the path inside the value of the first offender.
+    """
+    try:
+        return _encode(value, where, "")
+    except RecursionError:
+        raise UnstorableValueError(
+            f"{where} is nested too deeply (or contains itself); a checkpoint cannot store it"
+        ) from None
+
+
+def _encode(value: Any, where: str, path: str) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
+        return value
+    if kind is list:
+        return [_encode(item, where, f"{path}[{index}]") for index, item in enumerate(value)]
+    if kind is dict:
+        copy = {}
+        for name, item in value.items():
+            if type(name) is not str:
+                raise UnstorableValueError(
+                    f"{where}{path} has the key {name!r} ({type(name).__name__}), which would come back as a "
+                    "string; checkpoints store dicts with str keys only"
+                )
+            if name == TAG:
+                raise UnstorableValueError(
+                    f"{where}{path} has the key {TAG!r}, which checkpoints reserve for Gecko's own types; rename it"
+                )
+            copy[name] = _encode(item, where, f"{path}[{name!r}]")
+        return copy
+    if kind in _MODEL_NAMES:
+        return _encode_model(value, where, path)
+    if kind is MemberResult:
+        return {
+            TAG: "MemberResult",
+            "v": {
+                "result": _encode(value.result, where, f"{path}.result"),
+                "error": None if value.error is None else _encode_error(value.error, where, f"{path}.error"),
+                "member_index": value.member_index,
+                "status": value.status.value,
+                "latency": _encode(value.latency, where, f"{path}.latency"),
+                "usage": None if value.usage is None else _encode_model(value.usage, where, f"{path}.usage"),
+            },
+        }
+    raise UnstorableValueError(f"{where}{path} is {_unstorable(value, path)}. {_RULE}")
+
+
+_RULE = (
+    "Checkpointed values must be JSON data (dict with str keys, list, str, int, finite float, bool, None) or "
+    "Gecko's own results (AgentOutput, MemberResult, Message, TokenUsage), so a resumed run sees exactly the "
+    "value it saved"
+)
+
+
+def _encode_model(value: BaseModel, where: str, path: str) -> dict[str, Any]:
+    name = _MODEL_NAMES[type(value)]
+    user_fields = _MODELS[name][1]
+    fields = value.model_dump(mode="json", exclude=set(user_fields))
+    for field in user_fields:
+        fields[field] = _encode(getattr(value, field), where, f"{path}.{field}")
+    return {TAG: name, "v": fields}
+
+
+def _encode_error(error: Exception, where: str, path: str) -> dict[str, Any]:
+    name = _ERROR_NAMES.get(type(error))
+    args = list(error.args)
+    if name is not None:
+        try:
+            rebuilt = type(error)(*args)
+        except Exception:
+            rebuilt = None
+        if type(rebuilt) is type(error) and rebuilt.args == error.args:
+            return {TAG: _ERROR, "v": {"type": name, "args": _encode(args, where, f"{path}.args")}}
+    raise UnstorableValueError(
+        f"{where}{path} is a {type(error).__module__}.{type(error).__qualname__}, which a checkpoint cannot rebuild: "
+        "only Gecko's errors and Python's builtin exceptions, rebuilt from their arguments, are restored. Catch "
+        "the error inside the member and return a value, or raise one of those"
+    )
+
+
+def _unstorable(value: object, path: str) -> str:
+    kind = type(value)
+    if isinstance(value, BaseModel):
+        if path.endswith(".data"):
+            return (
+                f"an agent's structured output, a pydantic model ({kind.__name__}) that a checkpoint cannot rebuild "
+                "(it restores only Gecko's own types); run the agent in a step that returns "
+                "`output.data.model_dump(mode='json')` and rebuild the model where it is read"
+            )
+        return (
+            f"a pydantic model ({kind.__name__}), which would come back as a dict; store "
+            "`value.model_dump(mode='json')` and rebuild the model where it is read"
+        )
+    if kind is float:
+        return f"{value!r}, which JSON cannot hold"
+    if isinstance(value, tuple):
+        return "a tuple, which would come back as a list; store a list"
+    if isinstance(value, (set, frozenset)):
+        return f"a {kind.__name__}, which JSON cannot hold; store a sorted list"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"{kind.__name__}, which JSON cannot hold; store text (e.g. base64)"
+    return f"a {kind.__module__}.{kind.__qualname__}, which JSON cannot hold exactly; store plain JSON data"
+
+
+def restored(value: Any, what: str) -> Any:
+    """The value `storable` stored: Gecko's tagged types rebuilt, everything else as read.
+
+    Raises:
+        CorruptCheckpointError: a tag that names no Gecko type, or fields that do not fit it.
+    """
+    try:
+        return _restored(value, what)
+    except RecursionError:
+        raise CorruptCheckpointError(f"{what} holds a value nested too deeply to read back") from None
+
+
+def _restored(value: Any, what: str) -> Any:
+    if type(value) is list:
+        return [_restored(item, what) for item in value]
+    if type(value) is not dict:
+        return value
+    if TAG not in value:
+        return {name: _restored(item, what) for name, item in value.items()}
+    name, fields = value[TAG], value.get("v")
+    if set(value) != {TAG, "v"} or type(name) is not str or type(fields) is not dict:
+        raise CorruptCheckpointError(f"{what} holds a malformed Gecko value {_shown(value)}")
+    try:
+        return _decode(name, fields, what)
+    except (RecursionError, CorruptCheckpointError):
+        raise
+    except Exception as exc:  # a constructor or validator refusing stored fields: the record is wrong
+        raise CorruptCheckpointError(f"{what} holds a {name} that cannot be rebuilt: {exc}") from None
+
+
+def _decode(name: str, fields: dict[str, Any], what: str) -> Any:
+    if name in _MODELS:
+        cls, user_fields = _MODELS[name]
+        values = {**fields, **{field: _restored(fields.get(field), what) for field in user_fields}}
+        return cls.model_validate(values)
+    if name == "MemberResult":
+        if set(fields) != {"result", "error", "member_index", "status", "latency", "usage"}:
+            raise ValueError(f"fields {sorted(fields)}")
+        error, usage = (_restored(fields[field], what) for field in ("error", "usage"))
+        index, latency = fields["member_index"], fields["latency"]
+        if not (
+            (error is None or isinstance(error, Exception))
+            and (usage is None or type(usage) is TokenUsage)
+            and type(index) is int
+            and type(latency) in (int, float)
+        ):
+            raise ValueError("a field of the wrong type")
+        return MemberResult(
+            result=_restored(fields["result"], what),
+            error=error,
+            member_index=index,
+            status=MemberStatus(fields["status"]),
+            latency=float(latency),
+            usage=usage,
+        )
+    if name == _ERROR:
+        error = _ERRORS.get(str(fields.get("type")))
+        args = fields.get("args")
+        if error is None or set(fields) != {"type", "args"} or type(args) is not list:
+            raise ValueError(f"no Gecko or builtin error {fields.get('type')!r} with arguments")
+        return error(*_restored(args, what))
+    raise ValueError(f"{name!r} is not one of Gecko's stored types")
+
+
+def _shown(value: dict[str, Any]) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -86,7 +86,7 @@ class StoredAttempts(StoredModel):
     Further fields (who holds the session) are accepted: they describe, and are not read.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     count: _Count
     parked: bool

@@ -61,7 +61,7 @@ _DOMAIN = b"gecko-seal/1\x00"
 class StoredModel(BaseModel):
     """A stored format: strict types, no coercion, unknown fields refused."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 _Count = Annotated[int, Field(ge=0)]

@@ -17,9 +17,10 @@ from gecko.errors import DuplicatePluginError, PluginLoadError, PluginNotFoundEr
 from gecko.plugins import _loader
 from gecko.plugins._loader import PluginRecord
 
-__all__ = ("Registry",)
+__all__ = ("Registry", "scheme_class_validator")
 
 T = TypeVar("T")
+C = TypeVar("C", bound=type)
 
 BUILTIN_DISTRIBUTION = "gecko-ai-core"
 
@@ -172,3 +173,23 @@ def _core_version() -> str:
     from gecko._version import __version__
 
     return __version__
+
+
+def scheme_class_validator(base: C, kind: str) -> Callable[[str, object], C]:
+    """A `validate` for registries of backend classes: a subclass of `base` whose `scheme` is its entry-point name.
+
+    Args:
+        base: the contract class every backend subclasses.
+        kind: a human name for errors, e.g. `storage`.
+    """
+
+    def validate(name: str, plugin: object) -> C:
+        if not isinstance(plugin, type) or not issubclass(plugin, base):
+            raise PluginLoadError(f"{kind} plugin {name!r} must be a {base.__name__} subclass, got {plugin!r}")
+        if getattr(plugin, "scheme", None) != name:
+            raise PluginLoadError(
+                f"{kind} plugin registered as {name!r} declares scheme {getattr(plugin, 'scheme', None)!r}"
+            )
+        return plugin  # type: ignore[return-value]  # issubclass narrowed it to a subclass of `base`
+
+    return validate

@@ -18,11 +18,10 @@ from gecko.errors import (
     InvalidKeyError,
     InvalidStorageURLError,
     InvalidValueError,
-    PluginLoadError,
     StorageError,
 )
 from gecko.plugins._closable import Closable
-from gecko.plugins.registry import Registry
+from gecko.plugins.registry import Registry, scheme_class_validator
 from gecko.redaction import redact_url
 from gecko.types import JSONValue
 
@@ -342,14 +341,7 @@ def _positive_ttl(ttl: float) -> float:
     return float(ttl)
 
 
-def _validate_storage_class(name: str, plugin: object) -> type[Storage]:
-    if not isinstance(plugin, type) or not issubclass(plugin, Storage):
-        raise PluginLoadError(f"storage plugin {name!r} must be a Storage subclass, got {plugin!r}")
-    if getattr(plugin, "scheme", None) != name:
-        raise PluginLoadError(
-            f"storage plugin registered as {name!r} declares scheme {getattr(plugin, 'scheme', None)!r}"
-        )
-    return plugin
+_validate_storage_class = scheme_class_validator(Storage, "storage")
 
 
 storage_registry: Registry[type[Storage]] = Registry(

@@ -31,11 +31,10 @@ from gecko.errors import (
     DimensionMismatchError,
     InvalidStorageURLError,
     InvalidValueError,
-    PluginLoadError,
     VectorStoreError,
 )
 from gecko.plugins._closable import Closable
-from gecko.plugins.registry import Registry
+from gecko.plugins.registry import Registry, scheme_class_validator
 from gecko.plugins.storage import StorageURL, validate_key
 from gecko.plugins.vector.filters import Filter, MetadataValue, parse_filter
 
@@ -423,14 +422,7 @@ class VectorStore(Closable):
         return await anyio.to_thread.run_sync(partial(function, *args, **kwargs))
 
 
-def _validate_vector_store_class(name: str, plugin: object) -> type[VectorStore]:
-    if not isinstance(plugin, type) or not issubclass(plugin, VectorStore):
-        raise PluginLoadError(f"vector store plugin {name!r} must be a VectorStore subclass, got {plugin!r}")
-    if getattr(plugin, "scheme", None) != name:
-        raise PluginLoadError(
-            f"vector store plugin registered as {name!r} declares scheme {getattr(plugin, 'scheme', None)!r}"
-        )
-    return plugin
+_validate_vector_store_class = scheme_class_validator(VectorStore, "vector store")
 
 
 vector_registry: Registry[type[VectorStore]] = Registry(

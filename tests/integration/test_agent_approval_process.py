@@ -44,7 +44,7 @@ async def test_approval_resumes_in_another_process(tmp_path: Path) -> None:
     script.write_text(PAUSING_PROCESS)
     done = await anyio.run_process([sys.executable, str(script), url])
     pending = json.loads(done.stdout)
-    assert pending == [{"call_id": "call-pay", "tool_name": "pay", "arguments": {"amount": 30}}]
+    assert pending == [{"call_id": "call-pay", "tool_name": "pay", "arguments": {"amount": 30}, "reason": None}]
 
     paid: list[int] = []
 

@@ -53,7 +53,7 @@ async def test_an_approval_pause_resumes_in_another_process(tmp_path: Path) -> N
     paused = json.loads(done.stdout)
     assert (paused["status"], paused["node"]) == ("paused", "pay")
     assert paused["interrupt"]["approval"]["pending"] == [
-        {"call_id": "call-pay", "tool_name": "pay", "arguments": {"amount": 30}}
+        {"call_id": "call-pay", "tool_name": "pay", "arguments": {"amount": 30}, "reason": None}
     ]
 
     paid: list[int] = []

@@ -70,7 +70,7 @@ def _llama_cpp(session: nox.Session) -> list[str]:
         cores = os.cpu_count() or 2
         session.log(
             f"Compiling {LLAMA_CPP} (the offline model runtime; the package index has no wheel for it): "
-            f"about 5 minutes on 2 cores (less on more; {cores} here), once per checkout; "
+            f"about 6 minutes on 2 cores (less on more; {cores} here), once per checkout; "
             f"every later session installs it from {WHEELHOUSE.relative_to(ROOT)}"
         )
         session.install("pip")

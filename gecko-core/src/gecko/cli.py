@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 from gecko.errors import GeckoError
 from gecko.plugins._loader import PluginRecord
@@ -68,8 +70,47 @@ def _plugins_command(arguments: argparse.Namespace) -> int:
     return 0
 
 
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _yaml_cli(command: str) -> ModuleType | None:
+    """The YAML plugin's command module, imported only when a command needs it; None (and a hint) if absent."""
+    from importlib import import_module
+
+    try:
+        return import_module("gecko_config_yaml.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not "gecko_config_yaml".startswith(exc.name):
+            raise
+        print(f"{command}: YAML definitions need the plugin: pip install gecko-ai-config-yaml", file=sys.stderr)
+        return None
+
+
+def _run_command(arguments: argparse.Namespace) -> int:
+    plugin = _yaml_cli("gecko run")
+    if plugin is None:
+        return 2
+    value = arguments.input
+    if arguments.input_json is not None:
+        try:
+            value = json.loads(arguments.input_json)
+        except json.JSONDecodeError as exc:
+            print(f"gecko run: --input-json is not JSON: {exc}", file=sys.stderr)
+            return 2
+    request = plugin.RunRequest(Path(arguments.file), value, arguments.session, arguments.resume)
+    status: int = plugin.run_command(request)
+    return status
+
+
 def _workflow_show_command(arguments: argparse.Namespace) -> int:
     from importlib import import_module
+
+    if arguments.target.endswith(_YAML_SUFFIXES):
+        plugin = _yaml_cli("gecko workflow show")
+        if plugin is None:
+            return 2
+        status: int = plugin.show_command(Path(arguments.target))
+        return status
 
     from gecko.compose.workflow import Workflow
     from gecko.errors import WorkflowDefinitionError
@@ -109,8 +150,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     workflow = commands.add_parser("workflow", help="inspect workflows")
     workflow_commands = workflow.add_subparsers(dest="workflow_command", required=True)
     show = workflow_commands.add_parser("show", help="print a workflow's graph as Mermaid and its layers")
-    show.add_argument("target", help="module:attribute naming a Workflow (or a function returning one)")
+    show.add_argument(
+        "target", help="module:attribute naming a Workflow (or a function returning one), or a FILE.yaml definition"
+    )
     show.set_defaults(handler=_workflow_show_command)
+    run = commands.add_parser(
+        "run",
+        help="run an agent, workflow or team defined in YAML (needs gecko-ai-config-yaml)",
+        description="Progress is printed as text on a terminal and as JSON lines when piped; the last line is "
+        "the result. A paused run exits 0 with status 'paused'; continue it with --session ID --resume.",
+    )
+    run.add_argument("file", help="the definition, FILE.yaml")
+    given = run.add_mutually_exclusive_group()
+    given.add_argument("--input", help="the run's input as text (with --resume: the value interrupt() returns)")
+    given.add_argument("--input-json", metavar="JSON", help="the input as JSON")
+    run.add_argument("--session", help="session id: names the run's checkpoints (workflows) or conversation (agents)")
+    run.add_argument("--resume", action="store_true", help="continue the paused or interrupted run of --session")
+    run.set_defaults(handler=_run_command)
     arguments = parser.parse_args(argv)
     status: int = arguments.handler(arguments)
     return status

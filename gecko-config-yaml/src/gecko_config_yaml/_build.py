@@ -1,0 +1,298 @@
+"""From a file to a validated definition, and from a definition to a runnable agent, workflow or team."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any
+
+from pydantic import ValidationError
+
+from gecko.compose.team import ExecutionStrategy, Team
+from gecko.compose.workflow import CheckpointStrategy, Workflow
+from gecko.core.agent import Agent
+from gecko.core.memory import SummaryTokenMemory, TokenMemory
+from gecko.core.prompt import PromptRegistry
+from gecko.core.toolbox import Tool
+from gecko.errors import GeckoError, WorkflowDefinitionError
+from gecko.plugins.models import ChatModel, create_model
+from gecko.plugins.storage.factory import create_storage
+from gecko_config_yaml._loader import Lines, Path, SafeLineLoader, field_name, line_of
+from gecko_config_yaml.errors import DefinitionError
+from gecko_config_yaml.models import (
+    AgentDefinition,
+    Definition,
+    DefinitionFile,
+    ModelDefinition,
+    NodeDefinition,
+    PromptReference,
+    TeamDefinition,
+    TokenMemoryDefinition,
+    WorkflowDefinition,
+)
+
+__all__ = ("DefinitionSource", "Runnable", "build", "load_definition", "parse_definition")
+
+Runnable = Agent | Workflow | Team
+
+
+@dataclass(frozen=True)
+class DefinitionSource:
+    """A validated definition and where each of its entries came from.
+
+    Attributes:
+        definition: The agent, workflow or team definition.
+        file: The file name used in errors (`<string>` for text, `<python>` for a built definition).
+        lines: The 1-based line of each entry, by path (`("nodes", "fetch", "call")`); empty when
+            the definition was not read from text.
+    """
+
+    definition: Definition
+    file: str = "<python>"
+    lines: Lines = field(default_factory=dict)
+
+    def error(self, path: Path, reason: str) -> DefinitionError:
+        """A `DefinitionError` located at `path`."""
+        return DefinitionError(self.file, line_of(self.lines, path), field_name(path), reason)
+
+
+def parse_definition(text: str, file: str = "<string>") -> DefinitionSource:
+    """Validate a definition given as YAML text.
+
+    Raises:
+        DefinitionError: unsafe or invalid YAML, or a definition that breaks the schema; the
+            message names `file`, the line and the field.
+    """
+    data, lines = SafeLineLoader(text, file).load_with_lines()
+    try:
+        definition = DefinitionFile.model_validate(data).root
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = _data_path(data, first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise DefinitionError(file, line_of(lines, path), field_name(path), first["msg"] + more) from None
+    return DefinitionSource(definition, file, lines)
+
+
+def load_definition(path: str | FilePath) -> DefinitionSource:
+    """Read and validate a definition file (`parse_definition` on its text).
+
+    Raises:
+        DefinitionError: the file cannot be read, or `parse_definition` refuses it.
+    """
+    try:
+        text = FilePath(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError(str(path), None, "", f"cannot read the file: {exc}") from None
+    return parse_definition(text, str(path))
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:
+    """The part of a pydantic error location that exists in the data (union branch names dropped)."""
+    path: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+@asynccontextmanager
+async def build(source: DefinitionSource | Definition, *, open_storage: bool = True) -> AsyncIterator[Runnable]:
+    """Build the agent, workflow or team a definition describes; storages it opened close on exit.
+
+    With `open_storage=False` workflows get no storage (to inspect a graph without touching it).
+
+    Import paths are resolved with the current `sys.path` (the `gecko` command puts the definition's
+    folder and the working directory first).
+
+    Raises:
+        DefinitionError: an import path does not resolve to what its field needs, a model spec
+            names no installed provider, or the workflow graph is invalid; located like
+            `parse_definition`'s errors.
+    """
+    if not isinstance(source, DefinitionSource):
+        source = DefinitionSource(source)
+    async with AsyncExitStack() as stack:
+        yield await _Builder(source, stack, open_storage).any((), source.definition)
+
+
+class _Builder:
+    def __init__(self, source: DefinitionSource, stack: AsyncExitStack, open_storage: bool) -> None:
+        self.source = source
+        self.stack = stack
+        self.open_storage = open_storage
+
+    async def any(self, path: Path, definition: Definition) -> Runnable:
+        if isinstance(definition, AgentDefinition):
+            return self.agent(path, definition)
+        if isinstance(definition, TeamDefinition):
+            return await self.team(path, definition)
+        return await self.workflow(path, definition)
+
+    def resolve(self, path: Path, import_path: str) -> Any:
+        module_name, _, attribute = import_path.partition(":")
+        try:
+            found: Any = importlib.import_module(module_name)
+        except Exception as exc:  # any failure while importing user code is the definition's problem
+            raise self.source.error(path, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+        for part in attribute.split("."):
+            try:
+                found = getattr(found, part)
+            except AttributeError:
+                raise self.source.error(path, f"{import_path!r}: {module_name!r} has no attribute path {attribute!r}")
+        return found
+
+    def callable(self, path: Path, import_path: str) -> Any:
+        found = self.resolve(path, import_path)
+        if not callable(found):
+            raise self.source.error(path, f"{import_path!r} is {type(found).__name__}, not callable")
+        return found
+
+    def model(self, path: Path, model: str | ModelDefinition) -> ChatModel:
+        spec, settings = (model, {}) if isinstance(model, str) else (model.spec, model.settings)
+        try:
+            return create_model(spec, **settings)
+        except GeckoError as exc:
+            raise self.source.error(path, str(exc)) from exc
+        except TypeError as exc:  # settings the provider's class does not take
+            raise self.source.error(path, f"settings for {spec!r} rejected: {exc}") from exc
+
+    def prompt(self, path: Path, prompt: str | PromptReference) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        registry = self.resolve((*path, "registry"), prompt.registry)
+        if not isinstance(registry, PromptRegistry):
+            raise self.source.error((*path, "registry"), f"{prompt.registry!r} is not a PromptRegistry")
+        try:
+            return registry.get(prompt.name, prompt.version).render(**prompt.values)
+        except GeckoError as exc:
+            raise self.source.error(path, str(exc)) from exc
+
+    def agent(self, path: Path, definition: AgentDefinition) -> Agent:
+        tools = []
+        for index, import_path in enumerate(definition.tools):
+            found = self.resolve((*path, "tools", index), import_path)
+            if not isinstance(found, Tool) and not callable(found):
+                raise self.source.error((*path, "tools", index), f"{import_path!r} is not a tool or function")
+            tools.append(found)
+        memory: TokenMemory | None = None
+        if isinstance(definition.memory, TokenMemoryDefinition):
+            memory = TokenMemory(definition.memory.max_tokens, definition.memory.tokenizer_model)
+        elif definition.memory is not None:
+            memory = SummaryTokenMemory(
+                self.model((*path, "memory", "model"), definition.memory.model),
+                definition.memory.max_tokens,
+                keep_ratio=definition.memory.keep_ratio,
+            )
+        output_type = None
+        if definition.output_type is not None:
+            output_type = self.resolve((*path, "output_type"), definition.output_type)
+            if not isinstance(output_type, type):
+                raise self.source.error((*path, "output_type"), f"{definition.output_type!r} is not a type")
+        try:
+            return Agent(
+                self.model((*path, "model"), definition.model),
+                tools=tools,
+                system_prompt=None
+                if definition.system_prompt is None
+                else self.prompt((*path, "system_prompt"), definition.system_prompt),
+                memory=memory,
+                output_type=output_type,
+                max_turns=definition.max_turns,
+                storage=definition.storage,
+                session_id=definition.session_id,
+                name=definition.name,
+            )
+        except GeckoError as exc:
+            raise self.source.error(path, str(exc)) from exc
+
+    async def team(self, path: Path, definition: TeamDefinition) -> Team:
+        members: list[object] = []
+        for index, member in enumerate(definition.members):
+            where = (*path, "members", index)
+            members.append(self.resolve(where, member) if isinstance(member, str) else await self.any(where, member))
+        mapper = None
+        if definition.input_mapper is not None:
+            mapper = self.callable((*path, "input_mapper"), definition.input_mapper)
+        return Team(
+            members,
+            name=definition.name,
+            strategy=ExecutionStrategy(definition.strategy),
+            max_concurrent=definition.max_concurrent,
+            input_mapper=mapper,
+        )
+
+    async def node(self, path: Path, node: NodeDefinition) -> object:
+        if node.call is not None:
+            return self.resolve((*path, "call"), node.call)
+        if node.agent is not None:
+            return self.agent((*path, "agent"), node.agent)
+        if node.team is not None:
+            return await self.team((*path, "team"), node.team)
+        assert node.workflow is not None  # the model admits exactly one target
+        return await self.workflow((*path, "workflow"), node.workflow)
+
+    async def workflow(self, path: Path, definition: WorkflowDefinition) -> Workflow:
+        self.check_names(path, definition)
+        storage = None
+        if definition.storage is not None and self.open_storage:
+            try:
+                storage = await self.stack.enter_async_context(await create_storage(definition.storage))
+            except GeckoError as exc:
+                raise self.source.error((*path, "storage"), str(exc)) from exc
+        workflow = Workflow(
+            definition.name,
+            storage=storage,
+            checkpoint_strategy=CheckpointStrategy(definition.checkpoint),
+            enable_parallel=definition.enable_parallel,
+            allow_cycles=definition.allow_cycles,
+            max_steps=definition.max_steps,
+            timeout=definition.timeout,
+            scheduling=definition.scheduling,
+            history_limit=definition.history_limit,
+        )
+        for key, rule in definition.merge_rules.items():
+            where = (*path, "merge_rules", key)
+            workflow.set_merge_rule(key, rule if rule in ("append", "add", "merge") else self.callable(where, rule))
+        for name, node in definition.nodes.items():
+            where = (*path, "nodes", name)
+            try:
+                workflow.add_node(
+                    name,
+                    await self.node(where, node),
+                    timeout=node.timeout,
+                    writes=tuple(node.writes),
+                    jumps=tuple(node.jumps),
+                )
+            except WorkflowDefinitionError as exc:
+                raise self.source.error(where, str(exc)) from exc
+        for index, edge in enumerate(definition.edges):
+            condition = None if edge.when is None else self.callable((*path, "edges", index, "when"), edge.when)
+            workflow.add_edge(edge.source, edge.target, condition)
+        workflow.set_entry_point(definition.entry)
+        try:
+            workflow.compile()
+        except WorkflowDefinitionError as exc:
+            raise self.source.error(path, str(exc)) from exc
+        return workflow
+
+    def check_names(self, path: Path, definition: WorkflowDefinition) -> None:
+        """Unknown node names, reported at their own line (the engine's check cannot know lines)."""
+        known = definition.nodes
+        named: list[tuple[Path, str]] = [((*path, "entry"), definition.entry)]
+        for index, edge in enumerate(definition.edges):
+            named += [((*path, "edges", index, "from"), edge.source), ((*path, "edges", index, "to"), edge.target)]
+        for name, node in definition.nodes.items():
+            named += [((*path, "nodes", name, "jumps", index), target) for index, target in enumerate(node.jumps)]
+        for where, name in named:
+            if name not in known:
+                raise self.source.error(where, f"no node named {name!r}; nodes: {', '.join(known)}")
+

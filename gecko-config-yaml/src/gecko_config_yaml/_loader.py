@@ -1,0 +1,98 @@
+"""Reading YAML as plain data, with the line of every entry, and nothing constructed from tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from gecko_config_yaml.errors import DefinitionError
+
+__all__ = ("Lines", "Path", "SafeLineLoader", "field_name", "line_of")
+
+Path = tuple[str | int, ...]
+Lines = dict[Path, int]
+
+_CORE = "tag:yaml.org,2002:"
+# Data tags only: a tag that names a Python object (`!!python/object`, `!!python/name`, ...) or
+# anything else is refused before any value is built, whatever the loader would have done with it.
+_SCALARS = frozenset(_CORE + name for name in ("str", "int", "float", "bool", "null"))
+_MAX_NODES = 200_000  # anchors and aliases can expand a small file exponentially
+
+
+class SafeLineLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that returns plain data (mappings, lists, scalars) with the line of each entry.
+
+    Only the YAML core data tags are accepted; any other tag is a `DefinitionError` naming its
+    line. Keys must be strings and unique.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self._budget = _MAX_NODES
+
+    def load_with_lines(self) -> tuple[Any, Lines]:
+        """The document as plain data, and `{path: line}` for the document and every entry in it."""
+        try:
+            node = self.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise DefinitionError(
+                self.source, None if mark is None else mark.line + 1, "", f"not valid YAML: {exc.problem or exc}"
+            ) from None
+        finally:
+            self.dispose()
+        lines: Lines = {}
+        if node is None:
+            raise DefinitionError(self.source, None, "", "the file is empty")
+        return self._data(node, (), lines), lines
+
+    def _data(self, node: yaml.Node, path: Path, lines: Lines) -> Any:
+        self._budget -= 1
+        line = node.start_mark.line + 1
+        if self._budget < 0:
+            raise DefinitionError(self.source, line, field_name(path), "too many values (aliases expanding?)")
+        lines.setdefault(path, line)
+        if isinstance(node, yaml.MappingNode) and node.tag == _CORE + "map":
+            self.flatten_mapping(node)  # `<<: *anchor` merge keys
+            mapping: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._data(key_node, path, {})
+                if not isinstance(key, str):
+                    raise DefinitionError(
+                        self.source, key_node.start_mark.line + 1, field_name(path), f"keys must be text, got {key!r}"
+                    )
+                if key in mapping:
+                    raise DefinitionError(
+                        self.source, key_node.start_mark.line + 1, field_name((*path, key)), "duplicate key"
+                    )
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                mapping[key] = self._data(value_node, (*path, key), lines)
+            return mapping
+        if isinstance(node, yaml.SequenceNode) and node.tag == _CORE + "seq":
+            return [self._data(item, (*path, index), lines) for index, item in enumerate(node.value)]
+        if isinstance(node, yaml.ScalarNode) and node.tag in _SCALARS:
+            return self.construct_object(node, deep=True)
+        raise DefinitionError(
+            self.source,
+            line,
+            field_name(path),
+            f"tag {node.tag!r} is not allowed: a definition is data only; name code by import path ('module:attribute')",
+        )
+
+
+def field_name(path: Path) -> str:
+    """`nodes.fetch.call`, `edges[2].when`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def line_of(lines: Lines, path: Path) -> int | None:
+    """The line of `path`, or of its nearest enclosing entry."""
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -29,3 +30,13 @@ def test_plugins_without_subcommand_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2
+
+
+def test_yaml_commands_without_the_plugin_say_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "gecko_config_yaml", None)  # as if not installed
+    assert main(["run", "flow.yaml", "--input", "x"]) == 2
+    assert main(["workflow", "show", "flow.yml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("pip install gecko-ai-config-yaml") == 2

@@ -72,6 +72,11 @@ def parse_definition(text: str, file: str = "<string>") -> DefinitionSource:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         path = _data_path(data, first["loc"])
+        # A missing field or a bad tag is reported at the mapping that lacks it, under the field's name.
+        if first["type"] == "missing":
+            path = (*path, first["loc"][-1])
+        elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            path = (*path, str(first.get("ctx", {}).get("discriminator", "kind")).strip("'"))
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise DefinitionError(file, line_of(lines, path), field_name(path), first["msg"] + more) from None
     return DefinitionSource(definition, file, lines)
@@ -94,12 +99,11 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:
     """The part of a pydantic error location that exists in the data (union branch names dropped)."""
     path: list[str | int] = []
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-            data = data[part]
-        else:
-            continue
+        in_mapping = isinstance(data, dict) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not (in_mapping or in_list):
+            continue  # a union branch's name, or a field the data lacks
+        data = data[part]
         path.append(part)
     return tuple(path)
 
@@ -147,7 +151,9 @@ class _Builder:
             try:
                 found = getattr(found, part)
             except AttributeError:
-                raise self.source.error(path, f"{import_path!r}: {module_name!r} has no attribute path {attribute!r}")
+                raise self.source.error(
+                    path, f"{import_path!r}: {module_name!r} has no attribute path {attribute!r}"
+                ) from None
         return found
 
     def callable(self, path: Path, import_path: str) -> Any:
@@ -197,13 +203,14 @@ class _Builder:
             output_type = self.resolve((*path, "output_type"), definition.output_type)
             if not isinstance(output_type, type):
                 raise self.source.error((*path, "output_type"), f"{definition.output_type!r} is not a type")
+        model = self.model((*path, "model"), definition.model)
+        prompt = definition.system_prompt
+        system_prompt = None if prompt is None else self.prompt((*path, "system_prompt"), prompt)
         try:
             return Agent(
-                self.model((*path, "model"), definition.model),
+                model,
                 tools=tools,
-                system_prompt=None
-                if definition.system_prompt is None
-                else self.prompt((*path, "system_prompt"), definition.system_prompt),
+                system_prompt=system_prompt,
                 memory=memory,
                 output_type=output_type,
                 max_turns=definition.max_turns,
@@ -295,4 +302,3 @@ class _Builder:
         for where, name in named:
             if name not in known:
                 raise self.source.error(where, f"no node named {name!r}; nodes: {', '.join(known)}")
-

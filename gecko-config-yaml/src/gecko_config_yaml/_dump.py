@@ -72,7 +72,9 @@ def definition_from_workflow(workflow: Workflow, *, storage: str | None = None) 
 @functools.cache
 def _builtin_rules() -> dict[Any, str]:
     """The engine's function for each named merge rule, read from a compiled probe workflow."""
-    probe = Workflow("probe", merge_rules={name: name for name in _RULE_NAMES})
+    probe = Workflow("probe")
+    for name in _RULE_NAMES:
+        probe.set_merge_rule(name, name)  # type: ignore[arg-type]  # each is one of the Literal names
     probe.add_node("only", lambda ctx: None).set_entry_point("only")
     return {function: name for name, function in probe.compile().rules.items()}
 

@@ -67,8 +67,9 @@ class SafeLineLoader(yaml.SafeLoader):
                     raise DefinitionError(
                         self.source, key_node.start_mark.line + 1, field_name((*path, key)), "duplicate key"
                     )
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                mapping[key] = self._data(value_node, (*path, key), lines)
+                entry = (*path, key)
+                lines[entry] = key_node.start_mark.line + 1
+                mapping[key] = self._data(value_node, entry, lines)
             return mapping
         if isinstance(node, yaml.SequenceNode) and node.tag == _CORE + "seq":
             return [self._data(item, (*path, index), lines) for index, item in enumerate(node.value)]
@@ -78,7 +79,7 @@ class SafeLineLoader(yaml.SafeLoader):
             self.source,
             line,
             field_name(path),
-            f"tag {node.tag!r} is not allowed: a definition is data only; name code by import path ('module:attribute')",
+            f"tag {node.tag!r} is not allowed: a definition is data only; name code by import path (module:attribute)",
         )
 
 

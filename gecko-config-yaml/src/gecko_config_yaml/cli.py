@@ -89,7 +89,12 @@ def _jsonable(value: Any) -> Any:
         return value.model_dump(mode="json")
     if isinstance(value, MemberResult):
         error = None if value.error is None else f"{type(value.error).__name__}: {value.error}"
-        return {"member_index": value.member_index, "ok": value.is_success, "result": _jsonable(value.result), "error": error}
+        return {
+            "member_index": value.member_index,
+            "ok": value.is_success,
+            "result": _jsonable(value.result),
+            "error": error,
+        }
     if isinstance(value, list):
         return [_jsonable(item) for item in value]
     return value
@@ -122,12 +127,13 @@ async def _run(request: RunRequest, progress: _Progress) -> dict[str, Any]:
         return {"event": "result", "status": "completed", "output": _jsonable(await runnable.run(request.input))}
 
 
-def run_command(request: RunRequest, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Run the definition in `request.file`, reporting progress on `out`; returns the exit status.
+def run_command(request: RunRequest) -> int:
+    """Run the definition in `request.file`, reporting progress on stdout; returns the exit status.
 
     0: completed or paused for input (the result says which); 1: the run failed; 2: the
     definition was refused.
     """
+    out, err = sys.stdout, sys.stderr
     if request.resume and request.session_id is None:
         err.write("gecko run: --resume needs --session ID\n")
         return 2
@@ -163,7 +169,7 @@ def _print_result(record: dict[str, Any], request: RunRequest, out: TextIO) -> N
     out.write("\n")
 
 
-def show_command(file: Path, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def show_command(file: Path) -> int:
     """Print the workflow defined in `file` as Mermaid, then its layers; returns the exit status."""
     _import_roots(file)
 
@@ -175,9 +181,9 @@ def show_command(file: Path, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             return f"{runnable.to_mermaid()}\n\n{layers}\n"
 
     try:
-        out.write(anyio.run(draw))
+        sys.stdout.write(anyio.run(draw))
     except DefinitionError as exc:
-        err.write(f"gecko workflow show: {exc}\n")
+        sys.stderr.write(f"gecko workflow show: {exc}\n")
         return 2
     return 0
 

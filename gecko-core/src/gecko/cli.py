@@ -80,8 +80,8 @@ def _yaml_cli(command: str) -> ModuleType | None:
     try:
         return import_module("gecko_config_yaml.cli")
     except ModuleNotFoundError as exc:
-        if exc.name is None or not "gecko_config_yaml".startswith(exc.name):
-            raise
+        if exc.name not in ("gecko_config_yaml", "gecko_config_yaml.cli"):
+            raise  # the plugin is there but something it imports is not: show that
         print(f"{command}: YAML definitions need the plugin: pip install gecko-ai-config-yaml", file=sys.stderr)
         return None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,10 +109,10 @@ edges:
 
 
 @pytest.fixture
-def flow_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def flow_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder holding `review_steps.py` and `flow.yaml`, as the working directory and on sys.path."""
     (tmp_path / "review_steps.py").write_text(STEPS)
     (tmp_path / "flow.yaml").write_text(FLOW)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path
+    return tmp_path

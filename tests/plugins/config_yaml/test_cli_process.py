@@ -90,7 +90,9 @@ def test_a_python_object_tag_is_refused_with_its_line(flow_dir: Path) -> None:
     )
     process = _gecko(flow_dir, "run", "evil.yaml", "--input", "x")
     assert process.returncode == 2
-    assert "evil.yaml:5: nodes.a: tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed" in process.stderr
+    assert (
+        "evil.yaml:5: nodes.a: tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed" in process.stderr
+    )
     assert not (flow_dir / "pwned").exists()
 
 
@@ -98,6 +100,6 @@ def test_workflow_show_draws_a_yaml_definition_without_opening_its_storage(flow_
     process = _gecko(flow_dir, "workflow", "show", "flow.yaml")
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith("flowchart TD\n")
-    assert '-.->|jump|' in process.stdout
+    assert "-.->|jump|" in process.stdout
     assert "%% layer 1: left, right" in process.stdout
     assert not (flow_dir / "review.db").exists()

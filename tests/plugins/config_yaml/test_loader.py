@@ -1,0 +1,72 @@
+"""The safe loader: plain data with lines; every non-data tag, duplicate key or bomb is refused at its line."""
+
+from __future__ import annotations
+
+import pytest
+from gecko_config_yaml import DefinitionError, parse_definition
+from gecko_config_yaml._loader import SafeLineLoader
+
+
+def _load(text: str) -> tuple[object, dict[tuple[str | int, ...], int]]:
+    return SafeLineLoader(text, "t.yaml").load_with_lines()
+
+
+def test_entries_carry_their_lines() -> None:
+    data, lines = _load("a: 1\nb:\n  - x\n  - {c: true}\n")
+    assert data == {"a": 1, "b": ["x", {"c": True}]}
+    assert lines[("a",)] == 1
+    assert lines[("b", 0)] == 3
+    assert lines[("b", 1, "c")] == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "tag"),
+    [
+        ("a: 1\nb: !!python/object:os.system {}\n", 2, "python/object:os.system"),
+        ("a: !!python/name:os.system ''\n", 1, "python/name:os.system"),
+        ("a:\n  - ok\n  - !!python/object/new:builtins.dict []\n", 3, "python/object/new:builtins.dict"),
+        ("a: !custom 3\n", 1, "!custom"),
+        ("a: !!binary aGVsbG8=\n", 1, "binary"),
+    ],
+)
+def test_non_data_tags_are_refused_with_their_line(text: str, line: int, tag: str) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        _load(text)
+    assert caught.value.line == line
+    assert tag in str(caught.value)
+    assert "not allowed" in caught.value.reason
+
+
+def test_duplicate_keys_are_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"t\.yaml:3: a\.b: duplicate key"):
+        _load("a:\n  b: 1\n  b: 2\n")
+
+
+def test_keys_must_be_text() -> None:
+    with pytest.raises(DefinitionError, match=r"t\.yaml:1: .*keys must be text, got 1"):
+        _load("1: a\n")
+
+
+def test_merge_keys_and_aliases_are_data() -> None:
+    data, _ = _load("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n")
+    assert data == {"base": {"x": 1}, "other": {"x": 1, "y": 2}}
+
+
+def test_alias_bombs_are_bounded() -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 7)]
+    with pytest.raises(DefinitionError, match="too many values"):
+        _load("\n".join(levels) + "\n")
+
+
+def test_invalid_yaml_names_its_line() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        _load("a: 1\nb: [unclosed\n")
+    assert caught.value.file == "t.yaml"
+    assert caught.value.line is not None
+    assert "not valid YAML" in str(caught.value)
+
+
+def test_an_empty_file_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="the file is empty"):
+        parse_definition("# nothing\n", "t.yaml")

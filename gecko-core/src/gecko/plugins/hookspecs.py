@@ -85,9 +85,21 @@ class Operation:
 def gecko_event(event: Event) -> Awaitable[None] | None:
     """Observe one event published by an agent, workflow or team.
 
-    Fires for every event on every event bus (`agent.started`, `model.finished`,
-    `tool.failed`, `workflow.node.skipped`, ...). Return values are ignored. An exception is
-    logged and never stops the run: observers cannot break what they observe.
+    Sync or async. Observers only: an exception is logged on the `gecko.plugins` logger, and the
+    other observers and the run continue. Return values are ignored. The events:
+
+    - agent (its `EventBus`): `agent.started`, `agent.finished`, `agent.failed`, `agent.paused`,
+      `model.finished`, `tool.started`, `tool.finished`, `tool.failed`;
+    - workflow: `workflow.started`, `workflow.finished`, `workflow.failed`, `workflow.paused`,
+      `workflow.cancelled`, `workflow.node.started`, `workflow.node.finished`,
+      `workflow.node.failed`, `workflow.node.cancelled`, `workflow.node.skipped`,
+      `workflow.state.diff`;
+    - team: `team.started`, `team.finished`, `team.failed`, `team.cancelled`,
+      `team.member.started`, `team.member.finished`, `team.member.failed`,
+      `team.member.cancelled` (a RACE loser, a member stopped by the team timeout).
+
+    A workflow's node events reach the hook in order, at the latest before the next node starts;
+    `Workflow.stream()` yields its own events as before (no `failed`/`cancelled` node events there).
     """
 
 
@@ -95,9 +107,9 @@ def gecko_event(event: Event) -> Awaitable[None] | None:
 def gecko_model_request(request: ModelRequest, source: str) -> Awaitable[None] | None:
     """Inspect or edit a model request just before it is sent.
 
-    `source` names the calling agent. An implementation may edit `request.messages` in place
-    (e.g. redact input) or raise `GuardrailViolation` to block the call; the exception reaches
-    the caller and no request is sent. Return values are ignored.
+    `source` names the calling agent. Sync or async. Edit `request.messages` in place (e.g.
+    redaction) or raise `GuardrailViolation` to block the call: the exception reaches the caller
+    and nothing is sent. Return values are ignored.
     """
 
 
@@ -105,8 +117,8 @@ def gecko_model_request(request: ModelRequest, source: str) -> Awaitable[None] |
 def gecko_model_response(request: ModelRequest, response: ModelResponse, source: str) -> Awaitable[None] | None:
     """Inspect a model response before the engine acts on it.
 
-    Fires once per model call, after streaming completes. Raising `GuardrailViolation` rejects
-    the response: the run fails with that error and no tool call in the response runs.
+    Fires once per model call, after streaming completes. Sync or async. Raising
+    `GuardrailViolation` fails the run with that error; no tool call in the response runs.
     Return values are ignored.
     """
 
@@ -115,8 +127,8 @@ def gecko_model_response(request: ModelRequest, response: ModelResponse, source:
 def gecko_tool_call(call: ToolCall, source: str) -> Awaitable[None] | None:
     """Inspect a validated tool call just before the tool runs.
 
-    Raising `GuardrailViolation` blocks the call; the model is told the call was blocked and
-    the tool does not run. Return values are ignored.
+    Sync or async. Raising `GuardrailViolation` blocks the call: the tool does not run and the
+    model is told the call was blocked. Return values are ignored.
     """
 
 
@@ -124,8 +136,8 @@ def gecko_tool_call(call: ToolCall, source: str) -> Awaitable[None] | None:
 def gecko_tool_result(call: ToolCall, result: str, source: str) -> Awaitable[None] | None:
     """Inspect a tool's result (the text the model will see) after the tool ran.
 
-    Raising `GuardrailViolation` replaces the result with a notice that it was withheld.
-    Return values are ignored.
+    Sync or async. Raising `GuardrailViolation` replaces the result with a notice that it was
+    withheld. Return values are ignored.
     """
 
 
@@ -133,10 +145,30 @@ def gecko_tool_result(call: ToolCall, result: str, source: str) -> Awaitable[Non
 def gecko_operation_started(operation: Operation) -> Awaitable[None] | None:
     """An agent run, model call, tool call, workflow run or node, team run or member starts.
 
-    Fires before the work begins, in the task that runs it, after the start of its `parent`
-    and before the start of any operation inside it; concurrent operations (parallel tool
-    calls, workflow branches, team members) each fire in their own task. Sync or async.
-    Observers only: an exception is logged and never stops the run. Return values are ignored.
+    Sync or async. Observers only: an exception is logged and the run continues. Return values
+    are ignored. This hook and `gecko_operation_ended` are what a tracing plugin needs to open a
+    span at the start of an operation and close it at its end, under the right parent:
+
+    - `operation.kind` is `agent.run`, `model.call`, `tool.call`, `workflow.run`,
+      `workflow.node`, `team.run` or `team.member`; `operation.name` the agent, model, tool,
+      workflow, node or team (`<team>[<index>]` for a member); `operation.id` is unique in the
+      process.
+    - `operation.parent` is the operation it runs inside, found through a context variable that
+      every task copies from the task that spawned it, so parallel tool calls, workflow branches
+      and RACE/ALL members each get their own parent on asyncio and trio alike: a model or tool
+      call sits under its agent run, an agent run under the workflow node, team member or tool
+      call that runs it, a node under its workflow run, a member under its team run.
+    - The hook fires in the task that runs the operation, after its parent started and before
+      anything inside it starts. Both hooks get the same object: keep per-operation state keyed
+      by `operation.id` (or by the object).
+    - `operation.input` is the `ModelRequest` of a model call (an implementation may add to
+      `request.settings`, e.g. `extra_headers` for W3C `traceparent`, which litellm-based models
+      send), the `ToolCall` of a tool call, the input of a run, node or member.
+    - `operation.carrier` (workflow runs only) holds string trace-propagation fields: filled from
+      the checkpoint when a session resumes (empty for a new run); an implementation may replace
+      its content with the context of this operation; the engine stores what it then holds with
+      every snapshot of the run, so a run resumed in another process can continue the same trace.
+    - No operation is built when no plugin implements either hook.
     """
 
 
@@ -144,10 +176,16 @@ def gecko_operation_started(operation: Operation) -> Awaitable[None] | None:
 def gecko_operation_ended(operation: Operation) -> Awaitable[None] | None:
     """The operation that `gecko_operation_started` announced has ended (once, on every path).
 
-    `operation.status` says how: `ok` (with `output`), `error` (with `error`) or `cancelled`.
-    Fires after every operation inside it has ended, shielded from cancellation so a cancelled
-    RACE loser is still reported. Sync or async. Observers only: an exception is logged and
-    never stops the run. Return values are ignored.
+    Fires after every operation inside it has ended, shielded from cancellation, so a cancelled
+    RACE loser or a stopped stream is still reported. Sync or async. Observers only: an exception
+    is logged and never stops the run. Return values are ignored.
+
+    `operation.status` is `ok` (with `operation.output`: the `ModelResponse`, the tool's result
+    text, the `AgentOutput`, the node's output, the workflow's last output, the member's result,
+    the team's `MemberResult` list), `error` (with `operation.error`: the exception, a failing
+    tool's `ToolError`, the failed node's error) or `cancelled` (a RACE loser, a timeout, a
+    generator closed early). A paused workflow run ends `ok` with
+    `attributes["interrupted_node"]`.
     """
 
 
@@ -155,9 +193,13 @@ def gecko_operation_ended(operation: Operation) -> Awaitable[None] | None:
 def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> Awaitable[None] | None:
     """Decide whether a validated tool call may run, before the run's approval step.
 
-    `messages` is the conversation so far (without the system prompt), ending with the reply
-    that asks for `call`; read it, do not edit it. Raise `ApprovalRequired` to hold the call for
-    the user's approval (the run pauses with a `PausedOutput`; its message is the pending call's
-    `reason`), or `GuardrailViolation` to refuse it: the tool does not run and the model is told
-    why. Fires again for the same call when a paused run resumes. Return values are ignored.
+    Fires for each validated tool call of a reply while the engine plans the turn, before any tool
+    of that turn runs. `messages` is the conversation so far (without the system prompt), ending
+    with the reply that asks for `call`; read it, do not edit it. Sync or async. Raise
+    `ApprovalRequired` (a `GuardrailViolation`) to hold the call for the user's approval: the run
+    ends with a `PausedOutput` whose pending call carries the message as `reason`, exactly as for a
+    tool declared `requires_approval=True`, and `agent.resume(approvals, session_id=...)` decides
+    it (the hook fires again on resume). Raise `GuardrailViolation` to refuse the call: the tool
+    does not run and the model is told why. The guardrails plugin uses it to hold sensitive tools
+    once a run has read untrusted content. Return values are ignored.
     """

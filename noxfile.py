@@ -150,15 +150,45 @@ def plugin_template(session: nox.Session) -> None:
     _pytest(session, "examples/plugin-template/tests")
 
 
+# `gecko run` invocations of the YAML examples, in order (the last two pause a review and resume it).
+YAML_EXAMPLES: tuple[tuple[str, ...], ...] = (
+    ("examples/compose/workflow_demo.yaml", "--input", "init_input", "--session", "yaml-demo"),
+    ("examples/compose/team_demo.yaml", "--input", "How should we think about the arrival of AGI?"),
+    ("examples/yaml/agent.yaml", "--input", "What is 2 + 40?"),
+    ("examples/yaml/review.yaml", "--input", "a short text to review", "--session", "review-1"),
+    ("examples/yaml/review.yaml", "--session", "review-1", "--resume", "--input", "yes"),
+)
+
+
 @nox.session(tags=["ci"])
 def examples(session: nox.Session) -> None:
-    """Run every offline example under examples/compose and examples/advanced."""
-    _install(session, "storage_sqlite")
+    """Run every offline example under examples/compose and examples/advanced, then the YAML ones with `gecko run`."""
+    _install(session, "storage_sqlite", "config_yaml")
     scripts = sorted([*ROOT.glob("examples/compose/*.py"), *ROOT.glob("examples/advanced/*.py")])
     session.chdir(session.create_tmp())  # examples write their databases to the working folder
     for script in scripts:
         session.log(f"example: {script.relative_to(ROOT)}")
         session.run("python", str(script))
+    for definition, *arguments in YAML_EXAMPLES:
+        session.run("gecko", "run", str(ROOT / definition), *arguments)
+    session.run("gecko", "workflow", "show", str(ROOT / "examples/yaml/review.yaml"))
+
+
+@nox.session(tags=["ci"])
+def docs(session: nox.Session) -> None:
+    """The documentation site: `mkdocs build --strict` (a warning fails it), then every code block on it as a test."""
+    _install(
+        session, "storage_sqlite", "config_yaml", extra=(*nox.project.dependency_groups(PYPROJECT, "docs"), *TEST_GROUP)
+    )
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        str(Path(session.create_tmp()) / "site"),
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
+    _pytest(session, "tests/docs")
 
 
 @nox.session

@@ -19,6 +19,7 @@ from gecko.errors import GeckoError
 from gecko.plugins import hookimpl
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import plugin_manager
+from gecko.types import AgentOutput
 from gecko_config_yaml._build import build, load_definition
 from gecko_config_yaml.errors import DefinitionError
 
@@ -85,6 +86,8 @@ class _Progress:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, AgentOutput):  # its messages would repeat the whole conversation
+        return {"content": value.content, "data": _jsonable(value.data)}
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, MemberResult):

@@ -12,17 +12,9 @@ Semantics in short:
   in the history and their descendants are skipped unless another taken path reaches them.
 - `Next(node)` jumps to any node, also one no edge reaches; `jumps=` on a node declares its
   targets (checked at build time, drawn by `to_mermaid()`).
-- With storage, what a crash costs is the checkpoint strategy's choice:
-
-  | strategy | written                                       | a crash (kill -9) re-runs                 |
-  |----------|-----------------------------------------------|-------------------------------------------|
-  | ALWAYS   | each completion, durable before any successor | the nodes that were running               |
-  |          | starts and before `execute` returns           |                                           |
-  | ASYNC    | behind the nodes, at most `max_lag` records   | those, and up to `max_lag` completed ones |
-  |          | behind (nodes wait when it is that far back)  | (whose successors may have started)       |
-  | FINAL    | at the end, and on pause, failure, timeout    | the whole run                             |
-  | MANUAL   | on `ctx.request_checkpoint()`, and on pause   | everything after the last such write      |
-
+- With storage, what a crash costs is the checkpoint strategy's choice (`CheckpointStrategy`:
+  ALWAYS, ASYNC, FINAL, MANUAL); the table of what each writes and what a crash re-runs is in
+  the README ("A durable workflow") and on the documentation site's workflow page.
   Nodes run at least once, so nodes with outside effects should be idempotent. A checkpoint
   write that fails (the storage gone past its retries) stops the run before any successor of
   that node starts, with the storage's error (`StorageUnavailableError`).

@@ -115,9 +115,15 @@ def tests_core(session: nox.Session) -> None:
     _pytest(session, "tests/core", "tests/contract")
 
 
+# Plugins whose tests also need another of our plugins (never a dependency of the plugin itself).
+TEST_PEERS: dict[str, tuple[str, ...]] = {
+    "config_yaml": ("storage_sqlite",),  # `gecko run` resumes a sqlite:// checkpoint in a new process
+}
+
+
 def _plugin_session(name: str) -> None:
     def run(session: nox.Session) -> None:
-        _install(session, name, extra=TEST_GROUP)
+        _install(session, name, *TEST_PEERS.get(name, ()), extra=TEST_GROUP)
         _pytest(session, f"tests/plugins/{name}")
 
     run.__doc__ = f"gecko-{name.replace('_', '-')} tests (conformance included) with only gecko-ai-core beside it."

@@ -23,6 +23,7 @@ from gecko.plugins.storage.factory import create_storage
 from gecko_config_yaml._loader import Lines, Path, SafeLineLoader, field_name, line_of
 from gecko_config_yaml.errors import DefinitionError
 from gecko_config_yaml.models import (
+    WORKFLOW_SETTINGS,
     AgentDefinition,
     Definition,
     DefinitionFile,
@@ -259,12 +260,7 @@ class _Builder:
             definition.name,
             storage=storage,
             checkpoint_strategy=CheckpointStrategy(definition.checkpoint),
-            enable_parallel=definition.enable_parallel,
-            allow_cycles=definition.allow_cycles,
-            max_steps=definition.max_steps,
-            timeout=definition.timeout,
-            scheduling=definition.scheduling,
-            history_limit=definition.history_limit,
+            **{setting: getattr(definition, setting) for setting in WORKFLOW_SETTINGS},
         )
         for key, rule in definition.merge_rules.items():
             where = (*path, "merge_rules", key)

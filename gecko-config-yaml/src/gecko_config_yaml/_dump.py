@@ -10,7 +10,13 @@ import yaml
 
 from gecko.compose.workflow import Workflow
 from gecko_config_yaml.errors import DefinitionError
-from gecko_config_yaml.models import Definition, EdgeDefinition, NodeDefinition, WorkflowDefinition
+from gecko_config_yaml.models import (
+    WORKFLOW_SETTINGS,
+    Definition,
+    EdgeDefinition,
+    NodeDefinition,
+    WorkflowDefinition,
+)
 
 __all__ = ("definition_from_workflow", "dump_definition")
 
@@ -59,13 +65,8 @@ def definition_from_workflow(workflow: Workflow, *, storage: str | None = None) 
         edges=edges,
         checkpoint=workflow.checkpoint_strategy.value,
         storage=storage,
-        enable_parallel=workflow.enable_parallel,
-        allow_cycles=workflow.allow_cycles,
-        max_steps=workflow.max_steps,
-        timeout=workflow.timeout,
-        history_limit=workflow.history_limit,
-        scheduling=workflow.scheduling,
         merge_rules={key: _rule_name(key, rule) for key, rule in plan.rules.items()},
+        **{setting: getattr(workflow, setting) for setting in WORKFLOW_SETTINGS},
     )
 
 

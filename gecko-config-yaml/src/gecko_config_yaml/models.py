@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 __all__ = (
+    "WORKFLOW_SETTINGS",
     "AgentDefinition",
     "Definition",
     "DefinitionFile",
@@ -156,6 +157,9 @@ class WorkflowDefinition(_Strict):
         default_factory=dict, description="State key -> `append`, `add`, `merge` or `fn(current, contribution)`."
     )
 
+
+WORKFLOW_SETTINGS = ("enable_parallel", "allow_cycles", "max_steps", "timeout", "history_limit", "scheduling")
+"""`WorkflowDefinition` fields that are `Workflow` keyword arguments (and attributes) of the same name."""
 
 Definition = Annotated[AgentDefinition | WorkflowDefinition | TeamDefinition, Field(discriminator="kind")]
 

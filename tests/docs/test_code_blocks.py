@@ -17,19 +17,25 @@ import anyio
 import pytest
 from gecko_config_yaml import parse_definition
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+SNIPPET = re.compile(r'^--8<-- "(?P<path>[^":]+)"$', re.MULTILINE)  # a whole file included from the repository
 FENCE = re.compile(r"^```(?P<language>[\w-]*)[^\n]*\n(?P<code>.*?)^```", re.MULTILINE | re.DOTALL)
 PAGES = sorted(DOCS.rglob("*.md"))
 
 
 def _blocks(page: Path, language: str) -> list[tuple[int, str]]:
-    """(line, code) of every fenced block in `language` on `page`."""
+    """(line, code) of every fenced block in `language` on `page`, with included files as the site shows them."""
     text = page.read_text(encoding="utf-8")
     return [
-        (text.count("\n", 0, match.start()) + 2, match["code"])
+        (text.count("\n", 0, match.start()) + 2, SNIPPET.sub(_included, match["code"]))
         for match in FENCE.finditer(text)
         if match["language"] == language
     ]
+
+
+def _included(match: re.Match[str]) -> str:
+    return (ROOT / match["path"]).read_text(encoding="utf-8").rstrip("\n")
 
 
 def _pages(language: str) -> list[Path]:

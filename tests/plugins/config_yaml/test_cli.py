@@ -44,7 +44,7 @@ def test_run_a_team_reports_each_member(flow_dir: Path, capsys: pytest.CaptureFi
     assert members == ["board[0]", "board[0]", "board[1]", "board[1]"]  # started and ended
     result = records[-1]["output"]
     assert isinstance(result, list)
-    assert result[0]["ok"] is True
+    assert result[0] == {"member_index": 0, "ok": True, "result": {"content": "yes", "data": None}, "error": None}
     assert result[1]["ok"] is False  # start(ctx) given a dict has no .input
     assert "AttributeError" in result[1]["error"]
 

@@ -1,4 +1,4 @@
-"""A workflow built in Python, written out as YAML and loaded back, compiles to an equal plan."""
+"""Definitions built in Python, written out as YAML and loaded back, are equal (workflows: an equal plan)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 from gecko_config_yaml import DefinitionError, build, definition_from_workflow, dump_definition, parse_definition
+from gecko_config_yaml.models import (
+    AgentDefinition,
+    ModelDefinition,
+    PromptReference,
+    SummaryMemoryDefinition,
+    TeamDefinition,
+)
 
 from gecko.compose.workflow import CheckpointStrategy, Workflow
 
@@ -59,3 +66,17 @@ def test_a_custom_merge_function_cannot_be_written(flow_dir: Path) -> None:
     wf = Workflow("w", merge_rules={"n": max}).add_node("a", steps.start).set_entry_point("a")
     with pytest.raises(DefinitionError, match=r"merge_rules\.n"):
         definition_from_workflow(wf)
+
+
+def test_agent_and_team_definitions_built_in_python_come_back_equal() -> None:
+    writer = AgentDefinition(
+        name="writer",
+        model=ModelDefinition(spec="scripted:w", settings={"replies": ["draft"]}),
+        system_prompt=PromptReference(registry="my_app.prompts:registry", name="writer", version=2),
+        tools=["my_app.tools:search"],
+        memory=SummaryMemoryDefinition(type="summary", model="scripted:s", max_tokens=500),
+        output_type="my_app.types:Draft",
+    )
+    team = TeamDefinition(name="desk", members=[writer, "my_app.agents:editor"], strategy="race", max_concurrent=2)
+    for definition in (writer, team):
+        assert parse_definition(dump_definition(definition)).definition == definition

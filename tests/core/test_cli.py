@@ -35,7 +35,8 @@ def test_plugins_without_subcommand_is_a_usage_error() -> None:
 def test_yaml_commands_without_the_plugin_say_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "gecko_config_yaml", None)  # as if not installed
+    for name in ("gecko_config_yaml", "gecko_config_yaml.cli"):  # as if not installed, even if imported before
+        monkeypatch.setitem(sys.modules, name, None)
     assert main(["run", "flow.yaml", "--input", "x"]) == 2
     assert main(["workflow", "show", "flow.yml"]) == 2
     err = capsys.readouterr().err

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
+import anyio.to_thread
 from pydantic import ValidationError
 
 from gecko.compose.team import ExecutionStrategy, Team
@@ -116,7 +119,8 @@ async def build(source: DefinitionSource | Definition, *, open_storage: bool = T
     With `open_storage=False` workflows get no storage (to inspect a graph without touching it).
 
     Import paths are resolved with the current `sys.path` (the `gecko` command puts the definition's
-    folder and the working directory first).
+    folder and the working directory first); modules not imported yet are imported on a worker
+    thread, as are model providers' plugins, so building never blocks the event loop.
 
     Raises:
         DefinitionError: an import path does not resolve to what its field needs, a model spec
@@ -137,17 +141,19 @@ class _Builder:
 
     async def any(self, path: Path, definition: Definition) -> Runnable:
         if isinstance(definition, AgentDefinition):
-            return self.agent(path, definition)
+            return await self.agent(path, definition)
         if isinstance(definition, TeamDefinition):
             return await self.team(path, definition)
         return await self.workflow(path, definition)
 
-    def resolve(self, path: Path, import_path: str) -> Any:
+    async def resolve(self, path: Path, import_path: str) -> Any:
         module_name, _, attribute = import_path.partition(":")
-        try:
-            found: Any = importlib.import_module(module_name)
-        except Exception as exc:  # any failure while importing user code is the definition's problem
-            raise self.source.error(path, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+        found: Any = sys.modules.get(module_name)
+        if found is None:
+            try:  # importing reads files and runs module code: off the event loop
+                found = await anyio.to_thread.run_sync(importlib.import_module, module_name)
+            except Exception as exc:  # any failure while importing user code is the definition's problem
+                raise self.source.error(path, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
         for part in attribute.split("."):
             try:
                 found = getattr(found, part)
@@ -157,25 +163,25 @@ class _Builder:
                 ) from None
         return found
 
-    def callable(self, path: Path, import_path: str) -> Any:
-        found = self.resolve(path, import_path)
+    async def callable(self, path: Path, import_path: str) -> Any:
+        found = await self.resolve(path, import_path)
         if not callable(found):
             raise self.source.error(path, f"{import_path!r} is {type(found).__name__}, not callable")
         return found
 
-    def model(self, path: Path, model: str | ModelDefinition) -> ChatModel:
+    async def model(self, path: Path, model: str | ModelDefinition) -> ChatModel:
         spec, settings = (model, {}) if isinstance(model, str) else (model.spec, model.settings)
-        try:
-            return create_model(spec, **settings)
+        try:  # the provider's plugin may be imported on first use
+            return await anyio.to_thread.run_sync(functools.partial(create_model, spec, **settings))
         except GeckoError as exc:
             raise self.source.error(path, str(exc)) from exc
         except TypeError as exc:  # settings the provider's class does not take
             raise self.source.error(path, f"settings for {spec!r} rejected: {exc}") from exc
 
-    def prompt(self, path: Path, prompt: str | PromptReference) -> str:
+    async def prompt(self, path: Path, prompt: str | PromptReference) -> str:
         if isinstance(prompt, str):
             return prompt
-        registry = self.resolve((*path, "registry"), prompt.registry)
+        registry = await self.resolve((*path, "registry"), prompt.registry)
         if not isinstance(registry, PromptRegistry):
             raise self.source.error((*path, "registry"), f"{prompt.registry!r} is not a PromptRegistry")
         try:
@@ -183,10 +189,10 @@ class _Builder:
         except GeckoError as exc:
             raise self.source.error(path, str(exc)) from exc
 
-    def agent(self, path: Path, definition: AgentDefinition) -> Agent:
+    async def agent(self, path: Path, definition: AgentDefinition) -> Agent:
         tools = []
         for index, import_path in enumerate(definition.tools):
-            found = self.resolve((*path, "tools", index), import_path)
+            found = await self.resolve((*path, "tools", index), import_path)
             if not isinstance(found, Tool) and not callable(found):
                 raise self.source.error((*path, "tools", index), f"{import_path!r} is not a tool or function")
             tools.append(found)
@@ -195,18 +201,18 @@ class _Builder:
             memory = TokenMemory(definition.memory.max_tokens, definition.memory.tokenizer_model)
         elif definition.memory is not None:
             memory = SummaryTokenMemory(
-                self.model((*path, "memory", "model"), definition.memory.model),
+                await self.model((*path, "memory", "model"), definition.memory.model),
                 definition.memory.max_tokens,
                 keep_ratio=definition.memory.keep_ratio,
             )
         output_type = None
         if definition.output_type is not None:
-            output_type = self.resolve((*path, "output_type"), definition.output_type)
+            output_type = await self.resolve((*path, "output_type"), definition.output_type)
             if not isinstance(output_type, type):
                 raise self.source.error((*path, "output_type"), f"{definition.output_type!r} is not a type")
-        model = self.model((*path, "model"), definition.model)
+        model = await self.model((*path, "model"), definition.model)
         prompt = definition.system_prompt
-        system_prompt = None if prompt is None else self.prompt((*path, "system_prompt"), prompt)
+        system_prompt = None if prompt is None else await self.prompt((*path, "system_prompt"), prompt)
         try:
             return Agent(
                 model,
@@ -226,10 +232,12 @@ class _Builder:
         members: list[object] = []
         for index, member in enumerate(definition.members):
             where = (*path, "members", index)
-            members.append(self.resolve(where, member) if isinstance(member, str) else await self.any(where, member))
+            members.append(
+                await self.resolve(where, member) if isinstance(member, str) else await self.any(where, member)
+            )
         mapper = None
         if definition.input_mapper is not None:
-            mapper = self.callable((*path, "input_mapper"), definition.input_mapper)
+            mapper = await self.callable((*path, "input_mapper"), definition.input_mapper)
         return Team(
             members,
             name=definition.name,
@@ -240,9 +248,9 @@ class _Builder:
 
     async def node(self, path: Path, node: NodeDefinition) -> object:
         if node.call is not None:
-            return self.resolve((*path, "call"), node.call)
+            return await self.resolve((*path, "call"), node.call)
         if node.agent is not None:
-            return self.agent((*path, "agent"), node.agent)
+            return await self.agent((*path, "agent"), node.agent)
         if node.team is not None:
             return await self.team((*path, "team"), node.team)
         assert node.workflow is not None  # the model admits exactly one target
@@ -264,7 +272,9 @@ class _Builder:
         )
         for key, rule in definition.merge_rules.items():
             where = (*path, "merge_rules", key)
-            workflow.set_merge_rule(key, rule if rule in ("append", "add", "merge") else self.callable(where, rule))
+            workflow.set_merge_rule(
+                key, rule if rule in ("append", "add", "merge") else await self.callable(where, rule)
+            )
         for name, node in definition.nodes.items():
             where = (*path, "nodes", name)
             try:
@@ -278,7 +288,7 @@ class _Builder:
             except WorkflowDefinitionError as exc:
                 raise self.source.error(where, str(exc)) from exc
         for index, edge in enumerate(definition.edges):
-            condition = None if edge.when is None else self.callable((*path, "edges", index, "when"), edge.when)
+            condition = None if edge.when is None else await self.callable((*path, "edges", index, "when"), edge.when)
             workflow.add_edge(edge.source, edge.target, condition)
         workflow.set_entry_point(definition.entry)
         try:

@@ -20,7 +20,7 @@ from gecko.plugins import hookimpl
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import plugin_manager
 from gecko.types import AgentOutput
-from gecko_config_yaml._build import build, load_definition
+from gecko_config_yaml._build import DefinitionSource, build, load_definition
 from gecko_config_yaml.errors import DefinitionError
 
 __all__ = ("RunRequest", "run_command", "show_command")
@@ -103,8 +103,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-async def _run(request: RunRequest, progress: _Progress) -> dict[str, Any]:
-    source = load_definition(request.file)
+async def _run(request: RunRequest, source: DefinitionSource) -> dict[str, Any]:
     async with build(source) as runnable:
         if isinstance(runnable, Workflow):
             result: WorkflowResult = (
@@ -145,7 +144,7 @@ def run_command(request: RunRequest) -> int:
     manager = plugin_manager()
     manager.register(progress, name="gecko-run-progress")
     try:
-        record = anyio.run(_run, request, progress)
+        record = anyio.run(_run, request, load_definition(request.file))
     except DefinitionError as exc:
         err.write(f"gecko run: {exc}\n")
         return 2
@@ -176,15 +175,15 @@ def show_command(file: Path) -> int:
     """Print the workflow defined in `file` as Mermaid, then its layers; returns the exit status."""
     _import_roots(file)
 
-    async def draw() -> str:
-        async with build(load_definition(file), open_storage=False) as runnable:
+    async def draw(source: DefinitionSource) -> str:
+        async with build(source, open_storage=False) as runnable:
             if not isinstance(runnable, Workflow):
                 raise DefinitionError(str(file), None, "kind", f"expected a workflow, got {type(runnable).__name__}")
             layers = "\n".join(f"%% layer {depth}: {', '.join(layer)}" for depth, layer in enumerate(runnable.layers))
             return f"{runnable.to_mermaid()}\n\n{layers}\n"
 
     try:
-        sys.stdout.write(anyio.run(draw))
+        sys.stdout.write(anyio.run(draw, load_definition(file)))
     except DefinitionError as exc:
         sys.stderr.write(f"gecko workflow show: {exc}\n")
         return 2

@@ -35,6 +35,7 @@ __all__ = (
     "UnknownToolError",
     "ToolArgumentsError",
     "ToolExecutionError",
+    "ToolServerError",
     "ToolTimeoutError",
     "AgentError",
     "MaxTurnsExceeded",
@@ -218,6 +219,10 @@ class ToolArgumentsError(ToolError):
 
 class ToolExecutionError(ToolError):
     """The tool itself raised."""
+
+
+class ToolServerError(ToolError):
+    """A tool server (an MCP server) cannot be reached, died, or answered outside its protocol."""
 
 
 class ToolTimeoutError(ToolError, TimeoutError):

@@ -35,6 +35,7 @@ __all__ = (
     "UnknownToolError",
     "ToolArgumentsError",
     "ToolExecutionError",
+    "ToolServerError",
     "ToolTimeoutError",
     "AgentError",
     "MaxTurnsExceeded",
@@ -59,6 +60,8 @@ __all__ = (
     "TeamError",
     "TeamTimeoutError",
     "TeamMemberCancelled",
+    "ExecutorError",
+    "ExecutorTimeoutError",
     "GuardrailViolation",
     "ApprovalRequired",
 )
@@ -220,6 +223,10 @@ class ToolExecutionError(ToolError):
     """The tool itself raised."""
 
 
+class ToolServerError(ToolError):
+    """A tool server (an MCP server) cannot be reached, died, or answered outside its protocol."""
+
+
 class ToolTimeoutError(ToolError, TimeoutError):
     """The tool did not finish within its timeout."""
 
@@ -332,6 +339,14 @@ class TeamTimeoutError(TeamError, TimeoutError):
 
 class TeamMemberCancelled(TeamError):
     """A RACE member was cancelled (or its result dropped) because another member won."""
+
+
+class ExecutorError(GeckoError):
+    """A remote executor (a Dask cluster, say) could not run a job, or its result could not be read."""
+
+
+class ExecutorTimeoutError(ExecutorError, TimeoutError):
+    """A job sent to an executor did not finish in time (every worker gone, say)."""
 
 
 class GuardrailViolation(GeckoError):

@@ -8,19 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from gecko.testing.processes import ServerProcess, free_port
 
 
 def _answers(host: str, port: int) -> bool:
@@ -32,17 +26,26 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """A `redis-server` process owned by a test, restartable on the same port and data folder."""
 
     def __init__(self, folder: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("this test starts its own Redis: install redis-server (e.g. apt-get install redis-server)")
-        self.binary = binary
         self.folder = folder
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            [
+                binary,
+                "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder),
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
+            ],
+            log=folder / "redis-server.log",
+            ready=lambda: _answers("127.0.0.1", self.port),
+            startup_seconds=10,
+        )  # fmt: skip
 
     @property
     def socket_path(self) -> Path:
@@ -51,29 +54,6 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not _answers("127.0.0.1", self.port):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from gecko.core.state import PausedOutput
 from gecko.errors import CorruptCheckpointError, UnstorableValueError
 from gecko.types import AgentOutput, Message, TokenUsage
 
-__all__ = ("TAG", "restored", "storable")
+__all__ = ("TAG", "restored", "storable", "storable_error")
 
 TAG: Final = "$gecko"
 _ERROR = "error"
@@ -69,6 +69,15 @@ def storable(value: Any, where: str) -> Any:
         raise UnstorableValueError(
             f"{where} is nested too deeply (or contains itself); a checkpoint cannot store it"
         ) from None
+
+
+def storable_error(error: Exception, where: str) -> dict[str, Any]:
+    """`error` as `storable` keeps it: a Gecko or builtin error, rebuilt from its arguments by `restored`.
+
+    Raises:
+        UnstorableValueError: any other exception type, or one whose arguments do not rebuild it.
+    """
+    return _encode_error(error, where, "")
 
 
 def _encode(value: Any, where: str, path: str) -> Any:

@@ -9,13 +9,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
 from gecko.plugins import PluginManager, aplugin_manager
 from gecko.types import Event, TokenUsage
+
+if TYPE_CHECKING:
+    from gecko.plugins.executors import Executor
 
 __all__ = ("ExecutionStrategy", "MemberStatus", "MemberResult", "Team")
 
@@ -172,6 +175,9 @@ class Team:
         max_concurrent: At most this many members run at once; None for no limit.
         input_mapper: `input_mapper(raw_input, member_index)` gives each member its own input
             (sharding); members get the raw input when None. An error in it fails that member only.
+        executor: Runs every member elsewhere (a Dask cluster: `gecko-ai-executor-dask`); members are
+            then module-level functions or import paths (`"package.module:agent"`) that the workers
+            load, and inputs and results are JSON (see `gecko.compose.remote`). In this process when None.
     """
 
     def __init__(
@@ -182,6 +188,7 @@ class Team:
         strategy: ExecutionStrategy = ExecutionStrategy.ALL,
         max_concurrent: int | None = None,
         input_mapper: InputMapper | None = None,
+        executor: Executor | None = None,
     ) -> None:
         if not members:
             raise ConfigurationError("a team needs at least one member")
@@ -192,7 +199,13 @@ class Team:
         self.strategy = ExecutionStrategy(strategy)
         self.max_concurrent = max_concurrent
         self.input_mapper = input_mapper
-        self._entries = [_entry_point(member, index) for index, member in enumerate(self.members)]
+        self.executor = executor
+        if executor is None:
+            self._entries = [_entry_point(member, index) for index, member in enumerate(self.members)]
+        else:
+            from gecko.compose.remote import RemoteMember
+
+            self._entries = [(RemoteMember(executor, member, index), True) for index, member in enumerate(self.members)]
 
     def __repr__(self) -> str:
         return f"Team({self.name!r}, {len(self.members)} members, {self.strategy.value})"

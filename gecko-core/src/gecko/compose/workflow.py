@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
 from gecko.compose._checkpoint import Checkpoint, CheckpointStore
 from gecko.compose._engine import Run, to_json
-from gecko.compose._graph import CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
+from gecko.compose._graph import ASYNC, SYNC, CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._ownership import SessionOwnership
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
@@ -60,6 +60,9 @@ from gecko.plugins import aplugin_manager
 from gecko.plugins.storage import Lease, Storage
 from gecko.redaction import redacting_logger
 from gecko.types import Event
+
+if TYPE_CHECKING:
+    from gecko.plugins.executors import Executor
 
 __all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
 
@@ -134,6 +137,10 @@ class Workflow:
             16 bytes), so edits by anyone without it are refused on load; None reads the
             `GECKO_CHECKPOINT_KEY` environment variable, and without either a plain SHA-256
             digest catches accidental corruption only (see `gecko.core._stored`).
+        executor: Runs every function node elsewhere (a Dask cluster: `gecko-ai-executor-dask`);
+            such nodes are module-level functions or `@step`s the workers import, and see the
+            input, their last output and the state as JSON (see `gecko.compose.remote`). Agent and
+            nested-workflow nodes stay in this process. None runs every node here.
     """
 
     def __init__(
@@ -155,6 +162,7 @@ class Workflow:
         lease_ttl: float | None = 30.0,
         max_attempts: int | None = 3,
         checkpoint_key: bytes | str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         if scheduling not in ("eager", "layered"):
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
@@ -183,6 +191,7 @@ class Workflow:
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
         self._checkpoint_key = resolve_checkpoint_key(checkpoint_key)
+        self.executor = executor
         self._nodes: dict[str, NodeSpec] = {}
         self._edges: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         self._entry: str | None = None
@@ -261,13 +270,20 @@ class Workflow:
             WorkflowDefinitionError: what is wrong with the graph and how to fix it.
         """
         # Settings changed on the builder since the last compile are taken by the next run.
-        settings = (self.name, self.checkpoint_strategy, self.allow_cycles, self.max_steps, self.history_limit)
+        settings = (
+            self.name,
+            self.checkpoint_strategy,
+            self.allow_cycles,
+            self.max_steps,
+            self.history_limit,
+            self.executor,
+        )
         if self._plan is None or settings != self._settings or self.max_lag != self._plan.max_lag:
             self._settings = settings
             self._plan = compile_plan(
                 self.name,
                 self._entry,
-                self._nodes,
+                self._nodes if self.executor is None else self._remote_nodes(self.executor),
                 self._edges,
                 rules=self._rules,
                 allow_cycles=self.allow_cycles,
@@ -277,6 +293,17 @@ class Workflow:
                 max_lag=self.max_lag,
             )
         return self._plan
+
+    def _remote_nodes(self, executor: Executor) -> dict[str, NodeSpec]:
+        """The nodes with every function node sent to `executor` (agents and nested workflows stay here)."""
+        from gecko.compose.remote import RemoteNode
+
+        return {
+            name: spec
+            if spec.kind not in (ASYNC, SYNC)
+            else replace(spec, target=RemoteNode(executor, spec.target, name), kind=ASYNC)
+            for name, spec in self._nodes.items()
+        }
 
     @property
     def layers(self) -> list[list[str]]:

@@ -23,7 +23,7 @@ from gecko.core._stored import Sealer, StoredAgentSession, open_stored, resolve_
 from gecko.core.engine import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Memory, ReActEngine
 from gecko.core.events import EventBus, FinalOutput, StreamEvent
 from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
-from gecko.core.toolbox import Tool, ToolBox
+from gecko.core.toolbox import Tool, ToolBox, ToolSource
 from gecko.errors import ApprovalError, ConfigurationError
 from gecko.plugins import aplugin_manager
 from gecko.plugins.models import ChatModel
@@ -51,7 +51,8 @@ class Agent:
 
     Args:
         model: the chat model.
-        tools: `Tool`s or plain functions, or a ready `ToolBox`.
+        tools: `Tool`s, plain functions or `ToolSource`s (MCP servers: connected at the first run,
+            closed by `aclose`), or a ready `ToolBox`.
         system_prompt: the first message of every request.
         memory: chooses the window of the conversation sent to the model (e.g. `TokenMemory`).
         output_type: a pydantic model the final answer is parsed into (`AgentOutput.data`).
@@ -73,7 +74,7 @@ class Agent:
         self,
         model: ChatModel,
         *,
-        tools: ToolBox | Iterable[Tool | Callable[..., Any]] = (),
+        tools: ToolBox | Iterable[Tool | ToolSource | Callable[..., Any]] = (),
         system_prompt: str | None = None,
         memory: Memory | None = None,
         output_type: type[Any] | None = None,
@@ -260,6 +261,7 @@ class Agent:
     ) -> _Start:
         """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
         await aplugin_manager()  # hook plugins load off the event loop, before the engine reads them
+        await self._engine.toolbox.open()  # tool sources (MCP servers) connect before the first request
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:
@@ -351,7 +353,8 @@ class Agent:
             return self._storage
 
     async def aclose(self) -> None:
-        """Close the storage this agent opened from a URL; a storage passed in stays open."""
+        """Close the tool sources and the storage this agent opened from a URL; a storage passed in stays open."""
+        await self._engine.toolbox.aclose()
         storage, self._storage = self._storage, None
         if storage is not None and self._owns_storage:
             self._owns_storage = False

@@ -19,7 +19,7 @@ import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 import anyio
 import anyio.lowlevel
@@ -39,7 +39,7 @@ from gecko.errors import (
 from gecko.plugins.models import ToolDefinition
 from gecko.types import Message, ToolCall
 
-__all__ = ("DEFAULT_MAX_RESULT_CHARS", "Tool", "ToolBox", "ToolResult", "tool")
+__all__ = ("DEFAULT_MAX_RESULT_CHARS", "Tool", "ToolBox", "ToolResult", "ToolSource", "tool")
 
 DEFAULT_MAX_RESULT_CHARS = 50_000
 """Characters of one tool result the model reads (about 12 000 tokens of English)."""
@@ -156,14 +156,8 @@ def _has_duplicate_key(arguments: str) -> bool:
         if len(tokens) == len(set(tokens)):
             return False
 
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result = dict(pairs)
-        if len(result) != len(pairs):
-            raise _RepeatedKey
-        return result
-
     try:
-        json.loads(arguments, object_pairs_hook=unique)
+        json.loads(arguments, object_pairs_hook=_unique_object)
     except _RepeatedKey:
         return True
     except (ValueError, RecursionError):
@@ -174,6 +168,14 @@ def _has_duplicate_key(arguments: str) -> bool:
 
 class _RepeatedKey(Exception):
     pass
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; raises `_RepeatedKey` when a key appears twice."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _RepeatedKey
+    return result
 
 
 def _is_run_cancellation(exc: BaseException) -> bool:
@@ -204,6 +206,7 @@ class Tool:
         "_arguments_model",
         "_definition",
         "_fields",
+        "_validate_object",
         "description",
         "function",
         "is_async",
@@ -235,25 +238,69 @@ class Tool:
             ConfigurationError: The name is not `[A-Za-z0-9_-]{1,64}`, a parameter is `*args`/`**kwargs`,
                 the timeout is not positive, or a type hint cannot be turned into a schema.
         """
+        doc_description, param_docs = _parse_docstring(inspect.getdoc(function))
+        self._describe(function, name, description if description is not None else doc_description)
+        self._configure(timeout, requires_approval)
+        arguments_model, self._fields = self._build_model(function, param_docs)
+        self._arguments_model: type[BaseModel] | None = arguments_model
+        self._validate_object: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        schema = _strip_titles(arguments_model.model_json_schema(by_alias=True))
+        schema.setdefault("properties", {})
+        self.parameters: dict[str, Any] = schema
+        self._definition = ToolDefinition(name=self.name, description=self.description, parameters=schema)
+
+    @classmethod
+    def from_schema(
+        cls,
+        function: Callable[..., Awaitable[Any]],
+        *,
+        name: str,
+        description: str,
+        parameters: dict[str, Any],
+        validate: Callable[[dict[str, Any]], dict[str, Any]],
+        timeout: float | None = None,
+        requires_approval: bool = False,
+    ) -> Tool:
+        """A tool described by a JSON schema rather than type hints (a tool served remotely, say).
+
+        Args:
+            function: An async function called with the validated arguments as keywords.
+            name: The name the model calls.
+            description: What the tool does, shown to the model.
+            parameters: The JSON schema of the arguments object, shown to the model as is.
+            validate: Checks the decoded arguments object and returns the keywords; raises
+                `ToolArgumentsError` when they do not match `parameters`.
+            timeout: Seconds the tool may run; `None` uses the toolbox's default.
+            requires_approval: Whether a run must pause for approval before this tool executes.
+
+        Raises:
+            ConfigurationError: The name is not `[A-Za-z0-9_-]{1,64}` or the timeout is not positive.
+        """
+        item = cls.__new__(cls)
+        item._describe(function, name, description)
+        item._configure(timeout, requires_approval)
+        item._arguments_model, item._fields = None, ()
+        item._validate_object = validate
+        item.parameters = parameters
+        item._definition = ToolDefinition(name=name, description=description, parameters=parameters)
+        return item
+
+    def _describe(self, function: Callable[..., Any], name: str | None, description: str) -> None:
         self.function = function
         self.__wrapped__ = function
         self.name: str = name or str(getattr(function, "__name__", ""))
         if not _NAME_PATTERN.match(self.name):
             raise ConfigurationError(f"tool name {self.name!r} must match [A-Za-z0-9_-]{{1,64}}; pass name=...")
-        if timeout is not None and timeout <= 0:
-            raise ConfigurationError(f"tool {self.name!r}: timeout must be positive seconds, got {timeout!r}")
-        doc_description, param_docs = _parse_docstring(inspect.getdoc(function))
-        self.description = description if description is not None else doc_description
-        self.timeout = timeout
-        self.requires_approval = requires_approval
+        self.description = description
         self.is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
             getattr(function, "__call__", None)  # noqa: B004 - async callable objects count too
         )
-        self._arguments_model, self._fields = self._build_model(function, param_docs)
-        schema = _strip_titles(self._arguments_model.model_json_schema(by_alias=True))
-        schema.setdefault("properties", {})
-        self.parameters: dict[str, Any] = schema
-        self._definition = ToolDefinition(name=self.name, description=self.description, parameters=schema)
+
+    def _configure(self, timeout: float | None, requires_approval: bool) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"tool {self.name!r}: timeout must be positive seconds, got {timeout!r}")
+        self.timeout = timeout
+        self.requires_approval = requires_approval
 
     def _build_model(
         self, function: Callable[..., Any], param_docs: dict[str, str]
@@ -310,6 +357,9 @@ class Tool:
         """
         if not arguments or arguments.isspace():
             arguments = "{}"
+        if self._arguments_model is None:
+            assert self._validate_object is not None, "a tool has a model or a validator"
+            return self._validate_object(self._decode_object(arguments))
         try:
             instance = self._arguments_model.model_validate_json(arguments)
         except ValidationError as exc:
@@ -324,6 +374,20 @@ class Tool:
             )
         values = instance.__dict__
         return {param: values[field] for field, param in self._fields}
+
+    def _decode_object(self, arguments: str) -> dict[str, Any]:
+        """`arguments` as a JSON object with no repeated key, for a schema-described tool."""
+        try:
+            decoded = json.loads(arguments, object_pairs_hook=_unique_object)
+        except _RepeatedKey:
+            problem = "a key appears twice, so the call is ambiguous. Send each argument once."
+        except (ValueError, RecursionError):
+            problem = "the arguments are not valid JSON (or nest too deeply). Send one JSON object."
+        else:
+            if isinstance(decoded, dict):
+                return decoded
+            problem = f"expected a JSON object of arguments, got {type(decoded).__name__}."
+        raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: {problem}")
 
 
 @overload
@@ -387,12 +451,29 @@ class ToolResult:
         return Message.tool(self.call.id, self.content, name=self.call.name)
 
 
+@runtime_checkable
+class ToolSource(Protocol):
+    """Tools behind a connection (an MCP server, say), opened before a run needs them.
+
+    A `ToolBox` holding sources opens each once, at its first `open()`, adds the tools the
+    source returns, and closes the sources in `aclose()`.
+    """
+
+    async def open(self) -> Sequence[Tool]:
+        """Connect and return the tools; called once until `aclose`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Disconnect; the source may be opened again afterwards."""
+        ...
+
+
 class ToolBox:
     """The tools of one agent: validation, per-tool timeouts and bounded parallel execution."""
 
     def __init__(
         self,
-        tools: Iterable[Tool | Callable[..., Any]] = (),
+        tools: Iterable[Tool | ToolSource | Callable[..., Any]] = (),
         *,
         max_parallel: int = 8,
         max_argument_bytes: int = 65536,
@@ -402,7 +483,8 @@ class ToolBox:
         """Hold `tools`.
 
         Args:
-            tools: `Tool`s or plain functions (wrapped with `tool`).
+            tools: `Tool`s, plain functions (wrapped with `tool`), or `ToolSource`s whose tools
+                join at `open()`.
             max_parallel: At most this many calls of one `execute_many` run at once.
             max_argument_bytes: Raw argument JSON larger than this is rejected before parsing.
             max_result_chars: A result longer than this is cut to it, with a truncation marker.
@@ -422,8 +504,59 @@ class ToolBox:
         self.default_timeout = default_timeout
         self._tools: dict[str, Tool] = {}
         self._definitions: list[ToolDefinition] | None = None
+        self._sources: list[ToolSource] = []
+        self._opened: dict[int, tuple[str, ...]] = {}  # id(source) -> names of the tools it added
+        self._open_lock: anyio.Lock | None = None
         for item in tools:
-            self.add(item)
+            if isinstance(item, ToolSource):
+                self._sources.append(item)
+            else:
+                self.add(item)
+
+    @property
+    def sources(self) -> tuple[ToolSource, ...]:
+        """The tool sources, opened or not."""
+        return tuple(self._sources)
+
+    async def open(self) -> None:
+        """Open every source not yet open and add its tools; nothing to do without sources.
+
+        Raises:
+            ConfigurationError: A source's tool has the name of a tool already here (the source
+                is closed again).
+        """
+        if len(self._opened) == len(self._sources):
+            return
+        if self._open_lock is None:
+            self._open_lock = anyio.Lock()
+        async with self._open_lock:
+            for source in self._sources:
+                if id(source) in self._opened:
+                    continue
+                tools = await source.open()
+                names = [item.name for item in tools]
+                clashes = sorted({name for name in names if name in self._tools or names.count(name) > 1})
+                if clashes:
+                    with anyio.CancelScope(shield=True):
+                        await source.aclose()
+                    raise ConfigurationError(
+                        f"tools {', '.join(clashes)} of {source!r} clash with other tools of the toolbox; "
+                        "give the source a prefix"
+                    )
+                for item in tools:
+                    self.add(item)
+                self._opened[id(source)] = tuple(names)
+
+    async def aclose(self) -> None:
+        """Close the open sources and remove their tools; plain tools stay."""
+        for source in reversed(self._sources):
+            names = self._opened.pop(id(source), None)
+            if names is None:
+                continue
+            for name in names:
+                self._tools.pop(name, None)
+            self._definitions = None
+            await source.aclose()
 
     def add(self, tool_or_function: Tool | Callable[..., Any]) -> Tool:
         """Register a tool (a plain function is wrapped with `tool`) and return it.

@@ -1,0 +1,241 @@
+"""Jobs that an executor runs elsewhere: code located by import path, data as JSON only.
+
+A job is one team member run or one workflow function-node run, written as JSON:
+
+- `{"v": 1, "kind": "member", "target": "pkg.module:name", "input": ...}`;
+- `{"v": 1, "kind": "node", "target": ..., "node": ..., "input": ..., "last": ..., "state": {...},
+  "session_id": ...}` (and `"resume"` when the node is resumed after an interrupt).
+
+Values travel as `gecko.compose._values.storable` keeps them in checkpoints (JSON data and Gecko's
+own result types, tagged), so nothing is pickled and a worker rebuilds exactly what was sent. The
+worker imports the target by its path, which is the deployment contract: workers run the same code.
+A node's reply carries its output and its state writes, which the calling engine applies to the
+node's own state view, so merging, checkpoints and `Next` jumps work as for a local node. A remote
+node sees the workflow input, its last output and the state; the run's history stays local.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from gecko.compose._state import DELETED, History, StateView
+from gecko.compose._values import restored, storable, storable_error
+from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, Step, _current_context
+from gecko.errors import ConfigurationError, ExecutorError, UnstorableValueError
+from gecko.plugins.executors import Executor
+from gecko.redaction import redact
+
+__all__ = ("RemoteMember", "RemoteNode", "import_path", "resolve", "run_job")
+
+_VERSION = 1
+
+
+def import_path(obj: Any, what: str) -> str:
+    """`module:qualified.name` of a module-level function, class or `@step`, checked to resolve back to it.
+
+    Raises:
+        ConfigurationError: `obj` is not reachable by import (a lambda, a nested function, an instance).
+    """
+    function = obj.fn if isinstance(obj, Step) else obj
+    module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
+    if isinstance(module, str) and isinstance(name, str) and "<" not in name:
+        path = f"{module}:{name}"
+        try:
+            found = resolve(path)
+        except ConfigurationError:
+            found = None
+        if found is function or (isinstance(found, Step) and found.fn is function):
+            return path
+    raise ConfigurationError(
+        f"{what} ({obj!r}) cannot be located by import path, so a worker cannot load it: define it at module "
+        "level, or pass its path as 'package.module:name'"
+    )
+
+
+def resolve(path: str) -> Any:
+    """The object at import path `module:qualified.name`.
+
+    Raises:
+        ConfigurationError: the path is malformed, or nothing is found there.
+    """
+    module_name, _, name = path.partition(":")
+    if not module_name or not name:
+        raise ConfigurationError(f"import path {path!r} must be 'package.module:name'")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"nothing found at import path {path!r}: {exc}") from None
+    return found
+
+
+def run_job(job: str) -> str:
+    """Run a job on this worker, in an event loop of its own, and return the JSON reply."""
+    return anyio.run(arun_job, job)
+
+
+async def arun_job(job: str) -> str:
+    """Run a job in the running event loop and return the JSON reply (`run_job` without its own loop)."""
+    try:
+        document = json.loads(job)
+        if not isinstance(document, dict) or document.get("v") != _VERSION:
+            raise ExecutorError(f"a job must be a JSON object with v={_VERSION}")
+        kind = document.get("kind")
+        if kind == "member":
+            reply = await _run_member(document)
+        elif kind == "node":
+            reply = await _run_node(document)
+        else:
+            raise ExecutorError(f"unknown job kind {kind!r}")
+    except Exception as exc:
+        reply = {"ok": False, "error": _error(exc)}
+    return json.dumps(reply)
+
+
+async def _run_member(document: dict[str, Any]) -> dict[str, Any]:
+    from gecko.compose.team import _entry_point
+
+    target = resolve(str(document.get("target")))
+    function, is_async = _entry_point(target, 0)
+    value = restored(document.get("input"), "the job's input")
+    if is_async:
+        result = await function(value)
+    else:
+        result = await anyio.to_thread.run_sync(functools.partial(function, value))
+        if inspect.isawaitable(result):
+            result = await result
+    return {"ok": True, "value": storable(result, "the member's result")}
+
+
+async def _run_node(document: dict[str, Any]) -> dict[str, Any]:
+    target = resolve(str(document.get("target")))
+    function = target.fn if isinstance(target, Step) else target
+    state = restored(document.get("state"), "the job's state")
+    if not isinstance(state, dict):
+        raise ExecutorError("a node job's state must be a JSON object")
+    view = StateView(state)
+    ctx = NodeContext(
+        str(document.get("node")),
+        restored(document.get("input"), "the job's input"),
+        view,
+        History(1),
+        restored(document.get("last"), "the job's last output"),
+        str(document.get("session_id")),
+        restored(document["resume"], "the job's resume value") if "resume" in document else _KEEP,
+    )
+    token = _current_context.set(ctx)
+    try:
+        if inspect.iscoroutinefunction(function):
+            output = await function(ctx)
+        else:
+            output = await anyio.to_thread.run_sync(function, ctx)
+    except Interrupt as signal:
+        return {"ok": True, "interrupt": storable(signal.payload, "the node's interrupt payload")}
+    finally:
+        _current_context.reset(token)
+    writes = view.diff()
+    jump = None
+    if isinstance(output, Next):
+        jump = {
+            "node": output.node,
+            "input": storable(output.input, "the Next input"),
+            "update_state": storable(dict(output.update_state or {}), "the Next state update"),
+        }
+        output = None
+    return {
+        "ok": True,
+        "output": storable(output, "the node's output"),
+        "next": jump,
+        "writes": storable({key: value for key, value in writes.items() if value is not DELETED}, "the node's writes"),
+        "deleted": [key for key, value in writes.items() if value is DELETED],
+    }
+
+
+def _error(exc: Exception) -> dict[str, Any]:
+    try:
+        return storable_error(exc, "the job's error")
+    except UnstorableValueError:
+        # A user's own exception type cannot be rebuilt here: keep its name and message.
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return storable_error(ExecutorError(f"{name}: {redact(str(exc))[:500]}"), "the job's error")
+
+
+async def _submit(executor: Executor, document: dict[str, Any]) -> dict[str, Any]:
+    reply_text = await executor.submit(json.dumps({"v": _VERSION, **document}))
+    try:
+        reply = json.loads(reply_text)
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            raise ValueError("not a job reply")
+    except ValueError as exc:
+        raise ExecutorError(f"the executor returned an unreadable reply: {exc}") from None
+    if not reply["ok"]:
+        error = restored(reply.get("error"), "the job's error")
+        if isinstance(error, Exception):
+            raise error
+        raise ExecutorError("the job failed without an error")
+    return reply
+
+
+class RemoteMember:
+    """A team member run by an executor: `await member(input)` sends a job and returns its result."""
+
+    __slots__ = ("executor", "path")
+
+    def __init__(self, executor: Executor, member: Any, index: int) -> None:
+        self.executor = executor
+        self.path = member if isinstance(member, str) else import_path(member, f"team member {index}")
+        if isinstance(member, str):
+            resolve(member)  # a typo fails when the team is built, not on a worker
+
+    async def __call__(self, value: Any) -> Any:
+        document = {"kind": "member", "target": self.path, "input": storable(value, "the member's input")}
+        reply = await _submit(self.executor, document)
+        return restored(reply.get("value"), "the member's result")
+
+
+class RemoteNode:
+    """A workflow function node run by an executor; replays the node's state writes on its local view."""
+
+    __slots__ = ("executor", "path")
+
+    def __init__(self, executor: Executor, function: Callable[..., Any], node: str) -> None:
+        self.executor = executor
+        self.path = import_path(function, f"node {node!r}")
+
+    async def __call__(self, ctx: NodeContext) -> Any:
+        state = ctx.state
+        document = {
+            "kind": "node",
+            "target": self.path,
+            "node": ctx.node,
+            "input": storable(ctx.input, "the workflow input"),
+            "last": storable(ctx.get_last_output(), f"the input of node {ctx.node!r}"),
+            "state": storable(dict(state), "the workflow state"),
+            "session_id": ctx.session_id,
+        }
+        if ctx._resume is not _KEEP:  # a resumed node runs again, and its `interrupt()` returns this
+            document["resume"] = storable(ctx._resume, f"the resume value of node {ctx.node!r}")
+        reply = await _submit(self.executor, document)
+        if "interrupt" in reply:
+            raise Interrupt(ctx.node, restored(reply["interrupt"], "the node's interrupt payload"))
+        for key, value in restored(reply.get("writes"), "the node's writes").items():
+            state[key] = value
+        for key in reply.get("deleted", []):
+            del state[key]
+        jump = reply.get("next")
+        if jump is not None:
+            return Next(
+                jump["node"],
+                restored(jump["input"], "the Next input"),
+                restored(jump["update_state"], "the Next state update") or None,
+            )
+        return restored(reply.get("output"), "the node's output")

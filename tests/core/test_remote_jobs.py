@@ -1,0 +1,166 @@
+"""Team members and workflow nodes as executor jobs: located by import path, JSON only.
+
+`ThreadExecutor` is a real executor that runs each job with `run_job` (its own event loop) in a
+worker thread: the whole job path — encoding, import by path, the worker's run, the reply — runs
+as it would on a cluster, without one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from gecko import Team, Workflow
+from gecko.compose.nodes import Next, NodeContext, interrupt, step
+from gecko.compose.remote import import_path, run_job
+from gecko.compose.team import ExecutionStrategy, MemberStatus
+from gecko.errors import ConfigurationError, ExecutorError, UnstorableValueError
+from gecko.plugins.executors import Executor
+from gecko.plugins.storage.memory import MemoryStorage
+from gecko.types import AgentOutput
+
+
+class ThreadExecutor:
+    """Runs every job in a worker thread with `run_job`, counting them; a cancelled job's thread is abandoned."""
+
+    def __init__(self) -> None:
+        self.jobs: list[str] = []
+
+    async def submit(self, job: str) -> str:
+        self.jobs.append(job)
+        return await anyio.to_thread.run_sync(run_job, job, abandon_on_cancel=True)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Unusual(Exception):
+    pass
+
+
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+def count_words(text: str) -> dict[str, int]:
+    return {"words": len(text.split())}
+
+
+async def answer_agent(text: str) -> AgentOutput:
+    return AgentOutput(content=f"agent read {text}")
+
+
+def fail_plainly(text: str) -> str:
+    raise ValueError(f"cannot read {text}")
+
+
+def fail_unusually(text: str) -> str:
+    raise Unusual("api_key=sk-12345678901234567890 was refused")
+
+
+def return_a_set(text: str) -> set[str]:
+    return set(text)
+
+
+async def slow(text: str) -> str:
+    await anyio.sleep(3)
+    return "slow"
+
+
+async def test_team_members_run_as_jobs_with_the_same_results() -> None:
+    executor = ThreadExecutor()
+    assert isinstance(executor, Executor)
+    members: list[Any] = [shout, count_words, f"{__name__}:answer_agent"]
+    remote = await Team(members, executor=executor).run("hello remote world")
+    local = await Team([shout, count_words, answer_agent]).run("hello remote world")
+    assert [result.result for result in remote] == [result.result for result in local]
+    assert remote[1].result == {"words": 3}
+    assert remote[2].result == AgentOutput(content="agent read hello remote world")
+    assert len(executor.jobs) == 3
+
+
+async def test_member_errors_come_back_typed_and_redacted() -> None:
+    results = await Team([fail_plainly, fail_unusually, return_a_set], executor=ThreadExecutor()).run("x")
+    assert [result.status for result in results] == [MemberStatus.ERROR] * 3
+    assert isinstance(results[0].error, ValueError)
+    assert str(results[0].error) == "cannot read x"
+    assert isinstance(results[1].error, ExecutorError)
+    assert "Unusual" in str(results[1].error)
+    assert "sk-1234" not in str(results[1].error)
+    assert isinstance(results[2].error, UnstorableValueError)
+
+
+async def test_race_losers_are_cancelled_through_the_executor() -> None:
+    team = Team([slow, shout], executor=ThreadExecutor(), strategy=ExecutionStrategy.RACE)
+    with anyio.fail_after(2):
+        results = await team.run("fast")
+    assert (results[0].result, results[1].status) == ("FAST", MemberStatus.CANCELLED)
+
+
+def test_members_must_be_importable() -> None:
+    def local_member(text: str) -> str:
+        return text
+
+    with pytest.raises(ConfigurationError, match="cannot be located by import path"):
+        Team([local_member], executor=ThreadExecutor())
+    with pytest.raises(ConfigurationError, match="nothing found at import path"):
+        Team(["gecko:no_such_member"], executor=ThreadExecutor())
+    assert import_path(shout, "member") == f"{__name__}:shout"
+
+
+@step(writes={"left"})
+async def left(ctx: NodeContext) -> str:
+    ctx.state["left"] = f"L({ctx.get_last_output()})"
+    return "left done"
+
+
+@step(writes={"right"})
+def right(ctx: NodeContext) -> str:
+    ctx.state["right"] = ["R", ctx.input]
+    del ctx.state["scratch"]
+    return "right done"
+
+
+@step(jumps={"finish"})
+async def decide(ctx: NodeContext) -> Next:
+    approved = interrupt({"question": "go on?", "left": ctx.state["left"]})
+    return Next("finish", input=f"approved={approved}", update_state={"decided": approved})
+
+
+async def start(ctx: NodeContext) -> str:
+    ctx.state["scratch"] = 1
+    return "started"
+
+
+async def finish(ctx: NodeContext) -> str:
+    return f"{ctx.get_last_output()} {sorted(ctx.state)}"
+
+
+def fan_out(storage: MemoryStorage, executor: Executor | None) -> Workflow:
+    flow = Workflow("fan", storage=storage, executor=executor)
+    for name, node in (("start", start), ("left", left), ("right", right), ("decide", decide), ("finish", finish)):
+        flow.add_node(name, node)
+    flow.add_edge("start", "left").add_edge("start", "right")
+    flow.add_edge("left", "decide").add_edge("right", "decide")
+    return flow.set_entry_point("start")
+
+
+async def test_workflow_nodes_run_as_jobs_with_the_same_outcome() -> None:
+    outcomes = []
+    for executor in (None, ThreadExecutor()):
+        flow = fan_out(MemoryStorage(), executor)
+        paused = await flow.execute("in", session_id="s")
+        assert paused.status == "paused"
+        assert paused.interrupt == {"question": "go on?", "left": "L(started)"}
+        done = await flow.resume("s", value=True)
+        outcomes.append((done.output, done.state, paused.state))
+        if executor is not None:
+            # start, left, right, decide (interrupted), decide again, finish: each a job
+            assert len(executor.jobs) == 6
+    assert outcomes[0] == outcomes[1]
+    output, state, _ = outcomes[1]
+    assert output == "approved=True ['decided', 'left', 'right']"
+    assert state == {"left": "L(started)", "right": ["R", "in"], "decided": True}

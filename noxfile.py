@@ -118,6 +118,7 @@ def tests_core(session: nox.Session) -> None:
 # Plugins whose tests also need another of our plugins (never a dependency of the plugin itself).
 TEST_PEERS: dict[str, tuple[str, ...]] = {
     "config_yaml": ("storage_sqlite",),  # `gecko run` resumes a sqlite:// checkpoint in a new process
+    "executor_dask": ("storage_redis",),  # a fan-out on Dask checkpoints to redis:// while a worker is killed
 }
 
 

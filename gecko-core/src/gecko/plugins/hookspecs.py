@@ -55,7 +55,9 @@ class Operation:
             its `settings`, e.g. add `extra_headers`), the `ToolCall` of a tool call, the input of
             a run, node or member.
         attributes: Details by kind: `session_id` (workflow.run), `strategy` (team.run),
-            `member_index` (team.member), `run_id` (agent.run), `resumed` (workflow.run).
+            `member_index` (team.member), `run_id` (agent.run), `resumed` (workflow.run),
+            `provider` and `sends_extra_headers` (model.call: whether the model sends
+            `input.settings["extra_headers"]` as HTTP headers).
         carrier: Trace propagation fields (strings) of a `workflow.run`: the engine fills it from
             the checkpoint when a session is resumed, a plugin may replace it at start with the
             context of this operation, and the engine stores what it then holds with every

@@ -1,5 +1,6 @@
 """OpenTelemetry for Gecko: a span per agent run, model call, tool call, workflow run and node,
-team run and member; GenAI metrics; trace ids on log records.
+team run and member, and per operation of any other kind announced through the operation hooks
+(retrieval, ingestion); GenAI metrics; trace ids on log records.
 
 Installed, it is loaded as the `otel` hook plugin and reports to the global OpenTelemetry
 providers (`opentelemetry.trace.set_tracer_provider(...)`, `metrics.set_meter_provider(...)`),

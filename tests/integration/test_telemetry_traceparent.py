@@ -24,16 +24,14 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def exporter() -> Iterator[InMemorySpanExporter]:
+    """Spans of an `OtelPlugin` registered for this test only."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     plugin = OtelPlugin(tracer_provider=provider)
-    manager = plugin_manager()
-    manager.register(plugin)
-    try:
-        yield exporter
-    finally:
-        manager.unregister(plugin)
+    plugin_manager().register(plugin)
+    yield exporter  # pytest runs the rest whatever the test did
+    plugin_manager().unregister(plugin)
 
 
 def _chat(server: OpenAIServer) -> LiteLLMChat:

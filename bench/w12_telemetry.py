@@ -9,10 +9,14 @@ in-memory reader, so spans and metrics are really built and recorded; nothing le
 "gecko" runs with the `otel` entry point disabled (`GECKO_DISABLED_PLUGINS=otel`) and reports
 whether any opentelemetry module was imported; "gecko+otel" with the installed plugin loaded
 through its entry point. Pydantic AI rows use its `Agent.instrument_all(InstrumentationSettings(...))`
-with content capture off, as Gecko's default.
+with content capture off, as Gecko's default. "otel-sdk floor" is no framework at all: per W4 run,
+the SDK work a traced run needs at least (4 spans with the plugin's attributes under one parent, the
+3 histogram measurements of each of the 2 model calls), on the same providers: what any tracer on
+the OpenTelemetry SDK pays, so "gecko+otel" minus "gecko" compares with it.
 The workloads are bench/frameworks' W4 (sequential agent runs: a scripted model asks for
 `add(2, 3)`, then answers) and W5 (200 such agents at once, the model awaiting 50 ms per call).
-Reported: the median of the timed repetitions after one warm-up, per run (W4) or per workload (W5).
+Reported: the median of the timed repetitions after one warm-up, per run (W4) or per workload (W5),
+in wall time and in CPU time of the process (all threads: the batch processor's export thread counts).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-ROWS = ("gecko", "gecko+otel", "pydantic-ai", "pydantic-ai+otel")
+ROWS = ("gecko", "gecko+otel", "otel-sdk floor", "pydantic-ai", "pydantic-ai+otel")
 
 
 def _sdk() -> tuple[Any, Any, Any]:
@@ -47,9 +51,55 @@ def _sdk() -> tuple[Any, Any, Any]:
     return exporter, tracer_provider, meter_provider
 
 
+def _sdk_floor(tracer_provider: Any, meter_provider: Any, runs: int) -> Any:
+    """W4's least SDK work, `runs` times: an agent span, two chat spans and a tool span, six measurements."""
+    from opentelemetry import trace
+
+    tracer = tracer_provider.get_tracer("floor")
+    meter = meter_provider.get_meter("floor")
+    tokens, duration = meter.create_histogram("gen_ai.client.token.usage"), meter.create_histogram("duration")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "function", "gen_ai.request.model": "m"}
+    tokens_in, tokens_out = {**chat, "gen_ai.token.type": "input"}, {**chat, "gen_ai.token.type": "output"}
+
+    async def run() -> None:
+        for _ in range(runs):
+            agent = tracer.start_span(
+                "invoke_agent agent",
+                attributes={
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": "a",
+                    "gecko.agent.run_id": "r",
+                },
+            )
+            parent = trace.set_span_in_context(agent)
+            for span_name in ("chat m", "execute_tool add", "chat m"):
+                if span_name == "execute_tool add":
+                    attributes: dict[str, Any] = {
+                        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "add",
+                        "gen_ai.tool.call.id": "call_1", "gen_ai.tool.type": "function",
+                    }  # fmt: skip
+                else:
+                    attributes = {
+                        **chat, "gen_ai.response.model": "m", "gen_ai.response.finish_reasons": ("stop",),
+                        "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5,
+                    }  # fmt: skip
+                    tokens.record(10, tokens_in)
+                    tokens.record(5, tokens_out)
+                    duration.record(0.001, chat)
+                tracer.start_span(span_name, parent, attributes=attributes).end()
+            agent.set_attributes({"gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 10})
+            agent.end()
+
+    return run
+
+
 async def _row(row: str, w4_runs: int, w5_agents: int, reps: int) -> dict[str, Any]:
     sys.path.insert(0, str(BENCH))
     exporter = tracer_provider = None
+    if row == "otel-sdk floor":
+        exporter, tracer_provider, meter_provider = _sdk()
+        workloads = [("W4", _sdk_floor(tracer_provider, meter_provider, w4_runs), w4_runs)]
+        return await _measure(workloads, exporter, tracer_provider, reps)
     if row.startswith("gecko"):
         from frameworks import gecko_side as side
     else:
@@ -75,24 +125,33 @@ async def _row(row: str, w4_runs: int, w5_agents: int, reps: int) -> dict[str, A
                 tracer_provider=tracer_provider, meter_provider=meter_provider, include_content=False
             )
         )
-    results: dict[str, Any] = {}
-    for name, runner, per in (
+    workloads = [
         ("W4", await side.w4_agent(w4_runs), w4_runs),
         ("W5", await side.w5_agents(w5_agents, 0.050), 1),
-    ):
+    ]
+    return await _measure(workloads, exporter, tracer_provider, reps)
+
+
+async def _measure(
+    workloads: list[tuple[str, Any, int]], exporter: Any, tracer_provider: Any, reps: int
+) -> dict[str, Any]:
+    """Median wall and CPU time per unit of each workload, and the spans of its last repetition."""
+    results: dict[str, Any] = {}
+    for name, runner, per in workloads:
         await runner()  # warm-up
-        samples = []
+        walls, cpus = [], []
         for _ in range(reps):
             if exporter is not None:
                 tracer_provider.force_flush()  # spans batched by the previous repetition land first
                 exporter.clear()
             gc.collect()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             await runner()
-            samples.append((time.perf_counter() - start) / per)
-        results[name] = statistics.median(samples)
-        if tracer_provider is not None:
-            tracer_provider.force_flush()
+            if tracer_provider is not None:
+                tracer_provider.force_flush()  # the export is part of the cost
+            walls.append((time.perf_counter() - start) / per)
+            cpus.append((time.process_time() - start_cpu) / per)
+        results[name], results[f"{name}_cpu"] = statistics.median(walls), statistics.median(cpus)
         results[f"{name}_spans"] = 0 if exporter is None else len(exporter.get_finished_spans())
     results["opentelemetry_imported"] = any(module.split(".")[0] == "opentelemetry" for module in sys.modules)
     return results
@@ -127,22 +186,32 @@ def main() -> None:
     for row in ROWS:
         print(f"running {row} ...", file=sys.stderr)
         rows[row] = _spawn(row, args)
-    print(f"{'':<18}{'W4 µs/run':>12}{'W5 ms':>10}{'spans/W4':>10}{'otel imported':>15}")
+    header = ("W4 µs/run", "W4 CPU µs", "W5 ms", "W5 CPU ms", "spans/W4", "otel imported")
+    print(f"{'':<18}" + "".join(f"{title:>14}" for title in header))
     for row, result in rows.items():
         if "error" in result:
             print(f"{row:<18}  n/a: {result['error']}")
             continue
+        w5 = (f"{result['W5'] * 1e3:>14.1f}{result['W5_cpu'] * 1e3:>14.1f}") if "W5" in result else f"{'—':>14}" * 2
         print(
-            f"{row:<18}{result['W4'] * 1e6:>12.1f}{result['W5'] * 1e3:>10.1f}"
-            f"{result['W4_spans']:>10}{result['opentelemetry_imported']!s:>15}"
+            f"{row:<18}{result['W4'] * 1e6:>14.1f}{result['W4_cpu'] * 1e6:>14.1f}{w5}"
+            f"{result['W4_spans']:>14}{result['opentelemetry_imported']!s:>14}"
         )
-    base, traced = rows["gecko"], rows["gecko+otel"]
+    base, traced, floor = rows["gecko"], rows["gecko+otel"], rows["otel-sdk floor"]
     if "error" not in base and "error" not in traced:
-        print(f"\nW4 gecko+otel / gecko = {traced['W4'] / base['W4']:.2f}x (target <= 2x)")
-        print(f"W5 gecko+otel / gecko = {traced['W5'] / base['W5']:.2f}x")
+        for clock, key in (("wall", "W4"), ("CPU", "W4_cpu")):
+            print(f"\nW4 gecko+otel / gecko = {traced[key] / base[key]:.2f}x {clock} (target <= 2x)", end="")
+            if "error" not in floor:
+                added = traced[key] - base[key]
+                print(f"; added {added * 1e6:.0f} µs/run = {added / floor[key]:.2f}x the SDK floor", end="")
+        w5_wall, w5_cpu = traced["W5"] / base["W5"], traced["W5_cpu"] / base["W5_cpu"]
+        print(f"\nW5 gecko+otel / gecko = {w5_wall:.2f}x wall, {w5_cpu:.2f}x CPU")
         peer = rows["pydantic-ai+otel"]
         if "error" not in peer:
-            print(f"W4 pydantic-ai+otel / gecko+otel = {peer['W4'] / traced['W4']:.1f}x (target >= 10x)")
+            print(
+                f"W4 pydantic-ai+otel / gecko+otel = {peer['W4'] / traced['W4']:.1f}x wall, "
+                f"{peer['W4_cpu'] / traced['W4_cpu']:.1f}x CPU (target >= 10x)"
+            )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -294,6 +294,8 @@ async def test_hook_gecko_operation_started_lets_a_plugin_add_request_settings(r
         manager.unregister(injector)
     (model_op,) = recorder.of("model.call")
     assert seen == [{"extra_headers": {"traceparent": f"00-{model_op.id}"}}]
+    # Whether the model would send such headers is announced with the call (this one would not).
+    assert model_op.attributes == {"provider": "function", "sends_extra_headers": False}
 
 
 async def test_hook_gecko_operation_ended_reports_race_losers_cancelled_after_their_children(

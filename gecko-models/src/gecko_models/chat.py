@@ -61,6 +61,7 @@ class LiteLLMChat(ChatModel):
     """
 
     provider: ClassVar[str] = "litellm"
+    sends_extra_headers = True  # litellm sends `extra_headers` with the HTTP request
     #: prefix that turns `model` into a litellm model string.
     litellm_prefix: ClassVar[str] = ""
     #: environment variables read, in order, when no api_key is given.

@@ -41,6 +41,7 @@ class FallbackModel(ChatModel):
         self.models = list(models)
         self.on = on
         self.model = self.models[0].model
+        self.sends_extra_headers = all(m.sends_extra_headers for m in self.models)
         flags = [m.capabilities for m in self.models]
         self.capabilities = ModelCapabilities(
             tools=all(f.tools for f in flags),

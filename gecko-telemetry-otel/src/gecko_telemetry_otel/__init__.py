@@ -1,5 +1,6 @@
 """OpenTelemetry for Gecko: a span per agent run, model call, tool call, workflow run and node,
-team run and member; GenAI metrics; trace ids on log records.
+team run and member, and per operation of any other kind announced through the operation hooks
+(retrieval, ingestion); GenAI metrics; trace ids on log records.
 
 Installed, it is loaded as the `otel` hook plugin and reports to the global OpenTelemetry
 providers (`opentelemetry.trace.set_tracer_provider(...)`, `metrics.set_meter_provider(...)`),
@@ -25,17 +26,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gecko.plugins import hookimpl
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import current_operation
 from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.redaction import redact
 from gecko.types import Message, ToolCall
 from gecko_telemetry_otel import attributes as attr
 from gecko_telemetry_otel._version import __version__
@@ -43,15 +47,17 @@ from gecko_telemetry_otel._version import __version__
 __all__ = ("OtelPlugin", "plugin", "__version__")
 
 _SCOPE = "gecko_telemetry_otel"
-# Models whose client sends `settings["extra_headers"]` as HTTP headers (gecko-models, on litellm);
-# other models (a local llama.cpp) reject unknown settings, so they get no `traceparent`.
-HEADER_PROVIDERS = frozenset({"litellm", "openai", "zhipu", "ollama", "anthropic"})
 
 
 @dataclass(slots=True)
 class _Open:
-    span: Span
+    """An operation still running: its span, or (a model call's) where and when the span will start."""
+
+    span: Span | None
+    context: otel_context.Context | None
     started: float
+    start_ns: int = 0
+    children: otel_context.Context | None = None
 
 
 class OtelPlugin:
@@ -78,8 +84,12 @@ class OtelPlugin:
             capture_content = os.environ.get(attr.CAPTURE_CONTENT_VARIABLE, "").strip().lower() == "true"
         self.capture_content = capture_content
         self._open: dict[str, _Open] = {}
-        # Metric attribute sets by (provider, request model, response model, error type): built once.
-        self._model_labels: dict[tuple[str, str, str, str | None], tuple[dict[str, Any], ...]] = {}
+        # Metric attribute sets by (provider, request model, error type): built once each.
+        self._model_labels: dict[tuple[str, str, str | None], tuple[dict[str, Any], ...]] = {}
+        # Tool calls by (tool, status) and failures by (tool, error type), counted here and reported
+        # at each collection: a dict update per call instead of an SDK measurement.
+        self._tool_calls: dict[tuple[str, str], int] = {}
+        self._tool_failures: dict[tuple[str, str], int] = {}
         self._token_usage = meter.create_histogram(
             attr.METRIC_TOKEN_USAGE,
             unit="{token}",
@@ -98,9 +108,17 @@ class OtelPlugin:
             description="Duration of workflow nodes",
             explicit_bucket_boundaries_advisory=attr.DURATION_BUCKETS,
         )
-        self._tool_calls = meter.create_counter(attr.METRIC_TOOL_CALLS, unit="{call}", description="Tool calls run")
-        self._tool_failures = meter.create_counter(
-            attr.METRIC_TOOL_FAILURES, unit="{call}", description="Tool calls that failed"
+        meter.create_observable_counter(
+            attr.METRIC_TOOL_CALLS,
+            [self._observe_tool_calls],
+            unit="{call}",
+            description="Tool calls run",
+        )
+        meter.create_observable_counter(
+            attr.METRIC_TOOL_FAILURES,
+            [self._observe_tool_failures],
+            unit="{call}",
+            description="Tool calls that failed",
         )
         _install_log_correlation(self)
 
@@ -108,22 +126,28 @@ class OtelPlugin:
 
     @hookimpl
     def gecko_operation_started(self, operation: Operation) -> None:
-        """Open the operation's span under its parent's (or the restored, or the current) context."""
+        """Open the operation's span under its parent's (or the restored, or the caller's) context."""
         parent = self._open.get(operation.parent.id) if operation.parent is not None else None
         if parent is not None:
-            context = trace.set_span_in_context(parent.span)
+            context = parent.children or self._children_context(parent)
         elif operation.carrier:
             context = propagate.extract(operation.carrier)
         else:
-            context = None  # the caller's current OpenTelemetry context
-        name, kind, attributes = _describe(operation)
-        span = self._tracer.start_span(name, context, kind, attributes)
-        self._open[operation.id] = _Open(span, time.perf_counter())
-        if operation.kind == "workflow.run":
+            context = otel_context.get_current()
+        kind = operation.kind
+        if kind == "model.call" and not operation.attributes.get("sends_extra_headers"):
+            # A model call has no child operation and nothing to propagate: its span is started
+            # when it ends, with every attribute at once and the start time recorded here.
+            self._open[operation.id] = _Open(None, context, time.perf_counter(), time.time_ns())
+            return
+        name, span_kind, attributes = _describe(operation)
+        span = self._tracer.start_span(name, context, span_kind, attributes)
+        self._open[operation.id] = _Open(span, None, time.perf_counter())
+        if kind == "workflow.run":
             # What the checkpoint keeps, so a resume in another process continues this trace.
             operation.carrier.clear()
             propagate.inject(operation.carrier, trace.set_span_in_context(span))
-        elif operation.kind == "model.call" and operation.attributes.get("provider") in HEADER_PROVIDERS:
+        elif kind == "model.call":
             request: ModelRequest = operation.input
             headers = dict(request.settings.get("extra_headers") or {})
             propagate.inject(headers, trace.set_span_in_context(span))
@@ -135,48 +159,55 @@ class OtelPlugin:
         opened = self._open.pop(operation.id, None)
         if opened is None:
             return
-        span, elapsed = opened.span, time.perf_counter() - opened.started
+        elapsed = time.perf_counter() - opened.started
         error_type = _error_type(operation)
+        finish = _FINISHERS.get(operation.kind, OtelPlugin._finish_generic)
+        details = finish(self, operation, elapsed, error_type)
         if operation.status != "ok":
-            span.set_attribute(attr.GECKO_OPERATION_STATUS, operation.status)
-        if error_type is not None and operation.status == "error":
-            span.set_attribute(attr.ERROR_TYPE, error_type)
+            details[attr.GECKO_OPERATION_STATUS] = operation.status
+            if operation.status == "error" and error_type is not None:
+                details[attr.ERROR_TYPE] = error_type
+        span = opened.span
+        if span is None:
+            name, span_kind, attributes = _describe(operation)
+            attributes.update(details)
+            span = self._tracer.start_span(name, opened.context, span_kind, attributes, start_time=opened.start_ns)
+        elif details:
+            span.set_attributes(details)
+        if operation.status == "error":
             span.set_status(Status(StatusCode.ERROR, str(operation.error)[:1024]))
-        _FINISHERS.get(operation.kind, _finish_nothing)(self, operation, span, elapsed, error_type)
         span.end()
 
-    # --- per kind ------------------------------------------------------------------------
+    # --- per kind: the attributes known at the end, and metrics --------------------------
 
-    def _finish_model(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
-        response = operation.output
-        answered = isinstance(response, ModelResponse)
-        response_model = (response.model or operation.name) if answered else ""
+    def _finish_model(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         duration, tokens_in, tokens_out = self._labels(
-            str(operation.attributes.get("provider", "")), operation.name, response_model, error_type
+            str(operation.attributes.get("provider", "")), operation.name, error_type
         )
-        if answered:
+        self._duration.record(elapsed, duration)
+        details: dict[str, Any] = {}
+        response = operation.output
+        if isinstance(response, ModelResponse):
             usage = response.usage
-            span.set_attributes(
-                {
-                    attr.GEN_AI_RESPONSE_MODEL: response_model,
-                    attr.GEN_AI_RESPONSE_FINISH_REASONS: (response.finish_reason,),
-                    attr.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-                    attr.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-                }
-            )
+            details[attr.GEN_AI_RESPONSE_MODEL] = response.model or operation.name
+            details[attr.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
+            details[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+            details[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             self._token_usage.record(usage.input_tokens, tokens_in)
             self._token_usage.record(usage.output_tokens, tokens_out)
-            if self.capture_content and span.is_recording():
-                span.set_attribute(attr.GEN_AI_OUTPUT_MESSAGES, _messages_json([response.message]))
-        if self.capture_content and span.is_recording() and isinstance(operation.input, ModelRequest):
-            span.set_attribute(attr.GEN_AI_INPUT_MESSAGES, _messages_json(operation.input.messages))
-        self._duration.record(elapsed, duration)
+            if self.capture_content:
+                details[attr.GEN_AI_OUTPUT_MESSAGES] = _messages_json([response.message])
+        if self.capture_content and isinstance(operation.input, ModelRequest):
+            details[attr.GEN_AI_INPUT_MESSAGES] = _messages_json(operation.input.messages)
+        return details
 
-    def _labels(
-        self, provider: str, model: str, response_model: str, error_type: str | None
-    ) -> tuple[dict[str, Any], ...]:
-        """The duration, input-token and output-token attribute sets of a model call."""
-        key = (provider, model, response_model, error_type)
+    def _labels(self, provider: str, model: str, error_type: str | None) -> tuple[dict[str, Any], ...]:
+        """The duration, input-token and output-token attribute sets of a model call.
+
+        Only what the GenAI metric conventions require (operation, provider, request model,
+        token type, `error.type` on failure): every attribute is work for each measurement.
+        """
+        key = (provider, model, error_type)
         found = self._model_labels.get(key)
         if found is None:
             base: dict[str, Any] = {
@@ -184,40 +215,53 @@ class OtelPlugin:
                 attr.GEN_AI_PROVIDER_NAME: provider,
                 attr.GEN_AI_REQUEST_MODEL: model,
             }
-            if response_model:
-                base[attr.GEN_AI_RESPONSE_MODEL] = response_model
-            duration = base if error_type is None else {**base, attr.ERROR_TYPE: error_type}
             found = self._model_labels[key] = (
-                duration,
+                base if error_type is None else {**base, attr.ERROR_TYPE: error_type},
                 {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_INPUT},
                 {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_OUTPUT},
             )
         return found
 
-    def _finish_tool(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
-        # Counted by status (ok, error, cancelled); failures also by error type.
-        labels = {attr.GEN_AI_TOOL_NAME: operation.name, attr.GECKO_OPERATION_STATUS: operation.status}
-        self._tool_calls.add(1, labels)
-        if operation.status == "error":
-            self._tool_failures.add(1, {**labels, attr.ERROR_TYPE: error_type or "error"})
-        if self.capture_content and span.is_recording():
-            call: ToolCall = operation.input
-            span.set_attribute(attr.GEN_AI_TOOL_CALL_ARGUMENTS, _redact(call.arguments))
-            if isinstance(operation.output, str):
-                span.set_attribute(attr.GEN_AI_TOOL_CALL_RESULT, _redact(operation.output))
+    def _finish_tool(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
+        name, status = operation.name, operation.status
+        self._tool_calls[name, status] = self._tool_calls.get((name, status), 0) + 1
+        if status == "error":
+            failure = (name, error_type or "error")
+            self._tool_failures[failure] = self._tool_failures.get(failure, 0) + 1
+        if not self.capture_content:
+            return {}
+        call: ToolCall = operation.input
+        details = {attr.GEN_AI_TOOL_CALL_ARGUMENTS: redact(call.arguments)}
+        if isinstance(operation.output, str):
+            details[attr.GEN_AI_TOOL_CALL_RESULT] = redact(operation.output)
+        return details
 
-    def _finish_agent(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+    def _observe_tool_calls(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(count, {attr.GEN_AI_TOOL_NAME: name, attr.GECKO_OPERATION_STATUS: status})
+            for (name, status), count in self._tool_calls.copy().items()
+        ]
+
+    def _observe_tool_failures(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(count, {attr.GEN_AI_TOOL_NAME: name, attr.ERROR_TYPE: error_type})
+            for (name, error_type), count in self._tool_failures.copy().items()
+        ]
+
+    def _finish_agent(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         usage = getattr(operation.output, "usage", None)
-        if usage is not None:
-            span.set_attribute(attr.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(attr.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
+        if usage is None:
+            return {}
+        return {
+            attr.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+            attr.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+        }
 
-    def _finish_workflow(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+    def _finish_workflow(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         interrupted = operation.attributes.get("interrupted_node")
-        if interrupted is not None:
-            span.set_attribute(attr.GECKO_WORKFLOW_INTERRUPTED_NODE, str(interrupted))
+        return {} if interrupted is None else {attr.GECKO_WORKFLOW_INTERRUPTED_NODE: str(interrupted)}
 
-    def _finish_node(self, operation: Operation, span: Span, elapsed: float, error_type: str | None) -> None:
+    def _finish_node(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         self._node_duration.record(
             elapsed,
             {
@@ -226,29 +270,45 @@ class OtelPlugin:
                 attr.GECKO_OPERATION_STATUS: operation.status,
             },
         )
+        return {}
+
+    def _finish_team(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
+        return {}
+
+    def _finish_generic(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
+        # Attributes the operation gained while it ran (counts, ids) join those it started with.
+        return _generic_attributes(operation)
+
+    # --- contexts ------------------------------------------------------------------------
+
+    def _children_context(self, parent: _Open) -> otel_context.Context:
+        """The context child spans start in: the parent's span, built once per parent."""
+        assert parent.span is not None  # only model calls start late, and they have no children
+        parent.children = trace.set_span_in_context(parent.span)
+        return parent.children
 
     def span_context_of(self, operation: Operation) -> trace.SpanContext | None:
-        """The span context of an operation still running, or None."""
+        """The span context of an operation still running, or None (also while its span waits to start)."""
         opened = self._open.get(operation.id)
-        return None if opened is None else opened.span.get_span_context()
+        return None if opened is None or opened.span is None else opened.span.get_span_context()
 
 
-def _finish_nothing(plugin: OtelPlugin, operation: Operation, span: Span, elapsed: float, error: str | None) -> None:
-    return None
-
-
-_FINISHERS: dict[str, Callable[[OtelPlugin, Operation, Span, float, str | None], None]] = {
+_Finisher = Callable[[OtelPlugin, Operation, float, "str | None"], dict[str, Any]]
+_FINISHERS: dict[str, _Finisher] = {
     "model.call": OtelPlugin._finish_model,
     "tool.call": OtelPlugin._finish_tool,
     "agent.run": OtelPlugin._finish_agent,
     "workflow.run": OtelPlugin._finish_workflow,
     "workflow.node": OtelPlugin._finish_node,
+    "team.run": OtelPlugin._finish_team,
+    "team.member": OtelPlugin._finish_team,
 }
 
 
 def _describe(operation: Operation) -> tuple[str, SpanKind, dict[str, Any]]:
-    """Span name, kind and start attributes of an operation."""
-    kind, name, details = operation.kind, operation.name, operation.attributes
+    """Span name, kind and start attributes of an operation (a new dict each time)."""
+    kind: str = operation.kind  # any string: kinds added after this plugin get generic spans
+    name, details = operation.name, operation.attributes
     if kind == "model.call":
         attributes: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
@@ -286,8 +346,36 @@ def _describe(operation: Operation) -> tuple[str, SpanKind, dict[str, Any]]:
     if kind == "team.run":
         attributes = {attr.GECKO_TEAM_NAME: name, attr.GECKO_TEAM_STRATEGY: str(details.get("strategy", ""))}
         return f"team {name}", SpanKind.INTERNAL, attributes
-    attributes = {attr.GECKO_TEAM_MEMBER_INDEX: int(details.get("member_index", -1))}
-    return f"member {name}", SpanKind.INTERNAL, attributes
+    if kind == "team.member":
+        attributes = {attr.GECKO_TEAM_MEMBER_INDEX: int(details.get("member_index", -1))}
+        return f"member {name}", SpanKind.INTERNAL, attributes
+    return (f"{kind} {name}" if name else kind), SpanKind.INTERNAL, _generic_attributes(operation)
+
+
+def _generic_attributes(operation: Operation) -> dict[str, Any]:
+    """`gecko.operation.kind` and each scalar attribute of an operation of another kind as `gecko.<kind>.<key>`.
+
+    Values other than str, bool, int, float (or sequences of one of them) are left out: an
+    operation's content belongs in its input and output, which are not recorded.
+    """
+    kind: str = operation.kind
+    found: dict[str, Any] = {attr.GECKO_OPERATION_KIND: kind}
+    for key, value in operation.attributes.items():
+        if _is_attribute_value(value):
+            found[f"gecko.{kind}.{key}"] = value if isinstance(value, _SCALARS) else tuple(value)
+    return found
+
+
+_SCALARS = (str, bool, int, float)
+
+
+def _is_attribute_value(value: object) -> bool:
+    if isinstance(value, _SCALARS):
+        return True
+    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
+        return False
+    types = {type(item) for item in value}
+    return len(types) == 1 and issubclass(types.pop(), _SCALARS)
 
 
 def _error_type(operation: Operation) -> str | None:
@@ -300,20 +388,14 @@ def _error_type(operation: Operation) -> str | None:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _redact(text: str) -> str:
-    # The core's secret patterns (keys, tokens, passwords, URL credentials), so both agree.
-    from gecko.core._sanitize import redact
-
-    return redact(text)
-
-
 def _messages_json(messages: list[Message]) -> str:
+    # Redacted with the core's secret patterns (keys, tokens, passwords, URL credentials).
     rendered = []
     for message in messages:
-        item: dict[str, Any] = {"role": message.role.value, "content": _redact(message.text or "")}
+        item: dict[str, Any] = {"role": message.role.value, "content": redact(message.text or "")}
         if message.tool_calls:
             item["tool_calls"] = [
-                {"id": call.id, "name": call.name, "arguments": _redact(call.arguments)} for call in message.tool_calls
+                {"id": call.id, "name": call.name, "arguments": redact(call.arguments)} for call in message.tool_calls
             ]
         rendered.append(item)
     return json.dumps(rendered, ensure_ascii=False)

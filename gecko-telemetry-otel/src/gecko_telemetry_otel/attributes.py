@@ -45,6 +45,7 @@ CAPTURE_CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 # --- Gecko's own (no convention covers workflows and teams) ----------------------------------
 
 GECKO_OPERATION_STATUS = "gecko.operation.status"
+GECKO_OPERATION_KIND = "gecko.operation.kind"
 GECKO_AGENT_RUN_ID = "gecko.agent.run_id"
 GECKO_WORKFLOW_NAME = "gecko.workflow.name"
 GECKO_WORKFLOW_SESSION_ID = "gecko.workflow.session_id"

@@ -200,5 +200,8 @@ async def test_content_is_captured_redacted_only_when_enabled(monkeypatch: pytes
         await agent().run(message)
     recorded = [dict(span.attributes or {}) for span in exporter.get_finished_spans()]
     assert len(recorded) == 4
-    assert not any(key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool.call.a", "gen_ai.tool.call.r"))
-                   for attributes in recorded for key in attributes)
+    assert not any(
+        key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool.call.a", "gen_ai.tool.call.r"))
+        for attributes in recorded
+        for key in attributes
+    )

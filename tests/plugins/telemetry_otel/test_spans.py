@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -16,6 +17,7 @@ from gecko.compose.workflow import Workflow
 from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
 from gecko.core.toolbox import tool
+from gecko.plugins import plugin_manager
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 
@@ -89,6 +91,17 @@ async def test_agent_with_two_parallel_tool_calls(spans: InMemorySpanExporter) -
     ]  # fmt: skip
     assert {span.context.trace_id for span in tree.spans} == {root.context.trace_id}
     assert len(tree.spans) == 5
+    # Model call spans start when the call ends, with the start time it had: still inside the run.
+    chats = sorted(tree.named("chat m-1"), key=lambda span: span.start_time or 0)
+    tools = tree.named("execute_tool search") + tree.named("execute_tool fetch")
+    assert root.start_time is not None
+    assert root.end_time is not None
+    for chat in chats:
+        assert chat.start_time is not None
+        assert chat.end_time is not None
+        assert root.start_time <= chat.start_time <= chat.end_time <= root.end_time
+    assert all(chats[0].end_time <= (tool.start_time or 0) for tool in tools)
+    assert all((tool.end_time or 0) <= (chats[1].start_time or 0) for tool in tools)
 
     assert root.attributes is not None
     assert root.attributes["gen_ai.operation.name"] == "invoke_agent"
@@ -193,6 +206,7 @@ class _HttpModel(FunctionModel):
     """Stands for a gecko-models client, which sends `settings["extra_headers"]` as HTTP headers."""
 
     provider = "openai"
+    sends_extra_headers = True
 
 
 async def test_model_requests_carry_the_chat_span_as_w3c_traceparent(spans: InMemorySpanExporter) -> None:
@@ -235,3 +249,43 @@ async def test_log_records_carry_the_trace_and_span_of_the_running_tool(
         assert record.otelSpanID == f"{span.context.span_id:016x}"  # type: ignore[attr-defined]
     outside = logging.getLogger("gecko.test.tools").makeRecord("x", logging.INFO, "f", 1, "m", None, None)
     assert (outside.otelTraceID, outside.otelSpanID) == ("0", "0")  # type: ignore[attr-defined]
+
+
+async def test_an_operation_of_any_other_kind_becomes_a_span_with_its_attributes(spans: InMemorySpanExporter) -> None:
+    """What a layer announcing its own operations (retrieval, ingestion) gets without plugin changes."""
+    manager = plugin_manager()
+    retrieval = cast(Any, "retrieval")  # a kind this plugin has no special case for
+
+    @tool
+    async def search(query: str) -> str:
+        """Search the knowledge base."""
+        attributes = {"collection": "docs", "top_k": 5, "filters": ("lang", "year"), "query": {"text": query}}
+        async with manager.operation(retrieval, "docs", input=query, attributes=attributes) as operation:
+            operation.attributes["documents"] = 3
+            operation.output = ["a", "b", "c"]
+        async with manager.operation(retrieval, "docs", attributes={"top_k": 5}):
+            raise_lookup_error()
+        return "3 documents"
+
+    def raise_lookup_error() -> None:
+        raise LookupError("index missing")
+
+    model = ScriptedModel([tool_calls_reply(("search", '{"query": "otters"}')), reply("done")])
+    await AgentBuilder().with_model(model).with_tools([search]).with_name("reader").build().run("go")
+
+    tree = Tree(spans.get_finished_spans())
+    ok, failed = sorted(tree.named("retrieval docs"), key=lambda span: span.start_time or 0)
+    assert tree.path(ok) == ["retrieval docs", "execute_tool search", "invoke_agent reader"]
+    assert dict(ok.attributes or {}) == {
+        "gecko.operation.kind": "retrieval",
+        "gecko.retrieval.collection": "docs",
+        "gecko.retrieval.top_k": 5,
+        "gecko.retrieval.filters": ("lang", "year"),
+        "gecko.retrieval.documents": 3,
+    }  # the query (content, not a scalar) is left out
+    assert ok.status.status_code is StatusCode.UNSET
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == "LookupError"
+    assert failed.attributes["gecko.operation.status"] == "error"
+    assert tree.parent(failed) is tree.parent(ok)

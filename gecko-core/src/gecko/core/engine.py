@@ -257,8 +257,8 @@ class _Run:
             return nullcontext()
         model = self.engine.model
         return self.manager.operation(
-            "model.call", model.model, parent=self.operation, input=request, attributes={"provider": model.provider},
-            bind=False,
+            "model.call", model.model, parent=self.operation, input=request,
+            attributes={"provider": model.provider, "sends_extra_headers": model.sends_extra_headers}, bind=False,
         )  # fmt: skip
 
     async def iterate(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:

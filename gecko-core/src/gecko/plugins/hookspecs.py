@@ -55,7 +55,9 @@ class Operation:
             its `settings`, e.g. add `extra_headers`), the `ToolCall` of a tool call, the input of
             a run, node or member.
         attributes: Details by kind: `session_id` (workflow.run), `strategy` (team.run),
-            `member_index` (team.member), `run_id` (agent.run), `resumed` (workflow.run).
+            `member_index` (team.member), `run_id` (agent.run), `resumed` (workflow.run),
+            `provider` and `sends_extra_headers` (model.call: whether the model sends
+            `input.settings["extra_headers"]` as HTTP headers).
         carrier: Trace propagation fields (strings) of a `workflow.run`: the engine fills it from
             the checkpoint when a session is resumed, a plugin may replace it at start with the
             context of this operation, and the engine stores what it then holds with every
@@ -162,8 +164,15 @@ def gecko_operation_started(operation: Operation) -> Awaitable[None] | None:
       anything inside it starts. Both hooks get the same object: keep per-operation state keyed
       by `operation.id` (or by the object).
     - `operation.input` is the `ModelRequest` of a model call (an implementation may add to
-      `request.settings`, e.g. `extra_headers` for W3C `traceparent`, which litellm-based models
-      send), the `ToolCall` of a tool call, the input of a run, node or member.
+      `request.settings`, e.g. `extra_headers` for W3C `traceparent`, but only when
+      `operation.attributes["sends_extra_headers"]` is true: the model's
+      `ChatModel.sends_extra_headers`, set by the litellm-based models; other models may reject
+      unknown settings), the `ToolCall` of a tool call, the input of a run, node or member. A
+      model call's `attributes` also hold its `provider`.
+    - Other layers may announce operations of their own kinds the same way
+      (`async with plugin_manager().operation(kind, name, attributes=...)`): an observer should
+      handle a kind it does not know generically (the telemetry plugin makes it a span with its
+      scalar attributes).
     - `operation.carrier` (workflow runs only) holds string trace-propagation fields: filled from
       the checkpoint when a session resumes (empty for a new run); an implementation may replace
       its content with the context of this operation; the engine stores what it then holds with

@@ -54,6 +54,9 @@ class PluginManager:
         self._records: list[PluginRecord] = []
         self._loaded = False
         self._lock = threading.Lock()
+        # What each hook's implementations are, read on every run: rebuilt after (un)registering.
+        self._implemented: dict[str, bool] = {}
+        self._observers: dict[str, tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]] = {}
 
     # --- registration ----------------------------------------------------------------
 
@@ -65,6 +68,7 @@ class PluginManager:
             raise PluginLoadError(f"hook plugin {name or plugin!r} cannot be registered: {exc}") from exc
         if registered is None:
             raise PluginLoadError(f"hook plugin {name or plugin!r} is blocked or already registered")
+        self._forget_implementations()
         wrappers = [
             impl.function.__name__
             for caller in self._pm.get_hookcallers(plugin) or []
@@ -73,6 +77,7 @@ class PluginManager:
         ]
         if wrappers:
             self._pm.unregister(plugin)
+            self._forget_implementations()
             raise PluginLoadError(
                 f"hook plugin {registered!r} declares wrapper hooks {wrappers}: Gecko awaits hooks one by one, "
                 "so use plain @hookimpl functions (tryfirst/trylast set the order)"
@@ -82,6 +87,11 @@ class PluginManager:
     def unregister(self, plugin: object) -> None:
         """Remove a registered hook plugin."""
         self._pm.unregister(plugin)
+        self._forget_implementations()
+
+    def _forget_implementations(self) -> None:
+        self._implemented.clear()
+        self._observers.clear()
 
     def load_plugins(self) -> list[PluginRecord]:
         """Load the `gecko.plugins` entry points once, honouring the `GECKO_*_PLUGIN*` variables.
@@ -132,7 +142,10 @@ class PluginManager:
 
     def has_implementations(self, hook_name: str) -> bool:
         """Whether any registered plugin implements `hook_name` (cheap; lets engines skip work)."""
-        return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
+        found = self._implemented.get(hook_name)
+        if found is None:
+            found = self._implemented[hook_name] = bool(getattr(self._pm.hook, hook_name).get_hookimpls())
+        return found
 
     @property
     def traces(self) -> bool:
@@ -192,9 +205,9 @@ class PluginManager:
     async def _observe(self, hook_name: str, kwargs: dict[str, Any], about: str, *, shield: bool = False) -> None:
         # Observers cannot break what they observe: a failure is logged and the others still run.
         # Only awaiting can be cancelled, so only awaits are shielded (sync observers cost no scope).
-        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
+        for function, argnames in self._observers_of(hook_name):
             try:
-                result = impl.function(*(kwargs[name] for name in impl.argnames))
+                result = function(*[kwargs[name] for name in argnames])
                 if result is not None and inspect.isawaitable(result):
                     if shield:
                         with anyio.CancelScope(shield=True):
@@ -203,6 +216,15 @@ class PluginManager:
                         await result
             except Exception:
                 logger.exception("a %s hook failed on %s", hook_name, about)
+
+    def _observers_of(self, hook_name: str) -> tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]:
+        """The implementations of an observer hook in call order, with the arguments each takes."""
+        found = self._observers.get(hook_name)
+        if found is None:
+            # pluggy stores implementations in reverse call order.
+            impls = reversed(getattr(self._pm.hook, hook_name).get_hookimpls())
+            found = self._observers[hook_name] = tuple((impl.function, tuple(impl.argnames)) for impl in impls)
+        return found
 
     async def model_request(self, request: ModelRequest, source: str) -> None:
         """Call `gecko_model_request`; a raised guardrail error blocks the request."""

@@ -182,6 +182,9 @@ class ChatModel(ABC):
     provider: ClassVar[str]
     capabilities: ModelCapabilities = ModelCapabilities.model_construct()
     model: str = ""
+    # Whether requests go out over HTTP with `request.settings["extra_headers"]` as headers; only then
+    # may telemetry put a W3C `traceparent` there (other models may reject unknown settings).
+    sends_extra_headers: bool = False
 
     @abstractmethod
     async def complete(self, request: ModelRequest) -> ModelResponse:

@@ -24,8 +24,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -188,9 +189,7 @@ class IngestionPipeline:
                     bar.update(1)
                     bar.set_postfix(chunks=tally.chunks, embedded=tally.embedded, refresh=False)
 
-            async with anyio.create_task_group() as group:
-                for source in sources:
-                    group.start_soon(ingest, source)
+            await _run_all([partial(ingest, source) for source in sources])
         finally:
             if bar is not None:
                 bar.close()
@@ -247,9 +246,12 @@ class IngestionPipeline:
             if chunk.id not in tokened
         )
         missing = [chunk for chunk in prepared if chunk.id not in stored]
-        async with anyio.create_task_group() as group:
-            for start in range(0, len(missing), self.batch_size):
-                group.start_soon(self._embed_and_store, missing[start : start + self.batch_size], limiter)
+        await _run_all(
+            [
+                partial(self._embed_and_store, missing[start : start + self.batch_size], limiter)
+                for start in range(0, len(missing), self.batch_size)
+            ]
+        )
         stale = sorted(set(await self._stored_ids(source.name)) - set(ids))
         if stale:
             await layout.lexical.delete(stale)
@@ -317,6 +319,24 @@ class IngestionPipeline:
             return None
         bar: _ProgressBar = tqdm(total=total, unit="source", desc="ingesting", file=sys.stderr, dynamic_ncols=True)
         return bar
+
+
+async def _run_all(jobs: list[Callable[[], Awaitable[None]]]) -> None:
+    """Run `jobs` concurrently; the first failure cancels the others and is raised as it is."""
+    failures: list[Exception] = []
+
+    async def guarded(job: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
+        try:
+            await job()
+        except Exception as exc:
+            failures.append(exc)
+            scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        for job in jobs:
+            group.start_soon(guarded, job, group.cancel_scope)
+    if failures:
+        raise failures[0]
 
 
 def _collect(inputs: list[str | os.PathLike[str] | Document]) -> list[_Source]:

@@ -201,6 +201,7 @@ class TokenSplitter(RecursiveSplitter):
         except Exception as exc:  # tokenizers raises its own Exception subclass
             raise ConfigurationError(f"cannot read tokenizer file {str(path)!r}: {exc}") from exc
         tokenizer.no_truncation()
+        tokenizer.no_padding()
 
         def tokens(text: str) -> int:
             return len(tokenizer.encode(text, add_special_tokens=False).ids)

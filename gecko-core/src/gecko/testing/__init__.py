@@ -5,6 +5,8 @@ local OpenAI-protocol server.
 - `gecko.testing.server`: `OpenAIServer`, a real HTTP server on 127.0.0.1 answering OpenAI chat
   completions (JSON and streamed) and embeddings from a script, for any plugin that speaks the
   OpenAI protocol.
+- `gecko.testing.embedders`: `HashingEmbedder`, a deterministic embedder with no model file.
+- `gecko.testing.documents`: `pdf_bytes`, a minimal PDF for loader tests.
 - `gecko.testing.conformance`: the suites every storage, vector-store and model backend passes.
 - `gecko.testing.pytest_plugin`: opt-in fixtures.
 

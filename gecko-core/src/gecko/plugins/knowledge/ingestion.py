@@ -2,14 +2,15 @@
 
 Every chunk's id is a hash of the embedder, the source, the chunk's text and metadata (and
 which repeat of that text it is), so a chunk that did not change keeps its id and its vector.
-Per source the pipeline:
+Sources are taken in rounds of up to 256:
 
-1. hashes the file's bytes (or the documents' content) and compares the digest, the splitter and
-   the embedder with the source's manifest record: a match means done, with no embedding call;
-2. loads and splits the source (in a worker thread) and asks the store which chunk ids it
-   already holds: only the others are embedded, in batches of `batch_size`, at most
-   `concurrency` batches at once across all sources, each batch stored as soon as it is embedded;
-3. deletes the source's chunks whose ids are no longer produced, then writes the manifest record.
+1. per source (`concurrency` at once): hash the file's bytes (or the documents' content) and
+   compare the digest, the splitter and the embedder with the source's manifest record (a match
+   means done, with no embedding call); else load and split it in a worker thread, store its
+   lexical records, and ask the store which chunk ids it already holds;
+2. the round's missing chunks, from all its sources together, are embedded in batches of
+   `batch_size`, at most `concurrency` batches at once, each batch stored as soon as it is embedded;
+3. per changed source: delete its chunks whose ids are no longer produced, then write its manifest.
 
 The manifest record is written last, so a run killed at any point (even SIGKILL) leaves a
 source without a matching record; the next run redoes it, embedding only the chunks that never
@@ -44,6 +45,9 @@ from gecko.plugins.vector import VectorRecord, VectorStore
 from gecko.plugins.vector.filters import MetadataValue
 
 __all__ = ("IngestionPipeline", "IngestionSummary", "embedder_key")
+
+_SOURCES_PER_ROUND = 256
+"""Sources planned together: their missing chunks share embedding batches (and are held in memory)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,16 @@ class _Prepared:
     id: str
     text: str
     metadata: dict[str, MetadataValue]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A changed source: its manifest to write last, its chunk ids, and the chunks to embed."""
+
+    source: str
+    manifest: dict[str, MetadataValue]
+    ids: list[str]
+    missing: list[_Prepared]
 
 
 def _digest(parts: Iterable[bytes]) -> str:
@@ -168,7 +182,7 @@ class IngestionPipeline:
         """Ingest files, directories (every supported file below them) and `Document`s.
 
         Everything is checked before anything is written: paths must exist and have a supported
-        suffix. Sources are processed concurrently; each is complete once the call returns.
+        suffix. Each source is complete once the call returns.
 
         Raises:
             DocumentLoadError: a path is missing or unsupported, or a file is malformed (sources
@@ -178,18 +192,10 @@ class IngestionPipeline:
         started = time.perf_counter()
         sources = await anyio.to_thread.run_sync(_collect, list(inputs))
         tally = _Tally()
-        limiter = anyio.CapacityLimiter(self.concurrency)
-        manifests = await self._manifests([source.name for source in sources])
         bar = self._progress_bar(len(sources))
         try:
-
-            async def ingest(source: _Source) -> None:
-                await self._ingest(source, manifests.get(KnowledgeLayout.source_id(source.name)), limiter, tally)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(chunks=tally.chunks, embedded=tally.embedded, refresh=False)
-
-            await _run_all([partial(ingest, source) for source in sources])
+            for start in range(0, len(sources), _SOURCES_PER_ROUND):
+                await self._round(sources[start : start + _SOURCES_PER_ROUND], tally, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -214,27 +220,49 @@ class IngestionPipeline:
         await layout.renew_generation()
         return len(stale)
 
-    # --- one source --------------------------------------------------------------------
+    # --- one round of sources -------------------------------------------------------
 
-    async def _manifests(self, names: list[str]) -> dict[str, VectorRecord]:
-        ids = [KnowledgeLayout.source_id(name) for name in names]
-        found = await self.layout.sources.get(ids) if ids else []
-        return {record.id: record for record in found}
+    async def _round(self, sources: list[_Source], tally: _Tally, bar: _ProgressBar | None) -> None:
+        """Ingest `sources`: plan each, embed their missing chunks in shared batches, then commit each."""
+        ids = [KnowledgeLayout.source_id(source.name) for source in sources]
+        manifests = {record.id: record for record in await self.layout.sources.get(ids)}
+        plans: list[_Plan | None] = [None] * len(sources)
+        limiter = anyio.CapacityLimiter(self.concurrency)
 
-    def _fingerprint(self, digest: str) -> dict[str, MetadataValue]:
-        return {"sha256": digest, "splitter": self.splitter.fingerprint, "embedder": self._embedder_key}
+        async def plan(index: int) -> None:
+            async with limiter:
+                plans[index] = await self._plan(sources[index], manifests.get(ids[index]))
 
-    async def _ingest(
-        self, source: _Source, manifest: VectorRecord | None, limiter: anyio.CapacityLimiter, tally: _Tally
-    ) -> None:
+        await _run_all([partial(plan, index) for index in range(len(sources))])
+        missing = [chunk for found in plans if found is not None for chunk in found.missing]
+        await _run_all(
+            [
+                partial(self._embed_and_store, missing[start : start + self.batch_size], limiter)
+                for start in range(0, len(missing), self.batch_size)
+            ]
+        )
+        for source_id, found in zip(ids, plans, strict=True):
+            if found is None:  # unchanged since its last ingestion
+                count = manifests[source_id].metadata.get("chunks")
+                tally.skipped += 1
+                tally.chunks += count if isinstance(count, int) else 0
+            else:
+                tally.removed += await self._commit(found)
+                tally.embedded += len(found.missing)
+                tally.chunks += len(found.ids)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(chunks=tally.chunks, embedded=tally.embedded, refresh=False)
+        if any(found is not None for found in plans):
+            await self.layout.renew_generation()
+
+    async def _plan(self, source: _Source, manifest: VectorRecord | None) -> _Plan | None:
+        """What ingesting `source` takes, or None when its manifest says it is unchanged."""
         data = await anyio.to_thread.run_sync(source.path.read_bytes) if source.path is not None else None
         digest = _digest([data]) if data is not None else _documents_digest(source.documents or [])
         fingerprint = self._fingerprint(digest)
         if manifest is not None and all(manifest.metadata.get(key) == value for key, value in fingerprint.items()):
-            count = manifest.metadata.get("chunks")
-            tally.skipped += 1
-            tally.chunks += count if isinstance(count, int) else 0
-            return
+            return None
         prepared = await anyio.to_thread.run_sync(self._prepare, source, data)
         layout = self.layout
         ids = [chunk.id for chunk in prepared]
@@ -246,24 +274,22 @@ class IngestionPipeline:
             if chunk.id not in tokened
         )
         missing = [chunk for chunk in prepared if chunk.id not in stored]
-        await _run_all(
-            [
-                partial(self._embed_and_store, missing[start : start + self.batch_size], limiter)
-                for start in range(0, len(missing), self.batch_size)
-            ]
-        )
-        stale = sorted(set(await self._stored_ids(source.name)) - set(ids))
+        return _Plan(source.name, {**fingerprint, "source": source.name, "chunks": len(prepared)}, ids, missing)
+
+    async def _commit(self, plan: _Plan) -> int:
+        """Delete the source's chunks it no longer produces, then write its manifest; the count deleted."""
+        layout = self.layout
+        stale = sorted(set(await self._stored_ids(plan.source)) - set(plan.ids))
         if stale:
             await layout.lexical.delete(stale)
             await layout.chunks.delete(stale)
-        manifest_metadata = {**fingerprint, "source": source.name, "chunks": len(prepared)}
         await layout.sources.upsert(
-            [VectorRecord(KnowledgeLayout.source_id(source.name), CONSTANT_VECTOR, "", manifest_metadata)]
+            [VectorRecord(KnowledgeLayout.source_id(plan.source), CONSTANT_VECTOR, "", plan.manifest)]
         )
-        await layout.renew_generation()
-        tally.chunks += len(prepared)
-        tally.embedded += len(missing)
-        tally.removed += len(stale)
+        return len(stale)
+
+    def _fingerprint(self, digest: str) -> dict[str, MetadataValue]:
+        return {"sha256": digest, "splitter": self.splitter.fingerprint, "embedder": self._embedder_key}
 
     def _prepare(self, source: _Source, data: bytes | None) -> list[_Prepared]:
         """The source's chunks with their ids (runs in a worker thread)."""

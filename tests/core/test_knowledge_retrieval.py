@@ -162,3 +162,22 @@ async def test_an_agent_calls_the_retrieval_tool_and_reads_the_chunks() -> None:
     output = await agent.run(Message.user("How fast is travel reimbursed?"))
     assert "30 days" in output.content
     assert json.loads(seen[0])["chunks"][0]["source"] == "travel.md"
+
+
+def characters(text: str) -> list[str]:
+    """A second tokenizer: every letter its own term."""
+    return [character for character in text.casefold() if character.isalnum()]
+
+
+async def test_another_tokenizer_retokenizes_the_base_and_retrievers_must_match() -> None:
+    store, embedder = await knowledge_base()
+    texts = embedder.texts
+    summary = await IngestionPipeline(store, embedder, tokenizer=characters).run(CORPUS)
+    assert (summary.skipped, summary.embedded, embedder.texts) == (0, 0, texts)  # re-tokenized, not re-embedded
+    lexical = await store.collection("knowledge__lexical").get()
+    assert all(len(term) == 1 for record in lexical for term in record.text.split())
+    assert (await Retriever(store, embedder, tokenizer=characters).search("食堂", 1, mode="lexical"))[0].source == (
+        "canteen-zh.txt"
+    )
+    with pytest.raises(ConfigurationError, match="tokenized by"):
+        await Retriever(store, embedder).search("食堂", 1, mode="lexical")

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from gecko.core.toolbox import Tool
 from gecko.errors import ConfigurationError
 from gecko.plugins.knowledge._layout import DEFAULT_COLLECTION
+from gecko.plugins.knowledge.lexical import LexicalTokenizer, lexical_tokens
 from gecko.plugins.knowledge.retrieval import RetrievedChunk, Retriever, SearchMode
 from gecko.plugins.models import Embedder
 from gecko.plugins.vector import VectorStore
@@ -46,6 +47,7 @@ class RetrievalTool(Tool):
         filter: a metadata filter every search applies (vector filter language).
         mode: `"hybrid"` (default), `"dense"` or `"lexical"`.
         collection: the knowledge base's collection name.
+        tokenizer: the BM25 terms of a query: the tokenizer the pipeline used.
         budget: the most the answer may measure (see `measure`).
         measure: measures the answer; `len` (characters) by default, or a token counter.
         name: the tool's name as the model sees it.
@@ -66,12 +68,15 @@ class RetrievalTool(Tool):
         filter: Mapping[str, object] | None = None,
         mode: SearchMode = "hybrid",
         collection: str = DEFAULT_COLLECTION,
+        tokenizer: LexicalTokenizer = lexical_tokens,
         budget: int = 6000,
         measure: Callable[[str], int] = len,
         name: str = "search_knowledge",
         description: str = "Search the knowledge base and return the most relevant passages with their sources.",
     ) -> None:
-        self.retriever = Retriever(vector_store, embedder, collection=collection, top_k=top_k, filter=filter, mode=mode)
+        self.retriever = Retriever(
+            vector_store, embedder, collection=collection, top_k=top_k, filter=filter, mode=mode, tokenizer=tokenizer
+        )
         self.measure = measure
         if budget < measure(self._answer([], 0)) + 1:
             raise ConfigurationError(f"budget {budget} leaves no room for any retrieved text")

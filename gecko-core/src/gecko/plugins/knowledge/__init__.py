@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gecko.plugins.knowledge.documents import Chunk, Document, DocumentFormat
 from gecko.plugins.knowledge.ingestion import IngestionPipeline, IngestionSummary
-from gecko.plugins.knowledge.lexical import BM25Index, lexical_tokens
+from gecko.plugins.knowledge.lexical import BM25Index, LexicalTokenizer, lexical_tokens
 from gecko.plugins.knowledge.loaders import load_bytes, supported_suffixes
 from gecko.plugins.knowledge.retrieval import SEARCH_MODES, RetrievedChunk, Retriever, SearchMode
 from gecko.plugins.knowledge.splitters import (
@@ -59,6 +59,7 @@ __all__ = (
     "MarkdownSplitter",
     "BM25Index",
     "lexical_tokens",
+    "LexicalTokenizer",
     "load_bytes",
     "supported_suffixes",
 )

@@ -6,7 +6,8 @@ A knowledge base named `kb` is three collections of one store:
   tokens joined by spaces (the persisted BM25 index; its vectors are a constant `[1.0]`);
 - `kb__sources`: one record per ingested source (its digest and chunk count, written last, so a
   source is complete exactly when its record matches), and the `~generation` record that every
-  change to the base renews, so retrievers know to reload their BM25 index.
+  change to the base renews (with the lexical tokenizer's name), so retrievers know to reload
+  their BM25 index and can check they tokenize queries the same way.
 """
 
 from __future__ import annotations
@@ -49,14 +50,15 @@ class KnowledgeLayout:
         """The id of `source`'s manifest record."""
         return "source:" + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
-    async def generation(self) -> str | None:
-        """The token of the base's latest change, or None before any."""
+    async def generation(self) -> tuple[str, str] | None:
+        """The token of the base's latest change and the lexical tokenizer's name, or None before any change."""
         found = await self.sources.get([_GENERATION_ID])
         if not found:
             return None
-        token = found[0].metadata.get("token")
-        return token if isinstance(token, str) else None
+        token, tokenizer = found[0].metadata.get("token"), found[0].metadata.get("tokenizer")
+        return (token, tokenizer) if isinstance(token, str) and isinstance(tokenizer, str) else None
 
-    async def renew_generation(self) -> None:
-        """Mark the base changed: retrievers reload their lexical index on their next search."""
-        await self.sources.upsert([VectorRecord(_GENERATION_ID, CONSTANT_VECTOR, "", {"token": uuid.uuid4().hex})])
+    async def renew_generation(self, tokenizer: str) -> None:
+        """Mark the base changed (tokenized by `tokenizer`): retrievers reload their lexical index."""
+        metadata = {"token": uuid.uuid4().hex, "tokenizer": tokenizer}
+        await self.sources.upsert([VectorRecord(_GENERATION_ID, CONSTANT_VECTOR, "", metadata)])

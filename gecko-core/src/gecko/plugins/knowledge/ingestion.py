@@ -37,7 +37,7 @@ import anyio.to_thread
 from gecko.errors import ConfigurationError, DocumentLoadError, KnowledgeError
 from gecko.plugins.knowledge._layout import CONSTANT_VECTOR, DEFAULT_COLLECTION, KnowledgeLayout
 from gecko.plugins.knowledge.documents import Document
-from gecko.plugins.knowledge.lexical import lexical_tokens
+from gecko.plugins.knowledge.lexical import LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.knowledge.loaders import LOADERS, load_bytes
 from gecko.plugins.knowledge.splitters import AutoSplitter, Splitter
 from gecko.plugins.models import Embedder, RetryPolicy
@@ -105,6 +105,7 @@ class _Prepared:
     id: str
     text: str
     metadata: dict[str, MetadataValue]
+    terms: str
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,8 @@ class IngestionPipeline:
         concurrency: embedding calls in flight at once.
         retry: wraps each embedding call in this `RetryPolicy`; None leaves retries to the
             embedder (`LiteLLMEmbedder` retries through its own policy).
+        tokenizer: the BM25 terms of a text (`lexical_tokens`: words and CJK bigrams); retrievers
+            of this knowledge base must use the same.
         progress: a progress bar on stderr (tqdm): None shows it when stderr is a terminal and
             tqdm is installed, True requires it, False never shows it.
     """
@@ -163,6 +166,7 @@ class IngestionPipeline:
         batch_size: int = 64,
         concurrency: int = 4,
         retry: RetryPolicy | None = None,
+        tokenizer: LexicalTokenizer = lexical_tokens,
         progress: bool | None = None,
     ) -> None:
         if batch_size < 1 or concurrency < 1:
@@ -173,6 +177,7 @@ class IngestionPipeline:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.retry = retry
+        self.tokenizer = tokenizer
         self.progress = progress
         self._embedder_key = embedder_key(embedder)
 
@@ -217,7 +222,7 @@ class IngestionPipeline:
             await layout.lexical.delete(stale)
             await layout.chunks.delete(stale)
         await layout.sources.delete([KnowledgeLayout.source_id(source)])
-        await layout.renew_generation()
+        await layout.renew_generation(tokenizer_name(self.tokenizer))
         return len(stale)
 
     # --- one round of sources -------------------------------------------------------
@@ -254,7 +259,7 @@ class IngestionPipeline:
                 bar.update(1)
                 bar.set_postfix(chunks=tally.chunks, embedded=tally.embedded, refresh=False)
         if any(found is not None for found in plans):
-            await self.layout.renew_generation()
+            await self.layout.renew_generation(tokenizer_name(self.tokenizer))
 
     async def _plan(self, source: _Source, manifest: VectorRecord | None) -> _Plan | None:
         """What ingesting `source` takes, or None when its manifest says it is unchanged."""
@@ -267,12 +272,7 @@ class IngestionPipeline:
         layout = self.layout
         ids = [chunk.id for chunk in prepared]
         stored = {record.id for record in await layout.chunks.get(ids)}
-        tokened = {record.id for record in await layout.lexical.get(ids)}
-        await layout.lexical.upsert(
-            VectorRecord(chunk.id, CONSTANT_VECTOR, " ".join(lexical_tokens(chunk.text)), chunk.metadata)
-            for chunk in prepared
-            if chunk.id not in tokened
-        )
+        await layout.lexical.upsert(VectorRecord(c.id, CONSTANT_VECTOR, c.terms, c.metadata) for c in prepared)
         missing = [chunk for chunk in prepared if chunk.id not in stored]
         return _Plan(source.name, {**fingerprint, "source": source.name, "chunks": len(prepared)}, ids, missing)
 
@@ -289,7 +289,12 @@ class IngestionPipeline:
         return len(stale)
 
     def _fingerprint(self, digest: str) -> dict[str, MetadataValue]:
-        return {"sha256": digest, "splitter": self.splitter.fingerprint, "embedder": self._embedder_key}
+        return {
+            "sha256": digest,
+            "splitter": self.splitter.fingerprint,
+            "embedder": self._embedder_key,
+            "tokenizer": tokenizer_name(self.tokenizer),
+        }
 
     def _prepare(self, source: _Source, data: bytes | None) -> list[_Prepared]:
         """The source's chunks with their ids (runs in a worker thread)."""
@@ -305,7 +310,8 @@ class IngestionPipeline:
                 repeat = seen.get(identity, 0)
                 seen[identity] = repeat + 1
                 chunk_id = _digest([identity.encode("utf-8", "surrogatepass"), str(repeat).encode()])[:32]
-                prepared.append(_Prepared(chunk_id, chunk.text, metadata))
+                tokens = " ".join(terms(self.tokenizer, chunk.text))
+                prepared.append(_Prepared(chunk_id, chunk.text, metadata, tokens))
         return prepared
 
     async def _stored_ids(self, source: str) -> list[str]:

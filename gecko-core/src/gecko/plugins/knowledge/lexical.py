@@ -8,6 +8,11 @@ are the default here (see the knowledge README for the comparison with jieba wor
 
 `BM25Index` scores with Okapi BM25 (k1 = 1.2, b = 0.75, the Lucene idf). It is built in memory
 from the token lists the ingestion pipeline persists beside the vectors.
+
+Another tokenizer (a word segmenter such as jieba, say) can be given to the pipeline and the
+retriever as any `(text) -> list[str]` function; its `__name__` is recorded with the knowledge
+base, a change of tokenizer re-tokenizes every source, and a retriever with another tokenizer
+than the base's is refused.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from gecko.plugins.vector.filters import Filter, MetadataValue, matches
 
-__all__ = ("lexical_tokens", "BM25Index", "LexicalHit")
+__all__ = ("lexical_tokens", "LexicalTokenizer", "tokenizer_name", "terms", "BM25Index", "LexicalHit")
+
+LexicalTokenizer = Callable[[str], list[str]]
+"""Turns a text into its BM25 terms."""
 
 _CJK_RUN = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+"
 _TOKEN = re.compile(rf"({_CJK_RUN})|([^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+)")
@@ -45,6 +53,16 @@ def lexical_tokens(text: str) -> list[str]:
         else:
             tokens.extend(cjk[i : i + 2] for i in range(len(cjk) - 1))
     return tokens
+
+
+def tokenizer_name(tokenizer: LexicalTokenizer) -> str:
+    """The name a knowledge base records for `tokenizer`: its module and qualified name."""
+    return f"{getattr(tokenizer, '__module__', '')}.{getattr(tokenizer, '__qualname__', type(tokenizer).__qualname__)}"
+
+
+def terms(tokenizer: LexicalTokenizer, text: str) -> list[str]:
+    """`tokenizer`'s terms of `text`, any term holding whitespace split there (terms are stored space-joined)."""
+    return [part for token in tokenizer(text) for part in token.split()]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import anyio
 
 from gecko.errors import ConfigurationError
 from gecko.plugins.knowledge._layout import DEFAULT_COLLECTION, KnowledgeLayout
-from gecko.plugins.knowledge.lexical import BM25Index, lexical_tokens
+from gecko.plugins.knowledge.lexical import BM25Index, LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.models import Embedder
 from gecko.plugins.vector import MAX_TOP_K, VectorStore
 from gecko.plugins.vector.filters import MetadataValue, parse_filter
@@ -58,6 +58,7 @@ class Retriever:
         mode: `"hybrid"`, `"dense"` or `"lexical"`.
         candidates: results each side contributes to the fusion (at least `top_k`).
         rrf_k: the rank offset of reciprocal rank fusion (60 is the usual constant).
+        tokenizer: the BM25 terms of a query: the tokenizer the pipeline used.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class Retriever:
         mode: SearchMode = "hybrid",
         candidates: int = 50,
         rrf_k: int = 60,
+        tokenizer: LexicalTokenizer = lexical_tokens,
     ) -> None:
         self.layout = KnowledgeLayout(vector_store, collection)
         self.embedder = embedder
@@ -82,8 +84,9 @@ class Retriever:
             raise ConfigurationError(f"candidates must be positive and rrf_k non-negative, got {candidates}, {rrf_k}")
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.tokenizer = tokenizer
         self._index: BM25Index | None = None
-        self._generation: str | None = None
+        self._generation: tuple[str, str] | None = None
         self._reload = anyio.Lock()
 
     async def search(
@@ -122,7 +125,7 @@ class Retriever:
 
     async def _lexical(self, query: str, limit: int, where: Mapping[str, object] | None) -> list[RetrievedChunk]:
         index = await self._current_index()
-        hits = index.search(lexical_tokens(query), limit, parse_filter(where))
+        hits = index.search(terms(self.tokenizer, query), limit, parse_filter(where))
         if not hits:
             return []
         records = {record.id: record for record in await self.layout.chunks.get([hit.id for hit in hits])}
@@ -144,6 +147,11 @@ class Retriever:
 
     async def _current_index(self) -> BM25Index:
         generation = await self.layout.generation()
+        if generation is not None and generation[1] != tokenizer_name(self.tokenizer):
+            raise ConfigurationError(
+                f"this knowledge base was tokenized by {generation[1]}, this retriever tokenizes queries with "
+                f"{tokenizer_name(self.tokenizer)}: pass the pipeline's tokenizer= to the retriever"
+            )
         async with self._reload:
             if self._index is None or generation != self._generation:
                 index = BM25Index()

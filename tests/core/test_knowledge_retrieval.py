@@ -181,3 +181,14 @@ async def test_another_tokenizer_retokenizes_the_base_and_retrievers_must_match(
     )
     with pytest.raises(ConfigurationError, match="tokenized by"):
         await Retriever(store, embedder).search("食堂", 1, mode="lexical")
+
+
+def test_the_facade_resolves_the_engine_layer_classes_lazily() -> None:
+    import gecko.plugins.knowledge as knowledge
+    from gecko.core.long_term_memory import LongTermMemory
+
+    assert knowledge.RetrievalTool is RetrievalTool
+    assert knowledge.LongTermMemory is LongTermMemory
+    assert set(knowledge.__all__) <= set(dir(knowledge)) | {"RetrievalTool", "LongTermMemory"}
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        _ = knowledge.NoSuchThing

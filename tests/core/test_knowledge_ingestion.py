@@ -94,6 +94,16 @@ async def test_a_changed_file_replaces_exactly_its_old_chunks(tmp_path: Path) ->
     assert {r.id for r in await chunks.get()} == {r.id for r in await store.collection("knowledge__lexical").get()}
 
 
+async def test_an_insertion_early_in_a_file_reembeds_only_the_new_chunk() -> None:
+    store, embedder = MemoryStorage(), HashingEmbedder()
+    paragraphs = [f"Paragraph {i} talks about subject {i}." for i in range(6)]
+    pipeline = IngestionPipeline(store, embedder, RecursiveSplitter(40, 0))
+    await pipeline.run([Document("notes", "\n\n".join(paragraphs))])
+    texts = embedder.texts
+    summary = await pipeline.run([Document("notes", "\n\n".join(["A new first paragraph.", *paragraphs]))])
+    assert (summary.embedded, summary.removed, embedder.texts - texts) == (1, 0, 1)
+
+
 async def test_delete_removes_a_source_from_vectors_lexical_index_and_manifest(tmp_path: Path) -> None:
     store, embedder = MemoryStorage(), HashingEmbedder()
     corpus = write_corpus(tmp_path)

@@ -1,8 +1,8 @@
 """The seed's RAG quick-start, verbatim, against chroma:// with the API embedder and chat model on a
 local OpenAI-protocol server (found through the providers' environment variables).
 
-First the quick-start's commented ingestion step runs (the same calls, uncommented), then the
-quick-start itself in a fresh process: the scripted model asks for the retrieval tool, and the
+First the quick-start runs with its commented ingestion step uncommented (stopping after it),
+then the quick-start itself in a fresh process: the scripted model asks for the retrieval tool, and the
 test checks what the tool handed the model (cited chunks from Chroma, marked untrusted).
 """
 
@@ -22,32 +22,6 @@ from gecko.testing.models import tool_calls_reply
 from gecko.testing.server import OpenAIServer
 
 pytestmark = pytest.mark.slow
-
-# The seed's ingestion step (commented out in the quick-start), with its store and embedder.
-INGEST = """
-import asyncio
-import os
-from gecko.plugins.models.embedding import LiteLLMEmbedder, ModelConfig
-from gecko.plugins.storage.factory import create_storage
-from gecko.plugins.knowledge import IngestionPipeline
-
-
-async def main():
-    vector_store = await create_storage("chroma://./my_knowledge_db")
-    embedder = LiteLLMEmbedder(
-        config=ModelConfig(
-            model_name="text-embedding-3-small",
-            api_key=os.getenv("OPENAI_API_KEY")
-        ),
-        dimension=1536,
-    )
-    pipeline = IngestionPipeline(vector_store, embedder)
-    summary = await pipeline.run(["company_policy.pdf", "api_docs.md"])
-    print(summary.files, summary.chunks, summary.embedded, summary.skipped)
-
-
-asyncio.run(main())
-"""
 
 # The seed's quick-start, verbatim.
 SEED = """
@@ -95,6 +69,21 @@ async def main():
 if __name__ == "__main__":
     asyncio.run(main())
 """
+
+
+# The quick-start's own ingestion step, uncommented, followed by the summary and an early return.
+COMMENTED_INGESTION = """    # pipeline = IngestionPipeline(vector_store, embedder)
+    # await pipeline.run(["company_policy.pdf", "api_docs.md"])
+"""
+INGEST = SEED.replace(
+    COMMENTED_INGESTION,
+    """    pipeline = IngestionPipeline(vector_store, embedder)
+    summary = await pipeline.run(["company_policy.pdf", "api_docs.md"])
+    print(summary.files, summary.chunks, summary.embedded, summary.skipped)
+    return
+""",
+)
+assert INGEST != SEED
 
 
 def run(script: str, folder: Path, server: OpenAIServer) -> str:

@@ -113,11 +113,12 @@ class RecursiveSplitter:
         return f"{self.name}:{self.chunk_size}:{self.chunk_overlap}:{getattr(self.length, '__name__', 'length')}"
 
     def split(self, document: Document) -> list[Chunk]:
-        """The document's chunks; each carries the document's metadata and its `chunk` number."""
-        return [
-            Chunk(text, {**document.metadata, "chunk": index})
-            for index, text in enumerate(self.split_text(document.text))
-        ]
+        """The document's chunks; each carries the document's metadata.
+
+        No chunk number is added: an edit early in a document must not change the identity (and
+        so the stored vector) of the unchanged chunks after it.
+        """
+        return [Chunk(text, document.metadata) for text in self.split_text(document.text)]
 
     def split_text(self, text: str) -> list[str]:
         """`text` cut into stripped, non-empty chunk texts."""
@@ -248,12 +249,12 @@ class MarkdownSplitter:
         return f"{self.name}({self.inner.fingerprint})"
 
     def split(self, document: Document) -> list[Chunk]:
-        """The document's chunks; metadata gains `heading` (when under one) and `chunk`."""
+        """The document's chunks; metadata gains `heading` when the chunk is under one."""
         chunks: list[Chunk] = []
         for section in self._sections(document.text):
             title = " > ".join(section.path)
             for text in self.inner.split_text(section.body):
-                metadata: dict[str, MetadataValue] = {**document.metadata, "chunk": len(chunks)}
+                metadata: dict[str, MetadataValue] = dict(document.metadata)
                 if title:
                     metadata["heading"] = title
                 chunks.append(Chunk(f"{title}\n{text}" if title and not text.startswith("#") else text, metadata))

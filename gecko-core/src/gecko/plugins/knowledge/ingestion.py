@@ -217,7 +217,7 @@ class IngestionPipeline:
     async def delete(self, source: str) -> int:
         """Remove everything ingested from `source` (chunks, lexical records, manifest); the count of chunks."""
         layout = self.layout
-        stale = await self._stored_ids(source)
+        stale = sorted((await self._stored_ids([source])).get(source, set()))
         if stale:
             await layout.lexical.delete(stale)
             await layout.chunks.delete(stale)
@@ -246,13 +246,14 @@ class IngestionPipeline:
                 for start in range(0, len(missing), self.batch_size)
             ]
         )
+        stored = await self._stored_ids([found.source for found in plans if found is not None])
         for source_id, found in zip(ids, plans, strict=True):
             if found is None:  # unchanged since its last ingestion
                 count = manifests[source_id].metadata.get("chunks")
                 tally.skipped += 1
                 tally.chunks += count if isinstance(count, int) else 0
             else:
-                tally.removed += await self._commit(found)
+                tally.removed += await self._commit(found, stored.get(found.source, set()))
                 tally.embedded += len(found.missing)
                 tally.chunks += len(found.ids)
             if bar is not None:
@@ -276,10 +277,10 @@ class IngestionPipeline:
         missing = [chunk for chunk in prepared if chunk.id not in stored]
         return _Plan(source.name, {**fingerprint, "source": source.name, "chunks": len(prepared)}, ids, missing)
 
-    async def _commit(self, plan: _Plan) -> int:
-        """Delete the source's chunks it no longer produces, then write its manifest; the count deleted."""
+    async def _commit(self, plan: _Plan, stored: set[str]) -> int:
+        """Delete the `stored` chunks the source no longer produces, then write its manifest; the count deleted."""
         layout = self.layout
-        stale = sorted(set(await self._stored_ids(plan.source)) - set(plan.ids))
+        stale = sorted(stored - set(plan.ids))
         if stale:
             await layout.lexical.delete(stale)
             await layout.chunks.delete(stale)
@@ -314,12 +315,18 @@ class IngestionPipeline:
                 prepared.append(_Prepared(chunk_id, chunk.text, metadata, tokens))
         return prepared
 
-    async def _stored_ids(self, source: str) -> list[str]:
-        layout = self.layout
-        where = {"source": source}
-        ids = {record.id for record in await layout.chunks.get(where=where)}
-        ids.update(record.id for record in await layout.lexical.get(where=where))
-        return sorted(ids)
+    async def _stored_ids(self, sources: list[str]) -> dict[str, set[str]]:
+        """The ids of the chunks and lexical records stored for each of `sources` (one query per collection)."""
+        found: dict[str, set[str]] = {}
+        if not sources:
+            return found
+        where = {"source": {"$in": sources}}
+        for collection in (self.layout.chunks, self.layout.lexical):
+            for record in await collection.get(where=where):
+                source = record.metadata.get("source")
+                if isinstance(source, str):
+                    found.setdefault(source, set()).add(record.id)
+        return found
 
     async def _embed_and_store(self, batch: list[_Prepared], limiter: anyio.CapacityLimiter) -> None:
         texts = [chunk.text for chunk in batch]

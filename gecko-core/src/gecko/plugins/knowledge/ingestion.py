@@ -6,11 +6,13 @@ Sources are taken in rounds of up to 256:
 
 1. per source (`concurrency` at once): hash the file's bytes (or the documents' content) and
    compare the digest, the splitter and the embedder with the source's manifest record (a match
-   means done, with no embedding call); else load and split it in a worker thread, store its
-   lexical records, and ask the store which chunk ids it already holds;
-2. the round's missing chunks, from all its sources together, are embedded in batches of
-   `batch_size`, at most `concurrency` batches at once, each batch stored as soon as it is embedded;
-3. per changed source: delete its chunks whose ids are no longer produced, then write its manifest.
+   means done, with no embedding call); else load and split it in a worker thread;
+2. for the round's changed sources together: store their lexical records, ask the store which
+   chunk ids it already holds, and embed the others in batches of `batch_size`, at most
+   `concurrency` batches at once, each batch stored as soon as it is embedded;
+3. delete the stored chunks those sources no longer produce, then write their manifests.
+
+Store calls are per round, not per source, so many small files cost few writes.
 
 The manifest record is written last, so a run killed at any point (even SIGKILL) leaves a
 source without a matching record; the next run redoes it, embedding only the chunks that never
@@ -110,12 +112,11 @@ class _Prepared:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A changed source: its manifest to write last, its chunk ids, and the chunks to embed."""
+    """A changed source: its manifest, to write last, and its chunks."""
 
     source: str
     manifest: dict[str, MetadataValue]
-    ids: list[str]
-    missing: list[_Prepared]
+    chunks: list[_Prepared]
 
 
 def _digest(parts: Iterable[bytes]) -> str:
@@ -228,9 +229,10 @@ class IngestionPipeline:
     # --- one round of sources -------------------------------------------------------
 
     async def _round(self, sources: list[_Source], tally: _Tally, bar: _ProgressBar | None) -> None:
-        """Ingest `sources`: plan each, embed their missing chunks in shared batches, then commit each."""
+        """Ingest `sources` with a few large store calls: plan, store lexical records, embed, commit."""
+        layout = self.layout
         ids = [KnowledgeLayout.source_id(source.name) for source in sources]
-        manifests = {record.id: record for record in await self.layout.sources.get(ids)}
+        manifests = {record.id: record for record in await layout.sources.get(ids)}
         plans: list[_Plan | None] = [None] * len(sources)
         limiter = anyio.CapacityLimiter(self.concurrency)
 
@@ -239,53 +241,53 @@ class IngestionPipeline:
                 plans[index] = await self._plan(sources[index], manifests.get(ids[index]))
 
         await _run_all([partial(plan, index) for index in range(len(sources))])
-        missing = [chunk for found in plans if found is not None for chunk in found.missing]
-        await _run_all(
-            [
-                partial(self._embed_and_store, missing[start : start + self.batch_size], limiter)
-                for start in range(0, len(missing), self.batch_size)
-            ]
-        )
-        stored = await self._stored_ids([found.source for found in plans if found is not None])
+        changed = [found for found in plans if found is not None]
+        prepared = [chunk for found in changed for chunk in found.chunks]
+        if prepared:
+            stored = {record.id for record in await layout.chunks.get(chunk.id for chunk in prepared)}
+            await layout.lexical.upsert(VectorRecord(c.id, CONSTANT_VECTOR, c.terms, c.metadata) for c in prepared)
+            missing = [chunk for chunk in prepared if chunk.id not in stored]
+            await _run_all(
+                [
+                    partial(self._embed_and_store, missing[start : start + self.batch_size], limiter)
+                    for start in range(0, len(missing), self.batch_size)
+                ]
+            )
+            tally.embedded += len(missing)
+        if changed:
+            tally.removed += await self._commit(changed)
+            await layout.renew_generation(tokenizer_name(self.tokenizer))
         for source_id, found in zip(ids, plans, strict=True):
-            if found is None:  # unchanged since its last ingestion
-                count = manifests[source_id].metadata.get("chunks")
-                tally.skipped += 1
-                tally.chunks += count if isinstance(count, int) else 0
-            else:
-                tally.removed += await self._commit(found, stored.get(found.source, set()))
-                tally.embedded += len(found.missing)
-                tally.chunks += len(found.ids)
+            count = len(found.chunks) if found is not None else manifests[source_id].metadata.get("chunks")
+            tally.skipped += found is None
+            tally.chunks += count if isinstance(count, int) else 0
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(chunks=tally.chunks, embedded=tally.embedded, refresh=False)
-        if any(found is not None for found in plans):
-            await self.layout.renew_generation(tokenizer_name(self.tokenizer))
 
     async def _plan(self, source: _Source, manifest: VectorRecord | None) -> _Plan | None:
-        """What ingesting `source` takes, or None when its manifest says it is unchanged."""
+        """`source`'s chunks and manifest, or None when its manifest says it is unchanged."""
         data = await anyio.to_thread.run_sync(source.path.read_bytes) if source.path is not None else None
         digest = _digest([data]) if data is not None else _documents_digest(source.documents or [])
         fingerprint = self._fingerprint(digest)
         if manifest is not None and all(manifest.metadata.get(key) == value for key, value in fingerprint.items()):
             return None
         prepared = await anyio.to_thread.run_sync(self._prepare, source, data)
-        layout = self.layout
-        ids = [chunk.id for chunk in prepared]
-        stored = {record.id for record in await layout.chunks.get(ids)}
-        await layout.lexical.upsert(VectorRecord(c.id, CONSTANT_VECTOR, c.terms, c.metadata) for c in prepared)
-        missing = [chunk for chunk in prepared if chunk.id not in stored]
-        return _Plan(source.name, {**fingerprint, "source": source.name, "chunks": len(prepared)}, ids, missing)
+        return _Plan(source.name, {**fingerprint, "source": source.name, "chunks": len(prepared)}, prepared)
 
-    async def _commit(self, plan: _Plan, stored: set[str]) -> int:
-        """Delete the `stored` chunks the source no longer produces, then write its manifest; the count deleted."""
+    async def _commit(self, plans: list[_Plan]) -> int:
+        """Delete the stored chunks the sources no longer produce, then write their manifests; the count deleted."""
         layout = self.layout
-        stale = sorted(stored - set(plan.ids))
+        stored = await self._stored_ids([plan.source for plan in plans])
+        stale = sorted(
+            {record_id for plan in plans for record_id in stored.get(plan.source, set())}
+            - {chunk.id for plan in plans for chunk in plan.chunks}
+        )
         if stale:
             await layout.lexical.delete(stale)
             await layout.chunks.delete(stale)
         await layout.sources.upsert(
-            [VectorRecord(KnowledgeLayout.source_id(plan.source), CONSTANT_VECTOR, "", plan.manifest)]
+            VectorRecord(KnowledgeLayout.source_id(plan.source), CONSTANT_VECTOR, "", plan.manifest) for plan in plans
         )
         return len(stale)
 

@@ -169,9 +169,12 @@ YAML_EXAMPLES: tuple[tuple[str, ...], ...] = (
 
 @nox.session(tags=["ci"])
 def examples(session: nox.Session) -> None:
-    """Run every offline example under examples/compose and examples/advanced, then the YAML ones with `gecko run`."""
-    _install(session, "storage_sqlite", "config_yaml")
-    scripts = sorted([*ROOT.glob("examples/compose/*.py"), *ROOT.glob("examples/advanced/*.py")])
+    """Run every offline example under examples/compose, examples/advanced and examples/rag, then the YAML ones."""
+    # rag/ runs on the in-process ONNX embedder and LanceDB; its agent step needs a chat model,
+    # which it skips here rather than compile the local one.
+    _install(session, "storage_sqlite", "config_yaml", "vector_lancedb", "embedders_onnx")
+    folders = ("compose", "advanced", "rag")
+    scripts = sorted(script for folder in folders for script in ROOT.glob(f"examples/{folder}/*.py"))
     session.chdir(session.create_tmp())  # examples write their databases to the working folder
     for script in scripts:
         session.log(f"example: {script.relative_to(ROOT)}")

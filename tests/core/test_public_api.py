@@ -23,6 +23,7 @@ SEED_MODULES = (
     "gecko.plugins.models",
     "gecko.plugins.storage",
     "gecko.plugins.storage.factory",
+    "gecko.plugins.knowledge",
 )
 
 

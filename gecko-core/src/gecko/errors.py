@@ -64,6 +64,8 @@ __all__ = (
     "ExecutorTimeoutError",
     "GuardrailViolation",
     "ApprovalRequired",
+    "KnowledgeError",
+    "DocumentLoadError",
 )
 
 
@@ -359,3 +361,11 @@ class ApprovalRequired(GuardrailViolation):
     Raised from `gecko_tool_admit`: the run pauses with the call pending, as for a tool declared
     with `requires_approval=True`, and the message becomes the pending call's `reason`.
     """
+
+
+class KnowledgeError(GeckoError):
+    """Ingestion or retrieval over a knowledge base could not be carried out."""
+
+
+class DocumentLoadError(KnowledgeError, ValueError):
+    """A document could not be read: missing, of an unsupported format, or malformed; the message names it."""

@@ -140,6 +140,13 @@ def gecko_tool_result(call: ToolCall, result: str, source: str) -> Awaitable[Non
 
     Sync or async. Raising `GuardrailViolation` replaces the result with a notice that it was
     withheld. Return values are ignored.
+
+    Retrieved content: results of `gecko.plugins.knowledge.RetrievalTool` are JSON objects that
+    start with `{"content_origin": "retrieved", "trust": "untrusted", ...}` and list `chunks` with
+    `id`, `source` and `text`, so an implementation can treat them as untrusted data (spotlight,
+    scan, taint the run); the tool class carries `content_origin = "retrieved"`. Recalls of
+    `LongTermMemory` reach the model as a system message starting with
+    `gecko.core.long_term_memory.RECALL_HEADER`.
     """
 
 

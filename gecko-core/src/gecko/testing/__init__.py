@@ -7,6 +7,8 @@ local OpenAI-protocol server.
   OpenAI protocol.
 - `gecko.testing.processes`: `ServerProcess` and `free_port`, for tests that start a real server
   (a model server, a database, an MCP server) as a subprocess on a loopback port.
+- `gecko.testing.embedders`: `HashingEmbedder`, a deterministic embedder with no model file.
+- `gecko.testing.documents`: `pdf_bytes`, a minimal PDF for loader tests.
 - `gecko.testing.conformance`: the suites every storage, vector-store and model backend passes.
 - `gecko.testing.pytest_plugin`: opt-in fixtures.
 

@@ -370,7 +370,11 @@ class Run:
         for _ in range(min(2, len(queue) - 1 - self.spares)):
             self.spares += 1
             tg.start_soon(self._worker)
-        finish = self._finish if self._shield else self._finish_now
+        execute = self._execute_observed if self.observed else self._execute_node
+        # Without journal writes, locks or shields, a node whose edges need no await completes
+        # synchronously here: no coroutine per completion.
+        inline = not self._shield
+        unconditional = self.plan.unconditional
         node: str | None = None
         while not self.stopping:
             if node is None:
@@ -380,12 +384,19 @@ class Run:
                 if queue and not self.spares:
                     self.spares = 1
                     tg.start_soon(self._worker)
-            outcome = await self._execute(node)
+            outcome = await execute(node)
             if outcome is None:
                 node = None
                 continue
             try:
-                ready = await finish(node, *outcome)
+                if not inline:
+                    ready = await self._finish(node, *outcome)
+                elif (settled := self._settle(node, *outcome)) is None:
+                    ready = []
+                elif settled[1] is None and node in unconditional and not self.manual:
+                    ready = self._complete_unconditional(node, settled[0])
+                else:
+                    ready = await self._follow(node, *settled)
             except Exception as exc:
                 self._fail(node, exc)
                 return
@@ -574,6 +585,13 @@ class Run:
         return await self._finish_now(node, ctx, output, start)
 
     async def _finish_now(self, node: str, ctx: NodeContext, output: Any, start: int) -> list[str]:
+        settled = self._settle(node, ctx, output, start)
+        if settled is None:
+            return []
+        return await self._follow(node, *settled)
+
+    def _settle(self, node: str, ctx: NodeContext, output: Any, start: int) -> tuple[Any, Next | None] | None:
+        """Merge a finished node's writes and journal it; its output and jump, or None when it failed."""
         view = ctx.state
         assert isinstance(view, StateView)
         writes = view.diff()
@@ -591,7 +609,7 @@ class Run:
         except WorkflowStateConflict as exc:
             self.rec -= 1
             self._fail(node, exc)
-            return []
+            return None
         if ctx._checkpoint:
             self.manual = True
         if self.journaling:
@@ -619,11 +637,18 @@ class Run:
                         "deleted": [k for k, v in writes.items() if v is DELETED],
                     },
                 )
-        try:
-            ready = await self._complete(node, output, jump)
-        except WorkflowError as exc:
-            self._fail(node, exc)
-            return []
+        return output, jump
+
+    async def _follow(self, node: str, output: Any, jump: Next | None) -> list[str]:
+        """The nodes a settled node makes ready, once its record is as durable as the strategy asks."""
+        if jump is None and node in self.plan.unconditional:
+            ready = self._complete_unconditional(node, output)
+        else:
+            try:
+                ready = await self._complete(node, output, jump)
+            except WorkflowError as exc:
+                self._fail(node, exc)
+                return []
         if self.journaling:
             if not await self._make_durable(ready):
                 return []
@@ -724,6 +749,16 @@ class Run:
         for _, _, contribution in entries:
             folded = rule(folded, contribution)
         return folded
+
+    def _complete_unconditional(self, node: str, output: Any) -> list[str]:
+        # `_complete` for a node whose edges all go forward without a condition (no await needed).
+        self.status[node] = NodeStatus.SUCCESS
+        self.history.record(node, output)
+        del self.pending[node]
+        ready: list[str] = []
+        for dst, _ in self.plan.forward[node]:
+            self._resolve(dst, True, output, ready)
+        return ready
 
     async def _complete(self, node: str, output: Any, jump: Next | None) -> list[str]:
         self.status[node] = NodeStatus.SUCCESS

@@ -586,7 +586,8 @@ class Run:
         # Async conditions suspend mid-completion: completions take turns and are never cut short.
         with anyio.CancelScope(shield=True):
             async with self._lock:
-                return await self._finish_now(node, ctx, output, start)
+                ready = await self._finish_now(node, ctx, output, start)
+        return ready
 
     async def _finish_now(self, node: str, ctx: NodeContext, output: Any, start: int) -> list[str]:
         settled = self._settle(node, ctx, output, start)

@@ -202,6 +202,30 @@ async def test_deleting_a_key_removes_it_on_merge() -> None:
     assert (await wf.execute()).state == {"kept": 2}
 
 
+async def test_state_get_sees_own_writes_deletions_and_copies() -> None:
+    seen: list[Any] = []
+
+    async def first(ctx: NodeContext) -> None:
+        ctx.state["items"] = [1]
+        ctx.state["gone"] = "x"
+
+    async def second(ctx: NodeContext) -> None:
+        seen.append(ctx.state.get("missing", "default"))
+        del ctx.state["gone"]
+        seen.append(ctx.state.get("gone", "deleted"))
+        ctx.state["fresh"] = 3
+        seen.append(ctx.state.get("fresh"))
+        # A mutable value read through get() is the node's copy: changing it in place is a write.
+        items = ctx.state.get("items")
+        items.append(2)
+        seen.append(ctx.state.get("items"))
+
+    wf = Workflow("g").add_node("a", first).add_node("b", second).add_edge("a", "b").set_entry_point("a")
+    result = await wf.execute()
+    assert seen == ["default", "deleted", 3, [1, 2]]
+    assert result.state == {"items": [1, 2], "fresh": 3}
+
+
 async def test_same_graph_and_input_give_same_state() -> None:
     async def branch(ctx: NodeContext) -> None:
         await anyio.lowlevel.checkpoint()

@@ -2,10 +2,12 @@
 
 Everything here runs on one event loop thread, so the bookkeeping needs no locks: a node's
 completion (merge, history, successors, journal record) happens without an await in between,
-except for async conditions and the journal write, which are shielded so a cancellation never
-leaves half a completion behind. Under `ALWAYS` a completion returns its successors only once
-its record is durable (`_make_durable`); under `ASYNC` one writer task writes the journal behind
-the nodes, at most `max_lag` records behind (see `gecko.compose._checkpoint` for the format).
+except for async conditions, which are shielded (and serialized) so a cancellation never leaves
+half a completion behind. Under `ALWAYS` a completion returns its successors only once its
+record is durable (`_make_durable`); a cancellation that arrives during that write leaves the
+completion merged and its successors pending, which the run's final snapshot (always written,
+shielded) records. Under `ASYNC` one writer task writes the journal behind the nodes, at most
+`max_lag` records behind (see `gecko.compose._checkpoint` for the format).
 
 The run reads only its `Plan` (graph, rules, strategy, limits), never the `Workflow` builder.
 Node start and finish are `_execute` and `_finish_now`.
@@ -51,6 +53,9 @@ __all__ = ("Run", "to_json")
 logger = redacting_logger("gecko.workflow")
 
 _SCALARS = (str, int, float, bool, type(None))
+# Read once: an enum member lookup costs several dict lookups, and every node does two.
+_RUNNING = NodeStatus.RUNNING
+_SUCCESS = NodeStatus.SUCCESS
 
 
 def to_json(value: Any) -> Any:
@@ -131,7 +136,6 @@ class Run:
         self.queue: deque[str] = deque()
         self.spares = 0
         self._lock = anyio.Lock() if plan.async_conditions else None
-        self._shield = plan.async_conditions or self.journaling
         # Whether a checkpoint write is in flight, and the event its waiters (if any) wait on.
         self._writing = False
         self._writer_done: anyio.Event | None = None
@@ -370,7 +374,12 @@ class Run:
         for _ in range(min(2, len(queue) - 1 - self.spares)):
             self.spares += 1
             tg.start_soon(self._worker)
-        finish = self._finish if self._shield else self._finish_now
+        execute = self._execute_observed if self.observed else self._execute_node
+        # Without async conditions (a lock and a shield) or a journal write, a node whose edges
+        # need no await completes synchronously here: no coroutine per completion.
+        shielded = self._lock is not None
+        inline = not self.journaling
+        unconditional = self.plan.unconditional
         node: str | None = None
         while not self.stopping:
             if node is None:
@@ -380,12 +389,19 @@ class Run:
                 if queue and not self.spares:
                     self.spares = 1
                     tg.start_soon(self._worker)
-            outcome = await self._execute(node)
+            outcome = await execute(node)
             if outcome is None:
                 node = None
                 continue
             try:
-                ready = await finish(node, *outcome)
+                if shielded:
+                    ready = await self._finish(node, *outcome)
+                elif (settled := self._settle(node, *outcome)) is None:
+                    ready = []
+                elif inline and settled[1] is None and node in unconditional and not self.manual:
+                    ready = self._complete_unconditional(node, settled[0])
+                else:
+                    ready = await self._follow(node, *settled)
             except Exception as exc:
                 self._fail(node, exc)
                 return
@@ -489,7 +505,7 @@ class Run:
             self.resume_values.pop(node, _KEEP),
         )
         self.running.add(node)
-        self.status[node] = NodeStatus.RUNNING
+        self.status[node] = _RUNNING
         if self.emitting:
             self._emit("workflow.node.started", {"node": node})
             await self._drain()
@@ -565,15 +581,22 @@ class Run:
 
     async def _finish(self, node: str, ctx: NodeContext, output: Any, start: int) -> list[str]:
         """Merge a finished node and return the nodes it made ready."""
-        if self._shield:
-            with anyio.CancelScope(shield=True):
-                if self._lock is not None:
-                    async with self._lock:
-                        return await self._finish_now(node, ctx, output, start)
-                return await self._finish_now(node, ctx, output, start)
-        return await self._finish_now(node, ctx, output, start)
+        if self._lock is None:
+            return await self._finish_now(node, ctx, output, start)
+        # Async conditions suspend mid-completion: completions take turns and are never cut short.
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                ready = await self._finish_now(node, ctx, output, start)
+        return ready
 
     async def _finish_now(self, node: str, ctx: NodeContext, output: Any, start: int) -> list[str]:
+        settled = self._settle(node, ctx, output, start)
+        if settled is None:
+            return []
+        return await self._follow(node, *settled)
+
+    def _settle(self, node: str, ctx: NodeContext, output: Any, start: int) -> tuple[Any, Next | None] | None:
+        """Merge a finished node's writes and journal it; its output and jump, or None when it failed."""
         view = ctx.state
         assert isinstance(view, StateView)
         writes = view.diff()
@@ -591,7 +614,7 @@ class Run:
         except WorkflowStateConflict as exc:
             self.rec -= 1
             self._fail(node, exc)
-            return []
+            return None
         if ctx._checkpoint:
             self.manual = True
         if self.journaling:
@@ -619,11 +642,18 @@ class Run:
                         "deleted": [k for k, v in writes.items() if v is DELETED],
                     },
                 )
-        try:
-            ready = await self._complete(node, output, jump)
-        except WorkflowError as exc:
-            self._fail(node, exc)
-            return []
+        return output, jump
+
+    async def _follow(self, node: str, output: Any, jump: Next | None) -> list[str]:
+        """The nodes a settled node makes ready, once its record is as durable as the strategy asks."""
+        if jump is None and node in self.plan.unconditional:
+            ready = self._complete_unconditional(node, output)
+        else:
+            try:
+                ready = await self._complete(node, output, jump)
+            except WorkflowError as exc:
+                self._fail(node, exc)
+                return []
         if self.journaling:
             if not await self._make_durable(ready):
                 return []
@@ -725,8 +755,18 @@ class Run:
             folded = rule(folded, contribution)
         return folded
 
+    def _complete_unconditional(self, node: str, output: Any) -> list[str]:
+        # `_complete` for a node whose edges all go forward without a condition (no await needed).
+        self.status[node] = _SUCCESS
+        self.history.record(node, output)
+        del self.pending[node]
+        ready: list[str] = []
+        for dst, _ in self.plan.forward[node]:
+            self._resolve(dst, True, output, ready)
+        return ready
+
     async def _complete(self, node: str, output: Any, jump: Next | None) -> list[str]:
-        self.status[node] = NodeStatus.SUCCESS
+        self.status[node] = _SUCCESS
         self.history.record(node, output)
         del self.pending[node]
         ready: list[str] = []

@@ -124,6 +124,8 @@ class Plan:
     history_limit: int
     strategy: CheckpointStrategy
     max_lag: int
+    # Nodes whose edges all go forward without a condition: completing one needs no await.
+    unconditional: frozenset[str] = frozenset()
     _regions: dict[str, tuple[list[str], frozenset[str]]] = field(default_factory=dict)
 
     def region(self, start: str) -> tuple[list[str], frozenset[str]]:
@@ -233,6 +235,9 @@ def compile_plan(
         history_limit=history_limit,
         strategy=strategy,
         max_lag=max_lag,
+        unconditional=frozenset(
+            node for node in nodes if not back[node] and all(condition is None for _, condition in forward[node])
+        ),
     )
     _check_declared_writes(plan, frozenset(rules))
     return plan

@@ -51,6 +51,16 @@ class StateView(MutableMapping[str, Any]):
             return copies[key]
         return value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """`self[key]`, or `default` when the key is unset."""
+        writes = self._writes
+        if key in writes:
+            value = writes[key]
+            return default if value is DELETED else value
+        if key not in self._base:
+            return default
+        return self[key]
+
     def __setitem__(self, key: str, value: Any) -> None:
         self._writes[key] = value
 

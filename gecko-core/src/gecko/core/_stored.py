@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import os
+from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -109,8 +110,12 @@ def resolve_checkpoint_key(key: bytes | str | None) -> bytes | None:
     return raw
 
 
+# Built once: `json.dumps` with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _canonical(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _CANONICAL.encode(record).encode()
 
 
 class Sealer:
@@ -126,7 +131,9 @@ class Sealer:
         self._key = key
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
-        context = _DOMAIN + json.dumps([where, version]).encode() + b"\x00"
+        # Exactly `json.dumps([where, version])`, without building an encoder per seal.
+        bound = "null" if version is None else str(version)
+        context = _DOMAIN + f"[{encode_basestring_ascii(where)}, {bound}]".encode() + b"\x00"
         if self._key is None:
             return _DIGEST + hashlib.sha256(context + body).hexdigest()
         return _MAC + hmac.new(self._key, context + body, hashlib.sha256).hexdigest()

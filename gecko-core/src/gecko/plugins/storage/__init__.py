@@ -141,10 +141,14 @@ def validate_key(key: object) -> str:
     return key
 
 
+# Built once: `json.dumps` with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def encode_value(value: JSONValue) -> str:
     """Encode JSON-compatible data; anything else (objects, NaN, bytes, lone surrogates) is an `InvalidValueError`."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidValueError(f"storage values must be JSON-compatible data: {exc}") from exc
     if not text.isascii() and _SURROGATES.search(text):

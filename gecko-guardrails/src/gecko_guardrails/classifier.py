@@ -16,7 +16,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from itertools import pairwise
 
@@ -26,25 +26,31 @@ _WHITESPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 WINDOW = 300
 """Characters per window; texts longer than this are scored window by window, half a window apart."""
+MIN_LENGTH = 20
+"""Shorter texts ("hello", "What is 2+2?") give the model too little to go on: only the rules judge them."""
 
 
 def ngrams(text: str, sizes: tuple[int, int]) -> Counter[str]:
     """Features of `text` (already folded), counted: character n-grams within words padded by one
     space, and word pairs (`"ignore previous"`), which tell "previous instructions" from "previous versions".
     """
-    low, high = sizes
     words = _WORD.findall(text)
     counts: Counter[str] = Counter(f"{first} {second}" for first, second in pairwise(words))
     for word in _WHITESPACE.sub(" ", text).split(" "):
-        if not word:
-            continue
-        padded = f" {word} "
-        length = len(padded)
-        for size in range(low, high + 1):
-            if size > length:
-                break
-            counts.update(padded[start : start + size] for start in range(length - size + 1))
+        if word:
+            counts.update(_word_ngrams(word, sizes))
     return counts
+
+
+@lru_cache(maxsize=65_536)
+def _word_ngrams(word: str, sizes: tuple[int, int]) -> tuple[str, ...]:
+    # Words recur across windows and texts: each is cut once.
+    padded = f" {word} "
+    length = len(padded)
+    low, high = sizes
+    return tuple(
+        padded[start : start + size] for size in range(low, min(high, length) + 1) for start in range(length - size + 1)
+    )
 
 
 @dataclass(frozen=True, slots=True)

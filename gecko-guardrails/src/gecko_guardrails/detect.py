@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-from gecko_guardrails.classifier import classifier
+from gecko_guardrails.classifier import MIN_LENGTH, classifier
 from gecko_guardrails.sanitize import fold
 
 __all__ = ("Detection", "detect")
@@ -217,7 +217,7 @@ def detect(text: str, channel: Literal["user", "tool"] = "user") -> Detection:
         ]
         probability = model.probability(view)
         score = max(score, probability)
-        if probability >= threshold:
+        if probability >= threshold and len(view.strip()) >= MIN_LENGTH:
             found.append("classifier")
         fresh = [kind for kind in dict.fromkeys(found) if kind not in kinds]
         if fresh:

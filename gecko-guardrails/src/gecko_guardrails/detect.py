@@ -191,7 +191,7 @@ _ROT13_HINTS = tuple(
 )
 # The same words written backwards ("erongi"), and leetspeak ("1gn0r3"): signs a reversed or leet view is worth reading.
 _REVERSED_HINTS = tuple(word[::-1] for word in ("ignor", "instruction", "prompt", "system", "previous", "disregard"))
-_LEET_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[013457])\w{3,}\b")
+_WORD = re.compile(r"\b\w{3,30}\b")  # bounded: a 100 000-digit number must stay a linear scan
 _LEET = str.maketrans("0134578@$", "oieastbas")
 _BLANKS = re.compile(r"[ \t\u3000]+")
 _SPACED = re.compile(r"\b(?:\w[ .\-_*]){2,}\w\b")
@@ -248,9 +248,13 @@ def _views(text: str) -> list[tuple[str, str]]:
         views.append(("rot13", codecs.decode(folded, "rot13")))
     if any(word in folded for word in _REVERSED_HINTS):
         views.append(("reversed", folded[::-1]))
-    if len(_LEET_WORD.findall(folded)) >= 2:
+    if sum(_leet(word) for word in _WORD.findall(folded)) >= 2:
         views.append(("leetspeak", folded.translate(_LEET)))
     return views
+
+
+def _leet(word: str) -> bool:
+    return any(char in "013457" for char in word) and any("a" <= char <= "z" for char in word)
 
 
 def _unescape_one(match: re.Match[str]) -> str:

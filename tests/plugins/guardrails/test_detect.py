@@ -94,3 +94,10 @@ def test_detect_reads_any_text_without_failing(text: str) -> None:
 @given(st.from_regex(r"(?:\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|%[0-9a-fA-F]{2}|&#x?[0-9a-fA-F]{2,6};| ){1,40}"))
 def test_detect_survives_any_escape_sequence(text: str) -> None:
     detect(text)
+
+
+@pytest.mark.parametrize("text", ["9" * 100_000, "a1" * 50_000, "[" * 50_000 + "]" * 50_000])
+def test_detect_reads_huge_single_tokens(text: str) -> None:
+    # Each view's patterns stay linear in the text: these used to take minutes in a lookahead.
+    found = detect(text, "tool")
+    assert 0.0 <= found.score <= 1.0

@@ -6,6 +6,8 @@ gecko-ai-guardrails installed. No network: the model is scripted and the URL hos
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 
 import anyio
@@ -28,41 +30,51 @@ TEXTS = {
 def time_detect(repeat: int = 200) -> None:
     for name, text in TEXTS.items():
         # Distinct texts: detection results are cached per text inside the hooks, not in `detect`.
-        start = time.perf_counter()
+        start = time.process_time()
         for index in range(repeat):
             detect(f"{text}{index}")
-        elapsed = (time.perf_counter() - start) / repeat
-        print(f"detect, {name}: {elapsed * 1e3:.3f} ms ({1 / elapsed:,.0f} checks/s)")
+        elapsed = (time.process_time() - start) / repeat
+        print(f"detect, {name}: {elapsed * 1e3:.3f} ms CPU ({1 / elapsed:,.0f} checks/s)")
+
+
+_pages = itertools.count()
 
 
 @tool
 async def fetch_page(url: str) -> str:
     """Fetch a web page."""
-    return PAGE
+    return f"{PAGE} (page {next(_pages)})"  # a new page every call, as a real tool returns: nothing is cached
 
 
-async def per_turn(runs: int) -> float:
+async def per_turn(runs: int) -> tuple[float, float]:
+    """Wall and CPU seconds per model turn over `runs` runs of two turns each."""
     reply = tool_calls_reply(ToolCall(id="c", name="fetch_page", arguments='{"url": "https://93.184.215.14/"}'))
     agent = Agent(ScriptedModel([reply, "done"], cycle=True), tools=[fetch_page])
     for index in range(20):  # warm-up
         await agent.run(f"warm-up {index}")
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for index in range(runs):
         await agent.run(f"question {index}")
-    return (time.perf_counter() - start) / runs / 2  # two model turns per run
+    turns = runs * 2
+    return (time.perf_counter() - wall) / turns, (time.process_time() - cpu) / turns
 
 
 async def time_turns(runs: int = 300) -> None:
+    os.environ["GECKO_GUARDRAILS"] = "0"  # installed, the plugin is on unless told otherwise
     previous = configure(None)
     try:
-        off = await per_turn(runs)
+        off_wall, off_cpu = await per_turn(runs)
         guard = Guardrails()
         guard.protect("fetch_page", urls=["url"], shell=False)
         configure(guard)
-        on = await per_turn(runs)
+        on_wall, on_cpu = await per_turn(runs)
     finally:
         configure(previous)
-    print(f"agent turn: off {off * 1e3:.3f} ms, on {on * 1e3:.3f} ms, added {(on - off) * 1e3:.3f} ms")
+    print(
+        f"agent turn, CPU: off {off_cpu * 1e3:.3f} ms, on {on_cpu * 1e3:.3f} ms, "
+        f"added {(on_cpu - off_cpu) * 1e3:.3f} ms; wall: off {off_wall * 1e3:.3f} ms, on {on_wall * 1e3:.3f} ms "
+        f"({runs * 2} turns each, one 1 KB tool result per run)"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,11 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # may hold '/', ':' or '@' unescaped, so after the first ':' everything up to the last '@' goes.
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@:]*:\S*@"), r"\1" + REDACTED + "@"),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@"), r"\1" + REDACTED + "@"),
+    # The name around the secret word is bounded: unbounded, a 100 000-character word took minutes.
     (
-        re.compile(rf"(?i)([\w-]*(?:{_SECRET_WORDS})[\w-]*[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"),
+        re.compile(
+            rf"(?i)([\w-]{{0,64}}(?:{_SECRET_WORDS})[\w-]{{0,64}}[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+        ),
         r"\1" + REDACTED,
     ),
     # libpq-style DSNs (`host=db.internal user=admin password=...`): who and where are secrets too.

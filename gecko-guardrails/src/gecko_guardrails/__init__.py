@@ -1,8 +1,8 @@
 """Gecko guardrails: sanitizing, prompt-injection defence on every channel, tool policies, output redaction.
 
-Installed, it is a `gecko.plugins` hook plugin; it guards every agent run once turned on, in code
-(`configure(Guardrails(...))`) or by `GECKO_GUARDRAILS=1` with `GECKO_GUARDRAILS_*` settings
-(`Guardrails.from_env`).
+Installed, it is a `gecko.plugins` hook plugin that guards every agent run: with the policies
+configured in code (`configure(Guardrails(...))`), else with `GECKO_GUARDRAILS_*` settings
+(`Guardrails.from_env`); `GECKO_GUARDRAILS=0` turns it off.
 """
 
 from __future__ import annotations

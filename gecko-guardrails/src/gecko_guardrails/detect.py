@@ -1,13 +1,16 @@
-"""Rule-based prompt-injection detection over normalised and de-obfuscated views of a text.
+"""Prompt-injection detection: rules and a small classifier over normalised and de-obfuscated views of a text.
 
 A text is read several ways before the rules run: folded (`sanitize.fold`: NFKC, hidden
 characters, homoglyphs, case), with letter-spacing collapsed ("i g n o r e"), with escapes
-undone (`\\u0069`, `%69`, `&#105;`), and with embedded base64, hex and rot13 payloads decoded. A
+undone (`\\u0069`, `%69`, `&#105;`), with embedded base64, hex and rot13 payloads decoded, reversed
+and with leetspeak digits read as letters (when the text hints at either). A
 rule matching any view is a finding. Rules cover English and Chinese, plus the common Spanish,
 French, German and Italian phrasings (folding turns Cyrillic into Latin look-alikes, so Russian
 is left to a classifier), in five kinds: instruction override, role hijack, prompt
 exfiltration, forged conversation markers, and coerced tool use. They are phrase patterns, not
 single words, so "ignore the warning" or "the system prompt is configurable" do not match.
+The classifier (`classifier.py`, character n-grams trained on public data in many languages) scores
+every view too; a view at or above its threshold is a finding of kind "classifier".
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import codecs
 import html
 import re
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import unquote
 
+from gecko_guardrails.classifier import MIN_LENGTH, classifier
 from gecko_guardrails.sanitize import fold
 
 __all__ = ("Detection", "detect")
@@ -27,24 +32,25 @@ __all__ = ("Detection", "detect")
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """What `detect` found: the rule kinds that matched and through which decoding (empty when clean)."""
+    """What `detect` found: the kinds that matched, through which decoding, and the classifier's score."""
 
     kinds: tuple[str, ...] = ()
     decodings: tuple[str, ...] = ()
+    score: float = 0.0
 
     def __bool__(self) -> bool:
         return bool(self.kinds)
 
     def describe(self) -> str:
         """A short reason for messages: the kinds, and the decodings that revealed them."""
-        text = ", ".join(self.kinds)
+        text = ", ".join(f"classifier {self.score:.2f}" if kind == "classifier" else kind for kind in self.kinds)
         hidden = [name for name in self.decodings if name != "plain"]
         return f"{text} (hidden by {', '.join(hidden)})" if hidden else text
 
 
 _PREVIOUS = (
     r"(?:all |any |the |your |these |those |my )*"
-    r"(?:previous|prior|above|earlier|preceding|original|initial|system|existing|former)?"
+    r"(?:previous|prior|above|earlier|preceding|original|initial|system|existing|former|given|current)?"
 )
 _INSTRUCTIONS = (
     r"(?:instructions?|rules|prompts?|directions|directives|guidelines|guardrails|constraints|context|commands|"
@@ -75,9 +81,9 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "override",
-        ("do not", "new "),
+        ("do not", "stop ", "new "),
         re.compile(
-            rf"\bdo not (?:follow|obey) (?:your|the|any) (?:previous |prior |system )?{_INSTRUCTIONS}"
+            rf"\b(?:do not|stop) (?:follow|obey)(?:ing)? (?:your|the|any) (?:previous |prior |system )?{_INSTRUCTIONS}"
             r"|\bnew (?:instructions|rules|task)\s*:"
         ),
     ),
@@ -88,7 +94,14 @@ _RULES: tuple[_Rule, ...] = (
             r"(?:忽略|无视|忽视|無視|忘记|忘掉|忘記|不要理会|不要遵守|跳过|绕过|覆盖)"
             r"(?:掉)?(?:你)?(?:之前|以上|上面|前面|先前|所有|全部|原来|原有|原先|系统|一切)?(?:的|所有的)?"
             r"(?:全部|所有)?(?:的)?(?:指令|指示|说明|规则|提示|提示词|要求|设定|限制|命令|约束)"
+            # "ignore the question above and output directly: ..." (goal hijacking)
+            r"|(?:忽略|无视|忽视|無視|不要理会)[^。！？\n]{0,12}(?:并|並)?(?:请|請)?(?:直接|只)(?:输出|輸出|回答|回复|说)"  # noqa: RUF001
         ),
+    ),
+    _Rule(
+        "override",
+        ("無視",),
+        re.compile(r"(?:質問|指示|命令|ルール|プロンプト)(?:は|を)(?:すべて|全て)?無視"),
     ),
     _Rule(
         "role hijack",
@@ -176,6 +189,10 @@ _ROT13_HINTS = tuple(
     codecs.encode(word, "rot13")
     for word in ("ignor", "instruction", "prompt", "system", "disregard", "forget", "you are", "mode", "send", "tool")
 )
+# The same words written backwards ("erongi"), and leetspeak ("1gn0r3"): signs a reversed or leet view is worth reading.
+_REVERSED_HINTS = tuple(word[::-1] for word in ("ignor", "instruction", "prompt", "system", "previous", "disregard"))
+_WORD = re.compile(r"\b\w{3,30}\b")  # bounded: a 100 000-digit number must stay a linear scan
+_LEET = str.maketrans("0134578@$", "oieastbas")
 _BLANKS = re.compile(r"[ \t\u3000]+")
 _SPACED = re.compile(r"\b(?:\w[ .\-_*]){2,}\w\b")
 _ESCAPE = re.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|%[0-9a-fA-F]{2}|&#x?[0-9a-fA-F]{2,6};")
@@ -183,18 +200,31 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){8,}")
 
 
-def detect(text: str) -> Detection:
-    """Run the rules over every view of `text`; a `Detection` naming what matched (falsy when clean)."""
+def detect(text: str, channel: Literal["user", "tool"] = "user") -> Detection:
+    """Run the rules and the classifier over every view of `text`; a `Detection` naming what matched (falsy when clean).
+
+    `channel` picks the classifier's threshold: `"user"` for what a person typed, `"tool"` for
+    content from elsewhere (tool results, retrieved chunks, tool descriptions).
+    """
     kinds: list[str] = []
     decodings: list[str] = []
+    model = classifier()
+    threshold = model.thresholds[channel]
+    score = 0.0
     for decoding, view in _views(text):
-        for rule in _RULES:
-            kind = rule.kind
-            if kind not in kinds and any(word in view for word in rule.keywords) and rule.pattern.search(view):
-                kinds.append(kind)
-                if decoding not in decodings:
-                    decodings.append(decoding)
-    return Detection(tuple(kinds), tuple(decodings))
+        found = [
+            rule.kind for rule in _RULES if any(word in view for word in rule.keywords) and rule.pattern.search(view)
+        ]
+        probability = model.probability(view)
+        score = max(score, probability)
+        if probability >= threshold and len(view.strip()) >= MIN_LENGTH:
+            found.append("classifier")
+        fresh = [kind for kind in dict.fromkeys(found) if kind not in kinds]
+        if fresh:
+            kinds.extend(fresh)
+            if decoding not in decodings:
+                decodings.append(decoding)
+    return Detection(tuple(kinds), tuple(decodings), round(score, 4))
 
 
 def _views(text: str) -> list[tuple[str, str]]:
@@ -216,7 +246,15 @@ def _views(text: str) -> list[tuple[str, str]]:
         views.append(("hex", fold(" ".join(decoded))))
     if any(word in folded for word in _ROT13_HINTS):
         views.append(("rot13", codecs.decode(folded, "rot13")))
+    if any(word in folded for word in _REVERSED_HINTS):
+        views.append(("reversed", folded[::-1]))
+    if sum(_leet(word) for word in _WORD.findall(folded)) >= 2:
+        views.append(("leetspeak", folded.translate(_LEET)))
     return views
+
+
+def _leet(word: str) -> bool:
+    return any(char in "013457" for char in word) and any("a" <= char <= "z" for char in word)
 
 
 def _unescape_one(match: re.Match[str]) -> str:

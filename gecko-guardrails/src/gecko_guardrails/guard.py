@@ -1,8 +1,8 @@
 """The guardrails configuration and what each hook does with it.
 
-One `Guardrails` object holds the policies; `configure()` makes it the one the hooks use
-(`GECKO_GUARDRAILS=1` builds one from the environment with `Guardrails.from_env()` instead). Tools declare what their
-arguments are and whether they are sensitive with `Guardrails.protect`.
+One `Guardrails` object holds the policies; `configure()` makes it the one the hooks use (otherwise
+`Guardrails.from_env()` builds one from the environment; `GECKO_GUARDRAILS=0` turns them off). Tools
+declare what their arguments are and whether they are sensitive with `Guardrails.protect`.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class Guardrails:
         action = self.policies.get("tool_description", "allow")
         if action != "allow":
             for definition in request.tools:
-                found = _detect(definition.description)
+                found = _detect(definition.description, "tool_description")
                 if found:
                     self._report("tool_description", source, action, found, definition.name)
                     if action == "block":
@@ -271,7 +271,7 @@ class Guardrails:
         action = self.policies.get(channel, "allow")
         if action != "block":
             return  # the other actions act on the model's copy, in `check_request`
-        found = _detect(result)
+        found = _detect(result, channel)
         if found:
             self._report(channel, source, action, found, call.name)
             raise InjectionDetected(f"the result of {call.name} looks like a prompt injection ({found.describe()})")
@@ -296,25 +296,30 @@ class Guardrails:
             return
         try:
             arguments = json.loads(call.arguments or "{}")
-        except ValueError as exc:
-            raise ArgumentViolation(f"the arguments of {call.name} are not JSON: {exc}") from None
+            strings = (
+                {name: _strings(value) for name, value in arguments.items()} if isinstance(arguments, dict) else {}
+            )
+        except (ValueError, RecursionError) as exc:
+            raise ArgumentViolation(
+                f"the arguments of {call.name} are not JSON within Python's nesting limit: {exc}"
+            ) from None
         if not isinstance(arguments, dict):
             raise ArgumentViolation(f"the arguments of {call.name} are not a JSON object")
         for name in policy.paths:
-            for value in _strings(arguments.get(name)):
+            for value in strings.get(name, []):
                 reason = await check_path(value, self.roots)
                 if reason is not None:
                     raise ArgumentViolation(f"{call.name}: argument {name!r} refused: {reason}")
         for name in policy.urls:
-            for value in _strings(arguments.get(name)):
+            for value in strings.get(name, []):
                 reason = await check_url(
                     value, allow_hosts=self.allow_hosts, deny_hosts=self.deny_hosts, allow_private=self.allow_private
                 )
                 if reason is not None:
                     raise ArgumentViolation(f"{call.name}: argument {name!r} refused: {reason}")
         checks = ([] if policy.shell else [check_shell]) + ([] if policy.storage_urls else [check_storage_url])
-        for name, value in arguments.items():
-            for text in _strings(value):
+        for name, texts in strings.items():
+            for text in texts:
                 for check in checks:
                     reason = check(text)
                     if reason is not None:
@@ -374,7 +379,7 @@ class Guardrails:
                 continue
             if self.taint == "untrusted":
                 return f"it has read the result of {tool}"
-            found = _detect(message.text)
+            found = _detect(message.text, channel)
             if found:
                 origin = f"the result of {tool}" if tool else f"the {channel} input"
                 return f"{origin} looks like a prompt injection ({found.describe()})"
@@ -383,9 +388,9 @@ class Guardrails:
     def _redact_arguments(self, arguments: str) -> str:
         try:
             value = json.loads(arguments)
-        except ValueError:
+            redacted = _map_strings(value, self.redact)
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
             return self.redact(arguments)
-        redacted = _map_strings(value, self.redact)
         return arguments if redacted == value else json.dumps(redacted, ensure_ascii=False)
 
     def _report(self, channel: Channel, source: str, action: Action, found: Detection, tool: str | None) -> None:
@@ -403,9 +408,11 @@ class Guardrails:
 
 
 @lru_cache(maxsize=4096)
-def _detect(text: str) -> Detection:
+def _detect(text: str, channel: Channel) -> Detection:
     # Every request re-sends the whole conversation: each text is examined once.
-    return detect(text)
+    # Tool results and retrieved chunks are judged at the tool threshold; the user's words and tool descriptions
+    # (written by whoever built the tool, and blocked by default) at the stricter user threshold.
+    return detect(text, "tool" if channel in ("tool", "retrieval") else "user")
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,14 +428,14 @@ class _TextGuard:
 
     def store(self, text: str) -> str:
         """`text` checked (block raises, findings reported), cleaned, and sanitized when the action says so."""
-        found = _detect(text)
+        found = _detect(text, self.channel)
         if found:
             if self.report:
                 self.guardrails._report(self.channel, self.source, self.action, found, self.tool)
             if self.action == "block":
                 raise InjectionDetected(f"the {self.channel} input looks like a prompt injection ({found.describe()})")
         text = clean(text)
-        return _remove_injected_lines(text) if self.action == "sanitize" and found else text
+        return _remove_injected_lines(text, self.channel) if self.action == "sanitize" and found else text
 
     def show(self, text: str) -> str:
         """`text` spotlighted when the action says so."""
@@ -444,11 +451,13 @@ def _map_text(content: str | list[Any], function: Callable[[str], str]) -> str |
     ]
 
 
-def _remove_injected_lines(text: str) -> str:
+def _remove_injected_lines(text: str, channel: Channel) -> str:
     lines = text.split("\n")
-    kept = [f"[removed by guardrail: {found.describe()}]" if (found := _detect(line)) else line for line in lines]
+    kept = [
+        f"[removed by guardrail: {found.describe()}]" if (found := _detect(line, channel)) else line for line in lines
+    ]
     if kept == lines:  # the injection spans lines: nothing of it may stay
-        return f"[removed by guardrail: {_detect(text).describe()}]"
+        return f"[removed by guardrail: {_detect(text, channel).describe()}]"
     return "\n".join(kept)
 
 
@@ -484,18 +493,17 @@ def configure(guardrails: Guardrails | None) -> Guardrails | None:
 
 
 def current() -> Guardrails | None:
-    """The configuration the hooks use now: the configured one, else `Guardrails.from_env()` when
-    `GECKO_GUARDRAILS=1`, else `None` (the hooks do nothing).
+    """The configuration the hooks use now: the configured one, else `Guardrails.from_env()` unless
+    `GECKO_GUARDRAILS=0`, which turns them off (the hooks do nothing).
 
-    Installing the plugin alone changes no run: an environment shared by several applications
-    turns guardrails on where it says so.
+    Installing the plugin is the opt-in: it guards every run with the default policies until
+    configured otherwise. Without the plugin installed, no hook of it exists.
     """
     global _active, _from_env
     if not _from_env:
         _from_env = True
-        value = os.environ.get("GECKO_GUARDRAILS", "0")
+        value = os.environ.get("GECKO_GUARDRAILS", "1")
         if value not in ("0", "1"):
             raise ConfigurationError(f"GECKO_GUARDRAILS must be 0 or 1, not {value!r}")
-        if value == "1":
-            _active = Guardrails.from_env()
+        _active = Guardrails.from_env() if value == "1" else None
     return _active

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gecko_guardrails import Guardrails
+from gecko_guardrails import ArgumentViolation, Guardrails
 from gecko_guardrails.arguments import check_path, check_shell, check_storage_url, check_url
 
 from gecko.core.agent import Agent
@@ -170,3 +170,10 @@ def test_checks_name_what_they_found() -> None:
 
 async def test_nul_byte_paths_are_refused(tmp_path: Path) -> None:
     assert await check_path("a\x00b", (tmp_path,)) == "the path contains a NUL byte"
+
+
+async def test_arguments_nested_deeper_than_python_recurses_are_refused(guardrails: Guardrails) -> None:
+    guardrails.protect("grep", shell=False)
+    deep = '{"value": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(ArgumentViolation, match="nesting limit"):
+        await guardrails.check_arguments(ToolCall(id="c1", name="grep", arguments=deep), "agent")

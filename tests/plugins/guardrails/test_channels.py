@@ -128,7 +128,9 @@ def three_reads_model() -> ScriptedModel:
 async def test_a_finding_is_reported_once_however_many_turns_follow(
     guardrails: Guardrails, findings: list[Finding]
 ) -> None:
-    pages = iter([INJECTION, "benign page", "another benign page"])
+    pages = iter(
+        [INJECTION, "Opening hours: Monday to Friday, 9:00 to 17:00.", "The museum is closed on public holidays."]
+    )
 
     async def fetch(url: str) -> str:
         return next(pages)

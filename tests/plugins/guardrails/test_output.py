@@ -40,3 +40,19 @@ async def test_redaction_can_be_turned_off(guardrails: Guardrails) -> None:
     guardrails.redact_output = False
     output = await Agent(ScriptedModel([f"key {KEY}"])).run("key?")
     assert output.content == f"key {KEY}"
+
+
+async def test_arguments_nested_deeper_than_python_recurses_are_redacted_as_text(guardrails: Guardrails) -> None:
+    deep = "[" * 100_000 + f'"{KEY}"' + "]" * 100_000
+    received: list[str] = []
+
+    @tool
+    async def post(body: str) -> str:
+        """Post a message."""
+        received.append(body)
+        return "posted"
+
+    model = ScriptedModel([tool_calls_reply(ToolCall(id="c1", name="post", arguments=deep)), "ok"])
+    output = await Agent(model, tools=[post]).run("post it")
+    assert received == []  # not valid arguments for `post`: the engine refuses them
+    assert KEY not in output.messages[1].tool_calls[0].arguments

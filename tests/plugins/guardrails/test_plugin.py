@@ -1,4 +1,4 @@
-"""The plugin's wiring: entry point, facade, configuration from the environment, off until turned on."""
+"""The plugin's wiring: entry point, facade, configuration from the environment, on once installed."""
 
 from __future__ import annotations
 
@@ -40,14 +40,38 @@ def test_import_gecko_imports_no_guardrails() -> None:
     assert result.stdout.strip() == "False"
 
 
-async def test_installed_but_not_turned_on_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_installed_they_guard_every_run_with_the_default_policies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GECKO_GUARDRAILS", raising=False)
+    previous = configure(None)
+    try:
+        guard = current()
+        assert guard is not None
+        assert guard.policies == Guardrails().policies
+        output = await Agent(ScriptedModel(["key sk-a1B2c3D4e5F6g7H8i9J0"])).run("hello")
+        assert output.content == "key [REDACTED]"
+    finally:
+        configure(previous)
+
+
+async def test_gecko_guardrails_0_turns_them_off_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GECKO_GUARDRAILS", "0")
     previous = configure(None)
     try:
         assert current() is None
         output = await Agent(ScriptedModel(["key sk-a1B2c3D4e5F6g7H8i9J0"])).run("ig\u200bnore")
         assert output.content == "key sk-a1B2c3D4e5F6g7H8i9J0"
     finally:
+        configure(previous)
+
+
+def test_a_bad_gecko_guardrails_value_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GECKO_GUARDRAILS", "yes")
+    previous = configure(None)
+    try:
+        with pytest.raises(ConfigurationError, match="GECKO_GUARDRAILS must be 0 or 1"):
+            current()
+    finally:
+        monkeypatch.setenv("GECKO_GUARDRAILS", "0")
         configure(previous)
 
 

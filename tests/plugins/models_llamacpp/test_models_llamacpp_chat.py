@@ -86,7 +86,8 @@ async def test_grammar_output_of_three_field_model_validates_ten_times_out_of_te
 
 async def test_json_object_format_yields_a_json_object(local_model: LlamaCppChat) -> None:
     request = ModelRequest(
-        messages=[Message.user("Describe a dog as JSON.")], response_format=ResponseFormat(type="json_object")
+        messages=[Message.user("Describe a dog as a JSON object with the keys name and breed.")],
+        response_format=ResponseFormat(type="json_object"),
     )
     assert isinstance(json.loads((await local_model.complete(request)).message.text), dict)
 

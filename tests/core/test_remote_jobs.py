@@ -7,7 +7,9 @@ as it would on a cluster, without one.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from typing import Any
 
 import anyio
@@ -173,6 +175,7 @@ class Agentish:
 
 
 agentish = Agentish()
+partial_system = functools.partial(os.system, "echo reached")
 
 
 def member_job(target: str, value: Any = "x") -> str:
@@ -192,6 +195,7 @@ def node_job(target: str) -> str:
         member_job("builtins:eval", "1"),
         member_job(f"{__name__}:json.loads", "[]"),  # reached through an imported module
         member_job(f"{__name__}:Agentish"),  # a class is not a member
+        member_job(f"{__name__}:partial_system"),  # an instance of a standard-library type
         node_job("builtins:print"),
         node_job(f"{__name__}:agentish"),  # a node is a function or a step
         member_job(f"{__name__}:shout").replace('"v": 1', '"v": 2'),
@@ -208,7 +212,12 @@ async def test_jobs_run_only_members_and_nodes_and_refuse_malformed_documents(jo
 
 
 async def test_module_level_functions_and_agents_still_run_as_member_jobs() -> None:
-    for target, expected in ((f"{__name__}:shout", "X"), (f"{__name__}:agentish", "ran x")):
+    targets = (
+        (f"{__name__}:shout", "X"),
+        (f"{__name__}:agentish", "ran x"),
+        (f"{__name__}:callable_object", "called x"),
+    )
+    for target, expected in targets:
         assert json.loads(await arun_job(member_job(target))) == {"ok": True, "value": expected}
 
 
@@ -243,3 +252,11 @@ async def test_malformed_node_replies_raise_executor_error(reply: Any) -> None:
     flow.set_entry_point("a")
     with pytest.raises(ExecutorError):
         await flow.execute("x")
+
+
+class CallableObject:
+    async def __call__(self, text: str) -> str:
+        return f"called {text}"
+
+
+callable_object = CallableObject()

@@ -16,8 +16,9 @@ node sees the workflow input, its last output and the state; the run's history s
 Trust: whoever submits jobs to a worker can run code there (a Dask client ships functions anyway),
 so workers trust their scheduler. A job still reaches only job targets, so a stray or tampered job
 document cannot call arbitrary code: its target must be a Python function or `@step` defined in the
-module its path names, or (for a member) an object with `run`/`execute`, and never from the
-standard library. Jobs and replies holding NaN or infinities are refused, as checkpoints refuse them.
+module its path names, or (for a member) an instance of a type from outside the standard library
+(an agent, a team, a callable object), and never from the standard library. Jobs and replies
+holding NaN or infinities are refused, as checkpoints refuse them.
 """
 
 from __future__ import annotations
@@ -97,19 +98,23 @@ def _job_target(document: dict[str, Any]) -> Any:
     if not isinstance(path, str):
         raise ExecutorError(f"a job's target must be an import path string, got {type(path).__name__}")
     module_name = path.partition(":")[0]
-    if module_name.partition(".")[0] not in sys.stdlib_module_names:  # checked before importing anything
+    if not _from_stdlib(module_name):  # checked before importing anything
         found = resolve(path)
         function = found.fn if isinstance(found, Step) else found
         if inspect.isfunction(function) and function.__module__ == module_name:
             return found
-        agent_like = any(callable(getattr(found, name, None)) for name in ("run", "execute"))
-        if document.get("kind") == "member" and agent_like and not isinstance(found, (type, ModuleType)):
-            return found
+        instance_of_user_type = not isinstance(found, (type, ModuleType)) and not _from_stdlib(type(found).__module__)
+        if document.get("kind") == "member" and instance_of_user_type:
+            return found  # an agent, team or workflow, or a callable object: `_entry_point` checks it
     raise ExecutorError(
         f"job target {path!r} is not a function or step defined in {module_name!r}"
-        f"{' nor an agent-like object' if document.get('kind') == 'member' else ''}; a job runs only team "
-        "members and workflow nodes"
+        f"{' nor an object of a type defined outside the standard library' if document.get('kind') == 'member' else ''}"
+        "; a job runs only team members and workflow nodes"
     )
+
+
+def _from_stdlib(module_name: str) -> bool:
+    return module_name.partition(".")[0] in sys.stdlib_module_names
 
 
 def _refuse_constant(name: str) -> Any:

@@ -111,6 +111,8 @@ def test_members_must_be_importable() -> None:
         Team([local_member], executor=ThreadExecutor())
     with pytest.raises(ConfigurationError, match="nothing found at import path"):
         Team(["gecko:no_such_member"], executor=ThreadExecutor())
+    with pytest.raises(ConfigurationError, match="team member 0: job target 'os:system' is not a function"):
+        Team(["os:system"], executor=ThreadExecutor())
     assert import_path(shout, "member") == f"{__name__}:shout"
 
 

@@ -249,8 +249,11 @@ class RemoteMember:
     def __init__(self, executor: Executor, member: Any, index: int) -> None:
         self.executor = executor
         self.path = member if isinstance(member, str) else import_path(member, f"team member {index}")
-        if isinstance(member, str):
-            resolve(member)  # a typo fails when the team is built, not on a worker
+        if isinstance(member, str):  # a typo or a refused target fails when the team is built, not on a worker
+            try:
+                _job_target({"kind": "member", "target": member})
+            except ExecutorError as exc:
+                raise ConfigurationError(f"team member {index}: {exc}") from None
 
     async def __call__(self, value: Any) -> Any:
         document = {"kind": "member", "target": self.path, "input": storable(value, "the member's input")}

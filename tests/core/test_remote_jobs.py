@@ -7,6 +7,9 @@ as it would on a cluster, without one.
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 from typing import Any
 
 import anyio
@@ -15,7 +18,7 @@ import pytest
 
 from gecko import Team, Workflow
 from gecko.compose.nodes import Next, NodeContext, interrupt, step
-from gecko.compose.remote import import_path, run_job
+from gecko.compose.remote import arun_job, import_path, run_job
 from gecko.compose.team import ExecutionStrategy, MemberStatus
 from gecko.errors import ConfigurationError, ExecutorError, UnstorableValueError
 from gecko.plugins.executors import Executor
@@ -108,6 +111,8 @@ def test_members_must_be_importable() -> None:
         Team([local_member], executor=ThreadExecutor())
     with pytest.raises(ConfigurationError, match="nothing found at import path"):
         Team(["gecko:no_such_member"], executor=ThreadExecutor())
+    with pytest.raises(ConfigurationError, match="team member 0: job target 'os:system' is not a function"):
+        Team(["os:system"], executor=ThreadExecutor())
     assert import_path(shout, "member") == f"{__name__}:shout"
 
 
@@ -164,3 +169,96 @@ async def test_workflow_nodes_run_as_jobs_with_the_same_outcome() -> None:
     output, state, _ = outcomes[1]
     assert output == "approved=True ['decided', 'left', 'right']"
     assert state == {"left": "L(started)", "right": ["R", "in"], "decided": True}
+
+
+class Agentish:
+    async def run(self, text: str) -> str:
+        return f"ran {text}"
+
+
+agentish = Agentish()
+partial_system = functools.partial(os.system, "echo reached")
+
+
+def member_job(target: str, value: Any = "x") -> str:
+    return json.dumps({"v": 1, "kind": "member", "target": target, "input": value})
+
+
+def node_job(target: str) -> str:
+    fields = {"node": "n", "input": None, "last": None, "state": {}, "session_id": "s"}
+    return json.dumps({"v": 1, "kind": "node", "target": target, **fields})
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        member_job("os:system", "echo reached"),
+        member_job("subprocess:getoutput", "echo reached"),
+        member_job("builtins:eval", "1"),
+        member_job(f"{__name__}:json.loads", "[]"),  # reached through an imported module
+        member_job(f"{__name__}:Agentish"),  # a class is not a member
+        member_job(f"{__name__}:partial_system"),  # an instance of a standard-library type
+        node_job("builtins:print"),
+        node_job(f"{__name__}:agentish"),  # a node is a function or a step
+        member_job(f"{__name__}:shout").replace('"v": 1', '"v": 2'),
+        member_job(f"{__name__}:shout").replace('"x"', "NaN"),
+        '{"v": 1, "kind": "member", "target": null}',
+        "[1]",
+        "not json",
+    ],
+)
+async def test_jobs_run_only_members_and_nodes_and_refuse_malformed_documents(job: str) -> None:
+    reply = json.loads(await arun_job(job))
+    assert reply["ok"] is False
+    assert reply["error"]["v"]["type"] == "gecko.errors.ExecutorError"
+
+
+async def test_module_level_functions_and_agents_still_run_as_member_jobs() -> None:
+    targets = (
+        (f"{__name__}:shout", "X"),
+        (f"{__name__}:agentish", "ran x"),
+        (f"{__name__}:callable_object", "called x"),
+    )
+    for target, expected in targets:
+        assert json.loads(await arun_job(member_job(target))) == {"ok": True, "value": expected}
+
+
+class ReplyingExecutor:
+    """An executor whose worker answers every job with a fixed reply."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+    async def submit(self, job: str) -> Any:
+        return self.reply
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "not json",
+        '{"ok": true, "output": NaN, "writes": {}, "deleted": [], "next": null}',
+        '{"ok": true, "output": 1}',
+        '{"ok": true, "output": 1, "writes": [], "deleted": [], "next": null}',
+        '{"ok": true, "output": 1, "writes": {}, "deleted": "abc", "next": null}',
+        '{"ok": true, "output": 1, "writes": {}, "deleted": [], "next": {"input": 1}}',
+        None,
+    ],
+)
+async def test_malformed_node_replies_raise_executor_error(reply: Any) -> None:
+    flow = Workflow("replies", executor=ReplyingExecutor(reply))
+    flow.add_node("a", start)
+    flow.set_entry_point("a")
+    with pytest.raises(ExecutorError):
+        await flow.execute("x")
+
+
+class CallableObject:
+    async def __call__(self, text: str) -> str:
+        return f"called {text}"
+
+
+callable_object = CallableObject()

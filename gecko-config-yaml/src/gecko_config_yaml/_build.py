@@ -82,6 +82,8 @@ def parse_definition(text: str, file: str = "<string>") -> DefinitionSource:
         elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
             path = (*path, str(first.get("ctx", {}).get("discriminator", "kind")).strip("'"))
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        if first["type"] == "string_type" and isinstance(first.get("input"), (bool, int, float)):
+            more += f"; YAML read it as {first['input']!r} (yes, no, on, off and numbers need quotes)"
         raise DefinitionError(file, line_of(lines, path), field_name(path), first["msg"] + more) from None
     return DefinitionSource(definition, file, lines)
 
@@ -93,9 +95,14 @@ def load_definition(path: str | FilePath) -> DefinitionSource:
         DefinitionError: the file cannot be read, or `parse_definition` refuses it.
     """
     try:
-        text = FilePath(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = FilePath(path).read_bytes()
+    except OSError as exc:
         raise DefinitionError(str(path), None, "", f"cannot read the file: {exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DefinitionError(str(path), line, "", f"not UTF-8: byte {data[exc.start]:#04x}") from None
     return parse_definition(text, str(path))
 
 

@@ -18,6 +18,7 @@ _CORE = "tag:yaml.org,2002:"
 # anything else is refused before any value is built, whatever the loader would have done with it.
 _SCALARS = frozenset(_CORE + name for name in ("str", "int", "float", "bool", "null"))
 _MAX_NODES = 200_000  # anchors and aliases can expand a small file exponentially
+_MAX_DEPTH = 64
 
 
 class SafeLineLoader(yaml.SafeLoader):
@@ -28,8 +29,13 @@ class SafeLineLoader(yaml.SafeLoader):
     """
 
     def __init__(self, text: str, source: str) -> None:
-        super().__init__(text)
         self.source = source
+        try:
+            super().__init__(text)
+        except yaml.reader.ReaderError as exc:  # a control character (NUL, a lone surrogate, ...)
+            line = text.count("\n", 0, exc.position) + 1
+            reason = f"not valid YAML: character U+{exc.character:04X} is not allowed"
+            raise DefinitionError(source, line, "", reason) from None
         self._budget = _MAX_NODES
 
     def load_with_lines(self) -> tuple[Any, Lines]:
@@ -41,6 +47,8 @@ class SafeLineLoader(yaml.SafeLoader):
             raise DefinitionError(
                 self.source, None if mark is None else mark.line + 1, "", f"not valid YAML: {exc.problem or exc}"
             ) from None
+        except RecursionError:
+            raise DefinitionError(self.source, None, "", "not valid YAML: nested too deeply") from None
         finally:
             self.dispose()
         lines: Lines = {}
@@ -53,12 +61,17 @@ class SafeLineLoader(yaml.SafeLoader):
         line = node.start_mark.line + 1
         if self._budget < 0:
             raise DefinitionError(self.source, line, field_name(path), "too many values (aliases expanding?)")
+        if len(path) > _MAX_DEPTH:
+            raise DefinitionError(self.source, line, field_name(path), f"nested more than {_MAX_DEPTH} levels deep")
         lines.setdefault(path, line)
         if isinstance(node, yaml.MappingNode) and node.tag == _CORE + "map":
             self.flatten_mapping(node)  # `<<: *anchor` merge keys
             mapping: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = self._data(key_node, path, {})
+                # A plain key is its text: a node named `no`, `on` or `1` keeps its name (YAML 1.1
+                # would make it a bool or an int).
+                plain = isinstance(key_node, yaml.ScalarNode) and key_node.tag in _SCALARS and not key_node.style
+                key = key_node.value if plain else self._data(key_node, path, {})
                 if not isinstance(key, str):
                     raise DefinitionError(
                         self.source, key_node.start_mark.line + 1, field_name(path), f"keys must be text, got {key!r}"

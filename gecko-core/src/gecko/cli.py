@@ -94,7 +94,8 @@ def _run_command(arguments: argparse.Namespace) -> int:
     if arguments.input_json is not None:
         try:
             value = json.loads(arguments.input_json)
-        except json.JSONDecodeError as exc:
+            json.dumps(value, allow_nan=False)  # NaN and Infinity are not JSON
+        except (ValueError, RecursionError) as exc:
             print(f"gecko run: --input-json is not JSON: {exc}", file=sys.stderr)
             return 2
     request = plugin.RunRequest(Path(arguments.file), value, arguments.session, arguments.resume)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -20,10 +21,13 @@ if TYPE_CHECKING:
     from jsonschema.protocols import Validator
     from mcp import Client
 
-__all__ = ("MCPServer", "MCPServerHTTP", "MCPServerStdio")
+__all__ = ("MAX_DESCRIPTION_CHARS", "MAX_SCHEMA_CHARS", "MCPServer", "MCPServerHTTP", "MCPServerStdio")
 
 MAX_DESCRIPTION_CHARS = 2_000
 """Characters of a server's tool description the model reads; a description is untrusted text."""
+
+MAX_SCHEMA_CHARS = 100_000
+"""Characters of a tool's input schema (as JSON); a larger one is refused, since the model reads it every turn."""
 
 _MAX_REPORTED_ERRORS = 8
 _INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
@@ -98,8 +102,12 @@ class MCPServer:
                 await self._connect()
             self._users += 1
         try:
-            with anyio.fail_after(self.connect_timeout):
+            with anyio.move_on_after(self.connect_timeout) as listing_scope:
                 listing = await self._list_tools()
+            if listing_scope.cancelled_caught:
+                raise ToolServerError(
+                    f"MCP server {self._describe()} did not list its tools within {self.connect_timeout:g} s"
+                )
             return self._to_tools(listing)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -152,8 +160,6 @@ class MCPServer:
                 await connection.stop()
 
     async def _list_tools(self) -> list[mcp_types.Tool]:
-        from mcp import MCPError
-
         client = await self._client()
         tools: list[mcp_types.Tool] = []
         cursor: str | None = None
@@ -164,7 +170,7 @@ class MCPServer:
                 cursor = page.next_cursor
                 if cursor is None:
                     return tools
-        except MCPError as exc:
+        except Exception as exc:  # an error reply, a broken transport, or a listing that breaks the protocol
             raise ToolServerError(
                 f"MCP server {self._describe()} failed to list its tools: {_error_text(exc)}"
             ) from exc
@@ -202,6 +208,11 @@ class MCPServer:
         if schema.get("type") != "object":
             raise ToolServerError(
                 f"MCP tool {spec.name!r} of {self._describe()}: its input schema is not an object schema"
+            )
+        if len(json.dumps(schema, ensure_ascii=False)) > MAX_SCHEMA_CHARS:
+            raise ToolServerError(
+                f"MCP tool {spec.name!r} of {self._describe()}: its input schema is longer than "
+                f"{MAX_SCHEMA_CHARS} characters as JSON"
             )
         # Strict like local tools: an argument the schema does not name is refused.
         schema.setdefault("additionalProperties", False)
@@ -315,7 +326,11 @@ class MCPServerStdio(MCPServer):
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
 
-        parameters = StdioServerParameters(command=self.command, args=list(self.args), env=self.env, cwd=self.cwd)
+        # "replace": with the SDK's strict decoding, one byte that is not UTF-8 on the server's
+        # stdout kills its reader while the process lives on, and closing then waits forever.
+        parameters = StdioServerParameters(
+            command=self.command, args=list(self.args), env=self.env, cwd=self.cwd, encoding_error_handler="replace"
+        )
         return Client(stdio_client(parameters, errlog=self.errlog or sys.stderr), mode=self.protocol)
 
     def _describe(self) -> str:
@@ -391,7 +406,13 @@ class MCPServerHTTP(MCPServer):
 
 def _validate(validator: Validator, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """`arguments` when they match the tool's schema; otherwise a `ToolArgumentsError` for the model."""
-    errors = sorted(validator.iter_errors(arguments), key=lambda error: list(error.absolute_path))
+    try:
+        errors = sorted(validator.iter_errors(arguments), key=lambda error: list(error.absolute_path))
+    except Exception as exc:  # a `$ref` that loops or points nowhere: the server's schema cannot check anything
+        raise ToolArgumentsError(
+            f"Invalid arguments for tool {name!r}: its schema cannot check them ({type(exc).__name__}: "
+            f"{_error_text(exc)[:160]}). Call another tool or answer without it."
+        ) from None
     if not errors:
         return arguments
     parts = []
@@ -422,12 +443,17 @@ def _result_text(result: mcp_types.CallToolResult) -> str:
             mime = getattr(block, "mime_type", None) or getattr(getattr(block, "resource", None), "mime_type", None)
             parts.append(f"[{block.type} content{f' ({mime})' if mime else ''} not shown]")
     if not parts and result.structured_content is not None:
-        import json
-
         return json.dumps(result.structured_content, ensure_ascii=False)
     return "\n".join(parts)
 
 
 def _error_text(exc: BaseException) -> str:
-    """The error as a model or a log may read it: redacted, at most 300 characters."""
+    """The error as a model or a log may read it: redacted, at most 300 characters.
+
+    An exception group (the SDK's task groups raise them) reads as its first leaf error.
+    """
+    grouped = getattr(exc, "exceptions", None)  # an exception group (the builtin is 3.11+)
+    while isinstance(grouped, tuple) and grouped:
+        exc = grouped[0]
+        grouped = getattr(exc, "exceptions", None)
     return redact(str(exc) or type(exc).__name__)[:300]

@@ -67,8 +67,9 @@ def test_a_failing_run_exits_1_with_the_cause(flow_dir: Path, capsys: pytest.Cap
     assert "TypeError" in err
 
 
-def test_bad_json_input_is_refused(flow_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "flow.yaml", "--input-json", "{nope"]) == 2
+@pytest.mark.parametrize("text", ["{nope", '{"n": NaN}', "[Infinity]", "[" * 100_000 + "]" * 100_000])
+def test_bad_json_input_is_refused(flow_dir: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    assert main(["run", "flow.yaml", "--input-json", text]) == 2
     assert "--input-json is not JSON" in capsys.readouterr().err
 
 

@@ -108,6 +108,13 @@ def test_a_missing_file_is_a_definition_error(tmp_path: Path) -> None:
         load_definition(tmp_path / "absent.yaml")
 
 
+def test_bytes_that_are_not_utf8_are_refused_at_their_line(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("kind: workflow\nname: café\n".encode("latin-1"))
+    with pytest.raises(DefinitionError, match=r"latin1\.yaml:2: not UTF-8: byte 0xe9"):
+        load_definition(latin1)
+
+
 AGENT = """\
 kind: agent
 name: adder

@@ -43,8 +43,8 @@ def test_duplicate_keys_are_refused() -> None:
 
 
 def test_keys_must_be_text() -> None:
-    with pytest.raises(DefinitionError, match=r"t\.yaml:1: .*keys must be text, got 1"):
-        _load("1: a\n")
+    with pytest.raises(DefinitionError, match=r"t\.yaml:1: .*keys must be text, got \['a'\]"):
+        _load("? [a]\n: x\n")
 
 
 def test_merge_keys_and_aliases_are_data() -> None:
@@ -70,3 +70,28 @@ def test_invalid_yaml_names_its_line() -> None:
 def test_an_empty_file_is_refused() -> None:
     with pytest.raises(DefinitionError, match="the file is empty"):
         parse_definition("# nothing\n", "t.yaml")
+
+
+def test_plain_keys_keep_their_text_whatever_yaml_1_1_reads() -> None:
+    data, _ = _load("no: 1\non: 2\n1: 3\n~: 4\n")
+    assert data == {"no": 1, "on": 2, "1": 3, "~": 4}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: " + "[" * 100 + "]" * 100 + "\n", r"t\.yaml:1: a(\[0\])+: nested more than 64 levels deep"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", r"t\.yaml: not valid YAML: nested too deeply"),
+        ("a: 1\nb: x\x00\n", r"t\.yaml:2: not valid YAML: character U\+0000 is not allowed"),
+    ],
+)
+def test_deep_nesting_and_control_characters_are_refused(text: str, message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        _load(text)
+
+
+def test_a_boolean_where_text_belongs_says_to_quote_it() -> None:
+    text = "kind: workflow\nname: w\nentry: no\nnodes:\n  no: {call: os:getcwd}\n"
+    with pytest.raises(DefinitionError, match=r"<string>:3: entry: .*YAML read it as False .*need quotes"):
+        parse_definition(text)
+    assert parse_definition(text.replace("entry: no", "entry: 'no'")).definition.entry == "no"

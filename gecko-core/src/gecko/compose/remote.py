@@ -12,6 +12,13 @@ worker imports the target by its path, which is the deployment contract: workers
 A node's reply carries its output and its state writes, which the calling engine applies to the
 node's own state view, so merging, checkpoints and `Next` jumps work as for a local node. A remote
 node sees the workflow input, its last output and the state; the run's history stays local.
+
+Trust: whoever submits jobs to a worker can run code there (a Dask client ships functions anyway),
+so workers trust their scheduler. A job still reaches only job targets, so a stray or tampered job
+document cannot call arbitrary code: its target must be a Python function or `@step` defined in the
+module its path names, or (for a member) an instance of a type from outside the standard library
+(an agent, a team, a callable object), and never from the standard library. Jobs and replies
+holding NaN or infinities are refused, as checkpoints refuse them.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import functools
 import importlib
 import inspect
 import json
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import anyio
@@ -78,6 +87,55 @@ def resolve(path: str) -> Any:
     return found
 
 
+def _job_target(document: dict[str, Any]) -> Any:
+    """The object a job may run at its `target` path.
+
+    Raises:
+        ConfigurationError: The path is malformed or names nothing.
+        ExecutorError: The object is not a job target (see the module's trust note).
+    """
+    path = document.get("target")
+    if not isinstance(path, str):
+        raise ExecutorError(f"a job's target must be an import path string, got {type(path).__name__}")
+    module_name = path.partition(":")[0]
+    if not _from_stdlib(module_name):  # checked before importing anything
+        found = resolve(path)
+        function = found.fn if isinstance(found, Step) else found
+        if inspect.isfunction(function) and function.__module__ == module_name:
+            return found
+        instance_of_user_type = not isinstance(found, (type, ModuleType)) and not _from_stdlib(type(found).__module__)
+        if document.get("kind") == "member" and instance_of_user_type:
+            return found  # an agent, team or workflow, or a callable object: `_entry_point` checks it
+    raise ExecutorError(
+        f"job target {path!r} is not a function or step defined in {module_name!r}"
+        f"{' nor an object of a type defined outside the standard library' if document.get('kind') == 'member' else ''}"
+        "; a job runs only team members and workflow nodes"
+    )
+
+
+def _from_stdlib(module_name: str) -> bool:
+    return module_name.partition(".")[0] in sys.stdlib_module_names
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode(text: str, what: str) -> dict[str, Any]:
+    """`text` as a JSON object (no NaN or infinity).
+
+    Raises:
+        ExecutorError: It is not one.
+    """
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ExecutorError(f"{what} is not JSON: {redact(str(exc))[:200]}") from None
+    if not isinstance(document, dict):
+        raise ExecutorError(f"{what} must be a JSON object, got {type(document).__name__}")
+    return document
+
+
 def run_job(job: str) -> str:
     """Run a job on this worker, in an event loop of its own, and return the JSON reply."""
     return anyio.run(arun_job, job)
@@ -86,8 +144,8 @@ def run_job(job: str) -> str:
 async def arun_job(job: str) -> str:
     """Run a job in the running event loop and return the JSON reply (`run_job` without its own loop)."""
     try:
-        document = json.loads(job)
-        if not isinstance(document, dict) or document.get("v") != _VERSION:
+        document = _decode(job, "the job")
+        if document.get("v") != _VERSION:
             raise ExecutorError(f"a job must be a JSON object with v={_VERSION}")
         kind = document.get("kind")
         if kind == "member":
@@ -104,8 +162,7 @@ async def arun_job(job: str) -> str:
 async def _run_member(document: dict[str, Any]) -> dict[str, Any]:
     from gecko.compose.team import _entry_point
 
-    target = resolve(str(document.get("target")))
-    function, is_async = _entry_point(target, 0)
+    function, is_async = _entry_point(_job_target(document), 0)
     value = restored(document.get("input"), "the job's input")
     if is_async:
         result = await function(value)
@@ -117,7 +174,7 @@ async def _run_member(document: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run_node(document: dict[str, Any]) -> dict[str, Any]:
-    target = resolve(str(document.get("target")))
+    target = _job_target(document)
     function = target.fn if isinstance(target, Step) else target
     state = restored(document.get("state"), "the job's state")
     if not isinstance(state, dict):
@@ -171,12 +228,11 @@ def _error(exc: Exception) -> dict[str, Any]:
 
 async def _submit(executor: Executor, document: dict[str, Any]) -> dict[str, Any]:
     reply_text = await executor.submit(json.dumps({"v": _VERSION, **document}))
-    try:
-        reply = json.loads(reply_text)
-        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            raise ValueError("not a job reply")
-    except ValueError as exc:
-        raise ExecutorError(f"the executor returned an unreadable reply: {exc}") from None
+    if not isinstance(reply_text, str):
+        raise ExecutorError(f"the executor returned a {type(reply_text).__name__}, not a JSON reply")
+    reply = _decode(reply_text, "the executor's reply")
+    if not isinstance(reply.get("ok"), bool):
+        raise ExecutorError("the executor's reply has no boolean 'ok'")
     if not reply["ok"]:
         error = restored(reply.get("error"), "the job's error")
         if isinstance(error, Exception):
@@ -193,8 +249,11 @@ class RemoteMember:
     def __init__(self, executor: Executor, member: Any, index: int) -> None:
         self.executor = executor
         self.path = member if isinstance(member, str) else import_path(member, f"team member {index}")
-        if isinstance(member, str):
-            resolve(member)  # a typo fails when the team is built, not on a worker
+        if isinstance(member, str):  # a typo or a refused target fails when the team is built, not on a worker
+            try:
+                _job_target({"kind": "member", "target": member})
+            except ExecutorError as exc:
+                raise ConfigurationError(f"team member {index}: {exc}") from None
 
     async def __call__(self, value: Any) -> Any:
         document = {"kind": "member", "target": self.path, "input": storable(value, "the member's input")}
@@ -227,15 +286,25 @@ class RemoteNode:
         reply = await _submit(self.executor, document)
         if "interrupt" in reply:
             raise Interrupt(ctx.node, restored(reply["interrupt"], "the node's interrupt payload"))
-        for key, value in restored(reply.get("writes"), "the node's writes").items():
-            state[key] = value
-        for key in reply.get("deleted", []):
-            del state[key]
+        writes = restored(reply.get("writes"), "the node's writes")
+        deleted = reply.get("deleted")
         jump = reply.get("next")
+        if (
+            not isinstance(writes, dict)
+            or not isinstance(deleted, list)
+            or not all(isinstance(key, str) for key in deleted)
+            or not (jump is None or (isinstance(jump, dict) and isinstance(jump.get("node"), str)))
+        ):
+            raise ExecutorError(f"the reply of node {ctx.node!r} lacks its writes, deletions or next node")
+        for key, value in writes.items():
+            state[key] = value
+        for key in deleted:
+            if key in state:
+                del state[key]
         if jump is not None:
             return Next(
                 jump["node"],
-                restored(jump["input"], "the Next input"),
-                restored(jump["update_state"], "the Next state update") or None,
+                restored(jump.get("input"), "the Next input"),
+                restored(jump.get("update_state"), "the Next state update") or None,
             )
         return restored(reply.get("output"), "the node's output")

@@ -19,19 +19,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from gecko.core._stored import Sealer, StoredAgentSession, open_stored, resolve_checkpoint_key
-from gecko.core.engine import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Memory, ReActEngine
-from gecko.core.events import EventBus, FinalOutput, StreamEvent
-from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
-from gecko.core.toolbox import Tool, ToolBox
+from gecko.core.toolbox import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Tool, ToolBox
 from gecko.errors import ApprovalError, ConfigurationError
 from gecko.plugins import aplugin_manager
-from gecko.plugins.models import ChatModel
 from gecko.plugins.storage import Storage
-from gecko.types import AgentOutput, Message
 
 if TYPE_CHECKING:
+    # The engine, its events and state, and the pydantic types behind them load when the first
+    # agent is built (`__init__`), so `from gecko import Agent` stays light.
+    from gecko.core.engine import Memory, ReActEngine
+    from gecko.core.events import EventBus, StreamEvent
+    from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
     from gecko.core.structure import StructureEngine
+    from gecko.plugins.models import ChatModel
+    from gecko.types import AgentOutput, Message
 
 __all__ = ("Agent", "PausedOutput", "PendingApproval", "StrategyChoice", "UsageLimits", "session_key")
 
@@ -91,6 +92,10 @@ class Agent:
         event_bus: EventBus | None = None,
         name: str = "agent",
     ) -> None:
+        from gecko.core._stored import Sealer, resolve_checkpoint_key
+        from gecko.core.engine import ReActEngine
+        from gecko.plugins.models import ChatModel
+
         if not isinstance(model, ChatModel):
             raise ConfigurationError(
                 f"model must be a ChatModel, got {type(model).__name__}; use create_model('provider:model')"
@@ -212,6 +217,8 @@ class Agent:
         *,
         approvals: Mapping[str, bool] | None,
     ) -> AgentOutput:
+        from gecko.core.events import FinalOutput
+
         # `run` and `resume` drive the engine's loop directly: no event generator of their own.
         start = await self._start(input, session_id, output_type, approvals)
         events = self._engine.iterate(
@@ -238,6 +245,8 @@ class Agent:
         stream: bool,
         approvals: Mapping[str, bool] | None,
     ) -> AsyncIterator[StreamEvent]:
+        from gecko.core.events import FinalOutput
+
         start = await self._start(input, session_id, output_type, approvals)
         events = self._engine.iterate(
             start.state,
@@ -259,6 +268,8 @@ class Agent:
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
     ) -> _Start:
         """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
+        from gecko.core.state import RunState
+
         await aplugin_manager()  # hook plugins load off the event loop, before the engine reads them
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
@@ -266,6 +277,8 @@ class Agent:
             return _Start(RunState(messages=_as_messages(input)), structure, session, None, None)
         storage = await self._open_storage()
         key = session_key(session)
+        from gecko.core._stored import StoredAgentSession, open_stored
+
         saved = await storage.get_versioned(key)
         document = None
         version = None
@@ -297,6 +310,8 @@ class Agent:
 
     async def _save(self, start: _Start, output: AgentOutput) -> None:
         """Store the session's conversation, or the paused run, after the final event."""
+        from gecko.core.state import PausedOutput
+
         storage, session, version = start.storage, start.session, start.version
         if isinstance(output, PausedOutput):
             if storage is None:
@@ -381,6 +396,8 @@ class _Start:
 
 
 def _as_messages(input: Any) -> list[Message]:
+    from gecko.types import AgentOutput, Message
+
     if isinstance(input, str):
         return [Message.user(input)]
     if isinstance(input, Message):
@@ -395,3 +412,17 @@ def _as_messages(input: Any) -> list[Message]:
         return [Message.user(json.dumps(input, ensure_ascii=False))]
     except (TypeError, ValueError):
         return [Message.user(str(input))]
+
+
+_STATE_EXPORTS = frozenset({"PausedOutput", "PendingApproval", "UsageLimits"})
+
+
+def __getattr__(name: str) -> Any:
+    # Re-exported from `gecko.core.state` on first access, so importing `Agent` loads no pydantic model.
+    if name in _STATE_EXPORTS:
+        from gecko.core import state
+
+        value = getattr(state, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,6 +55,7 @@ from gecko.core.events import (
     ToolStarted,
 )
 from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
+from gecko.core.toolbox import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from gecko.errors import (
     ApprovalError,
     ApprovalRequired,
@@ -78,9 +79,6 @@ if TYPE_CHECKING:
     from gecko.plugins.manager import OperationScope, PluginManager
 
 __all__ = ("DEFAULT_MAX_TOOL_CALLS_PER_TURN", "Memory", "ReActEngine")
-
-DEFAULT_MAX_TOOL_CALLS_PER_TURN = 16
-"""Tool calls one reply may ask for before the whole batch is refused."""
 
 
 class Memory(Protocol):

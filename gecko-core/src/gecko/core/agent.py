@@ -10,7 +10,6 @@ approvals or a malformed document are a `CorruptCheckpointError`, never a run on
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
     from gecko.core.structure import StructureEngine
     from gecko.plugins.models import ChatModel
-    from gecko.types import AgentOutput, Message
+    from gecko.types import AgentOutput
 
 __all__ = ("Agent", "PausedOutput", "PendingApproval", "StrategyChoice", "UsageLimits", "session_key")
 
@@ -217,23 +216,17 @@ class Agent:
         *,
         approvals: Mapping[str, bool] | None,
     ) -> AgentOutput:
-        from gecko.core.events import FinalOutput
-
         # `run` and `resume` drive the engine's loop directly: no event generator of their own.
         start = await self._start(input, session_id, output_type, approvals)
-        events = self._engine.iterate(
+        output = await self._engine.run(
             start.state,
             structure=start.structure,
             session_id=start.session,
             approvals=approvals,
             usage_limits=usage_limits,
         )
-        event: StreamEvent | None = None
-        async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
-            pass
-        assert isinstance(event, FinalOutput), "an agent run always ends with a FinalOutput"
-        await self._save(start, event.output)
-        return event.output
+        await self._save(start, output)
+        return output
 
     async def _events(
         self,
@@ -268,16 +261,15 @@ class Agent:
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
     ) -> _Start:
         """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
-        from gecko.core.state import RunState
-
         await aplugin_manager()  # hook plugins load off the event loop, before the engine reads them
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:
-            return _Start(RunState(messages=_as_messages(input)), structure, session, None, None)
+            return _Start(self._engine.new_state(input), structure, session, None, None)
         storage = await self._open_storage()
         key = session_key(session)
         from gecko.core._stored import StoredAgentSession, open_stored
+        from gecko.core.state import RunState
 
         saved = await storage.get_versioned(key)
         document = None
@@ -305,7 +297,7 @@ class Agent:
                     "call agent.resume(approvals, session_id=...) first"
                 )
             history = [] if document is None else RunState.from_json(document["state"]).messages
-            state = RunState(messages=[*history, *_as_messages(input)])
+            state = self._engine.new_state(input, history)
         return _Start(state, structure, session, storage, version)
 
     async def _save(self, start: _Start, output: AgentOutput) -> None:
@@ -393,25 +385,6 @@ class _Start:
     session: str | None
     storage: Storage | None
     version: int | None
-
-
-def _as_messages(input: Any) -> list[Message]:
-    from gecko.types import AgentOutput, Message
-
-    if isinstance(input, str):
-        return [Message.user(input)]
-    if isinstance(input, Message):
-        return [input]
-    if isinstance(input, AgentOutput):
-        return [Message.user(input.content)]
-    if isinstance(input, (list, tuple)) and input and all(isinstance(item, Message) for item in input):
-        return list(input)
-    if input is None:
-        raise ConfigurationError("an agent run needs an input: text, a Message or a list of messages")
-    try:
-        return [Message.user(json.dumps(input, ensure_ascii=False))]
-    except (TypeError, ValueError):
-        return [Message.user(str(input))]
 
 
 _STATE_EXPORTS = frozenset({"PausedOutput", "PendingApproval", "UsageLimits"})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
+from gecko.core._json_repair import repeated_key
 from gecko.core._sanitize import safe_error_text, shorten
 from gecko.errors import (
     ConfigurationError,
@@ -148,38 +148,6 @@ def _cap(content: str, limit: int) -> str:
     if len(content) <= limit:
         return content
     return content[:limit] + f"\n[tool result truncated: showing the first {limit} of {len(content)} characters]"
-
-
-_KEY_TOKEN = re.compile(r'"([^"]*)"\s*:')
-
-
-def _has_duplicate_key(arguments: str) -> bool:
-    """Whether an object in the (already validated) JSON `arguments` repeats a key."""
-    # Cheap first look: a repeated key repeats a `"key":` token, unless escapes spell it twice
-    # differently (`\u006e`, `\/`). Only then does the exact (slower) reader decide.
-    if "\\" not in arguments:
-        tokens = _KEY_TOKEN.findall(arguments)
-        if len(tokens) == len(set(tokens)):
-            return False
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result = dict(pairs)
-        if len(result) != len(pairs):
-            raise _RepeatedKey
-        return result
-
-    try:
-        json.loads(arguments, object_pairs_hook=unique)
-    except _RepeatedKey:
-        return True
-    except (ValueError, RecursionError):
-        # What the strict validator accepted but this reader does not, it cannot judge.
-        return False
-    return False
-
-
-class _RepeatedKey(Exception):
-    pass
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -340,7 +308,7 @@ class Tool:
                 f"Invalid arguments for tool {self.name!r}: {_format_validation_errors(exc)}. "
                 "Fix the arguments to match the tool's schema and call it again."
             ) from None
-        if '":' in arguments and _has_duplicate_key(arguments):
+        if '":' in arguments and repeated_key(arguments) is not None:
             raise ToolArgumentsError(
                 f"Invalid arguments for tool {self.name!r}: a key appears twice, so the call is ambiguous. "
                 "Send each argument once."

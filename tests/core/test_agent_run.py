@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from gecko.core.agent import Agent, session_key
+from gecko.core.engine import ReActEngine
 from gecko.core.events import FinalOutput, StreamEvent
-from gecko.core.toolbox import tool
+from gecko.core.toolbox import ToolBox, tool
 from gecko.errors import ConfigurationError
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
@@ -142,3 +143,24 @@ async def test_memory_prepares_the_window_sent_to_the_model() -> None:
 async def test_missing_input_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="needs an input"):
         await Agent(ScriptedModel(["x"])).run(None)
+
+
+async def test_the_engine_run_returns_the_output_its_event_stream_ends_with() -> None:
+    engine = ReActEngine(ScriptedModel(["first", "second"]), ToolBox())
+    output = await engine.run(engine.new_state("hi"))
+    events = [event async for event in engine.iterate(engine.new_state("hi"))]
+    assert isinstance(events[-1], FinalOutput)
+    assert (output.content, events[-1].output.content) == ("first", "second")
+
+
+def test_a_new_state_puts_the_history_before_the_input() -> None:
+    engine = ReActEngine(ScriptedModel([]), ToolBox())
+    history = [Message.user("before"), Message.assistant("answer")]
+    state = engine.new_state({"q": 1}, history)
+    assert [message.text for message in state.messages] == ["before", "answer", '{"q": 1}']
+    assert state.messages[:2] == history
+
+
+def test_a_new_state_needs_an_input() -> None:
+    with pytest.raises(ConfigurationError, match="needs an input"):
+        ReActEngine(ScriptedModel([]), ToolBox()).new_state(None)

@@ -2,7 +2,8 @@
 
 What an agent user writes, `from gecko import Agent, Workflow, Team, tool`, stays light too: no
 provider SDK, no event-loop backend, no entry-point scan (pydantic scans for its plugins when it
-builds the first validator), and no pydantic validator built until a model is first used.
+builds the first validator), no pydantic model class and no asyncio: the engines and the pydantic
+types behind them load when the first agent, tool, workflow run or team run needs them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,33 @@ import pytest
 
 HEAVY = ("litellm", "chromadb", "lancedb", "redis", "opentelemetry.sdk", "pluggy")
 USER_IMPORT = "from gecko import Agent, Workflow, Team, tool"
-NOT_UNTIL_USED = ("litellm", "httpx", "openai", "chromadb", "lancedb", "redis", "sqlite3", "anyio._backends", "trio")
+NOT_UNTIL_USED = (
+    "litellm",
+    "httpx",
+    "openai",
+    "opentelemetry",
+    "chromadb",
+    "lancedb",
+    "redis",
+    "sqlite3",
+    "anyio._backends",
+    "trio",
+)
+# What the user import leaves to first use: pydantic's model machinery (`BaseModel` alone costs
+# more than `import pydantic`), every module defining pydantic models, and asyncio (with ssl).
+MODELS_AND_EVENT_LOOP = (
+    "pydantic.main",
+    "gecko.types",
+    "gecko.plugins.models",
+    "gecko.core.state",
+    "gecko.core._stored",
+    "gecko.core.engine",
+    "gecko.core.events",
+    "gecko.compose._engine",
+    "gecko.compose._checkpoint",
+    "asyncio",
+    "ssl",
+)
 
 _PROBE = """
 import importlib.metadata, json, sys
@@ -28,6 +55,7 @@ def counting(original):
 importlib.metadata.entry_points = counting(importlib.metadata.entry_points)
 importlib.metadata.distributions = counting(importlib.metadata.distributions)
 {statement}
+modules = sorted(sys.modules)
 from pydantic import BaseModel
 built = sorted(
     f"{{name}}.{{value.__name__}}"
@@ -35,7 +63,7 @@ built = sorted(
     for value in vars(module).values()
     if isinstance(value, type) and issubclass(value, BaseModel) and value.__pydantic_complete__
 )
-print(json.dumps({{"modules": sorted(sys.modules), "scans": scans, "built": built}}))
+print(json.dumps({{"modules": modules, "scans": scans, "built": built}}))
 """
 
 
@@ -73,6 +101,32 @@ def test_the_user_import_loads_no_sdk_backend_or_driver(user_import: dict[str, l
     loaded = [m for m in user_import["modules"] if m.startswith(NOT_UNTIL_USED)]
     assert loaded == []
     assert not [m for m in user_import["modules"] if m.startswith("gecko_")]
+
+
+def test_the_user_import_loads_no_pydantic_model_and_no_event_loop(user_import: dict[str, list[str]]) -> None:
+    assert [m for m in user_import["modules"] if m in MODELS_AND_EVENT_LOOP] == []
+
+
+def test_building_an_agent_loads_what_the_import_left_out() -> None:
+    build = (
+        "from gecko.testing.models import ScriptedModel",
+        "add = tool(name='add')(lambda a, b: a + b)",
+        "Agent(ScriptedModel(['hi']), tools=[add])",
+    )
+    probe = _probe("\n".join((USER_IMPORT, *build)))
+    assert {"pydantic.main", "gecko.types", "gecko.core.engine"} <= set(probe["modules"])
+
+
+def test_the_state_types_are_still_exported_by_the_agent_module() -> None:
+    from gecko.core import agent, state
+
+    assert (agent.PausedOutput, agent.PendingApproval, agent.UsageLimits) == (
+        state.PausedOutput,
+        state.PendingApproval,
+        state.UsageLimits,
+    )
+    with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+        agent.Missing  # noqa: B018 - the module's lazy attribute hook must refuse unknown names
 
 
 def test_the_user_import_builds_no_pydantic_validator(user_import: dict[str, list[str]]) -> None:

@@ -233,6 +233,7 @@ def test_repaired_replies_are_validated_strictly_too() -> None:
         CLEAN.replace('"age": 31', '"age": 31, "age": 31'),
         "Sure: " + CLEAN.replace('"age": 31', '"age": 31, "age": 32'),
         CLEAN.replace("'", "").replace('"age": 31', "'age': 31, 'age': 32"),
+        CLEAN.replace('"age": 31', '"age": 31, "\\u0061ge": 32'),
     ],
 )
 def test_a_repeated_key_is_ambiguous(text: str) -> None:

@@ -11,6 +11,7 @@ blocks, long key-like strings), not every possible secret.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -20,43 +21,55 @@ REDACTED = "[REDACTED]"
 
 _SECRET_WORDS = r"api[_-]?key|secret|token|passw(?:or)?d|passwd|pwd|credential|auth(?:orization)?"
 
-# Each pattern matches one kind of secret; the replacement keeps the label.
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A PEM block (private keys above all): the whole body, also when the text was cut inside it.
-    (
-        re.compile(r"(-----BEGIN [A-Z0-9 ]{1,64}-----)(?:.*?(-----END [A-Z0-9 ]{1,64}-----)|.*)", re.DOTALL),
-        r"\1" + REDACTED + r"\2",
-    ),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
-    # URL user-info: `scheme://user:password@`, `redis://:password@`, `scheme://token@`. A password
-    # may hold '/', ':' or '@' unescaped, so after the first ':' everything up to the last '@' goes.
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@:]*:\S*@"), r"\1" + REDACTED + "@"),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@"), r"\1" + REDACTED + "@"),
-    # The name around the secret word is bounded: unbounded, a 100 000-character word took minutes.
-    (
-        re.compile(
-            rf"(?i)([\w-]{{0,64}}(?:{_SECRET_WORDS})[\w-]{{0,64}}[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
-        ),
-        r"\1" + REDACTED,
-    ),
-    # libpq-style DSNs (`host=db.internal user=admin password=...`): who and where are secrets too.
-    (re.compile(r"(?i)\b((?:user|username|host|hostaddr)\s*=\s*)('[^']*'|[^\s,;&]+)"), r"\1" + REDACTED),
-    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"), REDACTED),
-    (re.compile(r"\b(?:gh[pousr]|github_pat|xox[abprs])_?[A-Za-z0-9_-]{16,}"), REDACTED),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), REDACTED),
-    # Long unbroken runs of key-like characters are most likely keys or tokens.
-    (re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}\b"), REDACTED),
-)
 
-_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://).*@")
-_URL_QUERY_SECRET = re.compile(rf"(?i)([?&;][\w.-]*(?:{_SECRET_WORDS})[\w.-]*=)[^&;#]*")
+@functools.cache
+def _secret_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """Each pattern matches one kind of secret; the replacement keeps the label.
+
+    Compiled by the first redaction, not at import.
+    """
+    return (
+        # A PEM block (private keys above all): the whole body, also when the text was cut inside it.
+        (
+            re.compile(r"(-----BEGIN [A-Z0-9 ]{1,64}-----)(?:.*?(-----END [A-Z0-9 ]{1,64}-----)|.*)", re.DOTALL),
+            r"\1" + REDACTED + r"\2",
+        ),
+        (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+        # URL user-info: `scheme://user:password@`, `redis://:password@`, `scheme://token@`. A password
+        # may hold '/', ':' or '@' unescaped, so after the first ':' everything up to the last '@' goes.
+        (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@:]*:\S*@"), r"\1" + REDACTED + "@"),
+        (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]+@"), r"\1" + REDACTED + "@"),
+        # The name around the secret word is bounded: unbounded, a 100 000-character word took minutes.
+        (
+            re.compile(
+                rf"(?i)([\w-]{{0,64}}(?:{_SECRET_WORDS})[\w-]{{0,64}}[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+            ),
+            r"\1" + REDACTED,
+        ),
+        # libpq-style DSNs (`host=db.internal user=admin password=...`): who and where are secrets too.
+        (re.compile(r"(?i)\b((?:user|username|host|hostaddr)\s*=\s*)('[^']*'|[^\s,;&]+)"), r"\1" + REDACTED),
+        (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"), REDACTED),
+        (re.compile(r"\b(?:gh[pousr]|github_pat|xox[abprs])_?[A-Za-z0-9_-]{16,}"), REDACTED),
+        (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
+        (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), REDACTED),
+        # Long unbroken runs of key-like characters are most likely keys or tokens.
+        (re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}\b"), REDACTED),
+    )
+
+
+@functools.cache
+def _url_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """URL user-info, and query values whose names say they are secrets."""
+    return (
+        re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://).*@"),
+        re.compile(rf"(?i)([?&;][\w.-]*(?:{_SECRET_WORDS})[\w.-]*=)[^&;#]*"),
+    )
 
 
 def redact(text: str) -> str:
     """`text` with API keys, tokens, passwords, URL credentials, DSN user and host, and PEM bodies
     replaced by `[REDACTED]`."""
-    for pattern, replacement in _SECRET_PATTERNS:
+    for pattern, replacement in _secret_patterns():
         text = pattern.sub(replacement, text)
     return text
 
@@ -69,11 +82,12 @@ def redact_url(url: str) -> str:
     """
     # Up to the last '@': a password may hold an unescaped '/' or '@' that would end it early.
     # Text that is not even `scheme://...` (a malformed URL) loses everything before its last '@'.
+    userinfo, query_secret = _url_patterns()
     if "@" in url:
-        url, count = _URL_USERINFO.subn(r"\1" + REDACTED + "@", url, count=1)
+        url, count = userinfo.subn(r"\1" + REDACTED + "@", url, count=1)
         if not count:
             url = REDACTED + "@" + url.rpartition("@")[2]
-    return _URL_QUERY_SECRET.sub(r"\1" + REDACTED, url)
+    return query_secret.sub(r"\1" + REDACTED, url)
 
 
 class RedactingFilter(logging.Filter):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import secrets
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +15,9 @@ import anyio
 
 from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
 from gecko.plugins import PluginManager, aplugin_manager
-from gecko.types import Event, TokenUsage
+
+if TYPE_CHECKING:
+    from gecko.types import TokenUsage
 
 if TYPE_CHECKING:
     from gecko.plugins.executors import Executor
@@ -136,6 +138,8 @@ class _Observers:
 
     async def publish(self, team: str, kind: str, data: dict[str, Any]) -> None:
         if self.events:
+            from gecko.types import Event  # pydantic loads on the first observed run, not at import
+
             with anyio.CancelScope(shield=True):
                 await self.manager.event(Event(kind, team, self.run_id, data))
 
@@ -145,7 +149,7 @@ async def _observers() -> _Observers | None:
     events, trace = manager.has_implementations("gecko_event"), manager.traces
     if not (events or trace):
         return None
-    return _Observers(manager, events, trace, secrets.token_hex(8))
+    return _Observers(manager, events, trace, os.urandom(8).hex())
 
 
 _MEMBER_EVENTS = {
@@ -323,13 +327,12 @@ class Team:
                 return
             race.winner = index
             race.scope.cancel()
-        usage = getattr(result, "usage", None)
         outcomes[index] = MemberResult(
             result=result,
             member_index=index,
             status=MemberStatus.OK,
             latency=latency,
-            usage=usage if isinstance(usage, TokenUsage) else None,
+            usage=_usage_of(result),
         )
 
     async def _invoke(self, index: int, value: Any) -> Any:
@@ -354,3 +357,13 @@ class Team:
 
 def _since(start: float | None) -> float:
     return 0.0 if start is None else time.perf_counter() - start
+
+
+def _usage_of(result: Any) -> TokenUsage | None:
+    """The tokens `result` reports using (an `AgentOutput` does), or None."""
+    usage = getattr(result, "usage", None)
+    if usage is None:
+        return None
+    from gecko.types import TokenUsage  # pydantic loads once a result carries usage, not at import
+
+    return usage if isinstance(usage, TokenUsage) else None

@@ -31,20 +31,15 @@ Semantics in short:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from gecko.compose._checkpoint import Checkpoint, CheckpointStore
-from gecko.compose._engine import Run, to_json
 from gecko.compose._graph import ASYNC, SYNC, CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
-from gecko.compose._ownership import SessionOwnership
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
-from gecko.core._stored import resolve_checkpoint_key
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
@@ -59,10 +54,15 @@ from gecko.errors import (
 from gecko.plugins import aplugin_manager
 from gecko.plugins.storage import Lease, Storage
 from gecko.redaction import redacting_logger
-from gecko.types import Event
 
 if TYPE_CHECKING:
+    # Imported where used: the run engine, checkpoints and ownership (and pydantic behind them)
+    # load on the first run, so `from gecko import Workflow` stays light.
+    from gecko.compose._checkpoint import Checkpoint, CheckpointStore
+    from gecko.compose._engine import Run
+    from gecko.compose._ownership import SessionOwnership
     from gecko.plugins.executors import Executor
+    from gecko.types import Event
 
 __all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
 
@@ -190,6 +190,8 @@ class Workflow:
         self.fence = fence
         self.lease_ttl = lease_ttl
         self.max_attempts = max_attempts
+        from gecko.core._stored import resolve_checkpoint_key
+
         self._checkpoint_key = resolve_checkpoint_key(checkpoint_key)
         self.executor = executor
         self._nodes: dict[str, NodeSpec] = {}
@@ -386,6 +388,9 @@ class Workflow:
         memory. Use it as `async with contextlib.aclosing(wf.stream(x)) as events:` when you may
         stop early.
         """
+        from gecko.compose._engine import to_json
+        from gecko.types import Event
+
         send, receive = anyio.create_memory_object_stream[Event](_STREAM_BUFFER)
         failure: list[BaseException] = []
 
@@ -413,6 +418,8 @@ class Workflow:
             raise failure[0]
 
     def _store(self, session_id: str) -> tuple[CheckpointStore, bool]:
+        from gecko.compose._checkpoint import CheckpointStore
+
         storage = self.storage
         durable = storage is not None
         if storage is None:
@@ -430,6 +437,8 @@ class Workflow:
         storage = self.storage
         if storage is None or self.fence is not None or self.lease_ttl is None or not storage.capabilities.leases:
             return None
+        from gecko.compose._ownership import SessionOwnership
+
         return SessionOwnership(
             storage,
             self.name,
@@ -472,7 +481,7 @@ class Workflow:
         plan = self.compile()
         if start_node is not None and start_node not in plan.nodes:
             raise WorkflowDefinitionError(f"start_node {start_node!r} is not a node; known: {sorted(plan.nodes)}")
-        sid = session_id or uuid.uuid4().hex
+        sid = session_id or _new_id()
         owner = self._ownership(sid)
         if owner is None:
             return await self._run_session(
@@ -521,6 +530,8 @@ class Workflow:
         sink: Any,
         owner: SessionOwnership | None,
     ) -> WorkflowResult:
+        from gecko.compose._engine import Run, to_json
+
         await aplugin_manager()  # hook plugins load off the event loop, before the run reads them
         store, durable = self._store(sid)
         if owner is not None:
@@ -535,7 +546,7 @@ class Workflow:
             if resuming:
                 return self._stored_result(plan, checkpoint, sid)
             checkpoint = None
-        run_id = uuid.uuid4().hex if checkpoint is None else str(checkpoint.snapshot["run"])
+        run_id = _new_id() if checkpoint is None else str(checkpoint.snapshot["run"])
         run = Run(plan, sid, run_id, store=store, durable=durable, sink=sink)
         if checkpoint is not None:
             if not resuming and input is not None and to_json(input) != to_json(checkpoint.snapshot["input"]):
@@ -659,3 +670,10 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, nodes={len(self._nodes)})"
+
+
+def _new_id() -> str:
+    """A fresh session or run id: a random UUID's 32 hex digits."""
+    import uuid  # with `platform` behind it: loaded by the first run, not by `from gecko import Workflow`
+
+    return uuid.uuid4().hex

@@ -9,11 +9,12 @@ ends in a `JSONRepairError`, never a crash.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
 
-__all__ = ("JSONRepairError", "loads_lenient")
+__all__ = ("JSONRepairError", "loads_lenient", "repeated_key")
 
 # A fence opens a line (as in Markdown), so three backticks inside a JSON string are no fence;
 # an inline "```json {...}```" is still read, by the search for containers in the prose.
@@ -284,3 +285,42 @@ def _single(values: list[Any]) -> Any:
 
 def _next_bracket(text: str, start: int) -> int:
     return _find_either(text, "{", "[", start)
+
+
+_KEY_TOKEN = re.compile(r'"([^"]*)"\s*:')
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _RepeatedKey(key)
+        result[key] = value
+    return result
+
+
+def repeated_key(text: str) -> str | None:
+    """The first key that one object of the JSON `text` holds twice, or None.
+
+    For text a strict JSON parser has accepted (which keeps the last of repeated keys); what
+    the standard reader refuses, it cannot judge (None).
+    """
+    # Cheap first look: a repeated key repeats a `"key":` token, unless escapes spell it twice
+    # differently (`\u006e`, `\/`). Only then does the exact (slower) reader decide.
+    if "\\" not in text:
+        tokens = _KEY_TOKEN.findall(text)
+        if len(tokens) == len(set(tokens)):
+            return None
+    try:
+        json.loads(text, object_pairs_hook=_unique_pairs)
+    except _RepeatedKey as exc:
+        return exc.key
+    except (ValueError, RecursionError):
+        return None
+    return None

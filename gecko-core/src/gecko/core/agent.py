@@ -10,7 +10,6 @@ approvals or a malformed document are a `CorruptCheckpointError`, never a run on
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -19,19 +18,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from gecko.core._stored import Sealer, StoredAgentSession, open_stored, resolve_checkpoint_key
-from gecko.core.engine import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Memory, ReActEngine
-from gecko.core.events import EventBus, FinalOutput, StreamEvent
-from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
-from gecko.core.toolbox import Tool, ToolBox, ToolSource
+from gecko.core.toolbox import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Tool, ToolBox, ToolSource
 from gecko.errors import ApprovalError, ConfigurationError
 from gecko.plugins import aplugin_manager
-from gecko.plugins.models import ChatModel
 from gecko.plugins.storage import Storage
-from gecko.types import AgentOutput, Message
 
 if TYPE_CHECKING:
+    # The engine, its events and state, and the pydantic types behind them load when the first
+    # agent is built (`__init__`), so `from gecko import Agent` stays light.
+    from gecko.core.engine import Memory, ReActEngine
+    from gecko.core.events import EventBus, StreamEvent
+    from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
     from gecko.core.structure import StructureEngine
+    from gecko.plugins.models import ChatModel
+    from gecko.types import AgentOutput
 
 __all__ = ("Agent", "PausedOutput", "PendingApproval", "StrategyChoice", "UsageLimits", "session_key")
 
@@ -92,6 +92,10 @@ class Agent:
         event_bus: EventBus | None = None,
         name: str = "agent",
     ) -> None:
+        from gecko.core._stored import Sealer, resolve_checkpoint_key
+        from gecko.core.engine import ReActEngine
+        from gecko.plugins.models import ChatModel
+
         if not isinstance(model, ChatModel):
             raise ConfigurationError(
                 f"model must be a ChatModel, got {type(model).__name__}; use create_model('provider:model')"
@@ -215,19 +219,15 @@ class Agent:
     ) -> AgentOutput:
         # `run` and `resume` drive the engine's loop directly: no event generator of their own.
         start = await self._start(input, session_id, output_type, approvals)
-        events = self._engine.iterate(
+        output = await self._engine.run(
             start.state,
             structure=start.structure,
             session_id=start.session,
             approvals=approvals,
             usage_limits=usage_limits,
         )
-        event: StreamEvent | None = None
-        async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
-            pass
-        assert isinstance(event, FinalOutput), "an agent run always ends with a FinalOutput"
-        await self._save(start, event.output)
-        return event.output
+        await self._save(start, output)
+        return output
 
     async def _events(
         self,
@@ -239,6 +239,8 @@ class Agent:
         stream: bool,
         approvals: Mapping[str, bool] | None,
     ) -> AsyncIterator[StreamEvent]:
+        from gecko.core.events import FinalOutput
+
         start = await self._start(input, session_id, output_type, approvals)
         events = self._engine.iterate(
             start.state,
@@ -265,9 +267,12 @@ class Agent:
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:
-            return _Start(RunState(messages=_as_messages(input)), structure, session, None, None)
+            return _Start(self._engine.new_state(input), structure, session, None, None)
         storage = await self._open_storage()
         key = session_key(session)
+        from gecko.core._stored import StoredAgentSession, open_stored
+        from gecko.core.state import RunState
+
         saved = await storage.get_versioned(key)
         document = None
         version = None
@@ -294,11 +299,13 @@ class Agent:
                     "call agent.resume(approvals, session_id=...) first"
                 )
             history = [] if document is None else RunState.from_json(document["state"]).messages
-            state = RunState(messages=[*history, *_as_messages(input)])
+            state = self._engine.new_state(input, history)
         return _Start(state, structure, session, storage, version)
 
     async def _save(self, start: _Start, output: AgentOutput) -> None:
         """Store the session's conversation, or the paused run, after the final event."""
+        from gecko.core.state import PausedOutput
+
         storage, session, version = start.storage, start.session, start.version
         if isinstance(output, PausedOutput):
             if storage is None:
@@ -383,18 +390,15 @@ class _Start:
     version: int | None
 
 
-def _as_messages(input: Any) -> list[Message]:
-    if isinstance(input, str):
-        return [Message.user(input)]
-    if isinstance(input, Message):
-        return [input]
-    if isinstance(input, AgentOutput):
-        return [Message.user(input.content)]
-    if isinstance(input, (list, tuple)) and input and all(isinstance(item, Message) for item in input):
-        return list(input)
-    if input is None:
-        raise ConfigurationError("an agent run needs an input: text, a Message or a list of messages")
-    try:
-        return [Message.user(json.dumps(input, ensure_ascii=False))]
-    except (TypeError, ValueError):
-        return [Message.user(str(input))]
+_STATE_EXPORTS = frozenset({"PausedOutput", "PendingApproval", "UsageLimits"})
+
+
+def __getattr__(name: str) -> Any:
+    # Re-exported from `gecko.core.state` on first access, so importing `Agent` loads no pydantic model.
+    if name in _STATE_EXPORTS:
+        from gecko.core import state
+
+        value = getattr(state, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,9 +55,11 @@ from gecko.core.events import (
     ToolStarted,
 )
 from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
+from gecko.core.toolbox import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from gecko.errors import (
     ApprovalError,
     ApprovalRequired,
+    ConfigurationError,
     GeckoError,
     GuardrailViolation,
     MaxTurnsExceeded,
@@ -78,9 +80,6 @@ if TYPE_CHECKING:
     from gecko.plugins.manager import OperationScope, PluginManager
 
 __all__ = ("DEFAULT_MAX_TOOL_CALLS_PER_TURN", "Memory", "ReActEngine")
-
-DEFAULT_MAX_TOOL_CALLS_PER_TURN = 16
-"""Tool calls one reply may ask for before the whole batch is refused."""
 
 
 class Memory(Protocol):
@@ -174,6 +173,35 @@ class ReActEngine:
         """
         run = _Run(self, state, structure, stream, session_id, usage_limits or self.usage_limits)
         return run.traced(approvals) if run.trace else run.iterate(approvals)
+
+    async def run(
+        self,
+        state: RunState,
+        *,
+        structure: StructureEngine[Any] | None = None,
+        session_id: str | None = None,
+        approvals: Mapping[str, bool] | None = None,
+        usage_limits: UsageLimits | None = None,
+    ) -> AgentOutput:
+        """`iterate` without streaming, to its end: the run's output (a `PausedOutput` when it paused)."""
+        event: StreamEvent | None = None
+        events = self.iterate(
+            state, structure=structure, session_id=session_id, approvals=approvals, usage_limits=usage_limits
+        )
+        async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
+            pass
+        assert isinstance(event, FinalOutput), "a run always ends with a FinalOutput"
+        return event.output
+
+    def new_state(self, input: Any, history: Sequence[Message] = ()) -> RunState:
+        """The state a run starts from: `history`, then `input` (text, a `Message`, a list of messages, or data).
+
+        Data other than messages becomes a user message holding its JSON (or its `str` when it has none).
+
+        Raises:
+            ConfigurationError: `input` is None.
+        """
+        return RunState(messages=[*history, *_as_messages(input)])
 
 
 class _Run:
@@ -646,3 +674,20 @@ def _json_arguments(call: ToolCall) -> dict[str, Any]:
 
 def _error_message(call: ToolCall, text: str) -> Message:
     return Message.tool(call.id, f"Error: {redact(text)}", name=call.name)
+
+
+def _as_messages(input: Any) -> list[Message]:
+    if isinstance(input, str):
+        return [Message.user(input)]
+    if isinstance(input, Message):
+        return [input]
+    if isinstance(input, AgentOutput):
+        return [Message.user(input.content)]
+    if isinstance(input, (list, tuple)) and input and all(isinstance(item, Message) for item in input):
+        return list(input)
+    if input is None:
+        raise ConfigurationError("an agent run needs an input: text, a Message or a list of messages")
+    try:
+        return [Message.user(json.dumps(input, ensure_ascii=False))]
+    except (TypeError, ValueError):
+        return [Message.user(str(input))]

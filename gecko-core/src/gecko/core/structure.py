@@ -33,7 +33,7 @@ from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from gecko.core._json_repair import JSONRepairError, loads_lenient
+from gecko.core._json_repair import JSONRepairError, loads_lenient, repeated_key
 from gecko.core._sanitize import shorten
 from gecko.errors import (
     ConfigurationError,
@@ -99,21 +99,6 @@ def _repair_error_text(exc: JSONRepairError) -> str:
         return f"The reply is ambiguous: {exc}. Send exactly one JSON object, with each key once."
     cut_off = " It was cut off; send the complete JSON." if exc.truncated else ""
     return f"The reply is not valid JSON: {exc}.{cut_off}"
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -184,6 +169,12 @@ class StructureEngine(Generic[T]):
         self._strict_schema = _is_strict_schema(self.schema)
         # None keeps the output type's own `strict` setting when coercion is allowed.
         self._strict_validation: bool | None = None if lax else True
+        # Built once: every request of the "tool" strategy offers this same (frozen) definition.
+        self._output_tool = ToolDefinition(
+            name=OUTPUT_TOOL_NAME,
+            description=f"Return the final answer as a {output_type.__name__}. Call it exactly once.",
+            parameters=self.schema,
+        )
 
     @property
     def type_name(self) -> str:
@@ -214,11 +205,7 @@ class StructureEngine(Generic[T]):
 
     def output_tool(self) -> ToolDefinition:
         """The `final_result` tool of the "tool" strategy."""
-        return ToolDefinition(
-            name=OUTPUT_TOOL_NAME,
-            description=f"Return the final answer as a {self.output_type.__name__}. Call it exactly once.",
-            parameters=self.schema,
-        )
+        return self._output_tool
 
     def is_output_call(self, message: Message, strategy: Strategy) -> bool:
         """Whether `message` answers through the output tool (strategy "tool"), not with tools to run."""
@@ -296,14 +283,13 @@ class StructureEngine(Generic[T]):
                     raise self._invalid(_format_errors(exc), strategy, tool_call_id) from None
             else:
                 # jiter keeps the last of repeated keys; the bounded standard reader finds them.
-                try:
-                    json.loads(text, object_pairs_hook=_unique_pairs)
-                except _DuplicateKey as exc:
+                key = repeated_key(text)
+                if key is not None:
                     raise self._invalid(
-                        f"The reply is ambiguous: the key {exc.key!r} appears twice in one object. Send each key once.",
+                        f"The reply is ambiguous: the key {key!r} appears twice in one object. Send each key once.",
                         strategy,
                         tool_call_id,
-                    ) from None
+                    )
                 return value
         return self._parse_repaired(text, strategy, tool_call_id)
 

@@ -11,7 +11,6 @@ cannot flood the context or a saved session.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -19,14 +18,11 @@ import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_checkable
 
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from pydantic_core import PydanticSerializationError, to_json
 
+from gecko.core._json_repair import repeated_key
 from gecko.core._sanitize import safe_error_text, shorten
 from gecko.errors import (
     ConfigurationError,
@@ -36,13 +32,30 @@ from gecko.errors import (
     ToolTimeoutError,
     UnknownToolError,
 )
-from gecko.plugins.models import ToolDefinition
-from gecko.types import Message, ToolCall
 
-__all__ = ("DEFAULT_MAX_RESULT_CHARS", "Tool", "ToolBox", "ToolResult", "ToolSource", "tool")
+if TYPE_CHECKING:
+    # pydantic loads when the first tool is built, asyncio when a run is cancelled, so
+    # `from gecko import tool` stays light.
+    from pydantic import BaseModel, ValidationError
+
+    from gecko.plugins.models import ToolDefinition
+    from gecko.types import Message, ToolCall
+
+__all__ = (
+    "DEFAULT_MAX_RESULT_CHARS",
+    "DEFAULT_MAX_TOOL_CALLS_PER_TURN",
+    "Tool",
+    "ToolBox",
+    "ToolResult",
+    "ToolSource",
+    "tool",
+)
 
 DEFAULT_MAX_RESULT_CHARS = 50_000
 """Characters of one tool result the model reads (about 12 000 tokens of English)."""
+
+DEFAULT_MAX_TOOL_CALLS_PER_TURN = 16
+"""Tool calls one reply may ask for before the whole batch is refused."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -131,6 +144,8 @@ def _to_content(value: Any) -> str:
     """
     if isinstance(value, str):
         return value
+    from pydantic_core import PydanticSerializationError, to_json
+
     try:
         return to_json(value).decode()
     except PydanticSerializationError:
@@ -144,38 +159,11 @@ def _cap(content: str, limit: int) -> str:
     return content[:limit] + f"\n[tool result truncated: showing the first {limit} of {len(content)} characters]"
 
 
-_KEY_TOKEN = re.compile(r'"([^"]*)"\s*:')
+def _is_cancellation(exc: BaseException) -> bool:
+    """Whether `exc` is a cancellation exception: the backend's, or asyncio's raised on any backend."""
+    import asyncio  # already loaded on the asyncio backend; only a cancelled tool gets here
 
-
-def _has_duplicate_key(arguments: str) -> bool:
-    """Whether an object in the (already validated) JSON `arguments` repeats a key."""
-    # Cheap first look: a repeated key repeats a `"key":` token, unless escapes spell it twice
-    # differently (`\u006e`, `\/`). Only then does the exact (slower) reader decide.
-    if "\\" not in arguments:
-        tokens = _KEY_TOKEN.findall(arguments)
-        if len(tokens) == len(set(tokens)):
-            return False
-
-    try:
-        json.loads(arguments, object_pairs_hook=_unique_object)
-    except _RepeatedKey:
-        return True
-    except (ValueError, RecursionError):
-        # What the strict validator accepted but this reader does not, it cannot judge.
-        return False
-    return False
-
-
-class _RepeatedKey(Exception):
-    pass
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's pairs as a dict; raises `_RepeatedKey` when a key appears twice."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _RepeatedKey
-    return result
+    return isinstance(exc, (anyio.get_cancelled_exc_class(), asyncio.CancelledError))
 
 
 def _is_run_cancellation(exc: BaseException) -> bool:
@@ -184,6 +172,8 @@ def _is_run_cancellation(exc: BaseException) -> bool:
     On asyncio a real cancellation is a pending cancel request on the task; a `CancelledError`
     raised without one (or an asyncio `CancelledError` on trio) came from the tool.
     """
+    import asyncio
+
     cancelled = anyio.get_cancelled_exc_class()
     if not isinstance(exc, cancelled):
         return False
@@ -247,6 +237,8 @@ class Tool:
         schema = _strip_titles(arguments_model.model_json_schema(by_alias=True))
         schema.setdefault("properties", {})
         self.parameters: dict[str, Any] = schema
+        from gecko.plugins.models import ToolDefinition
+
         self._definition = ToolDefinition(name=self.name, description=self.description, parameters=schema)
 
     @classmethod
@@ -276,6 +268,8 @@ class Tool:
         Raises:
             ConfigurationError: The name is not `[A-Za-z0-9_-]{1,64}` or the timeout is not positive.
         """
+        from gecko.plugins.models import ToolDefinition
+
         item = cls.__new__(cls)
         item._describe(function, name, description)
         item._configure(timeout, requires_approval)
@@ -305,6 +299,8 @@ class Tool:
     def _build_model(
         self, function: Callable[..., Any], param_docs: dict[str, str]
     ) -> tuple[type[BaseModel], tuple[tuple[str, str], ...]]:
+        from pydantic import ConfigDict, Field, create_model
+
         try:
             signature = inspect.signature(function)
             hints = typing.get_type_hints(function, include_extras=True)
@@ -362,12 +358,16 @@ class Tool:
             return self._validate_object(self._decode_object(arguments))
         try:
             instance = self._arguments_model.model_validate_json(arguments)
-        except ValidationError as exc:
+        except ValueError as exc:
+            from pydantic import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
             raise ToolArgumentsError(
                 f"Invalid arguments for tool {self.name!r}: {_format_validation_errors(exc)}. "
                 "Fix the arguments to match the tool's schema and call it again."
             ) from None
-        if '":' in arguments and _has_duplicate_key(arguments):
+        if '":' in arguments and repeated_key(arguments) is not None:
             raise ToolArgumentsError(
                 f"Invalid arguments for tool {self.name!r}: a key appears twice, so the call is ambiguous. "
                 "Send each argument once."
@@ -378,15 +378,16 @@ class Tool:
     def _decode_object(self, arguments: str) -> dict[str, Any]:
         """`arguments` as a JSON object with no repeated key, for a schema-described tool."""
         try:
-            decoded = json.loads(arguments, object_pairs_hook=_unique_object)
-        except _RepeatedKey:
-            problem = "a key appears twice, so the call is ambiguous. Send each argument once."
+            decoded = json.loads(arguments)
         except (ValueError, RecursionError):
             problem = "the arguments are not valid JSON (or nest too deeply). Send one JSON object."
         else:
-            if isinstance(decoded, dict):
+            if not isinstance(decoded, dict):
+                problem = f"expected a JSON object of arguments, got {type(decoded).__name__}."
+            elif '":' in arguments and repeated_key(arguments) is not None:
+                problem = "a key appears twice, so the call is ambiguous. Send each argument once."
+            else:
                 return decoded
-            problem = f"expected a JSON object of arguments, got {type(decoded).__name__}."
         raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: {problem}")
 
 
@@ -448,6 +449,8 @@ class ToolResult:
 
     def to_message(self) -> Message:
         """The tool-role message answering the call."""
+        from gecko.types import Message
+
         return Message.tool(self.call.id, self.content, name=self.call.name)
 
 
@@ -687,14 +690,16 @@ class ToolBox:
                 with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
                     value = await self._invoke(found, arguments)
                 timed_out = scope.cancelled_caught
-        except (anyio.get_cancelled_exc_class(), asyncio.CancelledError) as exc:
-            if _is_run_cancellation(exc):
+        except Exception as exc:
+            return self._failure(found, call, exc)
+        except BaseException as exc:
+            if not _is_cancellation(exc) or _is_run_cancellation(exc):
                 raise
             # The tool's own exception may have replaced a real cancellation (trio's cannot be
             # told apart by type): let a pending one through before reporting the failure.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            return self._failure(found, call, exc)
-        except Exception as exc:
+            from anyio.lowlevel import checkpoint_if_cancelled
+
+            await checkpoint_if_cancelled()
             return self._failure(found, call, exc)
         if timed_out:
             timeout_error = ToolTimeoutError(
@@ -716,8 +721,10 @@ class ToolBox:
     async def _invoke(found: Tool, arguments: dict[str, Any]) -> Any:
         if found.is_async:
             return await typing.cast(Awaitable[Any], found.function(**arguments))
+        from anyio.to_thread import run_sync
+
         # A timed-out sync tool cannot be interrupted; its thread is abandoned and finishes alone.
-        return await anyio.to_thread.run_sync(functools.partial(found.function, **arguments), abandon_on_cancel=True)
+        return await run_sync(functools.partial(found.function, **arguments), abandon_on_cancel=True)
 
     @staticmethod
     def _failure(found: Tool, call: ToolCall, exc: BaseException) -> ToolResult:

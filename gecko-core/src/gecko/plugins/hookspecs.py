@@ -18,12 +18,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
-from gecko.plugins.models import ModelRequest, ModelResponse
-from gecko.types import Event, Message, ToolCall
+if TYPE_CHECKING:
+    from gecko.plugins.models import ModelRequest, ModelResponse
+    from gecko.types import Event, Message, ToolCall
 
 __all__ = ("hookspec", "hookimpl", "Operation", "OperationKind", "OperationStatus")
 

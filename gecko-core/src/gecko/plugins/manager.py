@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pluggy
@@ -17,9 +17,11 @@ from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError, Plu
 from gecko.plugins import _loader, hookspecs
 from gecko.plugins._loader import PluginRecord
 from gecko.plugins.hookspecs import Operation, OperationKind
-from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.redaction import redacting_logger
-from gecko.types import Event, Message, ToolCall
+
+if TYPE_CHECKING:
+    from gecko.plugins.models import ModelRequest, ModelResponse
+    from gecko.types import Event, Message, ToolCall
 
 __all__ = (
     "PluginManager",

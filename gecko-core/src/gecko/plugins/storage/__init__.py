@@ -11,8 +11,7 @@ import json
 import re
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from gecko.errors import (
     InvalidKeyError,
@@ -23,7 +22,9 @@ from gecko.errors import (
 from gecko.plugins._closable import Closable
 from gecko.plugins.registry import Registry, scheme_class_validator
 from gecko.redaction import redact_url
-from gecko.types import JSONValue
+
+if TYPE_CHECKING:
+    from gecko.types import JSONValue
 
 __all__ = (
     "Storage",
@@ -89,6 +90,8 @@ class StorageURL:
                 f"malformed storage URL {redact_url(url)!r}: scheme {scheme!r} must be lowercase letters, "
                 f"digits, '+', '-', '.'; e.g. {_URL_EXAMPLES}"
             )
+        from urllib.parse import parse_qsl, urlsplit
+
         try:
             parts = urlsplit(url)
             query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))

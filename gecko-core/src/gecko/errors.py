@@ -61,6 +61,8 @@ __all__ = (
     "TeamMemberCancelled",
     "GuardrailViolation",
     "ApprovalRequired",
+    "KnowledgeError",
+    "DocumentLoadError",
 )
 
 
@@ -344,3 +346,11 @@ class ApprovalRequired(GuardrailViolation):
     Raised from `gecko_tool_admit`: the run pauses with the call pending, as for a tool declared
     with `requires_approval=True`, and the message becomes the pending call's `reason`.
     """
+
+
+class KnowledgeError(GeckoError):
+    """Ingestion or retrieval over a knowledge base could not be carried out."""
+
+
+class DocumentLoadError(KnowledgeError, ValueError):
+    """A document could not be read: missing, of an unsupported format, or malformed; the message names it."""

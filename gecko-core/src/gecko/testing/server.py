@@ -108,9 +108,12 @@ class OpenAIServer:
 
     Args:
         chat: answers to `/v1/chat/completions`, one per request, in order.
-        embeddings: answers to `/v1/embeddings`; when omitted every text gets a deterministic
-            vector of `embedding_dimension` floats derived from its hash.
+        embeddings: answers to `/v1/embeddings`; when omitted (or run out) every text gets a vector
+            from `embed`.
         embedding_dimension: length of the default vectors.
+        embed: computes the vectors of the texts of one request (e.g. `HashingEmbedder(d).vector`
+            per text, for meaningful similarities); by default each text's vector of
+            `embedding_dimension` floats derived from its hash.
         cycle: start the chat script over when it runs out, instead of answering 500.
     """
 
@@ -120,11 +123,13 @@ class OpenAIServer:
         *,
         embeddings: Sequence[EmbeddingItem] | None = None,
         embedding_dimension: int = 8,
+        embed: Callable[[list[str]], list[list[float]]] | None = None,
         cycle: bool = False,
     ) -> None:
         self._chat = list(chat)
         self._embeddings = None if embeddings is None else list(embeddings)
         self.embedding_dimension = embedding_dimension
+        self._embed = embed
         self._cycle = cycle
         self._chat_position = 0
         self._embedding_position = 0
@@ -269,7 +274,12 @@ class OpenAIServer:
             item = item.item  # type: ignore[assignment]
         if isinstance(item, HTTPReply):
             return item
-        vectors = item if item is not None else [_hash_vector(text, self.embedding_dimension) for text in texts]
+        if item is not None:
+            vectors = item
+        elif self._embed is not None:
+            vectors = self._embed(texts)
+        else:
+            vectors = [_hash_vector(text, self.embedding_dimension) for text in texts]
         tokens = sum(len(text.split()) for text in texts)
         return _json_reply(
             {

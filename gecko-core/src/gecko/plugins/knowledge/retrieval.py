@@ -1,0 +1,173 @@
+"""`Retriever`: dense, lexical (BM25) or hybrid search over a knowledge base.
+
+- `dense`: the query's embedding against the chunks' vectors (cosine, the store's own search).
+- `lexical`: BM25 over the lexical tokens the pipeline stored beside the vectors; the index is
+  built in memory on first use and rebuilt when the base's generation changes (any ingestion or
+  deletion, from any process).
+- `hybrid` (default): both lists fused by reciprocal rank fusion, `score = Σ 1 / (rrf_k + rank)`,
+  which needs no score calibration between cosine and BM25.
+
+Filters use the vector filter language and apply to every mode before top-k is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+
+from gecko.errors import ConfigurationError
+from gecko.plugins.knowledge._layout import DEFAULT_COLLECTION, KnowledgeLayout
+from gecko.plugins.knowledge.lexical import BM25Index, lexical_tokens
+from gecko.plugins.models import Embedder
+from gecko.plugins.vector import MAX_TOP_K, VectorStore
+from gecko.plugins.vector.filters import MetadataValue, parse_filter
+
+__all__ = ("Retriever", "RetrievedChunk", "SearchMode", "SEARCH_MODES")
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    """A retrieved chunk: cite it by `source` and `id`.
+
+    `score` is the mode's: cosine similarity (dense), BM25 (lexical) or the fused reciprocal-rank
+    score (hybrid); higher is better within one result list.
+    """
+
+    id: str
+    text: str
+    source: str
+    score: float
+    metadata: Mapping[str, MetadataValue]
+
+
+class Retriever:
+    """Searches the knowledge base the `IngestionPipeline` built in `vector_store`.
+
+    Args:
+        vector_store: the store the pipeline wrote to.
+        embedder: the pipeline's embedder (needed by the dense and hybrid modes).
+        collection: the knowledge base's collection name.
+        top_k: results per search unless a search asks for another number.
+        filter: a metadata filter applied to every search (vector filter language).
+        mode: `"hybrid"`, `"dense"` or `"lexical"`.
+        candidates: results each side contributes to the fusion (at least `top_k`).
+        rrf_k: the rank offset of reciprocal rank fusion (60 is the usual constant).
+    """
+
+    def __init__(
+        self,
+        vector_store: VectorStore,
+        embedder: Embedder | None = None,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        top_k: int = 5,
+        filter: Mapping[str, object] | None = None,
+        mode: SearchMode = "hybrid",
+        candidates: int = 50,
+        rrf_k: int = 60,
+    ) -> None:
+        self.layout = KnowledgeLayout(vector_store, collection)
+        self.embedder = embedder
+        self.top_k = self._checked_top_k(top_k)
+        parse_filter(filter)
+        self.filter = filter
+        self.mode = self._checked_mode(mode)
+        if candidates < 1 or rrf_k < 0:
+            raise ConfigurationError(f"candidates must be positive and rrf_k non-negative, got {candidates}, {rrf_k}")
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self._index: BM25Index | None = None
+        self._generation: str | None = None
+        self._reload = anyio.Lock()
+
+    async def search(
+        self,
+        query: str,
+        top_k: int | None = None,
+        *,
+        mode: SearchMode | None = None,
+        filter: Mapping[str, object] | None = None,
+    ) -> list[RetrievedChunk]:
+        """The best `top_k` chunks for `query`, best first.
+
+        Raises:
+            ConfigurationError: the mode is unknown, or needs an embedder and none was given.
+            InvalidFilterError: `filter` is not valid in the filter language.
+        """
+        limit = self._checked_top_k(self.top_k if top_k is None else top_k)
+        chosen = self._checked_mode(self.mode if mode is None else mode)
+        where = self.filter if filter is None else filter
+        if chosen == "dense":
+            return await self._dense(query, limit, where)
+        if chosen == "lexical":
+            return await self._lexical(query, limit, where)
+        pool = max(self.candidates, limit)
+        dense, lexical = await self._dense(query, pool, where), await self._lexical(query, pool, where)
+        return self._fuse([dense, lexical], limit)
+
+    # --- the modes ---------------------------------------------------------------------
+
+    async def _dense(self, query: str, limit: int, where: Mapping[str, object] | None) -> list[RetrievedChunk]:
+        if self.embedder is None:
+            raise ConfigurationError("dense and hybrid search need the embedder the pipeline used: pass embedder=")
+        vector = await self.embedder.embed_query(query)
+        hits = await self.layout.chunks.query(vector, top_k=limit, where=where)
+        return [RetrievedChunk(hit.id, hit.text, _source(hit.metadata), hit.score, hit.metadata) for hit in hits]
+
+    async def _lexical(self, query: str, limit: int, where: Mapping[str, object] | None) -> list[RetrievedChunk]:
+        index = await self._current_index()
+        hits = index.search(lexical_tokens(query), limit, parse_filter(where))
+        if not hits:
+            return []
+        records = {record.id: record for record in await self.layout.chunks.get([hit.id for hit in hits])}
+        return [
+            RetrievedChunk(hit.id, record.text, _source(record.metadata), hit.score, record.metadata)
+            for hit in hits
+            if (record := records.get(hit.id)) is not None
+        ]
+
+    def _fuse(self, rankings: list[list[RetrievedChunk]], limit: int) -> list[RetrievedChunk]:
+        scores: dict[str, float] = {}
+        chunks: dict[str, RetrievedChunk] = {}
+        for ranking in rankings:
+            for rank, chunk in enumerate(ranking, start=1):
+                scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (self.rrf_k + rank)
+                chunks.setdefault(chunk.id, chunk)
+        best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:limit]
+        return [RetrievedChunk(c.id, c.text, c.source, scores[c.id], c.metadata) for c in (chunks[i] for i in best)]
+
+    async def _current_index(self) -> BM25Index:
+        generation = await self.layout.generation()
+        async with self._reload:
+            if self._index is None or generation != self._generation:
+                index = BM25Index()
+                for record in await self.layout.lexical.get():
+                    index.add(record.id, record.text.split(), record.metadata)
+                self._index, self._generation = index, generation
+            return self._index
+
+    # --- checks ------------------------------------------------------------------------
+
+    @staticmethod
+    def _checked_top_k(top_k: object) -> int:
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
+            raise ConfigurationError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
+        return top_k
+
+    @staticmethod
+    def _checked_mode(mode: object) -> SearchMode:
+        for known in SEARCH_MODES:
+            if mode == known:
+                return known
+        raise ConfigurationError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+
+
+def _source(metadata: Mapping[str, MetadataValue]) -> str:
+    source = metadata.get("source")
+    return source if isinstance(source, str) else ""

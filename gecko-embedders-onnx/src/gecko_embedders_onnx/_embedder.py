@@ -84,7 +84,8 @@ class OnnxEmbedder(Embedder):
 
     Texts are sorted by token count and batched in that order, so each batch is padded only to
     its own longest text; vectors come back in the order given. Padding never changes a vector
-    (it is masked), so the batching only changes the speed.
+    (it is masked), so the batching only changes the speed. Concurrent `embed` calls run one at
+    a time, each using every thread, rather than dividing the cores between them.
     """
 
     provider: ClassVar[str] = "onnx"
@@ -118,6 +119,7 @@ class OnnxEmbedder(Embedder):
         self._input_names: frozenset[str] = frozenset()
         self._pad_id = 0
         self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One unit-length vector per text, in order; runs in a worker thread."""
@@ -129,9 +131,15 @@ class OnnxEmbedder(Embedder):
         return await anyio.to_thread.run_sync(self._embed_sync, items)
 
     def _embed_sync(self, texts: list[str]) -> list[list[float]]:
+        session, tokenizer = self._loaded()
+        with self._run_lock:
+            return self._embed_sorted(session, tokenizer, texts)
+
+    def _embed_sorted(
+        self, session: onnxruntime.InferenceSession, tokenizer: tokenizers.Tokenizer, texts: list[str]
+    ) -> list[list[float]]:
         import numpy as np
 
-        session, tokenizer = self._loaded()
         encodings = tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
         vectors: npt.NDArray[np.float32] | None = None

@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from gecko_embedders_onnx import OnnxEmbedder, available_cores, default_model_files
 
@@ -112,6 +113,22 @@ async def test_length_sorted_batches_give_the_plain_loops_vectors_in_input_order
     assert len(got) == len(texts)
     for mine, plain in zip(got, expected, strict=True):
         assert max(abs(a - b) for a, b in zip(mine, plain, strict=True)) < 1e-5
+
+
+async def test_concurrent_calls_each_get_their_own_vectors(embedder: OnnxEmbedder) -> None:
+    groups = [[anchor, paraphrase] for anchor, paraphrase, _ in PAIRS]
+    alone = [await embedder.embed(group) for group in groups]
+    together: dict[int, list[list[float]]] = {}
+
+    async def embed(index: int) -> None:
+        together[index] = await embedder.embed(groups[index])
+
+    async with anyio.create_task_group() as tasks:
+        for index in range(len(groups)):
+            tasks.start_soon(embed, index)
+    for index, vectors in enumerate(alone):
+        for left, right in zip(vectors, together[index], strict=True):
+            assert dot(left, right) > 0.9999
 
 
 def test_inference_uses_every_available_core_by_default() -> None:

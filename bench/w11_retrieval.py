@@ -10,7 +10,8 @@ tutorial default (`RecursiveCharacterTextSplitter(1000, 200)`) into its `InMemor
 and searched by similarity. Both sides get the very same embedder (and, through the cache, the
 same vector for the same text). Each search asks for 30 chunks, which become a ranking of
 documents (each at its best chunk's rank); reported: recall@5 and nDCG@10 over all queries of
-the set (or `--queries` of them, evenly spread). The cache (default bench/.cache) only saves
+the set (or `--queries` of them, evenly spread). `--lexical-only` runs no model: the
+pipeline stores feature-hashing vectors and only the BM25 row is reported. The cache (default bench/.cache) only saves
 embedding time between runs; W10 measures speed. On a busy machine, one process per set and
 embedder with one thread each (`--threads 1`, `OMP_NUM_THREADS=1`) wastes the least CPU.
 """
@@ -27,7 +28,9 @@ from typing import Any
 import anyio
 
 from gecko.plugins.knowledge import Document, IngestionPipeline, Retriever
+from gecko.plugins.models import Embedder
 from gecko.plugins.storage.memory import MemoryStorage
+from gecko.testing.embedders import HashingEmbedder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_sets import (
@@ -57,13 +60,15 @@ def score(data: RetrievalSet, rankings: list[list[str]]) -> dict[str, float]:
     }
 
 
-async def gecko_rankings(data: RetrievalSet, embedder: CachedEmbedder) -> dict[str, Any]:
+async def gecko_rankings(
+    data: RetrievalSet, embedder: Embedder, modes: tuple[str, ...] = GECKO_MODES
+) -> dict[str, Any]:
     store = MemoryStorage()
     documents = [Document(source=doc["id"], text=data.document_text(doc)) for doc in data.documents]
     summary = await IngestionPipeline(store, embedder, progress=False).run(documents)
     retriever = Retriever(store, embedder, top_k=DEPTH)
     result: dict[str, Any] = {"chunks": summary.chunks}
-    for mode in GECKO_MODES:
+    for mode in modes:
         rankings = []
         for query in data.queries:
             hits = await retriever.search(query["text"], mode=mode)
@@ -93,6 +98,7 @@ async def main() -> None:
     parser.add_argument("--embedders", default=",".join(EMBEDDERS))
     parser.add_argument("--queries", type=int, default=None)
     parser.add_argument("--no-peer", action="store_true", help="skip the LangChain rows")
+    parser.add_argument("--lexical-only", action="store_true", help="only Gecko's BM25 row (no model is run)")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--threads", type=int, default=None, help="MiniLM's onnxruntime threads (default: cores)")
     parser.add_argument("--json", type=Path, default=None)
@@ -101,6 +107,12 @@ async def main() -> None:
     print(f"{'set':10} {'embedder':8} {'row':18} {'recall@5':>8} {'nDCG@10':>8}  chunks  queries")
     for set_name in args.sets.split(","):
         data = load_set(set_name, queries=args.queries)
+        if args.lexical_only:
+            found = await gecko_rankings(data, HashingEmbedder(), modes=("lexical",))
+            metrics = found["lexical"]
+            print(f"{set_name:10} {'-':8} {'gecko lexical':18} {metrics['recall@5']:8.4f} {metrics['ndcg@10']:8.4f}"
+                  f"  {found['chunks']:6}  {len(data.queries)}")  # fmt: skip
+            continue
         for embedder_name in args.embedders.split(","):
             embedder = CachedEmbedder(embedder_name, args.cache / set_name, args.threads)
             started = time.perf_counter()

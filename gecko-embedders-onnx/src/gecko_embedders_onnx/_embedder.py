@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio.to_thread
 
 from gecko.errors import ConfigurationError
-from gecko.plugins.models import Embedder
+from gecko.plugins.models import Embedder, embedding_texts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,9 +123,7 @@ class OnnxEmbedder(Embedder):
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One unit-length vector per text, in order; runs in a worker thread."""
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of texts; use embed_query() for one text")
-        items = list(texts)
+        items = embedding_texts(texts)
         if not items:
             return []
         return await anyio.to_thread.run_sync(self._embed_sync, items)

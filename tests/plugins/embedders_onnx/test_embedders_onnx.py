@@ -6,8 +6,9 @@ import math
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
-from gecko_embedders_onnx import OnnxEmbedder, default_model_files
+from gecko_embedders_onnx import OnnxEmbedder, available_cores, default_model_files
 
 from gecko.errors import ConfigurationError
 from gecko.plugins.models import create_embedder, model_registry
@@ -75,6 +76,69 @@ async def test_batching_gives_the_same_vectors_as_one_batch(embedder: OnnxEmbedd
     one_batch = await embedder.embed(texts)
     for left, right in zip(small_batches, one_batch, strict=True):
         assert dot(left, right) > 0.9999
+
+
+def plain_loop_vectors(texts: list[str], max_length: int) -> list[list[float]]:
+    """Each text alone through onnxruntime (no padding at all), mean-pooled and L2-normalised."""
+    import numpy as np
+    import onnxruntime
+    import tokenizers
+
+    model_file, tokenizer_file = default_model_files()
+    tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.no_padding()
+    session = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    names = {item.name for item in session.get_inputs()}
+    vectors = []
+    for text in texts:
+        encoding = tokenizer.encode(text)
+        feeds = {"input_ids": np.array([encoding.ids]), "attention_mask": np.array([encoding.attention_mask])}
+        if "token_type_ids" in names:
+            feeds["token_type_ids"] = np.array([encoding.type_ids])
+        pooled = session.run(None, feeds)[0][0].mean(axis=0)
+        vectors.append((pooled / np.linalg.norm(pooled)).tolist())
+    return vectors
+
+
+async def test_length_sorted_batches_give_the_plain_loops_vectors_in_input_order() -> None:
+    # Lengths from 2 to well past max_length, in an order that sorting by length must undo.
+    texts = [
+        " ".join(f"word{i} fact {i % 7}" for i in range(count))
+        for count in (40, 1, 9, 120, 3, 25, 2, 60, 15, 5, 33, 300, 7)
+    ]
+    embedder = OnnxEmbedder(batch_size=4, max_length=128)
+    got = await embedder.embed(texts)
+    expected = plain_loop_vectors(texts, max_length=128)
+    assert len(got) == len(texts)
+    for mine, plain in zip(got, expected, strict=True):
+        assert max(abs(a - b) for a, b in zip(mine, plain, strict=True)) < 1e-5
+
+
+async def test_concurrent_calls_each_get_their_own_vectors(embedder: OnnxEmbedder) -> None:
+    groups = [[anchor, paraphrase] for anchor, paraphrase, _ in PAIRS]
+    alone = [await embedder.embed(group) for group in groups]
+    together: dict[int, list[list[float]]] = {}
+
+    async def embed(index: int) -> None:
+        together[index] = await embedder.embed(groups[index])
+
+    async with anyio.create_task_group() as tasks:
+        for index in range(len(groups)):
+            tasks.start_soon(embed, index)
+    for index, vectors in enumerate(alone):
+        for left, right in zip(vectors, together[index], strict=True):
+            assert dot(left, right) > 0.9999
+
+
+def test_inference_uses_every_available_core_by_default() -> None:
+    assert OnnxEmbedder().threads == available_cores() >= 1
+    assert OnnxEmbedder(threads=1).threads == 1
+
+
+def test_zero_threads_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="threads"):
+        OnnxEmbedder(threads=0)
 
 
 async def test_empty_input_gives_no_vectors(embedder: OnnxEmbedder) -> None:

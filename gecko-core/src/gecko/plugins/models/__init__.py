@@ -31,6 +31,7 @@ __all__ = (
     "StreamAccumulator",
     "ChatModel",
     "Embedder",
+    "embedding_texts",
     "ModelConfig",
     "RetryPolicy",
     "RETRYABLE_ERRORS",
@@ -224,6 +225,17 @@ class Embedder(ABC):
     async def embed_query(self, text: str) -> list[float]:
         """The vector of one query text."""
         return (await self.embed([text]))[0]
+
+
+def embedding_texts(texts: Sequence[str]) -> list[str]:
+    """`texts` as a list for `Embedder.embed`, refusing a lone string (it would embed each character).
+
+    Raises:
+        TypeError: `texts` is a `str`; `embed_query()` embeds one text.
+    """
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of texts; use embed_query() for one text")
+    return list(texts)
 
 
 def _validate_model_class(name: str, plugin: object) -> type[ChatModel] | type[Embedder]:

@@ -180,6 +180,9 @@ async def test_race_losers_are_cancelled_on_the_cluster(cluster: Cluster) -> Non
         assert [result.status for result in results[1:]] == [MemberStatus.CANCELLED] * 2
         # The losers still sleep on their workers, but the cluster has let go of their tasks.
         await anyio.to_thread.run_sync(cluster.wait_until_scheduler_forgets_tasks, 10)
+    # A sleeping thread cannot be interrupted: the next test gets fresh workers, not busy ones.
+    for worker in cluster.workers:
+        await anyio.to_thread.run_sync(worker.kill)
 
 
 async def test_a_cluster_without_workers_times_out(cluster: Cluster) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 
 __all__ = ("JSONRepairError", "loads_lenient", "repeated_key")
 
-# A fence opens a line (as in Markdown), so three backticks inside a JSON string are no fence;
-# an inline "```json {...}```" is still read, by the search for containers in the prose.
-_FENCE = re.compile(r"^[ \t]*```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)(?:```|\Z)", re.DOTALL | re.MULTILINE)
+# A fence opens and closes a line (as in Markdown), so three backticks inside a JSON string are no
+# fence (a JSON line never starts with them); an inline "```json {...}```" is still read, by the
+# search for containers in the prose.
+_FENCE = re.compile(r"^[ \t]*```[A-Za-z0-9_+-]*[ \t]*\r?\n?(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _WHITESPACE = " \t\r\n"

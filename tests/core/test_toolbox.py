@@ -557,3 +557,11 @@ def test_a_repeated_key_is_refused_however_it_is_spelled(pairs: list[tuple[str, 
             box.validate(request)
     else:
         assert box.validate(request) == {"counts": {key: value for key, value, *_ in pairs}}
+
+
+def test_tool_called_with_a_function_keeps_its_options() -> None:
+    def lookup(word: str) -> str:
+        return word
+
+    made = tool(lookup, name="define", description="Define a word.", timeout=3, requires_approval=True)
+    assert (made.name, made.description, made.timeout, made.requires_approval) == ("define", "Define a word.", 3, True)

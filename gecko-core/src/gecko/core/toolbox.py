@@ -392,7 +392,15 @@ class Tool:
 
 
 @overload
-def tool(function: _F, /) -> Tool: ...
+def tool(
+    function: _F,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    requires_approval: bool = False,
+) -> Tool: ...
 
 
 @overload
@@ -414,7 +422,7 @@ def tool(
     timeout: float | None = None,
     requires_approval: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Turn a sync or async function into a `Tool`; use bare (`@tool`) or with options.
+    """Turn a sync or async function into a `Tool`: `@tool`, `@tool(timeout=5)` or `tool(fn, name=...)`.
 
     Example:
         ```python
@@ -430,7 +438,7 @@ def tool(
         ```
     """
     if function is not None:
-        return Tool(function)
+        return Tool(function, name=name, description=description, timeout=timeout, requires_approval=requires_approval)
 
     def decorate(func: Callable[..., Any]) -> Tool:
         return Tool(func, name=name, description=description, timeout=timeout, requires_approval=requires_approval)

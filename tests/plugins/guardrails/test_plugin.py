@@ -65,9 +65,9 @@ async def test_gecko_guardrails_0_turns_them_off_and_changes_nothing(monkeypatch
 
 
 def test_a_bad_gecko_guardrails_value_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GECKO_GUARDRAILS", "yes")
-    previous = configure(None)
+    previous = configure(None)  # the next `current()` reads the environment
     try:
+        monkeypatch.setenv("GECKO_GUARDRAILS", "yes")
         with pytest.raises(ConfigurationError, match="GECKO_GUARDRAILS must be 0 or 1"):
             current()
     finally:

@@ -153,14 +153,14 @@ async def test_a_repeated_key_is_refused(stdio_command: tuple[str, list[str]]) -
 
 
 async def test_tool_errors_and_timeouts_reach_the_model(http_server: HttpMCPServer) -> None:
-    server = MCPServerHTTP(http_server.url, timeout=0.5)
+    server = MCPServerHTTP(http_server.url, timeout=4)  # long enough for a quick call on a busy machine
     model = calls_then_echo(("fail", {"reason": "disk full"}), ("sleep", {"seconds": 30}), ("add", {"a": 1, "b": 1}))
     async with Agent(model, tools=[server]) as agent:
-        with anyio.fail_after(20):
+        with anyio.fail_after(60):
             failed, slept, added = await answer(agent)
         assert failed.startswith("Error: Tool 'fail' failed")
         assert "reported an error" in failed
-        assert "did not finish within 0.5 s" in slept
+        assert "did not finish within 4 s" in slept
         assert added == "2"
         # The cancelled call left the session usable, for this agent and another one sharing it.
         async with Agent(calls_then_echo(("add", {"a": 2, "b": 2})), tools=[server]) as other:

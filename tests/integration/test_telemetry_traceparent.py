@@ -29,9 +29,17 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     plugin = OtelPlugin(tracer_provider=provider)
-    plugin_manager().register(plugin)
+    manager = plugin_manager()
+    # In `tests_all` the installed plugin is loaded too (with another test tree's global provider):
+    # it would send its own span's traceparent, so it steps aside for this test.
+    installed = manager.get_plugin("otel")
+    if installed is not None:
+        manager.unregister(installed)
+    manager.register(plugin)
     yield exporter  # pytest runs the rest whatever the test did
-    plugin_manager().unregister(plugin)
+    manager.unregister(plugin)
+    if installed is not None:
+        manager.register(installed, "otel")
 
 
 def _chat(server: OpenAIServer) -> LiteLLMChat:

@@ -91,6 +91,11 @@ class PluginManager:
         self._pm.unregister(plugin)
         self._forget_implementations()
 
+    def get_plugin(self, name: str) -> object | None:
+        """The registered hook plugin called `name` (an entry point's name), or None."""
+        found: object | None = self._pm.get_plugin(name)
+        return found
+
     def _forget_implementations(self) -> None:
         self._implemented.clear()
         self._observers.clear()

@@ -61,10 +61,10 @@ def test_resume_of_an_agent_is_refused(flow_dir: Path, capsys: pytest.CaptureFix
 
 
 def test_a_failing_run_exits_1_with_the_cause(flow_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "flow.yaml", "--input-json", "5"]) == 1  # len(5) fails in node left
+    # a list has a len() for node left but no .upper() for node right: exactly one branch fails
+    assert main(["run", "flow.yaml", "--input-json", '["ab"]']) == 1
     err = capsys.readouterr().err
-    assert err.startswith("gecko run: WorkflowError:")
-    assert "TypeError" in err
+    assert err.startswith("gecko run: WorkflowError: node 'right' of workflow 'review' failed: AttributeError")
 
 
 @pytest.mark.parametrize("text", ["{nope", '{"n": NaN}', "[Infinity]", "[" * 100_000 + "]" * 100_000])

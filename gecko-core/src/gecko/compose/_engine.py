@@ -200,10 +200,12 @@ class Run:
         paused = snap.get("interrupt")
         if paused is not None and isinstance(paused["payload"], dict) and "approval" in paused["payload"]:
             approval = paused["payload"]["approval"]
-            if not isinstance(approval, dict) or not isinstance(approval.get("session_id"), str):
+            from gecko.compose._approvals import is_pause
+
+            if not is_pause(approval):
                 raise CorruptCheckpointError(
                     f"the snapshot of session {self.session_id!r} pauses node {paused['node']!r} for an approval "
-                    "that names no agent session"
+                    "that names no agent session or team results"
                 )
             self.approvals[paused["node"]] = paused["payload"]
         for record in checkpoint.records:
@@ -553,18 +555,19 @@ class Run:
     async def _run_agent(self, agent: Any, ctx: NodeContext, last: Any) -> Any:
         # An agent paused on tools that need approval pauses the workflow at this node; the
         # decisions given to `Workflow.resume` continue that agent run (not a new one).
+        # So does a team whose agent members pause (`gecko.compose._approvals`).
+        from gecko.compose._approvals import approval_pause, resume_pause
+
         paused = self.approvals.get(ctx.node)
         if paused is not None and ctx._resume is not _KEEP:
             decisions, ctx._resume = ctx._resume, _KEEP
-            output = await agent.resume(decisions, session_id=paused["approval"]["session_id"])
+            output = await resume_pause(agent, decisions, paused["approval"])
             del self.approvals[ctx.node]
         else:
             output = await agent.run(last)
-        from gecko.core.agent import PausedOutput
-
-        if isinstance(output, PausedOutput):
-            pending = [approval.model_dump(mode="json") for approval in output.pending_approvals]
-            raise Interrupt(ctx.node, {"approval": {"session_id": output.session_id, "pending": pending}})
+        pause = approval_pause(output)
+        if pause is not None:
+            raise Interrupt(ctx.node, {"approval": pause})
         return output
 
     def _fail(self, node: str, exc: BaseException) -> None:

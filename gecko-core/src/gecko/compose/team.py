@@ -344,6 +344,41 @@ class Team:
             return await result
         return result
 
+    async def _resume_members(
+        self, results: list[MemberResult], decisions: dict[int, dict[str, bool]]
+    ) -> list[MemberResult]:
+        """`results` with each paused member (a key of `decisions`) resumed concurrently with its decisions.
+
+        A workflow calls this when it resumes a team node paused for tool approvals
+        (`gecko.compose._approvals`); a resumed member that pauses again is reported paused again.
+        """
+        resumed = list(results)
+
+        async def resume(position: int, result: MemberResult) -> None:
+            index = result.member_index
+            member = self.members[index]
+            started = time.perf_counter()
+            try:
+                output = await member.resume(decisions[index], session_id=result.result.session_id)  # type: ignore[attr-defined]
+            except Exception as exc:
+                resumed[position] = MemberResult(
+                    error=exc, member_index=index, status=MemberStatus.ERROR, latency=_since(started)
+                )
+                return
+            resumed[position] = MemberResult(
+                result=output,
+                member_index=index,
+                status=MemberStatus.OK,
+                latency=_since(started),
+                usage=_usage_of(output),
+            )
+
+        async with anyio.create_task_group() as group:
+            for position, result in enumerate(results):
+                if result.member_index in decisions:
+                    group.start_soon(resume, position, result)
+        return resumed
+
     def _unfinished(self, index: int, start: float | None, ended: float, lost_race: bool) -> MemberResult:
         latency = 0.0 if start is None else ended - start
         if lost_race:

@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from gecko.compose._graph import ASYNC, SYNC, CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
+from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
+from gecko.compose.stored_types import register_node_types, register_stored_type
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
     from gecko.plugins.executors import Executor
     from gecko.types import Event
 
-__all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
+__all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult", "register_stored_type")
 
 logger = redacting_logger("gecko.workflow")
 
@@ -233,6 +234,8 @@ class Workflow:
         if name in self._nodes:
             raise WorkflowDefinitionError(f"node {name!r} already exists; node names must be unique")
         kind, target, own_timeout, declared, own_jumps = node_kind(node)
+        if kind == AGENT:
+            register_node_types(target)
         self._nodes[name] = NodeSpec(
             name,
             target,

@@ -128,6 +128,9 @@ class Workflow:
         scheduling: "eager" (dependency counting) or "layered" (lockstep topological layers).
         history_limit: How many executions the history retains (latest output per node always kept).
         snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
+        snapshot_bytes: Journal bytes between snapshots: once the entries written since the last
+            snapshot hold this many bytes (of JSON), the next write is a snapshot, so the journal
+            holds at most this plus one entry. None bounds the journal by `snapshot_every` only.
         max_lag: Under `CheckpointStrategy.ASYNC`, how many completed nodes the journal may trail
             the run by before nodes wait for the writer.
         fence: A storage lease you hold yourself, passed to every checkpoint write; it replaces the
@@ -160,6 +163,7 @@ class Workflow:
         scheduling: Literal["eager", "layered"] = "eager",
         history_limit: int = 1000,
         snapshot_every: int = 64,
+        snapshot_bytes: int | None = 16 * 1024 * 1024,
         max_lag: int = 64,
         fence: Lease | None = None,
         lease_ttl: float | None = 30.0,
@@ -171,6 +175,8 @@ class Workflow:
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
         if snapshot_every < 2:
             raise ConfigurationError(f"snapshot_every must be at least 2, got {snapshot_every}")
+        if snapshot_bytes is not None and snapshot_bytes < 1:
+            raise ConfigurationError(f"snapshot_bytes must be at least 1 (or None), got {snapshot_bytes}")
         if max_lag < 1:
             raise ConfigurationError(f"max_lag must be at least 1, got {max_lag}")
         if history_limit < 1:
@@ -189,6 +195,7 @@ class Workflow:
         self.scheduling = scheduling
         self.history_limit = history_limit
         self.snapshot_every = snapshot_every
+        self.snapshot_bytes = snapshot_bytes
         self.max_lag = max_lag
         self.fence = fence
         self.lease_ttl = lease_ttl
@@ -434,7 +441,13 @@ class Workflow:
                 self._local = MemoryStorage()
             storage = self._local
         store = CheckpointStore(
-            storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence, key=self._checkpoint_key
+            storage,
+            self.name,
+            session_id,
+            ring=self.snapshot_every,
+            fence=self.fence,
+            key=self._checkpoint_key,
+            snapshot_bytes=self.snapshot_bytes,
         )
         return store, durable
 

@@ -64,7 +64,7 @@ async def resume_pause(target: Any, decisions: Any, approval: dict[str, Any]) ->
     results: list[MemberResult] = approval["results"]
     chosen = _per_member(decisions, results)
     for index in chosen:
-        if index >= len(target.members) or not callable(getattr(target.members[index], "resume", None)):
+        if not 0 <= index < len(target.members) or not callable(getattr(target.members[index], "resume", None)):
             raise ApprovalError(f"team member {index} paused for approvals but cannot `resume` them now")
     return await target._resume_members(results, chosen)
 

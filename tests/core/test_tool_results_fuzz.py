@@ -1,4 +1,5 @@
-"""Whatever a tool returns or raises, the run goes on with a bounded text observation.
+"""Whatever a tool returns or raises, the run goes on with a bounded text observation; an
+exception whose message cannot be read is reported typed wherever it surfaces.
 
 The class: any value (JSON-like or not, nested, huge, with control characters, objects whose
 `__str__`/`__repr__` fail) returned or raised by the tool. The run ends with the model's answer,
@@ -9,11 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gecko.compose.nodes import NodeContext
+from gecko.compose.team import Team
+from gecko.compose.workflow import Workflow
 from gecko.core.agent import Agent
 from gecko.core.toolbox import tool
+from gecko.errors import TeamError, WorkflowError
 from gecko.testing.models import ScriptedModel, tool_calls_reply
 from gecko.types import ToolCall
 
@@ -80,3 +86,20 @@ async def test_any_tool_result_or_error_becomes_a_bounded_observation(outcome: A
     assert output.content == "done"
     assert isinstance(observation.text, str)
     assert len(observation.text) < 60_000
+
+
+async def test_an_unprintable_error_in_a_node_or_member_is_reported_typed() -> None:
+    def node(ctx: NodeContext) -> None:
+        raise UnprintableError()
+
+    async def member(value: Any) -> None:
+        raise UnprintableError()
+
+    with pytest.raises(WorkflowError, match="UnprintableError: <UnprintableError whose message cannot be read>"):
+        await Workflow("w").add_node("a", node).set_entry_point("a").execute(1)
+    [result] = await Team([member]).run(1)
+    with pytest.raises(TeamError, match="cannot be read"):
+        _ = result.value
+    events = Workflow("w").add_node("team", Team([member])).set_entry_point("team").stream(1)
+    finished = [event async for event in events][-1]
+    assert finished.data["output"][0]["error"] == "UnprintableError: <UnprintableError whose message cannot be read>"

@@ -31,6 +31,7 @@ from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, Plan, u
 from gecko.compose._state import _BUILTIN_RULES, DELETED, MISSING, History, StateView
 from gecko.compose._values import storable
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
+from gecko.core._sanitize import text_of
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -72,7 +73,7 @@ def to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
+        return f"{type(value).__name__}: {text_of(value)}"
     return value
 
 

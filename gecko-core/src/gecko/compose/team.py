@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from gecko.core._sanitize import text_of
 from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
 from gecko.plugins import PluginManager, aplugin_manager
 
@@ -79,9 +80,8 @@ class MemberResult:
             TeamError: the member did not succeed; the member's error is the cause.
         """
         if self.status is not MemberStatus.OK:
-            raise TeamError(f"team member {self.member_index} ended with {self.status.value}: {self.error}") from (
-                self.error
-            )
+            reason = text_of(self.error) if self.error is not None else None
+            raise TeamError(f"team member {self.member_index} ended with {self.status.value}: {reason}") from self.error
         return self.result
 
 

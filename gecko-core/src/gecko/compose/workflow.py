@@ -43,6 +43,7 @@ from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, NodeSpe
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
 from gecko.compose.stored_types import register_node_types, register_stored_type
+from gecko.core._sanitize import text_of
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
@@ -635,7 +636,7 @@ class Workflow:
             if isinstance(error, GeckoError):
                 raise error
             raise WorkflowError(
-                f"node {run.failed_node!r} of workflow {self.name!r} failed: {type(error).__name__}: {error}; "
+                f"node {run.failed_node!r} of workflow {self.name!r} failed: {type(error).__name__}: {text_of(error)}; "
                 f"fix the cause and resume session {sid!r}"
             ) from error
         if run.interrupts:

@@ -1,5 +1,9 @@
 """Hostile checkpoints: whatever is stored under a session's keys, a resume ends typed.
 
+This extends the storage conformance fuzzing (`gecko.testing.conformance.checkpoints`, a plain
+ledger workflow) to the values only the core's nodes store: Gecko's tagged types, merge logs,
+an interrupt, an agent's paused session and a team's approval pause.
+
 The class, not a list: any path of a stored record replaced by any JSON value, deleted, or cut
 short, stored with a valid seal (so validation past the seal is exercised) or with the seal it
 had (so the seal check is), and whole records replaced by other JSON. Every resume ends with a
@@ -25,7 +29,7 @@ from gecko.core.toolbox import tool
 from gecko.errors import GeckoError
 from gecko.plugins.models import ModelRequest
 from gecko.plugins.storage.memory import MemoryStorage
-from gecko.testing.conformance.checkpoints import reseal
+from gecko.testing.conformance.checkpoints import _paths, reseal
 from gecko.testing.models import FunctionModel, Reply, ScriptedModel, tool_calls_reply
 from gecko.types import Role, ToolCall
 
@@ -106,17 +110,6 @@ async def _paused_sessions() -> None:
         _SESSIONS[kind] = {key: await storage.get(key) for key in await storage.list_keys()}
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for name, item in value.items():
-            found += _paths(item, (*prefix, name))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
 def _mutated(record: Any, path: tuple[Any, ...], how: str, new: Any) -> Any:
     if not path:
         return new
@@ -145,7 +138,7 @@ async def _copy(session: dict[str, Any]) -> MemoryStorage:
 def mutations(draw: st.DrawFn) -> tuple[str, str, tuple[Any, ...], str, Any, bool]:
     kind = draw(st.sampled_from(sorted(_SESSIONS)))
     key = draw(st.sampled_from(sorted(_SESSIONS[kind])))
-    path = draw(st.sampled_from(_paths(_SESSIONS[kind][key])))
+    path = draw(st.sampled_from([(), *_paths(_SESSIONS[kind][key])]))
     how = draw(st.sampled_from(["replace", "delete", "truncate"])) if path else "replace"
     new = draw(st.one_of(json_values, shaped_values))
     return kind, key, path, how, new, draw(st.booleans())

@@ -336,3 +336,21 @@ async def test_gecko_types_anywhere_in_an_output_or_the_state_come_back_exactly(
     assert type(stored["paused"].data["nested"][0]) is AgentOutput
     assert type(result.state["kept"]) is PausedOutput
     assert result.state["kept"] == value["paused"]
+
+
+class Verdict(BaseModel):
+    ok: bool
+
+
+async def test_a_team_members_structured_output_is_stored_and_read_back() -> None:
+    storage = MemoryStorage()
+
+    def workflow(replies: list[str]) -> Workflow:
+        team = Team([Agent(ScriptedModel(replies), output_type=Verdict)])
+        return Workflow("team-structured", storage=storage).add_node("team", team).set_entry_point("team")
+
+    done = await workflow(['{"ok": true}']).execute("judge", session_id="s")
+    # A finished session returns what its checkpoint holds: the model the member's agent produced.
+    stored = await workflow([]).resume("s")
+    assert [member.value.data for member in stored.output] == [Verdict(ok=True)]
+    assert stored.output == done.output

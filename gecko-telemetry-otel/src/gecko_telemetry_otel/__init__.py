@@ -37,7 +37,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import Attributes
@@ -180,11 +180,11 @@ class OtelPlugin:
                     above = None
                 trace_id = pipeline.ids.generate_trace_id() if above is None else above.trace_id
                 sampled = pipeline.sampler.should_sample(context, trace_id, name, span_kind, attributes)
-                recording = sampled.decision.is_recording()
+                recording = sampled.decision is not Decision.DROP
                 attributes = dict(sampled.attributes)  # as the SDK: the span starts with what the sampler returns
                 random_id = pipeline.ids.is_trace_id_random() if above is None else above.trace_flags.random_trace_id
                 trace_flags = TraceFlags(
-                    (TraceFlags.SAMPLED if sampled.decision.is_sampled() else TraceFlags.DEFAULT)
+                    (TraceFlags.SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT)
                     | (TraceFlags.RANDOM_TRACE_ID if random_id else TraceFlags.DEFAULT)
                 )
                 trace_state = sampled.trace_state

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from math import inf
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import Histogram as SdkHistogram
@@ -117,6 +117,11 @@ class Histograms:
         self._histograms.append(histogram)
         return histogram
 
+    @property
+    def joined(self) -> bool:
+        """Whether values are aggregated here and joined to the readers' collections (decided at the first value)."""
+        return self._local
+
     def record(self, histogram: LocalHistogram, key: Hashable, attributes: dict[str, Any], value: float) -> None:
         """Add `value` for `attributes` (one dict per `key`, built once by the caller)."""
         provider = self._provider or metrics.get_meter_provider()
@@ -147,7 +152,8 @@ class Histograms:
             }:
                 return False
         for reader in readers:
-            reader._set_collect_callback(partial(self._collect, reader._collect, config.resource))
+            collect = cast(_Collect, reader._collect)
+            reader._set_collect_callback(cast(Any, partial(self._collect, collect, config.resource)))
         return True
 
     def _collect(

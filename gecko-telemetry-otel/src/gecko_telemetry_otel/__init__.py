@@ -30,10 +30,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import Attributes
 
 from gecko.plugins import hookimpl
 from gecko.plugins.hookspecs import Operation
@@ -42,6 +49,7 @@ from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.redaction import redact
 from gecko.types import Message, ToolCall
 from gecko_telemetry_otel import attributes as attr
+from gecko_telemetry_otel._histograms import Histograms
 from gecko_telemetry_otel._version import __version__
 
 __all__ = ("OtelPlugin", "plugin", "__version__")
@@ -51,20 +59,53 @@ _SCOPE = "gecko_telemetry_otel"
 
 @dataclass(slots=True)
 class _Open:
-    """An operation still running: its span, or (a model call's) where and when the span will start."""
+    """An operation still running: what its span will be made of when it ends."""
 
-    span: Span | None
-    context: otel_context.Context | None
-    started: float
-    start_ns: int = 0
-    children: otel_context.Context | None = None
+    name: str
+    kind: SpanKind
+    attributes: dict[str, Any]
+    context: SpanContext | None  # None when no SDK tracer records spans
+    parent: SpanContext | None
+    start_ns: int
+    recording: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Pipeline:
+    """Where finished spans go: the span processors and settings of an SDK tracer."""
+
+    processor: SpanProcessor
+    resource: Resource
+    sampler: Sampler
+    ids: IdGenerator
+    limits: SpanLimits
+
+    def bounded(self, attributes: dict[str, Any]) -> Attributes:
+        """The attributes as they are, or within the span limits when they exceed them."""
+        limits = self.limits
+        most = limits.max_span_attributes
+        if limits.max_span_attribute_length is None and (most is None or len(attributes) <= most):
+            return attributes
+        return BoundedAttributes(
+            limits.max_span_attributes, attributes, immutable=True, max_value_len=limits.max_span_attribute_length
+        )
+
+
+_UNSET = Status(StatusCode.UNSET)
 
 
 class OtelPlugin:
     """The hook implementations: spans from `gecko_operation_started` / `_ended`, plus metrics.
 
+    Spans are recorded by the plugin itself, not through `Tracer.start_span`: an operation's
+    start takes its ids and start time, its end hands one finished `ReadableSpan` to the span
+    processors of the tracer provider (`on_end`; `on_start` is not called). The provider's
+    sampler decides at each trace root the plugin starts; its spans' children follow that
+    decision (as the default parent-based sampler does).
+
     Args:
-        tracer_provider: Where spans go; the global provider when None.
+        tracer_provider: Where spans go; the global provider when None. It must be an SDK
+            `TracerProvider` (any other records no spans).
         meter_provider: Where metrics go; the global provider when None.
         capture_content: Record (redacted) messages, tool arguments and results; when None,
             the `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` variable decides (off
@@ -78,7 +119,9 @@ class OtelPlugin:
         meter_provider: metrics.MeterProvider | None = None,
         capture_content: bool | None = None,
     ) -> None:
-        self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
+        self._tracer_provider = tracer_provider
+        self._pipeline_of: tuple[trace.TracerProvider | None, _Pipeline | None] = (None, None)
+        self._scope = InstrumentationScope(_SCOPE, __version__)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider)
         if capture_content is None:
             capture_content = os.environ.get(attr.CAPTURE_CONTENT_VARIABLE, "").strip().lower() == "true"
@@ -90,23 +133,15 @@ class OtelPlugin:
         # at each collection: a dict update per call instead of an SDK measurement.
         self._tool_calls: dict[tuple[str, str], int] = {}
         self._tool_failures: dict[tuple[str, str], int] = {}
-        self._token_usage = meter.create_histogram(
-            attr.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Tokens used by model calls",
-            explicit_bucket_boundaries_advisory=attr.TOKEN_USAGE_BUCKETS,
+        self._histograms = Histograms(meter, meter_provider, self._scope)
+        self._token_usage = self._histograms.create(
+            attr.METRIC_TOKEN_USAGE, "{token}", "Tokens used by model calls", attr.TOKEN_USAGE_BUCKETS
         )
-        self._duration = meter.create_histogram(
-            attr.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="Duration of model calls",
-            explicit_bucket_boundaries_advisory=attr.DURATION_BUCKETS,
+        self._duration = self._histograms.create(
+            attr.METRIC_OPERATION_DURATION, "s", "Duration of model calls", attr.DURATION_BUCKETS
         )
-        self._node_duration = meter.create_histogram(
-            attr.METRIC_NODE_DURATION,
-            unit="s",
-            description="Duration of workflow nodes",
-            explicit_bucket_boundaries_advisory=attr.DURATION_BUCKETS,
+        self._node_duration = self._histograms.create(
+            attr.METRIC_NODE_DURATION, "s", "Duration of workflow nodes", attr.DURATION_BUCKETS
         )
         meter.create_observable_counter(
             attr.METRIC_TOOL_CALLS,
@@ -126,65 +161,108 @@ class OtelPlugin:
 
     @hookimpl
     def gecko_operation_started(self, operation: Operation) -> None:
-        """Open the operation's span under its parent's (or the restored, or the caller's) context."""
-        parent = self._open.get(operation.parent.id) if operation.parent is not None else None
-        if parent is not None:
-            context = parent.children or self._children_context(parent)
-        elif operation.carrier:
-            context = propagate.extract(operation.carrier)
-        else:
-            context = otel_context.get_current()
-        kind = operation.kind
-        if kind == "model.call" and not operation.attributes.get("sends_extra_headers"):
-            # A model call has no child operation and nothing to propagate: its span is started
-            # when it ends, with every attribute at once and the start time recorded here.
-            self._open[operation.id] = _Open(None, context, time.perf_counter(), time.time_ns())
-            return
+        """Take the operation's span ids under its parent's (or the restored, or the caller's) span."""
         name, span_kind, attributes = _describe(operation)
-        span = self._tracer.start_span(name, context, span_kind, attributes)
-        self._open[operation.id] = _Open(span, None, time.perf_counter())
+        parent = self._open.get(operation.parent.id) if operation.parent is not None else None
+        above: SpanContext | None
+        if parent is not None:
+            # A child follows its parent's sampling decision.
+            pipeline, above, recording = self._pipeline_of[1], parent.context, parent.recording
+            trace_id = 0 if above is None else above.trace_id
+            trace_flags, trace_state = (None, None) if above is None else (above.trace_flags, above.trace_state)
+        else:
+            pipeline = self._pipeline()
+            recording, trace_flags, trace_state = False, None, None
+            if pipeline is not None:
+                context = propagate.extract(operation.carrier) if operation.carrier else None
+                above = trace.get_current_span(context).get_span_context()
+                if not above.is_valid:
+                    above = None
+                trace_id = pipeline.ids.generate_trace_id() if above is None else above.trace_id
+                sampled = pipeline.sampler.should_sample(context, trace_id, name, span_kind, attributes)
+                recording = sampled.decision is not Decision.DROP
+                attributes = dict(sampled.attributes)  # as the SDK: the span starts with what the sampler returns
+                random_id = pipeline.ids.is_trace_id_random() if above is None else above.trace_flags.random_trace_id
+                trace_flags = TraceFlags(
+                    (TraceFlags.SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT)
+                    | (TraceFlags.RANDOM_TRACE_ID if random_id else TraceFlags.DEFAULT)
+                )
+                trace_state = sampled.trace_state
+        own = None
+        if pipeline is not None and trace_flags is not None:
+            own = SpanContext(trace_id, pipeline.ids.generate_span_id(), False, trace_flags, trace_state)
+        self._open[operation.id] = _Open(name, span_kind, attributes, own, above, time.time_ns(), recording)
+        if own is None:
+            return
+        kind = operation.kind
         if kind == "workflow.run":
             # What the checkpoint keeps, so a resume in another process continues this trace.
             operation.carrier.clear()
-            propagate.inject(operation.carrier, trace.set_span_in_context(span))
-        elif kind == "model.call":
+            propagate.inject(operation.carrier, trace.set_span_in_context(NonRecordingSpan(own)))
+        elif kind == "model.call" and operation.attributes.get("sends_extra_headers"):
             request: ModelRequest = operation.input
             headers = dict(request.settings.get("extra_headers") or {})
-            propagate.inject(headers, trace.set_span_in_context(span))
+            propagate.inject(headers, trace.set_span_in_context(NonRecordingSpan(own)))
             request.settings["extra_headers"] = headers
 
     @hookimpl
     def gecko_operation_ended(self, operation: Operation) -> None:
-        """Record the outcome and metrics, and end the span."""
+        """Record the outcome and metrics, and hand the finished span to the span processors."""
         opened = self._open.pop(operation.id, None)
         if opened is None:
             return
-        elapsed = time.perf_counter() - opened.started
+        end_ns = time.time_ns()
         error_type = _error_type(operation)
         finish = _FINISHERS.get(operation.kind, OtelPlugin._finish_generic)
-        details = finish(self, operation, elapsed, error_type)
+        details = finish(self, operation, (end_ns - opened.start_ns) / 1e9, error_type)
+        pipeline = self._pipeline_of[1]
+        if not opened.recording or pipeline is None:
+            return
+        attributes = opened.attributes
+        attributes.update(details)
+        status = _UNSET
         if operation.status != "ok":
-            details[attr.GECKO_OPERATION_STATUS] = operation.status
-            if operation.status == "error" and error_type is not None:
-                details[attr.ERROR_TYPE] = error_type
-        span = opened.span
-        if span is None:
-            name, span_kind, attributes = _describe(operation)
-            attributes.update(details)
-            span = self._tracer.start_span(name, opened.context, span_kind, attributes, start_time=opened.start_ns)
-        elif details:
-            span.set_attributes(details)
-        if operation.status == "error":
-            span.set_status(Status(StatusCode.ERROR, str(operation.error)[:1024]))
-        span.end()
+            attributes[attr.GECKO_OPERATION_STATUS] = operation.status
+            if operation.status == "error":
+                if error_type is not None:
+                    attributes[attr.ERROR_TYPE] = error_type
+                status = Status(StatusCode.ERROR, str(operation.error)[:1024])
+        pipeline.processor.on_end(
+            ReadableSpan(
+                opened.name,
+                opened.context,
+                opened.parent,
+                pipeline.resource,
+                pipeline.bounded(attributes),
+                kind=opened.kind,
+                status=status,
+                start_time=opened.start_ns,
+                end_time=end_ns,
+                instrumentation_scope=self._scope,
+            )
+        )
+
+    def _pipeline(self) -> _Pipeline | None:
+        """The SDK tracer's pipeline of the configured (or the current global) provider, or None."""
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        seen, pipeline = self._pipeline_of
+        if provider is not seen:
+            tracer = provider.get_tracer(_SCOPE, __version__)
+            pipeline = None
+            if isinstance(tracer, SdkTracer):
+                pipeline = _Pipeline(
+                    tracer.span_processor, tracer.resource, tracer.sampler, tracer.id_generator, SpanLimits()
+                )
+            self._pipeline_of = (provider, pipeline)
+        return pipeline
 
     # --- per kind: the attributes known at the end, and metrics --------------------------
 
     def _finish_model(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
-        duration, tokens_in, tokens_out = self._labels(
-            str(operation.attributes.get("provider", "")), operation.name, error_type
-        )
-        self._duration.record(elapsed, duration)
+        key = (str(operation.attributes.get("provider", "")), operation.name, error_type)
+        duration, tokens_in, tokens_out = self._labels(key)
+        record = self._histograms.record
+        record(self._duration, key, duration, elapsed)
         details: dict[str, Any] = {}
         response = operation.output
         if isinstance(response, ModelResponse):
@@ -193,23 +271,23 @@ class OtelPlugin:
             details[attr.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
             details[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             details[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-            self._token_usage.record(usage.input_tokens, tokens_in)
-            self._token_usage.record(usage.output_tokens, tokens_out)
+            record(self._token_usage, (key, attr.TOKEN_TYPE_INPUT), tokens_in, usage.input_tokens)
+            record(self._token_usage, (key, attr.TOKEN_TYPE_OUTPUT), tokens_out, usage.output_tokens)
             if self.capture_content:
                 details[attr.GEN_AI_OUTPUT_MESSAGES] = _messages_json([response.message])
         if self.capture_content and isinstance(operation.input, ModelRequest):
             details[attr.GEN_AI_INPUT_MESSAGES] = _messages_json(operation.input.messages)
         return details
 
-    def _labels(self, provider: str, model: str, error_type: str | None) -> tuple[dict[str, Any], ...]:
+    def _labels(self, key: tuple[str, str, str | None]) -> tuple[dict[str, Any], ...]:
         """The duration, input-token and output-token attribute sets of a model call.
 
         Only what the GenAI metric conventions require (operation, provider, request model,
         token type, `error.type` on failure): every attribute is work for each measurement.
         """
-        key = (provider, model, error_type)
         found = self._model_labels.get(key)
         if found is None:
+            provider, model, error_type = key
             base: dict[str, Any] = {
                 attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
                 attr.GEN_AI_PROVIDER_NAME: provider,
@@ -262,14 +340,13 @@ class OtelPlugin:
         return {} if interrupted is None else {attr.GECKO_WORKFLOW_INTERRUPTED_NODE: str(interrupted)}
 
     def _finish_node(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
-        self._node_duration.record(
-            elapsed,
-            {
-                attr.GECKO_WORKFLOW_NAME: str(operation.attributes.get("workflow", "")),
-                attr.GECKO_WORKFLOW_NODE: operation.name,
-                attr.GECKO_OPERATION_STATUS: operation.status,
-            },
-        )
+        key = (str(operation.attributes.get("workflow", "")), operation.name, operation.status)
+        labels = {
+            attr.GECKO_WORKFLOW_NAME: key[0],
+            attr.GECKO_WORKFLOW_NODE: key[1],
+            attr.GECKO_OPERATION_STATUS: key[2],
+        }
+        self._histograms.record(self._node_duration, key, labels, elapsed)
         return {}
 
     def _finish_team(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
@@ -281,16 +358,10 @@ class OtelPlugin:
 
     # --- contexts ------------------------------------------------------------------------
 
-    def _children_context(self, parent: _Open) -> otel_context.Context:
-        """The context child spans start in: the parent's span, built once per parent."""
-        assert parent.span is not None  # only model calls start late, and they have no children
-        parent.children = trace.set_span_in_context(parent.span)
-        return parent.children
-
-    def span_context_of(self, operation: Operation) -> trace.SpanContext | None:
-        """The span context of an operation still running, or None (also while its span waits to start)."""
+    def span_context_of(self, operation: Operation) -> SpanContext | None:
+        """The span context of an operation still running, or None."""
         opened = self._open.get(operation.id)
-        return None if opened is None or opened.span is None else opened.span.get_span_context()
+        return None if opened is None else opened.context
 
 
 _Finisher = Callable[[OtelPlugin, Operation, float, "str | None"], dict[str, Any]]

@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from gecko.compose.team import ExecutionStrategy, Team
 from gecko.compose.workflow import Workflow
@@ -25,7 +26,8 @@ from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
 from gecko.core.toolbox import tool
 from gecko.plugins import plugin_manager
-from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
+from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -205,3 +207,39 @@ async def test_content_is_captured_redacted_only_when_enabled(monkeypatch: pytes
         for attributes in recorded
         for key in attributes
     )
+
+
+@pytest.fixture
+def installed_plugin_aside() -> Iterator[None]:
+    """The installed `otel` plugin steps aside (it would write its own span's `traceparent`)."""
+    manager = plugin_manager()
+    installed = manager.get_plugin("otel")
+    if installed is not None:
+        manager.unregister(installed)
+    yield
+    if installed is not None:
+        manager.register(installed, "otel")
+
+
+class _HttpModel(FunctionModel):
+    sends_extra_headers = True
+
+
+@pytest.mark.parametrize(("sampler", "sampled"), [(ALWAYS_OFF, False), (None, True)], ids=["off", "default"])
+@pytest.mark.usefixtures("installed_plugin_aside")
+async def test_the_providers_sampler_decides_at_the_root_and_children_follow(sampler: Any, sampled: bool) -> None:
+    headers: list[str] = []
+
+    def answer(request: ModelRequest) -> ModelResponse:
+        headers.append(request.settings["extra_headers"]["traceparent"])
+        return reply("hi")
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for _ in _registered(OtelPlugin(tracer_provider=provider)):
+        await AgentBuilder().with_model(_HttpModel(answer)).with_name("a").build().run("hello")
+    assert len(exporter.get_finished_spans()) == (2 if sampled else 0)
+    # Recorded or not, the request carries the trace context, the decision in its flags (random id: 02).
+    (traceparent,) = headers
+    assert traceparent.endswith("-03" if sampled else "-02")

@@ -60,6 +60,29 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
+class Busy(Exception):
+    """The database was busy or locked; the attempt was rolled back and changed nothing."""
+
+
+def attempt(connection: sqlite3.Connection | None, path: Path, operation: Callable[..., T], args: tuple[object, ...]) -> T:
+    """Run `operation(*args)` once.
+
+    Raises:
+        Busy: the database is busy or locked (any open transaction is rolled back).
+        StorageError: any other database failure.
+    """
+    try:
+        return operation(*args)
+    except sqlite3.OperationalError as exc:
+        if connection is not None and connection.in_transaction:
+            connection.execute("ROLLBACK")
+        if not _is_busy(exc):
+            raise StorageError(f"sqlite database {str(path)!r} failed: {exc}") from exc
+        raise Busy(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise StorageError(f"sqlite database {str(path)!r} failed: {exc}") from exc
+
+
 def _retry_busy(
     connection: sqlite3.Connection | None,
     path: Path,
@@ -76,12 +99,8 @@ def _retry_busy(
     delay = 0.001
     while True:
         try:
-            return operation(*args)
-        except sqlite3.OperationalError as exc:
-            if connection is not None and connection.in_transaction:
-                connection.execute("ROLLBACK")
-            if not _is_busy(exc):
-                raise StorageError(f"sqlite database {str(path)!r} failed: {exc}") from exc
+            return attempt(connection, path, operation, args)
+        except Busy as exc:
             now = time.monotonic()
             if deadline is None:
                 deadline = now + retry_for
@@ -89,9 +108,7 @@ def _retry_busy(
                 raise StorageUnavailableError(
                     f"sqlite database {str(path)!r} stayed locked for {retry_for:g}s; another process holds it "
                     "too long, or raise retry_for (e.g. sqlite:///db.sqlite?retry_for=120)"
-                ) from exc
-        except sqlite3.Error as exc:
-            raise StorageError(f"sqlite database {str(path)!r} failed: {exc}") from exc
+                ) from exc.__cause__
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.05)
 
@@ -121,4 +138,24 @@ def _connect(path: Path, busy_timeout: float, retry_for: float, synchronous: str
     except BaseException:
         connection.close()
         raise
+    return connection
+
+
+def _connect_for_loop(path: Path) -> sqlite3.Connection:
+    """A second connection, for statements run on the event loop itself (see `SQLiteStorage`).
+
+    It never waits: no busy timeout (a locked database fails at once, and the caller hands the
+    statement to the worker thread instead), and no automatic WAL checkpoint (a checkpoint syncs
+    the files to disk, which only the worker thread does).
+    """
+    try:
+        connection = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open sqlite database {str(path)!r}: {exc}") from exc
+    try:
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA wal_autocheckpoint = 0")
+    except sqlite3.Error as exc:
+        connection.close()
+        raise StorageError(f"cannot open sqlite database {str(path)!r}: {exc}") from exc
     return connection

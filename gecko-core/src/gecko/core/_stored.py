@@ -37,6 +37,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gecko.errors import ConfigurationError, CorruptCheckpointError
+from gecko.plugins.storage import JSONText, encode_value
 from gecko.types import Message
 
 __all__ = (
@@ -148,6 +149,19 @@ class Sealer:
         except (TypeError, ValueError, RecursionError):
             return record
         return {**record, SEAL_FIELD: self._tag(body, where, version)}
+
+    def seal_text(self, record: dict[str, Any], *, where: str, version: int | None) -> JSONText:
+        """`record` with its seal, as the text to store at key `where` as `version` (None: not bound).
+
+        The record is encoded once: its canonical JSON, which the seal covers, with the seal added
+        as the last field (reading it back and dropping the seal gives the same canonical JSON).
+
+        Raises:
+            InvalidValueError: the record is not JSON data.
+        """
+        body = encode_value(record, sort_keys=True)
+        tag = self._tag(body.encode(), where, version)
+        return JSONText(f'{body[:-1]}{"," if record else ""}"{SEAL_FIELD}":"{tag}"}}')
 
     def verify(self, tag: object, body: bytes, *, where: str, version: int | None, what: str) -> None:
         """Check the seal `tag` of the record whose canonical JSON is `body` against its key and version.

@@ -32,6 +32,7 @@ __all__ = (
     "StorageURL",
     "Versioned",
     "Lease",
+    "JSONText",
     "storage_registry",
     "encode_value",
     "decode_value",
@@ -146,12 +147,26 @@ def validate_key(key: object) -> str:
 
 # Built once: `json.dumps` with options builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_SORTED_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def encode_value(value: JSONValue) -> str:
-    """Encode JSON-compatible data; anything else (objects, NaN, bytes, lone surrogates) is an `InvalidValueError`."""
+class JSONText(NamedTuple):
+    """A value its writer already encoded with `encode_value`: `Storage` writes `text` as it is.
+
+    For writers that need the exact stored text anyway (to seal it), so it is encoded once.
+    Text that `encode_value` did not produce breaks whoever reads the key.
+    """
+
+    text: str
+
+
+def encode_value(value: JSONValue, *, sort_keys: bool = False) -> str:
+    """Encode JSON-compatible data; anything else (objects, NaN, bytes, lone surrogates) is an `InvalidValueError`.
+
+    With `sort_keys`, object keys are sorted: equal data always encodes to the same text.
+    """
     try:
-        text = _ENCODER.encode(value)
+        text = (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidValueError(f"storage values must be JSON-compatible data: {exc}") from exc
     if not text.isascii() and _SURROGATES.search(text):
@@ -198,8 +213,10 @@ class Storage(Closable):
         text, version = raw
         return Versioned(decode_value(text, key), version)
 
-    async def set(self, key: str, value: JSONValue, *, ttl: float | None = None, fence: Lease | None = None) -> int:
-        """Store `value` at `key`, expiring after `ttl` seconds if given; returns the new version.
+    async def set(
+        self, key: str, value: JSONValue | JSONText, *, ttl: float | None = None, fence: Lease | None = None
+    ) -> int:
+        """Store `value` (data, or its `JSONText`) at `key`, expiring after `ttl` seconds if given; returns the new version.
 
         With `fence`, the write happens only while that lease is the current grant
         (else `FencingError`, and nothing changes).
@@ -209,7 +226,7 @@ class Storage(Closable):
     async def compare_and_set(
         self,
         key: str,
-        value: JSONValue,
+        value: JSONValue | JSONText,
         *,
         expected_version: int | None,
         ttl: float | None = None,
@@ -315,7 +332,7 @@ class Storage(Closable):
     async def _write(
         self,
         key: str,
-        value: JSONValue,
+        value: JSONValue | JSONText,
         *,
         ttl: float | None,
         fence: Lease | None,
@@ -330,7 +347,7 @@ class Storage(Closable):
             _positive_ttl(ttl)
         return await self._raw_put(
             key,
-            encode_value(value),
+            value.text if type(value) is JSONText else encode_value(value),
             ttl=ttl,
             fence=fence,
             expected_version=expected_version,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import re
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from gecko.errors import (
@@ -41,7 +43,7 @@ __all__ = (
 )
 
 MAX_KEY_LENGTH = 512
-_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
@@ -138,16 +140,31 @@ def validate_key(key: object) -> str:
         raise InvalidKeyError("storage keys must not be empty")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidKeyError(f"storage key of {len(key)} characters exceeds {MAX_KEY_LENGTH}")
-    if _FORBIDDEN_KEY_CHARACTERS.search(key):
+    forbidden = _FORBIDDEN_KEY_CHARACTERS.search(key)
+    if forbidden is not None:
+        if _SURROGATES.search(key):
+            raise InvalidKeyError(f"storage key {key!r} contains lone surrogates, which are not valid Unicode text")
         raise InvalidKeyError(f"storage key {key!r} contains control characters")
-    if _SURROGATES.search(key):
-        raise InvalidKeyError(f"storage key {key!r} contains lone surrogates, which are not valid Unicode text")
     return key
 
 
-# Built once: `json.dumps` with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_SORTED_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+def _encoder(*, sort_keys: bool) -> Callable[[object], str]:
+    """Compact JSON text of a value (no NaN); raises TypeError, ValueError or RecursionError.
+
+    `JSONEncoder.encode` builds its C encoder again on every call; this builds it once (without
+    the cycle check: a value that contains itself ends in a RecursionError instead).
+    """
+    encoder = json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if c_make_encoder is None:  # an interpreter without the C accelerator
+        return encoder.encode
+    one_shot = c_make_encoder(
+        None, encoder.default, encode_basestring, None, ":", ",", sort_keys, False, False
+    )
+    return lambda value: "".join(one_shot(value, 0))
+
+
+_ENCODE = _encoder(sort_keys=False)
+_ENCODE_SORTED = _encoder(sort_keys=True)
 
 
 class JSONText(NamedTuple):
@@ -166,7 +183,7 @@ def encode_value(value: JSONValue, *, sort_keys: bool = False) -> str:
     With `sort_keys`, object keys are sorted: equal data always encodes to the same text.
     """
     try:
-        text = (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
+        text = (_ENCODE_SORTED if sort_keys else _ENCODE)(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidValueError(f"storage values must be JSON-compatible data: {exc}") from exc
     if not text.isascii() and _SURROGATES.search(text):

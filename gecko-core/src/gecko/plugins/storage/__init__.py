@@ -238,7 +238,8 @@ class Storage(Closable):
         With `fence`, the write happens only while that lease is the current grant
         (else `FencingError`, and nothing changes).
         """
-        return await self._write(key, value, ttl=ttl, fence=fence, expected_version=None, check_version=False)
+        text = self._text_to_write(key, value, ttl)
+        return await self._raw_put(key, text, ttl=ttl, fence=fence, expected_version=None, check_version=False)
 
     async def compare_and_set(
         self,
@@ -254,8 +255,9 @@ class Storage(Closable):
         Raises:
             VersionConflictError: the key is at another version; nothing changes.
         """
-        return await self._write(
-            key, value, ttl=ttl, fence=fence, expected_version=expected_version, check_version=True
+        text = self._text_to_write(key, value, ttl)
+        return await self._raw_put(
+            key, text, ttl=ttl, fence=fence, expected_version=expected_version, check_version=True
         )
 
     async def delete(self, key: str, *, fence: Lease | None = None) -> bool:
@@ -346,30 +348,15 @@ class Storage(Closable):
 
     # --- helpers -------------------------------------------------------------------
 
-    async def _write(
-        self,
-        key: str,
-        value: JSONValue | JSONText,
-        *,
-        ttl: float | None,
-        fence: Lease | None,
-        expected_version: int | None,
-        check_version: bool,
-    ) -> int:
+    def _text_to_write(self, key: str, value: JSONValue | JSONText, ttl: float | None) -> str:
+        """Check a write's key and TTL and return the JSON text to store (synchronous: no coroutine per write)."""
         self._check_open()
         validate_key(key)
         if ttl is not None:
             if not self.capabilities.ttl:
                 raise StorageError(f"{type(self).__name__} does not support TTL")
             _positive_ttl(ttl)
-        return await self._raw_put(
-            key,
-            value.text if type(value) is JSONText else encode_value(value),
-            ttl=ttl,
-            fence=fence,
-            expected_version=expected_version,
-            check_version=check_version,
-        )
+        return value.text if type(value) is JSONText else encode_value(value)
 
     def _require_leases(self) -> None:
         if not self.capabilities.leases:

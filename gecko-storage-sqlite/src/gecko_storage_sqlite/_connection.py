@@ -64,7 +64,9 @@ class Busy(Exception):
     """The database was busy or locked; the attempt was rolled back and changed nothing."""
 
 
-def attempt(connection: sqlite3.Connection | None, path: Path, operation: Callable[..., T], args: tuple[object, ...]) -> T:
+def attempt(
+    connection: sqlite3.Connection | None, path: Path, operation: Callable[..., T], args: tuple[object, ...]
+) -> T:
     """Run `operation(*args)` once.
 
     Raises:

@@ -67,7 +67,8 @@ async def test_locked_database_hands_the_write_to_the_worker_and_the_loop_keeps_
             assert not written.is_set()
             blocker.execute("ROLLBACK")
             blocker.close()
-        assert on_worker and threading.get_ident() not in on_worker
+        assert on_worker
+        assert threading.get_ident() not in on_worker
         assert await store.get("k") == "written"
 
 

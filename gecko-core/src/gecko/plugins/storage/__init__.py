@@ -233,7 +233,9 @@ class Storage(Closable):
     async def set(
         self, key: str, value: JSONValue | JSONText, *, ttl: float | None = None, fence: Lease | None = None
     ) -> int:
-        """Store `value` (data, or its `JSONText`) at `key`, expiring after `ttl` seconds if given; returns the new version.
+        """Store `value` (data, or its `JSONText`) at `key`, expiring after `ttl` seconds if given.
+
+        Returns the new version.
 
         With `fence`, the write happens only while that lease is the current grant
         (else `FencingError`, and nothing changes).

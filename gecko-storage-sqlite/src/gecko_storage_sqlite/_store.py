@@ -40,8 +40,9 @@ _PAGE = 4096
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _GET = f"SELECT value, version FROM gecko_kv WHERE key = ? AND {_LIVE}"
 # Writes are single statements, atomic on their own. Parameters: ?1 key, ?2 JSON text, ?3 expiry,
-# ?4 now, ?5 expected version, ?6 fence lease name (NULL: no fence), ?7 fence token. No row comes
-# back when the fence or the expected version does not hold, and nothing is written.
+# ?4 now, ?5 expected version, ?6 fence lease name (NULL: no fence), ?7 fence token. No row changes
+# (and `_SET` returns none) when the fence or the expected version does not hold. A compare-and-set
+# knows the version it writes, so it reads back no row (RETURNING costs about a fifth of the write).
 _FENCE_HOLDS = "(?6 IS NULL OR EXISTS (SELECT 1 FROM gecko_leases WHERE name = ?6 AND token = ?7 AND expires_at > ?4))"
 _SET = (
     f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
@@ -51,14 +52,12 @@ _SET = (
 )
 _REPLACE_IF_AT = (
     "UPDATE gecko_kv SET value = ?2, version = version + 1, expires_at = ?3 "
-    f"WHERE key = ?1 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?4) AND {_FENCE_HOLDS} "
-    "RETURNING version"
+    f"WHERE key = ?1 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?4) AND {_FENCE_HOLDS}"
 )
 _CREATE_IF_ABSENT = (
     f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = 1, expires_at = excluded.expires_at "
-    "WHERE gecko_kv.expires_at <= ?4 "
-    "RETURNING version"
+    "WHERE gecko_kv.expires_at <= ?4"
 )
 
 
@@ -261,19 +260,19 @@ class SQLiteStorage(Storage):
             None if fence is None else fence.name,
             None if fence is None else fence.token,
         )
+        version: int | None
         if not check_version:
-            statement = _SET
-        elif expected_version:
-            statement = _REPLACE_IF_AT
+            rows = connection.execute(_SET, parameters).fetchall()
+            version = rows[0][0] if rows else None
         else:
-            statement = _CREATE_IF_ABSENT
-        rows = connection.execute(statement, parameters).fetchall()
-        if not rows:
+            statement = _REPLACE_IF_AT if expected_version else _CREATE_IF_ABSENT
+            written = connection.execute(statement, parameters).rowcount == 1
+            version = (expected_version or 0) + 1 if written else None
+        if version is None:
             # The fence or the version did not hold a moment ago: decide again in one transaction,
             # which raises the exact error (or writes, if the key moved back in the meantime).
             return self._checked_put(connection, key, text, ttl, fence, expected_version, check_version)
         self._after_write(connection, now)
-        version: int = rows[0][0]
         return version
 
     def _checked_put(

@@ -157,6 +157,9 @@ def _connect_for_loop(path: Path) -> sqlite3.Connection:
     try:
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA wal_autocheckpoint = 0")
+        # Read the schema and map the WAL index now, as the worker's connection did when it
+        # opened, rather than in the first operation on the event loop.
+        connection.execute("SELECT 1 FROM gecko_kv LIMIT 0").fetchall()
     except sqlite3.Error as exc:
         connection.close()
         raise StorageError(f"cannot open sqlite database {str(path)!r}: {exc}") from exc

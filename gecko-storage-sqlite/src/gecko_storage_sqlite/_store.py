@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import anyio.lowlevel
 import anyio.to_thread
 
 from gecko.errors import FencingError, StorageClosedError, StorageError, VersionConflictError
@@ -30,9 +31,8 @@ T = TypeVar("T")
 
 _PURGE_EVERY = 1024
 # Statements on the event loop's own connection (synchronous=normal): at most this many in a row
-# before one goes through the worker thread (so the loop gets a turn), none writing more than
-# this many pages, and at most this many pages in all before the worker thread checkpoints the
-# WAL (SQLite's own automatic checkpoint threshold).
+# before other tasks get a turn, none writing more than this many pages, and at most this many
+# pages in all before the worker thread checkpoints the WAL (SQLite's own automatic threshold).
 _LOOP_RUN = 64
 _LOOP_MAX_PAGES = 16
 _CHECKPOINT_PAGES = 1000
@@ -197,17 +197,22 @@ class SQLiteStorage(Storage):
 
         At synchronous=normal a commit writes the WAL without syncing it to disk, so a statement
         that can run at once runs on the event loop's own connection: it never waits (no busy
-        timeout) and never checkpoints. Everything else goes, in order, through the worker thread,
-        which retries while the database is busy: a statement while the worker has calls queued or
-        running, a locked database, a large value, the turn the loop gets every `_LOOP_RUN`
-        statements, and the WAL checkpoint and purge of expired rows the loop connection's writes
-        call for.
+        timeout) and never checkpoints, and every `_LOOP_RUN`th one first lets other tasks run.
+        Everything else goes, in order, through the worker thread, which retries while the
+        database is busy: a statement while the worker has calls queued or running, a locked
+        database, a large value, and the WAL checkpoint and purge of expired rows the loop
+        connection's writes call for.
         """
         loop_connection = self._loop_connection
-        if loop_connection is not None and self._worker.idle:
-            if self._wal_pages >= _CHECKPOINT_PAGES or self._writes - self._purged_at >= _PURGE_EVERY:
+        if loop_connection is not None:
+            if not self._loop_run:
+                self._loop_run = _LOOP_RUN
+                await anyio.lowlevel.checkpoint()
+            if not self._worker.idle:
+                pass  # calls queued before this one run first
+            elif self._wal_pages >= _CHECKPOINT_PAGES or self._writes - self._purged_at >= _PURGE_EVERY:
                 await self._on_worker(self._maintain)
-            elif self._loop_run and pages <= _LOOP_MAX_PAGES:
+            elif pages <= _LOOP_MAX_PAGES:
                 try:
                     result = attempt(loop_connection, self._path, operation, (loop_connection, *args))
                 except Busy:
@@ -216,7 +221,6 @@ class SQLiteStorage(Storage):
                     self._loop_run -= 1
                     self._wal_pages += pages
                     return result
-        self._loop_run = _LOOP_RUN
         return await self._on_worker(operation, *args)
 
     async def _on_worker(self, operation: Callable[..., T], *args: object) -> T:

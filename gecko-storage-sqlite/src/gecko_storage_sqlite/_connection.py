@@ -26,6 +26,9 @@ _SCHEMA = (
     # A database from before the counter starts it above every token already granted.
     "INSERT OR IGNORE INTO gecko_lease_tokens (id, token) SELECT 1, COALESCE(MAX(token), 0) FROM gecko_leases",
 )
+# A statement's temporary results (RETURNING rows, statement journals) stay in memory: on disk,
+# a connection's first such statement created a temporary file (~150-350 µs).
+_TEMP_IN_MEMORY = "PRAGMA temp_store = MEMORY"
 # Rows that nobody will read again: expired values and expired lease grants.
 _PURGE = ("DELETE FROM gecko_kv WHERE expires_at <= ?", "DELETE FROM gecko_leases WHERE expires_at <= ?")
 
@@ -130,6 +133,7 @@ def _connect(path: Path, busy_timeout: float, retry_for: float, synchronous: str
         if str(mode).lower() != "wal":
             raise StorageError(f"sqlite database {str(path)!r} cannot use WAL journaling (got {mode!r})")
         connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        connection.execute(_TEMP_IN_MEMORY)
         with _immediate(connection):
             for statement in _SCHEMA:
                 connection.execute(statement)
@@ -157,6 +161,7 @@ def _connect_for_loop(path: Path) -> sqlite3.Connection:
     try:
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA wal_autocheckpoint = 0")
+        connection.execute(_TEMP_IN_MEMORY)
         # Read the schema and map the WAL index now, as the worker's connection did when it
         # opened, rather than in the first operation on the event loop.
         connection.execute("SELECT 1 FROM gecko_kv LIMIT 0").fetchall()

@@ -30,6 +30,13 @@ def test_sealed_text_is_bound_to_its_key_and_version() -> None:
             open_stored(sealer, StoredAttempts, sealed, where=where, version=version, what="the count")
 
 
+def test_sealed_text_keeps_the_key_order_of_the_record() -> None:
+    record = {"z": 1, "a": {"y": 2, "b": 3}}
+    sealed = json.loads(Sealer(None).seal_text(record, where="k", version=1).text)
+    assert list(sealed) == ["z", "a", SEAL_FIELD]
+    assert list(sealed["a"]) == ["y", "b"]
+
+
 def test_empty_record_is_sealed_as_an_object_holding_only_the_seal() -> None:
     assert list(json.loads(Sealer(None).seal_text({}, where="k", version=None).text)) == [SEAL_FIELD]
 

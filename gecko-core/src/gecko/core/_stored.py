@@ -153,15 +153,16 @@ class Sealer:
     def seal_text(self, record: dict[str, Any], *, where: str, version: int | None) -> JSONText:
         """`record` with its seal, as the text to store at key `where` as `version` (None: not bound).
 
-        The record is encoded once: its canonical JSON, which the seal covers, with the seal added
-        as the last field (reading it back and dropping the seal gives the same canonical JSON).
+        The seal covers the canonical JSON (keys sorted); the text keeps the record's own key order,
+        which a resume gives back, with the seal added as the last field, so no sealed copy of the
+        record is built and the storage does not encode it again.
 
         Raises:
             InvalidValueError: the record is not JSON data.
         """
-        body = encode_value(record, sort_keys=True)
-        tag = self._tag(body.encode(), where, version)
-        return JSONText(f'{body[:-1]}{"," if record else ""}"{SEAL_FIELD}":"{tag}"}}')
+        tag = self._tag(encode_value(record, sort_keys=True).encode(), where, version)
+        text = encode_value(record)
+        return JSONText(f'{text[:-1]}{"," if record else ""}"{SEAL_FIELD}":"{tag}"}}')
 
     def verify(self, tag: object, body: bytes, *, where: str, version: int | None, what: str) -> None:
         """Check the seal `tag` of the record whose canonical JSON is `body` against its key and version.

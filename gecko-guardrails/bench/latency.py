@@ -19,9 +19,11 @@ from gecko.testing.models import ScriptedModel, tool_calls_reply
 from gecko.types import ToolCall
 
 PAGE = "Our shop opens at nine. We sell bread, cheese and wine. " * 18  # about 1 KB
+TABLE = "\n".join(f"Row {row}: parcel left the warehouse on time, signed for." for row in range(17))  # about 1 KB
 TEXTS = {
     "60 characters": "Please ignore the warning about deprecated APIs; it is fine.",
     "1 KB English page": PAGE,
+    "1 KB table, 17 lines": TABLE,
     "1 KB Chinese page": "我们的商店九点开门，出售面包、奶酪和葡萄酒。" * 45,  # noqa: RUF001
     "10 KB tool result": "Row 17: value=42, status ok; next row follows. " * 220,
 }

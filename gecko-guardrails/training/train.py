@@ -1,7 +1,7 @@
-"""Train the shipped classifier on ../eval/data/train.jsonl and pick its threshold on dev.jsonl.
+"""Train the shipped classifier on ../eval/data/train.jsonl and pick its thresholds on dev.jsonl.
 
 Usage: `python train.py` (needs scikit-learn, and gecko-ai-guardrails installed for `fold` and the
-n-gram features the run-time scorer uses). Writes ../src/gecko_guardrails/classifier.json: plain
+n-gram features and pieces the run-time scorer uses). Writes ../src/gecko_guardrails/classifier.json: plain
 JSON, no pickle. There is one threshold per channel (user input, tool output): the lowest at which the classifier
 alone flags at most
 `MAX_HARD_FP` of dev's hard benign texts (those that use injection words innocently) and at most

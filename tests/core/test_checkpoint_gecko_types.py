@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from gecko.compose import stored_types
 from gecko.compose.nodes import NodeContext
 from gecko.compose.team import MemberResult, MemberStatus, Team
-from gecko.compose.workflow import Workflow
+from gecko.compose.workflow import Workflow, register_stored_type
 from gecko.core.agent import Agent
-from gecko.errors import CorruptCheckpointError, ModelError, UnstorableValueError
+from gecko.errors import CorruptCheckpointError, ModelError, UnregisteredStoredTypeError, UnstorableValueError
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.conformance.checkpoints import reseal
 from gecko.testing.models import ScriptedModel
@@ -171,14 +172,71 @@ class City(BaseModel):
     name: str
 
 
-async def test_an_agents_structured_output_is_refused_with_the_workaround() -> None:
+async def test_an_agents_structured_output_comes_back_as_its_model_after_a_crash() -> None:
     storage = MemoryStorage()
-    agent = Agent(ScriptedModel(['{"name": "Oslo"}']), output_type=City)
-    wf = Workflow("structured", storage=storage).add_node("agent", agent).set_entry_point("agent")
+    crash = [True]
+
+    def workflow(replies: list[str]) -> Workflow:
+        def after(ctx: NodeContext) -> str:
+            if crash[0]:
+                raise _Crash
+            output = ctx.get_last_output()
+            assert type(output) is AgentOutput
+            assert type(output.data) is City
+            return output.data.name
+
+        agent = Agent(ScriptedModel(replies), output_type=City)
+        wf = Workflow("structured", storage=storage).add_node("agent", agent).add_node("after", after)
+        return wf.add_edge("agent", "after").set_entry_point("agent")
+
+    try:
+        await workflow(['{"name": "Oslo"}']).execute("where?", session_id="s")
+    except BaseException as exc:
+        if not _is_crash(exc):
+            raise
+    crash[0] = False
+    # No replies left: the agent node does not run again, its model comes back from the checkpoint.
+    result = await workflow([]).resume("s")
+    assert (result.output, result.history["agent"].data) == ("Oslo", City(name="Oslo"))
+
+
+class Unlisted(BaseModel):
+    name: str
+
+
+async def test_an_unregistered_model_is_refused_naming_how_to_register_it() -> None:
+    wf = Workflow("models", storage=MemoryStorage()).add_node("make", lambda ctx: Unlisted(name="x"))
     with pytest.raises(
-        UnstorableValueError, match=r"node 'agent'\.data is an agent's structured output.*City.*model_dump"
+        UnstorableValueError, match=r"Unlisted\) that is not registered.*register_stored_type\(Unlisted\)"
     ):
-        await wf.execute("where?", session_id="s")
+        await wf.set_entry_point("make").execute(session_id="s")
+
+
+class Shipment(BaseModel):
+    item: str
+    boxes: Any
+
+
+async def test_a_registered_model_is_rebuilt_only_where_it_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    register_stored_type(Shipment)
+    storage = MemoryStorage()
+    wf = Workflow("models", storage=storage).add_node("make", lambda ctx: Shipment(item="tea", boxes=[1, 2]))
+    wf.set_entry_point("make")
+    done = await wf.execute(session_id="s")
+    assert (await wf.resume("s")).output == done.output == Shipment(item="tea", boxes=[1, 2])
+
+    monkeypatch.delitem(stored_types._REGISTERED, stored_types.stored_type_name(Shipment))
+    with pytest.raises(
+        UnregisteredStoredTypeError, match=r"Shipment model, a class not registered.*register_stored_type"
+    ):
+        await wf.resume("s")
+
+
+async def test_a_registered_model_that_json_would_change_is_refused() -> None:
+    register_stored_type(Shipment)
+    wf = Workflow("models", storage=MemoryStorage()).add_node("make", lambda ctx: Shipment(item="tea", boxes=(1, 2)))
+    with pytest.raises(UnstorableValueError, match=r"Shipment\) reads back from its JSON as a different value"):
+        await wf.set_entry_point("make").execute(session_id="s")
 
 
 async def test_a_member_error_of_a_user_class_is_refused_naming_the_workaround() -> None:
@@ -278,3 +336,21 @@ async def test_gecko_types_anywhere_in_an_output_or_the_state_come_back_exactly(
     assert type(stored["paused"].data["nested"][0]) is AgentOutput
     assert type(result.state["kept"]) is PausedOutput
     assert result.state["kept"] == value["paused"]
+
+
+class Verdict(BaseModel):
+    ok: bool
+
+
+async def test_a_team_members_structured_output_is_stored_and_read_back() -> None:
+    storage = MemoryStorage()
+
+    def workflow(replies: list[str]) -> Workflow:
+        team = Team([Agent(ScriptedModel(replies), output_type=Verdict)])
+        return Workflow("team-structured", storage=storage).add_node("team", team).set_entry_point("team")
+
+    done = await workflow(['{"ok": true}']).execute("judge", session_id="s")
+    # A finished session returns what its checkpoint holds: the model the member's agent produced.
+    stored = await workflow([]).resume("s")
+    assert [member.value.data for member in stored.output] == [Verdict(ok=True)]
+    assert stored.output == done.output

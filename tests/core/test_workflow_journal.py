@@ -10,9 +10,9 @@ import anyio.lowlevel
 import pytest
 
 from gecko.compose._checkpoint import CheckpointStore
-from gecko.compose.nodes import NodeContext
+from gecko.compose.nodes import Next, NodeContext
 from gecko.compose.workflow import CheckpointStrategy, Workflow
-from gecko.errors import StorageUnavailableError
+from gecko.errors import ConfigurationError, StorageUnavailableError
 from gecko.plugins.storage.memory import MemoryStorage
 
 
@@ -153,3 +153,50 @@ async def test_a_run_ending_writes_its_last_completion_once_in_the_final_snapsho
     result = await chain("single", storage, {"only": only}).execute(session_id="s1")
     assert (result.status, storage.writes) == ("completed", 1)
     assert await durable_nodes(storage, "single", "s1") == ["only"]
+
+
+class MeasuredStorage(MemoryStorage):
+    """memory:// that records the peak bytes its journal slots hold at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots: dict[str, int] = {}
+        self.peak = 0
+
+    async def _raw_put(self, key: str, text: str, **options: Any) -> int:
+        if "/journal/" in key:
+            self.slots[key] = len(text.encode())
+            self.peak = max(self.peak, sum(self.slots.values()))
+        return await super()._raw_put(key, text, **options)
+
+    async def _raw_delete(self, key: str, fence: Any) -> bool:
+        self.slots.pop(key, None)
+        return await super()._raw_delete(key, fence)
+
+
+def _looping(storage: MemoryStorage, steps: int, size: int, **options: Any) -> Workflow:
+    def loop(ctx: NodeContext) -> Any:
+        done = ctx.state.get("n", 0) + 1
+        ctx.state["n"] = done
+        return "end" if done >= steps else Next("loop", input="x" * size)
+
+    wf = Workflow("big", storage=storage, allow_cycles=True, max_steps=steps + 1, lease_ttl=None, **options)
+    return wf.add_node("loop", loop).set_entry_point("loop")
+
+
+async def test_journal_bytes_past_snapshot_bytes_bring_the_next_snapshot_forward() -> None:
+    size, bound = 10_000, 50_000
+    unbounded, bounded = MeasuredStorage(), MeasuredStorage()
+    assert (await _looping(unbounded, 40, size).execute(session_id="s")).output == "end"
+    # Each record holds the 10 kB jump input: 40 entries stay in the ring of 64 without a bound.
+    assert unbounded.peak > 39 * size
+    result = await _looping(bounded, 40, size, snapshot_bytes=bound).execute(session_id="s")
+    assert result.output == "end"
+    # The entry that crosses the bound brings the snapshot, which deletes the obsolete slots.
+    assert bound <= bounded.peak < bound + 2 * size
+    assert (await _looping(bounded, 40, size, snapshot_bytes=bound).resume("s")).output == "end"
+
+
+def test_snapshot_bytes_must_be_positive() -> None:
+    with pytest.raises(ConfigurationError, match="snapshot_bytes"):
+        Workflow("w", snapshot_bytes=0)

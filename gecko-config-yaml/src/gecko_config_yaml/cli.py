@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -140,7 +144,14 @@ def run_command(request: RunRequest) -> int:
         err.write("gecko run: --resume needs --session ID\n")
         return 2
     _import_roots(request.file)
-    progress = _Progress(out, as_json=not out.isatty())
+    if out.isatty():
+        return _run_reporting(request, _Progress(out, as_json=False))
+    with _stdout_for_records_only(out) as records:
+        return _run_reporting(request, _Progress(records, as_json=True))
+
+
+def _run_reporting(request: RunRequest, progress: _Progress) -> int:
+    err = sys.stderr
     manager = plugin_manager()
     manager.register(progress, name="gecko-run-progress")
     try:
@@ -157,8 +168,38 @@ def run_command(request: RunRequest) -> int:
     if progress.as_json:
         progress.emit(record)
     else:
-        _print_result(record, request, out)
+        _print_result(record, request, progress.out)
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_for_records_only(out: TextIO) -> Iterator[TextIO]:
+    """A stream on `out` for JSON records; meanwhile all else written to stdout goes to stderr.
+
+    `print` goes to `sys.stderr`; when `out` is a real file, file descriptor 1 points at stderr
+    too, so writes from C code and child processes cannot break the stream either.
+    """
+    out.flush()
+    sys.stderr.flush()
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a file (a captured stream): prints only
+        with contextlib.redirect_stdout(sys.stderr):
+            yield out
+        return
+    records = os.fdopen(os.dup(fd), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield records
+    finally:
+        # What reached the original stdout object is flushed while descriptor 1 still means stderr.
+        for stream in (sys.__stdout__, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError):  # absent, or closed by user code
+                stream.flush()  # type: ignore[union-attr]
+        records.flush()
+        os.dup2(records.fileno(), fd)
+        records.close()
 
 
 def _print_result(record: dict[str, Any], request: RunRequest, out: TextIO) -> None:

@@ -159,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run",
         help="run an agent, workflow or team defined in YAML (needs gecko-ai-config-yaml)",
         description="Progress is printed as text on a terminal and as JSON lines when piped; the last line is "
-        "the result. A paused run exits 0 with status 'paused'; continue it with --session ID --resume.",
+        "the result. Piped stdout holds only those lines: output of the run's own code goes to stderr. "
+        "A paused run exits 0 with status 'paused'; continue it with --session ID --resume.",
     )
     run.add_argument("file", help="the definition, FILE.yaml")
     given = run.add_mutually_exclusive_group()

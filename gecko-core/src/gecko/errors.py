@@ -53,6 +53,7 @@ __all__ = (
     "CheckpointError",
     "CorruptCheckpointError",
     "UnstorableValueError",
+    "UnregisteredStoredTypeError",
     "SessionOwnedElsewhere",
     "SessionLeaseLost",
     "WorkflowParked",
@@ -313,6 +314,10 @@ class CorruptCheckpointError(CheckpointError):
 
 class UnstorableValueError(CheckpointError, TypeError):
     """A value a checkpoint would store is not JSON data that reads back unchanged (tuple, set, model, NaN, ...)."""
+
+
+class UnregisteredStoredTypeError(CheckpointError):
+    """A checkpoint holds a user model whose class is not registered in this process (`register_stored_type`)."""
 
 
 class SessionOwnedElsewhere(WorkflowError):

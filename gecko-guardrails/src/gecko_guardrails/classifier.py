@@ -4,9 +4,9 @@ The weights ship in this package as plain JSON (`classifier.json`: n-gram → id
 the intercept, the thresholds per channel chosen on the development split, the training data's sources and
 licences). They were trained with scikit-learn by `training/train.py` in the source tree on the
 public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
-read. Scoring is pure Python: the text is folded (`sanitize.fold`), cut into overlapping windows
-so an injection inside a long tool result is not diluted, and the highest window probability is
-the score.
+read. Scoring is pure Python: the text is folded (`sanitize.fold`) and cut into pieces (overlapping
+windows, and its lines, so an injection on its own line inside a long tool result is scored as
+itself, not diluted by the document around it); the highest piece probability is the score.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from functools import cache, lru_cache
 from importlib import resources
 from itertools import pairwise
 
-__all__ = ("Classifier", "classifier", "ngrams")
+__all__ = ("Classifier", "classifier", "ngrams", "pieces")
 
 _WHITESPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
@@ -28,6 +28,8 @@ WINDOW = 300
 """Characters per window; texts longer than this are scored window by window, half a window apart."""
 MIN_LENGTH = 20
 """Shorter texts ("hello", "What is 2+2?") give the model too little to go on: only the rules judge them."""
+MIN_PIECE = 40
+"""Lines of a long text are joined with the next until the piece has this many characters."""
 
 
 def ngrams(text: str, sizes: tuple[int, int]) -> Counter[str]:
@@ -53,6 +55,29 @@ def _word_ngrams(word: str, sizes: tuple[int, int]) -> tuple[str, ...]:
     )
 
 
+def pieces(text: str) -> list[str]:
+    """What `text` is scored as: itself when short; else its windows and its lines (short ones joined)."""
+    if len(text) <= WINDOW:
+        return [text]
+    found = _windows(text)
+    piece = ""
+    for line in text.split("\n"):
+        line = line.strip()
+        if line:
+            piece = f"{piece} {line}" if piece else line
+            if len(piece) >= MIN_PIECE:
+                found.extend(_windows(piece) if len(piece) > WINDOW else [piece])
+                piece = ""
+    if piece:
+        found.append(piece)
+    return found
+
+
+def _windows(text: str) -> list[str]:
+    step = WINDOW // 2
+    return [text[start : start + WINDOW] for start in range(0, max(len(text) - step, 1), step)]
+
+
 @dataclass(frozen=True, slots=True)
 class Classifier:
     """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection.
@@ -66,13 +91,10 @@ class Classifier:
     thresholds: dict[str, float]
 
     def probability(self, folded: str) -> float:
-        """The highest injection probability over the windows of `folded` (a `sanitize.fold` output)."""
-        if len(folded) <= WINDOW:
-            return self._window(folded)
-        step = WINDOW // 2
-        return max(self._window(folded[start : start + WINDOW]) for start in range(0, len(folded) - step, step))
+        """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output)."""
+        return max(self._piece(piece) for piece in pieces(folded))
 
-    def _window(self, text: str) -> float:
+    def _piece(self, text: str) -> float:
         total = norm = 0.0
         weights = self.weights
         for gram, count in ngrams(text, self.sizes).items():

@@ -70,12 +70,25 @@ class _Rule:
 _RULES: tuple[_Rule, ...] = (
     _Rule(
         "override",
-        ("ignor", "disregard", "forget", "overrid", "bypass", "skip", "neglect", "abandon", "drop", "discard"),
+        (
+            "ignor",
+            "disregard",
+            "forget",
+            "overrid",
+            "bypass",
+            "skip",
+            "neglect",
+            "abandon",
+            "drop",
+            "discard",
+            "vergiss",
+        ),
         re.compile(
             r"\b(?:ignore|disregard|forget|override|bypass|skip|neglect|abandon|drop|discard)\s+"
             rf"{_PREVIOUS}\s*{_INSTRUCTIONS}\b"
             r"|\bignora (?:todas )?las instrucciones|\bignore[sz]? (?:toutes )?les instructions"
-            r"|\bignoriere (?:alle )?(?:vorherigen |bisherigen )?(?:anweisungen|regeln)"
+            r"|\b(?:ignoriere|vergiss) (?:alle |deine |die )?(?:vorherigen |bisherigen |vorigen |obigen )?"
+            r"(?:anweisungen|regeln|vorgaben|instruktionen|befehle)\b(?! nicht)"
             r"|\bignora (?:tutte )?le istruzioni"
         ),
     ),

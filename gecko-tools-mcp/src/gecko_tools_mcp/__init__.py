@@ -13,7 +13,22 @@ async with Agent(model, tools=[files, search]) as agent:  # connects at the firs
 The `mcp` SDK is imported when a server connects, not at `import gecko_tools_mcp`.
 """
 
-from gecko_tools_mcp._server import MAX_DESCRIPTION_CHARS, MAX_SCHEMA_CHARS, MCPServer, MCPServerHTTP, MCPServerStdio
+from gecko_tools_mcp._server import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_SCHEMA_CHARS,
+    MCPServer,
+    MCPServerHTTP,
+    MCPServerStdio,
+    ServerOptions,
+)
 from gecko_tools_mcp._version import __version__
 
-__all__ = ("MAX_DESCRIPTION_CHARS", "MAX_SCHEMA_CHARS", "MCPServer", "MCPServerHTTP", "MCPServerStdio", "__version__")
+__all__ = (
+    "MAX_DESCRIPTION_CHARS",
+    "MAX_SCHEMA_CHARS",
+    "MCPServer",
+    "MCPServerHTTP",
+    "MCPServerStdio",
+    "ServerOptions",
+    "__version__",
+)

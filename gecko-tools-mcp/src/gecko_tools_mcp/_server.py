@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 
 import anyio
 
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import mcp_types
     from jsonschema.protocols import Validator
     from mcp import Client
+    from typing_extensions import Unpack
 
-__all__ = ("MAX_DESCRIPTION_CHARS", "MAX_SCHEMA_CHARS", "MCPServer", "MCPServerHTTP", "MCPServerStdio")
+__all__ = ("MAX_DESCRIPTION_CHARS", "MAX_SCHEMA_CHARS", "MCPServer", "MCPServerHTTP", "MCPServerStdio", "ServerOptions")
 
 MAX_DESCRIPTION_CHARS = 2_000
 """Characters of a server's tool description the model reads; a description is untrusted text."""
@@ -31,6 +32,17 @@ MAX_SCHEMA_CHARS = 100_000
 
 _MAX_REPORTED_ERRORS = 8
 _INVALID_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class ServerOptions(TypedDict, total=False):
+    """How a server's tools join an agent: the keyword options every `MCPServer` takes (see its `__init__`)."""
+
+    prefix: str | None
+    include: Collection[str] | None
+    requires_approval: bool | Collection[str]
+    timeout: float | None
+    connect_timeout: float
+    protocol: str
 
 
 class MCPServer:
@@ -291,12 +303,7 @@ class MCPServerStdio(MCPServer):
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         errlog: TextIO | None = None,
-        prefix: str | None = None,
-        include: Collection[str] | None = None,
-        requires_approval: bool | Collection[str] = False,
-        timeout: float | None = None,
-        connect_timeout: float = 30.0,
-        protocol: str = "auto",
+        **options: Unpack[ServerOptions],
     ) -> None:
         """Run `command args...` as the server.
 
@@ -306,16 +313,9 @@ class MCPServerStdio(MCPServer):
             env: Variables added to a minimal default environment (the SDK's: PATH, HOME, ...).
             cwd: Its working directory.
             errlog: Where its standard error goes; the parent's standard error when None.
-            prefix, include, requires_approval, timeout, connect_timeout, protocol: see `MCPServer`.
+            options: `ServerOptions` (prefix, include, requires_approval, timeout, ...): see `MCPServer`.
         """
-        super().__init__(
-            prefix=prefix,
-            include=include,
-            requires_approval=requires_approval,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            protocol=protocol,
-        )
+        super().__init__(**options)
         self.command = command
         self.args = tuple(args)
         self.env = dict(env) if env is not None else None
@@ -345,31 +345,19 @@ class MCPServerHTTP(MCPServer):
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        prefix: str | None = None,
-        include: Collection[str] | None = None,
-        requires_approval: bool | Collection[str] = False,
-        timeout: float | None = None,
-        connect_timeout: float = 30.0,
-        protocol: str = "auto",
+        **options: Unpack[ServerOptions],
     ) -> None:
         """Reach the server at `url`.
 
         Args:
             url: The endpoint, `http://` or `https://`.
             headers: Sent with every request (an `Authorization` header, say); never shown in errors.
-            prefix, include, requires_approval, timeout, connect_timeout, protocol: see `MCPServer`.
+            options: `ServerOptions` (prefix, include, requires_approval, timeout, ...): see `MCPServer`.
 
         Raises:
             ConfigurationError: The URL is not an http(s) URL with a host.
         """
-        super().__init__(
-            prefix=prefix,
-            include=include,
-            requires_approval=requires_approval,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            protocol=protocol,
-        )
+        super().__init__(**options)
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)

@@ -103,3 +103,40 @@ def test_workflow_show_draws_a_yaml_definition_without_opening_its_storage(flow_
     assert "-.->|jump|" in process.stdout
     assert "%% layer 1: left, right" in process.stdout
     assert not (flow_dir / "review.db").exists()
+
+
+NOISY_STEPS = '''
+import os
+import subprocess
+import sys
+
+from gecko.compose.nodes import step
+
+
+@step
+def noisy(ctx):
+    print("a print from the node")
+    os.write(1, b"raw bytes on file descriptor 1\\n")
+    subprocess.run([sys.executable, "-c", "print('a child process printing')"], check=True)
+    return "done"
+'''
+
+NOISY_FLOW = """\
+kind: workflow
+name: noisy
+entry: noisy
+nodes:
+  noisy: {call: noisy_steps:noisy}
+"""
+
+
+def test_piped_progress_stays_json_lines_while_user_code_prints(tmp_path: Path) -> None:
+    (tmp_path / "noisy_steps.py").write_text(NOISY_STEPS)
+    (tmp_path / "noisy.yaml").write_text(NOISY_FLOW)
+    done = _gecko(tmp_path, "run", "noisy.yaml")
+    assert done.returncode == 0, done.stderr
+    # Every stdout line is a record; what user code wrote to stdout went to stderr instead.
+    result = _lines(done.stdout)[-1]
+    assert (result["event"], result["status"], result["output"]) == ("result", "completed", "done")
+    for text in ("a print from the node", "raw bytes on file descriptor 1", "a child process printing"):
+        assert text in done.stderr

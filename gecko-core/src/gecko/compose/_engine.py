@@ -31,6 +31,7 @@ from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, Plan, u
 from gecko.compose._state import _BUILTIN_RULES, DELETED, MISSING, History, StateView
 from gecko.compose._values import storable
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, NodeStatus, _current_context
+from gecko.core._sanitize import text_of
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -72,7 +73,7 @@ def to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
+        return f"{type(value).__name__}: {text_of(value)}"
     return value
 
 
@@ -200,10 +201,12 @@ class Run:
         paused = snap.get("interrupt")
         if paused is not None and isinstance(paused["payload"], dict) and "approval" in paused["payload"]:
             approval = paused["payload"]["approval"]
-            if not isinstance(approval, dict) or not isinstance(approval.get("session_id"), str):
+            from gecko.compose._approvals import is_pause
+
+            if not is_pause(approval):
                 raise CorruptCheckpointError(
                     f"the snapshot of session {self.session_id!r} pauses node {paused['node']!r} for an approval "
-                    "that names no agent session"
+                    "that names no agent session or team results"
                 )
             self.approvals[paused["node"]] = paused["payload"]
         for record in checkpoint.records:
@@ -553,18 +556,19 @@ class Run:
     async def _run_agent(self, agent: Any, ctx: NodeContext, last: Any) -> Any:
         # An agent paused on tools that need approval pauses the workflow at this node; the
         # decisions given to `Workflow.resume` continue that agent run (not a new one).
+        # So does a team whose agent members pause (`gecko.compose._approvals`).
+        from gecko.compose._approvals import approval_pause, resume_pause
+
         paused = self.approvals.get(ctx.node)
         if paused is not None and ctx._resume is not _KEEP:
             decisions, ctx._resume = ctx._resume, _KEEP
-            output = await agent.resume(decisions, session_id=paused["approval"]["session_id"])
+            output = await resume_pause(agent, decisions, paused["approval"])
             del self.approvals[ctx.node]
         else:
             output = await agent.run(last)
-        from gecko.core.agent import PausedOutput
-
-        if isinstance(output, PausedOutput):
-            pending = [approval.model_dump(mode="json") for approval in output.pending_approvals]
-            raise Interrupt(ctx.node, {"approval": {"session_id": output.session_id, "pending": pending}})
+        pause = approval_pause(output)
+        if pause is not None:
+            raise Interrupt(ctx.node, {"approval": pause})
         return output
 
     def _fail(self, node: str, exc: BaseException) -> None:

@@ -10,28 +10,34 @@ the exceptions a `MemberResult` carries when they are a `gecko.errors` class or 
 read as a tag. `restored` turns tags back into those classes, looked up in the closed registry
 below by name: nothing named in stored data is ever imported or evaluated.
 
-A user pydantic model (an agent's structured output in `AgentOutput.data` included) is refused:
-a closed registry cannot rebuild a class it does not know.
+A user pydantic model (an agent's structured output in `AgentOutput.data` included) is stored
+when its class is registered (`gecko.compose.stored_types`; agent nodes register their
+`output_type`): as `{"$gecko": "model", "v": {"type": "module:qualname", "json": <its JSON>}}`,
+checked to validate back into an equal model, and rebuilt only through a class registered in the
+reading process. An unregistered model is refused with the way to register it.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import math
 from typing import Any, Final
 
 from pydantic import BaseModel
 
 from gecko import errors
+from gecko.compose.stored_types import registered_type, stored_type_name
 from gecko.compose.team import MemberResult, MemberStatus
 from gecko.core.state import PausedOutput
-from gecko.errors import CorruptCheckpointError, UnstorableValueError
+from gecko.errors import CorruptCheckpointError, UnregisteredStoredTypeError, UnstorableValueError
 from gecko.types import AgentOutput, Message, TokenUsage
 
 __all__ = ("TAG", "restored", "storable", "storable_error")
 
 TAG: Final = "$gecko"
 _ERROR = "error"
+_USER_MODEL = "model"
 # Gecko's models and their fields that hold user data (stored through `storable`, not dumped).
 _MODELS: Final[dict[str, tuple[type[BaseModel], tuple[str, ...]]]] = {
     "AgentOutput": (AgentOutput, ("data",)),
@@ -114,13 +120,15 @@ def _encode(value: Any, where: str, path: str) -> Any:
                 "usage": None if value.usage is None else _encode_model(value.usage, where, f"{path}.usage"),
             },
         }
+    if isinstance(value, BaseModel) and registered_type(stored_type_name(kind)) is kind:
+        return _encode_user_model(value, where, path)
     raise UnstorableValueError(f"{where}{path} is {_unstorable(value, path)}. {_RULE}")
 
 
 _RULE = (
     "Checkpointed values must be JSON data (dict with str keys, list, str, int, finite float, bool, None) or "
-    "Gecko's own results (AgentOutput, MemberResult, Message, TokenUsage), so a resumed run sees exactly the "
-    "value it saved"
+    "Gecko's own results (AgentOutput, MemberResult, Message, TokenUsage) or registered pydantic models, so a "
+    "resumed run sees exactly the value it saved"
 )
 
 
@@ -131,6 +139,21 @@ def _encode_model(value: BaseModel, where: str, path: str) -> dict[str, Any]:
     for field in user_fields:
         fields[field] = _encode(getattr(value, field), where, f"{path}.{field}")
     return {TAG: name, "v": fields}
+
+
+def _encode_user_model(value: BaseModel, where: str, path: str) -> dict[str, Any]:
+    kind = type(value)
+    try:
+        text = value.model_dump_json()
+        exact = kind.model_validate_json(text) == value
+    except Exception as exc:  # a serializer or validator of the user's model refusing its own value
+        raise UnstorableValueError(f"{where}{path} ({kind.__name__}) cannot go through JSON: {exc}") from None
+    if not exact:
+        raise UnstorableValueError(
+            f"{where}{path} ({kind.__name__}) reads back from its JSON as a different value; "
+            "store `value.model_dump(mode='json')` and rebuild the model where it is read"
+        )
+    return {TAG: _USER_MODEL, "v": {"type": stored_type_name(kind), "json": json.loads(text)}}
 
 
 def _encode_error(error: Exception, where: str, path: str) -> dict[str, Any]:
@@ -153,15 +176,11 @@ def _encode_error(error: Exception, where: str, path: str) -> dict[str, Any]:
 def _unstorable(value: object, path: str) -> str:
     kind = type(value)
     if isinstance(value, BaseModel):
-        if path.endswith(".data"):
-            return (
-                f"an agent's structured output, a pydantic model ({kind.__name__}) that a checkpoint cannot rebuild "
-                "(it restores only Gecko's own types); run the agent in a step that returns "
-                "`output.data.model_dump(mode='json')` and rebuild the model where it is read"
-            )
+        what = "an agent's structured output, a pydantic model" if path.endswith(".data") else "a pydantic model"
         return (
-            f"a pydantic model ({kind.__name__}), which would come back as a dict; store "
-            "`value.model_dump(mode='json')` and rebuild the model where it is read"
+            f"{what} ({kind.__module__}.{kind.__qualname__}) that is not registered for checkpoints; call "
+            f"`gecko.compose.workflow.register_stored_type({kind.__name__})` (in every process that runs or "
+            "resumes the workflow), or store `value.model_dump(mode='json')` instead"
         )
     if kind is float:
         return f"{value!r}, which JSON cannot hold"
@@ -198,7 +217,7 @@ def _restored(value: Any, what: str) -> Any:
         raise CorruptCheckpointError(f"{what} holds a malformed Gecko value {_shown(value)}")
     try:
         return _decode(name, fields, what)
-    except (RecursionError, CorruptCheckpointError):
+    except (RecursionError, CorruptCheckpointError, UnregisteredStoredTypeError):
         raise
     except Exception as exc:  # a constructor or validator refusing stored fields: the record is wrong
         raise CorruptCheckpointError(f"{what} holds a {name} that cannot be rebuilt: {exc}") from None
@@ -229,6 +248,18 @@ def _decode(name: str, fields: dict[str, Any], what: str) -> Any:
             latency=float(latency),
             usage=usage,
         )
+    if name == _USER_MODEL:
+        stored, text = fields.get("type"), fields.get("json")
+        if set(fields) != {"type", "json"} or type(stored) is not str:
+            raise ValueError(f"fields {sorted(fields)}")
+        model = registered_type(stored)
+        if model is None:
+            raise UnregisteredStoredTypeError(
+                f"{what} holds a {stored} model, a class not registered in this process; call "
+                "`gecko.compose.workflow.register_stored_type(<that class>)` (or add the agent node whose "
+                "`output_type` it is) before resuming"
+            )
+        return model.model_validate_json(json.dumps(text))  # type: ignore[attr-defined]
     if name == _ERROR:
         error = _ERRORS.get(str(fields.get("type")))
         args = fields.get("args")

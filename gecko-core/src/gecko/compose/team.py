@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from gecko.core._sanitize import text_of
 from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
 from gecko.plugins import PluginManager, aplugin_manager
 
@@ -79,9 +80,8 @@ class MemberResult:
             TeamError: the member did not succeed; the member's error is the cause.
         """
         if self.status is not MemberStatus.OK:
-            raise TeamError(f"team member {self.member_index} ended with {self.status.value}: {self.error}") from (
-                self.error
-            )
+            reason = text_of(self.error) if self.error is not None else None
+            raise TeamError(f"team member {self.member_index} ended with {self.status.value}: {reason}") from self.error
         return self.result
 
 
@@ -343,6 +343,41 @@ class Team:
         if inspect.isawaitable(result):
             return await result
         return result
+
+    async def _resume_members(
+        self, results: list[MemberResult], decisions: dict[int, dict[str, bool]]
+    ) -> list[MemberResult]:
+        """`results` with each paused member (a key of `decisions`) resumed concurrently with its decisions.
+
+        A workflow calls this when it resumes a team node paused for tool approvals
+        (`gecko.compose._approvals`); a resumed member that pauses again is reported paused again.
+        """
+        resumed = list(results)
+
+        async def resume(position: int, result: MemberResult) -> None:
+            index = result.member_index
+            member = self.members[index]
+            started = time.perf_counter()
+            try:
+                output = await member.resume(decisions[index], session_id=result.result.session_id)  # type: ignore[attr-defined]
+            except Exception as exc:
+                resumed[position] = MemberResult(
+                    error=exc, member_index=index, status=MemberStatus.ERROR, latency=_since(started)
+                )
+                return
+            resumed[position] = MemberResult(
+                result=output,
+                member_index=index,
+                status=MemberStatus.OK,
+                latency=_since(started),
+                usage=_usage_of(output),
+            )
+
+        async with anyio.create_task_group() as group:
+            for position, result in enumerate(results):
+                if result.member_index in decisions:
+                    group.start_soon(resume, position, result)
+        return resumed
 
     def _unfinished(self, index: int, start: float | None, ended: float, lost_race: bool) -> MemberResult:
         latency = 0.0 if start is None else ended - start

@@ -22,6 +22,8 @@ Semantics in short:
   `SessionInputMismatch`); a finished one runs again from the start with the new input.
 - An agent node whose tool needs approval pauses the run (`result.interrupt["approval"]` lists the
   pending calls); `resume(session_id, value={call_id: True | False})` continues that agent run.
+  So does a team node whose agent members pause (each pending call names its `member_index`):
+  the resume continues the paused members and keeps the others' results (`gecko.compose._approvals`).
 - On storage with leases (memory://, sqlite://, redis://) a run owns its session: it holds a
   renewed lease, every checkpoint write is fenced by it, a second worker gets
   `SessionOwnedElsewhere`, a dead holder on the same host is taken over at once, and a session
@@ -37,9 +39,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from gecko.compose._graph import ASYNC, SYNC, CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
+from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
+from gecko.compose.stored_types import register_node_types, register_stored_type
+from gecko.core._sanitize import text_of
 from gecko.errors import (
     CheckpointError,
     ConfigurationError,
@@ -64,7 +68,7 @@ if TYPE_CHECKING:
     from gecko.plugins.executors import Executor
     from gecko.types import Event
 
-__all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult")
+__all__ = ("CheckpointStrategy", "Workflow", "WorkflowResult", "register_stored_type")
 
 logger = redacting_logger("gecko.workflow")
 
@@ -125,6 +129,9 @@ class Workflow:
         scheduling: "eager" (dependency counting) or "layered" (lockstep topological layers).
         history_limit: How many executions the history retains (latest output per node always kept).
         snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
+        snapshot_bytes: Journal bytes between snapshots: once the entries written since the last
+            snapshot hold this many bytes (of JSON), the next write is a snapshot, so the journal
+            holds at most this plus one entry. None bounds the journal by `snapshot_every` only.
         max_lag: Under `CheckpointStrategy.ASYNC`, how many completed nodes the journal may trail
             the run by before nodes wait for the writer.
         fence: A storage lease you hold yourself, passed to every checkpoint write; it replaces the
@@ -157,6 +164,7 @@ class Workflow:
         scheduling: Literal["eager", "layered"] = "eager",
         history_limit: int = 1000,
         snapshot_every: int = 64,
+        snapshot_bytes: int | None = 16 * 1024 * 1024,
         max_lag: int = 64,
         fence: Lease | None = None,
         lease_ttl: float | None = 30.0,
@@ -168,6 +176,8 @@ class Workflow:
             raise ConfigurationError(f"scheduling must be 'eager' or 'layered', got {scheduling!r}")
         if snapshot_every < 2:
             raise ConfigurationError(f"snapshot_every must be at least 2, got {snapshot_every}")
+        if snapshot_bytes is not None and snapshot_bytes < 1:
+            raise ConfigurationError(f"snapshot_bytes must be at least 1 (or None), got {snapshot_bytes}")
         if max_lag < 1:
             raise ConfigurationError(f"max_lag must be at least 1, got {max_lag}")
         if history_limit < 1:
@@ -186,6 +196,7 @@ class Workflow:
         self.scheduling = scheduling
         self.history_limit = history_limit
         self.snapshot_every = snapshot_every
+        self.snapshot_bytes = snapshot_bytes
         self.max_lag = max_lag
         self.fence = fence
         self.lease_ttl = lease_ttl
@@ -231,6 +242,8 @@ class Workflow:
         if name in self._nodes:
             raise WorkflowDefinitionError(f"node {name!r} already exists; node names must be unique")
         kind, target, own_timeout, declared, own_jumps = node_kind(node)
+        if kind == AGENT:
+            register_node_types(target)
         self._nodes[name] = NodeSpec(
             name,
             target,
@@ -429,7 +442,13 @@ class Workflow:
                 self._local = MemoryStorage()
             storage = self._local
         store = CheckpointStore(
-            storage, self.name, session_id, ring=self.snapshot_every, fence=self.fence, key=self._checkpoint_key
+            storage,
+            self.name,
+            session_id,
+            ring=self.snapshot_every,
+            fence=self.fence,
+            key=self._checkpoint_key,
+            snapshot_bytes=self.snapshot_bytes,
         )
         return store, durable
 
@@ -617,7 +636,7 @@ class Workflow:
             if isinstance(error, GeckoError):
                 raise error
             raise WorkflowError(
-                f"node {run.failed_node!r} of workflow {self.name!r} failed: {type(error).__name__}: {error}; "
+                f"node {run.failed_node!r} of workflow {self.name!r} failed: {type(error).__name__}: {text_of(error)}; "
                 f"fix the cause and resume session {sid!r}"
             ) from error
         if run.interrupts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gecko.redaction import redact
 
-__all__ = ("redact", "safe_error_text", "shorten")
+__all__ = ("redact", "safe_error_text", "shorten", "text_of")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -12,9 +12,18 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
+def text_of(exc: BaseException) -> str:
+    """`str(exc)`, or a placeholder when the exception's own `__str__` fails or returns no string."""
+    try:
+        text = str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message cannot be read>"
+    return text
+
+
 def safe_error_text(exc: BaseException, limit: int = 200) -> str:
     """`"<ExceptionType>: <first line of the message>"`, redacted and at most `limit` characters."""
-    message = str(exc).strip()
+    message = text_of(exc).strip()
     first_line = message.splitlines()[0].strip() if message else ""
     # Bound the regex work on huge messages; the generous margin keeps any secret cut here
     # beyond the final `limit`, so a half secret never survives.

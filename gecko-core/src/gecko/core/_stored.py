@@ -126,10 +126,12 @@ class Sealer:
         key: The HMAC key (from `resolve_checkpoint_key`); None seals with a plain digest.
     """
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "sealed_bytes")
 
     def __init__(self, key: bytes | None) -> None:
         self._key = key
+        self.sealed_bytes = 0
+        """The size of the canonical JSON of the last record `seal` sealed."""
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
         # Exactly `json.dumps([where, version])`, without building an encoder per seal.
@@ -148,6 +150,7 @@ class Sealer:
             body = _canonical(record)
         except (TypeError, ValueError, RecursionError):
             return record
+        self.sealed_bytes = len(body)
         return {**record, SEAL_FIELD: self._tag(body, where, version)}
 
     def seal_text(self, record: dict[str, Any], *, where: str, version: int | None) -> JSONText:

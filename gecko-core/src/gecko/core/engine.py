@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 from pydantic import BaseModel
 
-from gecko.core._sanitize import redact
+from gecko.core._sanitize import redact, text_of
 from gecko.core.events import (
     EventBus,
     FinalOutput,
@@ -396,7 +396,7 @@ class _Run:
         except Exception as exc:
             if self.observe:
                 with anyio.CancelScope(shield=True):
-                    await self._publish("agent.failed", {"error": type(exc).__name__, "message": redact(str(exc))})
+                    await self._publish("agent.failed", {"error": type(exc).__name__, "message": redact(text_of(exc))})
             raise
 
     async def _request(self, structured: StructuredRun[Any] | None) -> ModelRequest:

@@ -17,7 +17,9 @@ RECORD = {"count": 2, "parked": False, "owner": "host:1:2:boot:nonce", "at": 1.5
 def test_sealed_text_is_the_sealed_record_and_opens(key: bytes | None) -> None:
     sealer = Sealer(key)
     sealed = json.loads(sealer.seal_text(RECORD, where="gecko/attempts/w/s", version=3).text)
+    from_text = sealer.sealed_bytes
     assert sealed == sealer.seal(RECORD, where="gecko/attempts/w/s", version=3)
+    assert from_text == sealer.sealed_bytes > 0  # what the journal counts towards `snapshot_bytes`
     opened = open_stored(sealer, StoredAttempts, sealed, where="gecko/attempts/w/s", version=3, what="the count")
     assert opened == RECORD
 

@@ -131,7 +131,7 @@ class Sealer:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
         self.sealed_bytes = 0
-        """The size of the canonical JSON of the last record `seal` sealed."""
+        """The size of the canonical JSON of the last record `seal` or `seal_text` sealed."""
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
         # Exactly `json.dumps([where, version])`, without building an encoder per seal.
@@ -163,7 +163,9 @@ class Sealer:
         Raises:
             InvalidValueError: the record is not JSON data.
         """
-        tag = self._tag(encode_value(record, sort_keys=True).encode(), where, version)
+        body = encode_value(record, sort_keys=True).encode()
+        self.sealed_bytes = len(body)
+        tag = self._tag(body, where, version)
         text = encode_value(record)
         return JSONText(f'{text[:-1]}{"," if record else ""}"{SEAL_FIELD}":"{tag}"}}')
 

@@ -4,9 +4,11 @@
     create_storage("sqlite:////abs/path/gecko.db")  # absolute
     create_storage("sqlite:///./gecko.db?busy_timeout=10&synchronous=full")
 
-One connection per store, owned by one long-lived worker thread that runs the store's operations
-in order: every operation is a single hop to that thread and back, so the event loop never waits
-on disk. The database runs in WAL mode with a busy timeout. Compare-and-set is one atomic
+One connection per store is owned by one long-lived worker thread that runs the store's
+operations in order, a single hop to that thread and back, so the event loop never waits on disk.
+At synchronous=normal (no sync to disk on commit) a second connection runs on the event loop
+itself the operations that can finish at once (see `SQLiteStorage._run`). The database runs in
+WAL mode with a busy timeout. Compare-and-set is one atomic
 statement (`UPDATE ... WHERE version = ? RETURNING version`); writes that must check a lease
 first run in `BEGIN IMMEDIATE` transactions. A busy database is retried with backoff inside the
 backend, so "database is locked" never reaches the caller (after `retry_for` seconds of contention

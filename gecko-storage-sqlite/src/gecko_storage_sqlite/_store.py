@@ -10,22 +10,39 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import anyio.lowlevel
 import anyio.to_thread
 
 from gecko.errors import FencingError, StorageClosedError, StorageError, VersionConflictError
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
 from gecko.plugins.threads import WorkerThread
-from gecko_storage_sqlite._connection import _connect, _immediate, _retry_busy, purge_expired
+from gecko_storage_sqlite._connection import (
+    Busy,
+    _connect,
+    _connect_for_loop,
+    _immediate,
+    _retry_busy,
+    attempt,
+    purge_expired,
+)
 from gecko_storage_sqlite._url import SYNCHRONOUS, _database_path, _seconds_option, _synchronous_option
 
 T = TypeVar("T")
 
 _PURGE_EVERY = 1024
+# Statements on the event loop's own connection (synchronous=normal): at most this many in a row
+# before other tasks get a turn, none writing more than this many pages, and at most this many
+# pages in all before the worker thread checkpoints the WAL (SQLite's own automatic threshold).
+_LOOP_RUN = 64
+_LOOP_MAX_PAGES = 16
+_CHECKPOINT_PAGES = 1000
+_PAGE = 4096
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _GET = f"SELECT value, version FROM gecko_kv WHERE key = ? AND {_LIVE}"
 # Writes are single statements, atomic on their own. Parameters: ?1 key, ?2 JSON text, ?3 expiry,
-# ?4 now, ?5 expected version, ?6 fence lease name (NULL: no fence), ?7 fence token. No row comes
-# back when the fence or the expected version does not hold, and nothing is written.
+# ?4 now, ?5 expected version, ?6 fence lease name (NULL: no fence), ?7 fence token. No row changes
+# (and `_SET` returns none) when the fence or the expected version does not hold. A compare-and-set
+# knows the version it writes, so it reads back no row (RETURNING costs about a fifth of the write).
 _FENCE_HOLDS = "(?6 IS NULL OR EXISTS (SELECT 1 FROM gecko_leases WHERE name = ?6 AND token = ?7 AND expires_at > ?4))"
 _SET = (
     f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
@@ -35,14 +52,12 @@ _SET = (
 )
 _REPLACE_IF_AT = (
     "UPDATE gecko_kv SET value = ?2, version = version + 1, expires_at = ?3 "
-    f"WHERE key = ?1 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?4) AND {_FENCE_HOLDS} "
-    "RETURNING version"
+    f"WHERE key = ?1 AND version = ?5 AND (expires_at IS NULL OR expires_at > ?4) AND {_FENCE_HOLDS}"
 )
 _CREATE_IF_ABSENT = (
     f"INSERT INTO gecko_kv (key, value, version, expires_at) SELECT ?1, ?2, 1, ?3 WHERE {_FENCE_HOLDS} "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = 1, expires_at = excluded.expires_at "
-    "WHERE gecko_kv.expires_at <= ?4 "
-    "RETURNING version"
+    "WHERE gecko_kv.expires_at <= ?4"
 )
 
 
@@ -55,12 +70,28 @@ class SQLiteStorage(Storage):
     scheme = "sqlite"
     capabilities = StorageCapabilities(ttl=True, persistent=True, leases=True, cross_process=True)
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, *, retry_for: float) -> None:
-        """Wrap an open connection and start its worker thread; use `open` or `from_url` rather than this."""
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: Path,
+        *,
+        retry_for: float,
+        loop_connection: sqlite3.Connection | None = None,
+    ) -> None:
+        """Wrap open connections and start the worker thread; use `open` or `from_url` rather than this.
+
+        `loop_connection` (from `_connect_for_loop`), when given, runs statements on the event loop.
+        """
         self._connection = connection
+        self._loop_connection = loop_connection
         self._path = path
         self._retry_for = retry_for
         self._writes = 0
+        self._purged_at = 0
+        # Statements the loop connection may still run before the worker's turn, and the WAL
+        # pages it wrote since the worker last checkpointed.
+        self._loop_run = _LOOP_RUN
+        self._wal_pages = 0
         self._worker = WorkerThread(
             f"gecko-sqlite {path.name}",
             closed_error=partial(StorageClosedError, f"SQLiteStorage({str(path)!r}) was used after close()"),
@@ -96,7 +127,14 @@ class SQLiteStorage(Storage):
             raise StorageError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
         resolved = Path(path)
         connection = await anyio.to_thread.run_sync(_connect, resolved, busy_timeout, retry_for, synchronous)
-        return cls(connection, resolved, retry_for=retry_for)
+        loop_connection = None
+        if synchronous == "normal":
+            try:
+                loop_connection = await anyio.to_thread.run_sync(_connect_for_loop, resolved)
+            except BaseException:
+                connection.close()
+                raise
+        return cls(connection, resolved, retry_for=retry_for, loop_connection=loop_connection)
 
     @classmethod
     async def from_url(cls, url: StorageURL) -> SQLiteStorage:
@@ -110,7 +148,7 @@ class SQLiteStorage(Storage):
     # --- the raw contract ------------------------------------------------------------
 
     async def _raw_get(self, key: str) -> tuple[str, int] | None:
-        return await self._run(self._get, key)
+        return await self._run(self._get, key, pages=0)
 
     async def _raw_put(
         self,
@@ -122,33 +160,70 @@ class SQLiteStorage(Storage):
         expected_version: int | None,
         check_version: bool,
     ) -> int:
-        return await self._run(self._put, key, text, ttl, fence, expected_version, check_version)
+        # A row's pages, and the b-tree page above them.
+        pages = 2 + len(text) // _PAGE
+        return await self._run(self._put, key, text, ttl, fence, expected_version, check_version, pages=pages)
 
     async def _raw_delete(self, key: str, fence: Lease | None) -> bool:
-        return await self._run(self._delete, key, fence)
+        return await self._run(self._delete, key, fence, pages=2)
 
     async def _raw_list(self, prefix: str) -> list[str]:
-        return await self._run(self._list, prefix)
+        return await self._run(self._list, prefix, pages=0)
 
     async def _raw_acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
-        return await self._run(self._acquire, name, owner, ttl, owner)
+        return await self._run(self._acquire, name, owner, ttl, owner, pages=3)
 
     async def _raw_take_over_lease(self, name: str, owner: str, ttl: float, replacing: str) -> Lease | None:
-        return await self._run(self._acquire, name, owner, ttl, replacing)
+        return await self._run(self._acquire, name, owner, ttl, replacing, pages=3)
 
     async def _raw_lease_owner(self, name: str) -> str | None:
-        return await self._run(self._lease_owner, name)
+        return await self._run(self._lease_owner, name, pages=0)
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
-        return await self._run(self._renew, lease, ttl)
+        return await self._run(self._renew, lease, ttl, pages=2)
 
     async def _raw_release_lease(self, lease: Lease) -> None:
-        await self._run(self._release, lease)
+        await self._run(self._release, lease, pages=2)
 
     async def _raw_close(self) -> None:
+        if self._loop_connection is not None:
+            # Never the last connection (the worker's closes after it), so closing it does not
+            # checkpoint the WAL here.
+            self._loop_connection.close()
         await self._worker.aclose()
 
-    async def _run(self, operation: Callable[..., T], *args: object) -> T:
+    async def _run(self, operation: Callable[..., T], *args: object, pages: int) -> T:
+        """Run `operation(connection, *args)`, writing about `pages` pages, and return its result.
+
+        At synchronous=normal a commit writes the WAL without syncing it to disk, so a statement
+        that can run at once runs on the event loop's own connection: it never waits (no busy
+        timeout) and never checkpoints, and every `_LOOP_RUN`th one first lets other tasks run.
+        Everything else goes, in order, through the worker thread, which retries while the
+        database is busy: a statement while the worker has calls queued or running, a locked
+        database, a large value, and the WAL checkpoint and purge of expired rows the loop
+        connection's writes call for.
+        """
+        loop_connection = self._loop_connection
+        if loop_connection is not None:
+            if not self._loop_run:
+                self._loop_run = _LOOP_RUN
+                await anyio.lowlevel.checkpoint()
+            if not self._worker.idle:
+                pass  # calls queued before this one run first
+            elif self._wal_pages >= _CHECKPOINT_PAGES or self._writes - self._purged_at >= _PURGE_EVERY:
+                await self._on_worker(self._maintain)
+            elif pages <= _LOOP_MAX_PAGES:
+                try:
+                    result = attempt(loop_connection, self._path, operation, (loop_connection, *args))
+                except Busy:
+                    pass  # another connection holds the database: the worker thread waits for it
+                else:
+                    self._loop_run -= 1
+                    self._wal_pages += pages
+                    return result
+        return await self._on_worker(operation, *args)
+
+    async def _on_worker(self, operation: Callable[..., T], *args: object) -> T:
         """Run `operation(connection, *args)` on the store's thread, retrying while the database is busy."""
         connection = self._connection
         return await self._worker.run(
@@ -189,19 +264,19 @@ class SQLiteStorage(Storage):
             None if fence is None else fence.name,
             None if fence is None else fence.token,
         )
+        version: int | None
         if not check_version:
-            statement = _SET
-        elif expected_version:
-            statement = _REPLACE_IF_AT
+            rows = connection.execute(_SET, parameters).fetchall()
+            version = rows[0][0] if rows else None
         else:
-            statement = _CREATE_IF_ABSENT
-        rows = connection.execute(statement, parameters).fetchall()
-        if not rows:
+            statement = _REPLACE_IF_AT if expected_version else _CREATE_IF_ABSENT
+            written = connection.execute(statement, parameters).rowcount == 1
+            version = (expected_version or 0) + 1 if written else None
+        if version is None:
             # The fence or the version did not hold a moment ago: decide again in one transaction,
             # which raises the exact error (or writes, if the key moved back in the meantime).
             return self._checked_put(connection, key, text, ttl, fence, expected_version, check_version)
         self._after_write(connection, now)
-        version: int = rows[0][0]
         return version
 
     def _checked_put(
@@ -295,8 +370,20 @@ class SQLiteStorage(Storage):
 
     def _after_write(self, connection: sqlite3.Connection, now: float) -> None:
         self._writes += 1
-        if self._writes % _PURGE_EVERY == 0:
-            purge_expired(connection, now)
+        if connection is self._connection and self._writes - self._purged_at >= _PURGE_EVERY:
+            self._purge(connection, now)
+
+    def _purge(self, connection: sqlite3.Connection, now: float) -> None:
+        purge_expired(connection, now)
+        self._purged_at = self._writes
+
+    def _maintain(self, connection: sqlite3.Connection) -> None:
+        """Checkpoint the WAL the loop connection wrote, and purge expired rows when due (worker thread)."""
+        if self._wal_pages >= _CHECKPOINT_PAGES:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._wal_pages = 0
+        if self._writes - self._purged_at >= _PURGE_EVERY:
+            self._purge(connection, time.time())
 
 
 def _check_fence(connection: sqlite3.Connection, fence: Lease | None, now: float) -> None:

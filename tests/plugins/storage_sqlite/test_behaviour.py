@@ -13,8 +13,9 @@ from gecko.errors import StorageError
 from gecko.plugins.storage.factory import create_storage
 
 
-async def test_no_statement_runs_on_the_event_loop_thread(tmp_path: Path) -> None:
-    store = await create_storage(f"sqlite:///{tmp_path}/threads.db")
+async def test_no_statement_runs_on_the_event_loop_thread_at_synchronous_full(tmp_path: Path) -> None:
+    # A commit at FULL syncs the WAL to disk, so it always waits on the worker thread.
+    store = await create_storage(f"sqlite:///{tmp_path}/threads.db?synchronous=full")
     assert isinstance(store, SQLiteStorage)
     assert store._connection is not None
     threads: set[int] = set()
@@ -28,6 +29,7 @@ async def test_no_statement_runs_on_the_event_loop_thread(tmp_path: Path) -> Non
         assert lease is not None
         await store.release_lease(lease)
         await store.delete("k")
+        assert store._loop_connection is None
     assert threads
     assert threading.get_ident() not in threads
 

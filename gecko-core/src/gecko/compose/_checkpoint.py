@@ -205,8 +205,8 @@ class CheckpointStore:
 
     async def _put(self, key: str, value: dict[str, Any], expected: int | None) -> int:
         # Versions grow by one per write, so the version this write creates is known and bound.
-        sealed = self._sealer.seal(value, where=key, version=(expected or 0) + 1)
         try:
+            sealed = self._sealer.seal_text(value, where=key, version=(expected or 0) + 1)
             return await self.storage.compare_and_set(key, sealed, expected_version=expected, fence=self.fence)
         except VersionConflictError as exc:
             raise CheckpointError(

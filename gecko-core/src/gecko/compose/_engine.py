@@ -920,7 +920,10 @@ class Run:
         if store is None:
             return
         while self.durable < record:
-            await self._claim_writer()
+            if self._writing:
+                await self._claim_writer()
+            else:
+                self._writing = True  # uncontended: no coroutine to claim it
             try:
                 if self.durable >= record:
                     return

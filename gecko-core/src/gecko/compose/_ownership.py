@@ -70,6 +70,8 @@ def _process_start(pid: int) -> int | None:
 
 _HOST = socket.gethostname()
 _BOOT = _boot_id()
+# This process's id and start time, read once per process (a forked child reads its own).
+_THIS_PROCESS: tuple[int, int] | None = None
 # The nonces of the runs of this process that hold (or are acquiring) a lease right now.
 _LIVE_RUNS: set[str] = set()
 
@@ -100,7 +102,11 @@ class LeaseHolder:
     @classmethod
     def of_this_run(cls) -> LeaseHolder:
         """A new holder id for a run in this process."""
-        return cls.of_process(os.getpid())
+        global _THIS_PROCESS
+        pid = os.getpid()
+        if _THIS_PROCESS is None or _THIS_PROCESS[0] != pid:
+            _THIS_PROCESS = (pid, _process_start(pid) or 0)
+        return cls(_HOST, pid, _THIS_PROCESS[1], _BOOT, secrets.token_hex(4))
 
     @classmethod
     def parse(cls, owner: str) -> LeaseHolder | None:
@@ -310,4 +316,4 @@ class SessionOwnership:
             raise CorruptCheckpointError(f"{exc}; {reset}") from None
 
     async def _write(self, key: str, value: dict[str, Any]) -> None:
-        await self.storage.set(key, self._sealer.seal(value, where=key, version=None), fence=self.lease)
+        await self.storage.set(key, self._sealer.seal_text(value, where=key, version=None), fence=self.lease)

@@ -37,6 +37,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gecko.errors import ConfigurationError, CorruptCheckpointError
+from gecko.plugins.storage import JSONText, encode_value
 from gecko.types import Message
 
 __all__ = (
@@ -130,7 +131,7 @@ class Sealer:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
         self.sealed_bytes = 0
-        """The size of the canonical JSON of the last record `seal` sealed."""
+        """The size of the canonical JSON of the last record `seal` or `seal_text` sealed."""
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
         # Exactly `json.dumps([where, version])`, without building an encoder per seal.
@@ -151,6 +152,22 @@ class Sealer:
             return record
         self.sealed_bytes = len(body)
         return {**record, SEAL_FIELD: self._tag(body, where, version)}
+
+    def seal_text(self, record: dict[str, Any], *, where: str, version: int | None) -> JSONText:
+        """`record` with its seal, as the text to store at key `where` as `version` (None: not bound).
+
+        The seal covers the canonical JSON (keys sorted); the text keeps the record's own key order,
+        which a resume gives back, with the seal added as the last field, so no sealed copy of the
+        record is built and the storage does not encode it again.
+
+        Raises:
+            InvalidValueError: the record is not JSON data.
+        """
+        body = encode_value(record, sort_keys=True).encode()
+        self.sealed_bytes = len(body)
+        tag = self._tag(body, where, version)
+        text = encode_value(record)
+        return JSONText(f'{text[:-1]}{"," if record else ""}"{SEAL_FIELD}":"{tag}"}}')
 
     def verify(self, tag: object, body: bytes, *, where: str, version: int | None, what: str) -> None:
         """Check the seal `tag` of the record whose canonical JSON is `body` against its key and version.

@@ -58,12 +58,15 @@ class WorkerThread:
         that object could never be collected (nor its worker stopped by a finalizer).
         """
         self._calls: queue.SimpleQueue[_Call[Any] | None] = queue.SimpleQueue()
+        # Calls handed to the thread, and (counted by the thread) calls it has finished or skipped.
+        self._submitted = 0
+        self._finished = _Counter()
         self._lock = threading.Lock()
         self._stopped = False
         self._closed_error = closed_error
         self._current = threading.local()
         self._thread = threading.Thread(
-            target=_serve, args=(self._calls, self._current, on_stop), name=name, daemon=True
+            target=_serve, args=(self._calls, self._current, self._finished, on_stop), name=name, daemon=True
         )
         self._thread.start()
 
@@ -96,6 +99,15 @@ class WorkerThread:
         await trio.lowlevel.wait_task_rescheduled(pending.abort)
         return pending.outcome()
 
+    @property
+    def idle(self) -> bool:
+        """True when no call is queued or running: a caller may use the resource itself meanwhile.
+
+        Read it on the thread that submits calls; every call submitted before it returned True
+        has finished.
+        """
+        return self._finished.count == self._submitted
+
     def abandoned(self) -> bool:
         """True when the caller of the call now running on this thread was cancelled.
 
@@ -108,6 +120,7 @@ class WorkerThread:
         with self._lock:
             if self._stopped:
                 raise self._closed_error()
+            self._submitted += 1
             self._calls.put(pending)
 
     def stop(self) -> None:
@@ -187,8 +200,20 @@ class _TrioCall(_Call[T]):
         return trio.lowlevel.Abort.SUCCEEDED
 
 
+class _Counter:
+    """A count only the worker thread increments."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 def _serve(
-    calls: queue.SimpleQueue[_Call[Any] | None], current: threading.local, on_stop: Callable[[], object] | None
+    calls: queue.SimpleQueue[_Call[Any] | None],
+    current: threading.local,
+    finished: _Counter,
+    on_stop: Callable[[], object] | None,
 ) -> None:
     """The thread's loop; holds no reference to the worker's owner, so a dropped owner can be collected."""
     try:
@@ -201,6 +226,7 @@ def _serve(
                     pending.error = exc
                 finally:
                     current.call = None
+            finished.count += 1
             pending.wake()
             del pending
     finally:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import re
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from gecko.errors import (
@@ -32,6 +34,7 @@ __all__ = (
     "StorageURL",
     "Versioned",
     "Lease",
+    "JSONText",
     "storage_registry",
     "encode_value",
     "decode_value",
@@ -40,7 +43,7 @@ __all__ = (
 )
 
 MAX_KEY_LENGTH = 512
-_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
@@ -137,21 +140,50 @@ def validate_key(key: object) -> str:
         raise InvalidKeyError("storage keys must not be empty")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidKeyError(f"storage key of {len(key)} characters exceeds {MAX_KEY_LENGTH}")
-    if _FORBIDDEN_KEY_CHARACTERS.search(key):
+    forbidden = _FORBIDDEN_KEY_CHARACTERS.search(key)
+    if forbidden is not None:
+        if _SURROGATES.search(key):
+            raise InvalidKeyError(f"storage key {key!r} contains lone surrogates, which are not valid Unicode text")
         raise InvalidKeyError(f"storage key {key!r} contains control characters")
-    if _SURROGATES.search(key):
-        raise InvalidKeyError(f"storage key {key!r} contains lone surrogates, which are not valid Unicode text")
     return key
 
 
-# Built once: `json.dumps` with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+def _encoder(*, sort_keys: bool) -> Callable[[object], str]:
+    """Compact JSON text of a value (no NaN); raises TypeError, ValueError or RecursionError.
+
+    `JSONEncoder.encode` builds its C encoder again on every call; this builds it once (without
+    the cycle check: a value that contains itself ends in a RecursionError instead).
+    """
+    encoder = json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if c_make_encoder is None:  # an interpreter without the C accelerator
+        return encoder.encode
+    one_shot = c_make_encoder(
+        None, encoder.default, encode_basestring, None, ":", ",", sort_keys, False, False
+    )
+    return lambda value: "".join(one_shot(value, 0))
 
 
-def encode_value(value: JSONValue) -> str:
-    """Encode JSON-compatible data; anything else (objects, NaN, bytes, lone surrogates) is an `InvalidValueError`."""
+_ENCODE = _encoder(sort_keys=False)
+_ENCODE_SORTED = _encoder(sort_keys=True)
+
+
+class JSONText(NamedTuple):
+    """A value its writer already encoded with `encode_value`: `Storage` writes `text` as it is.
+
+    For writers that need the exact stored text anyway (to seal it), so it is encoded once.
+    Text that `encode_value` did not produce breaks whoever reads the key.
+    """
+
+    text: str
+
+
+def encode_value(value: JSONValue, *, sort_keys: bool = False) -> str:
+    """Encode JSON-compatible data; anything else (objects, NaN, bytes, lone surrogates) is an `InvalidValueError`.
+
+    With `sort_keys`, object keys are sorted: equal data always encodes to the same text.
+    """
     try:
-        text = _ENCODER.encode(value)
+        text = (_ENCODE_SORTED if sort_keys else _ENCODE)(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidValueError(f"storage values must be JSON-compatible data: {exc}") from exc
     if not text.isascii() and _SURROGATES.search(text):
@@ -198,18 +230,23 @@ class Storage(Closable):
         text, version = raw
         return Versioned(decode_value(text, key), version)
 
-    async def set(self, key: str, value: JSONValue, *, ttl: float | None = None, fence: Lease | None = None) -> int:
-        """Store `value` at `key`, expiring after `ttl` seconds if given; returns the new version.
+    async def set(
+        self, key: str, value: JSONValue | JSONText, *, ttl: float | None = None, fence: Lease | None = None
+    ) -> int:
+        """Store `value` (data, or its `JSONText`) at `key`, expiring after `ttl` seconds if given.
+
+        Returns the new version.
 
         With `fence`, the write happens only while that lease is the current grant
         (else `FencingError`, and nothing changes).
         """
-        return await self._write(key, value, ttl=ttl, fence=fence, expected_version=None, check_version=False)
+        text = self._text_to_write(key, value, ttl)
+        return await self._raw_put(key, text, ttl=ttl, fence=fence, expected_version=None, check_version=False)
 
     async def compare_and_set(
         self,
         key: str,
-        value: JSONValue,
+        value: JSONValue | JSONText,
         *,
         expected_version: int | None,
         ttl: float | None = None,
@@ -220,8 +257,9 @@ class Storage(Closable):
         Raises:
             VersionConflictError: the key is at another version; nothing changes.
         """
-        return await self._write(
-            key, value, ttl=ttl, fence=fence, expected_version=expected_version, check_version=True
+        text = self._text_to_write(key, value, ttl)
+        return await self._raw_put(
+            key, text, ttl=ttl, fence=fence, expected_version=expected_version, check_version=True
         )
 
     async def delete(self, key: str, *, fence: Lease | None = None) -> bool:
@@ -312,30 +350,15 @@ class Storage(Closable):
 
     # --- helpers -------------------------------------------------------------------
 
-    async def _write(
-        self,
-        key: str,
-        value: JSONValue,
-        *,
-        ttl: float | None,
-        fence: Lease | None,
-        expected_version: int | None,
-        check_version: bool,
-    ) -> int:
+    def _text_to_write(self, key: str, value: JSONValue | JSONText, ttl: float | None) -> str:
+        """Check a write's key and TTL and return the JSON text to store (synchronous: no coroutine per write)."""
         self._check_open()
         validate_key(key)
         if ttl is not None:
             if not self.capabilities.ttl:
                 raise StorageError(f"{type(self).__name__} does not support TTL")
             _positive_ttl(ttl)
-        return await self._raw_put(
-            key,
-            encode_value(value),
-            ttl=ttl,
-            fence=fence,
-            expected_version=expected_version,
-            check_version=check_version,
-        )
+        return value.text if type(value) is JSONText else encode_value(value)
 
     def _require_leases(self) -> None:
         if not self.capabilities.leases:

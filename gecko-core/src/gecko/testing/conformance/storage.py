@@ -37,7 +37,7 @@ from gecko.errors import (
     StorageError,
     VersionConflictError,
 )
-from gecko.plugins.storage import MAX_KEY_LENGTH, Storage, Versioned
+from gecko.plugins.storage import MAX_KEY_LENGTH, JSONText, Storage, Versioned, encode_value
 from gecko.plugins.storage.factory import create_storage
 
 __all__ = ("StorageConformance", "JSON_SAMPLES", "INVALID_KEYS", "INVALID_VALUES")
@@ -160,6 +160,14 @@ class StorageConformance:
         loaded = await storage.get("copy")
         loaded["items"].append(3)
         assert await storage.get("copy") == {"items": [1]}
+
+    async def test_encoded_json_text_is_stored_as_that_value(self, storage: Storage) -> None:
+        value = {"b": [1, 2.5, None], "a": "🦎", "seal": "sha256:00"}
+        assert await storage.set("text", JSONText(encode_value(value, sort_keys=True))) == 1
+        assert await storage.compare_and_set("text", JSONText(encode_value([value])), expected_version=1) == 2
+        with pytest.raises(VersionConflictError):
+            await storage.compare_and_set("text", JSONText(encode_value("stale")), expected_version=1)
+        assert await storage.get_versioned("text") == Versioned([value], 2)
 
     # --- writes and versions --------------------------------------------------------
 

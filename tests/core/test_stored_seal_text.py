@@ -1,0 +1,48 @@
+"""`Sealer.seal_text`: a record encoded once, with its seal, reads back as the record `seal` makes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gecko.compose._stored import StoredAttempts
+from gecko.core._stored import SEAL_FIELD, Sealer, open_stored
+from gecko.errors import CorruptCheckpointError, InvalidValueError
+
+RECORD = {"count": 2, "parked": False, "owner": "host:1:2:boot:nonce", "at": 1.5, "note": "🦎"}
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 16])
+def test_sealed_text_is_the_sealed_record_and_opens(key: bytes | None) -> None:
+    sealer = Sealer(key)
+    sealed = json.loads(sealer.seal_text(RECORD, where="gecko/attempts/w/s", version=3).text)
+    from_text = sealer.sealed_bytes
+    assert sealed == sealer.seal(RECORD, where="gecko/attempts/w/s", version=3)
+    assert from_text == sealer.sealed_bytes > 0  # what the journal counts towards `snapshot_bytes`
+    opened = open_stored(sealer, StoredAttempts, sealed, where="gecko/attempts/w/s", version=3, what="the count")
+    assert opened == RECORD
+
+
+def test_sealed_text_is_bound_to_its_key_and_version() -> None:
+    sealer = Sealer(None)
+    sealed = json.loads(sealer.seal_text(RECORD, where="gecko/attempts/w/s", version=3).text)
+    for where, version in (("gecko/attempts/w/other", 3), ("gecko/attempts/w/s", 4)):
+        with pytest.raises(CorruptCheckpointError, match="integrity check"):
+            open_stored(sealer, StoredAttempts, sealed, where=where, version=version, what="the count")
+
+
+def test_sealed_text_keeps_the_key_order_of_the_record() -> None:
+    record = {"z": 1, "a": {"y": 2, "b": 3}}
+    sealed = json.loads(Sealer(None).seal_text(record, where="k", version=1).text)
+    assert list(sealed) == ["z", "a", SEAL_FIELD]
+    assert list(sealed["a"]) == ["y", "b"]
+
+
+def test_empty_record_is_sealed_as_an_object_holding_only_the_seal() -> None:
+    assert list(json.loads(Sealer(None).seal_text({}, where="k", version=None).text)) == [SEAL_FIELD]
+
+
+def test_record_that_is_not_json_data_is_an_invalid_value_error() -> None:
+    with pytest.raises(InvalidValueError):
+        Sealer(None).seal_text({"at": float("nan")}, where="k", version=None)

@@ -126,6 +126,9 @@ def workloads(quick: bool) -> list[Workload]:
                 per=100,
                 clock="cpu",
                 fresh_db=True,
+                extras=(Extra("gecko: statements=loop", "gecko", "w3_checkpoint_statements_on_loop"),)
+                if synchronous == "NORMAL"
+                else (),
             )
             for synchronous in ("NORMAL", "FULL")
         ),

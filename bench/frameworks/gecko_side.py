@@ -120,7 +120,16 @@ async def w3_checkpoint(n: int, synchronous: str, db: Path) -> Runner:
     id ``"bench"`` (LangGraph's ``thread_id``), asserts ``count == n``, closes the storage and returns
     ``db``.
     """
-    storage = await create_storage(f"sqlite:///{db}?synchronous={synchronous.lower()}")
+    return _durable_chain(n, await create_storage(f"sqlite:///{db}?synchronous={synchronous.lower()}"), db)
+
+
+async def w3_checkpoint_statements_on_loop(n: int, synchronous: str, db: Path) -> Runner:
+    """W3 on ``sqlite:///{db}?synchronous=...&statements=loop``: statements that can finish at once run on the loop."""
+    url = f"sqlite:///{db}?synchronous={synchronous.lower()}&statements=loop"
+    return _durable_chain(n, await create_storage(url), db)
+
+
+def _durable_chain(n: int, storage: Storage, db: Path) -> Runner:
     workflow = _chain(n, storage)
 
     async def run() -> Path:

@@ -25,12 +25,19 @@ from gecko_storage_sqlite._connection import (
     attempt,
     purge_expired,
 )
-from gecko_storage_sqlite._url import SYNCHRONOUS, _database_path, _seconds_option, _synchronous_option
+from gecko_storage_sqlite._url import (
+    STATEMENTS,
+    SYNCHRONOUS,
+    _database_path,
+    _seconds_option,
+    _statements_option,
+    _synchronous_option,
+)
 
 T = TypeVar("T")
 
 _PURGE_EVERY = 1024
-# Statements on the event loop's own connection (synchronous=normal): at most this many in a row
+# Statements on the event loop's own connection (statements=loop): at most this many in a row
 # before other tasks get a turn, none writing more than this many pages, and at most this many
 # pages in all before the worker thread checkpoints the WAL (SQLite's own automatic threshold).
 _LOOP_RUN = 64
@@ -113,6 +120,7 @@ class SQLiteStorage(Storage):
         busy_timeout: float = 5.0,
         retry_for: float = 60.0,
         synchronous: str = "normal",
+        statements: str = "worker",
     ) -> SQLiteStorage:
         """Open (creating it and its parent folder if needed) the database at `path`.
 
@@ -122,13 +130,21 @@ class SQLiteStorage(Storage):
             retry_for: seconds the backend keeps retrying a busy database before giving up.
             synchronous: "normal" (commits survive a crash of the process; the last ones may be lost
                 on power loss) or "full" (every commit is flushed to disk before it returns; slower).
+            statements: "worker" (every statement runs on the store's worker thread; the event loop
+                never waits on the database) or "loop" (needs synchronous="normal": a statement that
+                can finish at once runs on the event loop itself, which it blocks while it runs; see
+                `_run`).
         """
         if synchronous not in SYNCHRONOUS:
             raise StorageError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        if statements not in STATEMENTS:
+            raise StorageError(f"statements must be 'worker' or 'loop', got {statements!r}")
+        if statements == "loop" and synchronous != "normal":
+            raise StorageError("statements='loop' needs synchronous='normal' (at full every commit waits for the disk)")
         resolved = Path(path)
         connection = await anyio.to_thread.run_sync(_connect, resolved, busy_timeout, retry_for, synchronous)
         loop_connection = None
-        if synchronous == "normal":
+        if statements == "loop":
             try:
                 loop_connection = await anyio.to_thread.run_sync(_connect_for_loop, resolved)
             except BaseException:
@@ -143,7 +159,10 @@ class SQLiteStorage(Storage):
         busy_timeout = _seconds_option(url, "busy_timeout", 5.0)
         retry_for = _seconds_option(url, "retry_for", 60.0)
         synchronous = _synchronous_option(url)
-        return await cls.open(path, busy_timeout=busy_timeout, retry_for=retry_for, synchronous=synchronous)
+        statements = _statements_option(url, synchronous)
+        return await cls.open(
+            path, busy_timeout=busy_timeout, retry_for=retry_for, synchronous=synchronous, statements=statements
+        )
 
     # --- the raw contract ------------------------------------------------------------
 
@@ -195,8 +214,8 @@ class SQLiteStorage(Storage):
     async def _run(self, operation: Callable[..., T], *args: object, pages: int) -> T:
         """Run `operation(connection, *args)`, writing about `pages` pages, and return its result.
 
-        At synchronous=normal a commit writes the WAL without syncing it to disk, so a statement
-        that can run at once runs on the event loop's own connection: it never waits (no busy
+        With statements="loop" (synchronous=normal: a commit writes the WAL without syncing it to
+        disk), a statement that can run at once runs on the event loop's own connection: it never waits (no busy
         timeout) and never checkpoints, and every `_LOOP_RUN`th one first lets other tasks run.
         Everything else goes, in order, through the worker thread, which retries while the
         database is busy: a statement while the worker has calls queued or running, a locked

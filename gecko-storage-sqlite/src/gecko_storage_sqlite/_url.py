@@ -11,8 +11,9 @@ _VALID_FORMS = (
     "sqlite:///./relative/path.db (three slashes, then a path relative to the working directory) or "
     "sqlite:////absolute/path.db (four slashes)"
 )
-_QUERY_OPTIONS = ("busy_timeout", "retry_for", "synchronous")
+_QUERY_OPTIONS = ("busy_timeout", "retry_for", "synchronous", "statements")
 SYNCHRONOUS = ("normal", "full")
+STATEMENTS = ("worker", "loop")
 
 
 def _database_path(url: StorageURL) -> Path:
@@ -31,7 +32,7 @@ def _database_path(url: StorageURL) -> Path:
     if unknown:
         raise InvalidStorageURLError(
             f"sqlite URL {url.raw!r} has unknown options {unknown}; the options are {', '.join(_QUERY_OPTIONS)} "
-            "(busy_timeout and retry_for in seconds, synchronous=normal|full), "
+            "(busy_timeout and retry_for in seconds, synchronous=normal|full, statements=worker|loop), "
             "e.g. sqlite:///./gecko.db?busy_timeout=10"
         )
     return Path(path)
@@ -58,5 +59,20 @@ def _synchronous_option(url: StorageURL) -> str:
         raise InvalidStorageURLError(
             f"sqlite URL option synchronous={raw!r} must be normal (the default: commits survive a process "
             "crash) or full (commits also survive power loss; slower), e.g. synchronous=full"
+        )
+    return raw.lower()
+
+
+def _statements_option(url: StorageURL, synchronous: str) -> str:
+    raw = url.query.get("statements", "worker")
+    if raw.lower() not in STATEMENTS:
+        raise InvalidStorageURLError(
+            f"sqlite URL option statements={raw!r} must be worker (the default: every statement runs on the "
+            "store's thread) or loop (at synchronous=normal, statements that can finish at once run on the "
+            "event loop; faster, but they block it while they run)"
+        )
+    if raw.lower() == "loop" and synchronous != "normal":
+        raise InvalidStorageURLError(
+            f"sqlite URL {url.raw!r}: statements=loop needs synchronous=normal (at full every commit waits for the disk)"
         )
     return raw.lower()

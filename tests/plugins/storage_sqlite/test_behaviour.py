@@ -13,9 +13,9 @@ from gecko.errors import StorageError
 from gecko.plugins.storage.factory import create_storage
 
 
-async def test_no_statement_runs_on_the_event_loop_thread_at_synchronous_full(tmp_path: Path) -> None:
-    # A commit at FULL syncs the WAL to disk, so it always waits on the worker thread.
-    store = await create_storage(f"sqlite:///{tmp_path}/threads.db?synchronous=full")
+@pytest.mark.parametrize("options", ["", "?synchronous=full"])
+async def test_no_statement_runs_on_the_event_loop_thread_by_default(tmp_path: Path, options: str) -> None:
+    store = await create_storage(f"sqlite:///{tmp_path}/threads.db{options}")
     assert isinstance(store, SQLiteStorage)
     assert store._connection is not None
     threads: set[int] = set()

@@ -1,4 +1,4 @@
-"""At synchronous=normal, statements that cannot wait run on the event loop's own connection.
+"""With statements=loop, statements that cannot wait run on the event loop's own connection.
 
 What must hold: a statement on the loop never waits for a lock (a locked database hands it to the
 worker thread), never jumps ahead of calls the worker still has, never checkpoints the WAL (that
@@ -18,7 +18,7 @@ from gecko.plugins.storage.factory import create_storage
 
 
 async def _open(path: Path) -> SQLiteStorage:
-    store = await create_storage(f"sqlite:///{path}?busy_timeout=0.05")
+    store = await create_storage(f"sqlite:///{path}?busy_timeout=0.05&statements=loop")
     assert isinstance(store, SQLiteStorage)
     return store
 

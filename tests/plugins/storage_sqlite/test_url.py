@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from gecko_storage_sqlite import SQLiteStorage
 
-from gecko.errors import InvalidStorageURLError
+from gecko.errors import InvalidStorageURLError, StorageError
 from gecko.plugins.storage.factory import create_storage
 
 
@@ -90,3 +90,30 @@ async def test_synchronous_full_option_reaches_sqlite(tmp_path: Path) -> None:
 async def test_unknown_synchronous_value_names_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(InvalidStorageURLError, match=r"normal .* or full"):
         await create_storage(f"sqlite:///{tmp_path}/x.db?synchronous=off")
+
+
+async def test_statements_run_on_the_worker_unless_loop_is_asked_for(tmp_path: Path) -> None:
+    async with await create_storage(f"sqlite:///{tmp_path}/x.db") as store:
+        assert isinstance(store, SQLiteStorage)
+        assert store._loop_connection is None
+    async with await create_storage(f"sqlite:///{tmp_path}/x.db?statements=LOOP") as store:
+        assert isinstance(store, SQLiteStorage)
+        assert store._loop_connection is not None
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("statements=thread", r"worker .* or loop"),
+        ("statements=loop&synchronous=full", r"statements=loop needs synchronous=normal"),
+    ],
+)
+async def test_bad_statements_option_is_refused(tmp_path: Path, query: str, message: str) -> None:
+    with pytest.raises(InvalidStorageURLError, match=message):
+        await create_storage(f"sqlite:///{tmp_path}/x.db?{query}")
+    assert not (tmp_path / "x.db").exists()
+
+
+async def test_open_refuses_loop_statements_at_full(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="needs synchronous='normal'"):
+        await SQLiteStorage.open(tmp_path / "x.db", synchronous="full", statements="loop")

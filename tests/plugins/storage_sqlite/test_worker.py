@@ -63,7 +63,7 @@ async def test_current_fence_creates_then_replaces_with_compare_and_set(tmp_path
 
 
 async def test_operations_run_on_one_thread_per_store(tmp_path: Path) -> None:
-    async with await create_storage(f"sqlite:///{tmp_path}/one-thread.db?synchronous=full") as store:
+    async with await create_storage(f"sqlite:///{tmp_path}/one-thread.db") as store:
         assert isinstance(store, SQLiteStorage)
         assert store._connection is not None
         threads: set[int] = set()

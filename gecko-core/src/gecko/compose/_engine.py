@@ -440,66 +440,92 @@ class Run:
         bases = self.bases
         resume = self.resume_values
         limit = self.max_steps
-        while not self.stopping:
-            # `_begin`, spelled out.
-            self.steps += 1
-            if limit is not None and self.steps > limit:
-                self._fail_steps(node)
-                return None
-            found = bases.pop(node, None) if bases else None
-            base, start = found if found is not None else (self.state, self.rec)
-            view = StateView(base)
-            ctx = NodeContext(node, self.input, view, history, pending[node], self.session_id, resume.pop(node, _KEEP))
-            running.add(node)
-            status[node] = _RUNNING
-            token = _current_context.set(ctx)
-            try:
-                output = await nodes[node].target(ctx)
-            except Interrupt as signal:
-                self._pause(node, signal)
-                return None
-            except Exception as exc:
-                self._fail(node, exc)
-                return None
-            finally:
-                _current_context.reset(token)
-            after = plain.get(node)
-            if after is None or ctx._checkpoint or type(output) is Next:
-                return node, (ctx, output, start)
-            writes = view.diff()
-            running.discard(node)
-            self.rec += 1
-            if writes:
+        rules = self.rules
+        writers = self.writers
+        # The current node for `interrupt()`: set as each node starts, reset once when this returns.
+        token = _current_context.set(None)
+        try:
+            while not self.stopping:
+                # `_begin`, spelled out.
+                self.steps += 1
+                if limit is not None and self.steps > limit:
+                    self._fail_steps(node)
+                    return None
+                found = bases.pop(node, None) if bases else None
+                base, start = found if found is not None else (self.state, self.rec)
+                view = StateView(base)
+                ctx = NodeContext(
+                    node,
+                    self.input,
+                    view,
+                    history,
+                    pending[node],
+                    self.session_id,
+                    resume.pop(node, _KEEP) if resume else _KEEP,
+                )
+                running.add(node)
+                status[node] = _RUNNING
+                _current_context.set(ctx)
                 try:
-                    self._merge(node, writes, start)
-                except WorkflowStateConflict as exc:
-                    self.rec -= 1
+                    output = await nodes[node].target(ctx)
+                except Interrupt as signal:
+                    self._pause(node, signal)
+                    return None
+                except Exception as exc:
                     self._fail(node, exc)
                     return None
-            status[node] = _SUCCESS
-            history.record(node, output)
-            del pending[node]
-            if len(after) == 1 and remaining[after[0]] == 1:
-                # A chain link: ready now, run next with the state as merged (no base to keep).
-                node = after[0]
-                remaining[node] = 0
-                self.activated.add(node)
-                self.inbox.pop(node, None)
-                pending[node] = output
-            else:
-                ready: list[str] = []
-                for dst in after:
-                    self._resolve(dst, True, output, ready)
-                if not ready:
+                after = plain.get(node)
+                if after is None or ctx._checkpoint or type(output) is Next:
+                    return node, (ctx, output, start)
+                writes = view._writes if view._copies is None else view.diff()
+                running.discard(node)
+                self.rec = rec = self.rec + 1
+                if writes:
+                    if rules or start != rec - 1:
+                        try:
+                            self._merge(node, writes, start)
+                        except WorkflowStateConflict as exc:
+                            self.rec -= 1
+                            self._fail(node, exc)
+                            return None
+                    else:
+                        # `_merge` for a node whose view is the latest state, without merge rules.
+                        state = self.state.copy()
+                        written = (node, rec)
+                        for key, value in writes.items():
+                            writers[key] = written
+                            if value is DELETED:
+                                state.pop(key, None)
+                            else:
+                                state[key] = value
+                        self.state = state
+                status[node] = _SUCCESS
+                history.record(node, output)
+                del pending[node]
+                if len(after) == 1 and remaining[after[0]] == 1:
+                    # A chain link: ready now, run next with the state as merged (no base to keep).
+                    node = after[0]
+                    remaining[node] = 0
+                    self.activated.add(node)
+                    if self.inbox:
+                        self.inbox.pop(node, None)
+                    pending[node] = output
+                else:
+                    ready: list[str] = []
+                    for dst in after:
+                        self._resolve(dst, True, output, ready)
+                    if not ready:
+                        return None
+                    node = ready[0]
+                    if len(ready) > 1:
+                        self._dispatch(ready[1:])
+                if node not in direct:
+                    bases[node] = (self.state, self.rec)
+                    self.queue.appendleft(node)
                     return None
-                node = ready[0]
-                if len(ready) > 1:
-                    self._dispatch(ready[1:])
-            if node not in direct:
-                bases[node] = (self.state, self.rec)
-                self.queue.appendleft(node)
-                return None
-        return None
+            return None
+        finally:
+            _current_context.reset(token)
 
     async def _drive_layers(self, ready: list[str], parallel: bool) -> None:
         while ready and not self.stopping:

@@ -161,11 +161,7 @@ class Run:
         self.input = input
         # Only predecessors inside the started region can ever finish (jump targets outside it
         # run only when jumped to, and then re-arm their own region).
-        region = self.plan.region(node)[1]
-        self.remaining = dict.fromkeys(self.plan.nodes, 0)
-        for src in region:
-            for dst, _ in self.plan.forward[src]:
-                self.remaining[dst] += 1
+        self.remaining = self.plan.arming(node).copy()
         self.activated.add(node)
         self.pending[node] = value
         self.bases[node] = (self.state, self.rec)
@@ -383,7 +379,10 @@ class Run:
         shielded = self._lock is not None
         inline = not self.journaling
         unconditional = self.plan.unconditional
+        # A run nobody observes runs its direct nodes, and the chains they start, in `_run_lean`.
+        lean = self.plan.direct if inline and not (shielded or self.observed or self.emitting) else frozenset()
         node: str | None = None
+        outcome: tuple[NodeContext, Any, int] | None
         while not self.stopping:
             if node is None:
                 if not queue:
@@ -392,7 +391,14 @@ class Run:
                 if queue and not self.spares:
                     self.spares = 1
                     tg.start_soon(self._worker)
-            outcome = await execute(node)
+            if node in lean:
+                handed = await self._run_lean(node)
+                if handed is None:
+                    node = None
+                    continue
+                node, outcome = handed
+            else:
+                outcome = await execute(node)
             if outcome is None:
                 node = None
                 continue
@@ -414,6 +420,115 @@ class Run:
                 self._dispatch(ready[1:])
             # A chain continues in this task: no task per node.
             node = ready[0] if ready else None
+
+    async def _run_lean(self, node: str) -> tuple[str, tuple[NodeContext, Any, int]] | None:
+        """Run direct `node` in this task, then the direct nodes it makes ready, while completions are plain.
+
+        Plain: the node is in `Plan.plain`, returned no `Next` and asked for no checkpoint. Such a
+        completion is `_settle` and `_complete_unconditional` minus journal and events (a lean run
+        has neither), and a chain link (the only successor, waiting for nothing else) is run next
+        without any queue. Returns the first node whose completion is not plain, with its outcome,
+        for the worker to complete; None when the run stopped or nothing ready is left for this
+        task (ready nodes that are not direct wait at the queue's front).
+        """
+        plan = self.plan
+        nodes = plan.nodes
+        plain = plan.plain
+        direct = plan.direct
+        pending = self.pending
+        status = self.status
+        remaining = self.remaining
+        history = self.history
+        running = self.running
+        bases = self.bases
+        resume = self.resume_values
+        limit = self.max_steps
+        rules = self.rules
+        writers = self.writers
+        # The current node for `interrupt()`: set as each node starts, reset once when this returns.
+        token = _current_context.set(None)
+        try:
+            while not self.stopping:
+                # `_begin`, spelled out.
+                self.steps += 1
+                if limit is not None and self.steps > limit:
+                    self._fail_steps(node)
+                    return None
+                found = bases.pop(node, None) if bases else None
+                base, start = found if found is not None else (self.state, self.rec)
+                view = StateView(base)
+                ctx = NodeContext(
+                    node,
+                    self.input,
+                    view,
+                    history,
+                    pending[node],
+                    self.session_id,
+                    resume.pop(node, _KEEP) if resume else _KEEP,
+                )
+                running.add(node)
+                status[node] = _RUNNING
+                _current_context.set(ctx)
+                try:
+                    output = await nodes[node].target(ctx)
+                except Interrupt as signal:
+                    self._pause(node, signal)
+                    return None
+                except Exception as exc:
+                    self._fail(node, exc)
+                    return None
+                after = plain.get(node)
+                if after is None or ctx._checkpoint or type(output) is Next:
+                    return node, (ctx, output, start)
+                writes = view._writes if view._copies is None else view.diff()
+                running.discard(node)
+                self.rec = rec = self.rec + 1
+                if writes:
+                    if rules or start != rec - 1:
+                        try:
+                            self._merge(node, writes, start)
+                        except WorkflowStateConflict as exc:
+                            self.rec -= 1
+                            self._fail(node, exc)
+                            return None
+                    else:
+                        # `_merge` for a node whose view is the latest state, without merge rules.
+                        state = self.state.copy()
+                        written = (node, rec)
+                        for key, value in writes.items():
+                            writers[key] = written
+                            if value is DELETED:
+                                state.pop(key, None)
+                            else:
+                                state[key] = value
+                        self.state = state
+                status[node] = _SUCCESS
+                history.record(node, output)
+                del pending[node]
+                if len(after) == 1 and remaining[after[0]] == 1:
+                    # A chain link: ready now, run next with the state as merged (no base to keep).
+                    node = after[0]
+                    remaining[node] = 0
+                    self.activated.add(node)
+                    if self.inbox:
+                        self.inbox.pop(node, None)
+                    pending[node] = output
+                else:
+                    ready: list[str] = []
+                    for dst in after:
+                        self._resolve(dst, True, output, ready)
+                    if not ready:
+                        return None
+                    node = ready[0]
+                    if len(ready) > 1:
+                        self._dispatch(ready[1:])
+                if node not in direct:
+                    bases[node] = (self.state, self.rec)
+                    self.queue.appendleft(node)
+                    return None
+            return None
+        finally:
+            _current_context.reset(token)
 
     async def _drive_layers(self, ready: list[str], parallel: bool) -> None:
         while ready and not self.stopping:
@@ -484,34 +599,14 @@ class Run:
         return outcome
 
     async def _execute_node(self, node: str) -> tuple[NodeContext, Any, int] | None:
-        self.steps += 1
-        if self.max_steps is not None and self.steps > self.max_steps:
-            self._fail(
-                node,
-                WorkflowMaxStepsExceeded(
-                    f"workflow {self.plan.name!r} exceeded max_steps={self.max_steps} at node {node!r}; "
-                    "raise max_steps or add an exit condition to the loop"
-                ),
-            )
+        begun = self._begin(node)
+        if begun is None:
             return None
-        spec = self.plan.nodes[node]
-        last = self.pending[node]
-        found = self.bases.pop(node, None)
-        base, start = found if found is not None else (self.state, self.rec)
-        ctx = NodeContext(
-            node,
-            self.input,
-            StateView(base),
-            self.history,
-            last,
-            self.session_id,
-            self.resume_values.pop(node, _KEEP),
-        )
-        self.running.add(node)
-        self.status[node] = _RUNNING
+        ctx, start = begun
         if self.emitting:
             self._emit("workflow.node.started", {"node": node})
             await self._drain()
+        spec = self.plan.nodes[node]
         token = _current_context.set(ctx)
         try:
             kind = spec.kind
@@ -519,15 +614,12 @@ class Run:
                 if kind == ASYNC:
                     output = await spec.target(ctx)
                 else:
-                    output = await self._call(kind, spec.target, ctx, last)
+                    output = await self._call(kind, spec.target, ctx, ctx._last)
             else:
                 with anyio.fail_after(spec.timeout):
-                    output = await self._call(kind, spec.target, ctx, last)
+                    output = await self._call(kind, spec.target, ctx, ctx._last)
         except Interrupt as signal:
-            self.running.discard(node)
-            self.status[node] = NodeStatus.PENDING
-            self.interrupts.append(signal)
-            self.stopping = True
+            self._pause(node, signal)
             return None
         except Exception as exc:
             if isinstance(exc, TimeoutError) and spec.timeout is not None:
@@ -537,6 +629,46 @@ class Run:
         finally:
             _current_context.reset(token)
         return ctx, output, start
+
+    def _begin(self, node: str) -> tuple[NodeContext, int] | None:
+        """Count a step and mark `node` running: its context and the record number its state view starts at.
+
+        None when the step is over `max_steps` (the run fails).
+        """
+        self.steps += 1
+        if self.max_steps is not None and self.steps > self.max_steps:
+            self._fail_steps(node)
+            return None
+        found = self.bases.pop(node, None)
+        base, start = found if found is not None else (self.state, self.rec)
+        ctx = NodeContext(
+            node,
+            self.input,
+            StateView(base),
+            self.history,
+            self.pending[node],
+            self.session_id,
+            self.resume_values.pop(node, _KEEP),
+        )
+        self.running.add(node)
+        self.status[node] = _RUNNING
+        return ctx, start
+
+    def _fail_steps(self, node: str) -> None:
+        self._fail(
+            node,
+            WorkflowMaxStepsExceeded(
+                f"workflow {self.plan.name!r} exceeded max_steps={self.max_steps} at node {node!r}; "
+                "raise max_steps or add an exit condition to the loop"
+            ),
+        )
+
+    def _pause(self, node: str, signal: Interrupt) -> None:
+        # The node stays pending: a resume runs it again from its start.
+        self.running.discard(node)
+        self.status[node] = NodeStatus.PENDING
+        self.interrupts.append(signal)
+        self.stopping = True
 
     async def _call(self, kind: int, target: Any, ctx: NodeContext, last: Any) -> Any:
         if kind == ASYNC:
@@ -712,12 +844,15 @@ class Run:
             )
 
     def _merge(self, node: str, writes: dict[str, Any], start: int | None) -> None:
+        # `start` is the record number the node's state view was taken at (None: no check, a replay).
         if not writes:
             return
         rules = self.rules
         writers = self.writers
-        if start is not None:
-            # Check every key before changing anything, so a conflict leaves the run consistent.
+        rec = self.rec
+        if start is not None and start < rec - 1:
+            # Other completions merged since the view was taken: check every key before changing
+            # anything, so a conflict leaves the run consistent.
             for key in writes:
                 last = writers.get(key)
                 if last is not None and last[1] > start and key not in rules:
@@ -726,14 +861,15 @@ class Run:
                         f"declare a merge rule (merge_rules={{{key!r}: 'append'}}) or order them with an edge"
                     )
         state = self.state.copy()
+        written = (node, rec)
         for key, value in writes.items():
             rule = rules.get(key) if rules else None
-            if rule is not None and value is not DELETED:
-                state[key] = self._fold(key, rule, state.get(key, MISSING), node, value)
-                continue
             if rule is not None:
+                if value is not DELETED:
+                    state[key] = self._fold(key, rule, state.get(key, MISSING), node, value)
+                    continue
                 self.rule_logs.pop(key, None)
-            writers[key] = (node, self.rec)
+            writers[key] = written
             if value is DELETED:
                 state.pop(key, None)
             else:

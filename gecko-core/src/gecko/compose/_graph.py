@@ -126,7 +126,12 @@ class Plan:
     max_lag: int
     # Nodes whose edges all go forward without a condition: completing one needs no await.
     unconditional: frozenset[str] = frozenset()
+    # Async function nodes without a timeout: a worker awaits them directly (no coroutine of its own).
+    direct: frozenset[str] = frozenset()
+    # Direct nodes that are also unconditional, each with its successors: a lean run chains through them.
+    plain: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _regions: dict[str, tuple[list[str], frozenset[str]]] = field(default_factory=dict)
+    _arming: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def region(self, start: str) -> tuple[list[str], frozenset[str]]:
         """`start` and every node forward-reachable from it (cached)."""
@@ -140,6 +145,16 @@ class Plan:
                         seen.add(dst)
                         order.append(dst)
             found = self._regions[start] = (order, frozenset(seen))
+        return found
+
+    def arming(self, start: str) -> dict[str, int]:
+        """For a run started at `start`: each node's count of predecessors in `start`'s region (cached; copy it)."""
+        found = self._arming.get(start)
+        if found is None:
+            found = self._arming[start] = dict.fromkeys(self.nodes, 0)
+            for src in self.region(start)[1]:
+                for dst, _ in self.forward[src]:
+                    found[dst] += 1
         return found
 
     def jump_edges(self) -> list[tuple[str, str]]:
@@ -216,6 +231,10 @@ def compile_plan(
                 if remaining[dst] == 0:
                     following.append(dst)
         current = sorted(following, key=index.__getitem__)
+    unconditional = frozenset(
+        node for node in nodes if not back[node] and all(condition is None for _, condition in forward[node])
+    )
+    direct = frozenset(name for name, spec in nodes.items() if spec.kind == ASYNC and spec.timeout is None)
     conditions = [condition for out in successors.values() for _, condition in out if condition is not None]
     plan = Plan(
         name=name,
@@ -235,9 +254,9 @@ def compile_plan(
         history_limit=history_limit,
         strategy=strategy,
         max_lag=max_lag,
-        unconditional=frozenset(
-            node for node in nodes if not back[node] and all(condition is None for _, condition in forward[node])
-        ),
+        unconditional=unconditional,
+        direct=direct,
+        plain={node: tuple(dst for dst, _ in forward[node]) for node in nodes if node in direct & unconditional},
     )
     _check_declared_writes(plan, frozenset(rules))
     return plan

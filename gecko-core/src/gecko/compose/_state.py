@@ -57,9 +57,12 @@ class StateView(MutableMapping[str, Any]):
         if key in writes:
             value = writes[key]
             return default if value is DELETED else value
-        if key not in self._base:
+        value = self._base.get(key, MISSING)
+        if value is MISSING:
             return default
-        return self[key]
+        if type(value) in _MUTABLE:
+            return self[key]
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._writes[key] = value

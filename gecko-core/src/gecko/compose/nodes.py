@@ -185,7 +185,7 @@ class NodeContext:
         self._checkpoint = True
 
 
-_current_context: ContextVar[NodeContext] = ContextVar("gecko_workflow_node")
+_current_context: ContextVar[NodeContext | None] = ContextVar("gecko_workflow_node")
 
 
 def interrupt(payload: Any) -> Any:

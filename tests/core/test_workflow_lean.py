@@ -1,0 +1,218 @@
+"""The lean path (an unobserved run's direct async nodes and their chains) against the observed path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from gecko.compose.nodes import Next, NodeContext, NodeStatus
+from gecko.compose.workflow import CheckpointStrategy, Workflow, WorkflowResult
+from gecko.errors import WorkflowError, WorkflowMaxStepsExceeded, WorkflowStateConflict
+from gecko.plugins import hookimpl, plugin_manager
+from gecko.plugins.storage.memory import MemoryStorage
+from gecko.types import Event
+
+
+class Observer:
+    """A `gecko_event` hook plugin: its presence makes every run observed (no lean path)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    @hookimpl
+    async def gecko_event(self, event: Event) -> None:
+        self.events.append((event.type, event.data.get("node")))
+
+
+@pytest.fixture
+def observer() -> Iterator[Observer]:
+    plugin = Observer()
+    manager = plugin_manager()
+    manager.register(plugin, "test-workflow-observer")
+    try:
+        yield plugin
+    finally:
+        manager.unregister(plugin)
+
+
+async def count(ctx: NodeContext) -> int:
+    ctx.state["count"] = ctx.state.get("count", 0) + 1
+    return int(ctx.state["count"])
+
+
+def chain(n: int, name: str = "chain", **options: Any) -> Workflow:
+    wf = Workflow(name, **options)
+    for i in range(n):
+        wf.add_node(f"n{i}", count)
+        if i:
+            wf.add_edge(f"n{i - 1}", f"n{i}")
+    return wf.set_entry_point("n0")
+
+
+def mixed() -> Workflow:
+    """Chains, a fan-out with a merge rule, a conditional edge, a skipped branch and a `Next` jump."""
+
+    async def fan_out(ctx: NodeContext) -> str:
+        ctx.state["log"] = [ctx.node]
+        return ctx.node
+
+    async def join(ctx: NodeContext) -> str:
+        ctx.state["joined"] = sorted(ctx.state["log"])
+        return "joined"
+
+    async def jump(ctx: NodeContext) -> Next:
+        return Next("target", input="jumped", update_state={"jumped": True})
+
+    async def target(ctx: NodeContext) -> Any:
+        del ctx.state["count"]
+        return ctx.get_last_output()
+
+    wf = Workflow("mixed", merge_rules={"log": "append"})
+    for name, fn in [("a", count), ("b", count), ("p1", fan_out), ("p2", fan_out), ("join", join)]:
+        wf.add_node(name, fn)
+    wf.add_node("yes", jump).add_node("no", count).add_node("target", target).add_node("after", count)
+    wf.add_edge("a", "b").add_edge("b", "p1").add_edge("b", "p2").add_edge("p1", "join").add_edge("p2", "join")
+    wf.add_edge("join", "yes", condition=lambda ctx: True).add_edge("join", "no", condition=lambda ctx: False)
+    wf.add_edge("yes", "after").add_edge("no", "after")
+    return wf.set_entry_point("a")
+
+
+def outcome(result: WorkflowResult) -> tuple[Any, ...]:
+    return result.output, result.state, result.history.entries(), result.node_status, result.steps
+
+
+async def test_lean_and_observed_runs_give_equal_results(observer: Observer) -> None:
+    manager = plugin_manager()
+    manager.unregister(observer)
+    lean = [outcome(await wf.execute()) for wf in (mixed(), chain(50))]
+    manager.register(observer, "test-workflow-observer")
+    observed = [outcome(await wf.execute()) for wf in (mixed(), chain(50))]
+    assert lean == observed
+    output, state, entries, status, steps = lean[0]
+    assert output == "jumped"
+    assert state == {"log": ["p1", "p2"], "joined": ["p1", "p2"], "jumped": True}
+    assert [node for node, _ in entries] == ["a", "b", "p1", "p2", "join", "yes", "target"]
+    assert status["no"] is NodeStatus.SKIPPED
+    assert status["after"] is NodeStatus.SKIPPED
+    assert steps == 7
+    assert lean[1][1] == {"count": 50}
+    assert lean[1][4] == 50
+
+
+async def test_an_observed_chain_reports_every_node(observer: Observer) -> None:
+    result = await chain(30).execute()
+    assert result.state == {"count": 30}
+    nodes = [f"n{i}" for i in range(30)]
+    assert [node for kind, node in observer.events if kind == "workflow.node.started"] == nodes
+    assert [node for kind, node in observer.events if kind == "workflow.node.finished"] == nodes
+    assert [node for kind, node in observer.events if kind == "workflow.state.diff"] == nodes
+    assert observer.events[-1][0] == "workflow.finished"
+
+
+async def test_a_streamed_chain_reports_every_node() -> None:
+    events = [event async for event in chain(20).stream()]
+    finished = [event.data["node"] for event in events if event.type == "workflow.node.finished"]
+    assert finished == [f"n{i}" for i in range(20)]
+    assert events[-1].type == "workflow.finished"
+
+
+async def test_a_chain_jumps_back_with_next_until_its_condition_holds() -> None:
+    async def loop(ctx: NodeContext) -> Any:
+        ctx.state["rounds"] = ctx.state.get("rounds", 0) + 1
+        return Next("n0") if ctx.state["rounds"] < 3 else "done"
+
+    wf = chain(5, "looping", allow_cycles=True, max_steps=100)
+    wf.add_node("loop", loop, jumps=["n0"]).add_edge("n4", "loop")
+    result = await wf.execute()
+    assert result.state == {"count": 15, "rounds": 3}
+    assert result.output == "done"
+    assert result.steps == 18
+
+
+async def test_a_cycle_in_a_chain_stops_at_max_steps() -> None:
+    async def back(ctx: NodeContext) -> Next:
+        return Next("n0")
+
+    wf = chain(3, "endless", allow_cycles=True, max_steps=10).add_node("back", back).add_edge("n2", "back")
+    with pytest.raises(WorkflowMaxStepsExceeded):
+        await wf.execute()
+
+
+async def test_an_interrupt_mid_chain_pauses_and_resumes_without_rerunning_done_nodes() -> None:
+    ran: list[str] = []
+
+    async def ask(ctx: NodeContext) -> Any:
+        ran.append(ctx.node)
+        answer = ctx.interrupt({"question": "go on?"})
+        ctx.state["answer"] = answer
+        return answer
+
+    # FINAL writes only when the run stops, so the run stays lean (no journal) and can resume.
+    wf = chain(4, "asking", storage=MemoryStorage(), checkpoint_strategy=CheckpointStrategy.FINAL)
+    wf.add_node("ask", ask).add_node("tail", count)
+    wf.add_edge("n3", "ask").add_edge("ask", "tail")
+    paused = await wf.execute(session_id="lean-ask")
+    assert paused.paused
+    assert paused.interrupted_node == "ask"
+    assert paused.state == {"count": 4}
+    result = await wf.resume("lean-ask", "yes")
+    assert result.state == {"count": 5, "answer": "yes"}
+    assert ran == ["ask", "ask"]
+    assert result.steps == 7  # the paused attempt counts
+
+
+async def test_an_exception_mid_chain_fails_the_run_and_a_resume_runs_only_the_rest() -> None:
+    calls: list[str] = []
+    broken = True
+
+    async def flaky(ctx: NodeContext) -> int:
+        calls.append(ctx.node)
+        if broken:
+            raise ValueError("boom")
+        return await count(ctx)
+
+    wf = chain(3, "failing", storage=MemoryStorage(), checkpoint_strategy=CheckpointStrategy.FINAL)
+    wf.add_node("flaky", flaky).add_node("tail", count)
+    wf.add_edge("n2", "flaky").add_edge("flaky", "tail")
+    with pytest.raises(WorkflowError, match="flaky") as caught:
+        await wf.execute(session_id="lean-fail")
+    assert isinstance(caught.value.__cause__, ValueError)
+    broken = False
+    result = await wf.resume("lean-fail")
+    assert result.state == {"count": 5}
+    assert calls == ["flaky", "flaky"]
+
+
+async def test_parallel_plain_nodes_writing_one_key_conflict() -> None:
+    async def root(ctx: NodeContext) -> None:
+        return None
+
+    async def writer(ctx: NodeContext) -> None:
+        await anyio.lowlevel.checkpoint()
+        ctx.state["x"] = ctx.node
+
+    wf = Workflow("clash").add_node("root", root).add_node("w1", writer).add_node("w2", writer)
+    wf.add_edge("root", "w1").add_edge("root", "w2").set_entry_point("root")
+    with pytest.raises(WorkflowStateConflict, match="'x'"):
+        await wf.execute()
+
+
+async def test_cancelling_a_lean_chain_propagates() -> None:
+    started = anyio.Event()
+
+    async def hang(ctx: NodeContext) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    wf = chain(3, "hanging").add_node("hang", hang).add_edge("n2", "hang")
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wf.execute)
+            await started.wait()
+            scope.cancel()
+        pytest.fail("the cancellation was swallowed")
+    assert scope.cancelled_caught

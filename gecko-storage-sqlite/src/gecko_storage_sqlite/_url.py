@@ -73,6 +73,7 @@ def _statements_option(url: StorageURL, synchronous: str) -> str:
         )
     if raw.lower() == "loop" and synchronous != "normal":
         raise InvalidStorageURLError(
-            f"sqlite URL {url.raw!r}: statements=loop needs synchronous=normal (at full every commit waits for the disk)"
+            f"sqlite URL {url.raw!r}: statements=loop needs synchronous=normal "
+            "(at full every commit waits for the disk)"
         )
     return raw.lower()

@@ -18,7 +18,7 @@ from gecko.errors import (
     StructuredOutputInvalid,
     UnsupportedRequestError,
 )
-from gecko.plugins.models import ModelCapabilities, ModelRequest, ModelResponse
+from gecko.plugins.models import ModelCapabilities, ModelRequest, ModelResponse, ToolDefinition
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import Message, Role, ToolCall
 
@@ -139,6 +139,29 @@ def test_huge_number_is_a_validation_error() -> None:
 def test_infinite_float_is_a_validation_error() -> None:
     with pytest.raises(StructuredOutputInvalid, match="out of range"):
         engine.parse(reply(CLEAN.replace("9.5", "1e999")), "native")
+
+
+@pytest.mark.parametrize(
+    ("number", "problem"),
+    [
+        ("NaN", "unexpected 'N'"),
+        ("Infinity", "unexpected 'I'"),
+        ("-Infinity", "malformed number"),
+        ("1E+999", "out of range"),
+    ],
+)
+def test_non_finite_numbers_are_validation_errors(number: str, problem: str) -> None:
+    with pytest.raises(StructuredOutputInvalid, match=problem):
+        engine.parse(reply(CLEAN.replace("9.5", number)), "native")
+
+
+def test_request_for_the_tool_strategy_equals_the_prepared_request() -> None:
+    other = ToolDefinition(name="search")
+    messages = [Message.user("Who?")]
+    for tools in ([], [other], [other, engine.output_tool()]):
+        built = engine.request(messages, tools, "tool")
+        assert built == engine.prepare(ModelRequest(messages=messages, tools=tools), "tool")
+        assert built.messages is not messages
 
 
 def test_huge_reply_is_a_validation_error() -> None:

@@ -406,10 +406,10 @@ class _Run:
             messages = [engine.system_message, *messages]
         if engine.memory is not None:
             messages = await engine.memory.prepare(messages)
-        else:
-            messages = list(messages)
-        request = ModelRequest(messages=messages, tools=self.definitions)
-        return structured.prepare(request) if structured is not None else request
+        # The request validates into lists of its own: the run's conversation is not shared with it.
+        if structured is not None:
+            return structured.request(messages, self.definitions)
+        return ModelRequest(messages=messages, tools=self.definitions)
 
     async def _call_model(self, request: ModelRequest) -> ModelResponse:
         bus = self.engine.bus

@@ -8,7 +8,8 @@ its `PendingApproval`s.
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,16 @@ from gecko.errors import CorruptCheckpointError, UsageLimitExceeded
 from gecko.types import AgentOutput, JSONValue, Message, TokenUsage
 
 __all__ = ("PausedOutput", "PendingApproval", "RunState", "UsageLimits")
+
+# Run ids name paused sessions in shared storages, so they must not repeat across processes: a
+# private generator seeded from the OS (untouched by `random.seed`), reseeded in forked children.
+# They are not secrets; one system call per run cost more than the rest of building the state.
+_run_ids = random.Random()
+os.register_at_fork(after_in_child=_run_ids.seed)
+
+
+def _new_run_id() -> str:
+    return f"{_run_ids.getrandbits(64):016x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +90,7 @@ class RunState:
     """
 
     messages: list[Message]
-    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    run_id: str = field(default_factory=_new_run_id)
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0

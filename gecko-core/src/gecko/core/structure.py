@@ -75,7 +75,9 @@ _FEATURES: dict[Strategy, str] = {
 _FALLBACKS: dict[Strategy, Strategy] = {"native": "json_object"}
 # Things the fast path must not accept: non-finite or very long numbers (jiter turns `1e999`
 # into inf). A match only sends the reply to the bounded lenient reader, which decides.
-_SUSPICIOUS_NUMBER = re.compile(r"[0-9][eE][+-]?[0-9]{3}|[0-9]{300}|NaN|Infinity")
+_LONG_EXPONENT = re.compile(r"[0-9][eE][+-]?[0-9]{3}")
+_LONG_DIGITS_CHARS = 300
+_LONG_DIGITS = re.compile(f"[0-9]{{{_LONG_DIGITS_CHARS}}}")
 _MAX_REPORTED_ERRORS = 10
 
 
@@ -99,6 +101,16 @@ def _repair_error_text(exc: JSONRepairError) -> str:
         return f"The reply is ambiguous: {exc}. Send exactly one JSON object, with each key once."
     cut_off = " It was cut off; send the complete JSON." if exc.truncated else ""
     return f"The reply is not valid JSON: {exc}.{cut_off}"
+
+
+def _has_suspicious_number(text: str) -> bool:
+    """Whether `text` may hold a non-finite or very long number (the cheap tests first)."""
+    return (
+        "NaN" in text
+        or "Infinity" in text
+        or _LONG_EXPONENT.search(text) is not None
+        or (len(text) >= _LONG_DIGITS_CHARS and _LONG_DIGITS.search(text) is not None)
+    )
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -234,6 +246,18 @@ class StructureEngine(Generic[T]):
             return request.model_copy(update={"messages": [*request.messages, self._instructions()]})
         raise ConfigurationError(f"unknown strategy {strategy!r}; use one of {', '.join(_STRATEGIES)}")
 
+    def request(self, messages: list[Message], tools: list[ToolDefinition], strategy: Strategy) -> ModelRequest:
+        """A new request for `strategy` over `messages` offering `tools`.
+
+        The same request as `prepare(ModelRequest(messages=messages, tools=tools), strategy)`; the
+        "tool" strategy builds it in one step.
+        """
+        if strategy != "tool":
+            return self.prepare(ModelRequest(messages=messages, tools=tools), strategy)
+        offered = [item for item in tools if item.name != OUTPUT_TOOL_NAME]
+        offered.append(self._output_tool)
+        return ModelRequest(messages=messages, tools=offered, tool_choice="required" if len(offered) == 1 else "auto")
+
     def _instructions(self) -> Message:
         return Message.system(
             "Answer with only a JSON object that validates against this JSON schema, "
@@ -274,7 +298,7 @@ class StructureEngine(Generic[T]):
         if (
             len(text) <= self.max_chars
             and text.count("{") + text.count("[") <= self.max_depth
-            and _SUSPICIOUS_NUMBER.search(text) is None
+            and not _has_suspicious_number(text)
         ):
             try:
                 value = self.output_type.model_validate_json(text, strict=self._strict_validation)
@@ -350,7 +374,7 @@ class StructureEngine(Generic[T]):
         """
         attempt = self.start(model.capabilities, list(messages))
         while True:
-            request = attempt.prepare(ModelRequest(messages=list(attempt.messages)))
+            request = attempt.request(attempt.messages, [])
             try:
                 response = await model.complete(request)
             except ModelBadRequestError as exc:
@@ -388,6 +412,10 @@ class StructuredRun(Generic[T]):
     def prepare(self, request: ModelRequest) -> ModelRequest:
         """`request` set up for the current strategy."""
         return self.engine.prepare(request, self.strategy)
+
+    def request(self, messages: list[Message], tools: list[ToolDefinition]) -> ModelRequest:
+        """A new request over `messages` offering `tools`, set up for the current strategy."""
+        return self.engine.request(messages, tools, self.strategy)
 
     def is_output_call(self, message: Message) -> bool:
         """Whether `message` answers through the output tool rather than asking for tools to run."""

@@ -33,10 +33,16 @@ async def knowledge_base() -> tuple[MemoryStorage, HashingEmbedder]:
     return store, embedder
 
 
-def test_lexical_tokens_are_words_and_cjk_bigrams() -> None:
-    assert lexical_tokens("The Ｈotel costs 200 EUR") == ["hotel", "costs", "200", "eur"]
+def test_lexical_tokens_are_word_stems_and_cjk_bigrams() -> None:
+    assert lexical_tokens("The Ｈotel costs 200 EUR") == ["hotel", "cost", "200", "eur"]
     assert lexical_tokens("报销政策，发票") == ["报销", "销政", "政策", "发票"]
     assert lexical_tokens("用AI写代码") == ["用", "ai", "写代", "代码"]
+
+
+def test_english_words_match_across_inflections_and_other_words_are_kept_whole() -> None:
+    assert lexical_tokens("studies of infected cells") == lexical_tokens("study infect cell")
+    assert lexical_tokens("generously running") == ["generous", "run"]
+    assert lexical_tokens("p53 Ärzte naïve 2021") == ["p53", "ärzte", "naïve", "2021"]
 
 
 def test_bm25_prefers_rare_terms_and_shorter_documents() -> None:

@@ -20,6 +20,7 @@ import anyio
 
 from gecko.errors import ConfigurationError
 from gecko.plugins.knowledge._layout import DEFAULT_COLLECTION, KnowledgeLayout
+from gecko.plugins.knowledge._tasks import run_all
 from gecko.plugins.knowledge.lexical import BM25Index, LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.models import Embedder
 from gecko.plugins.vector import MAX_TOP_K, VectorStore
@@ -110,9 +111,20 @@ class Retriever:
             return await self._dense(query, limit, where)
         if chosen == "lexical":
             return await self._lexical(query, limit, where)
+        if self.embedder is None:
+            raise ConfigurationError("dense and hybrid search need the embedder the pipeline used: pass embedder=")
         pool = max(self.candidates, limit)
-        dense, lexical = await self._dense(query, pool, where), await self._lexical(query, pool, where)
-        return self._fuse([dense, lexical], limit)
+        found: dict[str, list[RetrievedChunk]] = {}
+
+        async def dense() -> None:
+            found["dense"] = await self._dense(query, pool, where)
+
+        async def lexical() -> None:
+            found["lexical"] = await self._lexical(query, pool, where)
+
+        # Dense first: while its query embedding runs (a worker thread or a remote call), BM25 runs here.
+        await run_all([dense, lexical])
+        return self._fuse([found["dense"], found["lexical"]], limit)
 
     # --- the modes ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from gecko import AgentBuilder
 from gecko.core.retrieval import RetrievalTool
 from gecko.errors import ConfigurationError, InvalidFilterError
 from gecko.plugins.knowledge import BM25Index, Document, IngestionPipeline, RetrievedChunk, Retriever, lexical_tokens
+from gecko.plugins.knowledge.retrieval import CJK_LEXICAL_WEIGHT, lexical_weight_for
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.embedders import HashingEmbedder
@@ -73,17 +74,43 @@ async def test_each_mode_ranks_the_matching_chunk_first(mode: str, query: str, s
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
 
 
-async def test_hybrid_fuses_by_reciprocal_rank() -> None:
+@pytest.mark.parametrize(
+    ("query", "lexical_weight", "expected_weight"),
+    [
+        ("hotel reimbursed", None, 1.0),
+        ("出差 报销 发票", None, CJK_LEXICAL_WEIGHT),
+        ("用AI写代码", None, CJK_LEXICAL_WEIGHT),
+        ("报销 the hotel invoice costs", None, 1.0),
+        ("hotel reimbursed", 2.5, 2.5),
+        ("出差 报销", 0.0, 0.0),
+    ],
+)
+async def test_hybrid_fuses_by_weighted_reciprocal_rank(
+    query: str, lexical_weight: float | None, expected_weight: float
+) -> None:
     store, embedder = await knowledge_base()
-    retriever = Retriever(store, embedder, rrf_k=60)
-    dense = await retriever.search("hotel reimbursed", 5, mode="dense")
-    lexical = await retriever.search("hotel reimbursed", 5, mode="lexical")
-    fused = await retriever.search("hotel reimbursed", 5)
+    retriever = Retriever(store, embedder, rrf_k=60, lexical_weight=lexical_weight)
+    dense = await retriever.search(query, 5, mode="dense")
+    lexical = await retriever.search(query, 5, mode="lexical")
+    fused = await retriever.search(query, 5)
     expected: dict[str, float] = {}
-    for ranking in (dense, lexical):
+    for ranking, weight in ((dense, 1.0), (lexical, expected_weight)):
         for rank, chunk in enumerate(ranking, start=1):
-            expected[chunk.id] = expected.get(chunk.id, 0.0) + 1 / (60 + rank)
+            expected[chunk.id] = expected.get(chunk.id, 0.0) + weight / (60 + rank)
     assert [(c.id, pytest.approx(c.score)) for c in fused] == sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def test_the_default_lexical_weight_follows_the_querys_script() -> None:
+    assert CJK_LEXICAL_WEIGHT > 1.0
+    assert lexical_weight_for("公司的报销政策是怎样的？") == CJK_LEXICAL_WEIGHT
+    assert lexical_weight_for("What is the reimbursement policy?") == 1.0
+    assert lexical_weight_for("") == 1.0
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_a_lexical_weight_that_is_not_a_finite_non_negative_number_is_refused(weight: float) -> None:
+    with pytest.raises(ConfigurationError, match="lexical_weight"):
+        Retriever(MemoryStorage(), HashingEmbedder(), lexical_weight=weight)
 
 
 async def test_filters_apply_in_every_mode() -> None:

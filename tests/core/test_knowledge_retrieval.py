@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gecko import AgentBuilder
 from gecko.core.retrieval import RetrievalTool
-from gecko.errors import ConfigurationError, InvalidFilterError
+from gecko.errors import ConfigurationError, InvalidFilterError, ModelConnectionError
 from gecko.plugins.knowledge import BM25Index, Document, IngestionPipeline, RetrievedChunk, Retriever, lexical_tokens
 from gecko.plugins.knowledge.retrieval import CJK_LEXICAL_WEIGHT, lexical_weight_for
 from gecko.plugins.models import ModelRequest, ModelResponse
@@ -133,6 +133,21 @@ async def test_a_live_retriever_sees_later_ingestion_and_deletion() -> None:
     assert (await retriever.search("gecko lizard", 1))[0].source == "gecko.md"
     await pipeline.delete("gecko.md")
     assert await retriever.search("gecko lizard", 1) == []
+
+
+class UnreachableEmbedder(HashingEmbedder):
+    """Embeds passages, but its query endpoint is down (the remote API edge failing)."""
+
+    async def embed_query(self, text: str) -> list[float]:
+        raise ModelConnectionError("embedding service unreachable")
+
+
+async def test_a_failing_query_embedding_fails_hybrid_search_with_its_own_error() -> None:
+    store, _ = await knowledge_base()
+    retriever = Retriever(store, UnreachableEmbedder())
+    with pytest.raises(ModelConnectionError, match="unreachable"):
+        await retriever.search("hotel reimbursed")
+    assert (await retriever.search("hotel reimbursed", mode="lexical"))[0].source in {"hotels.md", "travel.md"}
 
 
 async def test_dense_search_needs_the_embedder_and_bad_settings_are_refused() -> None:

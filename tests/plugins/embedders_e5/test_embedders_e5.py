@@ -40,7 +40,8 @@ class TestE5Embedder(EmbedderConformance):
     }
 
     @pytest.fixture(scope="class")
-    def embedder(self) -> E5Embedder:
+    @classmethod
+    def embedder(cls) -> E5Embedder:
         return E5Embedder()
 
     async def test_a_query_is_embedded_differently_from_the_same_text_as_a_passage(self, embedder: E5Embedder) -> None:

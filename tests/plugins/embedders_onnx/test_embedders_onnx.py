@@ -25,7 +25,8 @@ class TestOnnxEmbedder(EmbedderConformance):
     )
 
     @pytest.fixture(scope="class")
-    def embedder(self) -> OnnxEmbedder:
+    @classmethod
+    def embedder(cls) -> OnnxEmbedder:
         return OnnxEmbedder()
 
     async def test_small_batches_give_the_same_vectors_as_one_batch(self, embedder: OnnxEmbedder) -> None:

@@ -8,7 +8,8 @@ class TestMyEmbedder(EmbedderConformance):
     spec = "myprovider:my-model"
 
     @pytest.fixture(scope="class")
-    def embedder(self) -> Embedder:
+    @classmethod
+    def embedder(cls) -> Embedder:
         return MyEmbedder()
 ```
 
@@ -77,7 +78,8 @@ class EmbedderConformance:
     queries: ClassVar[Mapping[str, int]] = ENGLISH_QUERIES
 
     @pytest.fixture(scope="class")
-    def embedder(self) -> Embedder:
+    @classmethod
+    def embedder(cls) -> Embedder:
         """The embedder under test: override in the subclass."""
         raise NotImplementedError("override the `embedder` fixture with your embedder")
 

@@ -36,7 +36,7 @@ __all__ = ("Retriever", "RetrievedChunk", "SearchMode", "SEARCH_MODES", "CJK_LEX
 SearchMode = Literal["hybrid", "dense", "lexical"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
 
-CJK_LEXICAL_WEIGHT = 3.0
+CJK_LEXICAL_WEIGHT = 6.0
 """The lexical list's fusion weight for a mostly CJK query (the dense list weighs 1)."""
 
 

@@ -40,8 +40,15 @@ class RetrievalSet:
         return f"{document['title']}\n\n{document['text']}" if document["title"] else document["text"]
 
 
-def load_set(name: str, *, queries: int | None = None) -> RetrievalSet:
-    """The set `name`; with `queries`, only that many queries, evenly spread over the set."""
+PARTS = ("all", "dev", "test")
+
+
+def load_set(name: str, *, queries: int | None = None, part: str = "all") -> RetrievalSet:
+    """The set `name`; with `queries`, only that many queries, evenly spread over the set.
+
+    `part` splits those queries for tuning: `dev` is every other query from the first, `test`
+    the rest, so settings chosen on `dev` can be reported on `test` (queries they never saw).
+    """
     folder = DATA / name
     with gzip.open(folder / "corpus.jsonl.gz", "rt", encoding="utf-8") as corpus:
         documents = [json.loads(line) for line in corpus]
@@ -49,6 +56,8 @@ def load_set(name: str, *, queries: int | None = None) -> RetrievalSet:
     if queries is not None and queries < len(asked):
         step = len(asked) / queries
         asked = [asked[int(i * step)] for i in range(queries)]
+    if part != "all":
+        asked = asked[PARTS.index(part) - 1 :: 2]
     relevant: dict[str, set[str]] = {}
     for line in (folder / "qrels.tsv").read_text("utf-8").splitlines()[1:]:
         query, document, score = line.split("\t")

@@ -1,7 +1,7 @@
 """W11: retrieval quality on public sets with relevance judgements, Gecko's three modes beside LangChain.
 
     python bench/w11_retrieval.py [--sets scifact,cmrc2018] [--embedders e5,minilm] [--queries N]
-                                  [--no-peer] [--cache DIR] [--json out.json]
+                                  [--part all|dev|test] [--no-peer] [--cache DIR] [--json out.json]
 
 Per set and embedder, the corpus is ingested by Gecko's `IngestionPipeline` (default splitter)
 into `memory://` and searched with `Retriever` in each mode (lexical BM25, dense, hybrid by
@@ -10,7 +10,8 @@ tutorial default (`RecursiveCharacterTextSplitter(1000, 200)`) into its `InMemor
 and searched by similarity. Both sides get the very same embedder (and, through the cache, the
 same vector for the same text). Each search asks for 30 chunks, which become a ranking of
 documents (each at its best chunk's rank); reported: recall@5 and nDCG@10 over all queries of
-the set (or `--queries` of them, evenly spread). `--lexical-only` runs no model: the
+the set (or `--queries` of them, evenly spread; `--part dev` or `test` keeps every other one of
+those, the halves that defaults are tuned and reported on). `--lexical-only` runs no model: the
 pipeline stores feature-hashing vectors and only the BM25 row is reported. The cache (default bench/.cache) only saves
 embedding time between runs; W10 measures speed. On a busy machine, one process per set and
 embedder with one thread each (`--threads 1`, `OMP_NUM_THREADS=1`) wastes the least CPU.
@@ -35,6 +36,7 @@ from gecko.testing.embedders import HashingEmbedder
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval_sets import (
     EMBEDDERS,
+    PARTS,
     SETS,
     CachedEmbedder,
     RetrievalSet,
@@ -97,6 +99,7 @@ async def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--embedders", default=",".join(EMBEDDERS))
     parser.add_argument("--queries", type=int, default=None)
+    parser.add_argument("--part", choices=PARTS, default="all", help="all queries, or the dev or test half")
     parser.add_argument("--no-peer", action="store_true", help="skip the LangChain rows")
     parser.add_argument("--lexical-only", action="store_true", help="only Gecko's BM25 row (no model is run)")
     parser.add_argument("--cache", type=Path, default=CACHE)
@@ -106,7 +109,7 @@ async def main() -> None:
     results: list[dict[str, Any]] = []
     print(f"{'set':10} {'embedder':8} {'row':18} {'recall@5':>8} {'nDCG@10':>8}  chunks  queries")
     for set_name in args.sets.split(","):
-        data = load_set(set_name, queries=args.queries)
+        data = load_set(set_name, queries=args.queries, part=args.part)
         if args.lexical_only:
             found = await gecko_rankings(data, HashingEmbedder(), modes=("lexical",))
             metrics = found["lexical"]

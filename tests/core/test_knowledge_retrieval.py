@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from gecko import AgentBuilder
 from gecko.core.retrieval import RetrievalTool
-from gecko.errors import ConfigurationError, InvalidFilterError
+from gecko.errors import ConfigurationError, InvalidFilterError, ModelConnectionError
 from gecko.plugins.knowledge import BM25Index, Document, IngestionPipeline, RetrievedChunk, Retriever, lexical_tokens
+from gecko.plugins.knowledge.retrieval import CJK_LEXICAL_WEIGHT, lexical_weight_for
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.embedders import HashingEmbedder
@@ -33,10 +34,16 @@ async def knowledge_base() -> tuple[MemoryStorage, HashingEmbedder]:
     return store, embedder
 
 
-def test_lexical_tokens_are_words_and_cjk_bigrams() -> None:
-    assert lexical_tokens("The Ｈotel costs 200 EUR") == ["hotel", "costs", "200", "eur"]
+def test_lexical_tokens_are_word_stems_and_cjk_bigrams() -> None:
+    assert lexical_tokens("The Ｈotel costs 200 EUR") == ["hotel", "cost", "200", "eur"]
     assert lexical_tokens("报销政策，发票") == ["报销", "销政", "政策", "发票"]
     assert lexical_tokens("用AI写代码") == ["用", "ai", "写代", "代码"]
+
+
+def test_english_words_match_across_inflections_and_other_words_are_kept_whole() -> None:
+    assert lexical_tokens("studies of infected cells") == lexical_tokens("study infect cell")
+    assert lexical_tokens("generously running") == ["generous", "run"]
+    assert lexical_tokens("p53 Ärzte naïve 2021") == ["p53", "ärzte", "naïve", "2021"]
 
 
 def test_bm25_prefers_rare_terms_and_shorter_documents() -> None:
@@ -67,17 +74,43 @@ async def test_each_mode_ranks_the_matching_chunk_first(mode: str, query: str, s
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
 
 
-async def test_hybrid_fuses_by_reciprocal_rank() -> None:
+@pytest.mark.parametrize(
+    ("query", "lexical_weight", "expected_weight"),
+    [
+        ("hotel reimbursed", None, 1.0),
+        ("出差 报销 发票", None, CJK_LEXICAL_WEIGHT),
+        ("用AI写代码", None, CJK_LEXICAL_WEIGHT),
+        ("报销 the hotel invoice costs", None, 1.0),
+        ("hotel reimbursed", 2.5, 2.5),
+        ("出差 报销", 0.0, 0.0),
+    ],
+)
+async def test_hybrid_fuses_by_weighted_reciprocal_rank(
+    query: str, lexical_weight: float | None, expected_weight: float
+) -> None:
     store, embedder = await knowledge_base()
-    retriever = Retriever(store, embedder, rrf_k=60)
-    dense = await retriever.search("hotel reimbursed", 5, mode="dense")
-    lexical = await retriever.search("hotel reimbursed", 5, mode="lexical")
-    fused = await retriever.search("hotel reimbursed", 5)
+    retriever = Retriever(store, embedder, rrf_k=60, lexical_weight=lexical_weight)
+    dense = await retriever.search(query, 5, mode="dense")
+    lexical = await retriever.search(query, 5, mode="lexical")
+    fused = await retriever.search(query, 5)
     expected: dict[str, float] = {}
-    for ranking in (dense, lexical):
+    for ranking, weight in ((dense, 1.0), (lexical, expected_weight)):
         for rank, chunk in enumerate(ranking, start=1):
-            expected[chunk.id] = expected.get(chunk.id, 0.0) + 1 / (60 + rank)
+            expected[chunk.id] = expected.get(chunk.id, 0.0) + weight / (60 + rank)
     assert [(c.id, pytest.approx(c.score)) for c in fused] == sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def test_the_default_lexical_weight_follows_the_querys_script() -> None:
+    assert CJK_LEXICAL_WEIGHT > 1.0
+    assert lexical_weight_for("公司的报销政策是怎样的？") == CJK_LEXICAL_WEIGHT
+    assert lexical_weight_for("What is the reimbursement policy?") == 1.0
+    assert lexical_weight_for("") == 1.0
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_a_lexical_weight_that_is_not_a_finite_non_negative_number_is_refused(weight: float) -> None:
+    with pytest.raises(ConfigurationError, match="lexical_weight"):
+        Retriever(MemoryStorage(), HashingEmbedder(), lexical_weight=weight)
 
 
 async def test_filters_apply_in_every_mode() -> None:
@@ -100,6 +133,21 @@ async def test_a_live_retriever_sees_later_ingestion_and_deletion() -> None:
     assert (await retriever.search("gecko lizard", 1))[0].source == "gecko.md"
     await pipeline.delete("gecko.md")
     assert await retriever.search("gecko lizard", 1) == []
+
+
+class UnreachableEmbedder(HashingEmbedder):
+    """Embeds passages, but its query endpoint is down (the remote API edge failing)."""
+
+    async def embed_query(self, text: str) -> list[float]:
+        raise ModelConnectionError("embedding service unreachable")
+
+
+async def test_a_failing_query_embedding_fails_hybrid_search_with_its_own_error() -> None:
+    store, _ = await knowledge_base()
+    retriever = Retriever(store, UnreachableEmbedder())
+    with pytest.raises(ModelConnectionError, match="unreachable"):
+        await retriever.search("hotel reimbursed")
+    assert (await retriever.search("hotel reimbursed", mode="lexical"))[0].source in {"hotels.md", "travel.md"}
 
 
 async def test_dense_search_needs_the_embedder_and_bad_settings_are_refused() -> None:

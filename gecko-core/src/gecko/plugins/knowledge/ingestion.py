@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,6 +38,7 @@ import anyio.to_thread
 
 from gecko.errors import ConfigurationError, DocumentLoadError, KnowledgeError
 from gecko.plugins.knowledge._layout import CONSTANT_VECTOR, DEFAULT_COLLECTION, KnowledgeLayout
+from gecko.plugins.knowledge._tasks import run_all
 from gecko.plugins.knowledge.documents import Document
 from gecko.plugins.knowledge.lexical import LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.knowledge.loaders import LOADERS, load_bytes
@@ -240,14 +241,14 @@ class IngestionPipeline:
             async with limiter:
                 plans[index] = await self._plan(sources[index], manifests.get(ids[index]))
 
-        await _run_all([partial(plan, index) for index in range(len(sources))])
+        await run_all([partial(plan, index) for index in range(len(sources))])
         changed = [found for found in plans if found is not None]
         prepared = [chunk for found in changed for chunk in found.chunks]
         if prepared:
             stored = {record.id for record in await layout.chunks.get(chunk.id for chunk in prepared)}
             await layout.lexical.upsert(VectorRecord(c.id, CONSTANT_VECTOR, c.terms, c.metadata) for c in prepared)
             missing = [chunk for chunk in prepared if chunk.id not in stored]
-            await _run_all(
+            await run_all(
                 [
                     partial(self._embed_and_store, missing[start : start + self.batch_size], limiter)
                     for start in range(0, len(missing), self.batch_size)
@@ -360,24 +361,6 @@ class IngestionPipeline:
             return None
         bar: _ProgressBar = tqdm(total=total, unit="source", desc="ingesting", file=sys.stderr, dynamic_ncols=True)
         return bar
-
-
-async def _run_all(jobs: list[Callable[[], Awaitable[None]]]) -> None:
-    """Run `jobs` concurrently; the first failure cancels the others and is raised as it is."""
-    failures: list[Exception] = []
-
-    async def guarded(job: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
-        try:
-            await job()
-        except Exception as exc:
-            failures.append(exc)
-            scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        for job in jobs:
-            group.start_soon(guarded, job, group.cancel_scope)
-    if failures:
-        raise failures[0]
 
 
 def _collect(inputs: list[str | os.PathLike[str] | Document]) -> list[_Source]:

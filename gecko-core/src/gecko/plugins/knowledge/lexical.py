@@ -1,10 +1,12 @@
 """Lexical retrieval: a tokenizer for English and Chinese text and an Okapi BM25 index.
 
 `lexical_tokens` lower-cases and NFKC-normalises text; runs of letters and digits are words
-(common English function words dropped); runs of Chinese, Japanese or Korean characters, which
-have no spaces, become overlapping character bigrams (a lone character stays a unigram).
-Bigrams need no dictionary and match any word a query and a passage share, which is why they
-are the default here (see the knowledge README for the comparison with jieba word segmentation).
+(common English function words dropped), and words of ASCII letters are reduced to their stem
+by the Snowball English stemmer (PyStemmer), so "studies" matches "study" and "cells" "cell";
+runs of Chinese, Japanese or Korean characters, which have no spaces, become overlapping
+character bigrams (a lone character stays a unigram). Bigrams need no dictionary and match any
+word a query and a passage share, which is why they are the default here (see the knowledge
+README for the comparison with jieba word segmentation).
 
 `BM25Index` scores with Okapi BM25 (k1 = 1.2, b = 0.75, the Lucene idf). It is built in memory
 from the token lists the ingestion pipeline persists beside the vectors.
@@ -17,6 +19,7 @@ than the base's is refused.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import re
@@ -41,13 +44,25 @@ _STOPWORDS = frozenset(
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1)
+def _english_stemmer() -> Callable[[str], str]:
+    import Stemmer  # type: ignore[import-not-found]  # PyStemmer (Snowball in C, no stubs), loaded on first use
+
+    return Stemmer.Stemmer("english").stemWord  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return _english_stemmer()(word) if word.isascii() and word.isalpha() else word
+
+
 def lexical_tokens(text: str) -> list[str]:
-    """The BM25 terms of `text`: words, and character bigrams within CJK runs; no term holds a space."""
+    """The BM25 terms of `text`: word stems, and character bigrams within CJK runs; no term holds a space."""
     tokens: list[str] = []
     for cjk, word in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
         if word:
             if word not in _STOPWORDS:
-                tokens.append(word)
+                tokens.append(_stem(word))
         elif len(cjk) == 1:
             tokens.append(cjk)
         else:

@@ -4,14 +4,18 @@
 - `lexical`: BM25 over the lexical tokens the pipeline stored beside the vectors; the index is
   built in memory on first use and rebuilt when the base's generation changes (any ingestion or
   deletion, from any process).
-- `hybrid` (default): both lists fused by reciprocal rank fusion, `score = Σ 1 / (rrf_k + rank)`,
-  which needs no score calibration between cosine and BM25.
+- `hybrid` (default): both lists fused by weighted reciprocal rank fusion,
+  `score = Σ weight / (rrf_k + rank)`, which needs no score calibration between cosine and BM25.
+  The dense list weighs 1; the lexical list `lexical_weight`, by default chosen by the query's
+  script: `CJK_LEXICAL_WEIGHT` for a mostly Chinese, Japanese or Korean query, whose character
+  bigrams match passages far more reliably than a small embedding model does, and 1 otherwise.
 
 Filters use the vector filter language and apply to every mode before top-k is taken.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -20,15 +24,25 @@ import anyio
 
 from gecko.errors import ConfigurationError
 from gecko.plugins.knowledge._layout import DEFAULT_COLLECTION, KnowledgeLayout
+from gecko.plugins.knowledge._tasks import run_all
 from gecko.plugins.knowledge.lexical import BM25Index, LexicalTokenizer, lexical_tokens, terms, tokenizer_name
+from gecko.plugins.knowledge.splitters import cjk_ratio
 from gecko.plugins.models import Embedder
 from gecko.plugins.vector import MAX_TOP_K, VectorStore
 from gecko.plugins.vector.filters import MetadataValue, parse_filter
 
-__all__ = ("Retriever", "RetrievedChunk", "SearchMode", "SEARCH_MODES")
+__all__ = ("Retriever", "RetrievedChunk", "SearchMode", "SEARCH_MODES", "CJK_LEXICAL_WEIGHT", "lexical_weight_for")
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "dense", "lexical")
+
+CJK_LEXICAL_WEIGHT = 6.0
+"""The lexical list's fusion weight for a mostly CJK query (the dense list weighs 1)."""
+
+
+def lexical_weight_for(query: str) -> float:
+    """The default fusion weight of the lexical list for `query`: by its script."""
+    return CJK_LEXICAL_WEIGHT if cjk_ratio(query) > 0.3 else 1.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,8 @@ class Retriever:
         mode: `"hybrid"`, `"dense"` or `"lexical"`.
         candidates: results each side contributes to the fusion (at least `top_k`).
         rrf_k: the rank offset of reciprocal rank fusion (60 is the usual constant).
+        lexical_weight: the lexical list's weight in the fusion (the dense list's is 1); None
+            chooses it per query by script (`lexical_weight_for`).
         tokenizer: the BM25 terms of a query: the tokenizer the pipeline used.
     """
 
@@ -72,6 +88,7 @@ class Retriever:
         mode: SearchMode = "hybrid",
         candidates: int = 50,
         rrf_k: int = 60,
+        lexical_weight: float | None = None,
         tokenizer: LexicalTokenizer = lexical_tokens,
     ) -> None:
         self.layout = KnowledgeLayout(vector_store, collection)
@@ -82,8 +99,11 @@ class Retriever:
         self.mode = self._checked_mode(mode)
         if candidates < 1 or rrf_k < 0:
             raise ConfigurationError(f"candidates must be positive and rrf_k non-negative, got {candidates}, {rrf_k}")
+        if lexical_weight is not None and not (math.isfinite(lexical_weight) and lexical_weight >= 0):
+            raise ConfigurationError(f"lexical_weight must be a finite number >= 0 or None, got {lexical_weight!r}")
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.lexical_weight = lexical_weight
         self.tokenizer = tokenizer
         self._index: BM25Index | None = None
         self._generation: tuple[str, str] | None = None
@@ -110,9 +130,21 @@ class Retriever:
             return await self._dense(query, limit, where)
         if chosen == "lexical":
             return await self._lexical(query, limit, where)
+        if self.embedder is None:
+            raise ConfigurationError("dense and hybrid search need the embedder the pipeline used: pass embedder=")
         pool = max(self.candidates, limit)
-        dense, lexical = await self._dense(query, pool, where), await self._lexical(query, pool, where)
-        return self._fuse([dense, lexical], limit)
+        found: dict[str, list[RetrievedChunk]] = {}
+
+        async def dense() -> None:
+            found["dense"] = await self._dense(query, pool, where)
+
+        async def lexical() -> None:
+            found["lexical"] = await self._lexical(query, pool, where)
+
+        # Dense first: while its query embedding runs (a worker thread or a remote call), BM25 runs here.
+        await run_all([dense, lexical])
+        weight = lexical_weight_for(query) if self.lexical_weight is None else self.lexical_weight
+        return self._fuse([(found["dense"], 1.0), (found["lexical"], weight)], limit)
 
     # --- the modes ---------------------------------------------------------------------
 
@@ -135,12 +167,12 @@ class Retriever:
             if (record := records.get(hit.id)) is not None
         ]
 
-    def _fuse(self, rankings: list[list[RetrievedChunk]], limit: int) -> list[RetrievedChunk]:
+    def _fuse(self, rankings: list[tuple[list[RetrievedChunk], float]], limit: int) -> list[RetrievedChunk]:
         scores: dict[str, float] = {}
         chunks: dict[str, RetrievedChunk] = {}
-        for ranking in rankings:
+        for ranking, weight in rankings:
             for rank, chunk in enumerate(ranking, start=1):
-                scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (self.rrf_k + rank)
+                scores[chunk.id] = scores.get(chunk.id, 0.0) + weight / (self.rrf_k + rank)
                 chunks.setdefault(chunk.id, chunk)
         best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:limit]
         return [RetrievedChunk(c.id, c.text, c.source, scores[c.id], c.metadata) for c in (chunks[i] for i in best)]

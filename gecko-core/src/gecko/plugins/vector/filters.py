@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Literal, TypeAlias
 
 from gecko.errors import InvalidFilterError
@@ -71,6 +72,12 @@ class Condition:
     field: str
     op: Operator
     value: Scalar | tuple[Scalar, ...]
+    members: frozenset[tuple[str, Scalar]] = dataclass_field(default=frozenset(), init=False, repr=False, compare=False)
+    """`in`/`nin`: the values keyed by kind, so a record is tested in one set lookup, not one per value."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, tuple):
+            object.__setattr__(self, "members", frozenset((_kind(item), item) for item in self.value))
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,7 @@ def matches(where: Filter | None, metadata: Mapping[str, MetadataValue]) -> bool
     stored = metadata.get(where.field)
     op, value = where.op, where.value
     if isinstance(value, tuple):  # in, nin
-        found = stored is not None and any(_equal(stored, item) for item in value)
+        found = stored is not None and not isinstance(stored, list) and (_kind(stored), stored) in where.members
         return found if op == "in" else not found
     if op in ("contains", "not_contains"):
         found = isinstance(stored, list) and value in stored

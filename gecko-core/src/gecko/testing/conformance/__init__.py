@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gecko.testing.conformance.checkpoints import CheckpointIntegrityConformance
+    from gecko.testing.conformance.embedders import EmbedderConformance
     from gecko.testing.conformance.models import ModelConformance
     from gecko.testing.conformance.ownership import WorkflowOwnershipConformance
     from gecko.testing.conformance.storage import StorageConformance
@@ -16,6 +17,7 @@ __all__ = (
     "StorageConformance",
     "VectorStoreConformance",
     "ModelConformance",
+    "EmbedderConformance",
     "WorkflowOwnershipConformance",
     "CheckpointIntegrityConformance",
 )
@@ -24,6 +26,7 @@ _LOCATIONS = {
     "StorageConformance": "gecko.testing.conformance.storage",
     "VectorStoreConformance": "gecko.testing.conformance.vector",
     "ModelConformance": "gecko.testing.conformance.models",
+    "EmbedderConformance": "gecko.testing.conformance.embedders",
     "WorkflowOwnershipConformance": "gecko.testing.conformance.ownership",
     "CheckpointIntegrityConformance": "gecko.testing.conformance.checkpoints",
 }

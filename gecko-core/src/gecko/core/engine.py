@@ -629,7 +629,7 @@ class _Run:
             except GuardrailViolation as exc:
                 return ToolResult(call, f"Error: the call was blocked by a guardrail: {redact(str(exc))}", True, exc)
         admitted = self.validated.get(call.id)
-        if admitted is not None and admitted[0] == call:
+        if admitted is not None and (admitted[0] is call or admitted[0] == call):
             result = await toolbox.execute_validated(call, admitted[1])
         else:
             # A middleware replaced the call: its arguments have not been validated yet.

@@ -184,14 +184,15 @@ class ReActEngine:
         usage_limits: UsageLimits | None = None,
     ) -> AgentOutput:
         """`iterate` without streaming, to its end: the run's output (a `PausedOutput` when it paused)."""
-        event: StreamEvent | None = None
-        events = self.iterate(
-            state, structure=structure, session_id=session_id, approvals=approvals, usage_limits=usage_limits
-        )
-        async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
-            pass
-        assert isinstance(event, FinalOutput), "a run always ends with a FinalOutput"
-        return event.output
+        run = _Run(self, state, structure, False, session_id, usage_limits or self.usage_limits)
+        if not run.trace:
+            return await _final_output(run.iterate(approvals))
+        # Announced around the loop here rather than through `traced`: one async generator less per run.
+        async with run.agent_operation() as operation:
+            run.operation = operation
+            output = await _final_output(run.iterate(approvals))
+            operation.output = output
+            return output
 
     def new_state(self, input: Any, history: Sequence[Message] = ()) -> RunState:
         """The state a run starts from: `history`, then `input` (text, a `Message`, a list of messages, or data).
@@ -267,18 +268,21 @@ class _Run:
 
     async def traced(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
         """`iterate` announced as an `agent.run` operation (only when a plugin traces)."""
-        # Not bound as the current operation: this is a generator, its consumer runs between items.
-        engine, state = self.engine, self.state
-        attributes = {"run_id": state.run_id}
-        async with self.manager.operation(
-            "agent.run", engine.name, input=state.messages, attributes=attributes, bind=False
-        ) as operation:
+        async with self.agent_operation() as operation:
             self.operation = operation
             async with aclosing(self.iterate(approvals)) as events:
                 async for event in events:
                     if isinstance(event, FinalOutput):
                         operation.output = event.output
                     yield event
+
+    def agent_operation(self) -> OperationScope:
+        """The `agent.run` operation of this run."""
+        # Not bound as the current operation: in `traced`, a generator, its consumer runs between items.
+        state = self.state
+        return self.manager.operation(
+            "agent.run", self.engine.name, input=state.messages, attributes={"run_id": state.run_id}, bind=False
+        )
 
     def _model_operation(self, request: ModelRequest) -> OperationScope | nullcontext[None]:
         if not self.trace:
@@ -650,6 +654,15 @@ class _Run:
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         await self.engine.bus.publish(Event(event_type, self.engine.name, self.state.run_id, data))
+
+
+async def _final_output(events: AsyncGenerator[StreamEvent, None]) -> AgentOutput:
+    """The output of the `FinalOutput` that ends a run's events."""
+    event: StreamEvent | None = None
+    async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
+        pass
+    assert isinstance(event, FinalOutput), "a run always ends with a FinalOutput"
+    return event.output
 
 
 def _usage_data(usage: TokenUsage) -> dict[str, Any]:

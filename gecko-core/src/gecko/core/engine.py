@@ -34,7 +34,7 @@ One run, step by step:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -227,6 +227,7 @@ class _Run:
         "structure",
         "tool_handler",
         "trace",
+        "traced_tools",
         "validated",
     )
 
@@ -256,9 +257,11 @@ class _Run:
         # Telemetry: operations are announced only when a plugin observes them.
         self.trace = manager.traces
         self.operation: Operation | None = None
-        self.plain_tools = not (
-            self.observe or self.hook_tool_call or self.hook_tool_result or self.trace or engine.bus.has_tool_middleware
+        # Tool calls run plain unless something observes or wraps them; traced only, they skip the middleware path.
+        self.traced_tools = not (
+            self.observe or self.hook_tool_call or self.hook_tool_result or engine.bus.has_tool_middleware
         )
+        self.plain_tools = self.traced_tools and not self.trace
         self.definitions: list[ToolDefinition] = engine.toolbox.definitions()
         self.tool_handler: ToolHandler | None = None
         # Arguments validated by the plan, by call id (unique within a batch), for the observed path.
@@ -596,7 +599,13 @@ class _Run:
         toolbox = self.engine.toolbox
         if self.plain_tools:
             return await toolbox.execute_many_validated(runnable)
+        if self.traced_tools:
+            return await toolbox.execute_many_validated(runnable, runner=self._traced_call)
         return await toolbox.execute_many_validated(runnable, runner=self._observed_call)
+
+    async def _traced_call(self, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:
+        """One admitted call announced as a `tool.call` operation, when nothing else observes or wraps it."""
+        return await self._announced_tool(call, self.engine.toolbox.execute_validated, call, arguments)
 
     async def _observed_call(self, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:
         """One admitted call through the tool middleware, events and hooks (within the toolbox's limit)."""
@@ -611,10 +620,15 @@ class _Run:
     async def _tool_base(self, context: ToolCallContext) -> ToolResult:
         if not self.trace:
             return await self._tool_exchange(context)
-        call = context.call
+        return await self._announced_tool(context.call, self._tool_exchange, context)
+
+    async def _announced_tool(
+        self, call: ToolCall, run: Callable[..., Awaitable[ToolResult]], *args: Any
+    ) -> ToolResult:
+        """`run(*args)` as the `tool.call` operation of `call`."""
         # Bound: a tool that runs an agent or a workflow makes this call their parent.
         async with self.manager.operation("tool.call", call.name, parent=self.operation, input=call) as operation:
-            result = await self._tool_exchange(context)
+            result = await run(*args)
             operation.output = result.content
             if result.is_error:
                 operation.error = result.error or ToolError(result.content)

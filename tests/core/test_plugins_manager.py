@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from gecko.errors import GuardrailViolation, PluginLoadError
 from gecko.plugins import hookimpl
+from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import PluginManager
 from gecko.types import Event, ToolCall
 
@@ -170,3 +173,48 @@ def test_load_plugins_reports_a_requested_plugin_that_is_not_installed(monkeypat
     assert len(missing) == 1
     assert missing[0].status == "error"
     assert "install it or fix the name" in (missing[0].error or "")
+
+
+async def test_operation_hooks_alone_or_beside_others_see_each_operation(caplog: pytest.LogCaptureFixture) -> None:
+    # One observer takes a shortcut past the generic dispatch; its failures, awaitables and
+    # shielding must behave as with several, and registering another must end the shortcut.
+    manager = PluginManager()
+    seen: list[tuple[str, str, str]] = []
+
+    class Sole:
+        @hookimpl
+        def gecko_operation_started(self, operation: Operation) -> None:
+            seen.append(("sole", "started", operation.name))
+            raise RuntimeError("observer bug")
+
+        @hookimpl
+        async def gecko_operation_ended(self, operation: Operation) -> None:
+            await anyio.lowlevel.checkpoint()  # would raise if the cancelled scope reached it unshielded
+            seen.append(("sole", "ended", operation.status))
+
+    class Another:
+        @hookimpl
+        def gecko_operation_started(self) -> None:
+            seen.append(("another", "started", ""))
+
+    manager.register(Sole())
+    with caplog.at_level(logging.ERROR, logger="gecko.plugins"):
+        async with manager.operation("tool.call", "first"):
+            pass
+    assert "a gecko_operation_started hook failed on tool.call" in caplog.text
+    with anyio.CancelScope() as scope:
+        async with manager.operation("tool.call", "second"):
+            scope.cancel()
+            await anyio.sleep(1)
+    manager.register(Another())
+    async with manager.operation("tool.call", "third"):
+        pass
+    assert seen == [
+        ("sole", "started", "first"),
+        ("sole", "ended", "ok"),
+        ("sole", "started", "second"),
+        ("sole", "ended", "cancelled"),
+        ("another", "started", ""),  # registered last, called first (pluggy's order)
+        ("sole", "started", "third"),
+        ("sole", "ended", "ok"),
+    ]

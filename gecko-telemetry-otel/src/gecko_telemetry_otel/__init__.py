@@ -49,7 +49,7 @@ from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.redaction import redact
 from gecko.types import Message, ToolCall
 from gecko_telemetry_otel import attributes as attr
-from gecko_telemetry_otel._histograms import Histograms
+from gecko_telemetry_otel._histograms import Histograms, Series
 from gecko_telemetry_otel._version import __version__
 
 __all__ = ("OtelPlugin", "plugin", "__version__")
@@ -127,8 +127,8 @@ class OtelPlugin:
             capture_content = os.environ.get(attr.CAPTURE_CONTENT_VARIABLE, "").strip().lower() == "true"
         self.capture_content = capture_content
         self._open: dict[str, _Open] = {}
-        # Metric attribute sets by (provider, request model, error type): built once each.
-        self._model_labels: dict[tuple[str, str, str | None], tuple[dict[str, Any], ...]] = {}
+        # Model-call metric series by (provider, request model, error type): built once each.
+        self._model_labels: dict[tuple[str, str, str | None], tuple[Series, Series, Series]] = {}
         # Tool calls by (tool, status) and failures by (tool, error type), counted here and reported
         # at each collection: a dict update per call instead of an SDK measurement.
         self._tool_calls: dict[tuple[str, str], int] = {}
@@ -212,7 +212,7 @@ class OtelPlugin:
         if opened is None:
             return
         end_ns = time.time_ns()
-        error_type = _error_type(operation)
+        error_type = None if operation.status == "ok" else _error_type(operation)
         finish = _FINISHERS.get(operation.kind, OtelPlugin._finish_generic)
         details = finish(self, operation, (end_ns - opened.start_ns) / 1e9, error_type)
         pipeline = self._pipeline_of[1]
@@ -259,10 +259,7 @@ class OtelPlugin:
     # --- per kind: the attributes known at the end, and metrics --------------------------
 
     def _finish_model(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
-        key = (str(operation.attributes.get("provider", "")), operation.name, error_type)
-        duration, tokens_in, tokens_out = self._labels(key)
-        record = self._histograms.record
-        record(self._duration, key, duration, elapsed)
+        series = self._model_series((str(operation.attributes.get("provider", "")), operation.name, error_type))
         details: dict[str, Any] = {}
         response = operation.output
         if isinstance(response, ModelResponse):
@@ -271,16 +268,17 @@ class OtelPlugin:
             details[attr.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
             details[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             details[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
-            record(self._token_usage, (key, attr.TOKEN_TYPE_INPUT), tokens_in, usage.input_tokens)
-            record(self._token_usage, (key, attr.TOKEN_TYPE_OUTPUT), tokens_out, usage.output_tokens)
+            self._histograms.record(series, (elapsed, usage.input_tokens, usage.output_tokens))
             if self.capture_content:
                 details[attr.GEN_AI_OUTPUT_MESSAGES] = _messages_json([response.message])
+        else:
+            self._histograms.record(series[:1], (elapsed,))
         if self.capture_content and isinstance(operation.input, ModelRequest):
             details[attr.GEN_AI_INPUT_MESSAGES] = _messages_json(operation.input.messages)
         return details
 
-    def _labels(self, key: tuple[str, str, str | None]) -> tuple[dict[str, Any], ...]:
-        """The duration, input-token and output-token attribute sets of a model call.
+    def _model_series(self, key: tuple[str, str, str | None]) -> tuple[Series, Series, Series]:
+        """The duration, input-token and output-token series of a model call, built once per key.
 
         Only what the GenAI metric conventions require (operation, provider, request model,
         token type, `error.type` on failure): every attribute is work for each measurement.
@@ -288,15 +286,16 @@ class OtelPlugin:
         found = self._model_labels.get(key)
         if found is None:
             provider, model, error_type = key
+            tokens_in, tokens_out = attr.TOKEN_TYPE_INPUT, attr.TOKEN_TYPE_OUTPUT
             base: dict[str, Any] = {
                 attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
                 attr.GEN_AI_PROVIDER_NAME: provider,
                 attr.GEN_AI_REQUEST_MODEL: model,
             }
             found = self._model_labels[key] = (
-                base if error_type is None else {**base, attr.ERROR_TYPE: error_type},
-                {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_INPUT},
-                {**base, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_OUTPUT},
+                (self._duration, key, base if error_type is None else {**base, attr.ERROR_TYPE: error_type}),
+                (self._token_usage, (key, tokens_in), {**base, attr.GEN_AI_TOKEN_TYPE: tokens_in}),
+                (self._token_usage, (key, tokens_out), {**base, attr.GEN_AI_TOKEN_TYPE: tokens_out}),
             )
         return found
 
@@ -346,7 +345,7 @@ class OtelPlugin:
             attr.GECKO_WORKFLOW_NODE: key[1],
             attr.GECKO_OPERATION_STATUS: key[2],
         }
-        self._histograms.record(self._node_duration, key, labels, elapsed)
+        self._histograms.record(((self._node_duration, key, labels),), (elapsed,))
         return {}
 
     def _finish_team(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:

@@ -95,6 +95,10 @@ class LocalHistogram:
         return Metric(self.name, self.description, self.unit, HistogramData(points, AggregationTemporality.CUMULATIVE))
 
 
+Series = tuple[LocalHistogram, Hashable, dict[str, Any]]
+"""A histogram, a key, and the attribute set that key stands for."""
+
+
 class Histograms:
     """The plugin's histograms on one meter provider (the global one when None)."""
 
@@ -122,17 +126,20 @@ class Histograms:
         """Whether values are aggregated here and joined to the readers' collections (decided at the first value)."""
         return self._local
 
-    def record(self, histogram: LocalHistogram, key: Hashable, attributes: dict[str, Any], value: float) -> None:
-        """Add `value` for `attributes` (one dict per `key`, built once by the caller)."""
+    def record(self, series: Sequence[Series], values: Sequence[float]) -> None:
+        """Add each value to its series (as many of each; series built once by the caller), under one lock."""
         provider = self._provider or metrics.get_meter_provider()
         if provider is not self._seen:
             self._local = self._join(provider)
             self._seen = provider
         if not self._local:
-            histogram.sdk.record(value, attributes)
-        elif value >= 0:  # as the SDK, which ignores negative values
-            with self._lock:
-                histogram.add(key, attributes, value)
+            for (histogram, _, attributes), value in zip(series, values, strict=True):
+                histogram.sdk.record(value, attributes)
+            return
+        with self._lock:
+            for (histogram, key, attributes), value in zip(series, values, strict=True):
+                if value >= 0:  # as the SDK, which ignores negative values
+                    histogram.add(key, attributes, value)
 
     def _join(self, provider: metrics.MeterProvider) -> bool:
         """Make every reader of an SDK `provider` collect these histograms too; False if it cannot."""

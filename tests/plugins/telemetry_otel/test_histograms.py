@@ -23,10 +23,10 @@ def _record(provider: MeterProvider) -> tuple[Histograms, LocalHistogram]:
     tokens = histograms.create(attr.METRIC_TOKEN_USAGE, "{token}", "Tokens", attr.TOKEN_USAGE_BUCKETS)
     duration = histograms.create(attr.METRIC_OPERATION_DURATION, "s", "Duration", attr.DURATION_BUCKETS)
     labels = {kind: {**CHAT, "gen_ai.token.type": kind} for kind in ("in", "out")}
-    for kind, value in TOKENS:
-        histograms.record(tokens, kind, labels[kind], value)
+    # All token values in one call (pairwise), the durations one call each.
+    histograms.record([(tokens, kind, labels[kind]) for kind, _ in TOKENS], [value for _, value in TOKENS])
     for value in SECONDS:
-        histograms.record(duration, "chat", CHAT, value)
+        histograms.record([(duration, "chat", CHAT)], [value])
     return histograms, duration
 
 
@@ -61,7 +61,7 @@ def test_local_aggregates_equal_what_record_exports_across_collections() -> None
     assert first[attr.METRIC_TOKEN_USAGE][3][0][1][0] == 6  # the six "in" values, one point
 
     for histograms, duration in (local, sdk):  # cumulative: a second round adds to the first
-        histograms.record(duration, "chat", CHAT, 0.3)
+        histograms.record([(duration, "chat", CHAT)], [0.3])
     second = _points(sdk_reader)
     assert _points(local_reader) == second
     assert second[attr.METRIC_OPERATION_DURATION][3][0][1][0] == len(SECONDS) + 1

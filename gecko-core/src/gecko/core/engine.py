@@ -34,7 +34,7 @@ One run, step by step:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -184,14 +184,15 @@ class ReActEngine:
         usage_limits: UsageLimits | None = None,
     ) -> AgentOutput:
         """`iterate` without streaming, to its end: the run's output (a `PausedOutput` when it paused)."""
-        event: StreamEvent | None = None
-        events = self.iterate(
-            state, structure=structure, session_id=session_id, approvals=approvals, usage_limits=usage_limits
-        )
-        async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
-            pass
-        assert isinstance(event, FinalOutput), "a run always ends with a FinalOutput"
-        return event.output
+        run = _Run(self, state, structure, False, session_id, usage_limits or self.usage_limits)
+        if not run.trace:
+            return await _final_output(run.iterate(approvals))
+        # Announced around the loop here rather than through `traced`: one async generator less per run.
+        async with run.agent_operation() as operation:
+            run.operation = operation
+            output = await _final_output(run.iterate(approvals))
+            operation.output = output
+            return output
 
     def new_state(self, input: Any, history: Sequence[Message] = ()) -> RunState:
         """The state a run starts from: `history`, then `input` (text, a `Message`, a list of messages, or data).
@@ -226,6 +227,7 @@ class _Run:
         "structure",
         "tool_handler",
         "trace",
+        "traced_tools",
         "validated",
     )
 
@@ -255,9 +257,11 @@ class _Run:
         # Telemetry: operations are announced only when a plugin observes them.
         self.trace = manager.traces
         self.operation: Operation | None = None
-        self.plain_tools = not (
-            self.observe or self.hook_tool_call or self.hook_tool_result or self.trace or engine.bus.has_tool_middleware
+        # Tool calls run plain unless something observes or wraps them; traced only, they skip the middleware path.
+        self.traced_tools = not (
+            self.observe or self.hook_tool_call or self.hook_tool_result or engine.bus.has_tool_middleware
         )
+        self.plain_tools = self.traced_tools and not self.trace
         self.definitions: list[ToolDefinition] = engine.toolbox.definitions()
         self.tool_handler: ToolHandler | None = None
         # Arguments validated by the plan, by call id (unique within a batch), for the observed path.
@@ -267,18 +271,21 @@ class _Run:
 
     async def traced(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
         """`iterate` announced as an `agent.run` operation (only when a plugin traces)."""
-        # Not bound as the current operation: this is a generator, its consumer runs between items.
-        engine, state = self.engine, self.state
-        attributes = {"run_id": state.run_id}
-        async with self.manager.operation(
-            "agent.run", engine.name, input=state.messages, attributes=attributes, bind=False
-        ) as operation:
+        async with self.agent_operation() as operation:
             self.operation = operation
             async with aclosing(self.iterate(approvals)) as events:
                 async for event in events:
                     if isinstance(event, FinalOutput):
                         operation.output = event.output
                     yield event
+
+    def agent_operation(self) -> OperationScope:
+        """The `agent.run` operation of this run."""
+        # Not bound as the current operation: in `traced`, a generator, its consumer runs between items.
+        state = self.state
+        return self.manager.operation(
+            "agent.run", self.engine.name, input=state.messages, attributes={"run_id": state.run_id}, bind=False
+        )
 
     def _model_operation(self, request: ModelRequest) -> OperationScope | nullcontext[None]:
         if not self.trace:
@@ -592,7 +599,13 @@ class _Run:
         toolbox = self.engine.toolbox
         if self.plain_tools:
             return await toolbox.execute_many_validated(runnable)
+        if self.traced_tools:
+            return await toolbox.execute_many_validated(runnable, runner=self._traced_call)
         return await toolbox.execute_many_validated(runnable, runner=self._observed_call)
+
+    async def _traced_call(self, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:
+        """One admitted call announced as a `tool.call` operation, when nothing else observes or wraps it."""
+        return await self._announced_tool(call, self.engine.toolbox.execute_validated, call, arguments)
 
     async def _observed_call(self, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:
         """One admitted call through the tool middleware, events and hooks (within the toolbox's limit)."""
@@ -607,10 +620,15 @@ class _Run:
     async def _tool_base(self, context: ToolCallContext) -> ToolResult:
         if not self.trace:
             return await self._tool_exchange(context)
-        call = context.call
+        return await self._announced_tool(context.call, self._tool_exchange, context)
+
+    async def _announced_tool(
+        self, call: ToolCall, run: Callable[..., Awaitable[ToolResult]], *args: Any
+    ) -> ToolResult:
+        """`run(*args)` as the `tool.call` operation of `call`."""
         # Bound: a tool that runs an agent or a workflow makes this call their parent.
         async with self.manager.operation("tool.call", call.name, parent=self.operation, input=call) as operation:
-            result = await self._tool_exchange(context)
+            result = await run(*args)
             operation.output = result.content
             if result.is_error:
                 operation.error = result.error or ToolError(result.content)
@@ -629,7 +647,7 @@ class _Run:
             except GuardrailViolation as exc:
                 return ToolResult(call, f"Error: the call was blocked by a guardrail: {redact(str(exc))}", True, exc)
         admitted = self.validated.get(call.id)
-        if admitted is not None and admitted[0] == call:
+        if admitted is not None and (admitted[0] is call or admitted[0] == call):
             result = await toolbox.execute_validated(call, admitted[1])
         else:
             # A middleware replaced the call: its arguments have not been validated yet.
@@ -650,6 +668,15 @@ class _Run:
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         await self.engine.bus.publish(Event(event_type, self.engine.name, self.state.run_id, data))
+
+
+async def _final_output(events: AsyncGenerator[StreamEvent, None]) -> AgentOutput:
+    """The output of the `FinalOutput` that ends a run's events."""
+    event: StreamEvent | None = None
+    async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
+        pass
+    assert isinstance(event, FinalOutput), "a run always ends with a FinalOutput"
+    return event.output
 
 
 def _usage_data(usage: TokenUsage) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ class PluginManager:
         # What each hook's implementations are, read on every run: rebuilt after (un)registering.
         self._implemented: dict[str, bool] = {}
         self._observers: dict[str, tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]] = {}
+        self._sole_observers: dict[str, Callable[[Operation], Any] | None] = {}
 
     # --- registration ----------------------------------------------------------------
 
@@ -99,6 +100,7 @@ class PluginManager:
     def _forget_implementations(self) -> None:
         self._implemented.clear()
         self._observers.clear()
+        self._sole_observers.clear()
 
     def load_plugins(self) -> list[PluginRecord]:
         """Load the `gecko.plugins` entry points once, honouring the `GECKO_*_PLUGIN*` variables.
@@ -216,11 +218,7 @@ class PluginManager:
             try:
                 result = function(*[kwargs[name] for name in argnames])
                 if result is not None and inspect.isawaitable(result):
-                    if shield:
-                        with anyio.CancelScope(shield=True):
-                            await result
-                    else:
-                        await result
+                    await _settle(result, shield)
             except Exception:
                 logger.exception("a %s hook failed on %s", hook_name, about)
 
@@ -232,6 +230,29 @@ class PluginManager:
             impls = reversed(getattr(self._pm.hook, hook_name).get_hookimpls())
             found = self._observers[hook_name] = tuple((impl.function, tuple(impl.argnames)) for impl in impls)
         return found
+
+    def _sole_observer(self, hook_name: str) -> Callable[[Operation], Any] | None:
+        """The implementation of an operation hook when it is the only one and takes the operation, else None."""
+        try:
+            return self._sole_observers[hook_name]
+        except KeyError:
+            observers = self._observers_of(hook_name)
+            sole = observers[0][0] if len(observers) == 1 and observers[0][1] == ("operation",) else None
+            self._sole_observers[hook_name] = sole
+            return sole
+
+    async def _observe_operation(self, hook_name: str, operation: Operation, *, shield: bool = False) -> None:
+        """`_observe` for an operation hook, without its generic dispatch when one plugin observes."""
+        sole = self._sole_observer(hook_name)
+        if sole is None:
+            await self._observe(hook_name, {"operation": operation}, operation.kind, shield=shield)
+            return
+        try:
+            result = sole(operation)
+            if result is not None and inspect.isawaitable(result):
+                await _settle(result, shield)
+        except Exception:
+            logger.exception("a %s hook failed on %s", hook_name, operation.kind)
 
     async def model_request(self, request: ModelRequest, source: str) -> None:
         """Call `gecko_model_request`; a raised guardrail error blocks the request."""
@@ -275,7 +296,7 @@ class OperationScope:
 
     async def __aenter__(self) -> Operation:
         op = self._operation
-        await self._manager._observe("gecko_operation_started", {"operation": op}, op.kind)
+        await self._manager._observe_operation("gecko_operation_started", op)
         if self._bind:
             self._token = _current.set(op)
         return op
@@ -294,7 +315,16 @@ class OperationScope:
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
-        await self._manager._observe("gecko_operation_ended", {"operation": op}, op.kind, shield=True)
+        await self._manager._observe_operation("gecko_operation_ended", op, shield=True)
+
+
+async def _settle(result: Awaitable[Any], shield: bool) -> None:
+    """Await an observer's result, shielded from cancellation when `shield`."""
+    if shield:
+        with anyio.CancelScope(shield=True):
+            await result
+    else:
+        await result
 
 
 def _duplicated_names(records: list[PluginRecord]) -> dict[str, DuplicatePluginError]:

@@ -16,7 +16,8 @@ from gecko.core.toolbox import tool
 from gecko.plugins.storage.factory import create_storage
 from gecko.testing.models import ScriptedModel
 
-PAUSING_PROCESS = """
+# A process that pays through a tool needing approval: the preamble of the scripts below.
+PAYING_PROCESS = """
 import json, sys
 import anyio
 from gecko.compose.team import Team
@@ -31,6 +32,9 @@ from gecko.types import ToolCall
 async def pay(amount: int) -> str:
     '''Pay an amount.'''
     raise SystemExit("pay must not run before approval")
+"""
+
+PAUSING_PROCESS = PAYING_PROCESS + """
 
 async def main() -> None:
     storage = await create_storage(sys.argv[1])
@@ -76,22 +80,7 @@ async def test_an_approval_pause_resumes_in_another_process(tmp_path: Path) -> N
     assert [node for node, _ in result.history.entries()] == ["cart", "pay", "receipt"]
 
 
-TEAM_PAUSING_PROCESS = """
-import json, sys
-import anyio
-from gecko.compose.team import Team
-from gecko.compose.team import Team
-from gecko.compose.workflow import Workflow
-from gecko.core.agent import Agent
-from gecko.core.toolbox import tool
-from gecko.plugins.storage.factory import create_storage
-from gecko.testing.models import ScriptedModel, tool_calls_reply
-from gecko.types import ToolCall
-
-@tool(requires_approval=True)
-async def pay(amount: int) -> str:
-    '''Pay an amount.'''
-    raise SystemExit("pay must not run before approval")
+TEAM_PAUSING_PROCESS = PAYING_PROCESS + """
 
 async def main() -> None:
     storage = await create_storage(sys.argv[1])

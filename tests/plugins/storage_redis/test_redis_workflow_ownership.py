@@ -70,7 +70,7 @@ async def read_line(stream: BufferedByteReceiveStream) -> str:
         return (await stream.receive_until(b"\n", 1000)).decode()
 
 
-async def test_two_workers_racing_to_resume_a_session_exactly_one_runs_it(redis_url: str) -> None:
+async def test_two_workers_racing_to_resume_a_session_exactly_one_runs_it(redis_url: str, tmp_path: Path) -> None:
     async with await create_storage(redis_url) as storage:
 
         async def ask(ctx: NodeContext) -> str:
@@ -80,7 +80,11 @@ async def test_two_workers_racing_to_resume_a_session_exactly_one_runs_it(redis_
         sessions = [f"race-{trial}" for trial in range(RACE_TRIALS)]
         for session in sessions:
             assert (await paused.execute(session_id=session)).paused
-        workers = [await anyio.open_process([sys.executable, "-c", RACE_WORKER, redis_url]) for _ in range(2)]
+        logs = [tmp_path / f"worker-{index}.err" for index in range(2)]
+        workers = []
+        for log in logs:
+            with log.open("wb") as sink:
+                workers.append(await anyio.open_process([sys.executable, "-c", RACE_WORKER, redis_url], stderr=sink))
         try:
             outputs = [BufferedByteReceiveStream(worker.stdout) for worker in workers if worker.stdout is not None]
             assert [await read_line(output) for output in outputs] == ["ready", "ready"]
@@ -94,6 +98,10 @@ async def test_two_workers_racing_to_resume_a_session_exactly_one_runs_it(redis_
                 assert worker.stdin is not None
                 await worker.stdin.aclose()
             assert [await worker.wait() for worker in workers] == [0, 0]
+        except BaseException:
+            for log in logs:  # what a worker that died or hung said, in the failure report
+                print(f"--- {log.name}:\n{log.read_text(errors='replace')}")
+            raise
         finally:
             for worker in workers:
                 if worker.returncode is None:

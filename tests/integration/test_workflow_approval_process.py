@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -50,13 +51,18 @@ anyio.run(main)
 """
 
 
-@pytest.mark.slow
-async def test_an_approval_pause_resumes_in_another_process(tmp_path: Path) -> None:
+async def _paused_in_another_process(tmp_path: Path, script_text: str) -> tuple[str, dict[str, Any]]:
+    """Run `script_text` in a new process on a sqlite database in `tmp_path`: the URL and what it printed."""
     url = f"sqlite:///{tmp_path / 'workflow.db'}"
     script = tmp_path / "pause.py"
-    script.write_text(PAUSING_PROCESS)
+    script.write_text(script_text)
     done = await anyio.run_process([sys.executable, str(script), url])
-    paused = json.loads(done.stdout)
+    return url, json.loads(done.stdout)
+
+
+@pytest.mark.slow
+async def test_an_approval_pause_resumes_in_another_process(tmp_path: Path) -> None:
+    url, paused = await _paused_in_another_process(tmp_path, PAUSING_PROCESS)
     assert (paused["status"], paused["node"]) == ("paused", "pay")
     assert paused["interrupt"]["approval"]["pending"] == [
         {"call_id": "call-pay", "tool_name": "pay", "arguments": {"amount": 30}, "reason": None}
@@ -99,11 +105,7 @@ anyio.run(main)
 
 @pytest.mark.slow
 async def test_a_team_approval_pause_resumes_in_another_process(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'workflow.db'}"
-    script = tmp_path / "pause.py"
-    script.write_text(TEAM_PAUSING_PROCESS)
-    done = await anyio.run_process([sys.executable, str(script), url])
-    paused = json.loads(done.stdout)
+    url, paused = await _paused_in_another_process(tmp_path, TEAM_PAUSING_PROCESS)
     assert (paused["status"], paused["node"]) == ("paused", "team")
     assert [(call["call_id"], call["member_index"]) for call in paused["pending"]] == [("call-pay", 0)]
 

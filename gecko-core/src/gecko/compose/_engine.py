@@ -485,11 +485,7 @@ class Run:
                 self.rec = rec = self.rec + 1
                 if writes:
                     if rules or start != rec - 1:
-                        try:
-                            self._merge(node, writes, start)
-                        except WorkflowStateConflict as exc:
-                            self.rec -= 1
-                            self._fail(node, exc)
+                        if not self._merged(node, writes, start):
                             return None
                     else:
                         # `_merge` for a node whose view is the latest state, without merge rules.
@@ -745,11 +741,7 @@ class Run:
             output = ctx._last if jump.input is None else jump.input
         self.running.discard(node)
         self.rec += 1
-        try:
-            self._merge(node, writes, start)
-        except WorkflowStateConflict as exc:
-            self.rec -= 1
-            self._fail(node, exc)
+        if not self._merged(node, writes, start):
             return None
         if ctx._checkpoint:
             self.manual = True
@@ -842,6 +834,16 @@ class Run:
                 f"node {node!r} jumped back to {jump.node!r}, which already ran: that is a cycle; "
                 "pass allow_cycles=True (and a max_steps bound)"
             )
+
+    def _merged(self, node: str, writes: dict[str, Any], start: int | None) -> bool:
+        """`_merge` the completion counted in `rec`; on a conflict, uncount it, fail the run and return False."""
+        try:
+            self._merge(node, writes, start)
+        except WorkflowStateConflict as exc:
+            self.rec -= 1
+            self._fail(node, exc)
+            return False
+        return True
 
     def _merge(self, node: str, writes: dict[str, Any], start: int | None) -> None:
         # `start` is the record number the node's state view was taken at (None: no check, a replay).

@@ -7,10 +7,11 @@ import threading
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import pytest
 from gecko_storage_sqlite import SQLiteStorage
 
-from gecko.errors import FencingError, VersionConflictError
+from gecko.errors import FencingError, StorageClosedError, VersionConflictError
 from gecko.plugins.storage import Versioned
 from gecko.plugins.storage.factory import create_storage
 
@@ -72,3 +73,86 @@ async def test_operations_run_on_one_thread_per_store(tmp_path: Path) -> None:
             await store.set(f"k{number}", number)
             await store.get(f"k{number}")
     assert len(threads) == 1
+
+
+def _hold_first_write(store: SQLiteStorage) -> tuple[threading.Event, threading.Event]:
+    """Make the store's first write to `gecko_kv` wait, mid-statement on the worker thread, until released.
+
+    Returns (running, release): `running` is set once that statement has started.
+    """
+    assert store._connection is not None
+    running, release = threading.Event(), threading.Event()
+
+    def trace(statement: str) -> None:
+        if statement.startswith(("INSERT INTO gecko_kv", "UPDATE gecko_kv")) and not running.is_set():
+            running.set()
+            release.wait(10)
+
+    store._connection.set_trace_callback(trace)
+    return running, release
+
+
+async def _until(event: threading.Event) -> None:
+    assert await anyio.to_thread.run_sync(event.wait, 10)
+
+
+async def test_a_write_cancelled_while_its_statement_runs_completes_whole_and_the_next_call_sees_it(
+    tmp_path: Path,
+) -> None:
+    async with await create_storage(f"sqlite:///{tmp_path}/cancel-running.db") as store:
+        assert isinstance(store, SQLiteStorage)
+        assert await store.set("k", {"n": 0}) == 1
+        running, release = _hold_first_write(store)
+
+        async def write() -> None:
+            await store.compare_and_set("k", {"n": 1, "text": "x" * 10_000}, expected_version=1)
+            pytest.fail("the cancelled caller returned")
+
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(write)
+                await _until(running)
+                scope.cancel()
+        assert scope.cancelled_caught
+        release.set()
+        # The statement finished on the thread: the next call, queued behind it, sees the whole
+        # write (value and version together), and no transaction is left open.
+        assert await store.get_versioned("k") == Versioned({"n": 1, "text": "x" * 10_000}, 2)
+        assert store._connection is not None
+        assert not store._connection.in_transaction
+        assert await store.compare_and_set("k", {"n": 2}, expected_version=2) == 3
+
+
+async def test_close_with_writes_in_flight_finishes_them_and_refuses_later_ones(tmp_path: Path) -> None:
+    target = tmp_path / "close-in-flight.db"
+    store = await create_storage(f"sqlite:///{target}")
+    assert isinstance(store, SQLiteStorage)
+    running, release = _hold_first_write(store)
+    outcomes: dict[str, int | str] = {}
+
+    async def write(key: str) -> None:
+        try:
+            outcomes[key] = await store.set(key, key)
+        except StorageClosedError:
+            outcomes[key] = "refused"
+
+    async with anyio.create_task_group() as group:
+        for number in range(4):
+            group.start_soon(write, f"k{number}")
+        await _until(running)  # one write runs, the others are queued behind it
+        await anyio.sleep(0.05)
+        group.start_soon(store.close)
+        await anyio.sleep(0.05)
+        group.start_soon(write, "late")
+        await anyio.sleep(0.05)
+        release.set()
+    assert outcomes == {"k0": 1, "k1": 1, "k2": 1, "k3": 1, "late": "refused"}
+    assert store.closed
+    async with await create_storage(f"sqlite:///{target}") as reopened:
+        assert {key: await reopened.get_versioned(key) for key in ("k0", "k1", "k2", "k3", "late")} == {
+            "k0": Versioned("k0", 1),
+            "k1": Versioned("k1", 1),
+            "k2": Versioned("k2", 1),
+            "k3": Versioned("k3", 1),
+            "late": None,
+        }

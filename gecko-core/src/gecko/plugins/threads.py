@@ -14,7 +14,6 @@ already running finishes on the thread (so a resource is never left half-used) a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from abc import ABC, abstractmethod
@@ -60,13 +59,12 @@ class WorkerThread:
         self._calls: queue.SimpleQueue[_Call[Any] | None] = queue.SimpleQueue()
         # Calls handed to the thread, and (counted by the thread) calls it has finished or skipped.
         self._submitted = 0
-        self._finished = _Counter()
+        self._progress = _Progress()
         self._lock = threading.Lock()
         self._stopped = False
         self._closed_error = closed_error
-        self._current = threading.local()
         self._thread = threading.Thread(
-            target=_serve, args=(self._calls, self._current, self._finished, on_stop), name=name, daemon=True
+            target=_serve, args=(self._calls, self._progress, on_stop), name=name, daemon=True
         )
         self._thread.start()
 
@@ -106,15 +104,15 @@ class WorkerThread:
         Read it on the thread that submits calls; every call submitted before it returned True
         has finished.
         """
-        return self._finished.count == self._submitted
+        return self._progress.finished == self._submitted
 
     def abandoned(self) -> bool:
         """True when the caller of the call now running on this thread was cancelled.
 
         Only meaningful on the worker thread, from inside a call; False anywhere else.
         """
-        current: _Call[Any] | None = getattr(self._current, "call", None)
-        return current is not None and current.abandoned
+        current = self._progress.current
+        return current is not None and current.abandoned and threading.get_ident() == self._thread.ident
 
     def _submit(self, pending: _Call[Any]) -> None:
         with self._lock:
@@ -166,8 +164,11 @@ class _AsyncioCall(_Call[T]):
         self.future: asyncio.Future[None] = loop.create_future()
 
     def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        # try/except rather than contextlib.suppress, which costs a context manager on every call.
+        try:  # noqa: SIM105
             self.loop.call_soon_threadsafe(self._settle)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
 
     def _settle(self) -> None:
         if not self.future.done():  # a cancelled waiter leaves a cancelled future
@@ -183,8 +184,10 @@ class _TrioCall(_Call[T]):
         self.task = task
 
     def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # trio.RunFinishedError: nobody waits any more
+        try:  # noqa: SIM105 (as in `_AsyncioCall.wake`)
             self.token.run_sync_soon(self._settle)
+        except RuntimeError:
+            pass  # trio.RunFinishedError: nobody waits any more
 
     def _settle(self) -> None:
         import outcome
@@ -200,33 +203,35 @@ class _TrioCall(_Call[T]):
         return trio.lowlevel.Abort.SUCCEEDED
 
 
-class _Counter:
-    """A count only the worker thread increments."""
+class _Progress:
+    """What the worker thread alone writes: the call it is running, and how many it has finished or skipped.
 
-    __slots__ = ("count",)
+    A plain object rather than a `threading.local`, which costs a lookup of the thread's own
+    dictionary on every access, twice per call.
+    """
+
+    __slots__ = ("current", "finished")
 
     def __init__(self) -> None:
-        self.count = 0
+        self.current: _Call[Any] | None = None
+        self.finished = 0
 
 
 def _serve(
-    calls: queue.SimpleQueue[_Call[Any] | None],
-    current: threading.local,
-    finished: _Counter,
-    on_stop: Callable[[], object] | None,
+    calls: queue.SimpleQueue[_Call[Any] | None], progress: _Progress, on_stop: Callable[[], object] | None
 ) -> None:
     """The thread's loop; holds no reference to the worker's owner, so a dropped owner can be collected."""
     try:
         while (pending := calls.get()) is not None:
             if not pending.abandoned:
-                current.call = pending
+                progress.current = pending
                 try:
                     pending.result = pending.call()
                 except BaseException as exc:  # handed to the waiting task, which raises it
                     pending.error = exc
                 finally:
-                    current.call = None
-            finished.count += 1
+                    progress.current = None
+            progress.finished += 1
             pending.wake()
             del pending
     finally:

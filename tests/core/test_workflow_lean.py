@@ -9,7 +9,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from gecko.compose.nodes import Next, NodeContext, NodeStatus
+from gecko.compose.nodes import Next, NodeContext, NodeStatus, interrupt
 from gecko.compose.workflow import CheckpointStrategy, Workflow, WorkflowResult
 from gecko.errors import WorkflowError, WorkflowMaxStepsExceeded, WorkflowStateConflict
 from gecko.plugins import hookimpl, plugin_manager
@@ -216,3 +216,106 @@ async def test_cancelling_a_lean_chain_propagates() -> None:
             scope.cancel()
         pytest.fail("the cancellation was swallowed")
     assert scope.cancelled_caught
+
+
+def keeper(kept: dict[str, Any]) -> Workflow:
+    """A chain whose nodes keep their state views and contexts, mutate values read from state, and read them late."""
+
+    async def first(ctx: NodeContext) -> str:
+        ctx.state["items"] = ["a"]
+        ctx.state["count"] = 1
+        kept["first"] = ctx.state
+        kept["first_ctx"] = ctx
+        return "first"
+
+    async def second(ctx: NodeContext) -> str:
+        items = ctx.state["items"]
+        items.append("b")  # an in-place change to a value read from state counts as a write
+        ctx.state["count"] += 1
+        kept["second"] = ctx.state
+        return "second"
+
+    async def third(ctx: NodeContext) -> list[Any]:
+        # Views kept by earlier nodes still show the state as each node left it.
+        seen = [dict(kept["first"]), dict(kept["second"]), kept["first_ctx"].node, kept["first_ctx"].get_last_output()]
+        del ctx.state["count"]
+        ctx.state["items"].append("c")
+        return seen
+
+    async def fourth(ctx: NodeContext) -> list[Any]:
+        return [dict(ctx.state), dict(kept["first"]), dict(kept["second"]), "count" in ctx.state]
+
+    wf = Workflow("keeper")
+    for name, fn in [("first", first), ("second", second), ("third", third), ("fourth", fourth)]:
+        wf.add_node(name, fn)
+    wf.add_edge("first", "second").add_edge("second", "third").add_edge("third", "fourth")
+    return wf.set_entry_point("first")
+
+
+async def test_kept_views_and_mutated_values_read_alike_on_lean_and_observed_runs(observer: Observer) -> None:
+    manager = plugin_manager()
+    manager.unregister(observer)
+    lean_kept: dict[str, Any] = {}
+    lean = outcome(await keeper(lean_kept).execute(input="in"))
+    manager.register(observer, "test-workflow-observer")
+    observed_kept: dict[str, Any] = {}
+    observed = outcome(await keeper(observed_kept).execute(input="in"))
+    assert lean == observed
+    output, state, entries, _, _ = lean
+    assert state == {"items": ["a", "b", "c"]}
+    first, second = {"items": ["a"], "count": 1}, {"items": ["a", "b"], "count": 2}
+    assert entries[2][1] == [first, second, "first", "in"]
+    assert output == [{"items": ["a", "b", "c"]}, first, second, False]
+    # After the run, kept views still show their own node's state.
+    for kept in (lean_kept, observed_kept):
+        assert [dict(kept["first"]), dict(kept["second"])] == [first, second]
+
+
+async def test_a_lean_node_sees_a_complete_context(observer: Observer) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def look(ctx: NodeContext) -> str:
+        # Every slot of the context and of its state view is set, as the constructors set them.
+        view = ctx.state
+        seen.append(
+            {
+                **{name: getattr(ctx, name) for name in NodeContext.__slots__ if name != "state"},
+                **{name: getattr(view, name) for name in type(view).__slots__},
+                "type": (type(ctx), type(view)),
+            }
+        )
+        ctx.state["n"] = ctx.state.get("n", 0) + 1
+        return ctx.node
+
+    def looking() -> Workflow:
+        wf = Workflow("looking").add_node("a", look).add_node("b", look).add_edge("a", "b")
+        return wf.set_entry_point("a")
+
+    manager = plugin_manager()
+    manager.unregister(observer)
+    await looking().execute(input={"q": 1}, session_id="s1")
+    manager.register(observer, "test-workflow-observer")
+    await looking().execute(input={"q": 1}, session_id="s1")
+    lean, observed = seen[:2], seen[2:]
+    for row in (*lean, *observed):
+        del row["history"]  # each run has its own history object
+        del row["_base"]  # and its own state dicts, compared by value below
+    assert lean == observed
+    assert lean[1]["_last"] == "a"
+    assert lean[1]["input"] == {"q": 1}
+    assert lean[1]["session_id"] == "s1"
+
+
+async def test_interrupt_from_a_lean_chain_names_its_node() -> None:
+    async def ask(ctx: NodeContext) -> Any:
+        return interrupt({"node": ctx.node})
+
+    wf = chain(3, "free-ask", storage=MemoryStorage(), checkpoint_strategy=CheckpointStrategy.FINAL)
+    wf.add_node("ask", ask).add_node("tail", count).add_edge("n2", "ask").add_edge("ask", "tail")
+    paused = await wf.execute(session_id="lean-free-ask")
+    assert paused.interrupted_node == "ask"
+    result = await wf.resume("lean-free-ask", "answer")
+    assert result.history["ask"] == "answer"
+    assert result.state == {"count": 4}
+    with pytest.raises(WorkflowError, match="outside a workflow node"):
+        interrupt("late")

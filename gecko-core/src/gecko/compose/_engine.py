@@ -111,7 +111,8 @@ class Run:
         self.input: Any = None
         self.state: dict[str, Any] = {}
         self.history = History(plan.history_limit)
-        self.remaining = dict(plan.indegree)
+        # Each node's count of predecessors yet to finish: set by `start` or `restore`.
+        self.remaining: dict[str, int] = {}
         self.activated: set[str] = set()
         self.status: dict[str, NodeStatus] = {}
         self.inbox: dict[str, Any] = {}
@@ -184,7 +185,7 @@ class Run:
         self.history.last_output = snap["history"]["last"]
         self.pending = dict(snap["pending"])
         self.inbox = dict(snap["inbox"])
-        self.remaining.update(snap["remaining"])
+        self.remaining = {**self.plan.indegree, **snap["remaining"]}
         self.activated = set(snap["activated"])
         self.status = {node: NodeStatus(value) for node, value in snap["nodes"].items()}
         self.steps = snap["steps"]
@@ -380,7 +381,7 @@ class Run:
         inline = not self.journaling
         unconditional = self.plan.unconditional
         # A run nobody observes runs its direct nodes, and the chains they start, in `_run_lean`.
-        lean = self.plan.direct if inline and not (shielded or self.observed or self.emitting) else frozenset()
+        lean = self.plan.direct if inline and not (shielded or self.observed or self.emitting) else {}
         node: str | None = None
         outcome: tuple[NodeContext, Any, int] | None
         while not self.stopping:
@@ -432,21 +433,30 @@ class Run:
         task (ready nodes that are not direct wait at the queue's front).
         """
         plan = self.plan
-        nodes = plan.nodes
         plain = plan.plain
         direct = plan.direct
         pending = self.pending
         status = self.status
         remaining = self.remaining
-        history = self.history
+        activated = self.activated
         running = self.running
         bases = self.bases
         resume = self.resume_values
         limit = self.max_steps
         rules = self.rules
         writers = self.writers
+        run_input = self.input
+        session_id = self.session_id
+        # `History.record`, spelled out below.
+        history = self.history
+        executed = history._entries.append
+        latest = history._latest
+        # `StateView(base)` and `NodeContext(...)` are built without their `__init__` frames: every
+        # slot is set here, as the constructors set it (a test checks that none is left unset).
+        new = object.__new__
         # The current node for `interrupt()`: set as each node starts, reset once when this returns.
-        token = _current_context.set(None)
+        enter = _current_context.set
+        token = enter(None)
         try:
             while not self.stopping:
                 # `_begin`, spelled out.
@@ -454,23 +464,29 @@ class Run:
                 if limit is not None and self.steps > limit:
                     self._fail_steps(node)
                     return None
-                found = bases.pop(node, None) if bases else None
-                base, start = found if found is not None else (self.state, self.rec)
-                view = StateView(base)
-                ctx = NodeContext(
-                    node,
-                    self.input,
-                    view,
-                    history,
-                    pending[node],
-                    self.session_id,
-                    resume.pop(node, _KEEP) if resume else _KEEP,
-                )
+                if bases and node in bases:
+                    base, start = bases.pop(node)
+                else:
+                    base = self.state
+                    start = self.rec
+                view = new(StateView)
+                view._base = base
+                view._writes = {}
+                view._copies = None
+                ctx = new(NodeContext)
+                ctx.node = node
+                ctx.input = run_input
+                ctx.state = view
+                ctx.history = history
+                ctx.session_id = session_id
+                ctx._last = pending[node]
+                ctx._resume = resume.pop(node, _KEEP) if resume else _KEEP
+                ctx._checkpoint = False
                 running.add(node)
                 status[node] = _RUNNING
-                _current_context.set(ctx)
+                enter(ctx)
                 try:
-                    output = await nodes[node].target(ctx)
+                    output = await direct[node](ctx)
                 except Interrupt as signal:
                     self._pause(node, signal)
                     return None
@@ -499,13 +515,15 @@ class Run:
                                 state[key] = value
                         self.state = state
                 status[node] = _SUCCESS
-                history.record(node, output)
+                executed((node, output))
+                latest[node] = output
+                history.last_output = output
                 del pending[node]
                 if len(after) == 1 and remaining[after[0]] == 1:
                     # A chain link: ready now, run next with the state as merged (no base to keep).
                     node = after[0]
                     remaining[node] = 0
-                    self.activated.add(node)
+                    activated.add(node)
                     if self.inbox:
                         self.inbox.pop(node, None)
                     pending[node] = output

@@ -126,8 +126,9 @@ class Plan:
     max_lag: int
     # Nodes whose edges all go forward without a condition: completing one needs no await.
     unconditional: frozenset[str] = frozenset()
-    # Async function nodes without a timeout: a worker awaits them directly (no coroutine of its own).
-    direct: frozenset[str] = frozenset()
+    # Async function nodes without a timeout, each with its function: a worker awaits them directly
+    # (no coroutine of its own).
+    direct: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     # Direct nodes that are also unconditional, each with its successors: a lean run chains through them.
     plain: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _regions: dict[str, tuple[list[str], frozenset[str]]] = field(default_factory=dict)
@@ -234,7 +235,7 @@ def compile_plan(
     unconditional = frozenset(
         node for node in nodes if not back[node] and all(condition is None for _, condition in forward[node])
     )
-    direct = frozenset(name for name, spec in nodes.items() if spec.kind == ASYNC and spec.timeout is None)
+    direct = {name: spec.target for name, spec in nodes.items() if spec.kind == ASYNC and spec.timeout is None}
     conditions = [condition for out in successors.values() for _, condition in out if condition is not None]
     plan = Plan(
         name=name,
@@ -256,7 +257,7 @@ def compile_plan(
         max_lag=max_lag,
         unconditional=unconditional,
         direct=direct,
-        plain={node: tuple(dst for dst, _ in forward[node]) for node in nodes if node in direct & unconditional},
+        plain={node: tuple(dst for dst, _ in forward[node]) for node in direct if node in unconditional},
     )
     _check_declared_writes(plan, frozenset(rules))
     return plan

@@ -22,8 +22,9 @@ Semantics in short:
   `SessionInputMismatch`); a finished one runs again from the start with the new input.
 - An agent node whose tool needs approval pauses the run (`result.interrupt["approval"]` lists the
   pending calls); `resume(session_id, value={call_id: True | False})` continues that agent run.
-  So does a team node whose agent members pause (each pending call names its `member_index`):
-  the resume continues the paused members and keeps the others' results (`gecko.compose._approvals`).
+  So does a team node whose agent members pause (under RACE only when no member finished; each
+  pending call names its `member_index`): the resume continues the paused members, with the events
+  of a team run, and keeps the others' results (`gecko.compose._approvals`).
 - On storage with leases (memory://, sqlite://, redis://) a run owns its session: it holds a
   renewed lease, every checkpoint write is fenced by it, a second worker gets
   `SessionOwnedElsewhere`, a dead holder on the same host is taken over at once, and a session

@@ -90,6 +90,8 @@ class StoredAgentSession(StoredModel):
 
     state: _StoredRunState
     pending: list[_StoredApproval]
+    before: _Count | None = None
+    """With `pending`: how many messages the session held before the paused run (`Agent.discard`)."""
 
 
 def resolve_checkpoint_key(key: bytes | str | None) -> bytes | None:

@@ -132,7 +132,8 @@ class Workflow:
         snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
         snapshot_bytes: Journal bytes between snapshots: once the entries written since the last
             snapshot hold this many bytes (of JSON), the next write is a snapshot, so the journal
-            holds at most this plus one entry. None bounds the journal by `snapshot_every` only.
+            holds at most this plus one entry; a resumed run counts the entries it finds. None
+            bounds the journal by `snapshot_every` only.
         max_lag: Under `CheckpointStrategy.ASYNC`, how many completed nodes the journal may trail
             the run by before nodes wait for the writer.
         fence: A storage lease you hold yourself, passed to every checkpoint write; it replaces the

@@ -6,6 +6,7 @@ import functools
 import inspect
 import math
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ class _Race:
 
 @dataclass(slots=True)
 class _Members:
-    """What the members of one team run share: their outcomes and start times, the limiter, the race."""
+    """What the members of one team run share: outcomes, start times, the limiter, the deadline, the race."""
 
     outcomes: list[MemberResult | None]
     started: list[float | None]
@@ -351,7 +352,8 @@ class Team:
                         operation.output = outcome.result
                     else:
                         operation.error = outcome.error
-                        # A member that finished after the race was won lost it all the same.
+                        # A RACE loser (one that finished after the race was won too) or a timed-out
+                        # member was stopped, not failed.
                         if outcome.status in (MemberStatus.CANCELLED, MemberStatus.TIMEOUT):
                             operation.status = "cancelled"
             else:
@@ -483,11 +485,9 @@ def _since(start: float | None) -> float:
 
 def _is_paused(result: Any) -> bool:
     """Whether a member's result is a run paused for tool approvals (a `PausedOutput`)."""
-    if type(result).__name__ != "PausedOutput":  # no import for the common case
-        return False
-    from gecko.core.state import PausedOutput
-
-    return isinstance(result, PausedOutput)
+    # Until `gecko.core.state` is loaded no result can be one, and a team of callables never loads it.
+    state = sys.modules.get("gecko.core.state")
+    return state is not None and isinstance(result, state.PausedOutput)
 
 
 def _usage_of(result: Any) -> TokenUsage | None:

@@ -218,3 +218,17 @@ async def test_a_race_reports_its_paused_loser_cancelled_and_no_winner_while_pau
     await Team([payer(storage, paid), broken], name="r", strategy=RACE).run("go")
 
     assert recorder.events[-1].data == {"statuses": {"0": "ok", "1": "error"}, "winner": None}
+
+
+async def test_race_a_paused_loser_that_cannot_discard_says_its_run_stays() -> None:
+    storage, paid = MemoryStorage(), []
+    agent = payer(storage, paid)
+
+    async def wrapped(text: str) -> Any:  # returns the agent's PausedOutput, but has no `discard`
+        return await agent.run(text)
+
+    results = await Team([wrapped, after_pause(storage, "done")], strategy=RACE).run("go")
+
+    assert (results[1].member_index, results[1].status) == (0, MemberStatus.CANCELLED)
+    assert "stays" in str(results[1].error)
+    assert len(await pending_sessions(storage)) == 1

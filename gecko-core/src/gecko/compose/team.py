@@ -446,7 +446,7 @@ class Team:
         discard = getattr(self.members[index], "discard", None) if self.executor is None else None
         cause: Exception | None = None
         if not callable(discard):
-            message += "stays: the member has no `discard` method"
+            message += "stays: this member has no `discard` here (not an in-process agent)"
         else:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_DISCARD_BOUND_S) as bound:
                 try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import os
 import sys
 import time
@@ -145,7 +144,7 @@ class _Members:
     outcomes: list[MemberResult | None]
     started: list[float | None]
     limiter: anyio.Semaphore | None
-    deadline: float
+    deadline: float | None
     race: _Race | None = None
 
 
@@ -316,7 +315,7 @@ class Team:
         others' `outcomes` are kept."""
         count = len(self.members)
         limiter = anyio.Semaphore(self.max_concurrent) if self.max_concurrent else None
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        deadline = None if timeout is None else anyio.current_time() + timeout
         shared = _Members(outcomes, [None] * count, limiter, deadline)
         running = list(indexes)
         async with anyio.create_task_group() as group:
@@ -368,35 +367,32 @@ class Team:
         await observers.publish(self.name, _MEMBER_EVENTS[outcome.status], data)
 
     async def _run_member(self, call: _MemberCall, index: int, shared: _Members) -> None:
-        outcomes, started, limiter, race = shared.outcomes, shared.started, shared.limiter, shared.race
-        with anyio.CancelScope(deadline=shared.deadline) as scope:
-            try:
-                if limiter is None:
-                    started[index] = time.perf_counter()
-                    result = await call(index)
-                else:
-                    async with limiter:
-                        started[index] = time.perf_counter()
-                        result = await call(index)
-            except Exception as exc:
-                outcomes[index] = MemberResult(
-                    error=exc, member_index=index, status=MemberStatus.ERROR, latency=_since(started[index])
-                )
-                if race is not None:
-                    race.ended()
-                return
-        latency = _since(started[index])
-        if scope.cancelled_caught:
-            error = TeamTimeoutError(
-                f"member {index} of team {self.name!r} did not finish within the timeout; "
-                "raise `timeout` or speed it up"
-            )
+        outcomes, started, race = shared.outcomes, shared.started, shared.race
+        try:
+            if shared.deadline is None:  # no scope to enter: a team without a timeout pays nothing for it
+                result = await self._started(call, index, shared)
+            else:
+                with anyio.CancelScope(deadline=shared.deadline) as scope:
+                    result = await self._started(call, index, shared)
+                if scope.cancelled_caught:
+                    error = TeamTimeoutError(
+                        f"member {index} of team {self.name!r} did not finish within the timeout; "
+                        "raise `timeout` or speed it up"
+                    )
+                    outcomes[index] = MemberResult(
+                        error=error, member_index=index, status=MemberStatus.TIMEOUT, latency=_since(started[index])
+                    )
+                    if race is not None:
+                        race.ended()
+                    return
+        except Exception as exc:
             outcomes[index] = MemberResult(
-                error=error, member_index=index, status=MemberStatus.TIMEOUT, latency=latency
+                error=exc, member_index=index, status=MemberStatus.ERROR, latency=_since(started[index])
             )
             if race is not None:
                 race.ended()
             return
+        latency = _since(started[index])
         outcome = MemberResult(
             result=result, member_index=index, status=MemberStatus.OK, latency=latency, usage=_usage_of(result)
         )
@@ -419,6 +415,15 @@ class Team:
         race.winner = index
         race.scope.cancel()
         outcomes[index] = outcome
+
+    async def _started(self, call: _MemberCall, index: int, shared: _Members) -> Any:
+        """`call(index)` once the limiter lets the member start, its start time recorded."""
+        if shared.limiter is None:
+            shared.started[index] = time.perf_counter()
+            return await call(index)
+        async with shared.limiter:
+            shared.started[index] = time.perf_counter()
+            return await call(index)
 
     async def _wait_race(self, race: _Race, paused: MemberResult, outcomes: list[MemberResult | None]) -> None:
         """Hold a member paused for approvals until the race is decided.

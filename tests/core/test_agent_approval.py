@@ -136,3 +136,43 @@ async def test_calls_without_approval_in_a_paused_turn_wait_too() -> None:
     assert isinstance(paused, PausedOutput)
     await agent.resume({"p": True}, session_id=paused.session_id)
     assert ran == ["a"]
+
+
+async def test_discard_takes_the_session_back_to_before_the_paused_run() -> None:
+    ledger, storage = Ledger(), MemoryStorage()
+    call = ToolCall(id="call-pay", name="pay", arguments='{"amount": 30}')
+    model = ScriptedModel(["Hello.", tool_calls_reply(call), "Noted."])
+    agent = Agent(model, tools=[pay_tool(ledger)], storage=storage, session_id="s")
+    await agent.run("hi")
+    paused = await agent.run("pay 30")
+    assert isinstance(paused, PausedOutput)
+
+    await agent.discard("s")
+
+    assert (await agent.run("just a note")).content == "Noted."
+    sent = [(message.role, message.text) for message in model.requests[-1].messages]
+    assert sent == [(Role.USER, "hi"), (Role.ASSISTANT, "Hello."), (Role.USER, "just a note")]
+    assert ledger.paid == []
+    with pytest.raises(ApprovalError, match="no run waiting"):
+        await agent.resume({"call-pay": True}, session_id="s")
+
+
+async def test_discard_deletes_a_session_the_paused_run_began() -> None:
+    storage = MemoryStorage()
+    agent = Agent(pay_model(), tools=[pay_tool(Ledger())], storage=storage)
+    paused = await agent.run("pay 30")
+    assert isinstance(paused, PausedOutput)
+    assert await storage.list_keys() == [f"gecko:agent:{paused.session_id}"]
+
+    await agent.discard(paused.session_id)
+
+    assert await storage.list_keys() == []
+
+
+async def test_discard_of_a_session_without_pending_calls_is_refused() -> None:
+    agent = Agent(ScriptedModel(["hi"]), session_id="plain")
+    await agent.run("hello")
+    with pytest.raises(ApprovalError, match="no run waiting"):
+        await agent.discard("plain")
+    with pytest.raises(ApprovalError, match="no run waiting"):
+        await agent.discard("never-used")

@@ -197,6 +197,40 @@ async def test_journal_bytes_past_snapshot_bytes_bring_the_next_snapshot_forward
     assert (await _looping(bounded, 40, size, snapshot_bytes=bound).resume("s")).output == "end"
 
 
+class DyingStorage(MeasuredStorage):
+    """Measured memory:// that refuses every write from the `dies_at`-th journal entry on: a process that died there."""
+
+    def __init__(self, dies_at: int) -> None:
+        super().__init__()
+        self.dies_at = dies_at
+        self.entries = 0
+        self.dead = False
+
+    async def _raw_put(self, key: str, text: str, **options: Any) -> int:
+        if "/journal/" in key:
+            self.entries += 1
+            self.dead = self.dead or self.entries == self.dies_at
+        if self.dead:
+            raise StorageUnavailableError("the process died")
+        return await super()._raw_put(key, text, **options)
+
+
+async def test_snapshot_bytes_bounds_the_journal_across_a_resume() -> None:
+    size, bound = 10_000, 50_000
+    storage = DyingStorage(dies_at=12)
+    with pytest.raises(StorageUnavailableError):
+        await _looping(storage, 40, size, snapshot_bytes=bound).execute(session_id="s")
+    # The dead run left journal entries its last snapshot does not cover.
+    left = sum(storage.slots.values())
+    assert left >= 3 * size
+    storage.dead, storage.peak = False, left
+
+    assert (await _looping(storage, 40, size, snapshot_bytes=bound).resume("s")).output == "end"
+
+    # The resumed run counts the entries it found, so the bound holds as in an uncrashed run.
+    assert storage.peak < bound + 2 * size
+
+
 def test_snapshot_bytes_must_be_positive() -> None:
     with pytest.raises(ConfigurationError, match="snapshot_bytes"):
         Workflow("w", snapshot_bytes=0)

@@ -13,7 +13,9 @@ Spans follow the GenAI semantic conventions (`invoke_agent <agent>`, `chat <mode
 attributes (see `gecko_telemetry_otel.attributes`). A failed operation's span has an error
 status, `error.type` and `gecko.operation.status=error`. A cancelled operation (a RACE loser, a
 stopped stream) is not an error: its span ends with `gecko.operation.status=cancelled` and an
-unset status. A span without `gecko.operation.status` ended ok.
+unset status. A span without `gecko.operation.status` ended ok. While a bound operation's body
+runs (a tool call, a workflow run or node, a team run or member), its span is the current
+OpenTelemetry span, so spans user code starts there are its children.
 
 Message and tool content is recorded only when `capture_content=True` or the environment sets
 `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and then with secrets redacted.
@@ -27,11 +29,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor
@@ -68,6 +73,7 @@ class _Open:
     parent: SpanContext | None
     start_ns: int
     recording: bool
+    token: Token[Context] | None = None  # restores the OpenTelemetry context the operation's body ran in
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +178,7 @@ class OtelPlugin:
             trace_flags, trace_state = (None, None) if above is None else (above.trace_flags, above.trace_state)
         else:
             pipeline = self._pipeline()
-            recording, trace_flags, trace_state = False, None, None
+            recording, trace_flags, trace_state, above = False, None, None, None
             if pipeline is not None:
                 context = propagate.extract(operation.carrier) if operation.carrier else None
                 above = trace.get_current_span(context).get_span_context()
@@ -191,9 +197,13 @@ class OtelPlugin:
         own = None
         if pipeline is not None and trace_flags is not None:
             own = SpanContext(trace_id, pipeline.ids.generate_span_id(), False, trace_flags, trace_state)
-        self._open[operation.id] = _Open(name, span_kind, attributes, own, above, time.time_ns(), recording)
+        opened = self._open[operation.id] = _Open(name, span_kind, attributes, own, above, time.time_ns(), recording)
         if own is None:
             return
+        if operation.bound:
+            # The body (a tool, a node, a member) runs with this span current, so the spans user code
+            # starts there are its children; `gecko_operation_ended` restores the context in this task.
+            opened.token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(own)))
         kind = operation.kind
         if kind == "workflow.run":
             # What the checkpoint keeps, so a resume in another process continues this trace.
@@ -211,6 +221,8 @@ class OtelPlugin:
         opened = self._open.pop(operation.id, None)
         if opened is None:
             return
+        if opened.token is not None:
+            otel_context.detach(opened.token)
         end_ns = time.time_ns()
         error_type = None if operation.status == "ok" else _error_type(operation)
         finish = _FINISHERS.get(operation.kind, OtelPlugin._finish_generic)

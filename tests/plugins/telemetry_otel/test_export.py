@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import NoOpTracerProvider
 
 from gecko.compose.team import ExecutionStrategy, Team
 from gecko.compose.workflow import Workflow
@@ -113,8 +114,11 @@ async def test_team_race_exports_over_otlp_http(receiver: tuple[str, list[bytes]
             assert [status(span), status(agent), status(member)] == [expected] * 3
 
 
-async def test_metrics_token_usage_durations_tool_counts_and_node_durations() -> None:
+@pytest.mark.parametrize("spans", ["sdk", "none"])
+async def test_metrics_token_usage_durations_tool_counts_and_node_durations(spans: str) -> None:
+    """Metrics are the same whether or not spans are recorded (a tracer provider other than the SDK's records none)."""
     reader = InMemoryMetricReader()
+    tracer_provider = TracerProvider() if spans == "sdk" else NoOpTracerProvider()
 
     @tool
     async def good() -> str:
@@ -136,7 +140,7 @@ async def test_metrics_token_usage_durations_tool_counts_and_node_durations() ->
     wf.add_node("second", lambda ctx: "ok")
     wf.add_edge("first", "second")
     wf.set_entry_point("first")
-    for _ in _registered(OtelPlugin(tracer_provider=TracerProvider(), meter_provider=MeterProvider([reader]))):
+    for _ in _registered(OtelPlugin(tracer_provider=tracer_provider, meter_provider=MeterProvider([reader]))):
         await wf.execute("x")
 
     data = reader.get_metrics_data()

@@ -8,10 +8,12 @@ from typing import Any, cast
 
 import anyio
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from gecko.compose.nodes import NodeContext
 from gecko.compose.team import ExecutionStrategy, Team
 from gecko.compose.workflow import Workflow
 from gecko.core.agent import Agent
@@ -51,8 +53,11 @@ class Tree:
         return [s for s in self.spans if s.parent is not None and s.parent.span_id == span.context.span_id]
 
 
-def _two_tool_agent(name: str) -> Agent:
-    """An agent whose two tools wait for each other: they provably run concurrently."""
+def _two_tool_agent(name: str, *, user_spans: bool = False) -> Agent:
+    """An agent whose two tools wait for each other: they provably run concurrently.
+
+    With `user_spans`, each tool then starts a span `user <tool>` with the global tracer, as user code would.
+    """
     arrived: list[str] = []
     both = anyio.Event()
 
@@ -62,6 +67,9 @@ def _two_tool_agent(name: str) -> Agent:
             both.set()
         await both.wait()
         logging.getLogger("gecko.test.tools").warning("tool %s ran", tool_name)
+        if user_spans:
+            with trace.get_tracer("user-code").start_as_current_span(f"user {tool_name}"):
+                pass
         return f"{tool_name} ok"
 
     @tool
@@ -289,3 +297,32 @@ async def test_an_operation_of_any_other_kind_becomes_a_span_with_its_attributes
     assert failed.attributes["error.type"] == "LookupError"
     assert failed.attributes["gecko.operation.status"] == "error"
     assert tree.parent(failed) is tree.parent(ok)
+
+
+async def test_spans_user_code_starts_inside_tools_nodes_and_members_nest_under_geckos(
+    spans: InMemorySpanExporter,
+) -> None:
+    user = trace.get_tracer("user-code")
+
+    def prepare(ctx: NodeContext) -> str:  # a sync node: runs in a worker thread
+        with user.start_as_current_span("user prepare"):
+            return "go"
+
+    async def member(text: str) -> str:
+        with user.start_as_current_span("user member"):
+            return text
+
+    wf = Workflow("nest").add_node("prepare", prepare).add_node("read", _two_tool_agent("reader", user_spans=True))
+    wf.add_node("team", Team([member], name="t")).add_edge("prepare", "read").add_edge("read", "team")
+    wf.set_entry_point("prepare")
+    await wf.execute("x")
+
+    # Each body's context was restored: nothing of the run stays current here.
+    assert not trace.get_current_span().get_span_context().is_valid
+    tree = Tree(spans.get_finished_spans())
+    for what in ("search", "fetch"):  # started after the tools awaited each other
+        chain = [f"execute_tool {what}", "invoke_agent reader", "node read", "workflow nest"]
+        assert tree.path(tree.one(f"user {what}")) == [f"user {what}", *chain]
+    assert tree.path(tree.one("user prepare")) == ["user prepare", "node prepare", "workflow nest"]
+    assert tree.path(tree.one("user member")) == ["user member", "member t[0]", "team t", "node team", "workflow nest"]
+    assert len({span.context.trace_id for span in tree.spans}) == 1

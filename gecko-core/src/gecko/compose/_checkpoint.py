@@ -89,8 +89,8 @@ class CheckpointStore:
         self._slot_versions: dict[int, int] = {}
         self._entry = 0
         self.entries_since_snapshot = 0
-        # Journal bytes written since the snapshot (by this writer); past `snapshot_bytes` a snapshot is due,
-        # and a snapshot deletes the slots once they hold more than that (sizes of this writer's writes).
+        # Journal bytes since the snapshot (those `load` found included); past `snapshot_bytes` a snapshot is
+        # due, and a snapshot deletes the slots once they hold more than that (sizes as loaded or written).
         self.snapshot_bytes = snapshot_bytes
         self.bytes_since_snapshot = 0
         self._slot_bytes: dict[int, int] = {}
@@ -115,7 +115,7 @@ class CheckpointStore:
             if type(exc) is StorageError:
                 raise CorruptCheckpointError(f"the checkpoint of {self._describe()} is unreadable: {exc}") from exc
             raise CheckpointError(f"could not read the checkpoint of {self._describe()}: {exc}") from exc
-        entries: list[dict[str, Any]] = []
+        entries: list[tuple[dict[str, Any], int]] = []
         # Entries sit in slot `e % ring` of the ring they were written with; another ring size
         # (snapshot_every changed) puts them elsewhere, so versions are kept by the slot read.
         resized = False
@@ -128,9 +128,10 @@ class CheckpointStore:
                 raise CorruptCheckpointError(f"{what} is not a journal slot")
             entry = self._open(StoredEntry, slot, key, what)
             self._slot_versions[int(number)] = slot.version
+            self._slot_bytes[int(number)] = self._sealer.sealed_bytes
             resized = resized or int(number) != entry["e"] % self.ring
             self._entry = max(self._entry, entry["e"])
-            entries.append(entry)
+            entries.append((entry, self._sealer.sealed_bytes))
         if found is None:
             return None
         self._snapshot_version = found.version
@@ -143,11 +144,12 @@ class CheckpointStore:
         snapshot = self._open(StoredSnapshot, found, self._prefix + "snapshot", f"the snapshot of {self._describe()}")
         base = snapshot["rec"]
         records: dict[int, dict[str, Any]] = {}
-        uncovered = 0
-        for entry in entries:
-            if entry["run"] != snapshot["run"]:
+        uncovered = uncovered_bytes = 0
+        for entry, size in entries:
+            if entry["run"] != snapshot["run"] or all(number <= base for number, _ in entry["recs"]):
                 continue
-            uncovered += any(number > base for number, _ in entry["recs"])
+            uncovered += 1
+            uncovered_bytes += size
             for number, record in entry["recs"]:
                 if number > base:
                     if number in records and records[number] != record:
@@ -160,9 +162,11 @@ class CheckpointStore:
             raise CorruptCheckpointError(
                 f"the journal of {self._describe()} has a gap after record {base}; it cannot be resumed safely"
             )
-        # The entries the snapshot does not cover count towards the next one, so the ring never
-        # wraps onto them; after a resize any slot may hold one, so a snapshot comes first.
+        # The entries the snapshot does not cover count towards the next one (in number and bytes),
+        # so the ring never wraps onto them and `snapshot_bytes` holds across a resume; after a
+        # resize any slot may hold one, so a snapshot comes first.
         self.entries_since_snapshot = self.ring - 1 if resized else uncovered
+        self.bytes_since_snapshot = uncovered_bytes
         what = f"the checkpoint of {self._describe()}"
         return Checkpoint(
             _restore_snapshot(snapshot, what), [_restore_record(records[number], what) for number in ordered]

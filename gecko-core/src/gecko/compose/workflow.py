@@ -22,8 +22,9 @@ Semantics in short:
   `SessionInputMismatch`); a finished one runs again from the start with the new input.
 - An agent node whose tool needs approval pauses the run (`result.interrupt["approval"]` lists the
   pending calls); `resume(session_id, value={call_id: True | False})` continues that agent run.
-  So does a team node whose agent members pause (each pending call names its `member_index`):
-  the resume continues the paused members and keeps the others' results (`gecko.compose._approvals`).
+  So does a team node whose agent members pause (under RACE only when no member finished; each
+  pending call names its `member_index`): the resume continues the paused members, with the events
+  of a team run, and keeps the others' results (`gecko.compose._approvals`).
 - On storage with leases (memory://, sqlite://, redis://) a run owns its session: it holds a
   renewed lease, every checkpoint write is fenced by it, a second worker gets
   `SessionOwnedElsewhere`, a dead holder on the same host is taken over at once, and a session
@@ -131,7 +132,8 @@ class Workflow:
         snapshot_every: Journal entries between snapshots; also the number of journal slots kept.
         snapshot_bytes: Journal bytes between snapshots: once the entries written since the last
             snapshot hold this many bytes (of JSON), the next write is a snapshot, so the journal
-            holds at most this plus one entry. None bounds the journal by `snapshot_every` only.
+            holds at most this plus one entry; a resumed run counts the entries it finds. None
+            bounds the journal by `snapshot_every` only.
         max_lag: Under `CheckpointStrategy.ASYNC`, how many completed nodes the journal may trail
             the run by before nodes wait for the writer.
         fence: A storage lease you hold yourself, passed to every checkpoint write; it replaces the

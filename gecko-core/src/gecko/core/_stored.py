@@ -90,6 +90,8 @@ class StoredAgentSession(StoredModel):
 
     state: _StoredRunState
     pending: list[_StoredApproval]
+    before: _Count | None = None
+    """With `pending`: how many messages the session held before the paused run (`Agent.discard`)."""
 
 
 def resolve_checkpoint_key(key: bytes | str | None) -> bytes | None:
@@ -131,7 +133,7 @@ class Sealer:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
         self.sealed_bytes = 0
-        """The size of the canonical JSON of the last record `seal` or `seal_text` sealed."""
+        """The size of the canonical JSON of the last record sealed (`seal`, `seal_text`) or verified."""
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
         # Exactly `json.dumps([where, version])`, without building an encoder per seal.
@@ -187,6 +189,7 @@ class Sealer:
                 f"{what} is sealed with a checkpoint key; pass the same key (checkpoint_key= or {KEY_ENV}) to read it"
             )
         # Compared as bytes: `compare_digest` refuses non-ASCII text, which a damaged seal may hold.
+        self.sealed_bytes = len(body)
         if not hmac.compare_digest(tag.encode(), self._tag(body, where, version).encode()):
             cause = "was written with another key, " if self._key is not None else ""
             raise CorruptCheckpointError(

@@ -258,6 +258,33 @@ class Agent:
                     await self._save(start, event.output)
                 yield event
 
+    async def discard(self, session_id: str) -> None:
+        """Drop the run `session_id` waits on for approvals, as if it had been cancelled.
+
+        No pending call runs; the session goes back to the conversation it held before that run,
+        and is deleted when that run began it. A RACE team discards its paused losers this way.
+
+        Raises:
+            ApprovalError: nothing is pending in the session, or an earlier Gecko paused it without
+                recording where the run began (resume it instead).
+        """
+        storage, key, document, version = await self._load(session_id)
+        if document is None or not document["pending"]:
+            raise ApprovalError(f"session {session_id!r} has no run waiting for approvals")
+        before = document.get("before")
+        if before is None:
+            raise ApprovalError(
+                f"session {session_id!r} was paused by an earlier Gecko, which did not record where the run "
+                "began; decide its approvals with agent.resume(...) instead"
+            )
+        if before == 0:
+            await storage.delete(key)
+            return
+        from gecko.core.state import RunState
+
+        state = RunState(messages=RunState.from_json(document["state"]).messages[:before])
+        await storage.compare_and_set(key, self._seal(key, state, [], version, None), expected_version=version)
+
     async def _start(
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
     ) -> _Start:
@@ -267,19 +294,10 @@ class Agent:
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:
-            return _Start(self._engine.new_state(input), structure, session, None, None)
-        storage = await self._open_storage()
-        key = session_key(session)
-        from gecko.core._stored import StoredAgentSession, open_stored
+            return _Start(self._engine.new_state(input), structure, session, None, None, 0)
+        storage, _, document, version = await self._load(session)
         from gecko.core.state import RunState
 
-        saved = await storage.get_versioned(key)
-        document = None
-        version = None
-        if saved is not None:
-            version = saved.version
-            what = f"stored session {session!r} (key {key!r})"
-            document = open_stored(self._sealer, StoredAgentSession, saved.value, where=key, version=version, what=what)
         pending = [] if document is None else [approval["call_id"] for approval in document["pending"]]
         if approvals is not None:
             if not pending:
@@ -291,16 +309,31 @@ class Agent:
                     "pass True or False for each"
                 )
             assert document is not None
-            state = RunState.from_json(document["state"])
-        else:
-            if pending:
-                raise ApprovalError(
-                    f"session {session!r} waits for approval of calls {', '.join(pending)}; "
-                    "call agent.resume(approvals, session_id=...) first"
-                )
-            history = [] if document is None else RunState.from_json(document["state"]).messages
-            state = self._engine.new_state(input, history)
-        return _Start(state, structure, session, storage, version)
+            return _Start(
+                RunState.from_json(document["state"]), structure, session, storage, version, document.get("before")
+            )
+        if pending:
+            raise ApprovalError(
+                f"session {session!r} waits for approval of calls {', '.join(pending)}; "
+                "call agent.resume(approvals, session_id=...) first"
+            )
+        history = [] if document is None else RunState.from_json(document["state"]).messages
+        return _Start(self._engine.new_state(input, history), structure, session, storage, version, len(history))
+
+    async def _load(self, session: str) -> tuple[Storage, str, dict[str, Any] | None, int | None]:
+        """The session's storage, key, validated document (None when there is none) and version."""
+        storage = await self._open_storage()
+        key = session_key(session)
+        from gecko.core._stored import StoredAgentSession, open_stored
+
+        saved = await storage.get_versioned(key)
+        if saved is None:
+            return storage, key, None, None
+        what = f"stored session {session!r} (key {key!r})"
+        document = open_stored(
+            self._sealer, StoredAgentSession, saved.value, where=key, version=saved.version, what=what
+        )
+        return storage, key, document, saved.version
 
     async def _save(self, start: _Start, output: AgentOutput) -> None:
         """Store the session's conversation, or the paused run, after the final event."""
@@ -311,14 +344,23 @@ class Agent:
             if storage is None:
                 storage = await self._open_storage()
             key = session_key(output.session_id)
-            document = self._seal(key, start.state, output.pending_approvals, version)
+            document = self._seal(key, start.state, output.pending_approvals, version, start.before)
             await storage.compare_and_set(key, document, expected_version=version)
         elif storage is not None and session is not None:
             key = session_key(session)
-            await storage.compare_and_set(key, self._seal(key, start.state, [], version), expected_version=version)
+            await storage.compare_and_set(
+                key, self._seal(key, start.state, [], version, None), expected_version=version
+            )
 
-    def _seal(self, key: str, state: RunState, pending: list[PendingApproval], version: int | None) -> dict[str, Any]:
-        document = {"state": state.to_json(), "pending": [approval.model_dump(mode="json") for approval in pending]}
+    def _seal(
+        self, key: str, state: RunState, pending: list[PendingApproval], version: int | None, before: int | None
+    ) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "state": state.to_json(),
+            "pending": [approval.model_dump(mode="json") for approval in pending],
+        }
+        if before is not None:
+            document["before"] = before
         # Versions grow by one per write: the version this write creates is bound into the seal.
         return self._sealer.seal(document, where=key, version=(version or 0) + 1)
 
@@ -388,6 +430,8 @@ class _Start:
     session: str | None
     storage: Storage | None
     version: int | None
+    before: int | None
+    """How many messages the session held before the run (what `discard` goes back to); None if unknown."""
 
 
 _STATE_EXPORTS = frozenset({"PausedOutput", "PendingApproval", "UsageLimits"})

@@ -70,6 +70,11 @@ class Operation:
             `AgentOutput`, the node's output, the workflow's last output, the
             member's result, or the team's list of `MemberResult`.
         error: The exception of an `error` end (a failing tool's `ToolError` included).
+        bound: Whether the operation's body runs with it as the current operation: then both
+            hooks run in the task and context of that body, so an implementation may set context
+            variables in `gecko_operation_started` (the body sees them) and reset them in
+            `gecko_operation_ended`. False for operations announced inside async generators
+            (agent runs, model calls), whose consumer would see such variables between items.
     """
 
     kind: OperationKind
@@ -82,6 +87,7 @@ class Operation:
     status: OperationStatus = "running"
     output: Any = None
     error: BaseException | None = None
+    bound: bool = False
 
 
 @hookspec
@@ -170,7 +176,10 @@ def gecko_operation_started(operation: Operation) -> Awaitable[None] | None:
       call that runs it, a node under its workflow run, a member under its team run.
     - The hook fires in the task that runs the operation, after its parent started and before
       anything inside it starts. Both hooks get the same object: keep per-operation state keyed
-      by `operation.id` (or by the object).
+      by `operation.id` (or by the object). For a `bound` operation (tool calls, workflow runs
+      and nodes, team runs and members) both hooks run in the context of its body, so a context
+      variable set here (the telemetry plugin's current span) is seen by the body and by the
+      tasks it starts, and is reset in `gecko_operation_ended`.
     - `operation.input` is the `ModelRequest` of a model call (an implementation may add to
       `request.settings`, e.g. `extra_headers` for W3C `traceparent`, but only when
       `operation.attributes["sends_extra_headers"]` is true: the model's

@@ -208,8 +208,9 @@ class PluginManager:
             input,
             attributes if attributes is not None else {},
             carrier if carrier is not None else {},
+            bound=bind,
         )
-        return OperationScope(self, op, bind)
+        return OperationScope(self, op)
 
     async def _observe(self, hook_name: str, kwargs: dict[str, Any], about: str, *, shield: bool = False) -> None:
         # Observers cannot break what they observe: a failure is logged and the others still run.
@@ -286,18 +287,17 @@ class PluginManager:
 class OperationScope:
     """The `async with` block of `PluginManager.operation`; yields the `Operation`."""
 
-    __slots__ = ("_bind", "_manager", "_operation", "_token")
+    __slots__ = ("_manager", "_operation", "_token")
 
-    def __init__(self, manager: PluginManager, operation: Operation, bind: bool) -> None:
+    def __init__(self, manager: PluginManager, operation: Operation) -> None:
         self._manager = manager
         self._operation = operation
-        self._bind = bind
         self._token: Token[Operation | None] | None = None
 
     async def __aenter__(self) -> Operation:
         op = self._operation
         await self._manager._observe_operation("gecko_operation_started", op)
-        if self._bind:
+        if op.bound:
             self._token = _current.set(op)
         return op
 

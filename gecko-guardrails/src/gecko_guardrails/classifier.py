@@ -1,8 +1,8 @@
 """A small offline prompt-injection classifier: character n-grams and word pairs, TF-IDF, logistic regression.
 
 The weights ship in this package as plain JSON (`classifier.json`: n-gram → idf and coefficient,
-the intercept, the thresholds per channel chosen on the development split, the training data's sources and
-licences). They were trained with scikit-learn by `training/train.py` in the source tree on the
+the intercept, the training data's sources and licences); the thresholds are those of the fused score
+(`semantic.py`). They were trained with scikit-learn by `training/train.py` in the source tree on the
 public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
 read. Scoring is pure Python: the text is folded (`sanitize.fold`) and cut into pieces (overlapping
 windows, and its lines, so an injection on its own line inside a long tool result is scored as
@@ -80,21 +80,18 @@ def _windows(text: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Classifier:
-    """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection.
-
-    `thresholds` maps a channel kind (`"user"`, `"tool"`) to the probability at which a text is flagged.
-    """
+    """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection."""
 
     weights: dict[str, tuple[float, float]]
     intercept: float
     sizes: tuple[int, int]
-    thresholds: dict[str, float]
 
     def probability(self, folded: str) -> float:
         """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output)."""
-        return max(self._piece(piece) for piece in pieces(folded))
+        return max(self.piece(piece) for piece in pieces(folded))
 
-    def _piece(self, text: str) -> float:
+    def piece(self, text: str) -> float:
+        """The injection probability of one piece of folded text."""
         total = norm = 0.0
         weights = self.weights
         for gram, count in ngrams(text, self.sizes).items():
@@ -117,5 +114,4 @@ def classifier() -> Classifier:
         weights={gram: (idf, coefficient) for gram, (idf, coefficient) in data["weights"].items()},
         intercept=data["intercept"],
         sizes=(data["ngram_sizes"][0], data["ngram_sizes"][1]),
-        thresholds=data["thresholds"],
     )

@@ -9,8 +9,9 @@ French, German and Italian phrasings (folding turns Cyrillic into Latin look-ali
 is left to a classifier), in five kinds: instruction override, role hijack, prompt
 exfiltration, forged conversation markers, and coerced tool use. They are phrase patterns, not
 single words, so "ignore the warning" or "the system prompt is configurable" do not match.
-The classifier (`classifier.py`, character n-grams trained on public data in many languages) scores
-every view too; a view at or above its threshold is a finding of kind "classifier".
+The classifier scores every view too: character n-grams (`classifier.py`) fused with a semantic head over
+multilingual sentence vectors (`semantic.py`), both trained on public data in many languages; a score at
+or above the channel's threshold is a finding of kind "classifier".
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-from gecko_guardrails.classifier import MIN_LENGTH, classifier
+from gecko_guardrails.classifier import MIN_LENGTH, classifier, pieces
 from gecko_guardrails.sanitize import fold
+from gecko_guardrails.semantic import PIECES, semantic
 
 __all__ = ("Detection", "detect")
 
@@ -214,29 +216,43 @@ _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){8,}")
 
 
 def detect(text: str, channel: Literal["user", "tool"] = "user") -> Detection:
-    """Run the rules and the classifier over every view of `text`; a `Detection` naming what matched (falsy when clean).
+    """Run the rules over every view of `text`, and the classifier over all of them; a `Detection` naming what matched
+    (falsy when clean).
 
-    `channel` picks the classifier's threshold: `"user"` for what a person typed, `"tool"` for
-    content from elsewhere (tool results, retrieved chunks, tool descriptions).
+    The classifier's score fuses the n-gram model's highest probability over the views with the semantic head's
+    over the plain view's `PIECES` pieces the n-gram model scored highest. `channel` picks the fusion and its
+    threshold: `"user"` for what a person typed, `"tool"` for content from elsewhere (tool results, retrieved
+    chunks, tool descriptions).
     """
     kinds: list[str] = []
     decodings: list[str] = []
     model = classifier()
-    threshold = model.thresholds[channel]
-    score = 0.0
+    ngram, strongest, top = 0.0, "plain", list[str]()
     for decoding, view in _views(text):
         found = [
             rule.kind for rule in _RULES if any(word in view for word in rule.keywords) and rule.pattern.search(view)
         ]
-        probability = model.probability(view)
-        score = max(score, probability)
-        if probability >= threshold and len(view.strip()) >= MIN_LENGTH:
-            found.append("classifier")
         fresh = [kind for kind in dict.fromkeys(found) if kind not in kinds]
         if fresh:
             kinds.extend(fresh)
-            if decoding not in decodings:
-                decodings.append(decoding)
+            decodings.append(decoding)
+        if len(view.strip()) < MIN_LENGTH:
+            continue
+        parts = pieces(view)
+        scores = [model.piece(part) for part in parts]
+        if decoding == "plain":
+            top = [parts[index] for index in sorted(range(len(parts)), key=lambda index: -scores[index])[:PIECES]]
+        if max(scores) > ngram:
+            ngram, strongest = max(scores), decoding
+    if not top:  # the plain view is too short to judge: only the rules do
+        return Detection(tuple(kinds), tuple(decodings))
+    head = semantic()
+    fusion = head.fusions[channel]
+    score = fusion.probability(ngram, head.probability(top))
+    if score >= fusion.threshold:
+        kinds.append("classifier")
+        if strongest not in decodings:
+            decodings.append(strongest)
     return Detection(tuple(kinds), tuple(decodings), round(score, 4))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,19 +23,12 @@ from gecko_guardrails.sanitize import fold
 from gecko_guardrails.semantic import PIECES, Semantic, encode_array, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
+from train import HERE, MAX_FP, MAX_HARD_FP, load  # the n-gram trainer beside this script: same data, same budgets
 
-HERE = Path(__file__).parent
-DATA = HERE.parent / "eval" / "data"
 OUT = HERE.parent / "src" / "gecko_guardrails" / "semantic.json"
 HIDDEN = 128
 ALPHA = 0.01
 HARD_WEIGHT = 8.0
-MAX_HARD_FP = 0.03
-MAX_FP = 0.03
-
-
-def load(split: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (DATA / f"{split}.jsonl").open(encoding="utf-8")]
 
 
 def prepare(row: dict[str, Any]) -> None:

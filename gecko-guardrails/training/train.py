@@ -1,17 +1,20 @@
-"""Train the shipped n-gram classifier on ../eval/data/train.jsonl.
+"""Train the shipped classifier on ../eval/data/train.jsonl and pick its thresholds on dev.jsonl.
 
 Usage: `python train.py` (needs scikit-learn, and gecko-ai-guardrails installed for `fold` and the
-n-gram features and pieces the run-time scorer uses), then `python semantic.py`, which fits the
-semantic head, the fusion of both scores and the thresholds. Writes
-../src/gecko_guardrails/classifier.json: plain JSON, no pickle. Neither script reads the test split.
+n-gram features and pieces the run-time scorer uses). Writes ../src/gecko_guardrails/classifier.json: plain
+JSON, no pickle. There is one threshold per channel (user input, tool output): the lowest at which the classifier
+alone flags at most
+`MAX_HARD_FP` of dev's hard benign texts (those that use injection words innocently) and at most
+`MAX_FP` of all of dev's benign texts of that channel; the test split is never read here.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from gecko_guardrails.classifier import WINDOW, ngrams
+from gecko_guardrails.classifier import WINDOW, Classifier, ngrams
 from gecko_guardrails.sanitize import fold
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -22,6 +25,8 @@ OUT = HERE.parent / "src" / "gecko_guardrails" / "classifier.json"
 SIZES = (1, 4)
 MAX_FEATURES = 40_000
 HARD_WEIGHT = 4.0
+MAX_HARD_FP = 0.03
+MAX_FP = 0.03
 
 
 def load(split: str) -> list[dict[str, object]]:
@@ -46,8 +51,29 @@ def around(text: str, payload: str) -> list[str]:
     ]
 
 
+def pick(scorer: Classifier, dev: list[dict[str, object]]) -> float:
+    """The lowest threshold within the false-positive budgets on `dev` (one channel's rows)."""
+    scores = [(scorer.probability(fold(str(row["text"]))), row) for row in dev]
+    benign = [score for score, row in scores if row["label"] == 0]
+    hard = [score for score, row in scores if row["label"] == 0 and row["hard"]]
+    positives = [score for score, row in scores if row["label"] == 1]
+    for step in range(5, 100):
+        threshold = step / 100
+        hard_fp = sum(score >= threshold for score in hard)
+        benign_fp = sum(score >= threshold for score in benign)
+        if hard_fp <= MAX_HARD_FP * len(hard) and benign_fp <= MAX_FP * len(benign):
+            recall = sum(score >= threshold for score in positives) / len(positives)
+            print(
+                f"{dev[0]['channel']}: threshold {threshold:.2f}, dev recall {recall:.3f}, "
+                f"FP hard {hard_fp}/{len(hard)}, FP benign {benign_fp}/{len(benign)}",
+                file=sys.stderr,
+            )
+            return threshold
+    return 0.99
+
+
 def main() -> None:
-    train = load("train")
+    train, dev = load("train"), load("dev")
     texts: list[str] = []
     labels: list[int] = []
     weights: list[float] = []
@@ -77,6 +103,10 @@ def main() -> None:
         gram: (round(float(vectorizer.idf_[index]), 4), round(float(model.coef_[0][index]), 4))
         for gram, index in sorted(vocabulary.items())
     }
+    scorer = Classifier(weights=coefficients, intercept=float(model.intercept_[0]), sizes=SIZES, thresholds={})
+    thresholds = {
+        channel: pick(scorer, [row for row in dev if row["channel"] == channel]) for channel in ("user", "tool")
+    }
     OUT.write_text(
         json.dumps(
             {
@@ -88,6 +118,7 @@ def main() -> None:
                 "weights: Apache-2.0.",
                 "ngram_sizes": list(SIZES),
                 "intercept": round(float(model.intercept_[0]), 6),
+                "thresholds": thresholds,
                 "weights": coefficients,
             },
             ensure_ascii=False,

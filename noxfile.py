@@ -48,6 +48,9 @@ NO_DEPS_EXTRAS: dict[str, tuple[str, ...]] = {
 XLLAMACPP = "xllamacpp>=2026.10.11549,<2027"
 TEST_EXTRAS: dict[str, tuple[str, ...]] = {"models": (XLLAMACPP,)}
 
+# A plugin's own extras its tests exercise, installed wherever the plugin is: the guardrails' opt-in semantic layer.
+PLUGIN_EXTRAS: dict[str, str] = {"guardrails": "semantic"}
+
 
 def _pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
     session.run("pytest", *paths, *session.posargs, env={"PYTHONHASHSEED": "0", **(env or {})})
@@ -56,7 +59,8 @@ def _pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None
 def _install(session: nox.Session, *plugins: str, extra: tuple[str, ...] = ()) -> None:
     """Install gecko-ai-core, the named plugins and `extra`, with the files and test servers some plugins need."""
     extras = sorted({requirement for name in plugins for requirement in TEST_EXTRAS.get(name, ())})
-    session.install(CORE, *(PLUGINS[name] for name in plugins), *extras, *extra)
+    wanted = [f"{PLUGINS[name]}[{PLUGIN_EXTRAS[name]}]" if name in PLUGIN_EXTRAS else PLUGINS[name] for name in plugins]
+    session.install(CORE, *wanted, *extras, *extra)
     files = sorted({requirement for name in plugins for requirement in NO_DEPS_EXTRAS.get(name, ())})
     if files:
         session.install("--no-deps", *files)

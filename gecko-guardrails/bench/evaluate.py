@@ -1,16 +1,17 @@
 """Detection quality on the public labelled set (eval/SOURCES.md) at the shipped threshold, and time per check.
 
-Run with `python gecko-guardrails/bench/evaluate.py [split]` (default `test`, the held-out split;
-`dev` is the split the threshold was chosen on) in an environment with gecko-ai-guardrails
-installed. Prints recall per category and per channel, false positives on all and on hard benign
-texts per channel, for the rules alone, the classifier alone and both (what `detect` does), and
-the CPU time per check.
+Run with `python gecko-guardrails/bench/evaluate.py [split] [--semantic]` (default `test`, the held-out
+split; `dev` is the split the thresholds were chosen on; `--semantic` measures the opt-in semantic mode, which
+needs `gecko-ai-guardrails[semantic]`) in an environment with gecko-ai-guardrails installed.
+Prints recall per category and per channel, false positives on all and on hard benign texts per
+channel, for the rules alone, the classifier alone and both (what `detect` does), and the CPU time
+per check.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,13 +22,17 @@ DATA = Path(__file__).parent.parent / "eval" / "data"
 
 
 def main() -> None:
-    split = sys.argv[1] if len(sys.argv) > 1 else "test"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("split", nargs="?", default="test", choices=("train", "dev", "test"))
+    parser.add_argument("--semantic", action="store_true", help="the opt-in semantic mode of the classifier")
+    options = parser.parse_args()
+    split, semantic = options.split, options.semantic
     rows = [json.loads(line) for line in (DATA / f"{split}.jsonl").open(encoding="utf-8")]
     results = []
     cpu = []
     for row in rows:
         start = time.process_time()
-        found = detect(row["text"], row["channel"])
+        found = detect(row["text"], row["channel"], semantic=semantic)
         cpu.append(time.process_time() - start)
         rules = any(kind != "classifier" for kind in found.kinds)
         model = "classifier" in found.kinds
@@ -53,7 +58,7 @@ def main() -> None:
             if row["hard"]:
                 groups[f"FP, hard benign, {row['channel']} channel"].append((row, flags))
                 groups["FP, hard benign, all"].append((row, flags))
-    print(f"split {split}: {len(rows)} texts")
+    print(f"split {split}, {'semantic' if semantic else 'default'} mode: {len(rows)} texts")
     print("| measure | rules | classifier | rules + classifier (shipped) |\n|---|---|---|---|")
     for name in sorted(groups):
         selected = groups[name]

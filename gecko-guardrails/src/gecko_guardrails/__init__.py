@@ -21,6 +21,7 @@ from gecko_guardrails.guard import (
     current,
 )
 from gecko_guardrails.sanitize import Sanitized, clean, fold, sanitize
+from gecko_guardrails.semantic import SemanticUnavailable
 
 __all__ = (
     "__version__",
@@ -32,6 +33,7 @@ __all__ = (
     "Guardrails",
     "InjectionDetected",
     "Sanitized",
+    "SemanticUnavailable",
     "ToolPolicy",
     "clean",
     "configure",

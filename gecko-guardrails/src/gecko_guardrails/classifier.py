@@ -6,7 +6,8 @@ licences). They were trained with scikit-learn by `training/train.py` in the sou
 public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
 read. Scoring is pure Python: the text is folded (`sanitize.fold`) and cut into pieces (overlapping
 windows, and its lines, so an injection on its own line inside a long tool result is scored as
-itself, not diluted by the document around it); the highest piece probability is the score.
+itself, not diluted by the document around it); the highest piece probability is the score. The opt-in
+semantic layer (`semantic.py`) fuses this model's piece scores with its own, at thresholds of its own.
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ class Classifier:
 
     def probability(self, folded: str) -> float:
         """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output)."""
-        return max(self._piece(piece) for piece in pieces(folded))
+        return max(self.piece(piece) for piece in pieces(folded))
 
-    def _piece(self, text: str) -> float:
+    def piece(self, text: str) -> float:
+        """The injection probability of one piece of folded text."""
         total = norm = 0.0
         weights = self.weights
         for gram, count in ngrams(text, self.sizes).items():

@@ -10,7 +10,9 @@ is left to a classifier), in five kinds: instruction override, role hijack, prom
 exfiltration, forged conversation markers, and coerced tool use. They are phrase patterns, not
 single words, so "ignore the warning" or "the system prompt is configurable" do not match.
 The classifier (`classifier.py`, character n-grams trained on public data in many languages) scores
-every view too; a view at or above its threshold is a finding of kind "classifier".
+every view too; a view at or above its threshold is a finding of kind "classifier". With `semantic=True`
+(the opt-in `[semantic]` extra) the classifier's score is instead the n-gram score fused with a semantic
+head over multilingual sentence vectors (`semantic.py`), at the fusion's own thresholds.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-from gecko_guardrails.classifier import MIN_LENGTH, classifier
+from gecko_guardrails.classifier import MIN_LENGTH, classifier, pieces
 from gecko_guardrails.sanitize import fold
+from gecko_guardrails.semantic import PIECES, semantic_model
 
 __all__ = ("Detection", "detect")
 
@@ -213,31 +216,69 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){8,}")
 
 
-def detect(text: str, channel: Literal["user", "tool"] = "user") -> Detection:
+def detect(text: str, channel: Literal["user", "tool"] = "user", *, semantic: bool = False) -> Detection:
     """Run the rules and the classifier over every view of `text`; a `Detection` naming what matched (falsy when clean).
 
     `channel` picks the classifier's threshold: `"user"` for what a person typed, `"tool"` for
-    content from elsewhere (tool results, retrieved chunks, tool descriptions).
+    content from elsewhere (tool results, retrieved chunks, tool descriptions). `semantic=True` scores with the
+    fused classifier (`_fused`); it needs the `[semantic]` extra (`semantic.SemanticUnavailable` otherwise).
     """
+    if semantic:
+        return _fused(text, channel)
     kinds: list[str] = []
     decodings: list[str] = []
     model = classifier()
     threshold = model.thresholds[channel]
     score = 0.0
     for decoding, view in _views(text):
-        found = [
-            rule.kind for rule in _RULES if any(word in view for word in rule.keywords) and rule.pattern.search(view)
-        ]
+        found = _rules(view)
         probability = model.probability(view)
         score = max(score, probability)
         if probability >= threshold and len(view.strip()) >= MIN_LENGTH:
             found.append("classifier")
-        fresh = [kind for kind in dict.fromkeys(found) if kind not in kinds]
-        if fresh:
-            kinds.extend(fresh)
-            if decoding not in decodings:
-                decodings.append(decoding)
+        _note(kinds, decodings, decoding, found)
     return Detection(tuple(kinds), tuple(decodings), round(score, 4))
+
+
+def _fused(text: str, channel: Literal["user", "tool"]) -> Detection:
+    """`detect` in semantic mode: the rules over every view; the classifier's score fuses the n-gram model's highest
+    probability over the views with the semantic head's over the plain view's `PIECES` pieces the n-gram model scored
+    highest, and `channel` picks the fusion and its threshold."""
+    kinds: list[str] = []
+    decodings: list[str] = []
+    model = classifier()
+    ngram, strongest, top = 0.0, "plain", list[str]()
+    for decoding, view in _views(text):
+        _note(kinds, decodings, decoding, _rules(view))
+        if len(view.strip()) < MIN_LENGTH:
+            continue
+        parts = pieces(view)
+        scores = [model.piece(part) for part in parts]
+        if decoding == "plain":
+            top = [parts[index] for index in sorted(range(len(parts)), key=lambda index: -scores[index])[:PIECES]]
+        if max(scores) > ngram:
+            ngram, strongest = max(scores), decoding
+    if not top:  # the plain view is too short to judge: only the rules do
+        return Detection(tuple(kinds), tuple(decodings))
+    head = semantic_model()
+    fusion = head.fusions[channel]
+    score = fusion.probability(ngram, head.probability(top))
+    if score >= fusion.threshold:
+        _note(kinds, decodings, strongest, ["classifier"])
+    return Detection(tuple(kinds), tuple(decodings), round(score, 4))
+
+
+def _rules(view: str) -> list[str]:
+    return [rule.kind for rule in _RULES if any(word in view for word in rule.keywords) and rule.pattern.search(view)]
+
+
+def _note(kinds: list[str], decodings: list[str], decoding: str, found: list[str]) -> None:
+    """Add the kinds of `found` not yet in `kinds`, and `decoding` when it brought any."""
+    fresh = [kind for kind in dict.fromkeys(found) if kind not in kinds]
+    if fresh:
+        kinds.extend(fresh)
+        if decoding not in decodings:
+            decodings.append(decoding)
 
 
 def _views(text: str) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from gecko.types import Message, Role, TextPart, ToolCall
 from gecko_guardrails.arguments import check_path, check_shell, check_storage_url, check_url
 from gecko_guardrails.detect import Detection, detect
 from gecko_guardrails.sanitize import clean
+from gecko_guardrails.semantic import require
 
 __all__ = (
     "Action",
@@ -121,6 +122,10 @@ class Guardrails:
     any result of a tool not declared trusted; `"flagged"`: only text the detector flags) is
     held for approval (`untrusted_calls="approve"`: the run pauses with the reason), refused
     (`"refuse"`: the model is told why), or let through (`"allow"`).
+
+    `semantic=True` has the detector score with the classifier fused with its semantic layer (more recall, more
+    false positives on benign user input, about ten times the CPU per check and 100 MB loaded on the first
+    check: see the README); it needs `gecko-ai-guardrails[semantic]` (`SemanticUnavailable` otherwise).
     """
 
     policies: dict[Channel, Action] = field(
@@ -142,6 +147,7 @@ class Guardrails:
     pii: tuple[Pii, ...] = ()
     on_finding: Callable[[Finding], None] | None = None
     tools: dict[str, ToolPolicy] = field(default_factory=dict)
+    semantic: bool = False
     boundary: str = field(default_factory=lambda: secrets.token_hex(6))
 
     def __post_init__(self) -> None:
@@ -159,6 +165,8 @@ class Guardrails:
         if unknown:
             raise ConfigurationError(f"unknown PII kinds {', '.join(unknown)}; known: {', '.join(_PII)}")
         self.roots = tuple(Path(root) for root in self.roots)
+        if self.semantic:
+            require()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Guardrails:
@@ -167,10 +175,11 @@ class Guardrails:
         `..._USER`, `..._TOOL`, `..._RETRIEVAL`, `..._TOOL_DESCRIPTION` (actions),
         `..._UNTRUSTED_CALLS`, `..._TAINT`, `..._ROOTS` (`os.pathsep`-separated),
         `..._ALLOW_HOSTS`, `..._DENY_HOSTS`, `..._PII` (comma-separated), `..._ALLOW_PRIVATE`,
-        `..._KEEP_ORIGINAL`, `..._REDACT_OUTPUT` (`1`/`0`).
+        `..._KEEP_ORIGINAL`, `..._REDACT_OUTPUT`, `..._SEMANTIC` (`1`/`0`).
 
         Raises:
-            ConfigurationError: A value is not one the setting accepts.
+            ConfigurationError: A value is not one the setting accepts (`SemanticUnavailable`: `..._SEMANTIC=1`
+                without the `[semantic]` extra).
         """
         env = os.environ if environ is None else environ
         prefix = "GECKO_GUARDRAILS_"
@@ -191,7 +200,7 @@ class Guardrails:
             value = env.get(prefix + name.upper())
             if value:
                 settings[name] = tuple(part.strip() for part in value.split(",") if part.strip())
-        for name in ("allow_private", "keep_original", "redact_output"):
+        for name in ("allow_private", "keep_original", "redact_output", "semantic"):
             value = env.get(prefix + name.upper())
             if value:
                 if value not in ("0", "1"):
@@ -230,7 +239,7 @@ class Guardrails:
         action = self.policies.get("tool_description", "allow")
         if action != "allow":
             for definition in request.tools:
-                found = _detect(definition.description, "tool_description")
+                found = _detect(definition.description, "tool_description", self.semantic)
                 if found:
                     self._report("tool_description", source, action, found, definition.name)
                     if action == "block":
@@ -271,7 +280,7 @@ class Guardrails:
         action = self.policies.get(channel, "allow")
         if action != "block":
             return  # the other actions act on the model's copy, in `check_request`
-        found = _detect(result, channel)
+        found = _detect(result, channel, self.semantic)
         if found:
             self._report(channel, source, action, found, call.name)
             raise InjectionDetected(f"the result of {call.name} looks like a prompt injection ({found.describe()})")
@@ -379,7 +388,7 @@ class Guardrails:
                 continue
             if self.taint == "untrusted":
                 return f"it has read the result of {tool}"
-            found = _detect(message.text, channel)
+            found = _detect(message.text, channel, self.semantic)
             if found:
                 origin = f"the result of {tool}" if tool else f"the {channel} input"
                 return f"{origin} looks like a prompt injection ({found.describe()})"
@@ -408,11 +417,11 @@ class Guardrails:
 
 
 @lru_cache(maxsize=4096)
-def _detect(text: str, channel: Channel) -> Detection:
+def _detect(text: str, channel: Channel, semantic: bool) -> Detection:
     # Every request re-sends the whole conversation: each text is examined once.
     # Tool results and retrieved chunks are judged at the tool threshold; the user's words and tool descriptions
     # (written by whoever built the tool, and blocked by default) at the stricter user threshold.
-    return detect(text, "tool" if channel in ("tool", "retrieval") else "user")
+    return detect(text, "tool" if channel in ("tool", "retrieval") else "user", semantic=semantic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,14 +437,18 @@ class _TextGuard:
 
     def store(self, text: str) -> str:
         """`text` checked (block raises, findings reported), cleaned, and sanitized when the action says so."""
-        found = _detect(text, self.channel)
+        found = _detect(text, self.channel, self.guardrails.semantic)
         if found:
             if self.report:
                 self.guardrails._report(self.channel, self.source, self.action, found, self.tool)
             if self.action == "block":
                 raise InjectionDetected(f"the {self.channel} input looks like a prompt injection ({found.describe()})")
         text = clean(text)
-        return _remove_injected_lines(text, self.channel) if self.action == "sanitize" and found else text
+        return (
+            _remove_injected_lines(text, self.channel, self.guardrails.semantic)
+            if self.action == "sanitize" and found
+            else text
+        )
 
     def show(self, text: str) -> str:
         """`text` spotlighted when the action says so."""
@@ -451,13 +464,14 @@ def _map_text(content: str | list[Any], function: Callable[[str], str]) -> str |
     ]
 
 
-def _remove_injected_lines(text: str, channel: Channel) -> str:
+def _remove_injected_lines(text: str, channel: Channel, semantic: bool) -> str:
     lines = text.split("\n")
     kept = [
-        f"[removed by guardrail: {found.describe()}]" if (found := _detect(line, channel)) else line for line in lines
+        f"[removed by guardrail: {found.describe()}]" if (found := _detect(line, channel, semantic)) else line
+        for line in lines
     ]
     if kept == lines:  # the injection spans lines: nothing of it may stay
-        return f"[removed by guardrail: {_detect(text, channel).describe()}]"
+        return f"[removed by guardrail: {_detect(text, channel, semantic).describe()}]"
     return "\n".join(kept)
 
 

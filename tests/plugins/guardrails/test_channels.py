@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gecko_guardrails import Finding, Guardrails, InjectionDetected
+from gecko_guardrails import Finding, Guardrails, InjectionDetected, configure, detect
 
 from gecko.core.agent import Agent
 from gecko.core.toolbox import Tool, tool
@@ -55,6 +55,15 @@ async def test_spotlight_reports_injections(guardrails: Guardrails, findings: li
     await Agent(reading_model(), tools=[page_tool(INJECTION)]).run("hours?")
     assert [(f.channel, f.action, f.tool) for f in findings] == [("tool", "spotlight", "fetch_page")]
     assert "override" in findings[0].detection.kinds
+
+
+async def test_the_semantic_mode_judges_every_channel_with_the_fused_classifier(
+    guardrails: Guardrails, findings: list[Finding]
+) -> None:
+    configure(Guardrails(roots=guardrails.roots, on_finding=findings.append, semantic=True))
+    await Agent(reading_model(), tools=[page_tool(INJECTION)]).run("hours?")
+    assert [finding.detection for finding in findings] == [detect(INJECTION, "tool", semantic=True)]
+    assert findings[0].detection.score != detect(INJECTION, "tool").score
 
 
 async def test_block_withholds_an_injected_tool_result(guardrails: Guardrails) -> None:

@@ -83,6 +83,7 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "GECKO_GUARDRAILS_ALLOW_HOSTS": "api.example.com, .corp.test",
         "GECKO_GUARDRAILS_PII": "email,phone",
         "GECKO_GUARDRAILS_ALLOW_PRIVATE": "1",
+        "GECKO_GUARDRAILS_SEMANTIC": "1",
     }
     guard = Guardrails.from_env(env)
     assert guard.policies["user"] == "block"
@@ -92,6 +93,8 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert guard.allow_hosts == ("api.example.com", ".corp.test")
     assert guard.pii == ("email", "phone")
     assert guard.allow_private is True
+    assert guard.semantic is True
+    assert Guardrails.from_env({}).semantic is False
 
 
 def test_gecko_guardrails_1_turns_them_on_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,6 +117,7 @@ def test_gecko_guardrails_1_turns_them_on_from_the_environment(monkeypatch: pyte
         {"GECKO_GUARDRAILS_UNTRUSTED_CALLS": "maybe"},
         {"GECKO_GUARDRAILS_PII": "shoe_size"},
         {"GECKO_GUARDRAILS_ALLOW_PRIVATE": "yes"},
+        {"GECKO_GUARDRAILS_SEMANTIC": "true"},
     ],
 )
 def test_bad_settings_are_configuration_errors(env: dict[str, str]) -> None:

@@ -301,7 +301,8 @@ class StructureEngine(Generic[T]):
             and not _has_suspicious_number(text)
         ):
             try:
-                value = self.output_type.model_validate_json(text, strict=self._strict_validation)
+                # `model_validate_json` without its Python-level keyword checks: the same validator call.
+                value: T = self.output_type.__pydantic_validator__.validate_json(text, strict=self._strict_validation)
             except ValidationError as exc:
                 if any(error["type"] != "json_invalid" for error in exc.errors(include_url=False)):
                     raise self._invalid(_format_errors(exc), strategy, tool_call_id) from None

@@ -249,11 +249,12 @@ class _Run:
         manager = plugin_manager()
         self.manager: PluginManager = manager
         self.observe = engine.bus.listening
-        self.hook_model_request = manager.has_implementations("gecko_model_request")
-        self.hook_model_response = manager.has_implementations("gecko_model_response")
-        self.hook_tool_admit = manager.has_implementations("gecko_tool_admit")
-        self.hook_tool_call = manager.has_implementations("gecko_tool_call")
-        self.hook_tool_result = manager.has_implementations("gecko_tool_result")
+        implemented = manager.implemented
+        self.hook_model_request = "gecko_model_request" in implemented
+        self.hook_model_response = "gecko_model_response" in implemented
+        self.hook_tool_admit = "gecko_tool_admit" in implemented
+        self.hook_tool_call = "gecko_tool_call" in implemented
+        self.hook_tool_result = "gecko_tool_result" in implemented
         # Telemetry: operations are announced only when a plugin observes them.
         self.trace = manager.traces
         self.operation: Operation | None = None
@@ -390,7 +391,12 @@ class _Run:
                     if data is None:
                         continue
                     if not content:
-                        content = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+                        # `model_dump_json()` without its Python-level keyword handling: the same serializer call.
+                        content = (
+                            data.__pydantic_serializer__.to_json(data).decode()
+                            if isinstance(data, BaseModel)
+                            else json.dumps(data)
+                        )
                 output = AgentOutput(content=content, data=data, messages=state.messages, usage=state.usage())
                 if self.observe:
                     await self._publish("agent.finished", _usage_data(output.usage))

@@ -98,9 +98,20 @@ class RunState:
     turns: int = 0
     invalid_turns: int = 0
     call_counts: dict[str, int] = field(default_factory=dict)
+    _last_usage: TokenUsage | None = field(default=None, init=False, repr=False, compare=False)
 
     def usage(self) -> TokenUsage:
         """What the run spent so far."""
+        last = self._last_usage
+        if (
+            last is not None
+            and last.requests == self.requests
+            and last.input_tokens == self.input_tokens
+            and last.output_tokens == self.output_tokens
+            and last.total_tokens == self.total_tokens
+        ):
+            # A one-request run spent exactly its reply's (frozen) usage.
+            return last
         return TokenUsage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
@@ -114,6 +125,7 @@ class RunState:
         self.output_tokens += usage.output_tokens
         self.total_tokens += usage.total_tokens
         self.requests += 1
+        self._last_usage = usage
 
     def to_json(self) -> dict[str, JSONValue]:
         """The state as JSON data."""

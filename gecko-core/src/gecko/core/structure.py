@@ -221,7 +221,11 @@ class StructureEngine(Generic[T]):
 
     def is_output_call(self, message: Message, strategy: Strategy) -> bool:
         """Whether `message` answers through the output tool (strategy "tool"), not with tools to run."""
-        return strategy == "tool" and any(call.name == OUTPUT_TOOL_NAME for call in message.tool_calls)
+        if strategy == "tool":
+            for call in message.tool_calls:
+                if call.name == OUTPUT_TOOL_NAME:
+                    return True
+        return False
 
     def prepare(self, request: ModelRequest, strategy: Strategy) -> ModelRequest:
         """A copy of `request` set up for `strategy`; `request` itself is not changed."""
@@ -301,7 +305,8 @@ class StructureEngine(Generic[T]):
             and not _has_suspicious_number(text)
         ):
             try:
-                value = self.output_type.model_validate_json(text, strict=self._strict_validation)
+                # `model_validate_json` without its Python-level keyword checks: the same validator call.
+                value: T = self.output_type.__pydantic_validator__.validate_json(text, strict=self._strict_validation)
             except ValidationError as exc:
                 if any(error["type"] != "json_invalid" for error in exc.errors(include_url=False)):
                     raise self._invalid(_format_errors(exc), strategy, tool_call_id) from None
@@ -478,16 +483,13 @@ class StructuredRun(Generic[T]):
                 ) from exc
             self._next_strategy()
             return None
-        self.messages.extend(
-            Message.tool(
-                call.id,
+        for call in message.tool_calls:
+            answer = (
                 "Final result received."
                 if call.name == OUTPUT_TOOL_NAME
-                else "Not run: the final result was already given.",
-                name=call.name,
+                else "Not run: the final result was already given."
             )
-            for call in message.tool_calls
-        )
+            self.messages.append(Message.tool(call.id, answer, name=call.name))
         return value
 
     def _next_strategy(self) -> None:

@@ -57,7 +57,7 @@ class PluginManager:
         self._loaded = False
         self._lock = threading.Lock()
         # What each hook's implementations are, read on every run: rebuilt after (un)registering.
-        self._implemented: dict[str, bool] = {}
+        self._implemented: frozenset[str] | None = None
         self._observers: dict[str, tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]] = {}
         self._sole_observers: dict[str, Callable[[Operation], Any] | None] = {}
 
@@ -98,7 +98,7 @@ class PluginManager:
         return found
 
     def _forget_implementations(self) -> None:
-        self._implemented.clear()
+        self._implemented = None
         self._observers.clear()
         self._sole_observers.clear()
 
@@ -149,19 +149,25 @@ class PluginManager:
         """What `load_plugins` found, with statuses."""
         return list(self._records)
 
+    @property
+    def implemented(self) -> frozenset[str]:
+        """The names of the hooks some registered plugin implements (cheap; lets engines skip work)."""
+        found = self._implemented
+        if found is None:
+            found = self._implemented = frozenset(
+                name for name, caller in vars(self._pm.hook).items() if caller.get_hookimpls()
+            )
+        return found
+
     def has_implementations(self, hook_name: str) -> bool:
         """Whether any registered plugin implements `hook_name` (cheap; lets engines skip work)."""
-        found = self._implemented.get(hook_name)
-        if found is None:
-            found = self._implemented[hook_name] = bool(getattr(self._pm.hook, hook_name).get_hookimpls())
-        return found
+        return hook_name in self.implemented
 
     @property
     def traces(self) -> bool:
         """Whether any plugin observes operations (engines skip them entirely when not)."""
-        return self.has_implementations("gecko_operation_started") or self.has_implementations(
-            "gecko_operation_ended"
-        )
+        implemented = self.implemented
+        return "gecko_operation_started" in implemented or "gecko_operation_ended" in implemented
 
     # --- calling ---------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import functools
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
@@ -27,7 +27,9 @@ Reply = ModelResponse | str | list[ToolCall]
 _call_ids = itertools.count(1)
 
 
+@functools.lru_cache(maxsize=64)
 def _usage(input_tokens: int, output_tokens: int) -> TokenUsage:
+    # One frozen value per pair of counts, shared by the replies that report it.
     return TokenUsage(
         input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=input_tokens + output_tokens, requests=1
     )
@@ -77,17 +79,9 @@ class _RecordingModel(ChatModel):
         self.requests: list[ModelRequest] = []
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        # A snapshot of the containers the engine keeps appending to; the messages themselves are
-        # shared (a deep copy per call would dominate the cost of a scripted run).
-        self.requests.append(
-            request.model_copy(
-                update={
-                    "messages": list(request.messages),
-                    "tools": list(request.tools),
-                    "settings": dict(request.settings),
-                }
-            )
-        )
+        # The request as sent, not a copy: the engines build a new request (with lists of its own)
+        # for every call and never change one once it is sent.
+        self.requests.append(request)
         if self.delay:
             await anyio.sleep(self.delay)
         return await self._respond(request)
@@ -170,6 +164,6 @@ class FunctionModel(_RecordingModel):
 
     async def _respond(self, request: ModelRequest) -> ModelResponse:
         result = self._function(request)
-        if inspect.isawaitable(result):
-            result = await result
-        return _as_response(result)
+        if isinstance(result, (ModelResponse, str, list)):
+            return _as_response(result)
+        return _as_response(await result)

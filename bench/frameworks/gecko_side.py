@@ -7,9 +7,9 @@ and a ``gecko.testing.models.FunctionModel`` whose reply is computed from the co
 peers' scripted models do), and W7 on ``gecko.Agent(output_type=Reply)`` with the "tool" strategy;
 the extra W7 row ``w7_structure_engine`` times the bare ``StructureEngine.run`` under it.
 
-``FunctionModel`` records every request in ``.requests``; the runners clear that list at the start
-of each call so memory stays bounded, and the per-call recording cost stays in the figures (the
-peers' testing models do comparable bookkeeping).
+``FunctionModel`` records every request in ``.requests`` (the request itself, one list append);
+the runners clear that list at the start of each call so memory stays bounded, and the append stays
+in the figures.
 """
 
 from __future__ import annotations

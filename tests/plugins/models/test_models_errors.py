@@ -91,7 +91,8 @@ async def test_total_time_bounds_a_hanging_endpoint() -> None:
 
 async def test_dead_endpoint_fails_within_total_time_with_a_connection_error(closed_port_url: str) -> None:
     # One unbounded attempt first: the client's first call loads and sets up litellm, which on a
-    # busy machine alone can outlast the budget below (and is then, rightly, a timeout).
+    # busy machine alone can outlast the budget below (and is then, rightly, a timeout). A later
+    # retry cut off by the budget still reports the connection error that caused it.
     with pytest.raises(ModelConnectionError):
         await _model(closed_port_url, RetryPolicy(max_attempts=1, total_timeout=None)).complete(HELLO)
     retry = RetryPolicy(max_attempts=100, initial_delay=0.05, max_delay=0.2, total_timeout=1.0)

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import anyio
 import pytest
 
-from gecko.errors import ConfigurationError, ModelBadRequestError, ModelRateLimitError, ModelServerError
+from gecko.errors import (
+    ConfigurationError,
+    ModelBadRequestError,
+    ModelRateLimitError,
+    ModelServerError,
+    ModelTimeoutError,
+)
 from gecko.plugins.models import RetryPolicy
 
 
@@ -64,3 +71,29 @@ async def test_a_wait_past_the_deadline_is_not_started() -> None:
     with pytest.raises(ModelRateLimitError):
         await RetryPolicy(total_timeout=5.0).run(attempt)
     assert calls == 1
+
+
+async def test_a_first_attempt_outlasting_the_budget_is_a_timeout() -> None:
+    async def attempt(remaining: float | None) -> str:
+        await anyio.sleep(30)
+        return "late"
+
+    with anyio.fail_after(10), pytest.raises(ModelTimeoutError, match=r"total time budget of 0\.2 s"):
+        await RetryPolicy(total_timeout=0.2).run(attempt)
+
+
+async def test_a_retry_cut_off_by_the_budget_reports_the_error_that_caused_it() -> None:
+    calls = 0
+
+    async def attempt(remaining: float | None) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ModelServerError("backend down")
+        await anyio.sleep(30)
+        return "late"
+
+    with anyio.fail_after(10), pytest.raises(ModelServerError, match="backend down") as raised:
+        await RetryPolicy(initial_delay=0.001, total_timeout=0.3).run(attempt)
+    assert calls == 2
+    assert raised.value.__notes__ == ["retry 1 was cut off by the total time budget of 0.3 s"]

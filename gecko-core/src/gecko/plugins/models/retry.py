@@ -86,15 +86,17 @@ class RetryPolicy:
         """Call `attempt(remaining_seconds)` until it succeeds or the budget is spent.
 
         `remaining_seconds` (None when unbounded) lets the attempt cap its own timeout. An
-        attempt still running when the total time is up is cancelled and reported as
-        `ModelTimeoutError`.
+        attempt still running when the total time is up is cancelled.
 
         Raises:
-            The last attempt's error once attempts or time run out, or at once for an error
-            not in `retry_on`.
+            The last failed attempt's error once attempts or time run out (also when time runs
+            out during a retry: the retry's cut-off is then a note on that error), at once an
+            error not in `retry_on`, and `ModelTimeoutError` when the first attempt outlasts
+            the total time.
         """
         deadline = None if self.total_timeout is None else time.monotonic() + self.total_timeout
         retry = 0
+        error: BaseException | None = None
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             try:
@@ -105,6 +107,9 @@ class RetryPolicy:
             except TimeoutError as exc:
                 if isinstance(exc, ModelError):
                     raise
+                if error is not None:
+                    error.add_note(f"retry {retry} was cut off by the total time budget of {self.total_timeout:g} s")
+                    raise error from None
                 raise ModelTimeoutError(
                     f"no answer within the total time budget of {self.total_timeout:g} s; "
                     "raise RetryPolicy.total_timeout or the model's timeout"

@@ -90,9 +90,8 @@ class RetryPolicy:
 
         Raises:
             The last failed attempt's error once attempts or time run out (also when time runs
-            out during a retry: the retry's cut-off is then a note on that error), at once an
-            error not in `retry_on`, and `ModelTimeoutError` when the first attempt outlasts
-            the total time.
+            out during a retry), at once an error not in `retry_on`, and `ModelTimeoutError`
+            when the first attempt outlasts the total time.
         """
         deadline = None if self.total_timeout is None else time.monotonic() + self.total_timeout
         retry = 0
@@ -107,13 +106,12 @@ class RetryPolicy:
             except TimeoutError as exc:
                 if isinstance(exc, ModelError):
                     raise
-                if error is not None:
-                    error.add_note(f"retry {retry} was cut off by the total time budget of {self.total_timeout:g} s")
-                    raise error from None
-                raise ModelTimeoutError(
-                    f"no answer within the total time budget of {self.total_timeout:g} s; "
-                    "raise RetryPolicy.total_timeout or the model's timeout"
-                ) from exc
+                if error is None:
+                    raise ModelTimeoutError(
+                        f"no answer within the total time budget of {self.total_timeout:g} s; "
+                        "raise RetryPolicy.total_timeout or the model's timeout"
+                    ) from exc
+                break  # time ran out during a retry: report the error that caused it, outside this handler
             retry += 1
             if retry >= self.max_attempts:
                 raise error
@@ -121,3 +119,4 @@ class RetryPolicy:
             if deadline is not None and time.monotonic() + wait >= deadline:
                 raise error
             await anyio.sleep(wait)
+        raise error

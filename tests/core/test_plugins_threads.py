@@ -6,6 +6,8 @@ import threading
 import time
 
 import anyio
+import anyio.abc
+import anyio.to_thread
 import pytest
 
 from gecko.errors import StorageClosedError
@@ -60,22 +62,27 @@ async def test_result_and_error_reach_the_caller() -> None:
 
 async def test_a_cancelled_caller_abandons_a_queued_call_and_the_running_one_sees_it() -> None:
     worker = _worker()
+    running = threading.Event()
     release = threading.Event()
     ran: list[str] = []
     running_saw_abandon = threading.Event()
 
     def blocking() -> None:
         ran.append("blocking")
+        running.set()
         release.wait(10)
         if worker.abandoned():
             running_saw_abandon.set()
 
-    with anyio.move_on_after(0.2):
-        async with anyio.create_task_group() as group:
-            group.start_soon(worker.run, blocking)
-            await anyio.sleep(0.05)
-            group.start_soon(worker.run, lambda: ran.append("queued"))
-            await anyio.sleep(10)
+    async def queue_behind(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        await worker.run(lambda: ran.append("queued"))  # submitted before this task first yields
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.run, blocking)
+        await anyio.to_thread.run_sync(running.wait, 10)
+        await group.start(queue_behind)
+        group.cancel_scope.cancel()
     release.set()
     assert await worker.run(lambda: "after") == "after"
     assert ran == ["blocking"]  # the queued call was abandoned before it started

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from typing import Any
 
 import anyio
@@ -68,8 +69,12 @@ def return_a_set(text: str) -> set[str]:
     return set(text)
 
 
+SLOW_RELEASED = threading.Event()
+
+
 async def slow(text: str) -> str:
-    await anyio.sleep(3)
+    """Finish only once the test releases it: a race can end before that only by cancelling it."""
+    await anyio.to_thread.run_sync(SLOW_RELEASED.wait, 60)
     return "slow"
 
 
@@ -98,8 +103,12 @@ async def test_member_errors_come_back_typed_and_redacted() -> None:
 
 async def test_race_losers_are_cancelled_through_the_executor() -> None:
     team = Team([slow, shout], executor=ThreadExecutor(), strategy=ExecutionStrategy.RACE)
-    with anyio.fail_after(2):
-        results = await team.run("fast")
+    SLOW_RELEASED.clear()
+    try:
+        with anyio.fail_after(60):  # bounds a hang only: slow never finishes on its own
+            results = await team.run("fast")
+    finally:
+        SLOW_RELEASED.set()  # ends the abandoned thread
     assert (results[0].result, results[1].status) == ("FAST", MemberStatus.CANCELLED)
 
 

@@ -287,7 +287,7 @@ async def test_timeout_checkpoints_and_resume_finishes(storage: Storage) -> None
         return "slow done"
 
     def build() -> Workflow:
-        wf = Workflow("to", storage=storage, timeout=0.05, checkpoint_strategy=CheckpointStrategy.FINAL)
+        wf = Workflow("to", storage=storage, timeout=0.5, checkpoint_strategy=CheckpointStrategy.FINAL)
         wf.add_node("fast", lambda ctx: "fast").add_node("slow", slow)
         return wf.add_edge("fast", "slow").set_entry_point("fast")
 

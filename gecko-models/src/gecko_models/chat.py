@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 import anyio
 from pydantic import SecretStr
 
-from gecko.errors import ConfigurationError, ModelBadRequestError, UnsupportedRequestError
+from gecko.errors import ConfigurationError, ModelBadRequestError, ModelOutputError, UnsupportedRequestError
 from gecko.plugins.models import (
     ChatModel,
     ModelCapabilities,
@@ -263,6 +263,8 @@ class LiteLLMChat(ChatModel):
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Send `request` and return the whole reply, retrying transient failures."""
         raw = await self._send(request, self._complete)
+        if not raw.choices:
+            raise ModelOutputError(f"{self.model}: the reply holds no choices, so it has no message to read")
         choice = raw.choices[0]
         message = choice.message
         tool_calls = [

@@ -123,8 +123,7 @@ class RedisStorage(Storage):
             raise StorageError(f"{url.redacted!r}: namespace must not be empty")
         if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
             raise StorageError(
-                f"invalid Redis URL {url.redacted!r}: the path must be a database number; e.g. "
-                f"{_URL_EXAMPLES}"
+                f"invalid Redis URL {url.redacted!r}: the path must be a database number; e.g. {_URL_EXAMPLES}"
             )
         location = f"{url.scheme}://{url.netloc}{url.path}"
         # Spelled out rather than urlunsplit, which drops the "//" of unix:///path (the sync client refuses that).
@@ -168,7 +167,7 @@ class RedisStorage(Storage):
         text, version = found
         if text is None or version is None:
             return None
-        return text.decode("utf-8"), int(version)
+        return _stored_text(text, repr(key)), _stored_version(version, key)
 
     async def _raw_put(
         self,
@@ -221,7 +220,9 @@ class RedisStorage(Storage):
         pattern = self._data_key(prefix.translate(_GLOB_SPECIALS)) + "*"
 
         async def scan() -> list[str]:
-            return [raw.decode("utf-8")[start:] async for raw in self._client.scan_iter(match=pattern, count=1000)]
+            return [
+                _stored_text(raw, "a key")[start:] async for raw in self._client.scan_iter(match=pattern, count=1000)
+            ]
 
         return await self._call(scan)
 
@@ -249,7 +250,7 @@ class RedisStorage(Storage):
         owner = await self._call(lambda: self._client.hget(self._lease_key(name), "owner"))
         if owner is None:
             return None
-        return owner.decode("utf-8") if isinstance(owner, bytes) else str(owner)
+        return _stored_text(owner, f"the owner of lease {name!r}") if isinstance(owner, bytes) else str(owner)
 
     async def _raw_renew_lease(self, lease: Lease, ttl: float) -> Lease:
         renewed = int(
@@ -286,3 +287,19 @@ class UnixSocketRedisStorage(RedisStorage):
     """`unix:///path/to/redis.sock?db=0`: Redis over a Unix socket."""
 
     scheme = "unix"
+
+
+def _stored_text(raw: bytes, what: str) -> str:
+    """`raw` as text; bytes that are not UTF-8 (written around Gecko) are a `StorageError`."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StorageError(f"Redis holds bytes that are not UTF-8 for {what}: {exc}") from exc
+
+
+def _stored_version(raw: bytes, key: str) -> int:
+    """The version stored beside `key`'s value; anything but a whole number is a `StorageError`."""
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise StorageError(f"Redis holds a version of {key!r} that is not a whole number: {raw!r}") from exc

@@ -34,12 +34,15 @@ def fast_retry() -> RetryPolicy:
 
 
 @pytest.fixture
-def closed_port_url() -> str:
-    """An OpenAI base URL on 127.0.0.1 where nothing listens."""
+def closed_port_url() -> Iterator[str]:
+    """An OpenAI base URL on 127.0.0.1 where nothing listens.
+
+    The port stays bound (never listening) for the whole test, so no other process can take it
+    and answer meanwhile: connecting is refused every time.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
 
 
 def answer_like_a_model(body: dict[str, Any]) -> ScriptItem:

@@ -55,6 +55,14 @@ class Next:
     input: Any = None
     update_state: Mapping[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.node, str):
+            raise WorkflowError(f"Next(node=...) takes a node's name, not a {type(self.node).__name__}")
+        if self.update_state is not None and not isinstance(self.update_state, Mapping):
+            raise WorkflowError(
+                f"Next(update_state=...) takes a mapping of state keys, not a {type(self.update_state).__name__}"
+            )
+
 
 class Step:
     """A function made a workflow node by `@step`; sync functions run in worker threads."""

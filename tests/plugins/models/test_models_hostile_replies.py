@@ -1,0 +1,228 @@
+"""Hostile replies over real HTTP through litellm: each ends typed or as the right result, and no bad call runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from gecko_models import LiteLLMChat
+
+from gecko.core.agent import Agent
+from gecko.core.builder import AgentBuilder
+from gecko.core.events import FinalOutput
+from gecko.core.toolbox import tool
+from gecko.errors import ModelOutputError, ModelServerError
+from gecko.plugins.models import ModelRequest, RetryPolicy
+from gecko.testing.models import reply, tool_calls_reply
+from gecko.testing.server import HTTPReply, OpenAIServer, ScriptItem
+from gecko.types import Message
+
+ONCE = RetryPolicy(max_attempts=1)
+HELLO = ModelRequest(messages=[Message.user("hi")])
+
+
+def _json(body: object) -> HTTPReply:
+    return HTTPReply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+def _completion(message: object = None, *, choices: object = ...) -> HTTPReply:
+    listed = [{"index": 0, "message": message, "finish_reason": "stop"}] if choices is ... else choices
+    return _json({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": listed})
+
+
+def _sse(*events: str, done: bool = True) -> HTTPReply:
+    body = "".join(events) + ("data: [DONE]\n\n" if done else "")
+    return HTTPReply(200, body.encode(), {"Content-Type": "text/event-stream"})
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    body = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def _call_piece(index: int, arguments: str, *, call_id: str | None = None, name: str | None = None) -> str:
+    piece: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if call_id is not None:
+        piece |= {"id": call_id, "type": "function"}
+        piece["function"]["name"] = name
+    return _chunk({"tool_calls": [piece]})
+
+
+class Recorder:
+    """An agent with an `echo` tool over the local server; `ran` lists what the tool was called with."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def agent(self, server: OpenAIServer) -> Agent:
+        @tool
+        def echo(text: str) -> str:
+            """Echo the text."""
+            self.ran.append(text)
+            return f"echo:{text}"
+
+        model = LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE)
+        return AgentBuilder().with_model(model).with_tools([echo]).build()
+
+
+# --- replies that are not a message ----------------------------------------------------------
+
+NOT_A_MESSAGE: dict[str, HTTPReply] = {
+    "content of the wrong type": _completion({"role": "assistant", "content": [{"type": "text", "text": "hi"}]}),
+    "a null message": _completion(choices=[{"index": 0, "message": None, "finish_reason": "stop"}]),
+    "a null choices list": _completion(choices=None),
+    "tool calls that are not a list": _completion({"role": "assistant", "content": None, "tool_calls": {"id": "c"}}),
+    "a body that is a list": HTTPReply(200, b"[1, 2]", {"Content-Type": "application/json"}),
+    "a body that is not UTF-8": HTTPReply(200, b'{"choices": [{"message": {"content": "\xff"}}]}'),
+    "a body nested past any parser": HTTPReply(200, b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    "NaN and text for token counts": HTTPReply(
+        200,
+        b'{"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, '
+        b'"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}], '
+        b'"usage": {"prompt_tokens": NaN, "completion_tokens": -5, "total_tokens": "lots"}}',
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", NOT_A_MESSAGE.values(), ids=NOT_A_MESSAGE.keys())
+async def test_a_reply_that_is_not_a_message_is_a_typed_server_error(answer: HTTPReply) -> None:
+    async with OpenAIServer([answer]) as server:
+        with pytest.raises(ModelServerError):
+            await LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE).complete(HELLO)
+
+
+async def test_a_reply_without_choices_is_a_model_output_error_in_the_client_and_the_agent() -> None:
+    empty = _completion(choices=[])
+    async with OpenAIServer([empty, empty]) as server:
+        with pytest.raises(ModelOutputError, match="no choices"):
+            await LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE).complete(HELLO)
+        recorder = Recorder()
+        with pytest.raises(ModelOutputError, match="no choices"):
+            await recorder.agent(server).run("hi")
+    assert recorder.ran == []
+
+
+async def test_a_null_content_without_tool_calls_is_an_empty_answer() -> None:
+    recorder = Recorder()
+    async with OpenAIServer([_completion({"role": "assistant", "content": None})]) as server:
+        output = await recorder.agent(server).run("hi")
+        assert len(server.chat_requests()) == 1
+    assert (output.content, recorder.ran) == ("", [])
+
+
+# --- tool calls the agent must refuse and re-ask --------------------------------------------
+
+REFUSED_CALLS: dict[str, tuple[ScriptItem, str]] = {
+    "arguments that are not JSON": (tool_calls_reply(("echo", "{text: x")), "Invalid arguments"),
+    "a key given twice": (tool_calls_reply(("echo", '{"text": "a", "text": "b"}')), "a key appears twice"),
+    "NaN for a string": (tool_calls_reply(("echo", '{"text": NaN}')), "Invalid arguments"),
+    "a lone surrogate": (tool_calls_reply(("echo", '{"text": "\\ud800"}')), "Invalid arguments"),
+    "a list, not an object": (tool_calls_reply(("echo", '["a"]')), "should be an object"),
+    "no arguments at all": (tool_calls_reply(("echo", "")), "Field required"),
+    "five megabytes of text": (tool_calls_reply(("echo", json.dumps({"text": "x" * 5_000_000}))), "the limit is"),
+    "an unknown tool": (tool_calls_reply(("rm_rf", "{}")), "Unknown tool 'rm_rf'"),
+    "a call without a name": (
+        _completion(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c", "type": "function", "function": {"arguments": "{}"}}],
+            }
+        ),
+        "Unknown tool ''",
+    ),
+}
+
+
+@pytest.mark.parametrize(("bad", "observed"), REFUSED_CALLS.values(), ids=REFUSED_CALLS.keys())
+async def test_a_refused_tool_call_never_runs_and_the_model_is_told_why(bad: ScriptItem, observed: str) -> None:
+    recorder = Recorder()
+    async with OpenAIServer([bad, reply("done")]) as server:
+        output = await recorder.agent(server).run("hi")
+        observation = server.chat_requests()[1]["messages"][-1]
+    assert (output.content, recorder.ran) == ("done", [])
+    assert observation["role"] == "tool"
+    assert observed in observation["content"]
+
+
+async def test_arguments_sent_as_an_object_instead_of_a_string_run_with_those_arguments() -> None:
+    recorder = Recorder()
+    call = {"id": "c", "type": "function", "function": {"name": "echo", "arguments": {"text": "as object"}}}
+    async with OpenAIServer(
+        [_completion({"role": "assistant", "content": None, "tool_calls": [call]}), "done"]
+    ) as server:
+        output = await recorder.agent(server).run("hi")
+    assert (output.content, recorder.ran) == ("done", ["as object"])
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+
+async def _streamed(answer: HTTPReply) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """The final answer, the tool's runs and the second request's messages of a streamed run."""
+    recorder = Recorder()
+    async with OpenAIServer([answer, reply("done")]) as server:
+        events = [event async for event in recorder.agent(server).stream("hi")]
+        requests = server.chat_requests()
+    final = events[-1]
+    assert isinstance(final, FinalOutput)
+    return final.output.content, recorder.ran, requests[-1]["messages"]
+
+
+async def test_tool_call_pieces_out_of_index_order_are_assembled_by_index() -> None:
+    stream = _sse(
+        _call_piece(1, '{"text": ', call_id="b", name="echo"),
+        _call_piece(0, '{"text": ', call_id="a", name="echo"),
+        _call_piece(0, '"first"}'),
+        _call_piece(1, '"second"}'),
+        _chunk({}, "tool_calls"),
+    )
+    content, ran, messages = await _streamed(stream)
+    assert (content, sorted(ran)) == ("done", ["first", "second"])  # the two calls run concurrently
+    assert [call["id"] for call in messages[1]["tool_calls"]] == ["a", "b"]
+    assert [(m["tool_call_id"], m["content"]) for m in messages[2:]] == [("a", "echo:first"), ("b", "echo:second")]
+
+
+async def test_arguments_streamed_before_the_call_s_name_still_make_one_call() -> None:
+    stream = _sse(
+        _call_piece(0, '{"text": "x"}'), _call_piece(0, "", call_id="a", name="echo"), _chunk({}, "tool_calls")
+    )
+    assert (await _streamed(stream))[:2] == ("done", ["x"])
+
+
+async def test_a_streamed_call_that_never_gets_a_name_never_runs() -> None:
+    content, ran, messages = await _streamed(_sse(_call_piece(3, '{"text": "x"}'), _chunk({}, "tool_calls")))
+    assert (content, ran) == ("done", [])
+    assert "Unknown tool ''" in messages[-1]["content"]
+
+
+async def test_a_stream_that_ends_without_done_keeps_its_text_and_text_after_the_finish_is_kept() -> None:
+    cut = _sse(_chunk({"content": "hel"}), _chunk({"content": "lo"}), _chunk({}, "stop"), done=False)
+    late = _sse(_chunk({"content": "a"}), _chunk({}, "stop"), _chunk({"content": "b"}))
+    assert (await _streamed(cut))[:2] == ("hello", [])
+    assert (await _streamed(late))[:2] == ("ab", [])
+
+
+BROKEN_STREAMS: dict[str, HTTPReply] = {
+    "a chunk that is not JSON": _sse(_chunk({"content": "hel"}), "data: {oops\n\n", _chunk({}, "stop")),
+    "chunks without choices only": _sse(
+        'data: {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []}\n\n'
+    ),
+    "a chunk that is not UTF-8": HTTPReply(
+        200,
+        b'data: {"choices": [{"index": 0, "delta": {"content": "\xff"}}]}\n\ndata: [DONE]\n\n',
+        {"Content-Type": "text/event-stream"},
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", BROKEN_STREAMS.values(), ids=BROKEN_STREAMS.keys())
+async def test_a_broken_stream_is_a_typed_server_error_and_runs_nothing(answer: HTTPReply) -> None:
+    recorder = Recorder()
+    async with OpenAIServer([answer]) as server:
+        with pytest.raises(ModelServerError):
+            async for _ in recorder.agent(server).stream("hi"):
+                pass
+    assert recorder.ran == []

@@ -185,6 +185,18 @@ async def test_tool_call_pieces_out_of_index_order_are_assembled_by_index() -> N
     assert [(m["tool_call_id"], m["content"]) for m in messages[2:]] == [("a", "echo:first"), ("b", "echo:second")]
 
 
+async def test_calls_streamed_at_one_index_with_their_own_ids_stay_separate_calls() -> None:
+    stream = _sse(
+        _call_piece(0, '{"text": ', call_id="a", name="echo"),
+        _call_piece(0, '"first"}'),
+        _call_piece(0, '{"text": "second"}', call_id="b", name="echo"),
+        _chunk({}, "tool_calls"),
+    )
+    content, ran, messages = await _streamed(stream)
+    assert (content, sorted(ran)) == ("done", ["first", "second"])
+    assert [call["id"] for call in messages[1]["tool_calls"]] == ["a", "b"]
+
+
 async def test_arguments_streamed_before_the_call_s_name_still_make_one_call() -> None:
     stream = _sse(
         _call_piece(0, '{"text": "x"}'), _call_piece(0, "", call_id="a", name="echo"), _chunk({}, "tool_calls")

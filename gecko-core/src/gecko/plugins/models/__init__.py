@@ -128,7 +128,8 @@ class StreamAccumulator:
     def __init__(self, model: str = "") -> None:
         self._model = model
         self._text: list[str] = []
-        self._calls: dict[int, dict[str, Any]] = {}
+        self._calls: list[dict[str, Any]] = []
+        self._open_calls: dict[int, dict[str, Any]] = {}
         self._usage = TokenUsage()
         self._finish_reason: FinishReason = "stop"
 
@@ -137,7 +138,12 @@ class StreamAccumulator:
         if chunk.text:
             self._text.append(chunk.text)
         for delta in chunk.tool_calls:
-            call = self._calls.setdefault(delta.index, {"id": None, "name": "", "arguments": []})
+            call = self._open_calls.get(delta.index)
+            if call is None or (delta.id and call["id"] and delta.id != call["id"]):
+                # A new id at an index already in use starts another call (some providers put every call at 0).
+                call = {"index": delta.index, "id": None, "name": "", "arguments": []}
+                self._open_calls[delta.index] = call
+                self._calls.append(call)
             if delta.id:
                 call["id"] = delta.id
             if delta.name:
@@ -151,8 +157,8 @@ class StreamAccumulator:
     def response(self) -> ModelResponse:
         """The assembled reply."""
         tool_calls = [
-            ToolCall(id=call["id"] or f"call_{index}", name=call["name"], arguments="".join(call["arguments"]) or "{}")
-            for index, call in sorted(self._calls.items())
+            ToolCall(id=call["id"] or f"call_{call['index']}", name=call["name"], arguments="".join(call["arguments"]) or "{}")
+            for call in sorted(self._calls, key=lambda call: call["index"])
         ]
         text = "".join(self._text)
         return ModelResponse(

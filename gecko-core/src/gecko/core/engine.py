@@ -37,7 +37,7 @@ import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import anyio
 from pydantic import BaseModel
@@ -99,6 +99,10 @@ class _Plan:
     pending: list[PendingApproval] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     error: GeckoError | None = None
+
+
+_Step: TypeAlias = tuple[Message, _Plan] | FinalOutput | None
+"""What a step of the loop leaves: a tool turn to run, the run's end, or nothing (ask the model)."""
 
 
 class ReActEngine:
@@ -186,11 +190,11 @@ class ReActEngine:
         """`iterate` without streaming, to its end: the run's output (a `PausedOutput` when it paused)."""
         run = _Run(self, state, structure, False, session_id, usage_limits or self.usage_limits)
         if not run.trace:
-            return await _final_output(run.iterate(approvals))
-        # Announced around the loop here rather than through `traced`: one async generator less per run.
+            return await run.complete(approvals)
+        # Announced around the loop here rather than through `traced`: no async generator in the run.
         async with run.agent_operation() as operation:
             run.operation = operation
-            output = await _final_output(run.iterate(approvals))
+            output = await run.complete(approvals)
             operation.output = output
             return output
 
@@ -298,37 +302,23 @@ class _Run:
         )  # fmt: skip
 
     async def iterate(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
-        engine, state = self.engine, self.state
+        """The loop as stream events (the driver of `ReActEngine.iterate`); `complete` takes the same steps."""
+        engine = self.engine
         try:
-            if approvals is not None:
-                message = state.messages[-1] if state.messages else None
-                if message is None or not message.tool_calls:
-                    raise ApprovalError("the saved run is not paused on tool calls; start a new run instead")
-                plan = await self._admit(message, "tool_calls", approvals)
-                if isinstance(plan, FinalOutput):
-                    yield plan
-                    return
-                if self.stream:
-                    for call, _ in plan.runnable:
-                        yield ToolStarted(call)
-                for finished in await self._act(message, plan):
-                    yield finished
-            elif self.observe:
-                await self._publish("agent.started", {"messages": len(state.messages)})
-
-            structured = (
-                self.structure.start(engine.model.capabilities, state.messages) if self.structure is not None else None
-            )
+            step = await self._begin(approvals)
+            structured = self._structured()
             while True:
-                if state.turns >= engine.max_turns:
-                    raise MaxTurnsExceeded(
-                        f"no final answer after {engine.max_turns} model requests; raise max_turns "
-                        "(AgentBuilder.with_max_turns) or give the agent a simpler task"
-                    )
-                if self.limits is not None:
-                    self.limits.check(state)
+                if isinstance(step, FinalOutput):
+                    yield step
+                    return
+                if step is not None:
+                    message, plan = step
+                    if self.stream:
+                        for call, _ in plan.runnable:
+                            yield ToolStarted(call)
+                    for finished in await self._act(message, plan):
+                        yield finished
                 request = await self._request(structured)
-                state.turns += 1
                 try:
                     if self.stream and not engine.bus.has_model_middleware:
                         async with self._model_operation(request) as operation:
@@ -355,74 +345,122 @@ class _Run:
                         if self.stream and response.message.text:
                             yield TextDelta(response.message.text)
                 except ModelBadRequestError as exc:
-                    if structured is None:
-                        raise
-                    structured.rejected(exc)  # the next strategy, or the error again
+                    step = _rejected(structured, exc)
                     continue
-                state.add_usage(response.usage)
-                if self.observe:
-                    await self._publish(
-                        "model.finished",
-                        {"turn": state.turns, "finish_reason": response.finish_reason, **_usage_data(response.usage)},
-                    )
-                message = response.message
-
-                if message.tool_calls and (structured is None or not structured.is_output_call(message)):
-                    if not self._batch_admissible(message):
-                        continue
-                    state.messages.append(message)
-                    plan = await self._admit(message, response.finish_reason, None)
-                    if isinstance(plan, FinalOutput):
-                        yield plan
-                        return
-                    if self.stream:
-                        for call, _ in plan.runnable:
-                            yield ToolStarted(call)
-                    for finished in await self._act(message, plan):
-                        yield finished
-                    continue
-
-                data: Any = None
-                content = message.text
-                if structured is None:
-                    state.messages.append(message)
-                else:
-                    data = structured.answer(response)
-                    if data is None:
-                        continue
-                    if not content:
-                        # `model_dump_json()` without its Python-level keyword handling: the same serializer call.
-                        content = (
-                            data.__pydantic_serializer__.to_json(data).decode()
-                            if isinstance(data, BaseModel)
-                            else json.dumps(data)
-                        )
-                output = AgentOutput(content=content, data=data, messages=state.messages, usage=state.usage())
-                if self.observe:
-                    await self._publish("agent.finished", _usage_data(output.usage))
-                yield FinalOutput(output)
-                return
+                step = await self._answered(response, structured)
         except anyio.get_cancelled_exc_class():
             raise
         except GeneratorExit:
             raise
         except Exception as exc:
-            if self.observe:
-                with anyio.CancelScope(shield=True):
-                    await self._publish("agent.failed", {"error": type(exc).__name__, "message": redact(text_of(exc))})
+            await self._failed(exc)
             raise
 
+    async def complete(self, approvals: Mapping[str, bool] | None) -> AgentOutput:
+        """The loop without streaming, as one coroutine (no event generator): the steps of `iterate`."""
+        try:
+            step = await self._begin(approvals) if approvals is not None or self.observe else None
+            structured = self._structured()
+            while True:
+                if isinstance(step, FinalOutput):
+                    return step.output
+                if step is not None:
+                    await self._act(*step)
+                request = await self._request(structured)
+                try:
+                    response = await self._call_model(request)
+                except ModelBadRequestError as exc:
+                    step = _rejected(structured, exc)
+                    continue
+                step = await self._answered(response, structured)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+
+    # --- the steps of the loop -------------------------------------------------------------
+
+    async def _begin(self, approvals: Mapping[str, bool] | None) -> _Step:
+        """Start the run: announce it, or take the approvals of the paused turn (the tool turn to run)."""
+        state = self.state
+        if approvals is None:
+            if self.observe:
+                await self._publish("agent.started", {"messages": len(state.messages)})
+            return None
+        message = state.messages[-1] if state.messages else None
+        if message is None or not message.tool_calls:
+            raise ApprovalError("the saved run is not paused on tool calls; start a new run instead")
+        plan = await self._admit(message, "tool_calls", approvals)
+        return plan if isinstance(plan, FinalOutput) else (message, plan)
+
+    def _structured(self) -> StructuredRun[Any] | None:
+        structure = self.structure
+        return None if structure is None else structure.start(self.engine.model.capabilities, self.state.messages)
+
+    async def _answered(self, response: ModelResponse, structured: StructuredRun[Any] | None) -> _Step:
+        """Take a model reply: the tool turn to run, the run's end, or None for another request."""
+        state = self.state
+        state.add_usage(response.usage)
+        if self.observe:
+            await self._publish(
+                "model.finished",
+                {"turn": state.turns, "finish_reason": response.finish_reason, **_usage_data(response.usage)},
+            )
+        message = response.message
+        if message.tool_calls and (structured is None or not structured.is_output_call(message)):
+            if not self._batch_admissible(message):
+                return None
+            state.messages.append(message)
+            plan = await self._admit(message, response.finish_reason, None)
+            return plan if isinstance(plan, FinalOutput) else (message, plan)
+        data: Any = None
+        content = message.text
+        if structured is None:
+            state.messages.append(message)
+        else:
+            data = structured.answer(response)
+            if data is None:
+                return None
+            if not content:
+                # `model_dump_json()` without its Python-level keyword handling: the same serializer call.
+                content = (
+                    data.__pydantic_serializer__.to_json(data).decode()
+                    if isinstance(data, BaseModel)
+                    else json.dumps(data)
+                )
+        output = AgentOutput(content=content, data=data, messages=state.messages, usage=state.usage())
+        if self.observe:
+            await self._publish("agent.finished", _usage_data(output.usage))
+        return FinalOutput(output)
+
+    async def _failed(self, error: Exception) -> None:
+        if self.observe:
+            with anyio.CancelScope(shield=True):
+                await self._publish("agent.failed", {"error": type(error).__name__, "message": redact(text_of(error))})
+
     async def _request(self, structured: StructuredRun[Any] | None) -> ModelRequest:
-        engine = self.engine
-        messages = self.state.messages
+        """The next model request, within the run's budget (counted as a turn)."""
+        engine, state = self.engine, self.state
+        if state.turns >= engine.max_turns:
+            raise MaxTurnsExceeded(
+                f"no final answer after {engine.max_turns} model requests; raise max_turns "
+                "(AgentBuilder.with_max_turns) or give the agent a simpler task"
+            )
+        if self.limits is not None:
+            self.limits.check(state)
+        messages = state.messages
         if engine.system_message is not None:
             messages = [engine.system_message, *messages]
         if engine.memory is not None:
             messages = await engine.memory.prepare(messages)
         # The request validates into lists of its own: the run's conversation is not shared with it.
         if structured is not None:
-            return structured.request(messages, self.definitions)
-        return ModelRequest(messages=messages, tools=self.definitions)
+            request = structured.request(messages, self.definitions)
+        else:
+            request = ModelRequest(messages=messages, tools=self.definitions)
+        state.turns += 1
+        return request
 
     async def _call_model(self, request: ModelRequest) -> ModelResponse:
         bus = self.engine.bus
@@ -676,13 +714,12 @@ class _Run:
         await self.engine.bus.publish(Event(event_type, self.engine.name, self.state.run_id, data))
 
 
-async def _final_output(events: AsyncGenerator[StreamEvent, None]) -> AgentOutput:
-    """The output of the `FinalOutput` that ends a run's events."""
-    event: StreamEvent | None = None
-    async for event in events:  # noqa: B007 - only the last event, the FinalOutput, matters
-        pass
-    assert isinstance(event, FinalOutput), "a run always ends with a FinalOutput"
-    return event.output
+def _rejected(structured: StructuredRun[Any] | None, error: ModelBadRequestError) -> _Step:
+    """A refused request: with an output type, the next strategy (ask the model again); otherwise `error` again."""
+    if structured is None:
+        raise error
+    structured.rejected(error)
+    return None
 
 
 def _usage_data(usage: TokenUsage) -> dict[str, Any]:

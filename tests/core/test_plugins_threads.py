@@ -101,3 +101,133 @@ async def test_stop_runs_on_stop_on_the_thread_and_refuses_later_calls() -> None
         await worker.run(lambda: None)
     worker.stop()  # idempotent
     assert stopped == ["test-worker"]
+
+
+# --- asyncio: the worker wakes the loop through its own socket pair ---------------------------
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_asyncio_calls_wake_the_loop_through_one_reader_that_aclose_removes() -> None:
+    import asyncio
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        worker = _worker()
+        results = await asyncio.gather(*(worker.run(lambda number=number: number) for number in range(10)))
+        assert results == list(range(10))
+        waker = worker._waker
+        assert waker is not None
+        assert waker.loop is loop
+        receiving = waker.receiving.fileno()
+        assert loop.remove_reader(receiving)  # registered: put it back, aclose must remove it
+        loop.add_reader(receiving, waker._read)
+        await worker.aclose()
+        assert waker.receiving.fileno() == -1
+        assert waker.sending.fileno() == -1
+        assert not loop.remove_reader(receiving)
+
+    before = _open_fds()
+    asyncio.run(main())
+    assert _open_fds() == before
+
+
+def test_asyncio_a_stopped_worker_unregisters_its_reader_once_the_thread_exits() -> None:
+    import asyncio
+
+    async def main() -> None:
+        worker = _worker()
+        assert await worker.run(lambda: "served") == "served"
+        waker = worker._waker
+        assert waker is not None
+        worker.stop()  # no aclose: the thread's exit (end of file) is what cleans up
+        await anyio.to_thread.run_sync(worker._thread.join)
+        with anyio.fail_after(10):
+            # Nothing signals "the loop ran the reader": poll the reading end, a few loop turns.
+            while waker.receiving.fileno() != -1:  # noqa: ASYNC110
+                await asyncio.sleep(0)
+        assert waker.sending.fileno() == -1
+        with pytest.raises(StorageClosedError):
+            await worker.run(lambda: "refused")
+
+    before = _open_fds()
+    asyncio.run(main())
+    assert _open_fds() == before
+
+
+def test_asyncio_a_worker_outlives_its_loop_and_serves_the_next_one() -> None:
+    import asyncio
+
+    worker = _worker()
+    first_wakers = []
+
+    async def call(value: int) -> int:
+        result = await worker.run(lambda: value)
+        first_wakers.append(worker._waker)
+        return result
+
+    assert asyncio.run(call(1)) == 1
+    assert asyncio.run(call(2)) == 2
+    first, second = first_wakers
+    assert first is not second
+    assert first is not None
+    assert first.receiving.fileno() == -1  # the closed loop's reader is gone
+
+    async def close() -> None:
+        await worker.aclose()
+
+    asyncio.run(close())
+    assert second is not None
+    assert second.receiving.fileno() == -1
+
+
+def test_asyncio_a_second_open_loop_is_woken_without_the_reader() -> None:
+    import asyncio
+
+    worker = _worker()
+    served_on_thread: list[int] = []
+
+    async def on_second_loop() -> None:
+        assert await worker.run(lambda: "other loop") == "other loop"
+
+    async def main() -> None:
+        assert await worker.run(lambda: 1) == 1
+        waker = worker._waker
+        # Another loop, in another thread, while this one is open: woken by call_soon_threadsafe.
+        await anyio.to_thread.run_sync(lambda: served_on_thread.append(asyncio.run(on_second_loop()) is None))
+        assert worker._waker is waker
+        await worker.aclose()
+
+    asyncio.run(main())
+    assert served_on_thread == [True]
+
+
+def test_asyncio_cancelling_a_caller_mid_call_leaves_the_reader_serving() -> None:
+    import asyncio
+
+    async def main() -> None:
+        worker = _worker()
+        started = threading.Event()
+        release = threading.Event()
+
+        def slow() -> str:
+            started.set()
+            release.wait(10)
+            return "finished"
+
+        task = asyncio.ensure_future(worker.run(slow))
+        await anyio.to_thread.run_sync(started.wait)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        assert await worker.run(lambda: "next") == "next"
+        assert worker._waker is not None
+        assert not worker._waker.finished
+        await worker.aclose()
+
+    asyncio.run(main())

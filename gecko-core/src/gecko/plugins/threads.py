@@ -6,6 +6,11 @@ thread, and the thread wakes the waiting task directly through its event loop (a
 so a call costs one hop there and one back, never a blocked event loop. It is the bridge that
 makes such a plugin work on both backends the core supports.
 
+On asyncio the thread wakes the loop through a socket pair of its own, read by a reader
+registered with the loop (`_Waker`): one byte written per finished call, one read per batch of
+finished calls, none of asyncio's thread-safe callback machinery. The thread closes its end when it
+exits, and the reader then unregisters itself and closes the other (or `aclose` does, at once).
+
 Cancellation: a cancelled caller abandons its call. A call that has not started never runs; one
 already running finishes on the thread (so a resource is never left half-used) and can poll
 `abandoned()` to stop early, e.g. to give up retrying.
@@ -14,7 +19,9 @@ already running finishes on the thread (so a resource is never left half-used) a
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
+import socket
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -63,8 +70,12 @@ class WorkerThread:
         self._lock = threading.Lock()
         self._stopped = False
         self._closed_error = closed_error
+        # The reader of the loop this worker serves on asyncio (the first loop that called it), and
+        # every waker made, whose sending ends the thread closes as it exits (it alone writes them).
+        self._waker: _Waker | None = None
+        self._wakers: list[_Waker] = []
         self._thread = threading.Thread(
-            target=_serve, args=(self._calls, self._progress, on_stop), name=name, daemon=True
+            target=_serve, args=(self._calls, self._progress, on_stop, self._wakers), name=name, daemon=True
         )
         self._thread.start()
 
@@ -80,7 +91,10 @@ class WorkerThread:
             loop = None  # not asyncio: trio (kept out of this except block, so errors carry no context)
         if loop is None:
             return await self._run_trio(call)
-        pending = _AsyncioCall(call, loop)
+        waker = self._waker
+        if waker is None or waker.loop is not loop:
+            waker = self._waker_for(loop)
+        pending: _AsyncioCall[T] = _AsyncioCall(call, loop) if waker is None else _WokenCall(call, loop, waker)
         self._submit(pending)
         try:
             await pending.future
@@ -96,6 +110,28 @@ class WorkerThread:
         self._submit(pending)
         await trio.lowlevel.wait_task_rescheduled(pending.abort)
         return pending.outcome()
+
+    def _waker_for(self, loop: asyncio.AbstractEventLoop) -> _Waker | None:
+        """A reader of this worker's wake-ups registered with `loop`; None where it cannot be had.
+
+        None for a loop without readers (Windows' proactor) and, while the loop it serves is
+        open, for any other loop: those calls wake their loop with `call_soon_threadsafe`.
+        """
+        current = self._waker
+        if current is not None:
+            if not current.loop.is_closed():
+                return None
+            current.close_receiving()
+        with self._lock:
+            if self._stopped:
+                return None  # `run` raises `closed_error()` on submitting
+            try:
+                waker = _Waker(loop)
+            except NotImplementedError:
+                return None
+            self._waker = waker
+            self._wakers.append(waker)
+        return waker
 
     @property
     def idle(self) -> bool:
@@ -132,6 +168,14 @@ class WorkerThread:
         """`stop`, then wait (off the event loop) until the thread has exited."""
         self.stop()
         await anyio.to_thread.run_sync(self._thread.join)
+        waker = self._waker
+        if waker is not None:
+            try:
+                same_loop = asyncio.get_running_loop() is waker.loop
+            except RuntimeError:
+                same_loop = False
+            if same_loop or waker.loop.is_closed():
+                waker.close_receiving()
 
 
 class _Call(ABC, Generic[T]):
@@ -173,6 +217,68 @@ class _AsyncioCall(_Call[T]):
     def _settle(self) -> None:
         if not self.future.done():  # a cancelled waiter leaves a cancelled future
             self.future.set_result(None)
+
+
+class _WokenCall(_AsyncioCall[T]):
+    """An asyncio call whose finish the thread reports through the loop's `_Waker`."""
+
+    __slots__ = ("waker",)
+
+    def __init__(self, call: Callable[[], T], loop: asyncio.AbstractEventLoop, waker: _Waker) -> None:
+        super().__init__(call, loop)
+        self.waker = waker
+
+    def wake(self) -> None:
+        self.waker.finished.append(self)
+        try:
+            self.waker.sending.send(b"\0")
+        except BlockingIOError:
+            pass  # the buffer is full of wake-ups the loop has yet to read: it reads this call too
+        except OSError:
+            pass  # the reading end is closed: the loop is gone, nobody waits any more
+
+
+class _Waker:
+    """A socket pair whose reading end is registered with one asyncio loop.
+
+    The worker thread appends each finished call to `finished`, then writes one byte; the reader
+    (on the loop) reads what is there and settles every call in `finished`. The thread alone
+    closes `sending`, as it exits; the end of file that follows unregisters the reader and closes
+    `receiving` (`close_receiving`, which `WorkerThread.aclose` calls at once).
+    """
+
+    __slots__ = ("finished", "loop", "receiving", "sending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.finished: collections.deque[_AsyncioCall[Any]] = collections.deque()
+        self.receiving, self.sending = socket.socketpair()
+        self.receiving.setblocking(False)
+        self.sending.setblocking(False)
+        try:
+            loop.add_reader(self.receiving.fileno(), self._read)
+        except BaseException:
+            self.receiving.close()
+            self.sending.close()
+            raise
+
+    def _read(self) -> None:
+        try:
+            data = self.receiving.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        finished = self.finished
+        while finished:
+            finished.popleft()._settle()
+        if not data:
+            self.close_receiving()
+
+    def close_receiving(self) -> None:
+        """Unregister the reader (unless the loop is closed) and close the reading end; idempotent."""
+        if self.receiving.fileno() != -1:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self.receiving.fileno())
+            self.receiving.close()
 
 
 class _TrioCall(_Call[T]):
@@ -218,7 +324,10 @@ class _Progress:
 
 
 def _serve(
-    calls: queue.SimpleQueue[_Call[Any] | None], progress: _Progress, on_stop: Callable[[], object] | None
+    calls: queue.SimpleQueue[_Call[Any] | None],
+    progress: _Progress,
+    on_stop: Callable[[], object] | None,
+    wakers: list[_Waker],
 ) -> None:
     """The thread's loop; holds no reference to the worker's owner, so a dropped owner can be collected."""
     try:
@@ -235,5 +344,9 @@ def _serve(
             pending.wake()
             del pending
     finally:
-        if on_stop is not None:
-            on_stop()
+        try:
+            if on_stop is not None:
+                on_stop()
+        finally:
+            for waker in wakers:
+                waker.sending.close()

@@ -237,10 +237,10 @@ def compile_plan(
         node for node in nodes if not back[node] and all(condition is None for _, condition in forward[node])
     )
     direct: dict[str, DirectNode] = {}
-    for name, spec in nodes.items():
+    for node, spec in nodes.items():
         if spec.kind == ASYNC and spec.timeout is None:
-            after = tuple(dst for dst, _ in forward[name]) if name in unconditional else None
-            direct[name] = (spec.target, after, after[0] if after is not None and len(after) == 1 else None)
+            after = tuple(dst for dst, _ in forward[node]) if node in unconditional else None
+            direct[node] = (spec.target, after, after[0] if after is not None and len(after) == 1 else None)
     conditions = [condition for out in successors.values() for _, condition in out if condition is not None]
     plan = Plan(
         name=name,

@@ -53,6 +53,16 @@ def chain(n: int, name: str = "chain", **options: Any) -> Workflow:
     return wf.set_entry_point("n0")
 
 
+def linear(name: str, *nodes: Callable[[NodeContext], Awaitable[Any]]) -> Workflow:
+    """A chain of `nodes`, each named after its function, in the order given."""
+    wf = Workflow(name)
+    for previous, fn in zip((None, *nodes[:-1]), nodes, strict=True):
+        wf.add_node(fn.__name__, fn)
+        if previous is not None:
+            wf.add_edge(previous.__name__, fn.__name__)
+    return wf.set_entry_point(nodes[0].__name__)
+
+
 def mixed() -> Workflow:
     """Chains, a fan-out with a merge rule, a conditional edge, a skipped branch and a `Next` jump."""
 
@@ -256,11 +266,7 @@ def keeper(kept: dict[str, Any]) -> Workflow:
     async def fourth(ctx: NodeContext) -> list[Any]:
         return [dict(ctx.state), dict(kept["first"]), dict(kept["second"]), "count" in ctx.state]
 
-    wf = Workflow("keeper")
-    for name, fn in [("first", first), ("second", second), ("third", third), ("fourth", fourth)]:
-        wf.add_node(name, fn)
-    wf.add_edge("first", "second").add_edge("second", "third").add_edge("third", "fourth")
-    return wf.set_entry_point("first")
+    return linear("keeper", first, second, third, fourth)
 
 
 async def test_kept_views_and_mutated_values_read_alike_on_lean_and_observed_runs(observer: Observer) -> None:
@@ -349,11 +355,7 @@ def rewriter() -> Workflow:
         ctx.state["count"] += 1
         return int(ctx.state["count"])
 
-    wf = Workflow("rewriter")
-    for name, fn in [("seed", seed), ("churn", churn), ("look", look), ("bump", bump)]:
-        wf.add_node(name, fn)
-    wf.add_edge("seed", "churn").add_edge("churn", "look").add_edge("look", "bump")
-    return wf.set_entry_point("seed")
+    return linear("rewriter", seed, churn, look, bump)
 
 
 async def test_deletions_and_unchanged_reads_merge_alike_on_lean_and_observed_runs(observer: Observer) -> None:

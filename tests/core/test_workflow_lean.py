@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -53,6 +53,16 @@ def chain(n: int, name: str = "chain", **options: Any) -> Workflow:
     return wf.set_entry_point("n0")
 
 
+def linear(name: str, *nodes: Callable[[NodeContext], Awaitable[Any]]) -> Workflow:
+    """A chain of `nodes`, each named after its function, in the order given."""
+    wf = Workflow(name)
+    for previous, fn in zip((None, *nodes[:-1]), nodes, strict=True):
+        wf.add_node(fn.__name__, fn)
+        if previous is not None:
+            wf.add_edge(previous.__name__, fn.__name__)
+    return wf.set_entry_point(nodes[0].__name__)
+
+
 def mixed() -> Workflow:
     """Chains, a fan-out with a merge rule, a conditional edge, a skipped branch and a `Next` jump."""
 
@@ -83,6 +93,17 @@ def mixed() -> Workflow:
 
 def outcome(result: WorkflowResult) -> tuple[Any, ...]:
     return result.output, result.state, result.history.entries(), result.node_status, result.steps
+
+
+async def lean_then_observed(
+    observer: Observer, run: Callable[[], Awaitable[WorkflowResult]]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The outcomes of `run()` without the observer (a lean run), then with it (an observed run)."""
+    manager = plugin_manager()
+    manager.unregister(observer)
+    lean = outcome(await run())
+    manager.register(observer, "test-workflow-observer")
+    return lean, outcome(await run())
 
 
 async def test_lean_and_observed_runs_give_equal_results(observer: Observer) -> None:
@@ -245,21 +266,14 @@ def keeper(kept: dict[str, Any]) -> Workflow:
     async def fourth(ctx: NodeContext) -> list[Any]:
         return [dict(ctx.state), dict(kept["first"]), dict(kept["second"]), "count" in ctx.state]
 
-    wf = Workflow("keeper")
-    for name, fn in [("first", first), ("second", second), ("third", third), ("fourth", fourth)]:
-        wf.add_node(name, fn)
-    wf.add_edge("first", "second").add_edge("second", "third").add_edge("third", "fourth")
-    return wf.set_entry_point("first")
+    return linear("keeper", first, second, third, fourth)
 
 
 async def test_kept_views_and_mutated_values_read_alike_on_lean_and_observed_runs(observer: Observer) -> None:
-    manager = plugin_manager()
-    manager.unregister(observer)
     lean_kept: dict[str, Any] = {}
-    lean = outcome(await keeper(lean_kept).execute(input="in"))
-    manager.register(observer, "test-workflow-observer")
     observed_kept: dict[str, Any] = {}
-    observed = outcome(await keeper(observed_kept).execute(input="in"))
+    kepts = iter((lean_kept, observed_kept))
+    lean, observed = await lean_then_observed(observer, lambda: keeper(next(kepts)).execute(input="in"))
     assert lean == observed
     output, state, entries, _, _ = lean
     assert state == {"items": ["a", "b", "c"]}
@@ -319,3 +333,50 @@ async def test_interrupt_from_a_lean_chain_names_its_node() -> None:
     assert result.state == {"count": 4}
     with pytest.raises(WorkflowError, match="outside a workflow node"):
         interrupt("late")
+
+
+def rewriter() -> Workflow:
+    """A chain whose nodes delete and re-set keys, and read mutable values without changing them."""
+
+    async def seed(ctx: NodeContext) -> str:
+        ctx.state.update({"gone": 1, "back": 1, "items": ["a"], "count": 0})
+        return "seed"
+
+    async def churn(ctx: NodeContext) -> str:
+        del ctx.state["gone"]
+        del ctx.state["back"]
+        ctx.state["back"] = 2  # deleted, then set again: a plain write
+        return "churn"
+
+    async def look(ctx: NodeContext) -> list[str]:
+        return list(ctx.state["items"])  # read, not changed: no write
+
+    async def bump(ctx: NodeContext) -> int:
+        ctx.state["count"] += 1
+        return int(ctx.state["count"])
+
+    return linear("rewriter", seed, churn, look, bump)
+
+
+async def test_deletions_and_unchanged_reads_merge_alike_on_lean_and_observed_runs(observer: Observer) -> None:
+    lean, observed = await lean_then_observed(observer, lambda: rewriter().execute())
+    assert lean == observed
+    assert lean[1] == {"back": 2, "items": ["a"], "count": 1}
+    assert [output for _, output in lean[2]] == ["seed", "churn", ["a"], 1]
+    diffs = [node for kind, node in observer.events if kind == "workflow.state.diff"]
+    assert diffs == ["seed", "churn", "bump"]
+
+
+async def test_a_chain_of_nodes_that_never_write_keeps_the_state() -> None:
+    async def idle(ctx: NodeContext) -> str:
+        return ctx.node
+
+    wf = Workflow("idle")
+    for i in range(20):
+        wf.add_node(f"n{i}", idle)
+        if i:
+            wf.add_edge(f"n{i - 1}", f"n{i}")
+    result = await wf.set_entry_point("n0").execute()
+    assert result.state == {}
+    assert result.output == "n19"
+    assert result.steps == 20

@@ -425,16 +425,15 @@ class Run:
     async def _run_lean(self, node: str) -> tuple[str, tuple[NodeContext, Any, int]] | None:
         """Run direct `node` in this task, then the direct nodes it makes ready, while completions are plain.
 
-        Plain: the node is in `Plan.plain`, returned no `Next` and asked for no checkpoint. Such a
-        completion is `_settle` and `_complete_unconditional` minus journal and events (a lean run
-        has neither), and a chain link (the only successor, waiting for nothing else) is run next
-        without any queue. Returns the first node whose completion is not plain, with its outcome,
-        for the worker to complete; None when the run stopped or nothing ready is left for this
-        task (ready nodes that are not direct wait at the queue's front).
+        Plain: the node is unconditional (`Plan.direct` lists its successors), returned no `Next`
+        and asked for no checkpoint. Such a completion is `_settle` and `_complete_unconditional`
+        minus journal and events (a lean run has neither), and a chain link (the only successor,
+        waiting for nothing else) is run next without any queue. Returns the first node whose
+        completion is not plain, with its outcome, for the worker to complete; None when the run
+        stopped or nothing ready is left for this task (ready nodes that are not direct wait at the
+        queue's front).
         """
-        plan = self.plan
-        plain = plan.plain
-        direct = plan.direct
+        direct = self.plan.direct
         pending = self.pending
         status = self.status
         remaining = self.remaining
@@ -458,10 +457,14 @@ class Run:
         enter = _current_context.set
         token = enter(None)
         try:
-            while not self.stopping:
+            # `while True`: CPython 3.11 specializes a frame's instructions once an unconditional
+            # jump back has run a few times, which `while <condition>` never compiles to.
+            while True:
+                if self.stopping:
+                    return None
                 # `_begin`, spelled out.
-                self.steps += 1
-                if limit is not None and self.steps > limit:
+                self.steps = steps = self.steps + 1
+                if limit is not None and steps > limit:
                     self._fail_steps(node)
                     return None
                 if bases and node in bases:
@@ -469,6 +472,7 @@ class Run:
                 else:
                     base = self.state
                     start = self.rec
+                fn, after, link = direct[node]
                 view = new(StateView)
                 view._base = base
                 view._writes = {}
@@ -486,42 +490,36 @@ class Run:
                 status[node] = _RUNNING
                 enter(ctx)
                 try:
-                    output = await direct[node](ctx)
+                    output = await fn(ctx)
                 except Interrupt as signal:
                     self._pause(node, signal)
                     return None
                 except Exception as exc:
                     self._fail(node, exc)
                     return None
-                after = plain.get(node)
                 if after is None or ctx._checkpoint or type(output) is Next:
                     return node, (ctx, output, start)
-                writes = view._writes if view._copies is None else view.diff()
                 running.discard(node)
                 self.rec = rec = self.rec + 1
-                if writes:
-                    if rules or start != rec - 1:
-                        if not self._merged(node, writes, start):
-                            return None
-                    else:
-                        # `_merge` for a node whose view is the latest state, without merge rules.
-                        state = self.state.copy()
+                writes = view._writes
+                if writes or view._copies is not None:
+                    if view._copies is None and start == rec - 1 and not rules:
+                        # `_merge` for plain writes (no deletion, no copied value) onto the latest
+                        # state (`base`), without merge rules.
+                        self.state = {**base, **writes}
                         written = (node, rec)
-                        for key, value in writes.items():
+                        for key in writes:
                             writers[key] = written
-                            if value is DELETED:
-                                state.pop(key, None)
-                            else:
-                                state[key] = value
-                        self.state = state
+                    elif not self._merged(node, view.diff(), start):
+                        return None
                 status[node] = _SUCCESS
                 executed((node, output))
                 latest[node] = output
                 history.last_output = output
                 del pending[node]
-                if len(after) == 1 and remaining[after[0]] == 1:
+                if link is not None and remaining[link] == 1:
                     # A chain link: ready now, run next with the state as merged (no base to keep).
-                    node = after[0]
+                    node = link
                     remaining[node] = 0
                     activated.add(node)
                     if self.inbox:
@@ -540,7 +538,6 @@ class Run:
                     bases[node] = (self.state, self.rec)
                     self.queue.appendleft(node)
                     return None
-            return None
         finally:
             _current_context.reset(token)
 

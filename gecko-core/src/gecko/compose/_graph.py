@@ -33,6 +33,7 @@ __all__ = (
 ASYNC, SYNC, AGENT, WORKFLOW = 0, 1, 2, 3
 
 Condition = Callable[[Any], Any]
+DirectNode = tuple[Callable[..., Any], tuple[str, ...] | None, str | None]
 
 
 class CheckpointStrategy(str, Enum):
@@ -126,11 +127,11 @@ class Plan:
     max_lag: int
     # Nodes whose edges all go forward without a condition: completing one needs no await.
     unconditional: frozenset[str] = frozenset()
-    # Async function nodes without a timeout, each with its function: a worker awaits them directly
-    # (no coroutine of its own).
-    direct: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
-    # Direct nodes that are also unconditional, each with its successors: a lean run chains through them.
-    plain: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Async function nodes without a timeout: a worker awaits their functions directly (no coroutine
+    # of its own). Each maps to (function, successors, link): the successors when the node is also
+    # unconditional (a lean run completes it in its loop), else None; the link is the only
+    # successor, which a lean run may run next in the same loop.
+    direct: Mapping[str, DirectNode] = field(default_factory=dict)
     _regions: dict[str, tuple[list[str], frozenset[str]]] = field(default_factory=dict)
     _arming: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -235,7 +236,11 @@ def compile_plan(
     unconditional = frozenset(
         node for node in nodes if not back[node] and all(condition is None for _, condition in forward[node])
     )
-    direct = {name: spec.target for name, spec in nodes.items() if spec.kind == ASYNC and spec.timeout is None}
+    direct: dict[str, DirectNode] = {}
+    for node, spec in nodes.items():
+        if spec.kind == ASYNC and spec.timeout is None:
+            after = tuple(dst for dst, _ in forward[node]) if node in unconditional else None
+            direct[node] = (spec.target, after, after[0] if after is not None and len(after) == 1 else None)
     conditions = [condition for out in successors.values() for _, condition in out if condition is not None]
     plan = Plan(
         name=name,
@@ -257,7 +262,6 @@ def compile_plan(
         max_lag=max_lag,
         unconditional=unconditional,
         direct=direct,
-        plain={node: tuple(dst for dst, _ in forward[node]) for node in direct if node in unconditional},
     )
     _check_declared_writes(plan, frozenset(rules))
     return plan

@@ -16,7 +16,8 @@ MergeRule = Literal["append", "add", "merge"] | Callable[[Any, Any], Any]
 DELETED: Any = type("_Deleted", (), {"__repr__": lambda self: "DELETED"})()
 # An unset key, as merge rules receive it.
 MISSING: Any = object()
-_MUTABLE = (list, dict, set)
+# A set, not a tuple: `in` hashes the type instead of comparing it with each entry.
+_MUTABLE = frozenset((list, dict, set))
 
 
 class StateView(MutableMapping[str, Any]):
@@ -25,6 +26,8 @@ class StateView(MutableMapping[str, Any]):
     `base` is never mutated (the run replaces its state dict on every merge), so concurrent
     nodes never see each other's writes. Mutable values read from `base` are shallow-copied on
     first read; if the node changes such a copy in place, the change counts as a write.
+    `_copies` stays None until the node reads a mutable value or deletes a key: while it is None,
+    `_writes` are the node's whole diff, values to set (no `DELETED`).
     """
 
     __slots__ = ("_base", "_copies", "_writes")
@@ -71,6 +74,8 @@ class StateView(MutableMapping[str, Any]):
         if key not in self:
             raise KeyError(key)
         self._writes[key] = DELETED
+        if self._copies is None:
+            self._copies = {}
 
     def __contains__(self, key: object) -> bool:
         writes = self._writes

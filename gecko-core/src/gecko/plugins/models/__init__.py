@@ -157,7 +157,11 @@ class StreamAccumulator:
     def response(self) -> ModelResponse:
         """The assembled reply."""
         tool_calls = [
-            ToolCall(id=call["id"] or f"call_{call['index']}", name=call["name"], arguments="".join(call["arguments"]) or "{}")
+            ToolCall(
+                id=call["id"] or f"call_{call['index']}",
+                name=call["name"],
+                arguments="".join(call["arguments"]) or "{}",
+            )
             for call in sorted(self._calls, key=lambda call: call["index"])
         ]
         text = "".join(self._text)

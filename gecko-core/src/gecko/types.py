@@ -85,21 +85,30 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
 
+    # The constructors call the validator directly: what `cls(...)` does, without `__init__`'s overhead.
     @classmethod
     def system(cls, content: str) -> Message:
-        return cls(role=Role.SYSTEM, content=content)
+        message: Message = cls.__pydantic_validator__.validate_python({"role": Role.SYSTEM, "content": content})
+        return message
 
     @classmethod
     def user(cls, content: str | list[ContentPart]) -> Message:
-        return cls(role=Role.USER, content=content)
+        message: Message = cls.__pydantic_validator__.validate_python({"role": Role.USER, "content": content})
+        return message
 
     @classmethod
     def assistant(cls, content: str | None = None, tool_calls: list[ToolCall] | None = None) -> Message:
-        return cls(role=Role.ASSISTANT, content=content, tool_calls=tool_calls or [])
+        message: Message = cls.__pydantic_validator__.validate_python(
+            {"role": Role.ASSISTANT, "content": content, "tool_calls": tool_calls or []}
+        )
+        return message
 
     @classmethod
     def tool(cls, tool_call_id: str, content: str, name: str | None = None) -> Message:
-        return cls(role=Role.TOOL, content=content, tool_call_id=tool_call_id, name=name)
+        message: Message = cls.__pydantic_validator__.validate_python(
+            {"role": Role.TOOL, "content": content, "tool_call_id": tool_call_id, "name": name}
+        )
+        return message
 
     @property
     def text(self) -> str:

@@ -429,7 +429,10 @@ class _Run:
                     if isinstance(data, BaseModel)
                     else json.dumps(data)
                 )
-        output = AgentOutput(content=content, data=data, messages=state.messages, usage=state.usage())
+        # `AgentOutput(...)` without `__init__`'s overhead: the same validator call.
+        output: AgentOutput = AgentOutput.__pydantic_validator__.validate_python(
+            {"content": content, "data": data, "messages": state.messages, "usage": state.usage()}
+        )
         if self.observe:
             await self._publish("agent.finished", _usage_data(output.usage))
         return FinalOutput(output)
@@ -458,7 +461,9 @@ class _Run:
         if structured is not None:
             request = structured.request(messages, self.definitions)
         else:
-            request = ModelRequest(messages=messages, tools=self.definitions)
+            request = ModelRequest.__pydantic_validator__.validate_python(
+                {"messages": messages, "tools": self.definitions}
+            )
         state.turns += 1
         return request
 

@@ -260,7 +260,11 @@ class StructureEngine(Generic[T]):
             return self.prepare(ModelRequest(messages=messages, tools=tools), strategy)
         offered = [item for item in tools if item.name != OUTPUT_TOOL_NAME]
         offered.append(self._output_tool)
-        return ModelRequest(messages=messages, tools=offered, tool_choice="required" if len(offered) == 1 else "auto")
+        # `ModelRequest(...)` without `__init__`'s overhead: the same validator call.
+        request: ModelRequest = ModelRequest.__pydantic_validator__.validate_python(
+            {"messages": messages, "tools": offered, "tool_choice": "required" if len(offered) == 1 else "auto"}
+        )
+        return request
 
     def _instructions(self) -> Message:
         return Message.system(

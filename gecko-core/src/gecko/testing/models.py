@@ -11,6 +11,7 @@ import anyio
 from gecko.errors import ConfigurationError
 from gecko.plugins.models import (
     ChatModel,
+    FinishReason,
     ModelCapabilities,
     ModelChunk,
     ModelRequest,
@@ -35,14 +36,17 @@ def _usage(input_tokens: int, output_tokens: int) -> TokenUsage:
     )
 
 
+def _response(message: Message, usage: TokenUsage, finish_reason: FinishReason) -> ModelResponse:
+    # `ModelResponse(...)` without `__init__`'s overhead: the same validator call.
+    response: ModelResponse = ModelResponse.__pydantic_validator__.validate_python(
+        {"message": message, "usage": usage, "finish_reason": finish_reason, "model": "scripted"}
+    )
+    return response
+
+
 def reply(text: str, *, input_tokens: int = 10, output_tokens: int = 5) -> ModelResponse:
     """A final text answer with the given usage."""
-    return ModelResponse(
-        message=Message.assistant(text),
-        usage=_usage(input_tokens, output_tokens),
-        finish_reason="stop",
-        model="scripted",
-    )
+    return _response(Message.assistant(text), _usage(input_tokens, output_tokens), "stop")
 
 
 def tool_calls_reply(
@@ -53,12 +57,7 @@ def tool_calls_reply(
         call if isinstance(call, ToolCall) else ToolCall(id=f"call_{next(_call_ids)}", name=call[0], arguments=call[1])
         for call in calls
     ]
-    return ModelResponse(
-        message=Message.assistant(None, tool_calls),
-        usage=_usage(input_tokens, output_tokens),
-        finish_reason="tool_calls",
-        model="scripted",
-    )
+    return _response(Message.assistant(None, tool_calls), _usage(input_tokens, output_tokens), "tool_calls")
 
 
 def _as_response(item: Reply) -> ModelResponse:

@@ -46,3 +46,25 @@ def test_empty_record_is_sealed_as_an_object_holding_only_the_seal() -> None:
 def test_record_that_is_not_json_data_is_an_invalid_value_error() -> None:
     with pytest.raises(InvalidValueError):
         Sealer(None).seal_text({"at": float("nan")}, where="k", version=None)
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 16])
+def test_record_sealed_over_its_sorted_json_by_an_earlier_version_still_opens(key: bytes | None) -> None:
+    sealer = Sealer(key)
+    record = {"owner": "host", "count": 2, "parked": False, "at": 1.5}
+    sorted_body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    assert sorted_body != json.dumps(record, separators=(",", ":")).encode()
+    stored = {**record, SEAL_FIELD: sealer._tag(sorted_body, "gecko/attempts/w/s", 3)}
+    opened = open_stored(sealer, StoredAttempts, stored, where="gecko/attempts/w/s", version=3, what="the count")
+    assert opened == record
+    with pytest.raises(CorruptCheckpointError, match="integrity check"):
+        open_stored(sealer, StoredAttempts, {**stored, "count": 3}, where="gecko/attempts/w/s", version=3, what="c")
+
+
+def test_seal_covers_the_key_order_it_was_written_in() -> None:
+    sealer = Sealer(None)
+    record = {"owner": "host", "count": 2, "parked": False, "at": 1.5}
+    stored = json.loads(sealer.seal_text(record, where="k", version=1).text)
+    reordered = {name: stored[name] for name in ("count", "owner", "parked", "at", SEAL_FIELD)}
+    with pytest.raises(CorruptCheckpointError, match="integrity check"):
+        open_stored(sealer, StoredAttempts, reordered, where="k", version=1, what="the count")

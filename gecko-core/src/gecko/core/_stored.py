@@ -2,8 +2,9 @@
 
 Every record an engine stores to resume from (a workflow snapshot, journal entry or start count,
 an agent's saved session) carries a `seal` field: a SHA-256 digest, or an HMAC-SHA256 when a
-checkpoint key is configured, over the canonical JSON of the record together with the storage key
-and the version it is written at. Reading checks the shape first (so a wrong field is named), then
+checkpoint key is configured, over the record's JSON text as stored (its own key order, compact)
+together with the storage key and the version it is written at; records sealed over the key-sorted
+JSON (written by earlier versions) are still accepted. Reading checks the shape first (so a wrong field is named), then
 the seal.
 
 What the seal protects against:
@@ -29,14 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gecko.errors import ConfigurationError, CorruptCheckpointError
+from gecko.errors import ConfigurationError, CorruptCheckpointError, InvalidValueError
 from gecko.plugins.storage import JSONText, encode_value
 from gecko.types import Message
 
@@ -113,12 +113,9 @@ def resolve_checkpoint_key(key: bytes | str | None) -> bytes | None:
     return raw
 
 
-# Built once: `json.dumps` with options builds a new encoder on every call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
 def _canonical(record: dict[str, Any]) -> bytes:
-    return _CANONICAL.encode(record).encode()
+    """The key-sorted JSON that seals written before the stored text was sealed cover."""
+    return encode_value(record, sort_keys=True).encode()
 
 
 class Sealer:
@@ -133,7 +130,7 @@ class Sealer:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
         self.sealed_bytes = 0
-        """The size of the canonical JSON of the last record sealed (`seal`, `seal_text`) or verified."""
+        """The size of the JSON of the last record sealed (`seal`, `seal_text`) or verified."""
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
         # Exactly `json.dumps([where, version])`, without building an encoder per seal.
@@ -149,8 +146,8 @@ class Sealer:
         A record that is not JSON data is returned unsealed; the storage refuses it with `InvalidValueError`.
         """
         try:
-            body = _canonical(record)
-        except (TypeError, ValueError, RecursionError):
+            body = encode_value(record).encode()
+        except InvalidValueError:
             return record
         self.sealed_bytes = len(body)
         return {**record, SEAL_FIELD: self._tag(body, where, version)}
@@ -158,21 +155,25 @@ class Sealer:
     def seal_text(self, record: dict[str, Any], *, where: str, version: int | None) -> JSONText:
         """`record` with its seal, as the text to store at key `where` as `version` (None: not bound).
 
-        The seal covers the canonical JSON (keys sorted); the text keeps the record's own key order,
-        which a resume gives back, with the seal added as the last field, so no sealed copy of the
-        record is built and the storage does not encode it again.
+        The record is encoded once: the seal covers that text (the record's own key order, which a
+        resume gives back), and the stored text is it with the seal added as the last field, so no
+        sealed copy of the record is built and the storage does not encode it again.
 
         Raises:
             InvalidValueError: the record is not JSON data.
         """
-        body = encode_value(record, sort_keys=True).encode()
+        text = encode_value(record)
+        body = text.encode()
         self.sealed_bytes = len(body)
         tag = self._tag(body, where, version)
-        text = encode_value(record)
         return JSONText(f'{text[:-1]}{"," if record else ""}"{SEAL_FIELD}":"{tag}"}}')
 
-    def verify(self, tag: object, body: bytes, *, where: str, version: int | None, what: str) -> None:
-        """Check the seal `tag` of the record whose canonical JSON is `body` against its key and version.
+    def verify(
+        self, tag: object, record: dict[str, Any], body: bytes, *, where: str, version: int | None, what: str
+    ) -> None:
+        """Check the seal `tag` of `record`, whose stored JSON is `body`, against its key and version.
+
+        A seal over the key-sorted JSON of `record` (written by earlier versions) is accepted too.
 
         Raises:
             CorruptCheckpointError: no seal, or one that does not match (edited, moved, replayed, another key).
@@ -190,7 +191,10 @@ class Sealer:
             )
         # Compared as bytes: `compare_digest` refuses non-ASCII text, which a damaged seal may hold.
         self.sealed_bytes = len(body)
-        if not hmac.compare_digest(tag.encode(), self._tag(body, where, version).encode()):
+        expected = tag.encode()
+        if not hmac.compare_digest(expected, self._tag(body, where, version).encode()) and not hmac.compare_digest(
+            expected, self._tag(_canonical(record), where, version).encode()
+        ):
             cause = "was written with another key, " if self._key is not None else ""
             raise CorruptCheckpointError(
                 f"{what} fails its integrity check: it {cause}was changed after it was written, or was copied from "
@@ -228,12 +232,12 @@ def open_stored(
         raise CorruptCheckpointError(f"{what} is malformed: a {type(stored).__name__}, not an object")
     record = {name: value for name, value in stored.items() if name != SEAL_FIELD}
     try:
-        body = _canonical(record)
-    except (TypeError, ValueError, RecursionError) as exc:
+        body = encode_value(record).encode()
+    except InvalidValueError as exc:
         raise CorruptCheckpointError(f"{what} is malformed: not JSON data ({exc})") from None
     try:
         model.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise CorruptCheckpointError(f"{what} is malformed: {describe_invalid(exc)}") from None
-    sealer.verify(stored.get(SEAL_FIELD), body, where=where, version=version, what=what)
+    sealer.verify(stored.get(SEAL_FIELD), record, body, where=where, version=version, what=what)
     return record

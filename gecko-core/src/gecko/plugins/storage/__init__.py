@@ -140,6 +140,9 @@ def validate_key(key: object) -> str:
         raise InvalidKeyError("storage keys must not be empty")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidKeyError(f"storage key of {len(key)} characters exceeds {MAX_KEY_LENGTH}")
+    if key.isascii() and key.isprintable():
+        # Printable ASCII holds no control character and no surrogate: the common key needs no search.
+        return key
     forbidden = _FORBIDDEN_KEY_CHARACTERS.search(key)
     if forbidden is not None:
         if _SURROGATES.search(key):
@@ -157,9 +160,7 @@ def _encoder(*, sort_keys: bool) -> Callable[[object], str]:
     encoder = json.JSONEncoder(sort_keys=sort_keys, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     if c_make_encoder is None:  # an interpreter without the C accelerator
         return encoder.encode
-    one_shot = c_make_encoder(
-        None, encoder.default, encode_basestring, None, ":", ",", sort_keys, False, False
-    )
+    one_shot = c_make_encoder(None, encoder.default, encode_basestring, None, ":", ",", sort_keys, False, False)
     return lambda value: "".join(one_shot(value, 0))
 
 

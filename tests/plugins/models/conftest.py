@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from gecko.plugins.models import RetryPolicy
 from gecko.testing.models import reply, tool_calls_reply
+from gecko.testing.processes import refused_port
 from gecko.testing.server import OpenAIServer, ScriptItem
 
 
@@ -40,9 +40,8 @@ def closed_port_url() -> Iterator[str]:
     The port stays bound (never listening) for the whole test, so no other process can take it
     and answer meanwhile: connecting is refused every time.
     """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def answer_like_a_model(body: dict[str, Any]) -> ScriptItem:

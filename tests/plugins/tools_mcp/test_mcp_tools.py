@@ -22,7 +22,7 @@ from gecko.core.toolbox import ToolBox
 from gecko.errors import ConfigurationError, ToolServerError
 from gecko.plugins.models import ModelRequest
 from gecko.testing.models import FunctionModel, Reply, ScriptedModel, tool_calls_reply
-from gecko.testing.processes import ServerProcess, free_port, port_accepts
+from gecko.testing.processes import ServerProcess, free_port, port_accepts, refused_port
 from gecko.types import Role, ToolCall
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_test_server.py")
@@ -212,9 +212,10 @@ async def test_unreachable_servers_raise_typed_errors_without_secrets() -> None:
     missing = MCPServerStdio("/nonexistent/mcp-server-binary", connect_timeout=10)
     with pytest.raises(ToolServerError, match="cannot connect to MCP server /nonexistent/mcp-server-binary"):
         await Agent(model, tools=[missing]).run("hi")
-    refused = MCPServerHTTP(f"http://user:hunter2@127.0.0.1:{free_port()}/mcp", connect_timeout=10)
-    with pytest.raises(ToolServerError) as raised:
-        await Agent(model, tools=[refused]).run("hi")
+    with refused_port() as port:
+        refused = MCPServerHTTP(f"http://user:hunter2@127.0.0.1:{port}/mcp", connect_timeout=10)
+        with pytest.raises(ToolServerError) as raised:
+            await Agent(model, tools=[refused]).run("hi")
     assert "hunter2" not in str(raised.value)
     assert "[REDACTED]" in str(raised.value)
     assert model.requests == []

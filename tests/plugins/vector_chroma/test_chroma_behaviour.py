@@ -18,6 +18,7 @@ from gecko.errors import InvalidStorageURLError, StorageUnavailableError
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.vector import VectorRecord, VectorStore
 from gecko.plugins.vector.filters import parse_filter
+from gecko.testing.processes import refused_port
 
 pytestmark = pytest.mark.anyio
 
@@ -108,12 +109,7 @@ async def test_malformed_urls_are_rejected(url: str) -> None:
 
 
 async def test_unreachable_server_is_unavailable() -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with pytest.raises(StorageUnavailableError, match="cannot reach the Chroma server"):
+    with refused_port() as port, pytest.raises(StorageUnavailableError, match="cannot reach the Chroma server"):
         await create_storage(f"chroma+http://127.0.0.1:{port}")
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ("ServerProcess", "free_port", "port_accepts")
+__all__ = ("ServerProcess", "free_port", "port_accepts", "refused_port")
 
 
 def free_port() -> int:
@@ -23,6 +24,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 kept bound and never listening inside the block: connecting is refused.
+
+    Unlike a port from `free_port`, no other process can take it and answer meanwhile.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 def port_accepts(port: int, host: str = "127.0.0.1") -> bool:

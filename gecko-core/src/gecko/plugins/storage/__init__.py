@@ -204,7 +204,8 @@ class Storage(Closable):
     """An async key-value store of JSON data with versioned writes and optional TTL and leases.
 
     Subclasses set `scheme` and `capabilities` and implement the `_raw_*` methods; keys arrive
-    validated and values arrive as JSON text.
+    validated and values arrive as JSON text, which they give back as it was written (object key
+    order included: checkpoint seals cover that text).
     """
 
     scheme: ClassVar[str]

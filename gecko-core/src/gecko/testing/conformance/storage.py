@@ -169,6 +169,16 @@ class StorageConformance:
             await storage.compare_and_set("text", JSONText(encode_value("stale")), expected_version=1)
         assert await storage.get_versioned("text") == Versioned([value], 2)
 
+    async def test_object_key_order_round_trips(self, storage: Storage) -> None:
+        # Checkpoint seals cover the stored text in its own key order: a store that reorders keys
+        # (a JSON column type that normalises objects) would make every checkpoint read as tampered.
+        value = {"zeta": 1, "alpha": {"y": 2, "b": 3}, "mid": [{"k": 1, "a": 2}]}
+        await storage.set("ordered", JSONText(encode_value(value)))
+        await storage.set("ordered-data", value)
+        for key in ("ordered", "ordered-data"):
+            loaded = await storage.get(key)
+            assert encode_value(loaded) == encode_value(value)
+
     # --- writes and versions --------------------------------------------------------
 
     async def test_overwrite_replaces_value_and_bumps_version(self, storage: Storage) -> None:

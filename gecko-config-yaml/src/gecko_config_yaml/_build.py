@@ -159,7 +159,7 @@ class _Builder:
         if found is None:
             try:  # importing reads files and runs module code: off the event loop
                 found = await anyio.to_thread.run_sync(importlib.import_module, module_name)
-            except Exception as exc:  # any failure while importing user code is the definition's problem
+            except (Exception, SystemExit) as exc:  # any failure while importing user code is the definition's problem
                 raise self.source.error(path, f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
         for part in attribute.split("."):
             try:
@@ -168,6 +168,10 @@ class _Builder:
                 raise self.source.error(
                     path, f"{import_path!r}: {module_name!r} has no attribute path {attribute!r}"
                 ) from None
+            except Exception as exc:  # a property or module `__getattr__` of user code failing
+                raise self.source.error(
+                    path, f"{import_path!r}: reading {part!r} raised {type(exc).__name__}: {exc}"
+                ) from exc
         return found
 
     async def callable(self, path: Path, import_path: str) -> Any:
@@ -182,8 +186,8 @@ class _Builder:
             return await anyio.to_thread.run_sync(functools.partial(create_model, spec, **settings))
         except GeckoError as exc:
             raise self.source.error(path, str(exc)) from exc
-        except TypeError as exc:  # settings the provider's class does not take
-            raise self.source.error(path, f"settings for {spec!r} rejected: {exc}") from exc
+        except Exception as exc:  # settings the provider's class does not take, or cannot use
+            raise self.source.error(path, f"settings for {spec!r} rejected: {type(exc).__name__}: {exc}") from exc
 
     async def prompt(self, path: Path, prompt: str | PromptReference) -> str:
         if isinstance(prompt, str):
@@ -245,13 +249,16 @@ class _Builder:
         mapper = None
         if definition.input_mapper is not None:
             mapper = await self.callable((*path, "input_mapper"), definition.input_mapper)
-        return Team(
-            members,
-            name=definition.name,
-            strategy=ExecutionStrategy(definition.strategy),
-            max_concurrent=definition.max_concurrent,
-            input_mapper=mapper,
-        )
+        try:
+            return Team(
+                members,
+                name=definition.name,
+                strategy=ExecutionStrategy(definition.strategy),
+                max_concurrent=definition.max_concurrent,
+                input_mapper=mapper,
+            )
+        except GeckoError as exc:
+            raise self.source.error(path, str(exc)) from exc
 
     async def node(self, path: Path, node: NodeDefinition) -> object:
         if node.call is not None:

@@ -65,7 +65,10 @@ class SafeLineLoader(yaml.SafeLoader):
             raise DefinitionError(self.source, line, field_name(path), f"nested more than {_MAX_DEPTH} levels deep")
         lines.setdefault(path, line)
         if isinstance(node, yaml.MappingNode) and node.tag == _CORE + "map":
-            self.flatten_mapping(node)  # `<<: *anchor` merge keys
+            try:
+                self.flatten_mapping(node)  # `<<: *anchor` merge keys
+            except yaml.MarkedYAMLError as exc:
+                raise DefinitionError(self.source, line, field_name(path), f"not valid YAML: {exc.problem}") from None
             mapping: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 # A plain key is its text: a node named `no`, `on` or `1` keeps its name (YAML 1.1
@@ -87,13 +90,26 @@ class SafeLineLoader(yaml.SafeLoader):
         if isinstance(node, yaml.SequenceNode) and node.tag == _CORE + "seq":
             return [self._data(item, (*path, index), lines) for index, item in enumerate(node.value)]
         if isinstance(node, yaml.ScalarNode) and node.tag in _SCALARS:
-            return self.construct_object(node, deep=True)
+            return self._scalar(node, path, line)
         raise DefinitionError(
             self.source,
             line,
             field_name(path),
             f"tag {node.tag!r} is not allowed: a definition is data only; name code by import path (module:attribute)",
         )
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path, line: int) -> Any:
+        try:
+            value = self.construct_object(node, deep=True)
+        except ValueError as exc:  # an integer past Python's digit limit
+            raise DefinitionError(self.source, line, field_name(path), f"not a usable number: {exc}") from None
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a `"\ud800"` escape: no file, store or model can take it
+                reason = f"text holds a lone surrogate U+{ord(value[exc.start]):04X}"
+                raise DefinitionError(self.source, line, field_name(path), reason) from None
+        return value
 
 
 def field_name(path: Path) -> str:

@@ -38,7 +38,8 @@ ImportPath = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already gives typed values, so `'5'` for a count or `1` for a flag is a mistake to report
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelDefinition(_Strict):
@@ -128,7 +129,7 @@ class NodeDefinition(_Strict):
 class EdgeDefinition(_Strict):
     """`source` runs before `target`; with `when`, only if `when(ctx)` is true."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     source: str = Field(alias="from")
     target: str = Field(alias="to")

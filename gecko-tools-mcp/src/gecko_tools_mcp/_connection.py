@@ -19,7 +19,10 @@ import anyio
 if TYPE_CHECKING:
     from mcp import Client
 
-__all__ = ("Connection",)
+__all__ = ("CLOSE_BOUND", "Connection")
+
+CLOSE_BOUND = 10.0
+"""Seconds a session may take to close gracefully before it is cancelled."""
 
 _background: set[asyncio.Task[None]] = set()  # strong references: asyncio keeps only weak ones
 
@@ -48,6 +51,7 @@ class Connection:
         self._ready = anyio.Event()
         self._stop = anyio.Event()
         self._done = anyio.Event()
+        self._scope = anyio.CancelScope()  # the background task's: cancelled when stopping cannot wait
 
     @property
     def alive(self) -> bool:
@@ -74,21 +78,31 @@ class Connection:
         _spawn(self._own)
         await self._ready.wait()
         if self._client is None:
-            assert self._error is not None, "a connection that never came up records why"
-            raise self._error
+            raise self._error or ConnectionError("the MCP connection was stopped while connecting")
 
     async def stop(self) -> None:
-        """Leave the session and wait until the transport is closed (the server process gone)."""
+        """Leave the session and wait until the transport is closed (the server process gone).
+
+        A session still connecting (a server that never answers the handshake) is cancelled, and
+        so is a graceful close that takes longer than `CLOSE_BOUND` seconds; the SDK's shielded
+        shutdown still stops the server process.
+        """
         self._stop.set()
+        if self._client is None:
+            self._scope.cancel()
         with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CLOSE_BOUND):
+                await self._done.wait()
+            self._scope.cancel()
             await self._done.wait()
 
     async def _own(self) -> None:
         try:
-            async with self._open_client() as client:
-                self._client = client
-                self._ready.set()
-                await self._stop.wait()
+            with self._scope:
+                async with self._open_client() as client:
+                    self._client = client
+                    self._ready.set()
+                    await self._stop.wait()
         except Exception as exc:  # the transport broke or never came up: callers see it through `alive`
             self._error = exc
         finally:

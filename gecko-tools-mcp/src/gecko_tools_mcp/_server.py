@@ -144,13 +144,15 @@ class MCPServer:
         try:
             with anyio.fail_after(self.connect_timeout):
                 await connection.start()
-        except TimeoutError:
+        except BaseException as exc:  # timed out, failed, or the caller was cancelled: no half-open server left
             await connection.stop()
-            raise ToolServerError(
-                f"MCP server {self._describe()} did not answer within {self.connect_timeout:g} s"
-            ) from None
-        except Exception as exc:
-            raise ToolServerError(f"cannot connect to MCP server {self._describe()}: {_error_text(exc)}") from exc
+            if isinstance(exc, TimeoutError):
+                raise ToolServerError(
+                    f"MCP server {self._describe()} did not answer within {self.connect_timeout:g} s"
+                ) from None
+            if isinstance(exc, Exception):
+                raise ToolServerError(f"cannot connect to MCP server {self._describe()}: {_error_text(exc)}") from exc
+            raise
         self._connection = connection
 
     async def _client(self) -> Client:
@@ -258,6 +260,7 @@ class MCPServer:
     async def _call(self, server_name: str, arguments: dict[str, Any]) -> str:
         from mcp import MCPError
         from mcp_types import CONNECTION_CLOSED
+        from pydantic import ValidationError
 
         client = await self._client()
         try:
@@ -279,9 +282,13 @@ class MCPServer:
                     "have run); the next call reconnects"
                 ) from None
             raise ToolExecutionError(f"MCP tool {server_name!r} failed: {_error_text(exc)}") from None
+        except ValidationError as exc:  # a result that is not a CallToolResult (content not a list, unknown blocks)
+            raise ToolServerError(
+                f"MCP tool {server_name!r} returned a result that breaks the protocol: {_error_text(exc)}"
+            ) from None
         text = _result_text(result)
         if result.is_error:
-            raise ToolExecutionError(f"MCP tool {server_name!r} reported an error: {text}")
+            raise ToolExecutionError(f"MCP tool {server_name!r} reported an error: {text or '(no text)'}")
         return text
 
     def _session_dropped(self, error: Exception) -> bool:

@@ -1,4 +1,4 @@
-"""A raw JSON-RPC MCP server over stdio that misbehaves as `python mcp_hostile_server.py MODE` says.
+"""A raw JSON-RPC MCP server over stdio that misbehaves as `python mcp_hostile_server.py MODE [PID_FILE]` says.
 
 Built without the SDK so it can send what the SDK's server never would.
 """
@@ -6,11 +6,15 @@ Built without the SDK so it can send what the SDK's server never would.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 MODE = sys.argv[1]
 OUT = sys.stdout.buffer
+if len(sys.argv) > 2:
+    Path(sys.argv[2]).write_text(str(os.getpid()))
 
 FINE = {"name": "fine", "description": "Works.", "inputSchema": {"type": "object", "properties": {}}}
 EXTRA_TOOLS = {
@@ -31,12 +35,47 @@ EXTRA_TOOLS = {
             "inputSchema": {"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/a.json"}}},
         }
     ],
+    "no_schema": [{"name": "bare"}],
+    "null_schema": [{"name": "nulled", "inputSchema": None}],
+    "list_schema": [{"name": "listed", "inputSchema": [1, 2]}],
+    "int_name": [{"name": 7, "inputSchema": {"type": "object"}}],
+    "no_name": [{"inputSchema": {"type": "object"}}],
+    "empty_names": [{"name": "", "inputSchema": {"type": "object"}}, {"name": "", "inputSchema": {"type": "object"}}],
+    "long_names": [{"name": "x" * 70 + suffix, "inputSchema": {"type": "object"}} for suffix in "ab"],
+    "bad_properties": [{"name": "props", "inputSchema": {"type": "object", "properties": [1]}}],
     "huge_schema": [
         {
             "name": "huge",
             "inputSchema": {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(20_000)}},
         }
     ],
+}
+
+# Replies to tools/list (`%d` is the request id) that break JSON-RPC or the listing's shape.
+LIST_REPLIES = {
+    "list_not_json": b"{not json\n",
+    "list_tools_not_list": b'{"jsonrpc":"2.0","id":%d,"result":{"tools":{"a":1}}}\n',
+    "list_result_null": b'{"jsonrpc":"2.0","id":%d,"result":null}\n',
+    "list_error_bad_code": b'{"jsonrpc":"2.0","id":%d,"error":{"code":"x","message":5}}\n',
+    "list_error": b'{"jsonrpc":"2.0","id":%d,"error":{"code":-32000,"message":"listing broke"}}\n',
+}
+# Replies to tools/call (`ID` is the request id); `call_exit` and `call_hang` send none.
+CALL_REPLIES = {
+    "call_exit": b"",
+    "call_hang": b"",
+    "call_not_json": b"\x00\x01 not json at all\n",
+    "call_wrong_id": b'{"jsonrpc":"2.0","id":987654,"result":{"content":[]}}\n',
+    "call_content_not_list": b'{"jsonrpc":"2.0","id":ID,"result":{"content":"text"}}\n',
+    "call_unknown_block": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"video","data":"x"}]}}\n',
+    "call_image": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"image","data":"%%%",'
+    b'"mimeType":"image/png"}]}}\n',
+    "call_huge": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"text","text":"'
+    + b"y" * 3_000_000
+    + b'"}]}}\n',
+    "call_structured_only": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[],"structuredContent":{"a":[1,2]}}}\n',
+    "call_error_reply": b'{"jsonrpc":"2.0","id":ID,"error":{"code":-32602,"message":"no such tool"}}\n',
+    "call_result_null": b'{"jsonrpc":"2.0","id":ID,"result":null}\n',
+    "call_is_error_no_content": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[],"isError":true}}\n',
 }
 
 
@@ -56,6 +95,11 @@ for line in sys.stdin.buffer:
     if "id" not in message:
         continue
     method, request_id = message.get("method"), message["id"]
+    if method == "initialize" and MODE == "init_hang":
+        time.sleep(3600)
+    if method == "initialize" and MODE == "init_result_not_object":
+        send({"jsonrpc": "2.0", "id": request_id, "result": [1, 2]})
+        continue
     if method == "initialize":
         result: dict[str, object] = {
             "protocolVersion": "2025-06-18",
@@ -65,7 +109,19 @@ for line in sys.stdin.buffer:
     elif method == "tools/list":
         if MODE == "hang":
             time.sleep(3600)
+        if MODE in LIST_REPLIES:
+            OUT.write(LIST_REPLIES[MODE] % request_id)
+            OUT.flush()
+            continue
         result = {"tools": [FINE, *EXTRA_TOOLS.get(MODE, [])]}
+    elif method == "tools/call" and MODE in CALL_REPLIES:
+        if MODE == "call_exit":
+            sys.exit(1)
+        if MODE == "call_hang":
+            time.sleep(3600)
+        OUT.write(CALL_REPLIES[MODE].replace(b"ID", b"%d" % request_id))
+        OUT.flush()
+        continue
     elif method == "tools/call":
         if MODE == "not_utf8":
             reply = b'{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"\xff ok"}]}}\n' % request_id

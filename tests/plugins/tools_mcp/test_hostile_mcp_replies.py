@@ -1,0 +1,107 @@
+"""Servers whose replies break JSON-RPC or MCP: every listing and call ends in a typed error within its
+timeout, the session stays usable where the protocol allows, and no server process is left behind."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from gecko_tools_mcp import MCPServerStdio
+
+from gecko.core.toolbox import ToolBox
+from gecko.errors import ConfigurationError, ToolExecutionError, ToolServerError, ToolTimeoutError
+from gecko.types import ToolCall
+
+HOSTILE_SCRIPT = Path(__file__).with_name("mcp_hostile_server.py")
+BOUND = 60  # seconds: far above every timeout below; reaching it means something hung
+
+
+def hostile(mode: str, pid_file: Path | None = None) -> MCPServerStdio:
+    args = [str(HOSTILE_SCRIPT), mode, *([str(pid_file)] if pid_file else [])]
+    return MCPServerStdio(sys.executable, args, timeout=3, connect_timeout=5)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "message"),
+    [
+        ("no_schema", ToolServerError, "failed to list its tools: 1 validation error"),
+        ("null_schema", ToolServerError, "failed to list its tools"),
+        ("list_schema", ToolServerError, "failed to list its tools"),
+        ("bad_properties", ToolServerError, "failed to list its tools"),
+        ("int_name", ToolServerError, "failed to list its tools"),
+        ("no_name", ToolServerError, "failed to list its tools"),
+        ("list_tools_not_list", ToolServerError, "failed to list its tools"),
+        ("list_not_json", ToolServerError, "failed to list its tools"),
+        ("list_error", ToolServerError, "failed to list its tools: listing broke"),
+        # replies the SDK cannot read as any JSON-RPC message are dropped: the listing times out
+        ("list_result_null", ToolServerError, "did not list its tools within 5 s"),
+        ("list_error_bad_code", ToolServerError, "did not list its tools within 5 s"),
+        ("empty_names", ConfigurationError, "MCP tools '' and '' of .* both become '_'"),
+        ("long_names", ConfigurationError, "both become 'x{64}'"),
+        ("init_hang", ToolServerError, "did not answer within 5 s"),
+        ("init_result_not_object", ToolServerError, "did not answer within 5 s"),
+    ],
+)
+async def test_broken_handshakes_and_listings_are_typed_errors(
+    tmp_path: Path, mode: str, error: type[Exception], message: str
+) -> None:
+    pid_file = tmp_path / "pid"
+    box = ToolBox([hostile(mode, pid_file)])
+    with anyio.fail_after(BOUND):
+        with pytest.raises(error, match=message):
+            await box.open()
+        await box.aclose()
+    assert gone(int(pid_file.read_text())), "the server process was stopped"
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "content"),
+    [
+        ("call_exit", ToolExecutionError, "closed the connection during the call"),
+        ("call_hang", ToolTimeoutError, "did not finish within 3 s"),
+        ("call_not_json", ToolTimeoutError, "did not finish within 3 s"),
+        ("call_wrong_id", ToolTimeoutError, "did not finish within 3 s"),
+        ("call_result_null", ToolTimeoutError, "did not finish within 3 s"),
+        ("call_content_not_list", ToolExecutionError, "MCP tool 'fine' returned a result that breaks the protocol"),
+        ("call_unknown_block", ToolExecutionError, "MCP tool 'fine' returned a result that breaks the protocol"),
+        ("call_error_reply", ToolExecutionError, "MCP tool 'fine' failed: no such tool"),
+        ("call_is_error_no_content", ToolExecutionError, "MCP tool 'fine' reported an error: (no text)"),
+        ("call_image", None, "[image content (image/png) not shown]"),
+        ("call_structured_only", None, '{"a": [1, 2]}'),
+        ("call_huge", None, "[tool result truncated: showing the first 50000 of 3000000 characters]"),
+    ],
+)
+async def test_broken_call_replies_are_typed_errors(mode: str, error: type[Exception] | None, content: str) -> None:
+    box = ToolBox([hostile(mode)])
+    with anyio.fail_after(BOUND):
+        await box.open()
+        result = await box.execute(ToolCall(id="1", name="fine", arguments="{}"))
+        await box.aclose()
+    assert type(result.error) is error if error else result.error is None, result.content
+    assert content in result.content
+
+
+async def test_a_caller_cancelled_while_connecting_leaves_no_server(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    server = MCPServerStdio(sys.executable, [str(HOSTILE_SCRIPT), "init_hang", str(pid_file)], connect_timeout=600)
+    box = ToolBox([server])
+    with anyio.fail_after(BOUND):
+        async with anyio.create_task_group() as group:
+            group.start_soon(box.open)
+            # cancel once the process runs and waits for the handshake
+            while not pid_file.exists():  # noqa: ASYNC110 - a file another process writes has no event
+                await anyio.sleep(0.05)
+            group.cancel_scope.cancel()
+        await box.aclose()
+    assert gone(int(pid_file.read_text()))

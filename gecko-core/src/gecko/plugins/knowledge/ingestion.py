@@ -39,7 +39,7 @@ import anyio.to_thread
 from gecko.errors import ConfigurationError, DocumentLoadError, KnowledgeError
 from gecko.plugins.knowledge._layout import CONSTANT_VECTOR, DEFAULT_COLLECTION, KnowledgeLayout
 from gecko.plugins.knowledge._tasks import run_all
-from gecko.plugins.knowledge.documents import Document
+from gecko.plugins.knowledge.documents import Document, checked_document
 from gecko.plugins.knowledge.lexical import LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.knowledge.loaders import LOADERS, load_bytes
 from gecko.plugins.knowledge.splitters import AutoSplitter, Splitter
@@ -368,8 +368,7 @@ def _collect(inputs: list[str | os.PathLike[str] | Document]) -> list[_Source]:
     sources: dict[str, _Source] = {}
     for item in inputs:
         if isinstance(item, Document):
-            if not isinstance(item.text, str) or not isinstance(item.source, str) or not item.source:
-                raise DocumentLoadError(f"a Document needs a non-empty source and str text, got {item!r:.120}")
+            checked_document(item)
             entry = sources.setdefault(item.source, _Source(item.source, documents=[]))
             if entry.documents is None:
                 raise DocumentLoadError(f"{item.source!r} is given both as a file and as documents")

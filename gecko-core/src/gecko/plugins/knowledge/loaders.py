@@ -19,7 +19,7 @@ from pathlib import PurePath
 from typing import Any
 
 from gecko.errors import ConfigurationError, DocumentLoadError
-from gecko.plugins.knowledge.documents import Document
+from gecko.plugins.knowledge.documents import Document, checked_document
 from gecko.plugins.vector.filters import MetadataValue
 
 __all__ = ("LOADERS", "load_bytes", "supported_suffixes")
@@ -112,8 +112,10 @@ def load_pdf(source: str, data: bytes) -> list[Document]:
 
 
 def _metadata_value(value: Any) -> MetadataValue | None:
-    if isinstance(value, bool | int | str):
+    if isinstance(value, bool | str):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
@@ -137,16 +139,24 @@ def _json_document(source: str, item: Any, where: dict[str, MetadataValue]) -> D
     return Document(source, json.dumps(item, ensure_ascii=False), where, format="json")
 
 
+def _parse_json(source: str, text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f"{where or f' at line {exc.lineno}'}, column {exc.colno}"
+        raise DocumentLoadError(f"{source}: invalid JSON{at}: {exc.msg}") from exc
+    except (RecursionError, ValueError) as exc:  # nesting past the recursion limit; an integer past the digit limit
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise DocumentLoadError(f"{source}: unusable JSON{where}: {reason}") from None
+
+
 def load_json(source: str, data: bytes) -> list[Document]:
     """A JSON file: a list gives one document per item (metadata `item`), anything else one document.
 
     An object's `text` (or `content`) string is the text and its other scalar fields become
     metadata; other values are ingested as their JSON text.
     """
-    try:
-        parsed = json.loads(_decode(source, data))
-    except json.JSONDecodeError as exc:
-        raise DocumentLoadError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    parsed = _parse_json(source, _decode(source, data), "")
     if isinstance(parsed, list):
         return [_json_document(source, item, {"item": index}) for index, item in enumerate(parsed)]
     return [_json_document(source, parsed, {})]
@@ -158,10 +168,7 @@ def load_jsonl(source: str, data: bytes) -> list[Document]:
     for number, line in enumerate(_decode(source, data).splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DocumentLoadError(f"{source}: invalid JSON on line {number}, column {exc.colno}: {exc.msg}") from exc
+        item = _parse_json(source, line, f" on line {number}")
         documents.append(_json_document(source, item, {"line": number}))
     return documents
 
@@ -190,7 +197,8 @@ def load_bytes(source: str, data: bytes) -> list[Document]:
     """The documents in a file named `source` whose content is `data`, by the name's suffix.
 
     Raises:
-        DocumentLoadError: the suffix is not supported, or the content is malformed.
+        DocumentLoadError: the suffix is not supported, the content is malformed, or it gives text
+            or metadata no vector store can hold (a JSON `"\\ud800"` escape, an integer past 64 bits).
         ConfigurationError: the format needs a library that is not installed (PDF: pypdf).
     """
     suffix = PurePath(source).suffix.lower()
@@ -199,4 +207,4 @@ def load_bytes(source: str, data: bytes) -> list[Document]:
         raise DocumentLoadError(
             f"{source}: unsupported file type {suffix or '(no suffix)'!r}; supported: {', '.join(LOADERS)}"
         )
-    return loader(source, data)
+    return [checked_document(document) for document in loader(source, data)]

@@ -58,6 +58,7 @@ _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$
 _EMPTY_METADATA: Metadata = MappingProxyType({})
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _FLOAT32_MAX = 3.4028234663852886e38
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,10 @@ def _metadata(metadata: object, record_id: str) -> Metadata:
         elif isinstance(value, str):
             _check_text(value, f"metadata {key!r} of {record_id!r}")
             checked[key] = value
+        elif isinstance(value, int) and not isinstance(value, bool) and not _INT64_MIN <= value <= _INT64_MAX:
+            raise InvalidValueError(
+                f"metadata {key!r} of {record_id!r} is {value}, outside the 64-bit integers backends store"
+            )
         elif isinstance(value, (int, float, bool)):
             checked[key] = value
         else:

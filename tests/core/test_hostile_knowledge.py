@@ -1,0 +1,153 @@
+"""Hostile knowledge inputs: files, documents and metadata end in a `DocumentLoadError` naming the
+problem before anything is written, or in chunks that hold the text as given."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from gecko.errors import DocumentLoadError
+from gecko.plugins.knowledge import Document, IngestionPipeline
+from gecko.plugins.knowledge.loaders import load_bytes
+from gecko.plugins.knowledge.splitters import AutoSplitter, RecursiveSplitter, SentenceSplitter
+from gecko.plugins.storage.memory import MemoryStorage
+from gecko.testing.embedders import HashingEmbedder
+
+
+def _pdf() -> bytes:
+    pypdf = pytest.importorskip("pypdf")
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(100, 100)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json: unusable JSON: nested too deeply"),
+        ("deep.jsonl", b"{}\n" + b"[" * 100_000 + b"]" * 100_000, "unusable JSON on line 2: nested too deeply"),
+        ("big.json", b"1" * 5000, "big.json: unusable JSON: Exceeds the limit (4300 digits)"),
+        ("big.jsonl", b'{"text": "a", "n": ' + b"1" * 5000 + b"}", "unusable JSON on line 1: Exceeds the limit"),
+        ("bad.jsonl", b'{"text": "a"}\n{"text": \n', "bad.jsonl: invalid JSON on line 2, column 10"),
+        ("bad.json", b"\n  {", "bad.json: invalid JSON at line 2, column 4"),
+        ("empty.json", b"", "invalid JSON at line 1, column 1"),
+        ("surrogate.json", b'{"text": "a \\ud800 b"}', "text of 'surrogate.json' holds a lone surrogate"),
+        (
+            "surrogate.jsonl",
+            b'{"text": "a", "k": "\\udc00"}',
+            "metadata 'k' of 'surrogate.jsonl' holds a lone surrogate",
+        ),
+        ("key.json", b'{"text": "a", "\\udc00": "v"}', "metadata key '\\udc00' of 'key.json' holds a lone surrogate"),
+        ("binary.txt", bytes(range(256)), "binary.txt: not UTF-8 text (invalid start byte at byte 128)"),
+        ("utf16.md", "hi".encode("utf-16"), "utf16.md: not UTF-8 text"),
+        ("cut.html", b"<p>caf\xc3", "cut.html: not UTF-8 text"),
+        ("empty.pdf", b"", "empty.pdf: not a readable PDF"),
+        ("garbage.pdf", b"%PDF-1.7\n\x00\xff", "garbage.pdf: not a readable PDF"),
+        ("image.png", b"\x89PNG", "unsupported file type '.png'"),
+        ("no_suffix", b"text", "unsupported file type '(no suffix)'"),
+    ],
+)
+def test_hostile_files_are_document_load_errors(name: str, data: bytes, message: str) -> None:
+    with pytest.raises(DocumentLoadError) as caught:
+        load_bytes(name, data)
+    assert message in str(caught.value)
+
+
+def test_a_truncated_pdf_is_a_document_load_error() -> None:
+    pdf = _pdf()
+    with pytest.raises(DocumentLoadError, match=r"cut\.pdf: not a readable PDF"):
+        load_bytes("cut.pdf", pdf[: len(pdf) // 2])
+    assert load_bytes("blank.pdf", pdf) == []  # no page has text
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "texts", "metadata"),
+    [
+        ("nan.json", b'[NaN, {"text": "x", "v": Infinity, "w": 1}]', ["NaN", "x"], [{"item": 0}, {"item": 1, "w": 1}]),
+        ("wide.json", b'{"text": "x", "n": 100000000000000000000, "m": -3}', ["x"], [{"m": -3}]),
+        ("pairs.json", b'{"text": "\\ud83d\\ude00"}', ["\U0001f600"], [{}]),
+        ("charrefs.html", b"<p>&#xd800; &#0; &#x110000;</p>", ["\ufffd \ufffd \ufffd"], [{}]),
+        ("script.html", b"<script>x<p>y", [""], [{}]),
+        ("open.html", b"<![if x]>a<!--", ["a<!--"], [{}]),
+        ("nul.txt", b"a\x00b", ["a\x00b"], [{}]),
+        ("bom.txt", b"\xef\xbb\xbfhi", ["hi"], [{}]),
+        ("blank.jsonl", b"\n \n", [], []),
+    ],
+)
+def test_odd_but_readable_files_load_as_given(
+    name: str, data: bytes, texts: list[str], metadata: list[Mapping[str, object]]
+) -> None:
+    documents = load_bytes(name, data)
+    assert [document.text for document in documents] == texts
+    assert [dict(document.metadata) for document in documents] == metadata
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (Document("s.txt", "x", {"d": datetime.date(2020, 1, 1)}), "metadata 'd' of 's.txt' is a date"),  # type: ignore[dict-item]
+        (Document("s.txt", "x", {"s": {1}}), "metadata 's' of 's.txt' is a set"),  # type: ignore[dict-item]
+        (Document("s.txt", "x", {"b": b"x"}), "metadata 'b' of 's.txt' is a bytes"),  # type: ignore[dict-item]
+        (Document("s.txt", "x", {"n": None}), "metadata 'n' of 's.txt' is a NoneType"),  # type: ignore[dict-item]
+        (Document("s.txt", "x", {"d": {"a": 1}}), "metadata 'd' of 's.txt' is a dict"),  # type: ignore[dict-item]
+        (Document("s.txt", "x", {1: "x"}), "metadata keys of 's.txt' are non-empty strings"),  # type: ignore[dict-item]
+        (Document("s.txt", "x", {"$in": "x"}), "metadata keys of 's.txt' are non-empty strings"),
+        (Document("s.txt", "x", ["a"]), "metadata of 's.txt' must be a dict, got list"),  # type: ignore[arg-type]
+        (Document("s.txt", "x", {"x": float("nan")}), "metadata 'x' of 's.txt' is nan"),
+        (Document("s.txt", "x", {"i": 10**30}), "metadata 'i' of 's.txt' is 1000000000000000000000000000000, outside"),
+        (Document("s.txt", "x", {"l": []}), "lists must be non-empty and hold only strings"),
+        (Document("s.txt", "x", {"l": [1]}), "lists must be non-empty and hold only strings"),  # type: ignore[list-item]
+        (Document("s.txt", "a \ud800"), "text of 's.txt' holds a lone surrogate"),
+        (Document("s\udc00", "a"), "source 's\\udc00' holds a lone surrogate"),
+        (Document("s.txt", b"x"), "a Document needs a non-empty source and str text"),  # type: ignore[arg-type]
+        (Document("", "x"), "a Document needs a non-empty source and str text"),
+    ],
+)
+async def test_documents_no_store_can_hold_are_refused_before_anything_is_written(
+    document: Document, message: str
+) -> None:
+    store = MemoryStorage()
+    pipeline = IngestionPipeline(store, HashingEmbedder(8), progress=False)
+    with pytest.raises(DocumentLoadError) as caught:
+        await pipeline.run([Document("good.txt", "kept out too"), document])
+    assert message in str(caught.value)
+    assert await store.list_collections() == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\n\t ",
+        "\n" * 20_000,
+        "x" * 200_000,
+        "word " * 50_000,
+        "中" * 50_000,
+        "a.b,c;d:" * 20_000,
+        "# h\n" * 5000,
+    ],
+    ids=["empty", "blank", "newlines", "one-long-word", "words", "cjk", "punctuation", "headings-only"],
+)
+@pytest.mark.parametrize("splitter", [AutoSplitter(), RecursiveSplitter(50, 10), SentenceSplitter(40, 0)], ids=repr)
+def test_splitters_give_non_empty_chunks_within_size_that_keep_every_character(
+    splitter: AutoSplitter | RecursiveSplitter, text: str
+) -> None:
+    chunks = splitter.split(Document("s.md" if text.startswith("#") else "s.txt", text))
+    assert all(chunk.text and chunk.text == chunk.text.strip() for chunk in chunks)
+    size = splitter.text.chunk_size if isinstance(splitter, AutoSplitter) else splitter.chunk_size
+    assert all(len(chunk.text) <= size for chunk in chunks)
+    blank = set(" \n\t")
+    assert set("".join(chunk.text for chunk in chunks)) - blank == set(text) - blank
+
+
+async def test_zero_chunk_documents_ingest_as_empty_sources(tmp_path: Path) -> None:
+    (tmp_path / "blank.txt").write_text(" \n")
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    summary = await IngestionPipeline(MemoryStorage(), HashingEmbedder(8), progress=False).run([tmp_path])
+    assert (summary.files, summary.chunks, summary.embedded) == (2, 0, 0)

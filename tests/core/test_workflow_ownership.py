@@ -102,11 +102,19 @@ async def test_the_session_lease_is_held_while_a_node_runs(storage: MemoryStorag
 
 
 async def test_renewal_keeps_a_run_longer_than_the_lease_ttl(storage: MemoryStorage) -> None:
+    taken: list[bool] = []
+
     async def long(ctx: NodeContext) -> str:
-        await anyio.sleep(1.0)
+        # Another owner tries to take the session for over three TTLs: a lease nobody renewed
+        # would lapse after 0.3 s and be granted to it.
+        for _ in range(10):
+            await anyio.sleep(0.1)
+            lease = await storage.acquire_lease(lease_name("owned", "s1"), owner="someone-else", ttl=30)
+            taken.append(lease is not None)
         return "done"
 
     result = await two_steps(storage, long, lease_ttl=0.3).execute(session_id="s1")
+    assert taken == [False] * 10
     assert result.output == "done"
 
 

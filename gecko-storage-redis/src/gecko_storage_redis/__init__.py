@@ -22,7 +22,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gecko.errors import FencingError, StorageError, StorageUnavailableError, VersionConflictError
+from gecko.errors import (
+    FencingError,
+    InvalidStorageURLError,
+    StorageError,
+    StorageUnavailableError,
+    VersionConflictError,
+)
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
 from gecko.redaction import redact_url
 from gecko_storage_redis._threaded import ThreadedRedis
@@ -146,6 +152,14 @@ class RedisStorage(Storage):
                 client = ThreadedRedis(sync_client)
         except ValueError as exc:
             raise StorageError(f"invalid Redis URL {url.redacted!r}: {exc}; e.g. {_URL_EXAMPLES}") from exc
+        pool = (sync_client if isinstance(client, ThreadedRedis) else client).connection_pool
+        try:  # redis-py passes options it does not parse to the connection, which refuses them only when first used
+            pool.connection_class(**pool.connection_kwargs)
+        except TypeError as exc:
+            raise InvalidStorageURLError(
+                f"invalid Redis URL {url.redacted!r}: an option is not a Redis connection setting ({exc}); "
+                f"e.g. {_URL_EXAMPLES}"
+            ) from None
         return cls(client, namespace=namespace, location=redact_url(location))
 
     def _data_key(self, key: str) -> str:

@@ -24,7 +24,7 @@ from chromadb.api.models.Collection import Collection as ChromaCollection
 from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
 from chromadb.errors import NotFoundError
 
-from gecko.errors import InvalidStorageURLError, StorageUnavailableError
+from gecko.errors import InvalidStorageURLError, StorageError, StorageUnavailableError
 from gecko.plugins.storage import StorageURL
 from gecko.plugins.vector import Metadata, VectorHit, VectorRecord, VectorStore, VectorStoreCapabilities, local_path
 from gecko.plugins.vector.filters import AllOf, Condition, Filter, Scalar
@@ -85,7 +85,10 @@ class ChromaVectorStore(VectorStore):
         if url.query:
             raise InvalidStorageURLError(f"chroma:// takes no options, got {sorted(url.query)} in {url.raw!r}")
         settings = Settings(anonymized_telemetry=False, allow_reset=False)
-        client = await anyio.to_thread.run_sync(partial(chromadb.PersistentClient, path=path, settings=settings))
+        try:
+            client = await anyio.to_thread.run_sync(partial(chromadb.PersistentClient, path=path, settings=settings))
+        except Exception as exc:  # chromadb raises its own types for a path it cannot use (a file, no permission)
+            raise StorageError(f"cannot open chroma store {path!r}: {type(exc).__name__}: {exc}") from exc
         return cls(cast(Client, client))  # the factories are typed with the interface, which lacks close()
 
     async def _handle(self, collection: str) -> ChromaCollection | None:

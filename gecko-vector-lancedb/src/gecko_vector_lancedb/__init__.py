@@ -33,7 +33,7 @@ from lancedb.index import FTS, IvfPq
 from lancedb.query import LanceVectorQueryBuilder
 from lancedb.table import Table
 
-from gecko.errors import InvalidStorageURLError
+from gecko.errors import InvalidStorageURLError, StorageError
 from gecko.plugins.storage import StorageURL
 from gecko.plugins.vector import (
     Metadata,
@@ -171,9 +171,12 @@ class LanceDBVectorStore(VectorStore):
                 f"lancedb URL {url.raw!r}: the only option is ann_threshold=<positive integer>"
             )
         # Every read checks for a newer table version, so writes by other handles and processes show.
-        connection = await anyio.to_thread.run_sync(
-            partial(lancedb.connect, path, read_consistency_interval=timedelta(0))
-        )
+        try:
+            connection = await anyio.to_thread.run_sync(
+                partial(lancedb.connect, path, read_consistency_interval=timedelta(0))
+            )
+        except Exception as exc:  # a path it cannot use (a file, no permission)
+            raise StorageError(f"cannot open lancedb store {path!r}: {type(exc).__name__}: {exc}") from exc
         return cls(connection, ann_threshold=int(threshold))
 
     async def _table(self, collection: str) -> Table | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from gecko.errors import FencingError, VersionConflictError
+from gecko.errors import FencingError, InvalidStorageURLError, VersionConflictError
 from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
 from gecko.plugins.vector.memory import MemoryVectorStore
 
@@ -30,6 +30,10 @@ class MemoryStorage(Storage, MemoryVectorStore):
 
     @classmethod
     async def from_url(cls, url: StorageURL) -> MemoryStorage:
+        if url.netloc or url.path not in ("", "/") or url.query or "#" in url.raw:
+            raise InvalidStorageURLError(
+                f"{url.scheme}:// takes no location or options, got {url.redacted!r}; each such store is new and empty"
+            )
         return cls()
 
     def _live(self, key: str) -> tuple[str, int, float | None] | None:

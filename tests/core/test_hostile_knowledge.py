@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gecko.errors import DocumentLoadError
 from gecko.plugins.knowledge import Document, IngestionPipeline
@@ -151,3 +153,40 @@ async def test_zero_chunk_documents_ingest_as_empty_sources(tmp_path: Path) -> N
     (tmp_path / "empty.jsonl").write_bytes(b"")
     summary = await IngestionPipeline(MemoryStorage(), HashingEmbedder(8), progress=False).run([tmp_path])
     assert (summary.files, summary.chunks, summary.embedded) == (2, 0, 0)
+
+
+def _reference_merge(splitter: RecursiveSplitter, pieces: list[str]) -> list[str]:
+    """The packing as first written (a join of every piece at each step): what `_merge` must still give."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for piece in pieces:
+        if current and splitter.length("".join([*current, piece])) > splitter.chunk_size:
+            chunks.append("".join(current))
+            while current and (
+                splitter.length("".join(current)) > splitter.chunk_overlap
+                or splitter.length("".join([*current, piece])) > splitter.chunk_size
+            ):
+                current.pop(0)
+        current.append(piece)
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def _words_and_quarters(text: str) -> int:
+    """A length that is not additive, as token counts are not."""
+    return len(text.split()) + len(text) // 4
+
+
+@given(
+    pieces=st.lists(st.text(alphabet="ab \n,", min_size=1, max_size=12), max_size=60),
+    size=st.integers(1, 30),
+    overlap_share=st.floats(0, 0.99),
+    measure=st.sampled_from([len, _words_and_quarters]),
+)
+def test_packing_pieces_gives_what_the_first_packing_gave(
+    pieces: list[str], size: int, overlap_share: float, measure: Callable[[str], int]
+) -> None:
+    splitter = RecursiveSplitter(size, int(size * overlap_share), length=measure)
+    fitting = [piece for piece in pieces if measure(piece) <= size]  # `_merge` is given pieces that fit
+    assert splitter._merge(fitting) == _reference_merge(splitter, fitting)

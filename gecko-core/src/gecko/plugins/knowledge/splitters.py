@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,18 +145,19 @@ class RecursiveSplitter:
     def _merge(self, pieces: list[str]) -> list[str]:
         """Neighbouring pieces packed into chunks, each chunk starting with the last one's overlap."""
         chunks: list[str] = []
-        current: list[str] = []
+        current: deque[str] = deque()
+        text = ""  # always "".join(current): one copy per step, not a join of every piece (tiny pieces add up)
         for piece in pieces:
-            if current and self.length("".join([*current, piece])) > self.chunk_size:
-                chunks.append("".join(current))
+            if current and self.length(text + piece) > self.chunk_size:
+                chunks.append(text)
                 while current and (
-                    self.length("".join(current)) > self.chunk_overlap
-                    or self.length("".join([*current, piece])) > self.chunk_size
+                    self.length(text) > self.chunk_overlap or self.length(text + piece) > self.chunk_size
                 ):
-                    current.pop(0)
+                    text = text[len(current.popleft()) :]
             current.append(piece)
+            text += piece
         if current:
-            chunks.append("".join(current))
+            chunks.append(text)
         return chunks
 
     def _hard_cut(self, text: str) -> list[str]:

@@ -1,13 +1,14 @@
 """Train the semantic head on ../eval/data/train.jsonl; fit its fusion with the n-grams and the thresholds on dev.
 
-Usage: `python semantic.py` after `train.py` (needs scikit-learn, and gecko-ai-guardrails installed: its
-views, pieces, n-gram classifier and sentence encoder are the run-time ones). Writes
-../src/gecko_guardrails/semantic.json: plain JSON, no pickle. The head is a one-hidden-layer network over
-the sentence vector of a piece (the pieces `detect` scores: see `classifier.pieces`); benign texts that
-use injection words innocently weigh `HARD_WEIGHT` times more. Per channel, a logistic regression on dev
-fuses the logits of the n-gram score and the head's score, and the threshold is the lowest at which the
-fused score flags at most `MAX_HARD_FP` of dev's hard benign texts and `MAX_FP` of all its benign texts.
-The test split is never read here.
+Usage: `python semantic.py` (needs scikit-learn, and gecko-ai-guardrails installed: its views, pieces and
+sentence encoder are the run-time ones). Writes ../src/gecko_guardrails/semantic.json: plain JSON, no
+pickle. The head is a one-hidden-layer network over the sentence vector of a piece (the pieces `detect`
+scores: see `classifier.pieces`); benign texts that use injection words innocently weigh `HARD_WEIGHT` times
+more. The shipped n-gram model learns from dev too (`train.py`), so dev's n-gram scores here are out of fold:
+each dev text is scored by the n-gram model `train.py` fits without its fold. Per channel, a logistic
+regression on dev fuses the logits of that n-gram score and the head's score, and the threshold is the
+lowest at which the fused score flags at most `MAX_HARD_FP` of dev's hard benign texts and `MAX_FP` of all
+its benign texts. The test split is never read here.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import sys
 from typing import Any
 
 import numpy as np
-from gecko_guardrails.classifier import MIN_LENGTH, classifier, pieces
+from gecko_guardrails.classifier import MIN_LENGTH, Classifier, pieces
 from gecko_guardrails.detect import _BLANKS, _views
 from gecko_guardrails.sanitize import fold
 from gecko_guardrails.semantic import PIECES, Semantic, encode_array, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
-from train import HERE, MAX_FP, MAX_HARD_FP, load  # the n-gram trainer beside this script: same data, same budgets
+
+# The n-gram trainer beside this script: same data, folds and budgets.
+from train import FOLDS, HERE, MAX_FP, MAX_HARD_FP, fit, fold_of, load, training_pool
 
 OUT = HERE.parent / "src" / "gecko_guardrails" / "semantic.json"
 HIDDEN = 128
@@ -31,14 +34,16 @@ ALPHA = 0.01
 HARD_WEIGHT = 8.0
 
 
-def prepare(row: dict[str, Any]) -> None:
-    """The row's plain view, its pieces, each piece's n-gram score, and the n-gram score over all views."""
-    model = classifier()
+def prepare(row: dict[str, Any], model: Classifier | None = None) -> None:
+    """The row's plain view and its pieces; with an n-gram `model`, each piece's score and the score over all views."""
     views = _views(row["text"])
     row["plain"] = views[0][1]
     row["pieces"] = pieces(row["plain"])
-    row["piece_scores"] = [model.piece(piece) for piece in row["pieces"]]
-    row["ngram"] = max((model.probability(view) for _, view in views if len(view.strip()) >= MIN_LENGTH), default=0.0)
+    if model is not None:
+        row["piece_scores"] = [model.piece(piece) for piece in row["pieces"]]
+        row["ngram"] = max(
+            (model.probability(view) for _, view in views if len(view.strip()) >= MIN_LENGTH), default=0.0
+        )
 
 
 def labelled_pieces(row: dict[str, Any]) -> list[str]:
@@ -113,9 +118,14 @@ def fuse(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def main() -> None:
-    train, dev = load("train"), load("dev")
-    for row in train + dev:
+    train, dev, pool = load("train"), load("dev"), training_pool()
+    for row in train:
         prepare(row)
+    for number in range(FOLDS):
+        model = fit([row for row in pool if fold_of(row) != number])
+        for row in dev:
+            if fold_of(row) == number:
+                prepare(row, model)
     weights = shipped(fit_head(train))
     scorer = Semantic(
         hidden=np.asarray(weights["hidden"]["weights"], dtype=np.float32),

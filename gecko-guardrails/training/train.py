@@ -1,17 +1,22 @@
-"""Train the shipped classifier on ../eval/data/train.jsonl and pick its thresholds on dev.jsonl.
+"""Train the shipped classifier on the train and dev splits and further hard benign texts; thresholds out of fold.
 
 Usage: `python train.py` (needs scikit-learn, and gecko-ai-guardrails installed for `fold` and the
 n-gram features and pieces the run-time scorer uses). Writes ../src/gecko_guardrails/classifier.json: plain
-JSON, no pickle. There is one threshold per channel (user input, tool output): the lowest at which the classifier
-alone flags at most
-`MAX_HARD_FP` of dev's hard benign texts (those that use injection words innocently) and at most
-`MAX_FP` of all of dev's benign texts of that channel; the test split is never read here.
+JSON, no pickle. The model learns from ../eval/data/train.jsonl, dev.jsonl and hard_benign.jsonl (benign
+texts that use injection words innocently, from further public sources: `hard_benign.py`). The thresholds
+come from out-of-fold scores: the pool is cut into `FOLDS` folds (a text and the tool results quoting it in
+one fold), each fold scored by a model trained on the others; per channel (user input, tool output) the
+threshold is the lowest at which at most `MAX_HARD_FP` of the pool's hard benign texts and at most `MAX_FP`
+of all its benign texts are flagged. The test split is never read here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 from gecko_guardrails.classifier import WINDOW, Classifier, ngrams
@@ -25,7 +30,10 @@ OUT = HERE.parent / "src" / "gecko_guardrails" / "classifier.json"
 SIZES = (1, 4)
 MAX_FEATURES = 40_000
 HARD_WEIGHT = 4.0
-MAX_HARD_FP = 0.03
+FOLDS = 5
+# Stricter than the 3 % a threshold is meant to keep: dev's hard benign texts carry fewer injection words
+# than the held-out ones, and a threshold fitted at 3 % on dev flagged 6-7 % of test's (README, Measured).
+MAX_HARD_FP = 0.02
 MAX_FP = 0.03
 
 
@@ -51,33 +59,19 @@ def around(text: str, payload: str) -> list[str]:
     ]
 
 
-def pick(scorer: Classifier, dev: list[dict[str, object]]) -> float:
-    """The lowest threshold within the false-positive budgets on `dev` (one channel's rows)."""
-    scores = [(scorer.probability(fold(str(row["text"]))), row) for row in dev]
-    benign = [score for score, row in scores if row["label"] == 0]
-    hard = [score for score, row in scores if row["label"] == 0 and row["hard"]]
-    positives = [score for score, row in scores if row["label"] == 1]
-    for step in range(5, 100):
-        threshold = step / 100
-        hard_fp = sum(score >= threshold for score in hard)
-        benign_fp = sum(score >= threshold for score in benign)
-        if hard_fp <= MAX_HARD_FP * len(hard) and benign_fp <= MAX_FP * len(benign):
-            recall = sum(score >= threshold for score in positives) / len(positives)
-            print(
-                f"{dev[0]['channel']}: threshold {threshold:.2f}, dev recall {recall:.3f}, "
-                f"FP hard {hard_fp}/{len(hard)}, FP benign {benign_fp}/{len(benign)}",
-                file=sys.stderr,
-            )
-            return threshold
-    return 0.99
+@cache
+def features(text: str) -> list[str]:
+    """The n-grams of a folded text, as the vectorizer takes them (a text recurs across the folds' fits)."""
+    return list(ngrams(text, SIZES).elements())
 
 
-def main() -> None:
-    train, dev = load("train"), load("dev")
+def fit(rows: list[dict[str, object]]) -> Classifier:
+    """The classifier trained on `rows` (long benign texts also by window, inserted injections by the windows
+    that hold them); it has no thresholds."""
     texts: list[str] = []
     labels: list[int] = []
     weights: list[float] = []
-    for row in train:
+    for row in rows:
         folded = fold(str(row["text"]))
         texts.append(folded)
         labels.append(int(row["label"]))  # type: ignore[call-overload]
@@ -92,34 +86,93 @@ def main() -> None:
         texts.extend(parts)
         labels.extend([int(row["label"])] * len(parts))  # type: ignore[call-overload]
         weights.extend([1.0] * len(parts))
-    vectorizer = TfidfVectorizer(
-        analyzer=lambda text: list(ngrams(text, SIZES).elements()), sublinear_tf=True, max_features=MAX_FEATURES
-    )
+    vectorizer = TfidfVectorizer(analyzer=features, sublinear_tf=True, max_features=MAX_FEATURES)
     matrix = vectorizer.fit_transform(texts)
     model = LogisticRegression(C=2.0, max_iter=3000, class_weight="balanced")
     model.fit(matrix, labels, sample_weight=weights)
-    vocabulary = vectorizer.vocabulary_
     coefficients = {
         gram: (round(float(vectorizer.idf_[index]), 4), round(float(model.coef_[0][index]), 4))
-        for gram, index in sorted(vocabulary.items())
+        for gram, index in sorted(vectorizer.vocabulary_.items())
     }
-    scorer = Classifier(weights=coefficients, intercept=float(model.intercept_[0]), sizes=SIZES, thresholds={})
-    thresholds = {
-        channel: pick(scorer, [row for row in dev if row["channel"] == channel]) for channel in ("user", "tool")
-    }
+    return Classifier(weights=coefficients, intercept=round(float(model.intercept_[0]), 6), sizes=SIZES, thresholds={})
+
+
+def fold_of(row: dict[str, object]) -> int:
+    """A row's fold: by its inserted text when it has one, so a prompt and the tool results quoting it share a fold."""
+    key = str(row["payload"] or row["text"])
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % FOLDS
+
+
+def out_of_fold(pool: list[dict[str, object]]) -> list[float]:
+    """Each row's score by the model trained on the other folds."""
+    scores = [0.0] * len(pool)
+    for number in range(FOLDS):
+        model = fit([row for row in pool if fold_of(row) != number])
+        for index, row in enumerate(pool):
+            if fold_of(row) == number:
+                scores[index] = model.probability(fold(str(row["text"])))
+    return scores
+
+
+def pick(rows: list[dict[str, object]], scores: list[float]) -> float:
+    """The lowest threshold within the false-positive budgets on one channel's `rows` (out-of-fold `scores`)."""
+    benign = [score for score, row in zip(scores, rows, strict=True) if row["label"] == 0]
+    hard = [score for score, row in zip(scores, rows, strict=True) if row["label"] == 0 and row["hard"]]
+    for step in range(5, 100):
+        threshold = step / 100
+        if sum(score >= threshold for score in hard) <= MAX_HARD_FP * len(hard) and sum(
+            score >= threshold for score in benign
+        ) <= MAX_FP * len(benign):
+            return threshold
+    return 0.99
+
+
+def describe(channel: str, threshold: float, rows: list[dict[str, object]], scores: list[float]) -> None:
+    """Out-of-fold recall on dev's injections per category, and false positives per kind of benign text."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for score, row in zip(scores, rows, strict=True):
+        if row["label"] == 1 and row["split"] == "dev":
+            name = f"dev recall {row['category']}"
+        elif row["label"] == 0:
+            name = f"FP {'hard ' if row['hard'] else ''}{row['split']}"
+        else:
+            continue
+        for group in (name, name.rsplit(" ", 1)[0] if row["label"] == 1 else "FP all"):
+            counts[group][0] += score >= threshold
+            counts[group][1] += 1
+    found = ", ".join(f"{name} {hits}/{total}" for name, (hits, total) in sorted(counts.items()))
+    print(f"{channel}: threshold {threshold:.2f}; out of fold: {found}", file=sys.stderr)
+
+
+def training_pool() -> list[dict[str, object]]:
+    """What the shipped model learns from: the train and dev splits and the further hard benign texts."""
+    return [{**row, "split": split} for split in ("train", "dev", "hard_benign") for row in load(split)]
+
+
+def main() -> None:
+    pool = training_pool()
+    scores = out_of_fold(pool)
+    thresholds = {}
+    for channel in ("user", "tool"):
+        selected = [index for index, row in enumerate(pool) if row["channel"] == channel]
+        rows, channel_scores = [pool[index] for index in selected], [scores[index] for index in selected]
+        thresholds[channel] = pick(rows, channel_scores)
+        describe(channel, thresholds[channel], rows, channel_scores)
+    model = fit(pool)
     OUT.write_text(
         json.dumps(
             {
                 "about": "Prompt-injection classifier of gecko-ai-guardrails: sublinear TF-IDF over character "
                 "1-4-grams of the folded text, logistic regression (scikit-learn), trained by training/train.py "
-                "on the public labelled set of eval/SOURCES.md (deepset/prompt-injections Apache-2.0; "
-                "Lakera gandalf_ignore_instructions MIT; verazuo/jailbreak_llms MIT; XSafety Apache-2.0; "
-                "NotInject MIT; microsoft/BIPIA MIT; stanford_alpaca seed tasks Apache-2.0). Licence of these "
-                "weights: Apache-2.0.",
+                "on the train and dev splits of the public labelled set of eval/SOURCES.md (deepset/prompt-injections "
+                "Apache-2.0; Lakera gandalf_ignore_instructions and mosscap MIT; verazuo/jailbreak_llms MIT; XSafety "
+                "Apache-2.0; NotInject MIT; WildGuardMix ODC-BY; microsoft/BIPIA MIT; stanford_alpaca seed tasks "
+                "Apache-2.0) and hard benign texts from UltraChat MIT, WildGuardMix ODC-BY and the Python PEPs "
+                "(public domain, CC0-1.0); thresholds from out-of-fold scores. Licence of these weights: Apache-2.0.",
                 "ngram_sizes": list(SIZES),
-                "intercept": round(float(model.intercept_[0]), 6),
+                "intercept": model.intercept,
                 "thresholds": thresholds,
-                "weights": coefficients,
+                "weights": model.weights,
             },
             ensure_ascii=False,
             separators=(",", ":"),

@@ -19,11 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from gecko.compose._values import TAG, _encode, restored, storable
 from gecko.compose.nodes import Next, NodeContext
 from gecko.compose.workflow import CheckpointStrategy, Workflow
 from gecko.errors import UnstorableValueError
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.memory import MemoryStorage
+from gecko.types import Message, TokenUsage
 
 
 class City(BaseModel):
@@ -219,3 +221,32 @@ async def test_unstorable_leaf_anywhere_is_refused_with_its_path(case: tuple[Any
     with pytest.raises(UnstorableValueError) as caught:
         await one_node(MemoryStorage(), lambda ctx: value).execute(session_id="s")
     assert f"the output of node 'make'{path} is " in str(caught.value)
+
+
+def _outcome(encode: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return "stored", encode()
+    except UnstorableValueError as exc:
+        return "refused", str(exc)
+
+
+any_values = st.recursive(
+    json_values | unstorable_leaves | st.sampled_from([TokenUsage(input_tokens=1), Message.user("hi"), {TAG: 1}]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=4) | st.integers(), children, max_size=3)
+        | st.builds(lambda items: {TAG: items}, children)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=any_values)
+def test_lean_copy_of_plain_data_stores_and_refuses_exactly_as_the_full_walk(value: Any) -> None:
+    lean = _outcome(lambda: storable(value, "the value"))
+    full = _outcome(lambda: _encode(value, "the value", ""))
+    assert lean[0] == full[0]
+    assert _same(lean[1], full[1]) if lean[0] == "stored" else lean[1] == full[1]
+    if lean[0] == "stored":
+        assert restored(lean[1], "the value") == value

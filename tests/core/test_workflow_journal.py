@@ -8,11 +8,14 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose.nodes import Next, NodeContext
 from gecko.compose.workflow import CheckpointStrategy, Workflow
-from gecko.errors import ConfigurationError, StorageUnavailableError
+from gecko.core._stored import Sealer
+from gecko.errors import CheckpointError, ConfigurationError, StorageUnavailableError
 from gecko.plugins.storage.memory import MemoryStorage
 
 
@@ -234,3 +237,35 @@ async def test_snapshot_bytes_bounds_the_journal_across_a_resume() -> None:
 def test_snapshot_bytes_must_be_positive() -> None:
     with pytest.raises(ConfigurationError, match="snapshot_bytes"):
         Workflow("w", snapshot_bytes=0)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=10,
+)
+journal_records = st.lists(
+    st.tuples(st.integers(min_value=1), st.dictionaries(st.sampled_from("nodjx"), json_values)).map(list), max_size=3
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(run=st.text(max_size=8), records=journal_records)
+async def test_journal_entry_is_stored_as_exactly_the_sealed_text_of_its_record(
+    run: str, records: list[list[Any]]
+) -> None:
+    storage = MemoryStorage()
+    store = CheckpointStore(storage, "w", "s", ring=4, key=b"k" * 16)
+    await store.write_entry("an earlier run", [])
+    await store.write_entry(run, records)
+    key = "gecko/workflow/w/s/journal/0002"
+    stored = await storage._raw_get(key)
+    entry = {"e": 2, "run": run, "recs": records}
+    assert stored == (Sealer(b"k" * 16).seal_text(entry, where=key, version=1).text, 1)
+
+
+@pytest.mark.parametrize(("run", "records"), [("r", [[1, {"o": float("nan")}]]), ("\ud800", [])])
+async def test_journal_entry_that_is_not_json_data_is_a_checkpoint_error(run: str, records: list[list[Any]]) -> None:
+    store = CheckpointStore(MemoryStorage(), "w", "s")
+    with pytest.raises(CheckpointError, match="must be JSON data"):
+        await store.write_entry(run, records)

@@ -47,7 +47,7 @@ from gecko.errors import (
     StorageError,
     VersionConflictError,
 )
-from gecko.plugins.storage import Lease, Storage, Versioned
+from gecko.plugins.storage import Lease, Storage, Versioned, encode_value
 
 __all__ = ("FORMAT", "Checkpoint", "CheckpointStore")
 
@@ -87,6 +87,9 @@ class CheckpointStore:
         self._prefix = f"gecko/workflow/{workflow}/{session_id}/"
         self._snapshot_version: int | None = None
         self._slot_versions: dict[int, int] = {}
+        self._slot_keys: dict[int, str] = {}
+        # The run id last journaled, with its JSON text.
+        self._run = ("", '""')
         self._entry = 0
         self.entries_since_snapshot = 0
         # Journal bytes since the snapshot (those `load` found included); past `snapshot_bytes` a snapshot is
@@ -179,8 +182,12 @@ class CheckpointStore:
         """Append one journal entry holding `records` (`[record number, record]` pairs)."""
         entry = self._entry + 1
         slot = entry % self.ring
-        key = f"{self._prefix}journal/{slot:04d}"
-        version = await self._put(key, {"e": entry, "run": run, "recs": records}, self._slot_versions.get(slot))
+        key = self._slot_keys.get(slot) or self._slot_key(slot)
+        if self._run[0] != run:
+            self._run = (run, self._encoded(run))
+        # Exactly `encode_value({"e": entry, "run": run, "recs": records})`, the run's text encoded once.
+        text = f'{{"e":{entry},"run":{self._run[1]},"recs":{self._encoded(records)}}}'
+        version = await self._put(key, text, self._slot_versions.get(slot))
         self._slot_versions[slot] = version
         self._entry = entry
         self.entries_since_snapshot += 1
@@ -197,29 +204,46 @@ class CheckpointStore:
 
     async def write_snapshot(self, snapshot: dict[str, Any]) -> None:
         """Replace the snapshot; journal entries up to its record number become obsolete."""
-        self._snapshot_version = await self._put(self._prefix + "snapshot", snapshot, self._snapshot_version)
+        self._snapshot_version = await self._put(
+            self._prefix + "snapshot", self._encoded(snapshot), self._snapshot_version
+        )
         self.entries_since_snapshot = 0
         self.bytes_since_snapshot = 0
         if self.snapshot_bytes is not None and sum(self._slot_bytes.values()) > self.snapshot_bytes:
             # The snapshot covers every entry: big obsolete ones go now rather than when the ring wraps.
             for slot in sorted(self._slot_bytes):
-                await self.storage.delete(f"{self._prefix}journal/{slot:04d}", fence=self.fence)
+                await self.storage.delete(self._slot_key(slot), fence=self.fence)
                 self._slot_versions.pop(slot, None)
             self._slot_bytes.clear()
 
-    async def _put(self, key: str, value: dict[str, Any], expected: int | None) -> int:
-        # Versions grow by one per write, so the version this write creates is known and bound.
+    def _slot_key(self, slot: int) -> str:
+        key = self._slot_keys[slot] = f"{self._prefix}journal/{slot:04d}"
+        return key
+
+    def _encoded(self, value: Any) -> str:
+        """`encode_value(value)`, or the `CheckpointError` of a record that is not JSON data."""
         try:
-            sealed = self._sealer.seal_text(value, where=key, version=(expected or 0) + 1)
+            return encode_value(value)
+        except InvalidValueError as exc:
+            raise self._not_json(exc) from exc
+
+    def _not_json(self, exc: InvalidValueError) -> CheckpointError:
+        return CheckpointError(
+            f"could not checkpoint {self._describe()}: node outputs and state must be JSON data ({exc})"
+        )
+
+    async def _put(self, key: str, text: str, expected: int | None) -> int:
+        # `text` is a record's `encode_value` text. Versions grow by one per write, so the version
+        # this write creates is known and bound.
+        try:
+            sealed = self._sealer.seal_encoded(text, where=key, version=(expected or 0) + 1)
             return await self.storage.compare_and_set(key, sealed, expected_version=expected, fence=self.fence)
         except VersionConflictError as exc:
             raise CheckpointError(
                 f"{self._describe()} was written by another worker; only one process may run a session at a time"
             ) from exc
         except InvalidValueError as exc:
-            raise CheckpointError(
-                f"could not checkpoint {self._describe()}: node outputs and state must be JSON data ({exc})"
-            ) from exc
+            raise self._not_json(exc) from exc
 
 
 def _restore_snapshot(snapshot: dict[str, Any], what: str) -> dict[str, Any]:

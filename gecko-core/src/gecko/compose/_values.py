@@ -70,11 +70,37 @@ def storable(value: Any, where: str) -> Any:
         UnstorableValueError: names `where` and the path inside the value of the first offender.
     """
     try:
+        return _plain(value)
+    except (_NotPlain, RecursionError):
+        pass  # the walk below accepts Gecko's types, and names the path of what it refuses
+    try:
         return _encode(value, where, "")
     except RecursionError:
         raise UnstorableValueError(
             f"{where} is nested too deeply (or contains itself); a checkpoint cannot store it"
         ) from None
+
+
+class _NotPlain(Exception):
+    """`_plain` met a value that is not plain JSON data."""
+
+
+def _plain(value: Any) -> Any:
+    """What `_encode` returns for plain JSON data, without building the path of every item; else `_NotPlain`."""
+    kind = type(value)
+    if kind is dict:
+        copy = {}
+        for name, item in value.items():
+            if type(name) is not str or name == TAG:
+                raise _NotPlain
+            kind = type(item)
+            copy[name] = item if kind is str or kind is int or kind is bool or item is None else _plain(item)
+        return copy
+    if kind is list:
+        return [_plain(item) for item in value]
+    if kind is str or kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
+        return value
+    raise _NotPlain
 
 
 def storable_error(error: Exception, where: str) -> dict[str, Any]:

@@ -58,6 +58,7 @@ _DIGEST = "sha256:"
 _MAC = "hmac-sha256:"
 # Separates the binding context from the record, so no record text can imitate another context.
 _DOMAIN = b"gecko-seal/1\x00"
+_CONTEXTS_KEPT = 256
 
 
 class StoredModel(BaseModel):
@@ -125,20 +126,30 @@ class Sealer:
         key: The HMAC key (from `resolve_checkpoint_key`); None seals with a plain digest.
     """
 
-    __slots__ = ("_key", "sealed_bytes")
+    __slots__ = ("_contexts", "_key", "_mac", "sealed_bytes")
 
     def __init__(self, key: bytes | None) -> None:
         self._key = key
+        # The keyed HMAC state, computed once: each seal continues a copy of it.
+        self._mac = None if key is None else hmac.new(key, digestmod=hashlib.sha256)
+        # The start of the binding context of each storage key sealed lately (a few per session).
+        self._contexts: dict[str, bytes] = {}
         self.sealed_bytes = 0
         """The size of the JSON of the last record sealed (`seal`, `seal_text`) or verified."""
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
-        # Exactly `json.dumps([where, version])`, without building an encoder per seal.
-        bound = "null" if version is None else str(version)
-        context = _DOMAIN + f"[{encode_basestring_ascii(where)}, {bound}]".encode() + b"\x00"
-        if self._key is None:
-            return _DIGEST + hashlib.sha256(context + body).hexdigest()
-        return _MAC + hmac.new(self._key, context + body, hashlib.sha256).hexdigest()
+        # The context is exactly `json.dumps([where, version])` between `_DOMAIN` and a NUL.
+        start = self._contexts.get(where)
+        if start is None:
+            if len(self._contexts) >= _CONTEXTS_KEPT:
+                self._contexts.clear()
+            start = self._contexts[where] = _DOMAIN + f"[{encode_basestring_ascii(where)}, ".encode()
+        message = b"".join((start, b"null" if version is None else b"%d" % version, b"]\x00", body))
+        if self._mac is None:
+            return _DIGEST + hashlib.sha256(message).hexdigest()
+        mac = self._mac.copy()
+        mac.update(message)
+        return _MAC + mac.hexdigest()
 
     def seal(self, record: dict[str, Any], *, where: str, version: int | None) -> dict[str, Any]:
         """`record` with its seal, for storing at key `where` as `version` (None: not bound).
@@ -162,11 +173,14 @@ class Sealer:
         Raises:
             InvalidValueError: the record is not JSON data.
         """
-        text = encode_value(record)
+        return self.seal_encoded(encode_value(record), where=where, version=version)
+
+    def seal_encoded(self, text: str, *, where: str, version: int | None) -> JSONText:
+        """`seal_text` of the record whose `encode_value` text is `text` (a JSON object), for writers that build it."""
         body = text.encode()
         self.sealed_bytes = len(body)
         tag = self._tag(body, where, version)
-        return JSONText(f'{text[:-1]}{"," if record else ""}"{SEAL_FIELD}":"{tag}"}}')
+        return JSONText(f'{text[:-1]}{"," if len(text) > 2 else ""}"{SEAL_FIELD}":"{tag}"}}')
 
     def verify(
         self, tag: object, record: dict[str, Any], body: bytes, *, where: str, version: int | None, what: str

@@ -6,9 +6,9 @@ thread, and the thread wakes the waiting task directly through its event loop (a
 so a call costs one hop there and one back, never a blocked event loop. It is the bridge that
 makes such a plugin work on both backends the core supports.
 
-The thread sleeps in `recv` on a socket pair of its own, and a caller that finds it asleep wakes
-it with one byte. Sending lets go of the interpreter lock for the system call, so a thread woken on
-the caller's CPU runs at once; one woken by a queue's lock (`SimpleQueue.put` holds the interpreter
+The thread sleeps reading a pipe of its own, and a caller that finds it asleep wakes it with one
+byte. Writing lets go of the interpreter lock for the system call, so a thread woken on the
+caller's CPU runs at once; one woken by a queue's lock (`SimpleQueue.put` holds the interpreter
 lock) found that lock taken and slept again, two more thread switches per call.
 
 On asyncio the thread wakes the loop through a socket pair of its own, read by a reader
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import socket
 import threading
 from abc import ABC, abstractmethod
@@ -67,12 +68,10 @@ class WorkerThread:
         Neither callable may refer to the object that owns the worker: the thread keeps them, so
         that object could never be collected (nor its worker stopped by a finalizer).
         """
-        # The calls for the thread, in order (None: stop), and the socket pair that wakes it when
-        # it sleeps (`_Progress.asleep`): written under `_lock`, read by the thread alone.
+        # The calls for the thread, in order (None: stop), and the pipe that wakes it when it
+        # sleeps (`_Progress.asleep`): written under `_lock`, read by the thread alone.
         self._calls: collections.deque[_Call[Any] | None] = collections.deque()
-        self._rousing, rousing = socket.socketpair()
-        self._rousing.setblocking(False)
-        rousing.setblocking(True)
+        rousing, self._rousing = os.pipe()
         # Calls handed to the thread, and (counted by the thread) calls it has finished or skipped.
         self._submitted = 0
         self._progress = _Progress()
@@ -171,14 +170,15 @@ class WorkerThread:
             self._wake_thread()
 
     def _wake_thread(self) -> None:
-        """Wake the thread if it sleeps; call with `_lock` held, before `stop` (the thread closes its socket pair)."""
+        """Wake the thread if it sleeps; call with `_lock` held, before `stop` (the thread closes its pipe).
+
+        At most one byte is written per sleep, and each sleep reads all there is, so the pipe holds
+        a byte or two, far from full: the write does not block.
+        """
         progress = self._progress
         if progress.asleep:
             progress.asleep = False
-            try:  # noqa: SIM105 (as in `_AsyncioCall.wake`)
-                self._rousing.send(b"\0")
-            except BlockingIOError:
-                pass  # the buffer is full of wake-ups the thread has yet to read
+            os.write(self._rousing, b"\0")
 
     def stop(self) -> None:
         """Let the thread finish the queued calls, run `on_stop` and exit; returns at once."""
@@ -353,8 +353,8 @@ class _Progress:
 
 def _serve(
     calls: collections.deque[_Call[Any] | None],
-    rousing: socket.socket,
-    rousing_other: socket.socket,
+    rousing: int,
+    rousing_other: int,
     progress: _Progress,
     on_stop: Callable[[], object] | None,
     wakers: list[_Waker],
@@ -365,7 +365,7 @@ def _serve(
             if not calls:
                 progress.asleep = True
                 if not calls:
-                    rousing.recv(4096)
+                    os.read(rousing, 4096)
                 progress.asleep = False
                 continue
             pending = calls.popleft()
@@ -387,7 +387,7 @@ def _serve(
             if on_stop is not None:
                 on_stop()
         finally:
-            rousing.close()
-            rousing_other.close()
+            os.close(rousing)
+            os.close(rousing_other)
             for waker in wakers:
                 waker.sending.close()

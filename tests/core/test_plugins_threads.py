@@ -231,3 +231,113 @@ def test_asyncio_cancelling_a_caller_mid_call_leaves_the_reader_serving() -> Non
         await worker.aclose()
 
     asyncio.run(main())
+
+
+# --- handing calls over: order, callbacks, cancellation, a loop closed with a call in flight ----
+
+
+async def test_many_callers_calls_run_in_the_order_they_were_submitted() -> None:
+    worker = _worker()
+    submitted: list[tuple[int, int]] = []
+    ran: list[tuple[int, int]] = []
+
+    async def caller(number: int) -> None:
+        for turn in range(5):
+            call = (number, turn)
+            submitted.append(call)  # `run` hands the call over before it first yields
+            assert await worker.run(lambda call=call: ran.append(call) or call) == call  # type: ignore[func-returns-value]
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for number in range(40):
+                group.start_soon(caller, number)
+    await worker.aclose()
+    assert ran == submitted
+    assert len(set(ran)) == 200
+    assert worker.idle
+
+
+async def test_calls_submitted_from_event_loop_callbacks_are_served_in_order(anyio_backend: str) -> None:
+    import asyncio
+
+    import trio
+
+    worker = _worker()
+    ran: list[int] = []
+    schedule = (
+        asyncio.get_running_loop().call_soon
+        if anyio_backend == "asyncio"
+        else trio.lowlevel.current_trio_token().run_sync_soon
+    )
+
+    finished = anyio.Event()
+
+    async def call(number: int) -> None:
+        ran.append(await worker.run(lambda: number))
+        if number % 100 < 29:
+            schedule(group.start_soon, call, number + 1)  # from a plain callback, not a task
+        elif len(ran) == 90:
+            finished.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for first in (0, 100, 200):
+                schedule(group.start_soon, call, first)
+            await finished.wait()
+    await worker.aclose()
+    assert sorted(ran) == [*range(30), *range(100, 130), *range(200, 230)]
+    for first in (0, 100, 200):
+        assert [number for number in ran if first <= number < first + 100] == list(range(first, first + 30))
+
+
+def test_asyncio_a_caller_cancelled_right_after_handing_its_call_over_raises_and_the_worker_serves_on() -> None:
+    import asyncio
+
+    async def main() -> None:
+        worker = _worker()
+        ran: list[str] = []
+        task = asyncio.ensure_future(worker.run(lambda: ran.append("cancelled")))
+        await asyncio.sleep(0)  # the task has handed its call over
+        task.cancel()
+        with anyio.fail_after(10), pytest.raises(asyncio.CancelledError):
+            await task
+        assert await worker.run(lambda: ran.append("next")) is None
+        assert worker.idle
+        # Skipped, unless the thread took the call before the task saw its cancellation.
+        assert ran in (["next"], ["cancelled", "next"])
+        await worker.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("then", ["asyncio", "trio", "aclose"])
+def test_a_call_left_by_a_closed_asyncio_loop_runs_before_later_calls(then: str) -> None:
+    import asyncio
+
+    import trio
+
+    stopped: list[str] = []
+    worker = _worker(stopped)
+    ran: list[str] = []
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda _loop, _context: None)  # its task, left waiting, is destroyed later
+    task = loop.create_task(worker.run(lambda: ran.append("left")))
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # one turn: the task hands its call over, then the loop stops
+    loop.close()
+    assert not task.done()
+
+    async def next_call() -> None:
+        with anyio.fail_after(10):
+            await worker.run(lambda: ran.append("next"))
+        await worker.aclose()
+
+    if then == "asyncio":
+        asyncio.run(next_call())
+    elif then == "trio":
+        trio.run(next_call)
+    else:
+        asyncio.run(worker.aclose())
+    assert ran == (["left"] if then == "aclose" else ["left", "next"])
+    assert stopped == ["test-worker"]
+    assert worker.idle

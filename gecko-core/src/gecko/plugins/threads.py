@@ -6,6 +6,11 @@ thread, and the thread wakes the waiting task directly through its event loop (a
 so a call costs one hop there and one back, never a blocked event loop. It is the bridge that
 makes such a plugin work on both backends the core supports.
 
+The thread sleeps reading a pipe of its own, and a caller that finds it asleep wakes it with one
+byte. Writing lets go of the interpreter lock for the system call, so a thread woken on the
+caller's CPU runs at once; one woken by a queue's lock (`SimpleQueue.put` holds the interpreter
+lock) found that lock taken and slept again, two more thread switches per call.
+
 On asyncio the thread wakes the loop through a socket pair of its own, read by a reader
 registered with the loop (`_Waker`): one byte written per finished call, one read per batch of
 finished calls, none of asyncio's thread-safe callback machinery. The thread closes its end when it
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import queue
+import os
 import socket
 import threading
 from abc import ABC, abstractmethod
@@ -63,7 +68,10 @@ class WorkerThread:
         Neither callable may refer to the object that owns the worker: the thread keeps them, so
         that object could never be collected (nor its worker stopped by a finalizer).
         """
-        self._calls: queue.SimpleQueue[_Call[Any] | None] = queue.SimpleQueue()
+        # The calls for the thread, in order (None: stop), and the pipe that wakes it when it
+        # sleeps (`_Progress.asleep`): written under `_lock`, read by the thread alone.
+        self._calls: collections.deque[_Call[Any] | None] = collections.deque()
+        rousing, self._rousing = os.pipe()
         # Calls handed to the thread, and (counted by the thread) calls it has finished or skipped.
         self._submitted = 0
         self._progress = _Progress()
@@ -75,7 +83,10 @@ class WorkerThread:
         self._waker: _Waker | None = None
         self._wakers: list[_Waker] = []
         self._thread = threading.Thread(
-            target=_serve, args=(self._calls, self._progress, on_stop, self._wakers), name=name, daemon=True
+            target=_serve,
+            args=(self._calls, rousing, self._rousing, self._progress, on_stop, self._wakers),
+            name=name,
+            daemon=True,
         )
         self._thread.start()
 
@@ -155,14 +166,27 @@ class WorkerThread:
             if self._stopped:
                 raise self._closed_error()
             self._submitted += 1
-            self._calls.put(pending)
+            self._calls.append(pending)
+            self._wake_thread()
+
+    def _wake_thread(self) -> None:
+        """Wake the thread if it sleeps; call with `_lock` held, before `stop` (the thread closes its pipe).
+
+        At most one byte is written per sleep, and each sleep reads all there is, so the pipe holds
+        a byte or two, far from full: the write does not block.
+        """
+        progress = self._progress
+        if progress.asleep:
+            progress.asleep = False
+            os.write(self._rousing, b"\0")
 
     def stop(self) -> None:
         """Let the thread finish the queued calls, run `on_stop` and exit; returns at once."""
         with self._lock:
             if not self._stopped:
+                self._calls.append(None)
+                self._wake_thread()
                 self._stopped = True
-                self._calls.put(None)
 
     async def aclose(self) -> None:
         """`stop`, then wait (off the event loop) until the thread has exited."""
@@ -310,28 +334,43 @@ class _TrioCall(_Call[T]):
 
 
 class _Progress:
-    """What the worker thread alone writes: the call it is running, and how many it has finished or skipped.
+    """The worker thread's state: the call it is running, how many it has finished or skipped, whether it sleeps.
 
     A plain object rather than a `threading.local`, which costs a lookup of the thread's own
-    dictionary on every access, twice per call.
+    dictionary on every access, twice per call. The thread alone writes `current` and `finished`;
+    it sets `asleep` before it checks for calls one last time and sleeps, and whoever wakes it
+    clears it (under the worker's lock), so a call is never left unseen and the thread is woken
+    once.
     """
 
-    __slots__ = ("current", "finished")
+    __slots__ = ("asleep", "current", "finished")
 
     def __init__(self) -> None:
         self.current: _Call[Any] | None = None
         self.finished = 0
+        self.asleep = False
 
 
 def _serve(
-    calls: queue.SimpleQueue[_Call[Any] | None],
+    calls: collections.deque[_Call[Any] | None],
+    rousing: int,
+    rousing_other: int,
     progress: _Progress,
     on_stop: Callable[[], object] | None,
     wakers: list[_Waker],
 ) -> None:
     """The thread's loop; holds no reference to the worker's owner, so a dropped owner can be collected."""
     try:
-        while (pending := calls.get()) is not None:
+        while True:
+            if not calls:
+                progress.asleep = True
+                if not calls:
+                    os.read(rousing, 4096)
+                progress.asleep = False
+                continue
+            pending = calls.popleft()
+            if pending is None:
+                break
             if not pending.abandoned:
                 progress.current = pending
                 try:
@@ -348,5 +387,7 @@ def _serve(
             if on_stop is not None:
                 on_stop()
         finally:
+            os.close(rousing)
+            os.close(rousing_other)
             for waker in wakers:
                 waker.sending.close()

@@ -6,8 +6,8 @@ thread, and the thread wakes the waiting task directly through its event loop (a
 so a call costs one hop there and one back, never a blocked event loop. It is the bridge that
 makes such a plugin work on both backends the core supports.
 
-The thread sleeps reading a pipe of its own, and a caller that finds it asleep wakes it with one
-byte. Writing lets go of the interpreter lock for the system call, so a thread woken on the
+The thread sleeps reading a socket pair of its own, and a caller that finds it asleep wakes it with
+one byte. Writing lets go of the interpreter lock for the system call, so a thread woken on the
 caller's CPU runs at once; one woken by a queue's lock (`SimpleQueue.put` holds the interpreter
 lock) found that lock taken and slept again, two more thread switches per call.
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import socket
 import threading
 from abc import ABC, abstractmethod
@@ -68,10 +67,13 @@ class WorkerThread:
         Neither callable may refer to the object that owns the worker: the thread keeps them, so
         that object could never be collected (nor its worker stopped by a finalizer).
         """
-        # The calls for the thread, in order (None: stop), and the pipe that wakes it when it
-        # sleeps (`_Progress.asleep`): written under `_lock`, read by the thread alone.
+        # The calls for the thread, in order (None: stop), and the socket pair that wakes it when
+        # it sleeps (`_Progress.asleep`): written under `_lock`, read by the thread alone, closed by
+        # the thread as it exits (a closed socket refuses a write; a closed descriptor's number may
+        # already belong to another file).
         self._calls: collections.deque[_Call[Any] | None] = collections.deque()
-        rousing, self._rousing = os.pipe()
+        rousing, self._rousing = socket.socketpair()
+        self._rousing.setblocking(False)
         # Calls handed to the thread, and (counted by the thread) calls it has finished or skipped.
         self._submitted = 0
         self._progress = _Progress()
@@ -165,20 +167,26 @@ class WorkerThread:
         with self._lock:
             if self._stopped:
                 raise self._closed_error()
-            self._submitted += 1
             self._calls.append(pending)
-            self._wake_thread()
+            if not self._wake_thread():
+                self._stopped = True
+                raise self._closed_error()
+            self._submitted += 1
 
-    def _wake_thread(self) -> None:
-        """Wake the thread if it sleeps; call with `_lock` held, before `stop` (the thread closes its pipe).
+    def _wake_thread(self) -> bool:
+        """Wake the thread if it sleeps (call with `_lock` held); False if the thread has exited.
 
-        At most one byte is written per sleep, and each sleep reads all there is, so the pipe holds
+        At most one byte is written per sleep, and each sleep reads all there is, so the socket holds
         a byte or two, far from full: the write does not block.
         """
         progress = self._progress
         if progress.asleep:
             progress.asleep = False
-            os.write(self._rousing, b"\0")
+            try:
+                self._rousing.send(b"\0")
+            except OSError:
+                return False  # the thread closed its socket pair: it exited without `stop`
+        return True
 
     def stop(self) -> None:
         """Let the thread finish the queued calls, run `on_stop` and exit; returns at once."""
@@ -353,8 +361,8 @@ class _Progress:
 
 def _serve(
     calls: collections.deque[_Call[Any] | None],
-    rousing: int,
-    rousing_other: int,
+    rousing: socket.socket,
+    rousing_other: socket.socket,
     progress: _Progress,
     on_stop: Callable[[], object] | None,
     wakers: list[_Waker],
@@ -365,7 +373,7 @@ def _serve(
             if not calls:
                 progress.asleep = True
                 if not calls:
-                    os.read(rousing, 4096)
+                    rousing.recv(4096)
                 progress.asleep = False
                 continue
             pending = calls.popleft()
@@ -387,7 +395,7 @@ def _serve(
             if on_stop is not None:
                 on_stop()
         finally:
-            os.close(rousing)
-            os.close(rousing_other)
+            rousing.close()
+            rousing_other.close()
             for waker in wakers:
                 waker.sending.close()

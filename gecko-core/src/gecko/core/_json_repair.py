@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ("JSONRepairError", "loads_lenient", "repeated_key")
+__all__ = ("JSONRepairError", "loads_lenient", "repeated_key", "screen_strict")
 
 # A fence opens and closes a line (as in Markdown), so three backticks inside a JSON string are no
 # fence (a JSON line never starts with them); an inline "```json {...}```" is still read, by the
@@ -288,40 +289,100 @@ def _next_bracket(text: str, start: int) -> int:
     return _find_either(text, "{", "[", start)
 
 
-_KEY_TOKEN = re.compile(r'"([^"]*)"\s*:')
-
-
 class _RepeatedKey(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
 
 
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _RepeatedKey(key)
-        result[key] = value
-    return result
+class _NumberOutOfBounds(Exception):
+    """A number the lenient reader refuses (not a ValueError, so the scanner's own errors stay apart)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
+    """`object_pairs_hook`: raise on the first key the object holds twice (the object itself is not kept)."""
+    if len(dict(pairs)) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+
+
+def _bounded_float(token: str) -> None:
+    """`parse_float`: refuse what `_Reader.number` refuses (too long, or not finite), without the long parse."""
+    if len(token) > _MAX_NUMBER_CHARS or not math.isfinite(float(token)):
+        raise _NumberOutOfBounds
+
+
+def _refuse_constant(token: str) -> None:
+    """`parse_constant`: NaN, Infinity and -Infinity are no JSON."""
+    raise _NumberOutOfBounds
+
+
+# The standard library's C scanner reads one JSON value; number values are never built (`len`
+# stands in for `int`, so no digit-count limit applies), keys are decoded, escapes included.
+# `scan_once` (the scanner `raw_decode` wraps, untyped in the stubs) skips `raw_decode`'s Python frame.
+_Scan = Callable[[str, int], tuple[Any, int]]
+_KEYS_SCAN: _Scan = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_int=len, parse_float=len, parse_constant=len
+).scan_once  # type: ignore[attr-defined]
+_STRICT_SCAN: _Scan = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_int=len, parse_float=_bounded_float, parse_constant=_refuse_constant
+).scan_once  # type: ignore[attr-defined]
+
+# The text-level number screen: a match only sends the text to the lenient reader, which decides.
+# A number whose digit runs are shorter than 190 and whose exponent has at most two digits is
+# shorter than `_MAX_NUMBER_CHARS` and below 1e290, so what passes the screen that reader accepts.
+_LONG_EXPONENT = re.compile(r"[0-9][eE][+-]?[0-9]{3}")
+_LONG_DIGITS_CHARS = 190
+_LONG_DIGITS = re.compile(f"[0-9]{{{_LONG_DIGITS_CHARS}}}")
+
+
+def _has_long_digits(text: str) -> bool:
+    return len(text) >= _LONG_DIGITS_CHARS and _LONG_DIGITS.search(text) is not None
+
+
+def _has_suspicious_number(text: str) -> bool:
+    """Whether `text` may hold a non-finite or very long number (the cheap tests first)."""
+    return "NaN" in text or "Infinity" in text or _LONG_EXPONENT.search(text) is not None or _has_long_digits(text)
+
+
+def _scan(scan: _Scan, text: str) -> tuple[bool, str | None]:
+    """Read the JSON value `text` starts with: (whether it was read to its end, the first repeated key)."""
+    try:
+        scan(text, len(text) - len(text.lstrip(_WHITESPACE)))
+    except _RepeatedKey as exc:
+        return False, exc.key
+    except (ValueError, RecursionError, StopIteration):
+        return False, None
+    return True, None
 
 
 def repeated_key(text: str) -> str | None:
     """The first key that one object of the JSON `text` holds twice, or None.
 
-    For text a strict JSON parser has accepted (which keeps the last of repeated keys); what
-    the standard reader refuses, it cannot judge (None).
+    Keys compare decoded (`"a"` and `"\\u0061"` are one key); objects count in the order they
+    close, so an inner object is judged before the one holding it. For text a strict JSON parser
+    has accepted (which keeps the last of repeated keys); what the standard reader refuses, it
+    cannot judge (None).
     """
-    # Cheap first look: a repeated key repeats a `"key":` token, unless escapes spell it twice
-    # differently (`\u006e`, `\/`). Only then does the exact (slower) reader decide.
-    if "\\" not in text:
-        tokens = _KEY_TOKEN.findall(text)
-        if len(tokens) == len(set(tokens)):
-            return None
+    return _scan(_KEYS_SCAN, text)[1]
+
+
+def screen_strict(text: str) -> tuple[bool, str | None]:
+    """Whether a strict parser that keeps the last of repeated keys and reads overflowing numbers
+    as infinities (jiter) may read `text`, and the first repeated key (as `repeated_key` finds it).
+
+    False means `text` may hold a number the lenient reader refuses (NaN, Infinity, a float that
+    is not finite, a number longer than its bound): only the lenient reader can decide. When the
+    standard reader cannot finish `text` (a repeated key ends it, or it is no strict JSON), the
+    numbers are judged from the text alone.
+    """
+    if _has_long_digits(text):
+        return False, None
     try:
-        json.loads(text, object_pairs_hook=_unique_pairs)
-    except _RepeatedKey as exc:
-        return exc.key
-    except (ValueError, RecursionError):
-        return None
-    return None
+        complete, repeated = _scan(_STRICT_SCAN, text)
+    except _NumberOutOfBounds:
+        return False, None
+    return complete or not _has_suspicious_number(text), repeated

@@ -33,7 +33,7 @@ from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from gecko.core._json_repair import JSONRepairError, loads_lenient, repeated_key
+from gecko.core._json_repair import JSONRepairError, loads_lenient, screen_strict
 from gecko.core._sanitize import shorten
 from gecko.errors import (
     ConfigurationError,
@@ -73,11 +73,6 @@ _FEATURES: dict[Strategy, str] = {
 # What to try first when an endpoint refuses a strategy's request shape: servers that claim the
 # OpenAI protocol but refuse JSON schemas often accept plain JSON mode.
 _FALLBACKS: dict[Strategy, Strategy] = {"native": "json_object"}
-# Things the fast path must not accept: non-finite or very long numbers (jiter turns `1e999`
-# into inf). A match only sends the reply to the bounded lenient reader, which decides.
-_LONG_EXPONENT = re.compile(r"[0-9][eE][+-]?[0-9]{3}")
-_LONG_DIGITS_CHARS = 300
-_LONG_DIGITS = re.compile(f"[0-9]{{{_LONG_DIGITS_CHARS}}}")
 _MAX_REPORTED_ERRORS = 10
 
 
@@ -101,16 +96,6 @@ def _repair_error_text(exc: JSONRepairError) -> str:
         return f"The reply is ambiguous: {exc}. Send exactly one JSON object, with each key once."
     cut_off = " It was cut off; send the complete JSON." if exc.truncated else ""
     return f"The reply is not valid JSON: {exc}.{cut_off}"
-
-
-def _has_suspicious_number(text: str) -> bool:
-    """Whether `text` may hold a non-finite or very long number (the cheap tests first)."""
-    return (
-        "NaN" in text
-        or "Infinity" in text
-        or _LONG_EXPONENT.search(text) is not None
-        or (len(text) >= _LONG_DIGITS_CHARS and _LONG_DIGITS.search(text) is not None)
-    )
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -303,11 +288,8 @@ class StructureEngine(Generic[T]):
         if not text.strip():
             wanted = f"call the {OUTPUT_TOOL_NAME!r} tool" if strategy == "tool" else "answer with a JSON object"
             raise self._invalid(f"The reply holds no output. Please {wanted} matching the schema.", strategy, None)
-        if (
-            len(text) <= self.max_chars
-            and text.count("{") + text.count("[") <= self.max_depth
-            and not _has_suspicious_number(text)
-        ):
+        fast, repeated = self._screen(text)
+        if fast:
             try:
                 # `model_validate_json` without its Python-level keyword checks: the same validator call.
                 value: T = self.output_type.__pydantic_validator__.validate_json(text, strict=self._strict_validation)
@@ -315,16 +297,23 @@ class StructureEngine(Generic[T]):
                 if any(error["type"] != "json_invalid" for error in exc.errors(include_url=False)):
                     raise self._invalid(_format_errors(exc), strategy, tool_call_id) from None
             else:
-                # jiter keeps the last of repeated keys; the bounded standard reader finds them.
-                key = repeated_key(text)
-                if key is not None:
+                if repeated is not None:
                     raise self._invalid(
-                        f"The reply is ambiguous: the key {key!r} appears twice in one object. Send each key once.",
+                        f"The reply is ambiguous: the key {repeated!r} appears twice in one object. "
+                        "Send each key once.",
                         strategy,
                         tool_call_id,
                     )
                 return value
         return self._parse_repaired(text, strategy, tool_call_id)
+
+    def _screen(self, text: str) -> tuple[bool, str | None]:
+        """Whether jiter may read `text` (it turns `1e999` into inf and keeps the last of repeated
+        keys), and the first repeated key; what it may not read goes to the bounded lenient reader.
+        """
+        if len(text) > self.max_chars or text.count("{") + text.count("[") > self.max_depth:
+            return False, None
+        return screen_strict(text)
 
     def _parse_repaired(self, text: str, strategy: Strategy, tool_call_id: str | None) -> T:
         try:

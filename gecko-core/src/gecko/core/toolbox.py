@@ -367,7 +367,7 @@ class Tool:
                 f"Invalid arguments for tool {self.name!r}: {_format_validation_errors(exc)}. "
                 "Fix the arguments to match the tool's schema and call it again."
             ) from None
-        if '":' in arguments and repeated_key(arguments) is not None:
+        if repeated_key(arguments) is not None:
             raise ToolArgumentsError(
                 f"Invalid arguments for tool {self.name!r}: a key appears twice, so the call is ambiguous. "
                 "Send each argument once."
@@ -384,7 +384,7 @@ class Tool:
         else:
             if not isinstance(decoded, dict):
                 problem = f"expected a JSON object of arguments, got {type(decoded).__name__}."
-            elif '":' in arguments and repeated_key(arguments) is not None:
+            elif repeated_key(arguments) is not None:
                 problem = "a key appears twice, so the call is ambiguous. Send each argument once."
             else:
                 return decoded

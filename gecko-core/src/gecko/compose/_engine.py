@@ -16,9 +16,11 @@ Node start and finish are `_execute` and `_finish_now`.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
+from sys import getrefcount
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -137,6 +139,9 @@ class Run:
         self._tg: TaskGroup | None = None
         self.queue: deque[str] = deque()
         self.spares = 0
+        # Workers running now (a spare counts once it starts): `_run_lean` defers its bookkeeping
+        # while its worker is the only one and nothing is queued, so no other task reads the run.
+        self.workers = 0
         self._lock = anyio.Lock() if plan.async_conditions else None
         # Whether a checkpoint write is in flight, and the event its waiters (if any) wait on.
         self._writing = False
@@ -365,6 +370,13 @@ class Run:
             self._tg.start_soon(self._worker)
 
     async def _worker(self) -> None:
+        self.workers += 1
+        try:
+            await self._work()
+        finally:
+            self.workers -= 1
+
+    async def _work(self) -> None:
         # Spawning all spares at once would start no node until every task is spawned and then
         # start them all together, bunching their completions; doubling spreads both evenly.
         self.spares -= 1
@@ -432,16 +444,18 @@ class Run:
         completion is not plain, with its outcome, for the worker to complete; None when the run
         stopped or nothing ready is left for this task (ready nodes that are not direct wait at the
         queue's front).
+
+        While this worker is the only one and nothing is queued (solo), no other task reads the
+        run between its nodes: the step and record counts and the nodes' status, input, running
+        mark, `remaining`, `activated` and `inbox` entries are left to `_record`, called wherever
+        the loop stops or another task may run; `writers` are not kept at all (no view older than
+        the loop's own exists). The state and the history stay current: nodes read them.
         """
         direct = self.plan.direct
-        pending = self.pending
-        status = self.status
         remaining = self.remaining
-        activated = self.activated
-        running = self.running
-        bases = self.bases
+        queue = self.queue
         resume = self.resume_values
-        limit = self.max_steps
+        limit = sys.maxsize if self.max_steps is None else self.max_steps
         rules = self.rules
         writers = self.writers
         run_input = self.input
@@ -450,96 +464,160 @@ class Run:
         history = self.history
         executed = history._entries.append
         latest = history._latest
+        # Nodes completed, in order, whose bookkeeping `_record` has yet to do: the first was
+        # recorded ready before, each later one (and `node`, while this is not empty) was made
+        # ready by its predecessor's chain link.
+        done: list[str] = []
+        solo = False
+        steps = self.steps
+        rec = self.rec
+        # `node`'s input, and the state its view starts from with that state's record number.
+        last = self.pending[node]
+        found = self.bases.pop(node, None)
+        base, start = found if found is not None else (self.state, rec)
+        fn, after, link = direct[node]
         # `StateView(base)` and `NodeContext(...)` are built without their `__init__` frames: every
-        # slot is set here, as the constructors set it (a test checks that none is left unset).
-        new = object.__new__
-        # The current node for `interrupt()`: set as each node starts, reset once when this returns.
-        enter = _current_context.set
-        token = enter(None)
+        # slot is set below, as the constructors set it (a test checks that none is left unset).
+        # The next node gets them again unless this one kept a reference to either: CPython's
+        # reference counts are then what they are here (neither type takes weak references). The
+        # context variable `interrupt()` reads holds the context; it is reset once, at the end.
+        view = object.__new__(StateView)
+        ctx = object.__new__(NodeContext)
+        ctx.state = view
+        token = _current_context.set(ctx)
+        ctx_refs = getrefcount(ctx)
+        view_refs = getrefcount(view)
         try:
             # `while True`: CPython 3.11 specializes a frame's instructions once an unconditional
             # jump back has run a few times, which `while <condition>` never compiles to.
             while True:
-                if self.stopping:
-                    return None
-                # `_begin`, spelled out.
-                self.steps = steps = self.steps + 1
-                if limit is not None and steps > limit:
+                if not solo:
+                    if self.stopping:
+                        self._record(done, node, last, False, rec, steps)
+                        return None
+                    solo = self.workers == 1 and not queue
+                steps += 1
+                if steps > limit:
+                    self._record(done, node, last, False, rec, steps)
                     self._fail_steps(node)
                     return None
-                if bases and node in bases:
-                    base, start = bases.pop(node)
-                else:
-                    base = self.state
-                    start = self.rec
-                fn, after, link = direct[node]
-                view = new(StateView)
+                if not solo:
+                    # Other workers may run while this node runs: they see it recorded as running.
+                    self._record(done, node, last, True, rec, steps)
                 view._base = base
                 view._writes = {}
                 view._copies = None
-                ctx = new(NodeContext)
                 ctx.node = node
                 ctx.input = run_input
                 ctx.state = view
                 ctx.history = history
                 ctx.session_id = session_id
-                ctx._last = pending[node]
+                ctx._last = last
                 ctx._resume = resume.pop(node, _KEEP) if resume else _KEEP
                 ctx._checkpoint = False
-                running.add(node)
-                status[node] = _RUNNING
-                enter(ctx)
                 try:
                     output = await fn(ctx)
-                except Interrupt as signal:
-                    self._pause(node, signal)
-                    return None
-                except Exception as exc:
-                    self._fail(node, exc)
-                    return None
+                except BaseException as exc:
+                    if solo:
+                        self._record(done, node, last, True, rec, steps)
+                    if isinstance(exc, Interrupt):
+                        self._pause(node, exc)
+                        return None
+                    if isinstance(exc, Exception):
+                        self._fail(node, exc)
+                        return None
+                    raise
+                if not solo:
+                    # The counts as the other workers left them.
+                    rec = self.rec
+                    steps = self.steps
                 if after is None or ctx._checkpoint or type(output) is Next:
+                    self._record(done, node, last, True, rec, steps)
                     return node, (ctx, output, start)
-                running.discard(node)
-                self.rec = rec = self.rec + 1
+                rec += 1
                 writes = view._writes
                 if writes or view._copies is not None:
                     if view._copies is None and start == rec - 1 and not rules:
                         # `_merge` for plain writes (no deletion, no copied value) onto the latest
                         # state (`base`), without merge rules.
-                        self.state = {**base, **writes}
-                        written = (node, rec)
-                        for key in writes:
-                            writers[key] = written
-                    elif not self._merged(node, view.diff(), start):
-                        return None
-                status[node] = _SUCCESS
+                        self.state = base | writes
+                        if not solo:
+                            written = (node, rec)
+                            for key in writes:
+                                writers[key] = written
+                    else:
+                        self._record(done, node, last, True, rec, steps)
+                        if not self._merged(node, view.diff(), start):
+                            return None
+                if getrefcount(ctx) != ctx_refs or getrefcount(view) != view_refs:
+                    view = object.__new__(StateView)
+                    ctx = object.__new__(NodeContext)
+                    ctx.state = view
+                    _current_context.set(ctx)
+                done.append(node)
                 executed((node, output))
                 latest[node] = output
                 history.last_output = output
-                del pending[node]
                 if link is not None and remaining[link] == 1:
-                    # A chain link: ready now, run next with the state as merged (no base to keep).
+                    # A chain link: ready now, run next with the state as merged.
                     node = link
-                    remaining[node] = 0
-                    activated.add(node)
-                    if self.inbox:
-                        self.inbox.pop(node, None)
-                    pending[node] = output
+                    last = output
+                    base = self.state
+                    start = rec
                 else:
+                    self._record(done, None, None, False, rec, steps)
                     ready: list[str] = []
                     for dst in after:
                         self._resolve(dst, True, output, ready)
                     if not ready:
                         return None
                     node = ready[0]
+                    last = self.pending[node]
+                    base, start = self.bases.pop(node)
                     if len(ready) > 1:
                         self._dispatch(ready[1:])
-                if node not in direct:
-                    bases[node] = (self.state, self.rec)
-                    self.queue.appendleft(node)
+                        solo = False
+                try:
+                    fn, after, link = direct[node]
+                except KeyError:
+                    self._record(done, node, last, False, rec, steps)
+                    self.bases[node] = (base, start)
+                    queue.appendleft(node)
                     return None
         finally:
             _current_context.reset(token)
+
+    def _record(self, done: list[str], node: str | None, last: Any, started: bool, rec: int, steps: int) -> None:
+        """Do the bookkeeping `_run_lean` deferred: the counts, `done` completed, then `node` ready with input `last`.
+
+        `done[0]` was recorded ready; later ones, and `node` when `done` is not empty, were made
+        ready by a chain link. `started`: `node` is running. Empties `done`.
+        """
+        self.rec = rec
+        self.steps = steps
+        if done:
+            pending = self.pending
+            del pending[done[0]]
+            self.running.discard(done[0])
+            status = self.status
+            for name in done:
+                status[name] = _SUCCESS
+            linked = done[1:]
+            if node is not None:
+                linked.append(node)
+                pending[node] = last
+            remaining = self.remaining
+            for name in linked:
+                remaining[name] = 0
+            self.activated.update(linked)
+            if self.inbox:
+                for name in linked:
+                    self.inbox.pop(name, None)
+            done.clear()
+        if started:
+            assert node is not None
+            self.running.add(node)
+            self.status[node] = _RUNNING
 
     async def _drive_layers(self, ready: list[str], parallel: bool) -> None:
         while ready and not self.stopping:

@@ -19,7 +19,7 @@ from gecko.plugins.storage.memory import MemoryStorage
         ("memory://?size=10", InvalidStorageURLError, "memory:// takes no location or options, got"),
         ("memory://shared", InvalidStorageURLError, "memory:// takes no location or options, got"),
         ("memory:///a/b", InvalidStorageURLError, "memory:// takes no location or options, got"),
-        ("memory://#x", InvalidStorageURLError, "memory:// takes no location or options, got"),
+        ("memory://#x", InvalidStorageURLError, "a storage URL takes no '#fragment'"),
         ("memory:", InvalidStorageURLError, "expected 'scheme://location'"),
         ("MEMORY://", InvalidStorageURLError, "scheme 'MEMORY' must be lowercase"),
         ("://", InvalidStorageURLError, "scheme '' must be lowercase"),

@@ -28,6 +28,15 @@ async def test_url_with_a_control_character_is_refused_before_any_backend_opens(
         await create_storage(url)
 
 
+@pytest.mark.parametrize(
+    "url", ["sqlite:///./x.db#frag", "sqlite:///./x.db#", "memory://#a", "redis://:pa#ss@host:6379/0"]
+)
+async def test_url_with_a_fragment_is_refused_before_any_backend_opens(url: str) -> None:
+    with pytest.raises(InvalidStorageURLError, match="no '#fragment'") as caught:
+        await create_storage(url)
+    assert "pa#ss" not in str(caught.value)
+
+
 async def test_unknown_scheme_says_how_to_find_and_install_a_provider() -> None:
     with pytest.raises(PluginNotFoundError) as raised:
         await create_storage("nosuchstore://x")

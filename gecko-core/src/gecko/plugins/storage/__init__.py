@@ -102,6 +102,11 @@ class StorageURL:
             raise InvalidStorageURLError(
                 f"malformed storage URL {redact_url(url)!r}: {exc}; e.g. {_URL_EXAMPLES}"
             ) from exc
+        if parts.fragment or url.endswith("#"):
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: a storage URL takes no '#fragment'; "
+                f"percent-encode '#' as %23 where it belongs to the location, e.g. {_URL_EXAMPLES}"
+            )
         return cls(raw=url, scheme=scheme, netloc=parts.netloc, path=parts.path, query=query)
 
 

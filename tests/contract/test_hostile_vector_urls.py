@@ -25,7 +25,6 @@ OPTIONS_REFUSED = {
         ("./file/below", StorageError, "cannot open {scheme} store './file/below'"),
         ("./kb?distance=l2", InvalidStorageURLError, "{options}"),
         ("", InvalidStorageURLError, "'{scheme}://' names no directory"),
-        ("./kb#part", InvalidStorageURLError, "names no directory"),
     ],
 )
 async def test_unusable_vector_locations_are_typed_errors(

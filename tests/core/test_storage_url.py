@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from gecko.errors import InvalidStorageURLError, PluginNotFoundError
@@ -29,11 +31,19 @@ async def test_url_with_a_control_character_is_refused_before_any_backend_opens(
 
 
 @pytest.mark.parametrize(
-    "url", ["sqlite:///./x.db#frag", "sqlite:///./x.db#", "memory://#a", "redis://:pa#ss@host:6379/0"]
+    ("url", "kind"),
+    [
+        ("sqlite:///./x.db#frag", "kv"),
+        ("sqlite:///./x.db#", "kv"),
+        ("memory://#a", "kv"),
+        ("redis://:pa#ss@host:6379/0", "kv"),
+        ("chroma://./kb#part", "vector"),
+        ("lancedb://./kb#part", "vector"),
+    ],
 )
-async def test_url_with_a_fragment_is_refused_before_any_backend_opens(url: str) -> None:
+async def test_url_with_a_fragment_is_refused_before_any_backend_opens(url: str, kind: Literal["kv", "vector"]) -> None:
     with pytest.raises(InvalidStorageURLError, match="no '#fragment'") as caught:
-        await create_storage(url)
+        await create_storage(url, kind=kind)
     assert "pa#ss" not in str(caught.value)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from gecko.errors import ConfigurationError, DocumentLoadError
 from gecko.plugins.knowledge.documents import Document, checked_document
+from gecko.plugins.vector import _INT64_MAX, _INT64_MIN
 from gecko.plugins.vector.filters import MetadataValue
 
 __all__ = ("LOADERS", "load_bytes", "supported_suffixes")
@@ -115,7 +116,7 @@ def _metadata_value(value: Any) -> MetadataValue | None:
     if isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else None
+        return value if _INT64_MIN <= value <= _INT64_MAX else None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):

@@ -30,7 +30,7 @@ class MemoryStorage(Storage, MemoryVectorStore):
 
     @classmethod
     async def from_url(cls, url: StorageURL) -> MemoryStorage:
-        if url.netloc or url.path not in ("", "/") or url.query or "#" in url.raw:
+        if url.netloc or url.path not in ("", "/") or url.query:
             raise InvalidStorageURLError(
                 f"{url.scheme}:// takes no location or options, got {url.redacted!r}; each such store is new and empty"
             )

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
 import time
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
 from gecko.errors import StorageClosedError
+from gecko.plugins import threads
 from gecko.plugins.threads import WorkerThread
+
+
+@pytest.fixture(autouse=True, params=["eventfd", "socket pair"] if threads._EVENTFD else ["socket pair"])
+def channel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on each wake-up channel this platform has (elsewhere the socket pair is all there is)."""
+    monkeypatch.setattr(threads, "_EVENTFD", request.param == "eventfd")
+    return str(request.param)
 
 
 def _worker(stopped: list[str] | None = None) -> WorkerThread:
@@ -123,13 +134,12 @@ def test_asyncio_calls_wake_the_loop_through_one_reader_that_aclose_removes() ->
         waker = worker._waker
         assert waker is not None
         assert waker.loop is loop
-        receiving = waker.receiving.fileno()
-        assert loop.remove_reader(receiving)  # registered: put it back, aclose must remove it
-        loop.add_reader(receiving, waker._read)
+        fileno = waker.channel.fileno
+        assert loop.remove_reader(fileno)  # registered: put it back, aclose must remove it
+        loop.add_reader(fileno, waker._read)
         await worker.aclose()
-        assert waker.receiving.fileno() == -1
-        assert waker.sending.fileno() == -1
-        assert not loop.remove_reader(receiving)
+        assert waker.channel.fileno == -1  # closed: the thread exited, aclose gave up the loop's side
+        assert not loop.remove_reader(fileno)
 
     before = _open_fds()
     asyncio.run(main())
@@ -148,9 +158,9 @@ def test_asyncio_a_stopped_worker_unregisters_its_reader_once_the_thread_exits()
         await anyio.to_thread.run_sync(worker._thread.join)
         with anyio.fail_after(10):
             # Nothing signals "the loop ran the reader": poll the reading end, a few loop turns.
-            while waker.receiving.fileno() != -1:  # noqa: ASYNC110
+            while waker.channel.fileno != -1:  # noqa: ASYNC110
                 await asyncio.sleep(0)
-        assert waker.sending.fileno() == -1
+        assert not waker.reading
         with pytest.raises(StorageClosedError):
             await worker.run(lambda: "refused")
 
@@ -175,14 +185,15 @@ def test_asyncio_a_worker_outlives_its_loop_and_serves_the_next_one() -> None:
     first, second = first_wakers
     assert first is not second
     assert first is not None
-    assert first.receiving.fileno() == -1  # the closed loop's reader is gone
+    assert not first.reading  # the closed loop's reader is gone
 
     async def close() -> None:
         await worker.aclose()
 
     asyncio.run(close())
     assert second is not None
-    assert second.receiving.fileno() == -1
+    assert not second.reading
+    assert first.channel.fileno == second.channel.fileno == -1
 
 
 def test_asyncio_a_second_open_loop_is_woken_without_the_reader() -> None:
@@ -290,7 +301,8 @@ async def test_calls_submitted_from_event_loop_callbacks_are_served_in_order(any
         assert [number for number in ran if first <= number < first + 100] == list(range(first, first + 30))
 
 
-def test_asyncio_a_caller_cancelled_right_after_handing_its_call_over_raises_and_the_worker_serves_on() -> None:
+@pytest.mark.parametrize("cancelled", ["once handed over", "once finished, before it resumed"])
+def test_asyncio_a_caller_cancelled_after_handing_its_call_over_raises_and_the_worker_serves_on(cancelled: str) -> None:
     import asyncio
 
     async def main() -> None:
@@ -298,13 +310,21 @@ def test_asyncio_a_caller_cancelled_right_after_handing_its_call_over_raises_and
         ran: list[str] = []
         task = asyncio.ensure_future(worker.run(lambda: ran.append("cancelled")))
         await asyncio.sleep(0)  # the task has handed its call over
+        waker = worker._waker
+        assert waker is not None
+        if cancelled == "once finished, before it resumed":
+            while not waker.finished:  # hold the loop until the thread has finished the call and woken it
+                time.sleep(0.001)  # noqa: ASYNC251 (blocking the loop is the point)
         task.cancel()
         with anyio.fail_after(10), pytest.raises(asyncio.CancelledError):
             await task
         assert await worker.run(lambda: ran.append("next")) is None
         assert worker.idle
-        # Skipped, unless the thread took the call before the task saw its cancellation.
-        assert ran in (["next"], ["cancelled", "next"])
+        assert not waker.finished
+        if cancelled == "once handed over":  # skipped, unless the thread took it before the task saw the cancel
+            assert ran in (["next"], ["cancelled", "next"])
+        else:
+            assert ran == ["cancelled", "next"]
         await worker.aclose()
 
     asyncio.run(main())
@@ -341,3 +361,172 @@ def test_a_call_left_by_a_closed_asyncio_loop_runs_before_later_calls(then: str)
     assert ran == (["left"] if then == "aclose" else ["left", "next"])
     assert stopped == ["test-worker"]
     assert worker.idle
+
+
+# --- the loop busy elsewhere, a cancel racing a finish, a thread that dies, the future protocol ----
+
+
+async def test_a_call_finishes_while_the_loop_runs_other_tasks_and_its_caller_resumes_among_them(channel: str) -> None:
+    worker = _worker()
+    assert (worker._rousing._sockets is None) == (channel == "eventfd")
+    ticks = 0
+    ticked = threading.Event()
+
+    def until_the_loop_ticked() -> str:
+        assert ticked.wait(10)  # the loop kept serving the ticking task while this call ran
+        return "done"
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            if ticks == 100:
+                ticked.set()
+            await anyio.lowlevel.checkpoint()  # always ready: the loop never sleeps while it runs
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(tick)
+            assert await worker.run(until_the_loop_ticked) == "done"
+            results = [await worker.run(lambda number=number: number) for number in range(20)]
+            group.cancel_scope.cancel()
+    await worker.aclose()
+    assert results == list(range(20))
+    assert ticks >= 100
+
+
+class _Fatal(threads._Call[None]):
+    """A call whose hand-back fails in the thread's own loop, as an unexpected error there would."""
+
+    def wake(self) -> None:
+        raise SystemExit("the worker thread dies")
+
+
+async def test_a_worker_thread_that_dies_fails_queued_and_later_calls_with_the_closed_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    died: list[type[BaseException]] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_type))
+    stopped: list[str] = []
+    worker = _worker(stopped)
+    started = threading.Event()
+    release = threading.Event()
+    refused: list[str] = []
+
+    async def queue_behind(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        with pytest.raises(StorageClosedError, match="worker is stopped"):
+            await worker.run(lambda: refused.append("ran"))  # submitted before this task first yields
+        refused.append("refused")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker.run, lambda: (started.set(), release.wait(10)))
+            await anyio.to_thread.run_sync(started.wait, 10)
+            worker._submit(_Fatal(lambda: None))
+            await group.start(queue_behind)
+            release.set()
+        with pytest.raises(StorageClosedError, match="worker is stopped"):
+            await worker.run(lambda: "later")
+        await worker.aclose()
+    assert refused == ["refused"]
+    assert died == [SystemExit]
+    assert stopped == ["test-worker"]  # on_stop still ran
+    assert worker.idle
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signals sent to one thread (POSIX)")
+def test_a_signal_that_interrupts_the_sleeping_thread_does_not_stop_it() -> None:
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda number, _frame: caught.append(number))
+    try:
+        worker = _worker()
+        while not worker._progress.asleep:
+            time.sleep(0.001)
+        assert worker._thread.ident is not None
+        signal.pthread_kill(worker._thread.ident, signal.SIGUSR1)
+        while not caught:  # the handler runs on the main thread, at its next bytecode
+            time.sleep(0.001)
+
+        async def call() -> str:
+            with anyio.fail_after(10):
+                result = await worker.run(lambda: "still serving")
+            await worker.aclose()
+            return result
+
+        assert asyncio.run(call()) == "still serving"
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_asyncio_call_keeps_the_future_protocol_asyncio_tasks_use() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[BaseException] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context["exception"]))
+        seen: list[object] = []
+
+        def failing(_call: object) -> None:
+            raise ValueError("from a callback")
+
+        pending: threads._AsyncioCall[None] = threads._AsyncioCall(lambda: None, loop, None)
+        assert pending.get_loop() is loop
+        assert not pending.done()
+        with pytest.raises(asyncio.InvalidStateError):
+            pending.result()
+        pending.add_done_callback(failing)
+        pending.add_done_callback(seen.append)
+        pending.resume()  # at once: the failing callback reaches the loop's handler, the next one still runs
+        assert seen == [pending]
+        assert [type(error) for error in errors] == [ValueError]
+        assert pending.done()
+        assert pending.result() is None
+        assert not pending.cancel()
+        pending.add_done_callback(seen.append)  # once finished: on the loop's next turn
+        assert seen == [pending]
+        await asyncio.sleep(0)
+        assert seen == [pending, pending]
+
+        cancelled: threads._AsyncioCall[None] = threads._AsyncioCall(lambda: None, loop, None)
+        cancelled.add_done_callback(seen.append)
+        assert cancelled.cancel("why")
+        assert cancelled.abandoned
+        assert not cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError, match="why"):
+            cancelled.result()
+        cancelled.resume()  # the finish of a cancelled call resumes nobody
+        await asyncio.sleep(0)
+        assert seen == [pending, pending, cancelled]
+
+    asyncio.run(main())
+
+
+def test_asyncio_the_reader_resumes_the_calls_it_found_and_after_an_interrupt_the_rest_next_turn() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        waker = threads._Waker(loop)
+        order: list[int] = []
+        calls: list[threads._AsyncioCall[None]] = [threads._AsyncioCall(lambda: None, loop, waker) for _ in range(3)]
+
+        def interrupt(_call: object) -> None:
+            order.append(0)
+            raise KeyboardInterrupt
+
+        calls[0].add_done_callback(interrupt)
+        calls[1].add_done_callback(lambda _call: order.append(1))
+        calls[2].add_done_callback(lambda _call: order.append(2))
+        waker.finished.extend(calls)
+        with pytest.raises(KeyboardInterrupt):
+            waker.resume(2)
+        assert order == [0]
+        await asyncio.sleep(0)
+        assert order == [0, 1]  # the other call found, on the next turn; not the one after it
+        assert list(waker.finished) == [calls[2]]
+        waker.resume(1)
+        assert order == [0, 1, 2]
+        waker.close_reader()
+        assert waker.channel.fileno != -1  # the thread's side still holds it
+        waker.exit_thread()
+        assert waker.channel.fileno == -1
+
+    asyncio.run(main())

@@ -6,15 +6,18 @@ thread, and the thread wakes the waiting task directly through its event loop (a
 so a call costs one hop there and one back, never a blocked event loop. It is the bridge that
 makes such a plugin work on both backends the core supports.
 
-The thread sleeps reading a socket pair of its own, and a caller that finds it asleep wakes it with
-one byte. Writing lets go of the interpreter lock for the system call, so a thread woken on the
-caller's CPU runs at once; one woken by a queue's lock (`SimpleQueue.put` holds the interpreter
-lock) found that lock taken and slept again, two more thread switches per call.
+The thread sleeps reading a wake-up channel of its own (`_Channel`: an eventfd on Linux, else a
+socket pair), and a caller that finds it asleep wakes it with one write. Writing lets go of the
+interpreter lock for the system call, so a thread woken on the caller's CPU runs at once; one
+woken by a queue's lock (`SimpleQueue.put` holds the interpreter lock) found that lock taken and
+slept again, two more thread switches per call.
 
-On asyncio the thread wakes the loop through a socket pair of its own, read by a reader
-registered with the loop (`_Waker`): one byte written per finished call, one read per batch of
-finished calls, none of asyncio's thread-safe callback machinery. The thread closes its end when it
-exits, and the reader then unregisters itself and closes the other (or `aclose` does, at once).
+On asyncio the thread wakes the loop through a channel of its own, read by a reader registered
+with the loop (`_Waker`): one write per finished call, one read per batch of finished calls, none
+of asyncio's thread-safe callback machinery; the reader resumes the waiting tasks at once, in the
+loop's turn that reads the wake-up. The channel is closed once both the thread (as it exits) and
+the loop's side (the reader, told of the exit, or `aclose`) are done with it, so no write ever
+reaches a closed descriptor's number, which may already name another file.
 
 Cancellation: a cancelled caller abandons its call. A call that has not started never runs; one
 already running finishes on the thread (so a resource is never left half-used) and can poll
@@ -25,10 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
+import os
 import socket
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio.to_thread
@@ -67,13 +73,11 @@ class WorkerThread:
         Neither callable may refer to the object that owns the worker: the thread keeps them, so
         that object could never be collected (nor its worker stopped by a finalizer).
         """
-        # The calls for the thread, in order (None: stop), and the socket pair that wakes it when
-        # it sleeps (`_Progress.asleep`): written under `_lock`, read by the thread alone, closed by
-        # the thread as it exits (a closed socket refuses a write; a closed descriptor's number may
-        # already belong to another file).
+        # The calls for the thread, in order (None: stop), and the channel that wakes it when it
+        # sleeps (`_Progress.asleep`): written under `_lock`, read by the thread alone, closed by the
+        # thread as it exits, under `_lock` too (`_Progress.exited`).
         self._calls: collections.deque[_Call[Any] | None] = collections.deque()
-        rousing, self._rousing = socket.socketpair()
-        self._rousing.setblocking(False)
+        self._rousing = _Channel(waiting=True)
         # Calls handed to the thread, and (counted by the thread) calls it has finished or skipped.
         self._submitted = 0
         self._progress = _Progress()
@@ -81,12 +85,12 @@ class WorkerThread:
         self._stopped = False
         self._closed_error = closed_error
         # The reader of the loop this worker serves on asyncio (the first loop that called it), and
-        # every waker made, whose sending ends the thread closes as it exits (it alone writes them).
+        # every waker made, which the thread tells of its exit (it alone writes them).
         self._waker: _Waker | None = None
         self._wakers: list[_Waker] = []
         self._thread = threading.Thread(
             target=_serve,
-            args=(self._calls, rousing, self._rousing, self._progress, on_stop, self._wakers),
+            args=(self._calls, self._rousing, self._progress, self._lock, on_stop, closed_error, self._wakers),
             name=name,
             daemon=True,
         )
@@ -107,10 +111,10 @@ class WorkerThread:
         waker = self._waker
         if waker is None or waker.loop is not loop:
             waker = self._waker_for(loop)
-        pending: _AsyncioCall[T] = _AsyncioCall(call, loop) if waker is None else _WokenCall(call, loop, waker)
+        pending = _AsyncioCall(call, loop, waker)
         self._submit(pending)
         try:
-            await pending.future
+            await pending
         except BaseException:
             pending.abandoned = True
             raise
@@ -134,9 +138,9 @@ class WorkerThread:
         if current is not None:
             if not current.loop.is_closed():
                 return None
-            current.close_receiving()
+            current.close_reader()
         with self._lock:
-            if self._stopped:
+            if self._stopped or self._progress.exited:
                 return None  # `run` raises `closed_error()` on submitting
             try:
                 waker = _Waker(loop)
@@ -165,36 +169,31 @@ class WorkerThread:
 
     def _submit(self, pending: _Call[Any]) -> None:
         with self._lock:
-            if self._stopped:
-                raise self._closed_error()
-            self._calls.append(pending)
-            if not self._wake_thread():
+            if self._stopped or self._progress.exited:  # exited: the thread died without `stop`
                 self._stopped = True
                 raise self._closed_error()
+            self._calls.append(pending)
+            self._wake_thread()
             self._submitted += 1
 
-    def _wake_thread(self) -> bool:
-        """Wake the thread if it sleeps (call with `_lock` held); False if the thread has exited.
+    def _wake_thread(self) -> None:
+        """Wake the thread if it sleeps; call with `_lock` held, while the thread has not exited.
 
-        At most one byte is written per sleep, and each sleep reads all there is, so the socket holds
-        a byte or two, far from full: the write does not block.
+        At most one wake-up is written per sleep, and each sleep reads all there is, so the channel
+        holds one or two, far from full: the write does not block.
         """
         progress = self._progress
         if progress.asleep:
             progress.asleep = False
-            try:
-                self._rousing.send(b"\0")
-            except OSError:
-                return False  # the thread closed its socket pair: it exited without `stop`
-        return True
+            self._rousing.ring()
 
     def stop(self) -> None:
         """Let the thread finish the queued calls, run `on_stop` and exit; returns at once."""
         with self._lock:
-            if not self._stopped:
+            if not self._stopped and not self._progress.exited:
                 self._calls.append(None)
                 self._wake_thread()
-                self._stopped = True
+            self._stopped = True
 
     async def aclose(self) -> None:
         """`stop`, then wait (off the event loop) until the thread has exited."""
@@ -207,110 +206,199 @@ class WorkerThread:
             except RuntimeError:
                 same_loop = False
             if same_loop or waker.loop.is_closed():
-                waker.close_receiving()
+                waker.close_reader()
 
 
 class _Call(ABC, Generic[T]):
     """One call for the worker thread: what to run, what came of it, and whom to wake."""
 
-    __slots__ = ("abandoned", "call", "error", "result")
+    __slots__ = ("abandoned", "call", "error", "value")
 
     def __init__(self, call: Callable[[], T]) -> None:
         self.call = call
-        self.result: T | None = None
+        self.value: T | None = None
         self.error: BaseException | None = None
         self.abandoned = False  # the caller was cancelled: skip the call, or let it stop early
 
     @abstractmethod
     def wake(self) -> None:
-        """Wake the waiting task (called on the worker thread once `result` or `error` is set)."""
+        """Wake the waiting task (called on the worker thread once `value` or `error` is set)."""
 
     def outcome(self) -> T:
         if self.error is not None:
             raise self.error
-        return self.result  # type: ignore[return-value]
+        return self.value  # type: ignore[return-value]
 
 
 class _AsyncioCall(_Call[T]):
-    __slots__ = ("future", "loop")
+    """An asyncio call, which its caller awaits as a future of its own (asyncio's duck-typed future protocol).
 
-    def __init__(self, call: Callable[[], T], loop: asyncio.AbstractEventLoop) -> None:
+    `asyncio.Future.set_result` would schedule the waiting task's step for the loop's next turn;
+    `resume` runs it at once, so the task resumes in the turn that learns of the finish (one turn,
+    and one poll of the selector, fewer per call). Every method but `wake` runs on the loop.
+    """
+
+    __slots__ = ("_asyncio_future_blocking", "callbacks", "loop", "state", "waker")
+
+    def __init__(self, call: Callable[[], T], loop: asyncio.AbstractEventLoop, waker: _Waker | None) -> None:
         super().__init__(call)
         self.loop = loop
-        self.future: asyncio.Future[None] = loop.create_future()
-
-    def wake(self) -> None:
-        # try/except rather than contextlib.suppress, which costs a context manager on every call.
-        try:  # noqa: SIM105
-            self.loop.call_soon_threadsafe(self._settle)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits any more
-
-    def _settle(self) -> None:
-        if not self.future.done():  # a cancelled waiter leaves a cancelled future
-            self.future.set_result(None)
-
-
-class _WokenCall(_AsyncioCall[T]):
-    """An asyncio call whose finish the thread reports through the loop's `_Waker`."""
-
-    __slots__ = ("waker",)
-
-    def __init__(self, call: Callable[[], T], loop: asyncio.AbstractEventLoop, waker: _Waker) -> None:
-        super().__init__(call, loop)
         self.waker = waker
+        self._asyncio_future_blocking = False
+        self.callbacks: list[tuple[Callable[[_AsyncioCall[T]], object], contextvars.Context]] = []
+        self.state: str | asyncio.CancelledError = _PENDING
+
+    def __await__(self) -> Generator[_AsyncioCall[T], None, None]:
+        self._asyncio_future_blocking = True
+        yield self  # the task adds its wake-up with `add_done_callback`
 
     def wake(self) -> None:
-        self.waker.finished.append(self)
-        try:
-            self.waker.sending.send(b"\0")
+        waker = self.waker
+        if waker is None:
+            # try/except rather than contextlib.suppress, which costs a context manager on every call.
+            try:  # noqa: SIM105
+                self.loop.call_soon_threadsafe(self.resume)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits any more
+            return
+        waker.finished.append(self)
+        try:  # noqa: SIM105 (a context manager on every call costs more)
+            waker.channel.ring()
         except BlockingIOError:
-            pass  # the buffer is full of wake-ups the loop has yet to read: it reads this call too
-        except OSError:
-            pass  # the reading end is closed: the loop is gone, nobody waits any more
+            pass  # a socket pair full of wake-ups the loop has yet to read: it reads this call too
+
+    def resume(self) -> None:
+        """Resume the waiting task now (the call has finished), unless it was cancelled meanwhile."""
+        if self.state is _PENDING:
+            self.state = _FINISHED
+            self._run_callbacks()
+
+    def _run_callbacks(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback, context in callbacks:
+            try:
+                context.run(callback, self)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # as `asyncio.Handle` does for a callback it runs
+                self.loop.call_exception_handler(
+                    {"message": f"Exception in callback {callback!r}", "exception": exc, "future": self}
+                )
+
+    # --- the future protocol, as `asyncio.Task` uses it -------------------------------------
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.loop
+
+    def add_done_callback(
+        self, callback: Callable[[_AsyncioCall[T]], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        if context is None:
+            context = contextvars.copy_context()
+        if self.state is _PENDING:
+            self.callbacks.append((callback, context))
+        else:
+            self.loop.call_soon(callback, self, context=context)
+
+    def cancel(self, msg: object = None) -> bool:
+        if self.state is not _PENDING:
+            return False  # finished: the task is being resumed
+        self.state = asyncio.CancelledError() if msg is None else asyncio.CancelledError(msg)
+        self.abandoned = True
+        self.loop.call_soon(self._run_callbacks)
+        return True
+
+    def done(self) -> bool:
+        return self.state is not _PENDING
+
+    def result(self) -> None:
+        """None once finished (the caller takes the outcome); raises the `CancelledError` once cancelled."""
+        state = self.state
+        if isinstance(state, asyncio.CancelledError):
+            raise state
+        if state is _PENDING:
+            raise asyncio.InvalidStateError("the call has not finished")
+
+
+# An `_AsyncioCall`'s state: pending, finished, or the `CancelledError` it was cancelled with.
+_PENDING = "pending"
+_FINISHED = "finished"
 
 
 class _Waker:
-    """A socket pair whose reading end is registered with one asyncio loop.
+    """A channel whose reading side is registered with one asyncio loop.
 
-    The worker thread appends each finished call to `finished`, then writes one byte; the reader
-    (on the loop) reads what is there and settles every call in `finished`. The thread alone
-    closes `sending`, as it exits; the end of file that follows unregisters the reader and closes
-    `receiving` (`close_receiving`, which `WorkerThread.aclose` calls at once).
+    The worker thread appends each finished call to `finished`, then writes a wake-up; the reader
+    (on the loop) reads what is there and resumes the tasks of the calls it found. As it exits, the
+    thread sets `thread_exited` and writes once more; the reader then unregisters itself
+    (`close_reader`, which `WorkerThread.aclose` calls at once). The channel is closed by whichever
+    of the two sides is done with it last.
     """
 
-    __slots__ = ("finished", "loop", "receiving", "sending")
+    __slots__ = ("channel", "finished", "loop", "reading", "shares", "shares_lock", "thread_exited")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.finished: collections.deque[_AsyncioCall[Any]] = collections.deque()
-        self.receiving, self.sending = socket.socketpair()
-        self.receiving.setblocking(False)
-        self.sending.setblocking(False)
+        self.channel = _Channel(waiting=False)
+        self.thread_exited = False
+        self.shares = 2  # the thread's and the loop's
+        self.shares_lock = threading.Lock()
+        self.reading = True
         try:
-            loop.add_reader(self.receiving.fileno(), self._read)
+            loop.add_reader(self.channel.fileno, self._read)
         except BaseException:
-            self.receiving.close()
-            self.sending.close()
+            self.channel.close()
             raise
 
     def _read(self) -> None:
-        try:
-            data = self.receiving.recv(4096)
+        try:  # noqa: SIM105 (as in `_AsyncioCall.wake`)
+            self.channel.take()
         except (BlockingIOError, InterruptedError):
-            return
-        finished = self.finished
-        while finished:
-            finished.popleft()._settle()
-        if not data:
-            self.close_receiving()
+            pass  # nothing to read after all: resume what is there
+        self.resume(len(self.finished))
+        if self.thread_exited:
+            self.close_reader()
 
-    def close_receiving(self) -> None:
-        """Unregister the reader (unless the loop is closed) and close the reading end; idempotent."""
-        if self.receiving.fileno() != -1:
+    def resume(self, count: int) -> None:
+        """Resume the tasks of the first `count` finished calls, the ones found on reading a wake-up.
+
+        Calls that finish meanwhile wait for their own wake-up: a task that calls again at once
+        cannot keep the reader, and the loop, to itself.
+        """
+        finished = self.finished
+        while count:
+            count -= 1
+            try:
+                finished.popleft().resume()
+            except BaseException:  # SystemExit or KeyboardInterrupt from a task: resume the rest later
+                if count:
+                    self.loop.call_soon(self.resume, count)
+                raise
+
+    def close_reader(self) -> None:
+        """Unregister the reader (unless the loop is closed) and give up the loop's side; idempotent."""
+        if self.reading:
+            self.reading = False
             if not self.loop.is_closed():
-                self.loop.remove_reader(self.receiving.fileno())
-            self.receiving.close()
+                self.loop.remove_reader(self.channel.fileno)
+            self._release()
+
+    def exit_thread(self) -> None:
+        """Tell the reader the thread has exited and give up the thread's side (on the thread, last)."""
+        self.thread_exited = True
+        try:  # noqa: SIM105 (as in `_AsyncioCall.wake`)
+            self.channel.ring()
+        except BlockingIOError:
+            pass  # a socket pair full of wake-ups: the reader reads, and sees `thread_exited`, anyway
+        self._release()
+
+    def _release(self) -> None:
+        with self.shares_lock:
+            self.shares -= 1
+            last = not self.shares
+        if last:
+            self.channel.close()
 
 
 class _TrioCall(_Call[T]):
@@ -342,7 +430,7 @@ class _TrioCall(_Call[T]):
 
 
 class _Progress:
-    """The worker thread's state: the call it is running, how many it has finished or skipped, whether it sleeps.
+    """The worker thread's state: its current call, how many it has finished or skipped, whether it sleeps or exited.
 
     A plain object rather than a `threading.local`, which costs a lookup of the thread's own
     dictionary on every access, twice per call. The thread alone writes `current` and `finished`;
@@ -351,20 +439,22 @@ class _Progress:
     once.
     """
 
-    __slots__ = ("asleep", "current", "finished")
+    __slots__ = ("asleep", "current", "exited", "finished")
 
     def __init__(self) -> None:
         self.current: _Call[Any] | None = None
         self.finished = 0
         self.asleep = False
+        self.exited = False  # set under the worker's lock as the thread exits
 
 
 def _serve(
     calls: collections.deque[_Call[Any] | None],
-    rousing: socket.socket,
-    rousing_other: socket.socket,
+    rousing: _Channel,
     progress: _Progress,
+    lock: threading.Lock,
     on_stop: Callable[[], object] | None,
+    closed_error: Callable[[], BaseException],
     wakers: list[_Waker],
 ) -> None:
     """The thread's loop; holds no reference to the worker's owner, so a dropped owner can be collected."""
@@ -373,7 +463,10 @@ def _serve(
             if not calls:
                 progress.asleep = True
                 if not calls:
-                    rousing.recv(4096)
+                    try:  # noqa: SIM105 (as in `_AsyncioCall.wake`)
+                        rousing.take()
+                    except InterruptedError:
+                        pass  # a signal arrived on this thread (eventfd_read does not retry)
                 progress.asleep = False
                 continue
             pending = calls.popleft()
@@ -382,7 +475,7 @@ def _serve(
             if not pending.abandoned:
                 progress.current = pending
                 try:
-                    pending.result = pending.call()
+                    pending.value = pending.call()
                 except BaseException as exc:  # handed to the waiting task, which raises it
                     pending.error = exc
                 finally:
@@ -395,7 +488,58 @@ def _serve(
             if on_stop is not None:
                 on_stop()
         finally:
-            rousing.close()
-            rousing_other.close()
-            for waker in wakers:
-                waker.sending.close()
+            with lock:
+                progress.exited = True
+                rousing.close()
+                left = [pending for pending in calls if pending is not None]
+                calls.clear()
+                told = list(wakers)
+            # Left only by an unexpected exit: their callers get the worker's error, not a wait forever.
+            for pending in left:
+                pending.error = closed_error()
+                progress.finished += 1
+                pending.wake()
+            for waker in told:
+                waker.exit_thread()
+
+
+class _Channel:
+    """Wake-ups from one thread to another: `ring` adds one, `take` takes all there are.
+
+    An eventfd where the platform has one (one descriptor, a counter: cheaper to write and read
+    than a socket's buffers), else a socket pair. `ring` never blocks (`BlockingIOError` only from
+    a full socket pair); `take` waits for a wake-up when made `waiting`, else raises
+    `BlockingIOError` when there is none. `fileno` is what a selector watches; -1 once closed.
+    """
+
+    __slots__ = ("_sockets", "fileno", "ring", "take")
+
+    def __init__(self, *, waiting: bool) -> None:
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self.ring: Callable[[], object]
+        self.take: Callable[[], object]
+        if _EVENTFD:
+            fd = os.eventfd(0, os.EFD_CLOEXEC if waiting else os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            self.fileno = fd
+            self.ring = partial(os.eventfd_write, fd, 1)
+            self.take = partial(os.eventfd_read, fd)
+        else:
+            taking, ringing = self._sockets = socket.socketpair()
+            taking.setblocking(waiting)
+            ringing.setblocking(False)
+            self.fileno = taking.fileno()
+            self.ring = partial(ringing.send, b"\0")
+            self.take = partial(taking.recv, 4096)
+
+    def close(self) -> None:
+        """Close the channel (once no thread will write or read it again)."""
+        if self.fileno != -1:
+            if self._sockets is None:
+                os.close(self.fileno)
+            else:
+                for end in self._sockets:
+                    end.close()
+            self.fileno = -1
+
+
+_EVENTFD = hasattr(os, "eventfd")

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -102,16 +103,49 @@ async def test_a_cancelled_caller_abandons_a_queued_call_and_the_running_one_see
     await worker.aclose()
 
 
-async def test_stop_runs_on_stop_on_the_thread_and_refuses_later_calls() -> None:
+async def _queued(worker: WorkerThread, call: Callable[[], object], *, task_status: anyio.abc.TaskStatus[None]) -> None:
+    task_status.started()
+    await worker.run(call)  # submitted before this task first yields
+
+
+@pytest.mark.parametrize("close", ["aclose", "stop, then aclose", "aclose twice"])
+async def test_stop_runs_on_stop_on_the_thread_and_refuses_later_calls(close: str) -> None:
     stopped: list[str] = []
     worker = _worker(stopped)
-    await worker.run(lambda: None)
-    await worker.aclose()
-    assert stopped == ["test-worker"]
+    ran: list[int] = []
+    async with anyio.create_task_group() as group:
+        for number in range(3):
+            await group.start(_queued, worker, lambda number=number: ran.append(number))
+        if close == "stop, then aclose":
+            worker.stop()  # aclose then joins the thread from one of anyio's
+        await worker.aclose()
+        assert ran == [0, 1, 2]  # the queued calls ran first
+        assert stopped == ["test-worker"]
+        if close == "aclose twice":
+            await worker.aclose()
     with pytest.raises(StorageClosedError, match="worker is stopped"):
         await worker.run(lambda: None)
     worker.stop()  # idempotent
+    await anyio.to_thread.run_sync(worker._thread.join)
     assert stopped == ["test-worker"]
+    assert worker.idle
+
+
+async def test_a_cancelled_aclose_raises_and_the_thread_stops_anyway() -> None:
+    stopped: list[str] = []
+    worker = _worker(stopped)
+    release = threading.Event()
+    async with anyio.create_task_group() as group:
+        await group.start(_queued, worker, lambda: release.wait(10))
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await worker.aclose()
+        assert scope.cancelled_caught
+        release.set()
+    await anyio.to_thread.run_sync(worker._thread.join, 10)
+    assert stopped == ["test-worker"]
+    with pytest.raises(StorageClosedError):
+        await worker.run(lambda: None)
 
 
 # --- asyncio: the worker wakes the loop through its own socket pair ---------------------------
@@ -138,6 +172,7 @@ def test_asyncio_calls_wake_the_loop_through_one_reader_that_aclose_removes() ->
         assert loop.remove_reader(fileno)  # registered: put it back, aclose must remove it
         loop.add_reader(fileno, waker._read)
         await worker.aclose()
+        await anyio.to_thread.run_sync(worker._thread.join)  # it exits right after waking aclose
         assert waker.channel.fileno == -1  # closed: the thread exited, aclose gave up the loop's side
         assert not loop.remove_reader(fileno)
 
@@ -191,6 +226,7 @@ def test_asyncio_a_worker_outlives_its_loop_and_serves_the_next_one() -> None:
         await worker.aclose()
 
     asyncio.run(close())
+    worker._thread.join()  # it exits right after waking aclose
     assert second is not None
     assert not second.reading
     assert first.channel.fileno == second.channel.fileno == -1

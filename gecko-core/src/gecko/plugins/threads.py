@@ -167,14 +167,22 @@ class WorkerThread:
         current = self._progress.current
         return current is not None and current.abandoned and threading.get_ident() == self._thread.ident
 
-    def _submit(self, pending: _Call[Any]) -> None:
+    def _submit(self, pending: _Call[Any], *, last: bool = False) -> bool:
+        """Queue `pending` for the thread (the last call, on which it exits, if `last`).
+
+        Returns False instead of raising `closed_error()` if the worker is stopped and `last`.
+        """
         with self._lock:
             if self._stopped or self._progress.exited:  # exited: the thread died without `stop`
                 self._stopped = True
+                if last:
+                    return False
                 raise self._closed_error()
             self._calls.append(pending)
             self._wake_thread()
             self._submitted += 1
+            self._stopped = last
+        return True
 
     def _wake_thread(self) -> None:
         """Wake the thread if it sleeps; call with `_lock` held, while the thread has not exited.
@@ -196,17 +204,32 @@ class WorkerThread:
             self._stopped = True
 
     async def aclose(self) -> None:
-        """`stop`, then wait (off the event loop) until the thread has exited."""
-        self.stop()
-        await anyio.to_thread.run_sync(self._thread.join)
+        """`stop`, then wait until the thread has run the queued calls and `on_stop`; it exits right after.
+
+        The thread wakes the caller itself, as it does after a call (after a `stop`, or a second
+        `aclose`, the thread is joined from one of anyio's threads instead).
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # not asyncio: trio
         waker = self._waker
-        if waker is not None:
-            try:
-                same_loop = asyncio.get_running_loop() is waker.loop
-            except RuntimeError:
-                same_loop = False
-            if same_loop or waker.loop.is_closed():
-                waker.close_reader()
+        if loop is None:
+            import trio
+
+            last_trio = _TrioCall(_exit, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
+            if self._submit(last_trio, last=True):
+                await trio.lowlevel.wait_task_rescheduled(last_trio.abort)
+            else:
+                await anyio.to_thread.run_sync(self._thread.join)
+        else:
+            last = _AsyncioCall(_exit, loop, waker if waker is not None and waker.loop is loop else None)
+            if self._submit(last, last=True):
+                await last
+            else:
+                await anyio.to_thread.run_sync(self._thread.join)
+        if waker is not None and (waker.loop is loop or waker.loop.is_closed()):
+            waker.close_reader()
 
 
 class _Call(ABC, Generic[T]):
@@ -458,6 +481,7 @@ def _serve(
     wakers: list[_Waker],
 ) -> None:
     """The thread's loop; holds no reference to the worker's owner, so a dropped owner can be collected."""
+    last: _Call[Any] | None = None  # the call of `aclose`, woken once the thread is done with everything else
     try:
         while True:
             if not calls:
@@ -471,6 +495,9 @@ def _serve(
                 continue
             pending = calls.popleft()
             if pending is None:
+                break
+            if pending.call is _exit:
+                last = pending
                 break
             if not pending.abandoned:
                 progress.current = pending
@@ -499,8 +526,15 @@ def _serve(
                 pending.error = closed_error()
                 progress.finished += 1
                 pending.wake()
+            if last is not None:
+                progress.finished += 1
+                last.wake()
             for waker in told:
                 waker.exit_thread()
+
+
+def _exit() -> None:
+    """The call that `aclose` hands over last: the thread exits on it, and never calls it."""
 
 
 class _Channel:

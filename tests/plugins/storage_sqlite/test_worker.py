@@ -156,3 +156,16 @@ async def test_close_with_writes_in_flight_finishes_them_and_refuses_later_ones(
             "k3": Versioned("k3", 1),
             "late": None,
         }
+
+
+async def test_close_returns_once_the_thread_has_closed_the_connection(tmp_path: Path) -> None:
+    target = tmp_path / "closed.db"
+    store = await create_storage(f"sqlite:///{target}")
+    assert isinstance(store, SQLiteStorage)
+    await store.set("k", "v")
+    wal = target.with_name("closed.db-wal")
+    assert wal.exists()
+    await store.close()  # woken by the worker thread itself, after its on_stop
+    with pytest.raises(sqlite3.ProgrammingError):
+        store._connection.execute("SELECT 1")
+    assert not wal.exists()  # the last connection's close checkpointed the log and removed it

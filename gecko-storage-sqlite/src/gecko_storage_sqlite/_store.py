@@ -274,23 +274,19 @@ class SQLiteStorage(Storage):
         check_version: bool,
     ) -> int:
         now = time.time()
-        parameters = (
-            key,
-            text,
-            0 if ttl is None else now + ttl,
-            now,
-            expected_version or 0,
-            "" if fence is None else fence.name,
-            0 if fence is None else fence.token,
-        )
+        expiry = 0 if ttl is None else now + ttl
+        if fence is None:
+            parameters = (key, text, expiry, now, expected_version or 0, "", 0)
+        else:
+            parameters = (key, text, expiry, now, expected_version or 0, fence.name, fence.token)
         version: int | None
         if not check_version:
             rows = connection.execute(_SET, parameters).fetchall()
             version = rows[0][0] if rows else None
+        elif expected_version:
+            version = expected_version + 1 if connection.execute(_REPLACE_IF_AT, parameters).rowcount == 1 else None
         else:
-            statement = _REPLACE_IF_AT if expected_version else _CREATE_IF_ABSENT
-            written = connection.execute(statement, parameters).rowcount == 1
-            version = (expected_version or 0) + 1 if written else None
+            version = 1 if connection.execute(_CREATE_IF_ABSENT, parameters).rowcount == 1 else None
         if version is None:
             # The fence or the version did not hold a moment ago: decide again in one transaction,
             # which raises the exact error (or writes, if the key moved back in the meantime).

@@ -56,6 +56,14 @@ __all__ = ("Run", "to_json")
 logger = redacting_logger("gecko.workflow")
 
 _SCALARS = (str, int, float, bool, type(None))
+# Values `storable` returns as they are, checked by type alone (a float also needs `math.isfinite`):
+# journal records and snapshots skip the call, and the description it would need, for these.
+_ATOMS = frozenset((str, int, bool, type(None)))
+# A node's status as a snapshot stores it: running and failed nodes run again on resume.
+_STORED_STATUS = {
+    status: (NodeStatus.PENDING if status in (NodeStatus.RUNNING, NodeStatus.FAILED) else status).value
+    for status in NodeStatus
+}
 # Read once: an enum member lookup costs several dict lookups, and every node does two.
 _RUNNING = NodeStatus.RUNNING
 _SUCCESS = NodeStatus.SUCCESS
@@ -420,8 +428,11 @@ class Run:
                     ready = await self._finish(node, *outcome)
                 elif (settled := self._settle(node, *outcome)) is None:
                     ready = []
-                elif inline and settled[1] is None and node in unconditional and not self.manual:
+                elif settled[1] is None and node in unconditional and not self.manual:
+                    # `_follow` for a completion that needs no await unless its record must be made durable.
                     ready = self._complete_unconditional(node, settled[0])
+                    if not inline and not await self._make_durable(ready):
+                        ready = []
                 else:
                     ready = await self._follow(node, *settled)
             except Exception as exc:
@@ -688,10 +699,19 @@ class Run:
         return outcome
 
     async def _execute_node(self, node: str) -> tuple[NodeContext, Any, int] | None:
-        begun = self._begin(node)
-        if begun is None:
+        # Count a step and mark `node` running, with its context and the record number its state
+        # view starts at; over `max_steps`, the run fails.
+        steps = self.steps = self.steps + 1
+        if self.max_steps is not None and steps > self.max_steps:
+            self._fail_steps(node)
             return None
-        ctx, start = begun
+        found = self.bases.pop(node, None)
+        base, start = found if found is not None else (self.state, self.rec)
+        ctx = NodeContext(node, self.input, StateView(base), self.history, self.pending[node], self.session_id)
+        if self.resume_values:
+            ctx._resume = self.resume_values.pop(node, _KEEP)
+        self.running.add(node)
+        self.status[node] = _RUNNING
         if self.emitting:
             self._emit("workflow.node.started", {"node": node})
             await self._drain()
@@ -718,30 +738,6 @@ class Run:
         finally:
             _current_context.reset(token)
         return ctx, output, start
-
-    def _begin(self, node: str) -> tuple[NodeContext, int] | None:
-        """Count a step and mark `node` running: its context and the record number its state view starts at.
-
-        None when the step is over `max_steps` (the run fails).
-        """
-        self.steps += 1
-        if self.max_steps is not None and self.steps > self.max_steps:
-            self._fail_steps(node)
-            return None
-        found = self.bases.pop(node, None)
-        base, start = found if found is not None else (self.state, self.rec)
-        ctx = NodeContext(
-            node,
-            self.input,
-            StateView(base),
-            self.history,
-            self.pending[node],
-            self.session_id,
-            self.resume_values.pop(node, _KEEP),
-        )
-        self.running.add(node)
-        self.status[node] = _RUNNING
-        return ctx, start
 
     def _fail_steps(self, node: str) -> None:
         self._fail(
@@ -824,7 +820,9 @@ class Run:
         """Merge a finished node's writes and journal it; its output and jump, or None when it failed."""
         view = ctx.state
         assert isinstance(view, StateView)
-        writes = view.diff()
+        # While `_copies` is None the writes are the whole diff (`StateView.diff` has nothing to add).
+        plain = view._copies is None
+        writes = view._writes if plain else view.diff()
         jump: Next | None = None
         if type(output) is Next:
             jump = output
@@ -833,25 +831,42 @@ class Run:
                 writes.update(jump.update_state)
             output = ctx._last if jump.input is None else jump.input
         self.running.discard(node)
-        self.rec += 1
-        if not self._merged(node, writes, start):
+        rec = self.rec = self.rec + 1
+        # Without a deletion or a copied value (`plain`), merge rules or a completion merged since the
+        # view was taken, `_merge` is the writes laid over the state: no conflict is possible.
+        if plain and start == rec - 1 and not self.rules:
+            if writes:
+                self.state = self.state | writes
+                written = (node, rec)
+                writers = self.writers
+                for key in writes:
+                    writers[key] = written
+        elif not self._merged(node, writes, start):
             return None
         if ctx._checkpoint:
             self.manual = True
         if self.journaling:
-            record: dict[str, Any] = {"n": node, "o": storable(output, f"the output of node {node!r}")}
+            record: dict[str, Any] = {
+                "n": node,
+                "o": output if type(output) in _ATOMS else storable(output, f"the output of node {node!r}"),
+            }
             if writes:
-                record["d"] = {
-                    key: storable(value, f"state key {key!r} written by node {node!r}")
-                    for key, value in writes.items()
-                    if value is not DELETED
-                }
-                deleted = [key for key, value in writes.items() if value is DELETED]
+                # A copy of the writes minus deletions, each value `storable` (atoms are their own).
+                stored = record["d"] = writes.copy()
+                deleted = []
+                for key, value in writes.items():
+                    if type(value) in _ATOMS:
+                        continue
+                    if value is DELETED:
+                        deleted.append(key)
+                        del stored[key]
+                    else:
+                        stored[key] = storable(value, f"state key {key!r} written by node {node!r}")
                 if deleted:
                     record["x"] = deleted
             if jump is not None:
                 record["j"] = [jump.node, storable(jump.input, f"the jump input of node {node!r}")]
-            self.journal.append([self.rec, record])
+            self.journal.append([rec, record])
         if self.emitting:
             self._emit("workflow.node.finished", {"node": node, "output": to_json(output)})
             if writes:
@@ -900,8 +915,14 @@ class Run:
             # by about one write even when they never suspend.
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return True
-        # ALWAYS, or ASYNC with the writer `max_lag` records behind (backpressure).
-        return await self._write_through(self.rec)
+        # ALWAYS, or ASYNC with the writer `max_lag` records behind (backpressure): `_write_through`,
+        # without its coroutine.
+        try:
+            await self._flush_through(self.rec)
+        except Exception as exc:
+            self._fail_checkpoint(exc)
+            return False
+        return True
 
     async def _write_through(self, record: int) -> bool:
         try:
@@ -993,7 +1014,10 @@ class Run:
     def _complete_unconditional(self, node: str, output: Any) -> list[str]:
         # `_complete` for a node whose edges all go forward without a condition (no await needed).
         self.status[node] = _SUCCESS
-        self.history.record(node, output)
+        history = self.history  # `History.record`, spelled out
+        history._entries.append((node, output))
+        history._latest[node] = output
+        history.last_output = output
         del self.pending[node]
         ready: list[str] = []
         for dst, _ in self.plan.forward[node]:
@@ -1046,13 +1070,17 @@ class Run:
     def _resolve(self, dst: str, taken: bool, value: Any, ready: list[str]) -> None:
         if taken:
             self.activated.add(dst)
-            self.inbox[dst] = value
-            left = self.remaining[dst] - 1
-            self.remaining[dst] = left
-            if not left:
-                self.pending[dst] = self.inbox.pop(dst)
-                self.bases[dst] = (self.state, self.rec)
-                ready.append(dst)
+            left = self.remaining[dst] = self.remaining[dst] - 1
+            if left:
+                self.inbox[dst] = value
+                return
+            # The last predecessor's value is the input (an earlier one's waits in the inbox).
+            inbox = self.inbox
+            if inbox:
+                inbox.pop(dst, None)
+            self.pending[dst] = value
+            self.bases[dst] = (self.state, self.rec)
+            ready.append(dst)
             return
         # A skipped edge: a node that no taken edge reaches is skipped, and so are its edges.
         stack = [dst]
@@ -1170,7 +1198,10 @@ class Run:
                     await store.write_entry(self.run_id, records)
                     self.durable = records[-1][0]
             finally:
-                self._release_writer()
+                if self._writer_done is None:
+                    self._writing = False
+                else:
+                    self._release_writer()
 
     def capture(self, status: str) -> dict[str, Any]:
         """The whole run as JSON data; running nodes stay pending so a resume runs them again."""
@@ -1191,21 +1222,26 @@ class Run:
             "state": storable(self.state, "the state"),
             "history": {
                 "entries": [
-                    [node, storable(output, f"the output of node {node!r}")] for node, output in history.entries()
+                    [node, output if type(output) in _ATOMS else storable(output, f"the output of node {node!r}")]
+                    for node, output in history._entries
                 ],
                 "latest": {
-                    node: storable(output, f"the output of node {node!r}") for node, output in history._latest.items()
+                    node: output if type(output) in _ATOMS else storable(output, f"the output of node {node!r}")
+                    for node, output in history._latest.items()
                 },
                 "last": storable(history.last_output, "the last output"),
             },
-            "pending": {name: storable(value, f"the input of node {name!r}") for name, value in self.pending.items()},
-            "inbox": {name: storable(value, f"the input of node {name!r}") for name, value in self.inbox.items()},
+            "pending": {
+                name: value if type(value) in _ATOMS else storable(value, f"the input of node {name!r}")
+                for name, value in self.pending.items()
+            },
+            "inbox": {
+                name: value if type(value) in _ATOMS else storable(value, f"the input of node {name!r}")
+                for name, value in self.inbox.items()
+            },
             "remaining": {name: left for name, left in self.remaining.items() if left != indegree[name]},
             "activated": sorted(self.activated),
-            "nodes": {
-                name: (NodeStatus.PENDING if value in (NodeStatus.RUNNING, NodeStatus.FAILED) else value).value
-                for name, value in self.status.items()
-            },
+            "nodes": {name: _STORED_STATUS[value] for name, value in self.status.items()},
             "steps": self.steps - len(self.running),
             "merges": {
                 key: {

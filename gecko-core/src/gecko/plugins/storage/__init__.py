@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
@@ -139,6 +139,22 @@ class StorageCapabilities:
 
 def validate_key(key: object) -> str:
     """Return `key` if it is a valid storage key, else raise `InvalidKeyError`."""
+    if type(key) is str and key in _VALID_KEYS:
+        return key
+    checked = _checked_key(key)
+    if len(_VALID_KEYS) >= _VALID_KEYS_KEPT:
+        _VALID_KEYS.clear()
+    _VALID_KEYS[checked] = None
+    return checked
+
+
+# Keys found valid lately: checking a key reads every character (`isprintable`, several times the
+# cost of this lookup), and a durable workflow writes the same few keys (journal slots) at every step.
+_VALID_KEYS: dict[str, None] = {}
+_VALID_KEYS_KEPT = 256
+
+
+def _checked_key(key: object) -> str:
     if not isinstance(key, str):
         raise InvalidKeyError(f"storage keys are strings, got {type(key).__name__}")
     if not key:
@@ -148,8 +164,7 @@ def validate_key(key: object) -> str:
     if key.isascii() and key.isprintable():
         # Printable ASCII holds no control character and no surrogate: the common key needs no search.
         return key
-    forbidden = _FORBIDDEN_KEY_CHARACTERS.search(key)
-    if forbidden is not None:
+    if _FORBIDDEN_KEY_CHARACTERS.search(key) is not None:
         if _SURROGATES.search(key):
             raise InvalidKeyError(f"storage key {key!r} contains lone surrogates, which are not valid Unicode text")
         raise InvalidKeyError(f"storage key {key!r} contains control characters")
@@ -250,7 +265,7 @@ class Storage(Closable):
         text = self._text_to_write(key, value, ttl)
         return await self._raw_put(key, text, ttl=ttl, fence=fence, expected_version=None, check_version=False)
 
-    async def compare_and_set(
+    def compare_and_set(
         self,
         key: str,
         value: JSONValue | JSONText,
@@ -258,16 +273,17 @@ class Storage(Closable):
         expected_version: int | None,
         ttl: float | None = None,
         fence: Lease | None = None,
-    ) -> int:
-        """Store `value` only if `key` is at `expected_version` (None: absent); returns the new version.
+    ) -> Awaitable[int]:
+        """Store `value` only if `key` is at `expected_version` (None: absent); await it for the new version.
+
+        Not a coroutine of its own (durable workflows call it for every step): the arguments are checked
+        when it is called, and the backend's write is returned to await.
 
         Raises:
             VersionConflictError: the key is at another version; nothing changes.
         """
         text = self._text_to_write(key, value, ttl)
-        return await self._raw_put(
-            key, text, ttl=ttl, fence=fence, expected_version=expected_version, check_version=True
-        )
+        return self._raw_put(key, text, ttl=ttl, fence=fence, expected_version=expected_version, check_version=True)
 
     async def delete(self, key: str, *, fence: Lease | None = None) -> bool:
         """Remove `key`; returns whether it existed."""

@@ -39,12 +39,15 @@ __all__ = (
     "encode_value",
     "decode_value",
     "validate_key",
+    "decode_path",
     "MAX_KEY_LENGTH",
 )
 
 MAX_KEY_LENGTH = 512
 _FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+_UNUSABLE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
 
@@ -108,6 +111,38 @@ class StorageURL:
                 f"percent-encode '#' as %23 where it belongs to the location, e.g. {_URL_EXAMPLES}"
             )
         return cls(raw=url, scheme=scheme, netloc=parts.netloc, path=parts.path, query=query)
+
+
+def decode_path(url: StorageURL, encoded: str) -> str:
+    """`encoded`, the file path part of `url`, percent-decoded as a `file://` URL's path is.
+
+    `sqlite:///./a%20b.db` names `./a b.db`; a `%` itself is written `%25`.
+
+    Raises:
+        InvalidStorageURLError: a `%` starts no escape, the decoded path is not UTF-8 text, or
+            it holds NUL, another control character or a lone surrogate, which no file name should.
+    """
+    from urllib.parse import unquote
+
+    if _STRAY_PERCENT.search(encoded):
+        raise InvalidStorageURLError(
+            f"storage URL {url.redacted!r}: its path {encoded!r} has a '%' not followed by two hex digits; "
+            "write '%' itself as %25"
+        )
+    try:
+        path = unquote(encoded, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidStorageURLError(
+            f"storage URL {url.redacted!r}: its path {encoded!r} does not percent-decode to UTF-8 text ({exc.reason}); "
+            "percent-encode only the UTF-8 bytes of a character"
+        ) from None
+    unusable = _UNUSABLE_IN_PATH.search(path)
+    if unusable is not None:
+        raise InvalidStorageURLError(
+            f"storage URL {url.redacted!r}: its path decodes to {path!r}, which holds {unusable.group()!r}; "
+            "a file path holds no NUL, control character or lone surrogate"
+        )
+    return path
 
 
 class Versioned(NamedTuple):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -20,8 +20,16 @@ if TYPE_CHECKING:
     from mcp.client._transport import ReadStream, TransportStreams, WriteStream
     from mcp.shared.message import SessionMessage
     from mcp_types import RequestId
+    from typing_extensions import Self
 
 __all__ = ("ProtocolGuard",)
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+StreamT = TypeVar("StreamT", bound=_Closable)
 
 
 class ProtocolGuard:
@@ -64,11 +72,29 @@ class ProtocolGuard:
         return None
 
 
-class _CheckedRead:
+class _Wrapper(Generic[StreamT]):
+    """Closing and the context manager, passed on to the wrapped stream."""
+
+    def __init__(self, inner: StreamT) -> None:
+        self._inner: StreamT = inner
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class _CheckedRead(_Wrapper["ReadStream[SessionMessage | Exception]"]):
     """The transport's read stream, ending (as at EOF) after the first message that breaks the protocol."""
 
     def __init__(self, inner: ReadStream[SessionMessage | Exception], guard: ProtocolGuard) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._guard = guard
 
     @property
@@ -94,39 +120,17 @@ class _CheckedRead:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
-    async def __aenter__(self) -> _CheckedRead:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-
-class _RecordedWrite:
+class _RecordedWrite(_Wrapper["WriteStream[SessionMessage]"]):
     """The transport's write stream, recording the id of every request sent."""
 
     def __init__(self, inner: WriteStream[SessionMessage], guard: ProtocolGuard) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._guard = guard
 
     async def send(self, item: SessionMessage, /) -> None:
         self._guard.sent(item)  # before sending: the answer may come before `send` returns
         await self._inner.send(item)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> _RecordedWrite:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _summary(error: Exception) -> str:

@@ -142,10 +142,20 @@ def test_local_path_refuses_a_host(url: str, server_scheme: str | None, message:
     assert ("for a server use" in str(caught.value)) == (server_scheme is not None)
 
 
-@pytest.mark.parametrize("url", ["c://./%00", "c:///a%0Ab", "c://./50%", "c://./%ff"])
-def test_local_path_refuses_a_path_that_decodes_to_no_usable_directory(url: str) -> None:
-    with pytest.raises(InvalidStorageURLError, match="its path"):
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("c://./%00", "holds '\\x00'"),
+        ("c:///a%0Ab", "holds '\\n'"),
+        ("c://./%ff", "does not percent-decode to UTF-8 text"),
+        ("c://./%ED%A0%80", "does not percent-decode to UTF-8 text"),
+    ],
+)
+def test_local_path_refuses_a_path_that_decodes_to_no_usable_directory(url: str, message: str) -> None:
+    with pytest.raises(InvalidStorageURLError) as caught:
         local_path(StorageURL.parse(url))
+    assert "its path" in str(caught.value)
+    assert message in str(caught.value)
 
 
 @pytest.mark.parametrize("url", ["chroma://", "lancedb://?ann_threshold=5"])

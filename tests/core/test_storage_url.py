@@ -102,3 +102,27 @@ def test_decode_path_refuses_what_names_no_usable_file(encoded: str, message: st
     with pytest.raises(InvalidStorageURLError) as caught:
         decode_path(StorageURL.parse("any:///x"), encoded)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("any://host/0?a=%FF", "does not percent-decode to UTF-8 text"),
+        ("any://host/0?%C3=1", "does not percent-decode to UTF-8 text"),
+        ("any://user:p%FF@host/0", "does not percent-decode to UTF-8 text"),
+        ("any://host/0?a=50%", "'%' not followed by two hex digits"),
+        ("any://host/0?a=%zz", "'%' not followed by two hex digits"),
+        ("any://us%r@host/0", "'%' not followed by two hex digits"),
+        ("any:///50%.db", "'%' not followed by two hex digits"),
+    ],
+)
+def test_parse_refuses_percent_escapes_that_decode_to_nothing_certain(url: str, message: str) -> None:
+    with pytest.raises(InvalidStorageURLError) as caught:
+        StorageURL.parse(url)
+    assert message in str(caught.value)
+    assert "p%FF" not in str(caught.value)
+
+
+def test_parse_decodes_the_query_and_leaves_path_and_host_as_written() -> None:
+    url = StorageURL.parse("any://us%40er@host/a%20b?name=%C3%A9%25")
+    assert (url.netloc, url.path, url.query) == ("us%40er@host", "/a%20b", {"name": "\u00e9%"})

@@ -75,7 +75,11 @@ class StorageURL:
 
     @classmethod
     def parse(cls, url: str) -> StorageURL:
-        """Parse `url`, raising `InvalidStorageURLError` that shows valid forms when it is malformed."""
+        """Parse `url`, raising `InvalidStorageURLError` that shows valid forms when it is malformed.
+
+        The query is percent-decoded; `path` and `netloc` are left as written, for the backend
+        (`decode_path`). Every `%` must start an escape of UTF-8 bytes, in every part.
+        """
         if not isinstance(url, str):
             raise InvalidStorageURLError(
                 f"malformed storage URL: expected a string, got {type(url).__name__}; e.g. {_URL_EXAMPLES}"
@@ -96,11 +100,24 @@ class StorageURL:
                 f"malformed storage URL {redact_url(url)!r}: scheme {scheme!r} must be lowercase letters, "
                 f"digits, '+', '-', '.'; e.g. {_URL_EXAMPLES}"
             )
-        from urllib.parse import parse_qsl, urlsplit
+        if _STRAY_PERCENT.search(url):
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: it has a '%' not followed by two hex digits; "
+                f"write '%' itself as %25, e.g. {_URL_EXAMPLES}"
+            )
+        from urllib.parse import parse_qsl, unquote, urlsplit
 
         try:
             parts = urlsplit(url)
-            query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+            unquote(parts.netloc, errors="strict")  # checked here; the backend decodes user and password
+            query = dict(
+                parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query), errors="strict")
+            )
+        except UnicodeDecodeError:
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: its host part or query does not percent-decode "
+                f"to UTF-8 text; percent-encode only the UTF-8 bytes of a character, e.g. {_URL_EXAMPLES}"
+            ) from None
         except ValueError as exc:
             raise InvalidStorageURLError(
                 f"malformed storage URL {redact_url(url)!r}: {exc}; e.g. {_URL_EXAMPLES}"

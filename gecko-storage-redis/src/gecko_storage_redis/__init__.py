@@ -30,7 +30,7 @@ from gecko.errors import (
     StorageUnavailableError,
     VersionConflictError,
 )
-from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL, decode_path
 from gecko.redaction import redact_url
 from gecko_storage_redis._threaded import ThreadedRedis
 
@@ -148,7 +148,9 @@ class RedisStorage(Storage):
         if not namespace:
             raise StorageError(f"{url.redacted!r}: namespace must not be empty")
         _check_options(url, options)
-        if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
+        if url.scheme == "unix":
+            _check_socket_path(url)
+        elif url.path not in ("", "/") and not url.path[1:].isdigit():
             raise StorageError(
                 f"invalid Redis URL {url.redacted!r}: the path must be a database number; e.g. {_URL_EXAMPLES}"
             )
@@ -323,6 +325,19 @@ class UnixSocketRedisStorage(RedisStorage):
     """`unix:///path/to/redis.sock?db=0`: Redis over a Unix socket."""
 
     scheme = "unix"
+
+
+def _check_socket_path(url: StorageURL) -> None:
+    """Refuse a `unix://` URL with a host, or without a socket path that decodes to a usable file name."""
+    forms = "use unix:///path/to/redis.sock, optionally with ?db=0"
+    if url.netloc:
+        raise InvalidStorageURLError(
+            f"invalid Redis URL {url.redacted!r}: a Unix socket URL has no host part, got "
+            f"{url.netloc.rpartition('@')[2]!r}; {forms} (or redis://host:6379/0 for a server over TCP)"
+        )
+    path = decode_path(url, url.path)  # redis-py decodes it the same way
+    if not path.strip("/") or path.endswith("/"):
+        raise InvalidStorageURLError(f"invalid Redis URL {url.redacted!r} names no socket file; {forms}")
 
 
 def _check_options(url: StorageURL, options: dict[str, str]) -> None:

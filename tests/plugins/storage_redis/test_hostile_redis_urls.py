@@ -82,3 +82,24 @@ async def test_a_password_that_does_not_decode_is_refused_without_showing_it() -
 async def test_valid_option_values_open(query: str) -> None:
     async with await create_storage(OPTION_URL.format(query)):
         pass
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("unix://host/run/redis.sock", "a Unix socket URL has no host part, got 'host'"),  # the host was ignored
+        ("unix://:secret@host/run/redis.sock", "got 'host'"),
+        ("unix://", "names no socket file"),
+        ("unix:///", "names no socket file"),
+        ("unix:///run/?db=0", "names no socket file"),
+        ("unix:///run/re%00dis.sock", "holds '\\x00'"),
+        ("unix:///run/re%0Adis.sock", "holds '\\n'"),
+        ("unix:///run/%FF.sock", "does not percent-decode to UTF-8 text"),
+    ],
+)
+async def test_a_unix_socket_url_without_a_usable_socket_path_is_refused_at_open(url: str, message: str) -> None:
+    # before: every one tried to connect (to the path without the host, to '', to '/') for seconds of retries
+    with pytest.raises(InvalidStorageURLError) as caught:
+        await create_storage(url)
+    assert message in str(caught.value)
+    assert "secret" not in str(caught.value)

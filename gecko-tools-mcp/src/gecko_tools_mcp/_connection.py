@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from gecko_tools_mcp._guard import ProtocolGuard
-
 if TYPE_CHECKING:
     from mcp import Client
+
+    from gecko_tools_mcp._guard import ProtocolGuard
 
 __all__ = ("CLOSE_BOUND", "Connection")
 
@@ -50,6 +50,8 @@ class Connection:
     """
 
     def __init__(self, open_client: Callable[[ProtocolGuard], AbstractAsyncContextManager[Client]]) -> None:
+        from gecko_tools_mcp._guard import ProtocolGuard  # imports the SDK: only once a server connects
+
         self._open_client = open_client
         self.guard = ProtocolGuard()
         self._client: Client | None = None

@@ -5,6 +5,7 @@ The SDK drops what it cannot use: a line that is not a JSON-RPC message (garbage
 does a response to a request never sent. A request whose reply was among them would wait for its
 timeout. Here the first such message ends the read stream instead: the SDK fails every request in
 flight at once with "connection closed", and `ProtocolGuard.violation` says what the server sent.
+Imported when a server connects (it imports the SDK), never by `import gecko_tools_mcp`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import anyio
+from mcp.shared.dispatcher import coerce_request_id
+from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
+from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from mcp.client._transport import ReadStream, TransportStreams, WriteStream
@@ -46,17 +50,11 @@ class ProtocolGuard:
             yield _CheckedRead(read_stream, self), _RecordedWrite(write_stream, self)
 
     def sent(self, message: SessionMessage) -> None:
-        from mcp.shared.dispatcher import coerce_request_id
-        from mcp_types import JSONRPCRequest
-
         if isinstance(message.message, JSONRPCRequest):
             self._unanswered.add(coerce_request_id(message.message.id))
 
     def check(self, item: SessionMessage | Exception) -> str | None:
         """What is wrong with `item`, a message from the server, or None if nothing is."""
-        from mcp.shared.dispatcher import coerce_request_id
-        from mcp_types import JSONRPCError, JSONRPCResponse
-
         if isinstance(item, Exception):
             return f"it sent what is not a JSON-RPC 2.0 message ({_summary(item)})"
         message = item.message
@@ -135,8 +133,6 @@ class _RecordedWrite(_Wrapper["WriteStream[SessionMessage]"]):
 
 def _summary(error: Exception) -> str:
     """What was wrong with the message, in one short line."""
-    from pydantic import ValidationError
-
     if isinstance(error, ValidationError) and error.errors():
         first = error.errors(include_url=False)[0]
         if first["type"] == "json_invalid":

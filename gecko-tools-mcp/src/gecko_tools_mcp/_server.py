@@ -15,13 +15,14 @@ from gecko.core.toolbox import Tool
 from gecko.errors import ConfigurationError, ToolArgumentsError, ToolExecutionError, ToolServerError
 from gecko.redaction import redact, redact_url
 from gecko_tools_mcp._connection import Connection
-from gecko_tools_mcp._guard import ProtocolGuard
 
 if TYPE_CHECKING:
     import mcp_types
     from jsonschema.protocols import Validator
     from mcp import Client
     from typing_extensions import Unpack
+
+    from gecko_tools_mcp._guard import ProtocolGuard
 
 __all__ = ("MAX_DESCRIPTION_CHARS", "MAX_SCHEMA_CHARS", "MCPServer", "MCPServerHTTP", "MCPServerStdio", "ServerOptions")
 

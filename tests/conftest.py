@@ -4,9 +4,18 @@ anyio's auto mode (root pyproject.toml) runs every coroutine test; a folder whos
 asyncio-only overrides `anyio_backend` with `params=["asyncio"]` in its own conftest.py.
 Hypothesis runs without its per-example time limit and slow-data health check: on these shared
 machines a busy core made correct properties fail on time alone (no timing assertions in tests).
+
+A test marked `idle_clock` runs on a virtual clock that jumps to the next timer whenever every task
+waits: a timeout then fires only once nothing else can run, never because a loaded machine ran the
+other tasks late. It suits tests of what a timeout does to work still running, without threads
+(a task waiting for a worker thread counts as waiting).
 """
 
 from __future__ import annotations
+
+import asyncio
+import selectors
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -16,5 +25,38 @@ settings.load_profile("gecko")
 
 
 @pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def anyio_backend(request: pytest.FixtureRequest) -> str | tuple[str, dict[str, Any]]:
+    name = str(request.param)
+    if request.node.get_closest_marker("idle_clock") is None:
+        return name
+    if name == "trio":
+        from trio.testing import MockClock
+
+        return name, {"clock": MockClock(autojump_threshold=0)}
+    return name, {"loop_factory": _IdleClockLoop}
+
+
+class _IdleClockLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop on a virtual clock, trio's `MockClock(autojump_threshold=0)` for asyncio: the
+    clock stands still while tasks run, and when the loop would wait for a timer with no I/O ready it
+    jumps to that timer instead."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    def __init__(self, loop: _IdleClockLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready: list[tuple[selectors.SelectorKey, int]] = super().select(0)
+        if ready or timeout is None or timeout <= 0:
+            return ready or (super().select(timeout) if timeout is None else [])
+        self._loop.now += timeout  # nothing to do until the next timer: go there at once
+        return []

@@ -109,10 +109,53 @@ async def test_malformed_url_is_rejected(url: str) -> None:
 
 @pytest.mark.parametrize(
     ("url", "path"),
-    [("chroma://./my_knowledge_db", "./my_knowledge_db"), ("lancedb:///srv/kb?x=1", "/srv/kb"), ("c://kb", "kb")],
+    [
+        ("chroma://./my_knowledge_db", "./my_knowledge_db"),
+        ("lancedb:///srv/kb?x=1", "/srv/kb"),
+        ("c://../kb", "../kb"),
+        ("c://.", "."),
+        ("c://./my%20kb/100%25", "./my kb/100%"),
+    ],
 )
-def test_local_path_is_what_follows_the_scheme(url: str, path: str) -> None:
+def test_local_path_is_what_follows_the_scheme_percent_decoded(url: str, path: str) -> None:
     assert local_path(StorageURL.parse(url)) == path
+
+
+@pytest.mark.parametrize(
+    ("url", "server_scheme", "message"),
+    [
+        ("chroma://host:1234/x", "chroma+http", "names the host 'host:1234'"),
+        ("chroma://host:1234/x", "chroma+http", "for a server use chroma+http://host:1234"),
+        ("chroma://user:hunter2@host/x", "chroma+http", "for a server use chroma+http://host"),
+        ("lancedb://host/x", None, "lancedb://./relative/dir or lancedb:///absolute/dir"),
+        ("c://kb", None, "names the host 'kb'"),
+        ("c://~/kb", None, "names the host '~'"),
+        ("c://.hidden/kb", None, "names the host '.hidden'"),
+        ("c://user@./kb", None, "names the host '.'"),
+    ],
+)
+def test_local_path_refuses_a_host(url: str, server_scheme: str | None, message: str) -> None:
+    with pytest.raises(InvalidStorageURLError) as caught:
+        local_path(StorageURL.parse(url), server_scheme=server_scheme)
+    assert message in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    assert ("for a server use" in str(caught.value)) == (server_scheme is not None)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("c://./%00", "holds '\\x00'"),
+        ("c:///a%0Ab", "holds '\\n'"),
+        ("c://./%ff", "does not percent-decode to UTF-8 text"),
+        ("c://./%ED%A0%80", "does not percent-decode to UTF-8 text"),
+    ],
+)
+def test_local_path_refuses_a_path_that_decodes_to_no_usable_directory(url: str, message: str) -> None:
+    with pytest.raises(InvalidStorageURLError) as caught:
+        local_path(StorageURL.parse(url))
+    assert "its path" in str(caught.value)
+    assert message in str(caught.value)
 
 
 @pytest.mark.parametrize("url", ["chroma://", "lancedb://?ann_threshold=5"])

@@ -278,6 +278,7 @@ async def test_paused_run_resumes_in_a_fresh_workflow_instance(storage: Storage)
     assert result.output == "answer=42"
 
 
+@pytest.mark.idle_clock  # the timeout fires once fast is done and slow waits, however loaded the machine
 async def test_timeout_checkpoints_and_resume_finishes(storage: Storage) -> None:
     gate = {"open": False}
 

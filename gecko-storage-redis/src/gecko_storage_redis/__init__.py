@@ -7,6 +7,7 @@ thread (`ThreadedRedis`), with the same scripts and the same guarantees.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from gecko.errors import (
     StorageUnavailableError,
     VersionConflictError,
 )
-from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL, decode_path
 from gecko.redaction import redact_url
 from gecko_storage_redis._threaded import ThreadedRedis
 
@@ -97,6 +98,25 @@ return 1
 
 _URL_EXAMPLES = "redis://localhost:6379/0, rediss://host:6380/0, unix:///run/redis.sock?db=0"
 _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+_DAY = 86_400.0
+# name: (lowest, highest, type); a float option must be above its lowest.
+_NUMBER_OPTIONS: dict[str, tuple[float, float, type]] = {
+    "socket_timeout": (0.0, _DAY, float),
+    "socket_connect_timeout": (0.0, _DAY, float),
+    "health_check_interval": (0, _DAY, int),
+    "max_connections": (1, 1_000_000, int),
+    "db": (0, 1_000_000, int),
+    "protocol": (2, 3, int),
+    "socket_read_size": (1, 2**26, int),
+}
+_BOOLEAN_OPTIONS = ("socket_keepalive", "retry_on_timeout", "ssl_check_hostname")
+_REFUSED_OPTIONS = {
+    "decode_responses": "is not for this store, which reads and writes UTF-8 bytes itself",
+    "encoding": "is not for this store, which reads and writes UTF-8 bytes itself",
+    "encoding_errors": "is not for this store, which reads and writes UTF-8 bytes itself",
+    "legacy_responses": "is not for this store, which reads the client's default replies",
+    "retry_on_error": "is not for this store, which sets its own retries (see its README)",
+}
 
 
 def _milliseconds(seconds: float) -> str:
@@ -127,7 +147,10 @@ class RedisStorage(Storage):
         namespace = options.pop("namespace", "gecko")
         if not namespace:
             raise StorageError(f"{url.redacted!r}: namespace must not be empty")
-        if url.scheme != "unix" and url.path not in ("", "/") and not url.path[1:].isdigit():
+        _check_options(url, options)
+        if url.scheme == "unix":
+            _check_socket_path(url)
+        elif url.path not in ("", "/") and not url.path[1:].isdigit():
             raise StorageError(
                 f"invalid Redis URL {url.redacted!r}: the path must be a database number; e.g. {_URL_EXAMPLES}"
             )
@@ -155,7 +178,7 @@ class RedisStorage(Storage):
         pool = (sync_client if isinstance(client, ThreadedRedis) else client).connection_pool
         try:  # redis-py passes options it does not parse to the connection, which refuses them only when first used
             pool.connection_class(**pool.connection_kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError, RedisError) as exc:
             raise InvalidStorageURLError(
                 f"invalid Redis URL {url.redacted!r}: an option is not a Redis connection setting ({exc}); "
                 f"e.g. {_URL_EXAMPLES}"
@@ -231,7 +254,8 @@ class RedisStorage(Storage):
 
     async def _raw_list(self, prefix: str) -> list[str]:
         start = len(self._data_key(""))
-        pattern = self._data_key(prefix.translate(_GLOB_SPECIALS)) + "*"
+        # The namespace is escaped as well: `namespace=a*` must not list the keys of namespace `ab`.
+        pattern = f"{self._namespace.translate(_GLOB_SPECIALS)}:kv:{prefix.translate(_GLOB_SPECIALS)}*"
 
         async def scan() -> list[str]:
             return [
@@ -301,6 +325,46 @@ class UnixSocketRedisStorage(RedisStorage):
     """`unix:///path/to/redis.sock?db=0`: Redis over a Unix socket."""
 
     scheme = "unix"
+
+
+def _check_socket_path(url: StorageURL) -> None:
+    """Refuse a `unix://` URL with a host, or without a socket path that decodes to a usable file name."""
+    forms = "use unix:///path/to/redis.sock, optionally with ?db=0"
+    if url.netloc:
+        raise InvalidStorageURLError(
+            f"invalid Redis URL {url.redacted!r}: a Unix socket URL has no host part, got "
+            f"{url.netloc.rpartition('@')[2]!r}; {forms} (or redis://host:6379/0 for a server over TCP)"
+        )
+    path = decode_path(url, url.path)  # redis-py decodes it the same way
+    if not path.strip("/") or path.endswith("/"):
+        raise InvalidStorageURLError(f"invalid Redis URL {url.redacted!r} names no socket file; {forms}")
+
+
+def _check_options(url: StorageURL, options: dict[str, str]) -> None:
+    """Refuse, with `InvalidStorageURLError`, a client option the store cannot work with or a value
+    redis-py would take but fail on at the first command (a negative or NaN timeout, `protocol=9`,
+    `retry_on_timeout=maybe`); options not named here go to the client as they are."""
+    for name, value in options.items():
+        problem = None
+        if name in _REFUSED_OPTIONS:
+            problem = _REFUSED_OPTIONS[name]
+        elif name in _NUMBER_OPTIONS:
+            low, high, kind = _NUMBER_OPTIONS[name]
+            try:
+                number = float(value) if kind is float else int(value)
+            except ValueError:
+                number = math.nan
+            if not low <= number <= high or (kind is float and number == low):
+                what = f"a number above {low:g}" if kind is float else f"an integer from {low:g}"
+                problem = f"must be {what} up to {high:.0f}"
+        elif name in _BOOLEAN_OPTIONS and value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            problem = "must be true or false"
+        elif name == "client_name" and not all("!" <= char <= "~" for char in value):
+            problem = "must be printable ASCII without spaces (Redis refuses other names)"
+        if problem is not None:
+            raise InvalidStorageURLError(
+                f"invalid Redis URL {url.redacted!r}: option {name}={value[:40]!r} {problem}; e.g. {_URL_EXAMPLES}"
+            )
 
 
 def _stored_text(raw: bytes, what: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gecko.errors import InvalidStorageURLError
-from gecko.plugins.storage import StorageURL
+from gecko.plugins.storage import StorageURL, decode_path
 
 _VALID_FORMS = (
     "sqlite:///./relative/path.db (three slashes, then a path relative to the working directory) or "
@@ -21,7 +21,7 @@ def _database_path(url: StorageURL) -> Path:
         raise InvalidStorageURLError(
             f"sqlite URL {url.raw!r} has a host part {url.netloc!r}, but SQLite opens a local file; use {_VALID_FORMS}"
         )
-    path = url.path[1:] if url.path.startswith("/") else url.path
+    path = decode_path(url, url.path[1:] if url.path.startswith("/") else url.path)
     if not path or path.endswith("/"):
         raise InvalidStorageURLError(f"sqlite URL {url.raw!r} names no database file; use {_VALID_FORMS}")
     if path == ":memory:":

@@ -19,6 +19,8 @@ import anyio
 if TYPE_CHECKING:
     from mcp import Client
 
+    from gecko_tools_mcp._guard import ProtocolGuard
+
 __all__ = ("CLOSE_BOUND", "Connection")
 
 CLOSE_BOUND = 10.0
@@ -42,10 +44,16 @@ def _spawn(function: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 class Connection:
-    """A client session entered by a background task; `client` is usable between `start` and `stop`."""
+    """A client session entered by a background task; `client` is usable between `start` and `stop`.
 
-    def __init__(self, open_client: Callable[[], AbstractAsyncContextManager[Client]]) -> None:
+    `open_client(guard)` makes the client, its transport watched by `guard` (see `ProtocolGuard.watch`).
+    """
+
+    def __init__(self, open_client: Callable[[ProtocolGuard], AbstractAsyncContextManager[Client]]) -> None:
+        from gecko_tools_mcp._guard import ProtocolGuard  # imports the SDK: only once a server connects
+
         self._open_client = open_client
+        self.guard = ProtocolGuard()
         self._client: Client | None = None
         self._error: Exception | None = None
         self._ready = anyio.Event()
@@ -55,8 +63,8 @@ class Connection:
 
     @property
     def alive(self) -> bool:
-        """Whether the session is up: started, not stopped, its transport not broken."""
-        return self._client is not None and not self._done.is_set()
+        """Whether the session is up: started, not stopped, its transport not broken, the protocol kept."""
+        return self._client is not None and not self._done.is_set() and self.guard.violation is None
 
     @property
     def client(self) -> Client:
@@ -99,7 +107,7 @@ class Connection:
     async def _own(self) -> None:
         try:
             with self._scope:
-                async with self._open_client() as client:
+                async with self._open_client(self.guard) as client:
                     self._client = client
                     self._ready.set()
                     await self._stop.wait()

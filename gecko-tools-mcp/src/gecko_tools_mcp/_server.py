@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from mcp import Client
     from typing_extensions import Unpack
 
+    from gecko_tools_mcp._guard import ProtocolGuard
+
 __all__ = ("MAX_DESCRIPTION_CHARS", "MAX_SCHEMA_CHARS", "MCPServer", "MCPServerHTTP", "MCPServerStdio", "ServerOptions")
 
 MAX_DESCRIPTION_CHARS = 2_000
@@ -92,8 +94,8 @@ class MCPServer:
         self._users = 0
         self._lock = anyio.Lock()
 
-    def _open_client(self) -> AbstractAsyncContextManager[Client]:
-        """An un-entered MCP client for this server's transport."""
+    def _open_client(self, guard: ProtocolGuard) -> AbstractAsyncContextManager[Client]:
+        """An un-entered MCP client for this server's transport, the transport watched by `guard`."""
         raise NotImplementedError
 
     def _describe(self) -> str:
@@ -146,6 +148,10 @@ class MCPServer:
                 await connection.start()
         except BaseException as exc:  # timed out, failed, or the caller was cancelled: no half-open server left
             await connection.stop()
+            if isinstance(exc, Exception) and connection.guard.violation is not None:
+                raise ToolServerError(
+                    f"cannot connect to MCP server {self._describe()}: {redact(connection.guard.violation)}"
+                ) from None
             if isinstance(exc, TimeoutError):
                 raise ToolServerError(
                     f"MCP server {self._describe()} did not answer within {self.connect_timeout:g} s"
@@ -155,26 +161,26 @@ class MCPServer:
             raise
         self._connection = connection
 
-    async def _client(self) -> Client:
-        """The live client, connecting again when the last connection broke."""
+    async def _live(self) -> Connection:
+        """The live connection, connecting again when the last one broke."""
         async with self._lock:
             if self._users == 0:
                 raise ToolServerError(f"MCP server {self._describe()} is closed; its agent was closed")
             if self._connection is None or not self._connection.alive:
                 await self._connect()
             assert self._connection is not None
-            return self._connection.client
+            return self._connection
 
-    async def _broken(self, client: Client) -> None:
-        """Forget the connection of `client` after its transport failed, so the next call reconnects."""
+    async def _broken(self, connection: Connection) -> None:
+        """Forget `connection` after its transport failed, so the next call reconnects."""
         async with self._lock:
-            connection = self._connection
-            if connection is not None and connection.alive and connection.client is client:
+            if self._connection is connection:
                 self._connection = None
                 await connection.stop()
 
     async def _list_tools(self) -> list[mcp_types.Tool]:
-        client = await self._client()
+        connection = await self._live()
+        client = connection.client
         tools: list[mcp_types.Tool] = []
         cursor: str | None = None
         try:
@@ -185,9 +191,8 @@ class MCPServer:
                 if cursor is None:
                     return tools
         except Exception as exc:  # an error reply, a broken transport, or a listing that breaks the protocol
-            raise ToolServerError(
-                f"MCP server {self._describe()} failed to list its tools: {_error_text(exc)}"
-            ) from exc
+            reason = redact(connection.guard.violation or "") or _error_text(exc)
+            raise ToolServerError(f"MCP server {self._describe()} failed to list its tools: {reason}") from exc
         raise ToolServerError(f"MCP server {self._describe()} listed more than 100 pages of tools")
 
     # --- tools -----------------------------------------------------------------------------
@@ -262,21 +267,27 @@ class MCPServer:
         from mcp_types import CONNECTION_CLOSED
         from pydantic import ValidationError
 
-        client = await self._client()
+        connection = await self._live()
         try:
             try:
-                result = await client.call_tool(server_name, arguments)
+                result = await connection.client.call_tool(server_name, arguments)
             except MCPError as exc:
                 if not self._session_dropped(exc):
                     raise
                 # The server forgot the session (it restarted): the call never ran, so it is sent
                 # again once on a new session.
-                await self._broken(client)
-                client = await self._client()
-                result = await client.call_tool(server_name, arguments)
+                await self._broken(connection)
+                connection = await self._live()
+                result = await connection.client.call_tool(server_name, arguments)
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
-                await self._broken(client)
+                await self._broken(connection)
+                if connection.guard.violation is not None:
+                    raise ToolServerError(
+                        f"MCP server {self._describe()} broke the protocol during the call: "
+                        f"{redact(connection.guard.violation)}; the call may or may not have run, the next call "
+                        "reconnects"
+                    ) from None
                 raise ToolServerError(
                     f"MCP server {self._describe()} closed the connection during the call (it may or may not "
                     "have run); the next call reconnects"
@@ -329,7 +340,7 @@ class MCPServerStdio(MCPServer):
         self.cwd = cwd
         self.errlog = errlog
 
-    def _open_client(self) -> AbstractAsyncContextManager[Client]:
+    def _open_client(self, guard: ProtocolGuard) -> AbstractAsyncContextManager[Client]:
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
 
@@ -338,7 +349,7 @@ class MCPServerStdio(MCPServer):
         parameters = StdioServerParameters(
             command=self.command, args=list(self.args), env=self.env, cwd=self.cwd, encoding_error_handler="replace"
         )
-        return Client(stdio_client(parameters, errlog=self.errlog or sys.stderr), mode=self.protocol)
+        return Client(guard.watch(stdio_client(parameters, errlog=self.errlog or sys.stderr)), mode=self.protocol)
 
     def _describe(self) -> str:
         return " ".join((self.command, *self.args))[:120]
@@ -374,7 +385,7 @@ class MCPServerHTTP(MCPServer):
         self.headers = dict(headers or {})
 
     @asynccontextmanager
-    async def _open_client(self) -> AsyncIterator[Client]:
+    async def _open_client(self, guard: ProtocolGuard) -> AsyncIterator[Client]:
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
@@ -383,7 +394,7 @@ class MCPServerHTTP(MCPServer):
         timeout = httpx2.Timeout(self.connect_timeout, read=300.0)
         async with (
             httpx2.AsyncClient(headers=self.headers, timeout=timeout) as http,
-            Client(streamable_http_client(self.url, http_client=http), mode=self.protocol) as client,
+            Client(guard.watch(streamable_http_client(self.url, http_client=http)), mode=self.protocol) as client,
         ):
             yield client
 

@@ -81,7 +81,7 @@ class ChromaVectorStore(VectorStore):
 
     @classmethod
     async def from_url(cls, url: StorageURL) -> ChromaVectorStore:
-        path = local_path(url)
+        path = local_path(url, server_scheme=ChromaHttpVectorStore.scheme)
         if url.query:
             raise InvalidStorageURLError(f"chroma:// takes no options, got {sorted(url.query)} in {url.raw!r}")
         settings = Settings(anonymized_telemetry=False, allow_reset=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -117,3 +118,36 @@ async def test_bad_statements_option_is_refused(tmp_path: Path, query: str, mess
 async def test_open_refuses_loop_statements_at_full(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="needs synchronous='normal'"):
         await SQLiteStorage.open(tmp_path / "x.db", synchronous="full", statements="loop")
+
+
+@pytest.mark.parametrize(
+    ("location", "name"), [("./a%20b.db", "a b.db"), ("./100%25.db", "100%.db"), ("./%E4%B8%AD.db", "\u4e2d.db")]
+)
+async def test_the_path_is_percent_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with await create_storage(f"sqlite:///{location}") as store:
+        await store.set("k", 1)
+    assert [file for file in os.listdir(tmp_path) if not file.endswith(("-wal", "-shm"))] == [name]
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("%00x.db", "holds '\\x00'"),
+        ("./a%0Ab.db", "holds '\\n'"),
+        ("./50%.db", "'%' not followed by two hex digits"),
+        ("./%ff.db", "does not percent-decode to UTF-8 text"),
+        ("./dir%2F", "names no database file"),
+        ("%3Amemory%3A", "asks for an in-memory database"),
+    ],
+)
+async def test_a_path_that_decodes_to_no_usable_file_is_refused_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidStorageURLError) as caught:
+        await create_storage(f"sqlite:///{location}")
+    assert message in str(caught.value)
+    assert os.listdir(tmp_path) == []

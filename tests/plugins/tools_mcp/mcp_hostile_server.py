@@ -1,6 +1,7 @@
 """A raw JSON-RPC MCP server over stdio that misbehaves as `python mcp_hostile_server.py MODE [PID_FILE]` says.
 
-Built without the SDK so it can send what the SDK's server never would.
+Built without the SDK so it can send what the SDK's server never would. Each process appends its pid
+to PID_FILE.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 MODE = sys.argv[1]
 OUT = sys.stdout.buffer
 if len(sys.argv) > 2:
-    Path(sys.argv[2]).write_text(str(os.getpid()))
+    with Path(sys.argv[2]).open("a") as pids:
+        pids.write(f"{os.getpid()}\n")
 
 FINE = {"name": "fine", "description": "Works.", "inputSchema": {"type": "object", "properties": {}}}
 EXTRA_TOOLS = {
@@ -35,6 +37,7 @@ EXTRA_TOOLS = {
             "inputSchema": {"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/a.json"}}},
         }
     ],
+    "late_reply": [{"name": "slow", "inputSchema": {"type": "object"}}],
     "no_schema": [{"name": "bare"}],
     "null_schema": [{"name": "nulled", "inputSchema": None}],
     "list_schema": [{"name": "listed", "inputSchema": [1, 2]}],
@@ -51,13 +54,15 @@ EXTRA_TOOLS = {
     ],
 }
 
-# Replies to tools/list (`%d` is the request id) that break JSON-RPC or the listing's shape.
+# Replies to tools/list (`ID` is the request id) that break JSON-RPC or the listing's shape.
 LIST_REPLIES = {
     "list_not_json": b"{not json\n",
-    "list_tools_not_list": b'{"jsonrpc":"2.0","id":%d,"result":{"tools":{"a":1}}}\n',
-    "list_result_null": b'{"jsonrpc":"2.0","id":%d,"result":null}\n',
-    "list_error_bad_code": b'{"jsonrpc":"2.0","id":%d,"error":{"code":"x","message":5}}\n',
-    "list_error": b'{"jsonrpc":"2.0","id":%d,"error":{"code":-32000,"message":"listing broke"}}\n',
+    "list_tools_not_list": b'{"jsonrpc":"2.0","id":ID,"result":{"tools":{"a":1}}}\n',
+    "list_result_null": b'{"jsonrpc":"2.0","id":ID,"result":null}\n',
+    "list_error_bad_code": b'{"jsonrpc":"2.0","id":ID,"error":{"code":"x","message":5}}\n',
+    "list_error": b'{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":"listing broke"}}\n',
+    "list_error_null_id": b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}\n',
+    "list_wrong_version": b'{"jsonrpc":"1.0","id":ID,"result":{"tools":[]}}\n',
 }
 # Replies to tools/call (`ID` is the request id); `call_exit` and `call_hang` send none.
 CALL_REPLIES = {
@@ -65,6 +70,9 @@ CALL_REPLIES = {
     "call_hang": b"",
     "call_not_json": b"\x00\x01 not json at all\n",
     "call_wrong_id": b'{"jsonrpc":"2.0","id":987654,"result":{"content":[]}}\n',
+    "call_string_id": b'{"jsonrpc":"2.0","id":"ID","result":{"content":[{"type":"text","text":"as string"}]}}\n',
+    "call_wrong_version": b'{"jsonrpc":"1.0","id":ID,"result":{"content":[]}}\n',
+    "call_no_version": b'{"id":ID,"result":{"content":[]}}\n',
     "call_content_not_list": b'{"jsonrpc":"2.0","id":ID,"result":{"content":"text"}}\n',
     "call_unknown_block": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"video","data":"x"}]}}\n',
     "call_image": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"image","data":"%%%",'
@@ -86,15 +94,21 @@ def send(message: dict[str, object]) -> None:
 
 if MODE == "exit":
     sys.exit(0)
-if MODE == "not_utf8":
-    OUT.write(b"\xff\xfe garbage before the protocol\n")  # then it speaks the protocol
+if MODE == "banner":
+    OUT.write(b"server ready\n")  # on stdout, where only protocol messages belong; then it speaks the protocol
     OUT.flush()
 
 for line in sys.stdin.buffer:
     message = json.loads(line)
+    if MODE == "late_reply" and message.get("method") == "notifications/cancelled":
+        # the reply to a call the client gave up on, sent only once the client has given up on it
+        late_id = message["params"]["requestId"]
+        send({"jsonrpc": "2.0", "id": late_id, "result": {"content": [{"type": "text", "text": "late"}]}})
     if "id" not in message:
         continue
     method, request_id = message.get("method"), message["id"]
+    if method == "tools/call" and MODE == "late_reply" and message["params"]["name"] == "slow":
+        continue  # answered once cancelled, above
     if method == "initialize" and MODE == "init_hang":
         time.sleep(3600)
     if method == "initialize" and MODE == "init_result_not_object":
@@ -110,7 +124,7 @@ for line in sys.stdin.buffer:
         if MODE == "hang":
             time.sleep(3600)
         if MODE in LIST_REPLIES:
-            OUT.write(LIST_REPLIES[MODE] % request_id)
+            OUT.write(LIST_REPLIES[MODE].replace(b"ID", b"%d" % request_id))
             OUT.flush()
             continue
         result = {"tools": [FINE, *EXTRA_TOOLS.get(MODE, [])]}

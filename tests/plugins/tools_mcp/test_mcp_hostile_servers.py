@@ -21,7 +21,7 @@ def hostile(mode: str, **options: float) -> MCPServerStdio:
     return MCPServerStdio(sys.executable, [str(HOSTILE_SCRIPT), mode], **options)  # type: ignore[arg-type]
 
 
-async def test_bytes_that_are_not_utf8_on_stdout_are_replaced_not_fatal() -> None:
+async def test_bytes_that_are_not_utf8_in_a_reply_are_replaced_not_fatal() -> None:
     box = ToolBox([hostile("not_utf8")])
     with anyio.fail_after(BOUND):
         await box.open()

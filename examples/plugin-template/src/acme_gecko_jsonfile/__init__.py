@@ -15,7 +15,7 @@ import anyio
 import anyio.to_thread
 
 from gecko.errors import InvalidStorageURLError, StorageError, VersionConflictError
-from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL, decode_path
 
 __all__ = ("JSONFileStorage",)
 
@@ -33,7 +33,7 @@ class JSONFileStorage(Storage):
 
     @classmethod
     async def from_url(cls, url: StorageURL) -> JSONFileStorage:
-        path = url.path[1:] if url.path.startswith("/") else url.path
+        path = decode_path(url, url.path[1:] if url.path.startswith("/") else url.path)
         if url.netloc or not path or path.endswith("/"):
             raise InvalidStorageURLError(
                 f"jsonfile URL {url.raw!r} names no file; use jsonfile:///./relative.json or jsonfile:////abs/file.json"

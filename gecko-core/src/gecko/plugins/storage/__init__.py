@@ -39,12 +39,15 @@ __all__ = (
     "encode_value",
     "decode_value",
     "validate_key",
+    "decode_path",
     "MAX_KEY_LENGTH",
 )
 
 MAX_KEY_LENGTH = 512
 _FORBIDDEN_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+_UNUSABLE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _URL_EXAMPLES = "sqlite:///./gecko.db, sqlite:////abs/path.db, redis://localhost:6379/0, memory://"
 
@@ -72,7 +75,11 @@ class StorageURL:
 
     @classmethod
     def parse(cls, url: str) -> StorageURL:
-        """Parse `url`, raising `InvalidStorageURLError` that shows valid forms when it is malformed."""
+        """Parse `url`, raising `InvalidStorageURLError` that shows valid forms when it is malformed.
+
+        The query is percent-decoded; `path` and `netloc` are left as written, for the backend
+        (`decode_path`). Every `%` must start an escape of UTF-8 bytes, in every part.
+        """
         if not isinstance(url, str):
             raise InvalidStorageURLError(
                 f"malformed storage URL: expected a string, got {type(url).__name__}; e.g. {_URL_EXAMPLES}"
@@ -93,11 +100,24 @@ class StorageURL:
                 f"malformed storage URL {redact_url(url)!r}: scheme {scheme!r} must be lowercase letters, "
                 f"digits, '+', '-', '.'; e.g. {_URL_EXAMPLES}"
             )
-        from urllib.parse import parse_qsl, urlsplit
+        if _STRAY_PERCENT.search(url):
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: it has a '%' not followed by two hex digits; "
+                f"write '%' itself as %25, e.g. {_URL_EXAMPLES}"
+            )
+        from urllib.parse import parse_qsl, unquote, urlsplit
 
         try:
             parts = urlsplit(url)
-            query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+            unquote(parts.netloc, errors="strict")  # checked here; the backend decodes user and password
+            query = dict(
+                parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query), errors="strict")
+            )
+        except UnicodeDecodeError:
+            raise InvalidStorageURLError(
+                f"malformed storage URL {redact_url(url)!r}: its host part or query does not percent-decode "
+                f"to UTF-8 text; percent-encode only the UTF-8 bytes of a character, e.g. {_URL_EXAMPLES}"
+            ) from None
         except ValueError as exc:
             raise InvalidStorageURLError(
                 f"malformed storage URL {redact_url(url)!r}: {exc}; e.g. {_URL_EXAMPLES}"
@@ -108,6 +128,38 @@ class StorageURL:
                 f"percent-encode '#' as %23 where it belongs to the location, e.g. {_URL_EXAMPLES}"
             )
         return cls(raw=url, scheme=scheme, netloc=parts.netloc, path=parts.path, query=query)
+
+
+def decode_path(url: StorageURL, encoded: str) -> str:
+    """`encoded`, the file path part of `url`, percent-decoded as a `file://` URL's path is.
+
+    `sqlite:///./a%20b.db` names `./a b.db`; a `%` itself is written `%25`.
+
+    Raises:
+        InvalidStorageURLError: a `%` starts no escape, the decoded path is not UTF-8 text, or
+            it holds NUL, another control character or a lone surrogate, which no file name should.
+    """
+    from urllib.parse import unquote
+
+    if _STRAY_PERCENT.search(encoded):
+        raise InvalidStorageURLError(
+            f"storage URL {url.redacted!r}: its path {encoded!r} has a '%' not followed by two hex digits; "
+            "write '%' itself as %25"
+        )
+    try:
+        path = unquote(encoded, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidStorageURLError(
+            f"storage URL {url.redacted!r}: its path {encoded!r} does not percent-decode to UTF-8 text ({exc.reason}); "
+            "percent-encode only the UTF-8 bytes of a character"
+        ) from None
+    unusable = _UNUSABLE_IN_PATH.search(path)
+    if unusable is not None:
+        raise InvalidStorageURLError(
+            f"storage URL {url.redacted!r}: its path decodes to {path!r}, which holds {unusable.group()!r}; "
+            "a file path holds no NUL, control character or lone surrogate"
+        )
+    return path
 
 
 class Versioned(NamedTuple):

@@ -35,7 +35,7 @@ from gecko.errors import (
 )
 from gecko.plugins._closable import Closable
 from gecko.plugins.registry import Registry, scheme_class_validator
-from gecko.plugins.storage import StorageURL, validate_key
+from gecko.plugins.storage import StorageURL, decode_path, validate_key
 from gecko.plugins.vector.filters import Filter, MetadataValue, parse_filter
 
 __all__ = (
@@ -102,20 +102,30 @@ def validate_collection_name(name: object) -> str:
     return name
 
 
-def local_path(url: StorageURL) -> str:
-    """The directory a file-based URL names: what follows `scheme://` up to any `?query`.
+def local_path(url: StorageURL, *, server_scheme: str | None = None) -> str:
+    """The directory a file-based URL names: what follows `scheme://` up to any `?query`, percent-decoded.
 
-    `chroma://./kb` names `./kb`, `lancedb:///srv/kb` names `/srv/kb`; the query is left to the backend.
+    `chroma://./kb` names `./kb`, `lancedb:///srv/kb` names `/srv/kb`, `lancedb://./my%20kb` names
+    `./my kb`; the query is left to the backend. A location that does not start with `/`, `./`
+    or `../` begins with a host (`chroma://host:8000/kb`), which a local directory does not have.
 
     Raises:
-        InvalidStorageURLError: the URL names no directory.
+        InvalidStorageURLError: the URL names no directory, names a host (the message shows the
+            local forms, and `server_scheme://host` if the backend has a server client), or its
+            path does not decode to a usable one.
     """
-    location = url.raw.split("://", 1)[1].split("?", 1)[0]
-    if not location or "#" in location:
+    local_forms = f"{url.scheme}://./relative/dir or {url.scheme}:///absolute/dir"
+    if url.netloc not in ("", ".", ".."):
+        host = url.netloc.rpartition("@")[2]  # without any credentials
+        server = f"; for a server use {server_scheme}://{host}" if server_scheme else ""
         raise InvalidStorageURLError(
-            f"{url.raw!r} names no directory: use {url.scheme}://./relative/dir or {url.scheme}:///absolute/dir"
+            f"{url.redacted!r} names the host {host!r}, but {url.scheme}:// opens a local "
+            f"directory: use {local_forms}{server}"
         )
-    return location
+    location = url.netloc + url.path
+    if not location:
+        raise InvalidStorageURLError(f"{url.redacted!r} names no directory: use {local_forms}")
+    return decode_path(url, location)
 
 
 def _vector(values: object, what: str) -> array.array[float]:

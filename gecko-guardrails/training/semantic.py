@@ -4,11 +4,11 @@ Usage: `python semantic.py` (needs scikit-learn, and gecko-ai-guardrails install
 sentence encoder are the run-time ones). Writes ../src/gecko_guardrails/semantic.json: plain JSON, no
 pickle. The head is a one-hidden-layer network over the sentence vector of a piece (the pieces `detect`
 scores: see `classifier.pieces`); benign texts that use injection words innocently weigh `HARD_WEIGHT` times
-more. The shipped n-gram model learns from dev too (`train.py`), so dev's n-gram scores here are out of fold:
-each dev text is scored by the n-gram model `train.py` fits without its fold. Per channel, a logistic
-regression on dev fuses the logits of that n-gram score and the head's score, and the threshold is the
-lowest at which the fused score flags at most `MAX_HARD_FP` of dev's hard benign texts and `MAX_FP` of all
-its benign texts. The test split is never read here.
+more. The shipped n-gram models learn from dev too (`train.py`), so dev's n-gram scores here are out of fold:
+each dev text is scored by its channel's n-gram model as `train.py` fits it without the text's fold. Per
+channel, a logistic regression on dev fuses the logits of that n-gram score and the head's score, and the
+threshold is the lowest at which the fused score flags at most `MAX_HARD_FP` of dev's hard benign texts and
+`MAX_FP` of all its benign texts. The test split is never read here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 import numpy as np
-from gecko_guardrails.classifier import MIN_LENGTH, Classifier, pieces
+from gecko_guardrails.classifier import CHANNELS, MIN_LENGTH, Classifier, pieces
 from gecko_guardrails.detect import _BLANKS, _views
 from gecko_guardrails.sanitize import fold
 from gecko_guardrails.semantic import PIECES, Semantic, encode_array, logit
@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
 # The n-gram trainer beside this script: same data, folds and budgets.
-from train import FOLDS, HERE, MAX_FP, MAX_HARD_FP, fit, fold_of, load, training_pool
+from train import FOLDS, HERE, MAX_FP, MAX_HARD_FP, fit_channel, fold_of, load, training_pool
 
 OUT = HERE.parent / "src" / "gecko_guardrails" / "semantic.json"
 HIDDEN = 128
@@ -122,10 +122,11 @@ def main() -> None:
     for row in train:
         prepare(row)
     for number in range(FOLDS):
-        model = fit([row for row in pool if fold_of(row) != number])
-        for row in dev:
-            if fold_of(row) == number:
-                prepare(row, model)
+        for channel in CHANNELS:
+            model = fit_channel(channel, [row for row in pool if fold_of(row) != number])
+            for row in dev:
+                if fold_of(row) == number and row["channel"] == channel:
+                    prepare(row, model)
     weights = shipped(fit_head(train))
     scorer = Semantic(
         hidden=np.asarray(weights["hidden"]["weights"], dtype=np.float32),
@@ -136,7 +137,7 @@ def main() -> None:
     )
     for row in dev:
         row["semantic"] = head_score(scorer, row)
-    fusions = {channel: fuse([row for row in dev if row["channel"] == channel]) for channel in ("user", "tool")}
+    fusions = {channel: fuse([row for row in dev if row["channel"] == channel]) for channel in CHANNELS}
     OUT.write_text(
         json.dumps(
             {

@@ -1,13 +1,15 @@
-"""Train the shipped classifier on the train and dev splits and further hard benign texts; thresholds out of fold.
+"""Train the shipped classifiers, one per channel, on the train and dev splits and further hard benign texts.
 
 Usage: `python train.py` (needs scikit-learn, and gecko-ai-guardrails installed for `fold` and the
 n-gram features and pieces the run-time scorer uses). Writes ../src/gecko_guardrails/classifier.json: plain
-JSON, no pickle. The model learns from ../eval/data/train.jsonl, dev.jsonl and hard_benign.jsonl (benign
-texts that use injection words innocently, from further public sources: `hard_benign.py`). The thresholds
-come from out-of-fold scores: the pool is cut into `FOLDS` folds (a text and the tool results quoting it in
-one fold), each fold scored by a model trained on the others; per channel (user input, tool output) the
-threshold is the lowest at which at most `MAX_HARD_FP` of the pool's hard benign texts and at most `MAX_FP`
-of all its benign texts are flagged. The test split is never read here.
+JSON, no pickle. The pool is ../eval/data/train.jsonl, dev.jsonl and hard_benign.jsonl (benign texts that use
+injection words innocently, from further public sources: `hard_benign.py`). The user-input model learns from the
+pool's user-channel texts only (tool results taught it their documents' words and cost it recall on user input);
+the tool-output model from the whole pool. Each threshold comes from out-of-fold scores: the pool is cut into
+`FOLDS` folds (a text and the tool results quoting it in one fold), each fold's texts of the channel scored by
+that channel's model trained on the other folds; the threshold is the lowest at which at most `MAX_HARD_FP` of
+the channel's hard benign texts and at most `MAX_FP` of all its benign texts are flagged. The test split is
+never read here.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
-from gecko_guardrails.classifier import WINDOW, Classifier, ngrams
+from gecko_guardrails.classifier import CHANNELS, WINDOW, Classifier, ngrams
 from gecko_guardrails.sanitize import fold
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -67,7 +69,7 @@ def features(text: str) -> list[str]:
 
 def fit(rows: list[dict[str, object]]) -> Classifier:
     """The classifier trained on `rows` (long benign texts also by window, inserted injections by the windows
-    that hold them); it has no thresholds."""
+    that hold them); its threshold is not chosen yet (0)."""
     texts: list[str] = []
     labels: list[int] = []
     weights: list[float] = []
@@ -94,7 +96,7 @@ def fit(rows: list[dict[str, object]]) -> Classifier:
         gram: (round(float(vectorizer.idf_[index]), 4), round(float(model.coef_[0][index]), 4))
         for gram, index in sorted(vectorizer.vocabulary_.items())
     }
-    return Classifier(weights=coefficients, intercept=round(float(model.intercept_[0]), 6), sizes=SIZES, thresholds={})
+    return Classifier(weights=coefficients, intercept=round(float(model.intercept_[0]), 6), sizes=SIZES, threshold=0.0)
 
 
 def fold_of(row: dict[str, object]) -> int:
@@ -103,12 +105,23 @@ def fold_of(row: dict[str, object]) -> int:
     return int(hashlib.sha256(key.encode()).hexdigest(), 16) % FOLDS
 
 
-def out_of_fold(pool: list[dict[str, object]]) -> list[float]:
-    """Each row's score by the model trained on the other folds."""
-    scores = [0.0] * len(pool)
+def learns_from(channel: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """What `channel`'s model is trained on: user-channel rows for user input, every row for tool output."""
+    return [row for row in rows if channel == "tool" or row["channel"] == channel]
+
+
+def fit_channel(channel: str, rows: list[dict[str, object]]) -> Classifier:
+    """`channel`'s model trained on what it learns from among `rows`."""
+    return fit(learns_from(channel, rows))
+
+
+def out_of_fold(pool: list[dict[str, object]], channel: str) -> list[float]:
+    """The score of each of the pool's `channel` rows by `channel`'s model trained on the other folds."""
+    rows = [row for row in pool if row["channel"] == channel]
+    scores = [0.0] * len(rows)
     for number in range(FOLDS):
-        model = fit([row for row in pool if fold_of(row) != number])
-        for index, row in enumerate(pool):
+        model = fit_channel(channel, [row for row in pool if fold_of(row) != number])
+        for index, row in enumerate(rows):
             if fold_of(row) == number:
                 scores[index] = model.probability(fold(str(row["text"])))
     return scores
@@ -151,18 +164,18 @@ def training_pool() -> list[dict[str, object]]:
 
 def main() -> None:
     pool = training_pool()
-    scores = out_of_fold(pool)
-    thresholds = {}
-    for channel in ("user", "tool"):
-        selected = [index for index, row in enumerate(pool) if row["channel"] == channel]
-        rows, channel_scores = [pool[index] for index in selected], [scores[index] for index in selected]
-        thresholds[channel] = pick(rows, channel_scores)
-        describe(channel, thresholds[channel], rows, channel_scores)
-    model = fit(pool)
+    models = {}
+    for channel in CHANNELS:
+        rows, scores = [row for row in pool if row["channel"] == channel], out_of_fold(pool, channel)
+        threshold = pick(rows, scores)
+        describe(channel, threshold, rows, scores)
+        model = fit_channel(channel, pool)
+        models[channel] = {"intercept": model.intercept, "threshold": threshold, "weights": model.weights}
     OUT.write_text(
         json.dumps(
             {
-                "about": "Prompt-injection classifier of gecko-ai-guardrails: sublinear TF-IDF over character "
+                "about": "Prompt-injection classifiers of gecko-ai-guardrails, one per channel (user input: trained "
+                "on user-channel texts only; tool output: on all): sublinear TF-IDF over character "
                 "1-4-grams of the folded text, logistic regression (scikit-learn), trained by training/train.py "
                 "on the train and dev splits of the public labelled set of eval/SOURCES.md (deepset/prompt-injections "
                 "Apache-2.0; Lakera gandalf_ignore_instructions and mosscap MIT; verazuo/jailbreak_llms MIT; XSafety "
@@ -170,9 +183,7 @@ def main() -> None:
                 "Apache-2.0) and hard benign texts from UltraChat MIT, WildGuardMix ODC-BY and the Python PEPs "
                 "(public domain, CC0-1.0); thresholds from out-of-fold scores. Licence of these weights: Apache-2.0.",
                 "ngram_sizes": list(SIZES),
-                "intercept": model.intercept,
-                "thresholds": thresholds,
-                "weights": model.weights,
+                "models": models,
             },
             ensure_ascii=False,
             separators=(",", ":"),

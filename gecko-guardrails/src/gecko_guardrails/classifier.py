@@ -1,9 +1,10 @@
 """A small offline prompt-injection classifier: character n-grams and word pairs, TF-IDF, logistic regression.
 
-The weights ship in this package as plain JSON (`classifier.json`: n-gram → idf and coefficient,
-the intercept, the thresholds per channel chosen on the development split, the training data's sources and
-licences). They were trained with scikit-learn by `training/train.py` in the source tree on the
-public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
+There are two models, one per channel: user input (and tool descriptions) is scored by a model trained on
+user-channel texts only, tool output by a model trained on all texts. The weights ship in this package as plain
+JSON (`classifier.json`: per channel, n-gram → idf and coefficient, the intercept and the threshold chosen out of
+fold; the training data's sources and licences). They were trained with scikit-learn by `training/train.py` in
+the source tree on the public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
 read. Scoring is pure Python: the text is folded (`sanitize.fold`) and cut into pieces (overlapping
 windows, and its lines, so an injection on its own line inside a long tool result is scored as
 itself, not diluted by the document around it); the highest piece probability is the score. The opt-in
@@ -20,8 +21,12 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 from itertools import pairwise
+from typing import Literal
 
-__all__ = ("Classifier", "classifier", "ngrams", "pieces")
+__all__ = ("CHANNELS", "Classifier", "classifier", "ngrams", "pieces")
+
+CHANNELS = ("user", "tool")
+"""The channel kinds a model is trained for: what a person typed (and tool descriptions), content from elsewhere."""
 
 _WHITESPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
@@ -83,13 +88,13 @@ def _windows(text: str) -> list[str]:
 class Classifier:
     """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection.
 
-    `thresholds` maps a channel kind (`"user"`, `"tool"`) to the probability at which a text is flagged.
+    `threshold` is the probability at which a text of the model's channel is flagged.
     """
 
     weights: dict[str, tuple[float, float]]
     intercept: float
     sizes: tuple[int, int]
-    thresholds: dict[str, float]
+    threshold: float
 
     def probability(self, folded: str) -> float:
         """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output)."""
@@ -111,13 +116,21 @@ class Classifier:
         return 1.0 / (1.0 + math.exp(-logit))
 
 
+def classifier(channel: Literal["user", "tool"]) -> Classifier:
+    """The shipped model of `channel` (`"user"` or `"tool"`), loaded with the other once from `classifier.json`."""
+    return _classifiers()[channel]
+
+
 @cache
-def classifier() -> Classifier:
-    """The shipped model, loaded once from `classifier.json` beside this module."""
+def _classifiers() -> dict[str, Classifier]:
     data = json.loads(resources.files("gecko_guardrails").joinpath("classifier.json").read_text("utf-8"))
-    return Classifier(
-        weights={gram: (idf, coefficient) for gram, (idf, coefficient) in data["weights"].items()},
-        intercept=data["intercept"],
-        sizes=(data["ngram_sizes"][0], data["ngram_sizes"][1]),
-        thresholds=data["thresholds"],
-    )
+    sizes = (data["ngram_sizes"][0], data["ngram_sizes"][1])
+    return {
+        channel: Classifier(
+            weights={gram: (idf, coefficient) for gram, (idf, coefficient) in model["weights"].items()},
+            intercept=model["intercept"],
+            sizes=sizes,
+            threshold=model["threshold"],
+        )
+        for channel, model in data["models"].items()
+    }

@@ -9,8 +9,8 @@ French, German and Italian phrasings (folding turns Cyrillic into Latin look-ali
 is left to a classifier), in five kinds: instruction override, role hijack, prompt
 exfiltration, forged conversation markers, and coerced tool use. They are phrase patterns, not
 single words, so "ignore the warning" or "the system prompt is configurable" do not match.
-The classifier (`classifier.py`, character n-grams trained on public data in many languages) scores
-every view too; a view at or above its threshold is a finding of kind "classifier". With `semantic=True`
+The classifier (`classifier.py`, character n-grams trained on public data in many languages; one model per
+channel) scores every view too; a view at or above its threshold is a finding of kind "classifier". With `semantic=True`
 (the opt-in `[semantic]` extra) the classifier's score is instead the n-gram score fused with a semantic
 head over multilingual sentence vectors (`semantic.py`), at the fusion's own thresholds.
 """
@@ -219,16 +219,17 @@ _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){8,}")
 def detect(text: str, channel: Literal["user", "tool"] = "user", *, semantic: bool = False) -> Detection:
     """Run the rules and the classifier over every view of `text`; a `Detection` naming what matched (falsy when clean).
 
-    `channel` picks the classifier's threshold: `"user"` for what a person typed, `"tool"` for
-    content from elsewhere (tool results, retrieved chunks, tool descriptions). `semantic=True` scores with the
-    fused classifier (`_fused`); it needs the `[semantic]` extra (`semantic.SemanticUnavailable` otherwise).
+    `channel` picks the classifier's model and threshold: `"user"` for what a person typed (the plugin uses it
+    for tool descriptions too), `"tool"` for content from elsewhere (tool results, retrieved chunks).
+    `semantic=True` scores with the fused classifier (`_fused`); it needs the `[semantic]` extra
+    (`semantic.SemanticUnavailable` otherwise).
     """
     if semantic:
         return _fused(text, channel)
     kinds: list[str] = []
     decodings: list[str] = []
-    model = classifier()
-    threshold = model.thresholds[channel]
+    model = classifier(channel)
+    threshold = model.threshold
     score = 0.0
     for decoding, view in _views(text):
         found = _rules(view)
@@ -243,10 +244,10 @@ def detect(text: str, channel: Literal["user", "tool"] = "user", *, semantic: bo
 def _fused(text: str, channel: Literal["user", "tool"]) -> Detection:
     """`detect` in semantic mode: the rules over every view; the classifier's score fuses the n-gram model's highest
     probability over the views with the semantic head's over the plain view's `PIECES` pieces the n-gram model scored
-    highest, and `channel` picks the fusion and its threshold."""
+    highest, and `channel` picks the n-gram model, the fusion and its threshold."""
     kinds: list[str] = []
     decodings: list[str] = []
-    model = classifier()
+    model = classifier(channel)
     ngram, strongest, top = 0.0, "plain", list[str]()
     for decoding, view in _views(text):
         _note(kinds, decodings, decoding, _rules(view))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -34,6 +35,10 @@ class Role(str, Enum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
+
+
+# Read once: on Python 3.11 every `Role.X` goes through the enum metaclass's `__getattr__`.
+_SYSTEM, _USER, _ASSISTANT, _TOOL = Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.TOOL
 
 
 class TextPart(BaseModel):
@@ -88,25 +93,25 @@ class Message(BaseModel):
     # The constructors call the validator directly: what `cls(...)` does, without `__init__`'s overhead.
     @classmethod
     def system(cls, content: str) -> Message:
-        message: Message = cls.__pydantic_validator__.validate_python({"role": Role.SYSTEM, "content": content})
+        message: Message = (_validators.get(cls) or _validator(cls))({"role": _SYSTEM, "content": content})
         return message
 
     @classmethod
     def user(cls, content: str | list[ContentPart]) -> Message:
-        message: Message = cls.__pydantic_validator__.validate_python({"role": Role.USER, "content": content})
+        message: Message = (_validators.get(cls) or _validator(cls))({"role": _USER, "content": content})
         return message
 
     @classmethod
     def assistant(cls, content: str | None = None, tool_calls: list[ToolCall] | None = None) -> Message:
-        message: Message = cls.__pydantic_validator__.validate_python(
-            {"role": Role.ASSISTANT, "content": content, "tool_calls": tool_calls or []}
+        message: Message = (_validators.get(cls) or _validator(cls))(
+            {"role": _ASSISTANT, "content": content, "tool_calls": tool_calls or []}
         )
         return message
 
     @classmethod
     def tool(cls, tool_call_id: str, content: str, name: str | None = None) -> Message:
-        message: Message = cls.__pydantic_validator__.validate_python(
-            {"role": Role.TOOL, "content": content, "tool_call_id": tool_call_id, "name": name}
+        message: Message = (_validators.get(cls) or _validator(cls))(
+            {"role": _TOOL, "content": content, "tool_call_id": tool_call_id, "name": name}
         )
         return message
 
@@ -118,6 +123,17 @@ class Message(BaseModel):
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+
+_validators: dict[type[Message], Callable[[Any], Any]] = {}
+"""`validate_python` of each built message class: a read of `cls.__pydantic_validator__` passes
+through the pydantic metaclass's `__getattr__` first, which costs as much as a small validation."""
+
+
+def _validator(cls: type[Message]) -> Callable[[Any], Any]:
+    cls.model_rebuild()  # builds a class that deferred it; nothing to do once built
+    found = _validators[cls] = cls.__pydantic_validator__.validate_python
+    return found
 
 
 class TokenUsage(BaseModel):

@@ -20,7 +20,7 @@ import anyio
 
 from gecko.core.toolbox import DEFAULT_MAX_TOOL_CALLS_PER_TURN, Tool, ToolBox, ToolSource
 from gecko.errors import ApprovalError, ConfigurationError
-from gecko.plugins import aplugin_manager
+from gecko.plugins import aplugin_manager, plugins_loaded
 from gecko.plugins.storage import Storage
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ class Agent:
     ) -> None:
         from gecko.core._stored import Sealer, resolve_checkpoint_key
         from gecko.core.engine import ReActEngine
+        from gecko.core.state import PausedOutput
         from gecko.plugins.models import ChatModel
 
         if not isinstance(model, ChatModel):
@@ -125,6 +126,8 @@ class Agent:
         self._storage_lock: anyio.Lock | None = None
         self._sealer = Sealer(resolve_checkpoint_key(checkpoint_key))
         self._structures: dict[type[Any], StructureEngine[Any]] = {}
+        # Held here so a run's end needs no import to tell a paused output.
+        self._paused_output = PausedOutput
 
     # --- configuration -------------------------------------------------------------------
 
@@ -173,6 +176,17 @@ class Agent:
             UnknownToolError, ToolArgumentsError, ModelOutputError: see `ReActEngine`.
             ApprovalError: the session waits for approvals; call `resume` first.
         """
+        if session_id is None and self.session_id is None:
+            # No session to read or write: the run starts from `input` alone (what `_start` would build).
+            engine = self._engine
+            if not plugins_loaded() or engine.toolbox.needs_open():
+                await self._ready()
+            structure = self._structure(output_type or self.output_type)
+            state = engine.new_state(input)
+            output = await engine.run(state, structure=structure, usage_limits=usage_limits)
+            if isinstance(output, self._paused_output):
+                await self._save(_Start(state, None, None, None, None, 0), output)
+            return output
         return await self._run(input, session_id, output_type, usage_limits, approvals=None)
 
     def stream(
@@ -289,8 +303,7 @@ class Agent:
         self, input: Any, session_id: str | None, output_type: type[Any] | None, approvals: Mapping[str, bool] | None
     ) -> _Start:
         """The run's state: a new conversation, or the session's history (checked for pending approvals)."""
-        await aplugin_manager()  # hook plugins load off the event loop, before the engine reads them
-        await self._engine.toolbox.open()  # tool sources (MCP servers) connect before the first request
+        await self._ready()
         session = session_id or self.session_id
         structure = self._structure(output_type or self.output_type)
         if session is None:
@@ -320,6 +333,11 @@ class Agent:
         history = [] if document is None else RunState.from_json(document["state"]).messages
         return _Start(self._engine.new_state(input, history), structure, session, storage, version, len(history))
 
+    async def _ready(self) -> None:
+        """Load the hook plugins (off the event loop) and connect the tool sources, before the engine reads them."""
+        await aplugin_manager()
+        await self._engine.toolbox.open()
+
     async def _load(self, session: str) -> tuple[Storage, str, dict[str, Any] | None, int | None]:
         """The session's storage, key, validated document (None when there is none) and version."""
         storage = await self._open_storage()
@@ -337,10 +355,8 @@ class Agent:
 
     async def _save(self, start: _Start, output: AgentOutput) -> None:
         """Store the session's conversation, or the paused run, after the final event."""
-        from gecko.core.state import PausedOutput
-
         storage, session, version = start.storage, start.session, start.version
-        if isinstance(output, PausedOutput):
+        if isinstance(output, self._paused_output):
             if storage is None:
                 storage = await self._open_storage()
             key = session_key(output.session_id)

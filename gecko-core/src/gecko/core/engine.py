@@ -101,8 +101,56 @@ class _Plan:
     error: GeckoError | None = None
 
 
-_Step: TypeAlias = tuple[Message, _Plan] | FinalOutput | None
-"""What a step of the loop leaves: a tool turn to run, the run's end, or nothing (ask the model)."""
+@dataclass(frozen=True, slots=True)
+class _Flags:
+    """What runs read from the plugins, the bus and the toolbox: computed once per change of them.
+
+    `key` holds the plugin manager, the bus and the toolbox, each with its generation; a run
+    whose key differs computes new flags (`ReActEngine.run_flags`).
+    """
+
+    key: tuple[PluginManager, int, EventBus, int, ToolBox, int]
+    observe: bool
+    hook_model_request: bool
+    hook_model_response: bool
+    hook_tool_admit: bool
+    hook_tool_call: bool
+    hook_tool_result: bool
+    trace: bool
+    """Telemetry: operations are announced only when a plugin observes them."""
+    traced_tools: bool
+    """Tool calls skip the middleware path: nothing observes or wraps them (a plugin may trace them)."""
+    plain_tools: bool
+    """Tool calls run plain: nothing observes, wraps or traces them."""
+    definitions: list[ToolDefinition]
+    """The toolbox's definitions; requests copy them, nothing changes this list."""
+
+    @classmethod
+    def compute(cls, key: tuple[PluginManager, int, EventBus, int, ToolBox, int]) -> _Flags:
+        manager, _, bus, _, toolbox, _ = key
+        implemented = manager.implemented
+        observe = bus.listening
+        hook_tool_call = "gecko_tool_call" in implemented
+        hook_tool_result = "gecko_tool_result" in implemented
+        trace = manager.traces
+        traced_tools = not (observe or hook_tool_call or hook_tool_result or bus.has_tool_middleware)
+        return cls(
+            key,
+            observe,
+            "gecko_model_request" in implemented,
+            "gecko_model_response" in implemented,
+            "gecko_tool_admit" in implemented,
+            hook_tool_call,
+            hook_tool_result,
+            trace,
+            traced_tools,
+            traced_tools and not trace,
+            toolbox.definitions(),
+        )
+
+
+_Step: TypeAlias = tuple[Message, _Plan] | AgentOutput | None
+"""What a step of the loop leaves: a tool turn to run, the run's output (its end), or nothing (ask the model)."""
 
 
 class ReActEngine:
@@ -159,6 +207,19 @@ class ReActEngine:
         self.max_tool_calls_per_turn = max_tool_calls_per_turn
         self.usage_limits = usage_limits
         self.bus = bus if bus is not None else EventBus()
+        self._flags: _Flags | None = None
+        # Held here: each read of a model class's validator passes through its metaclass's `__getattr__`.
+        self._new_output = _validate_python(AgentOutput)
+        self._new_request = _validate_python(ModelRequest)
+
+    def run_flags(self, manager: PluginManager) -> _Flags:
+        """The flags of a run under `manager`: cached until a plugin, a subscriber, a middleware or a tool changes."""
+        bus, toolbox = self.bus, self.toolbox
+        key = (manager, manager.generation, bus, bus.generation, toolbox, toolbox.generation)
+        flags = self._flags
+        if flags is None or flags.key != key:
+            flags = self._flags = _Flags.compute(key)
+        return flags
 
     def iterate(
         self,
@@ -176,7 +237,7 @@ class ReActEngine:
         message of `state` must be the assistant turn the run paused on.
         """
         run = _Run(self, state, structure, stream, session_id, usage_limits or self.usage_limits)
-        return run.traced(approvals) if run.trace else run.iterate(approvals)
+        return run.traced(approvals) if run.flags.trace else run.iterate(approvals)
 
     async def run(
         self,
@@ -189,7 +250,7 @@ class ReActEngine:
     ) -> AgentOutput:
         """`iterate` without streaming, to its end: the run's output (a `PausedOutput` when it paused)."""
         run = _Run(self, state, structure, False, session_id, usage_limits or self.usage_limits)
-        if not run.trace:
+        if not run.flags.trace:
             return await run.complete(approvals)
         # Announced around the loop here rather than through `traced`: no async generator in the run.
         async with run.agent_operation() as operation:
@@ -206,6 +267,8 @@ class ReActEngine:
         Raises:
             ConfigurationError: `input` is None.
         """
+        if isinstance(input, str) and not history:
+            return RunState([Message.user(input)])
         return RunState(messages=[*history, *_as_messages(input)])
 
 
@@ -213,25 +276,16 @@ class _Run:
     """One run of an engine: per-run flags computed once, then the loop."""
 
     __slots__ = (
-        "definitions",
         "engine",
-        "hook_model_request",
-        "hook_model_response",
-        "hook_tool_admit",
-        "hook_tool_call",
-        "hook_tool_result",
+        "flags",
         "limits",
         "manager",
-        "observe",
         "operation",
-        "plain_tools",
         "session_id",
         "state",
         "stream",
         "structure",
         "tool_handler",
-        "trace",
-        "traced_tools",
         "validated",
     )
 
@@ -252,22 +306,8 @@ class _Run:
         self.limits = limits
         manager = plugin_manager()
         self.manager: PluginManager = manager
-        self.observe = engine.bus.listening
-        implemented = manager.implemented
-        self.hook_model_request = "gecko_model_request" in implemented
-        self.hook_model_response = "gecko_model_response" in implemented
-        self.hook_tool_admit = "gecko_tool_admit" in implemented
-        self.hook_tool_call = "gecko_tool_call" in implemented
-        self.hook_tool_result = "gecko_tool_result" in implemented
-        # Telemetry: operations are announced only when a plugin observes them.
-        self.trace = manager.traces
+        self.flags = engine.run_flags(manager)
         self.operation: Operation | None = None
-        # Tool calls run plain unless something observes or wraps them; traced only, they skip the middleware path.
-        self.traced_tools = not (
-            self.observe or self.hook_tool_call or self.hook_tool_result or engine.bus.has_tool_middleware
-        )
-        self.plain_tools = self.traced_tools and not self.trace
-        self.definitions: list[ToolDefinition] = engine.toolbox.definitions()
         self.tool_handler: ToolHandler | None = None
         # Arguments validated by the plan, by call id (unique within a batch), for the observed path.
         self.validated: dict[str, tuple[ToolCall, dict[str, Any]]] = {}
@@ -293,7 +333,7 @@ class _Run:
         )
 
     def _model_operation(self, request: ModelRequest) -> OperationScope | nullcontext[None]:
-        if not self.trace:
+        if not self.flags.trace:
             return nullcontext()
         model = self.engine.model
         return self.manager.operation(
@@ -308,8 +348,8 @@ class _Run:
             step = await self._begin(approvals)
             structured = self._structured()
             while True:
-                if isinstance(step, FinalOutput):
-                    yield step
+                if isinstance(step, AgentOutput):
+                    yield FinalOutput(step)
                     return
                 if step is not None:
                     message, plan = step
@@ -318,12 +358,15 @@ class _Run:
                             yield ToolStarted(call)
                     for finished in await self._act(message, plan):
                         yield finished
-                request = await self._request(structured)
+                messages = self._window()
+                if engine.memory is not None:
+                    messages = await engine.memory.prepare(messages)
+                request = self._request(structured, messages)
                 try:
                     if self.stream and not engine.bus.has_model_middleware:
                         async with self._model_operation(request) as operation:
                             accumulator = StreamAccumulator(engine.model.model)
-                            if self.hook_model_request:
+                            if self.flags.hook_model_request:
                                 await self.manager.model_request(request, engine.name)
                             chunks = engine.model.stream(request)
                             try:
@@ -336,7 +379,7 @@ class _Run:
                                 if aclose is not None:
                                     await aclose()
                             response = accumulator.response()
-                            if self.hook_model_response:
+                            if self.flags.hook_model_response:
                                 await self.manager.model_response(request, response, engine.name)
                             if operation is not None:
                                 operation.output = response
@@ -359,14 +402,18 @@ class _Run:
     async def complete(self, approvals: Mapping[str, bool] | None) -> AgentOutput:
         """The loop without streaming, as one coroutine (no event generator): the steps of `iterate`."""
         try:
-            step = await self._begin(approvals) if approvals is not None or self.observe else None
+            step = await self._begin(approvals) if approvals is not None or self.flags.observe else None
             structured = self._structured()
             while True:
-                if isinstance(step, FinalOutput):
-                    return step.output
+                if isinstance(step, AgentOutput):
+                    return step
                 if step is not None:
                     await self._act(*step)
-                request = await self._request(structured)
+                messages = self._window()
+                memory = self.engine.memory
+                if memory is not None:
+                    messages = await memory.prepare(messages)
+                request = self._request(structured, messages)
                 try:
                     response = await self._call_model(request)
                 except ModelBadRequestError as exc:
@@ -385,14 +432,14 @@ class _Run:
         """Start the run: announce it, or take the approvals of the paused turn (the tool turn to run)."""
         state = self.state
         if approvals is None:
-            if self.observe:
+            if self.flags.observe:
                 await self._publish("agent.started", {"messages": len(state.messages)})
             return None
         message = state.messages[-1] if state.messages else None
         if message is None or not message.tool_calls:
             raise ApprovalError("the saved run is not paused on tool calls; start a new run instead")
         plan = await self._admit(message, "tool_calls", approvals)
-        return plan if isinstance(plan, FinalOutput) else (message, plan)
+        return plan if isinstance(plan, AgentOutput) else (message, plan)
 
     def _structured(self) -> StructuredRun[Any] | None:
         structure = self.structure
@@ -402,7 +449,7 @@ class _Run:
         """Take a model reply: the tool turn to run, the run's end, or None for another request."""
         state = self.state
         state.add_usage(response.usage)
-        if self.observe:
+        if self.flags.observe:
             await self._publish(
                 "model.finished",
                 {"turn": state.turns, "finish_reason": response.finish_reason, **_usage_data(response.usage)},
@@ -413,7 +460,7 @@ class _Run:
                 return None
             state.messages.append(message)
             plan = await self._admit(message, response.finish_reason, None)
-            return plan if isinstance(plan, FinalOutput) else (message, plan)
+            return plan if isinstance(plan, AgentOutput) else (message, plan)
         data: Any = None
         content = message.text
         if structured is None:
@@ -430,20 +477,20 @@ class _Run:
                     else json.dumps(data)
                 )
         # `AgentOutput(...)` without `__init__`'s overhead: the same validator call.
-        output: AgentOutput = AgentOutput.__pydantic_validator__.validate_python(
+        output: AgentOutput = self.engine._new_output(
             {"content": content, "data": data, "messages": state.messages, "usage": state.usage()}
         )
-        if self.observe:
+        if self.flags.observe:
             await self._publish("agent.finished", _usage_data(output.usage))
-        return FinalOutput(output)
+        return output
 
     async def _failed(self, error: Exception) -> None:
-        if self.observe:
+        if self.flags.observe:
             with anyio.CancelScope(shield=True):
                 await self._publish("agent.failed", {"error": type(error).__name__, "message": redact(text_of(error))})
 
-    async def _request(self, structured: StructuredRun[Any] | None) -> ModelRequest:
-        """The next model request, within the run's budget (counted as a turn)."""
+    def _window(self) -> list[Message]:
+        """The messages of the next request before the memory chooses among them, within the run's budget."""
         engine, state = self.engine, self.state
         if state.turns >= engine.max_turns:
             raise MaxTurnsExceeded(
@@ -455,33 +502,36 @@ class _Run:
         messages = state.messages
         if engine.system_message is not None:
             messages = [engine.system_message, *messages]
-        if engine.memory is not None:
-            messages = await engine.memory.prepare(messages)
+        return messages
+
+    def _request(self, structured: StructuredRun[Any] | None, messages: list[Message]) -> ModelRequest:
+        """The model request over `messages` (counted as a turn)."""
         # The request validates into lists of its own: the run's conversation is not shared with it.
         if structured is not None:
-            request = structured.request(messages, self.definitions)
+            request = structured.request(messages, self.flags.definitions)
         else:
-            request = ModelRequest.__pydantic_validator__.validate_python(
-                {"messages": messages, "tools": self.definitions}
-            )
-        state.turns += 1
+            request = self.engine._new_request({"messages": messages, "tools": self.flags.definitions})
+        self.state.turns += 1
         return request
 
-    async def _call_model(self, request: ModelRequest) -> ModelResponse:
+    def _call_model(self, request: ModelRequest) -> Awaitable[ModelResponse]:
+        """The model call of `request`, to await at once: through the middleware and hooks, or plain."""
+        # Not a coroutine itself: the plain path awaits the model's own call, with no frame of ours around it.
         bus = self.engine.bus
         if bus.has_model_middleware:
             handler = bus.wrap_model(self._model_base)
-            return await handler(ModelCallContext(request, self.engine.name, self.state.run_id, self.state.turns))
-        if self.hook_model_request or self.hook_model_response or self.trace:
-            return await self._model_base(ModelCallContext(request, self.engine.name, self.state.run_id, 0))
-        return await self.engine.model.complete(request)
+            return handler(ModelCallContext(request, self.engine.name, self.state.run_id, self.state.turns))
+        flags = self.flags
+        if flags.hook_model_request or flags.hook_model_response or flags.trace:
+            return self._model_base(ModelCallContext(request, self.engine.name, self.state.run_id, 0))
+        return self.engine.model.complete(request)
 
     async def _model_base(self, context: ModelCallContext) -> ModelResponse:
         async with self._model_operation(context.request) as operation:
-            if self.hook_model_request:
+            if self.flags.hook_model_request:
                 await self.manager.model_request(context.request, context.source)
             response = await self.engine.model.complete(context.request)
-            if self.hook_model_response:
+            if self.flags.hook_model_response:
                 await self.manager.model_response(context.request, response, context.source)
             if operation is not None:
                 operation.output = response
@@ -538,7 +588,7 @@ class _Run:
 
     async def _admit(
         self, message: Message, finish_reason: str, approvals: Mapping[str, bool] | None
-    ) -> _Plan | FinalOutput:
+    ) -> _Plan | AgentOutput:
         """Validate the tool calls of `message`: the plan to run, or the paused output."""
         state = self.state
         plan = await self._plan(message, finish_reason, approvals)
@@ -549,9 +599,9 @@ class _Run:
                 messages=state.messages,
                 usage=state.usage(),
             )
-            if self.observe:
+            if self.flags.observe:
                 await self._publish("agent.paused", {"pending": [p.call_id for p in plan.pending]})
-            return FinalOutput(output)
+            return output
         state.call_counts.update(plan.counts)
         self._count_invalid(plan.error)
         return plan
@@ -608,7 +658,7 @@ class _Run:
                 )
                 continue
             held: str | None = None
-            if self.hook_tool_admit:
+            if self.flags.hook_tool_admit:
                 try:
                     await self.manager.tool_admit(call, self.state.messages, engine.name)
                 except ApprovalRequired as exc:
@@ -646,9 +696,9 @@ class _Run:
 
     async def _execute(self, runnable: list[tuple[ToolCall, dict[str, Any]]]) -> list[ToolResult]:
         toolbox = self.engine.toolbox
-        if self.plain_tools:
+        if self.flags.plain_tools:
             return await toolbox.execute_many_validated(runnable)
-        if self.traced_tools:
+        if self.flags.traced_tools:
             return await toolbox.execute_many_validated(runnable, runner=self._traced_call)
         return await toolbox.execute_many_validated(runnable, runner=self._observed_call)
 
@@ -667,7 +717,7 @@ class _Run:
             self.validated.pop(call.id, None)
 
     async def _tool_base(self, context: ToolCallContext) -> ToolResult:
-        if not self.trace:
+        if not self.flags.trace:
             return await self._tool_exchange(context)
         return await self._announced_tool(context.call, self._tool_exchange, context)
 
@@ -688,9 +738,9 @@ class _Run:
 
         call, source = context.call, context.source
         toolbox = self.engine.toolbox
-        if self.observe:
+        if self.flags.observe:
             await self._publish("tool.started", {"call_id": call.id, "tool": call.name})
-        if self.hook_tool_call:
+        if self.flags.hook_tool_call:
             try:
                 await self.manager.tool_call(call, source)
             except GuardrailViolation as exc:
@@ -701,14 +751,14 @@ class _Run:
         else:
             # A middleware replaced the call: its arguments have not been validated yet.
             result = await toolbox.execute(call)
-        if self.hook_tool_result:
+        if self.flags.hook_tool_result:
             try:
                 await self.manager.tool_result(call, result.content, source)
             except GuardrailViolation as exc:
                 result = ToolResult(
                     call, f"Error: the result was withheld by a guardrail: {redact(str(exc))}", True, exc
                 )
-        if self.observe:
+        if self.flags.observe:
             await self._publish(
                 "tool.failed" if result.is_error else "tool.finished",
                 {"call_id": call.id, "tool": call.name, "is_error": result.is_error},
@@ -725,6 +775,12 @@ def _rejected(structured: StructuredRun[Any] | None, error: ModelBadRequestError
         raise error
     structured.rejected(error)
     return None
+
+
+def _validate_python(model: type[BaseModel]) -> Callable[[Any], Any]:
+    """The `validate_python` of `model`'s validator, built now if its class deferred building it."""
+    model.model_rebuild()
+    return model.__pydantic_validator__.validate_python
 
 
 def _usage_data(usage: TokenUsage) -> dict[str, Any]:

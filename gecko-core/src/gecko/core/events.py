@@ -156,6 +156,8 @@ class EventBus:
         self._model_middleware: list[ModelMiddleware] = []
         self._tool_middleware: list[ToolMiddleware] = []
         self._forward = forward_to_plugins
+        self.generation = 0
+        """Grows by one whenever a subscriber or a middleware is added or removed."""
 
     # --- observing -----------------------------------------------------------------------
 
@@ -168,10 +170,12 @@ class EventBus:
         """
         entry = (handler, None if types is None else tuple(types))
         self._handlers.append(entry)
+        self.generation += 1
 
         def unsubscribe() -> None:
             if entry in self._handlers:
                 self._handlers.remove(entry)
+                self.generation += 1
 
         return unsubscribe
 
@@ -206,10 +210,12 @@ class EventBus:
         The first middleware added is the outermost.
         """
         self._model_middleware.append(middleware)
+        self.generation += 1
 
     def use_tool_middleware(self, middleware: ToolMiddleware) -> None:
         """Wrap every validated tool call: `await middleware(context, call_next)` returns the `ToolResult`."""
         self._tool_middleware.append(middleware)
+        self.generation += 1
 
     @property
     def has_model_middleware(self) -> bool:

@@ -166,6 +166,9 @@ class StructureEngine(Generic[T]):
         self._strict_schema = _is_strict_schema(self.schema)
         # None keeps the output type's own `strict` setting when coercion is allowed.
         self._strict_validation: bool | None = None if lax else True
+        # Held here: each read of a model class's validator passes through its metaclass's `__getattr__`.
+        ModelRequest.model_rebuild()
+        self._new_request = ModelRequest.__pydantic_validator__.validate_python
         # Built once: every request of the "tool" strategy offers this same (frozen) definition.
         self._output_tool = ToolDefinition(
             name=OUTPUT_TOOL_NAME,
@@ -243,10 +246,10 @@ class StructureEngine(Generic[T]):
         """
         if strategy != "tool":
             return self.prepare(ModelRequest(messages=messages, tools=tools), strategy)
-        offered = [item for item in tools if item.name != OUTPUT_TOOL_NAME]
+        offered = [item for item in tools if item.name != OUTPUT_TOOL_NAME] if tools else []
         offered.append(self._output_tool)
         # `ModelRequest(...)` without `__init__`'s overhead: the same validator call.
-        request: ModelRequest = ModelRequest.__pydantic_validator__.validate_python(
+        request: ModelRequest = self._new_request(
             {"messages": messages, "tools": offered, "tool_choice": "required" if len(offered) == 1 else "auto"}
         )
         return request
@@ -392,7 +395,7 @@ class StructuredRun(Generic[T]):
     and hands each final reply to `answer` (or a refused request to `rejected`).
     """
 
-    __slots__ = ("_attempt_start", "_index", "_retries", "_strategies", "engine", "messages")
+    __slots__ = ("_attempt_start", "_index", "_retries", "_strategies", "engine", "messages", "strategy")
 
     def __init__(self, engine: StructureEngine[T], strategies: list[Strategy], messages: list[Message]) -> None:
         self.engine = engine
@@ -401,11 +404,8 @@ class StructuredRun(Generic[T]):
         self._index = 0
         self._retries = 0
         self._attempt_start: int | None = None
-
-    @property
-    def strategy(self) -> Strategy:
+        self.strategy: Strategy = self._strategies[0]
         """The strategy of the next request."""
-        return self._strategies[self._index]
 
     def prepare(self, request: ModelRequest) -> ModelRequest:
         """`request` set up for the current strategy."""
@@ -491,3 +491,4 @@ class StructuredRun(Generic[T]):
             self._attempt_start = None
         self._index += 1
         self._retries = 0
+        self.strategy = self._strategies[self._index]

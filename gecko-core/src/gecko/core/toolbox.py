@@ -515,6 +515,8 @@ class ToolBox:
         self.default_timeout = default_timeout
         self._tools: dict[str, Tool] = {}
         self._definitions: list[ToolDefinition] | None = None
+        self.generation = 0
+        """Grows by one whenever a tool is added or removed."""
         self._sources: list[ToolSource] = []
         self._opened: dict[int, tuple[str, ...]] = {}  # id(source) -> names of the tools it added
         self._open_lock: anyio.Lock | None = None
@@ -529,6 +531,10 @@ class ToolBox:
         """The tool sources, opened or not."""
         return tuple(self._sources)
 
+    def needs_open(self) -> bool:
+        """Whether a source is not open yet (`open()` has something to do)."""
+        return len(self._opened) != len(self._sources)
+
     async def open(self) -> None:
         """Open every source not yet open and add its tools; nothing to do without sources.
 
@@ -536,7 +542,7 @@ class ToolBox:
             ConfigurationError: A source's tool has the name of a tool already here (the source
                 is closed again).
         """
-        if len(self._opened) == len(self._sources):
+        if not self.needs_open():
             return
         if self._open_lock is None:
             self._open_lock = anyio.Lock()
@@ -567,6 +573,7 @@ class ToolBox:
             for name in names:
                 self._tools.pop(name, None)
             self._definitions = None
+            self.generation += 1
             await source.aclose()
 
     def add(self, tool_or_function: Tool | Callable[..., Any]) -> Tool:
@@ -580,6 +587,7 @@ class ToolBox:
             raise ConfigurationError(f"a tool named {item.name!r} is already registered; give one of them name=...")
         self._tools[item.name] = item
         self._definitions = None
+        self.generation += 1
         return item
 
     @property

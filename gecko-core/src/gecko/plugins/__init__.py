@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from gecko.plugins._loader import PluginRecord
 from gecko.plugins.hookspecs import hookimpl
-from gecko.plugins.manager import PluginManager, aplugin_manager, plugin_manager
+from gecko.plugins.manager import PluginManager, aplugin_manager, plugin_manager, plugins_loaded
 
-__all__ = ("hookimpl", "PluginManager", "PluginRecord", "plugin_manager", "aplugin_manager", "load_plugins")
+__all__ = (
+    "hookimpl",
+    "PluginManager",
+    "PluginRecord",
+    "plugin_manager",
+    "aplugin_manager",
+    "plugins_loaded",
+    "load_plugins",
+)
 
 
 def load_plugins() -> list[PluginRecord]:

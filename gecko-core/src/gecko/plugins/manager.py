@@ -28,6 +28,7 @@ __all__ = (
     "OperationScope",
     "plugin_manager",
     "aplugin_manager",
+    "plugins_loaded",
     "current_operation",
     "HOOK_PLUGIN_GROUP",
 )
@@ -60,6 +61,8 @@ class PluginManager:
         self._implemented: frozenset[str] | None = None
         self._observers: dict[str, tuple[tuple[Callable[..., Any], tuple[str, ...]], ...]] = {}
         self._sole_observers: dict[str, Callable[[Operation], Any] | None] = {}
+        self.generation = 0
+        """Grows by one whenever a plugin registers or unregisters: what engines key their cached flags on."""
 
     # --- registration ----------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class PluginManager:
         return found
 
     def _forget_implementations(self) -> None:
+        self.generation += 1
         self._implemented = None
         self._observers.clear()
         self._sole_observers.clear()
@@ -361,6 +365,11 @@ def plugin_manager() -> PluginManager:
                 manager.load_plugins()
                 _manager = manager
     return _manager
+
+
+def plugins_loaded() -> bool:
+    """Whether the process-wide manager exists, its hook plugins loaded: `aplugin_manager()` would not wait."""
+    return _manager is not None
 
 
 async def aplugin_manager() -> PluginManager:

@@ -58,7 +58,6 @@ SERVER_FORM = {"chroma": "for a server use chroma+http://host:1234", "lancedb": 
         ("kb", "names the host 'kb'"),
         ("./%00x", "holds '\\x00'"),
         ("./x%0Ay", "holds '\\n'"),
-        ("./50%", "'%' not followed by two hex digits"),
         ("./%ff", "does not percent-decode to UTF-8 text"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import os
 import threading
 import time
@@ -162,9 +163,10 @@ def to_usage(usage: Any) -> TokenUsage:
     """The provider-reported usage of one request."""
     if usage is None:
         return TokenUsage(requests=1)
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    total = int(getattr(usage, "total_tokens", 0) or 0) or prompt + completion
+    # A count below zero is not one: it would let a run slip under its token budget.
+    prompt = max(0, int(getattr(usage, "prompt_tokens", 0) or 0))
+    completion = max(0, int(getattr(usage, "completion_tokens", 0) or 0))
+    total = max(0, int(getattr(usage, "total_tokens", 0) or 0)) or prompt + completion
     return TokenUsage(input_tokens=prompt, output_tokens=completion, total_tokens=total, requests=1)
 
 
@@ -201,14 +203,14 @@ def _retry_after(exc: BaseException) -> float | None:
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
         try:
-            return max(0.0, float(milliseconds) / 1000.0)
+            return _seconds(float(milliseconds) / 1000.0)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _seconds(float(value))
     except ValueError:
         pass
     try:
@@ -218,16 +220,27 @@ def _retry_after(exc: BaseException) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+def _seconds(value: float) -> float | None:
+    """A wait hint in seconds; None for NaN or infinity, which are no hint."""
+    return max(0.0, value) if math.isfinite(value) else None
+
+
 def _is_connection_failure(exc: BaseException) -> bool:
-    import openai
+    """Whether a transport failure (refused, reset, DNS) caused `exc`.
+
+    An `APIConnectionError` alone is not enough: litellm raises it for a stream it could not
+    parse too, from a server that answered; a protocol error (a stream cut short) is the
+    server's failure too.
+    """
+    import httpx
 
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, openai.APITimeoutError):
+        if isinstance(current, (httpx.TimeoutException, TimeoutError)):
             return False
-        if isinstance(current, (openai.APIConnectionError, ConnectionError)):
+        if isinstance(current, (httpx.ConnectError, httpx.NetworkError, OSError)):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -287,8 +300,7 @@ def translate_error(
     elif _is_connection_failure(exc) or isinstance(exc, httpx.TransportError):
         endpoint = redact_url(api_base) if api_base else "the provider"
         error = ModelConnectionError(
-            f"{label}: could not reach {endpoint} ({detail}); check api_base and that "
-            "the server is running"
+            f"{label}: could not reach {endpoint} ({detail}); check api_base and that the server is running"
         )
     elif (feature := _features.rejected_feature(status, detail, used)) is not None:
         error = UnsupportedRequestError(
@@ -303,8 +315,6 @@ def translate_error(
             f"{label}: the provider rejected the request ({detail}); check the model name and parameters"
         )
     else:
-        error = ModelServerError(
-            f"{label}: the provider failed ({detail}); retry later or configure a FallbackModel"
-        )
+        error = ModelServerError(f"{label}: the provider failed ({detail}); retry later or configure a FallbackModel")
     error.__cause__ = exc
     return error

@@ -7,9 +7,9 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -20,6 +20,7 @@ from gecko.errors import (
     ModelBadRequestError,
     ModelConnectionError,
     ModelError,
+    ModelOutputError,
     ModelRateLimitError,
     ModelServerError,
     ModelTimeoutError,
@@ -40,7 +41,12 @@ __all__ = (
     "to_finish_reason",
     "has_images",
     "translate_error",
+    "checked_timeout",
+    "malformed",
+    "within",
 )
+
+T = TypeVar("T")
 
 # Set before litellm is imported: without them it fetches its cost map over the network,
 # Llama-family token counting stalls trying to download a tokenizer, and (in its default "DEV"
@@ -193,6 +199,39 @@ def to_finish_reason(reason: str | None, *, has_tool_calls: bool) -> FinishReaso
 
 
 # --- errors ------------------------------------------------------------------------
+
+
+def checked_timeout(value: Any) -> float:
+    """`value` as the seconds of one request; anything but a positive number is a `ConfigurationError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def malformed(label: str, what: str, exc: Exception) -> ModelOutputError:
+    """The error for `what` ("a reply", "a stream chunk") whose fields litellm let through with the wrong shape."""
+    detail = " ".join(str(exc).split())[:300]
+    return ModelOutputError(
+        f"{label}: {what} with fields of the wrong shape ({type(exc).__name__}: {detail}); "
+        "the endpoint does not speak the OpenAI format"
+    )
+
+
+async def within(seconds: float, label: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, cut off after `seconds` with a `ModelTimeoutError`.
+
+    httpx's timeout bounds each read, not the request: a server trickling its answer byte by
+    byte, or sending keep-alive comments, would outlast it.
+    """
+    try:
+        with anyio.fail_after(seconds):
+            return await call()
+    except TimeoutError as exc:
+        if isinstance(exc, ModelTimeoutError):
+            raise
+        raise ModelTimeoutError(
+            f"{label}: no answer within {seconds:g} s {what}; raise timeout= or check the endpoint"
+        ) from exc
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -15,7 +15,6 @@ from gecko.errors import (
     ModelBadRequestError,
     ModelOutputError,
     ModelServerError,
-    ModelTimeoutError,
     UnsupportedRequestError,
 )
 from gecko.plugins.models import (
@@ -108,9 +107,7 @@ class LiteLLMChat(ChatModel):
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._api_key = key or _first_env(self.api_key_env) or self._missing_api_key()
         self.temperature = temperature
-        self.timeout = 60.0 if timeout is None else timeout
-        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not self.timeout > 0:
-            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = _litellm.checked_timeout(60.0 if timeout is None else timeout)
         self.retry = retry or RetryPolicy(max_attempts=(3 if max_retries is None else max_retries) + 1)
         self.capabilities = capabilities or self.default_capabilities
         self.extra = extra
@@ -219,22 +216,6 @@ class LiteLLMChat(ChatModel):
     def _attempt_timeout(self, remaining: float | None) -> float:
         return self.timeout if remaining is None else max(0.001, min(self.timeout, remaining))
 
-    async def _within(self, seconds: float, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()`, cut off after `seconds` with a `ModelTimeoutError`.
-
-        httpx's timeout bounds each read, not the request: a server trickling its answer byte by
-        byte, or sending keep-alive comments, would outlast it.
-        """
-        try:
-            with anyio.fail_after(seconds):
-                return await call()
-        except TimeoutError as exc:
-            if isinstance(exc, ModelTimeoutError):
-                raise
-            raise ModelTimeoutError(
-                f"{self.model}: no answer within {seconds:g} s {what}; raise timeout= or check the endpoint"
-            ) from exc
-
     def _translate(self, exc: Exception, used: tuple[_features.Feature, ...]) -> Exception:
         error = _litellm.translate_error(exc, self.model, timeout=self.timeout, api_base=self.api_base, used=used)
         if isinstance(error, UnsupportedRequestError) and _features.remember(self._endpoint, error.feature):
@@ -309,7 +290,7 @@ class LiteLLMChat(ChatModel):
                 model=self.model,
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise _malformed(self.model, "reply", exc) from exc
+            raise _litellm.malformed(self.model, "a reply", exc) from exc
 
     async def _complete(self, arguments: dict[str, Any], used: tuple[_features.Feature, ...]) -> Any:
         litellm = await _litellm.load_litellm()
@@ -323,7 +304,7 @@ class LiteLLMChat(ChatModel):
                 except Exception as exc:
                     raise self._translate(exc, used) from exc
 
-            return await self._within(timeout, "for the whole answer", call)
+            return await _litellm.within(timeout, self.model, "for the whole answer", call)
 
         return await self.retry.run(attempt)
 
@@ -342,7 +323,7 @@ class LiteLLMChat(ChatModel):
             while True:
                 # `timeout` bounds the wait for each piece, so a server trickling bytes or
                 # keep-alive comments cannot hold the stream open forever.
-                chunk = await self._within(self.timeout, "between two pieces of the stream", reader.next)
+                chunk = await _litellm.within(self.timeout, self.model, "between two pieces of the stream", reader.next)
                 if chunk is None:
                     break
                 yield chunk
@@ -385,7 +366,7 @@ class LiteLLMChat(ChatModel):
                 return raw_stream, reader
 
             # Opening the stream and reading its first piece is one request, bounded as in `complete`.
-            return await self._within(timeout, "for the first piece of the stream", call)
+            return await _litellm.within(timeout, self.model, "for the first piece of the stream", call)
 
         raw_stream, reader = await self.retry.run(attempt)
         return raw_stream, reader, used
@@ -419,7 +400,7 @@ class _StreamReader:
             try:
                 chunk = self._chunk(raw)
             except (AttributeError, TypeError, ValueError) as exc:
-                raise _malformed(self._label, "stream chunk", exc) from exc
+                raise _litellm.malformed(self._label, "a stream chunk", exc) from exc
             if chunk is not None:
                 return chunk
         if not _provider_finished(self._raw_stream):
@@ -466,14 +447,6 @@ def _provider_finished(raw_stream: Any) -> bool:
         raw_stream.received_finish_reason is not None
         or getattr(raw_stream, "intermittent_finish_reason", None) is not None
         or bool(getattr(raw_stream, "received_any_finish_reason", False))
-    )
-
-
-def _malformed(label: str, what: str, exc: Exception) -> ModelOutputError:
-    detail = " ".join(str(exc).split())[:300]
-    return ModelOutputError(
-        f"{label}: a {what} with fields of the wrong shape ({type(exc).__name__}: {detail}); "
-        "the endpoint does not speak the chat-completions format"
     )
 
 

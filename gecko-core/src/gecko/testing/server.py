@@ -79,7 +79,7 @@ ScriptItem: TypeAlias = (
 )
 """One scripted answer; a callable receives the JSON request body and returns another item."""
 
-EmbeddingItem: TypeAlias = list[list[float]] | HTTPReply | Slow
+EmbeddingItem: TypeAlias = list[list[float]] | HTTPReply | Slow | Trickle
 """One scripted embeddings answer: one vector per input, or a raw HTTP answer."""
 
 
@@ -283,7 +283,7 @@ class OpenAIServer:
             return _Stream(list(_stream_events(response, model, include_usage)))
         return _json_reply(_completion_body(response, model))
 
-    def _embedding_answer(self, body: dict[str, Any]) -> HTTPReply | None:
+    def _embedding_answer(self, body: dict[str, Any]) -> HTTPReply | Trickle | None:
         inputs = body.get("input", [])
         texts = [inputs] if isinstance(inputs, str) else [str(text) for text in inputs]
         item = self._next_embedding()
@@ -291,7 +291,7 @@ class OpenAIServer:
             if not self._wait(item.seconds):
                 return None
             item = item.item  # type: ignore[assignment]
-        if isinstance(item, HTTPReply):
+        if isinstance(item, (HTTPReply, Trickle)):
             return item
         if item is not None:
             vectors = item
@@ -358,7 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(answer)
         elif path.endswith("/embeddings"):
             reply = owner._embedding_answer(body)
-            if reply is not None:
+            if isinstance(reply, Trickle):
+                self._send_trickle(reply)
+            elif reply is not None:
                 self._send(reply)
         else:
             self._send(error(404, f"no route {self.path}"))

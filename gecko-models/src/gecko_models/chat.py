@@ -383,6 +383,7 @@ class _StreamReader:
         self.usage: TokenUsage | None = None
         self.finish_reason: str | None = None
         self.saw_tool_calls = False
+        self._said_something = False
 
     async def read_first(self) -> None:
         """Read up to the first chunk with text or tool-call pieces (or the end) and hold it."""
@@ -402,8 +403,10 @@ class _StreamReader:
             except (AttributeError, TypeError, ValueError) as exc:
                 raise _litellm.malformed(self._label, "a stream chunk", exc) from exc
             if chunk is not None:
+                self._said_something = True
                 return chunk
-        if not _provider_finished(self._raw_stream):
+        # A stream that said something and then stopped without a finish reason is litellm's to refuse.
+        if not self._said_something and not _provider_finished(self._raw_stream):
             raise ModelServerError(
                 f"{self._label}: the stream ended before the reply finished (no finish_reason); "
                 "check that the endpoint streams server-sent events"

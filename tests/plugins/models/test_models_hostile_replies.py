@@ -76,6 +76,15 @@ NOT_A_MESSAGE: dict[str, HTTPReply] = {
     "a null choices list": _completion(choices=None),
     "tool calls that are not a list": _completion({"role": "assistant", "content": None, "tool_calls": {"id": "c"}}),
     "a body that is a list": HTTPReply(200, b"[1, 2]", {"Content-Type": "application/json"}),
+    "an empty body": HTTPReply(200, b"", {"Content-Type": "application/json"}),
+    "an HTML page": HTTPReply(200, b"<html>maintenance</html>", {"Content-Type": "text/html"}),
+    "server-sent events to a request that did not stream": _sse(_chunk({"content": "hi"}), _chunk({}, "stop")),
+    "no content at all (204)": HTTPReply(204, b""),
+    "choices that are an object": _json({"choices": {"0": {"message": {"content": "hi"}}}}),
+    "a choice without a message": _completion(choices=[{"index": 0, "finish_reason": "stop"}]),
+    "a tool call without its function": _completion(
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function"}]}
+    ),
     "a body that is not UTF-8": HTTPReply(200, b'{"choices": [{"message": {"content": "\xff"}}]}'),
     "a body nested past any parser": HTTPReply(200, b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     "NaN and text for token counts": HTTPReply(

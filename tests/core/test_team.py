@@ -249,14 +249,3 @@ async def test_shards_a_mapper_cannot_cut_fail_their_members_only(raw: Any) -> N
     shardable = raw if isinstance(raw, list) else []
     assert [result.status is MemberStatus.OK for result in results] == [idx < len(shardable) for idx in range(2)]
     assert [result.member_index for result in results] == [0, 1]
-
-
-async def test_a_race_where_every_member_fails_reports_every_failure_and_no_winner() -> None:
-    async def broken(value: Any) -> Any:
-        raise ValueError(f"broken {value}")
-
-    results = await Team([broken, broken, broken], strategy=ExecutionStrategy.RACE).run(1)
-    assert [result.status for result in results] == [MemberStatus.ERROR] * 3
-    assert all(isinstance(result.error, ValueError) for result in results)
-    with pytest.raises(TeamError, match="ended with error"):
-        _ = results[0].value

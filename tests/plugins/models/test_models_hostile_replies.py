@@ -131,6 +131,10 @@ REFUSED_CALLS: dict[str, tuple[ScriptItem, str]] = {
     "a lone surrogate": (tool_calls_reply(("echo", '{"text": "\\ud800"}')), "Invalid arguments"),
     "a list, not an object": (tool_calls_reply(("echo", '["a"]')), "should be an object"),
     "no arguments at all": (tool_calls_reply(("echo", "")), "Field required"),
+    "arguments nested 500 deep": (
+        tool_calls_reply(("echo", '{"text": ' + "[" * 500 + "]" * 500 + "}")),
+        "Invalid arguments",
+    ),
     "five megabytes of text": (tool_calls_reply(("echo", json.dumps({"text": "x" * 5_000_000}))), "the limit is"),
     "an unknown tool": (tool_calls_reply(("rm_rf", "{}")), "Unknown tool 'rm_rf'"),
     "a call without a name": (

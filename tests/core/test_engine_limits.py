@@ -8,7 +8,7 @@ from gecko.core.agent import Agent
 from gecko.core.engine import ReActEngine
 from gecko.core.state import UsageLimits
 from gecko.core.toolbox import ToolBox, tool
-from gecko.errors import MaxTurnsExceeded, ToolLoopDetected, UsageLimitExceeded
+from gecko.errors import ConfigurationError, MaxTurnsExceeded, ToolLoopDetected, UsageLimitExceeded
 from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
 from gecko.types import Role
 
@@ -104,7 +104,8 @@ async def test_engine_runs_without_an_agent() -> None:
     assert [m.role for m in events[-1].output.messages] == [Role.USER, Role.ASSISTANT]
 
 
+@pytest.mark.parametrize("value", [0, -1, 1.5, float("nan"), True, "3"])
 @pytest.mark.parametrize("option", ["max_turns", "max_repeated_tool_calls"])
-def test_engine_rejects_bounds_below_one(option: str) -> None:
-    with pytest.raises(ValueError, match=option):
-        ReActEngine(ScriptedModel([]), ToolBox(), **{option: 0})
+def test_engine_rejects_bounds_that_are_not_whole_counts_of_at_least_one(option: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=option):
+        ReActEngine(ScriptedModel([]), ToolBox(), **{option: value})

@@ -206,3 +206,46 @@ def test_a_member_that_cannot_run_is_rejected() -> None:
 def test_an_empty_team_is_rejected() -> None:
     with pytest.raises(ConfigurationError, match="at least one member"):
         Team([])
+
+
+async def _echo(value: Any) -> Any:
+    return value
+
+
+@pytest.mark.parametrize("timeout", [0, -1, -0.0, float("nan"), float("-inf"), "5", True, [1]])
+@pytest.mark.parametrize("strategy", [ExecutionStrategy.ALL, ExecutionStrategy.RACE])
+async def test_a_timeout_that_is_not_positive_seconds_is_refused_before_any_member_runs(
+    timeout: Any,  # noqa: ASYNC109 - the value under test
+    strategy: ExecutionStrategy,
+) -> None:
+    ran: list[Any] = []
+
+    async def member(value: Any) -> Any:
+        ran.append(value)
+        return value
+
+    team = Team([member, member], strategy=strategy)
+    with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
+        await team.run(1, timeout=timeout)
+    assert ran == []
+    winner = (await team.run(2, timeout=float("inf")))[0]  # infinity is no limit
+    assert (winner.status, winner.result) == (MemberStatus.OK, 2)
+
+
+@pytest.mark.parametrize("max_concurrent", [0, -1, 1.5, float("nan"), True, "2"])
+def test_a_max_concurrent_that_is_not_a_whole_count_is_refused(max_concurrent: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_concurrent"):
+        Team([_echo], max_concurrent=max_concurrent)
+
+
+def test_an_unknown_strategy_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="strategy must be one of 'all', 'race'"):
+        Team([_echo], strategy="fastest")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", [[], [1], None, 5, {"a": 1}])
+async def test_shards_a_mapper_cannot_cut_fail_their_members_only(raw: Any) -> None:
+    results = await Team([_echo, _echo], input_mapper=lambda raw, idx: raw[idx]).run(raw)
+    shardable = raw if isinstance(raw, list) else []
+    assert [result.status is MemberStatus.OK for result in results] == [idx < len(shardable) for idx in range(2)]
+    assert [result.member_index for result in results] == [0, 1]

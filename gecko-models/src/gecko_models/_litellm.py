@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -19,6 +20,7 @@ from gecko.errors import (
     ModelBadRequestError,
     ModelConnectionError,
     ModelError,
+    ModelOutputError,
     ModelRateLimitError,
     ModelServerError,
     ModelTimeoutError,
@@ -39,7 +41,12 @@ __all__ = (
     "to_finish_reason",
     "has_images",
     "translate_error",
+    "checked_timeout",
+    "malformed",
+    "within",
 )
+
+T = TypeVar("T")
 
 # Set before litellm is imported: without them it fetches its cost map over the network,
 # Llama-family token counting stalls trying to download a tokenizer, and (in its default "DEV"
@@ -162,9 +169,10 @@ def to_usage(usage: Any) -> TokenUsage:
     """The provider-reported usage of one request."""
     if usage is None:
         return TokenUsage(requests=1)
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    total = int(getattr(usage, "total_tokens", 0) or 0) or prompt + completion
+    # A count below zero is not one: it would let a run slip under its token budget.
+    prompt = max(0, int(getattr(usage, "prompt_tokens", 0) or 0))
+    completion = max(0, int(getattr(usage, "completion_tokens", 0) or 0))
+    total = max(0, int(getattr(usage, "total_tokens", 0) or 0)) or prompt + completion
     return TokenUsage(input_tokens=prompt, output_tokens=completion, total_tokens=total, requests=1)
 
 
@@ -193,6 +201,39 @@ def to_finish_reason(reason: str | None, *, has_tool_calls: bool) -> FinishReaso
 # --- errors ------------------------------------------------------------------------
 
 
+def checked_timeout(value: Any) -> float:
+    """`value` as the seconds of one request; anything but a positive number is a `ConfigurationError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def malformed(label: str, what: str, exc: Exception) -> ModelOutputError:
+    """The error for `what` ("a reply", "a stream chunk") whose fields litellm let through with the wrong shape."""
+    detail = " ".join(str(exc).split())[:300]
+    return ModelOutputError(
+        f"{label}: {what} with fields of the wrong shape ({type(exc).__name__}: {detail}); "
+        "the endpoint does not speak the OpenAI format"
+    )
+
+
+async def within(seconds: float, label: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, cut off after `seconds` with a `ModelTimeoutError`.
+
+    httpx's timeout bounds each read, not the request: a server trickling its answer byte by
+    byte, or sending keep-alive comments, would outlast it.
+    """
+    try:
+        with anyio.fail_after(seconds):
+            return await call()
+    except TimeoutError as exc:
+        if isinstance(exc, ModelTimeoutError):
+            raise
+        raise ModelTimeoutError(
+            f"{label}: no answer within {seconds:g} s {what}; raise timeout= or check the endpoint"
+        ) from exc
+
+
 def _retry_after(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
@@ -201,14 +242,14 @@ def _retry_after(exc: BaseException) -> float | None:
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
         try:
-            return max(0.0, float(milliseconds) / 1000.0)
+            return _seconds(float(milliseconds) / 1000.0)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _seconds(float(value))
     except ValueError:
         pass
     try:
@@ -218,16 +259,27 @@ def _retry_after(exc: BaseException) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+def _seconds(value: float) -> float | None:
+    """A wait hint in seconds; None for NaN or infinity, which are no hint."""
+    return max(0.0, value) if math.isfinite(value) else None
+
+
 def _is_connection_failure(exc: BaseException) -> bool:
-    import openai
+    """Whether a transport failure (refused, reset, DNS) caused `exc`.
+
+    An `APIConnectionError` alone is not enough: litellm raises it for a stream it could not
+    parse too, from a server that answered; a protocol error (a stream cut short) is the
+    server's failure too.
+    """
+    import httpx
 
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, openai.APITimeoutError):
+        if isinstance(current, (httpx.TimeoutException, TimeoutError)):
             return False
-        if isinstance(current, (openai.APIConnectionError, ConnectionError)):
+        if isinstance(current, (httpx.ConnectError, httpx.NetworkError, OSError)):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -287,8 +339,7 @@ def translate_error(
     elif _is_connection_failure(exc) or isinstance(exc, httpx.TransportError):
         endpoint = redact_url(api_base) if api_base else "the provider"
         error = ModelConnectionError(
-            f"{label}: could not reach {endpoint} ({detail}); check api_base and that "
-            "the server is running"
+            f"{label}: could not reach {endpoint} ({detail}); check api_base and that the server is running"
         )
     elif (feature := _features.rejected_feature(status, detail, used)) is not None:
         error = UnsupportedRequestError(
@@ -303,8 +354,6 @@ def translate_error(
             f"{label}: the provider rejected the request ({detail}); check the model name and parameters"
         )
     else:
-        error = ModelServerError(
-            f"{label}: the provider failed ({detail}); retry later or configure a FallbackModel"
-        )
+        error = ModelServerError(f"{label}: the provider failed ({detail}); retry later or configure a FallbackModel")
     error.__cause__ = exc
     return error

@@ -10,7 +10,13 @@ from typing import Any, ClassVar, TypeVar
 import anyio
 from pydantic import SecretStr
 
-from gecko.errors import ConfigurationError, ModelBadRequestError, ModelOutputError, UnsupportedRequestError
+from gecko.errors import (
+    ConfigurationError,
+    ModelBadRequestError,
+    ModelOutputError,
+    ModelServerError,
+    UnsupportedRequestError,
+)
 from gecko.plugins.models import (
     ChatModel,
     ModelCapabilities,
@@ -101,7 +107,7 @@ class LiteLLMChat(ChatModel):
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._api_key = key or _first_env(self.api_key_env) or self._missing_api_key()
         self.temperature = temperature
-        self.timeout = 60.0 if timeout is None else timeout
+        self.timeout = _litellm.checked_timeout(60.0 if timeout is None else timeout)
         self.retry = retry or RetryPolicy(max_attempts=(3 if max_retries is None else max_retries) + 1)
         self.capabilities = capabilities or self.default_capabilities
         self.extra = extra
@@ -261,31 +267,44 @@ class LiteLLMChat(ChatModel):
     # --- ChatModel -------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        """Send `request` and return the whole reply, retrying transient failures."""
+        """Send `request` and return the whole reply, retrying transient failures.
+
+        Raises:
+            ModelOutputError: the reply has no choices, or fields of the wrong shape (a tool call
+                whose id is a number, say) that litellm let through.
+        """
         raw = await self._send(request, self._complete)
         if not raw.choices:
             raise ModelOutputError(f"{self.model}: the reply holds no choices, so it has no message to read")
-        choice = raw.choices[0]
-        message = choice.message
-        tool_calls = [
-            ToolCall(id=call.id, name=call.function.name or "", arguments=call.function.arguments or "{}")
-            for call in (message.tool_calls or [])
-        ]
-        return ModelResponse(
-            message=Message.assistant(message.content or None, tool_calls),
-            usage=_litellm.to_usage(getattr(raw, "usage", None)),
-            finish_reason=_litellm.to_finish_reason(choice.finish_reason, has_tool_calls=bool(tool_calls)),
-            model=self.model,
-        )
+        try:
+            choice = raw.choices[0]
+            message = choice.message
+            tool_calls = [
+                ToolCall(id=call.id, name=call.function.name or "", arguments=call.function.arguments or "{}")
+                for call in (message.tool_calls or [])
+            ]
+            return ModelResponse(
+                message=Message.assistant(message.content or None, tool_calls),
+                usage=_litellm.to_usage(getattr(raw, "usage", None)),
+                finish_reason=_litellm.to_finish_reason(choice.finish_reason, has_tool_calls=bool(tool_calls)),
+                model=self.model,
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise _litellm.malformed(self.model, "a reply", exc) from exc
 
     async def _complete(self, arguments: dict[str, Any], used: tuple[_features.Feature, ...]) -> Any:
         litellm = await _litellm.load_litellm()
 
         async def attempt(remaining: float | None) -> Any:
-            try:
-                return await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
-            except Exception as exc:
-                raise self._translate(exc, used) from exc
+            timeout = self._attempt_timeout(remaining)
+
+            async def call() -> Any:
+                try:
+                    return await litellm.acompletion(**{**arguments, "timeout": timeout})
+                except Exception as exc:
+                    raise self._translate(exc, used) from exc
+
+            return await _litellm.within(timeout, self.model, "for the whole answer", call)
 
         return await self.retry.run(attempt)
 
@@ -301,7 +320,12 @@ class LiteLLMChat(ChatModel):
     async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         raw_stream, reader, used = await self._send(request, self._open_stream)
         try:
-            while (chunk := await reader.next()) is not None:
+            while True:
+                # `timeout` bounds the wait for each piece, so a server trickling bytes or
+                # keep-alive comments cannot hold the stream open forever.
+                chunk = await _litellm.within(self.timeout, self.model, "between two pieces of the stream", reader.next)
+                if chunk is None:
+                    break
                 yield chunk
         except Exception as exc:
             raise self._translate(exc, used) from exc
@@ -324,19 +348,25 @@ class LiteLLMChat(ChatModel):
         litellm = await _litellm.load_litellm()
 
         async def attempt(remaining: float | None) -> tuple[Any, _StreamReader]:
-            try:
-                raw_stream = await litellm.acompletion(**{**arguments, "timeout": self._attempt_timeout(remaining)})
-            except Exception as exc:
-                raise self._translate(exc, used) from exc
-            reader = _StreamReader(raw_stream)
-            try:
-                await reader.read_first()
-            except BaseException as exc:
-                await _close(raw_stream)
-                if isinstance(exc, Exception):
+            timeout = self._attempt_timeout(remaining)
+
+            async def call() -> tuple[Any, _StreamReader]:
+                try:
+                    raw_stream = await litellm.acompletion(**{**arguments, "timeout": timeout})
+                except Exception as exc:
                     raise self._translate(exc, used) from exc
-                raise
-            return raw_stream, reader
+                reader = _StreamReader(raw_stream, self.model)
+                try:
+                    await reader.read_first()
+                except BaseException as exc:
+                    await _close(raw_stream)
+                    if isinstance(exc, Exception):
+                        raise self._translate(exc, used) from exc
+                    raise
+                return raw_stream, reader
+
+            # Opening the stream and reading its first piece is one request, bounded as in `complete`.
+            return await _litellm.within(timeout, self.model, "for the first piece of the stream", call)
 
         raw_stream, reader = await self.retry.run(attempt)
         return raw_stream, reader, used
@@ -345,12 +375,15 @@ class LiteLLMChat(ChatModel):
 class _StreamReader:
     """Turns litellm's raw stream chunks into `ModelChunk`s, keeping usage and the finish reason aside."""
 
-    def __init__(self, raw_stream: Any) -> None:
+    def __init__(self, raw_stream: Any, label: str) -> None:
+        self._raw_stream = raw_stream
         self._iterator = raw_stream.__aiter__()
+        self._label = label
         self._first: ModelChunk | None = None
         self.usage: TokenUsage | None = None
         self.finish_reason: str | None = None
         self.saw_tool_calls = False
+        self._said_something = False
 
     async def read_first(self) -> None:
         """Read up to the first chunk with text or tool-call pieces (or the end) and hold it."""
@@ -365,27 +398,59 @@ class _StreamReader:
 
     async def _read(self) -> ModelChunk | None:
         async for raw in self._iterator:
-            if getattr(raw, "usage", None) is not None:
-                self.usage = _litellm.to_usage(raw.usage)
-            if not raw.choices:
-                continue
-            choice = raw.choices[0]
-            delta = choice.delta
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
-            deltas = [
-                ToolCallDelta(
-                    index=call.index or 0,
-                    id=call.id,
-                    name=call.function.name if call.function else None,
-                    arguments=(call.function.arguments or "") if call.function else "",
-                )
-                for call in (delta.tool_calls or [])
-            ]
-            self.saw_tool_calls = self.saw_tool_calls or bool(deltas)
-            if delta.content or deltas:
-                return ModelChunk(text=delta.content or "", tool_calls=deltas)
+            try:
+                chunk = self._chunk(raw)
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise _litellm.malformed(self._label, "a stream chunk", exc) from exc
+            if chunk is not None:
+                self._said_something = True
+                return chunk
+        # A stream that said something and then stopped without a finish reason is litellm's to refuse.
+        if not self._said_something and not _provider_finished(self._raw_stream):
+            raise ModelServerError(
+                f"{self._label}: the stream ended before the reply finished (no finish_reason); "
+                "check that the endpoint streams server-sent events"
+            )
         return None
+
+    def _chunk(self, raw: Any) -> ModelChunk | None:
+        if getattr(raw, "usage", None) is not None:
+            self.usage = _litellm.to_usage(raw.usage)
+        if not raw.choices:
+            return None
+        choice = raw.choices[0]
+        delta = choice.delta
+        if choice.finish_reason:
+            self.finish_reason = choice.finish_reason
+        deltas = [
+            ToolCallDelta(
+                index=call.index or 0,
+                id=call.id,
+                name=call.function.name if call.function else None,
+                arguments=(call.function.arguments or "") if call.function else "",
+            )
+            for call in (delta.tool_calls or [])
+        ]
+        self.saw_tool_calls = self.saw_tool_calls or bool(deltas)
+        if delta.content or deltas:
+            return ModelChunk(text=delta.content or "", tool_calls=deltas)
+        return None
+
+
+def _provider_finished(raw_stream: Any) -> bool:
+    """Whether the provider itself sent a finish reason.
+
+    litellm closes a stream that carried no chunk at all (an empty body, JSON instead of
+    server-sent events) with a finish reason of its own, so a missing reply would read as an
+    empty one; its wrapper records what the provider sent.
+    """
+    if not hasattr(raw_stream, "received_finish_reason"):
+        return True
+    return (
+        raw_stream.received_finish_reason is not None
+        or getattr(raw_stream, "intermittent_finish_reason", None) is not None
+        or bool(getattr(raw_stream, "received_any_finish_reason", False))
+    )
 
 
 async def _close(raw_stream: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -48,6 +49,7 @@ class LiteLLMEmbedder(Embedder):
             raise ConfigurationError("LiteLLMEmbedder needs a model: pass config=ModelConfig(model_name=...) or model=")
         base = config or ModelConfig(model_name=name)
         self.config = base.model_copy(update={"model_name": name, **fields, "extra": {**base.extra, **settings}})
+        _litellm.checked_timeout(self.config.timeout)
         if dimension < 1:
             raise ConfigurationError(f"dimension must be positive, got {dimension}")
         if batch_size < 1:
@@ -74,10 +76,11 @@ class LiteLLMEmbedder(Embedder):
         config = self.config
 
         async def attempt(remaining: float | None) -> Any:
+            timeout = config.timeout if remaining is None else max(0.001, min(config.timeout, remaining))
             arguments: dict[str, Any] = {
                 "model": config.model_name,
                 "input": texts,
-                "timeout": config.timeout if remaining is None else max(0.001, min(config.timeout, remaining)),
+                "timeout": timeout,
                 "num_retries": 0,
                 "max_retries": 0,
                 **config.extra,
@@ -87,33 +90,55 @@ class LiteLLMEmbedder(Embedder):
                 arguments["api_key"] = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
             if config.api_base is not None:
                 arguments["api_base"] = config.api_base
-            try:
-                return await litellm.aembedding(**arguments)
-            except Exception as exc:
-                raise _litellm.translate_error(
-                    exc, config.model_name, timeout=config.timeout, api_base=config.api_base
-                ) from exc
+
+            async def call() -> Any:
+                try:
+                    return await litellm.aembedding(**arguments)
+                except Exception as exc:
+                    raise _litellm.translate_error(
+                        exc, config.model_name, timeout=config.timeout, api_base=config.api_base
+                    ) from exc
+
+            return await _litellm.within(timeout, config.model_name, "for the embeddings", call)
 
         raw = await self.retry.run(attempt)
-        items = sorted(raw.data, key=lambda item: _field(item, "index"))
-        vectors = [list(map(float, _field(item, "embedding"))) for item in items]
-        if len(vectors) != len(texts):
-            raise ModelOutputError(
-                f"{self.model}: {len(texts)} texts sent but {len(vectors)} vectors returned; check the endpoint"
-            )
-        for vector in vectors:
+        try:
+            vectors = self._vectors(raw.data, len(texts))
+            usage = _litellm.to_usage(getattr(raw, "usage", None))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise _litellm.malformed(self.model, "an embeddings reply", exc) from exc
+        self.usage = self.usage + usage
+        return vectors
+
+    def _vectors(self, data: Any, count: int) -> list[list[float]]:
+        """The vectors of `data` in input order; each index 0..count-1 exactly once, each value finite."""
+        by_index: dict[int, list[float]] = {}
+        for item in data:
+            index = _field(item, "index")
+            if type(index) is not int or index in by_index or not 0 <= index < count:
+                raise ModelOutputError(
+                    f"{self.model}: the reply numbers its vectors {index!r}, not each of 0..{count - 1} once; "
+                    "check the endpoint"
+                )
+            vector = [float(value) for value in _field(item, "embedding")]
             if len(vector) != self.dimension:
                 raise ModelOutputError(
                     f"{self.model}: the provider returned vectors of length {len(vector)}, not {self.dimension}; "
                     "set dimension= to the model's output size"
                 )
-        usage = getattr(raw, "usage", None)
-        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        self.usage = self.usage + TokenUsage(
-            input_tokens=prompt, total_tokens=int(getattr(usage, "total_tokens", 0) or 0) or prompt, requests=1
-        )
-        return vectors
+            if not all(math.isfinite(value) for value in vector):
+                raise ModelOutputError(f"{self.model}: the provider returned a vector holding NaN or infinity")
+            by_index[index] = vector
+        if len(by_index) != count:
+            raise ModelOutputError(
+                f"{self.model}: {count} texts sent but {len(by_index)} vectors returned; check the endpoint"
+            )
+        return [by_index[index] for index in range(count)]
 
 
 def _field(item: Any, name: str) -> Any:
-    return item[name] if isinstance(item, dict) else getattr(item, name)
+    if isinstance(item, dict):
+        return item[name]
+    if not hasattr(item, "embedding"):
+        raise TypeError(f"an entry of data is {type(item).__name__}, not an embedding object")
+    return getattr(item, name)

@@ -12,10 +12,10 @@ from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
 from gecko.core.events import FinalOutput
 from gecko.core.toolbox import tool
-from gecko.errors import ModelOutputError, ModelServerError
+from gecko.errors import ConfigurationError, ModelOutputError, ModelRateLimitError, ModelServerError, ModelTimeoutError
 from gecko.plugins.models import ModelRequest, RetryPolicy
 from gecko.testing.models import reply, tool_calls_reply
-from gecko.testing.server import HTTPReply, OpenAIServer, ScriptItem
+from gecko.testing.server import HTTPReply, OpenAIServer, ScriptItem, trickle
 from gecko.types import Message
 
 ONCE = RetryPolicy(max_attempts=1)
@@ -26,9 +26,10 @@ def _json(body: object) -> HTTPReply:
     return HTTPReply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
 
-def _completion(message: object = None, *, choices: object = ...) -> HTTPReply:
+def _completion(message: object = None, *, choices: object = ..., usage: object = None) -> HTTPReply:
     listed = [{"index": 0, "message": message, "finish_reason": "stop"}] if choices is ... else choices
-    return _json({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": listed})
+    body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": listed}
+    return _json(body if usage is None else {**body, "usage": usage})
 
 
 def _sse(*events: str, done: bool = True) -> HTTPReply:
@@ -75,6 +76,15 @@ NOT_A_MESSAGE: dict[str, HTTPReply] = {
     "a null choices list": _completion(choices=None),
     "tool calls that are not a list": _completion({"role": "assistant", "content": None, "tool_calls": {"id": "c"}}),
     "a body that is a list": HTTPReply(200, b"[1, 2]", {"Content-Type": "application/json"}),
+    "an empty body": HTTPReply(200, b"", {"Content-Type": "application/json"}),
+    "an HTML page": HTTPReply(200, b"<html>maintenance</html>", {"Content-Type": "text/html"}),
+    "server-sent events to a request that did not stream": _sse(_chunk({"content": "hi"}), _chunk({}, "stop")),
+    "no content at all (204)": HTTPReply(204, b""),
+    "choices that are an object": _json({"choices": {"0": {"message": {"content": "hi"}}}}),
+    "a choice without a message": _completion(choices=[{"index": 0, "finish_reason": "stop"}]),
+    "a tool call without its function": _completion(
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function"}]}
+    ),
     "a body that is not UTF-8": HTTPReply(200, b'{"choices": [{"message": {"content": "\xff"}}]}'),
     "a body nested past any parser": HTTPReply(200, b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     "NaN and text for token counts": HTTPReply(
@@ -121,6 +131,10 @@ REFUSED_CALLS: dict[str, tuple[ScriptItem, str]] = {
     "a lone surrogate": (tool_calls_reply(("echo", '{"text": "\\ud800"}')), "Invalid arguments"),
     "a list, not an object": (tool_calls_reply(("echo", '["a"]')), "should be an object"),
     "no arguments at all": (tool_calls_reply(("echo", "")), "Field required"),
+    "arguments nested 500 deep": (
+        tool_calls_reply(("echo", '{"text": ' + "[" * 500 + "]" * 500 + "}")),
+        "Invalid arguments",
+    ),
     "five megabytes of text": (tool_calls_reply(("echo", json.dumps({"text": "x" * 5_000_000}))), "the limit is"),
     "an unknown tool": (tool_calls_reply(("rm_rf", "{}")), "Unknown tool 'rm_rf'"),
     "a call without a name": (
@@ -238,3 +252,139 @@ async def test_a_broken_stream_is_a_typed_server_error_and_runs_nothing(answer: 
             async for _ in recorder.agent(server).stream("hi"):
                 pass
     assert recorder.ran == []
+
+
+# --- fields of the wrong shape that litellm lets through ---------------------------------------
+
+WRONG_SHAPES: dict[str, HTTPReply] = {
+    "a tool call id that is a number": _completion(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": 5, "type": "function", "function": {"name": "echo", "arguments": "{}"}}],
+        }
+    ),
+}
+
+
+async def _fails_then_answers(agent: Agent, error: type[Exception], match: str) -> str:
+    """Stream a run that must raise `error`, then the next run on the same agent; its answer."""
+    with pytest.raises(error, match=match):
+        async for _ in agent.stream("hi"):
+            pass
+    final = [event async for event in agent.stream("again")][-1]
+    assert isinstance(final, FinalOutput)
+    return final.output.content
+
+
+@pytest.mark.parametrize("answer", WRONG_SHAPES.values(), ids=WRONG_SHAPES.keys())
+async def test_a_field_of_the_wrong_shape_is_a_model_output_error_and_the_next_run_works(answer: HTTPReply) -> None:
+    recorder = Recorder()
+    async with OpenAIServer([answer, reply("done")]) as server:
+        agent = recorder.agent(server)
+        with pytest.raises(ModelOutputError, match="wrong shape"):
+            await agent.run("hi")
+        assert (await agent.run("again")).content == "done"
+    assert recorder.ran == []
+
+
+async def test_streamed_tool_calls_that_are_an_object_are_a_model_output_error() -> None:
+    recorder = Recorder()
+    async with OpenAIServer([_sse(_chunk({"tool_calls": {"index": 0, "id": "c"}}))]) as server:
+        with pytest.raises(ModelOutputError, match="wrong shape"):
+            async for _ in recorder.agent(server).stream("hi"):
+                pass
+    assert recorder.ran == []
+
+
+# --- streams that carry no reply ---------------------------------------------------------------
+
+NO_REPLY_STREAMS: dict[str, HTTPReply] = {
+    "an empty body": _sse(done=False),
+    "only [DONE]": _sse(),
+    "a JSON completion instead of events": _completion({"role": "assistant", "content": "hi"}),
+    "plain text": HTTPReply(200, b"hello", {"Content-Type": "text/plain"}),
+    "data: null": _sse("data: null\n\n"),
+    "events without the data: prefix": _sse(
+        json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}}]}) + "\n\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", NO_REPLY_STREAMS.values(), ids=NO_REPLY_STREAMS.keys())
+async def test_a_stream_without_a_reply_is_a_server_error_not_an_empty_answer(answer: HTTPReply) -> None:
+    recorder = Recorder()
+    async with OpenAIServer([answer, reply("done")]) as server:
+        content = await _fails_then_answers(recorder.agent(server), ModelServerError, "stream ended before the reply")
+    assert (content, recorder.ran) == ("done", [])
+
+
+BROKEN_STREAMS |= {
+    "a chunk that is a list": _sse("data: [1, 2]\n\n"),
+    "a chunk that is a string": _sse('data: "x"\n\n'),
+    "a null choice": _sse('data: {"choices": [null]}\n\n'),
+    "choices that are a string": _sse('data: {"choices": "abc"}\n\n'),
+    "text cut before the finish reason": _sse(_chunk({"content": "hel"}), done=False),
+}
+
+
+# --- slow servers --------------------------------------------------------------------------------
+
+
+async def test_a_reply_trickled_byte_by_byte_is_cut_off_by_the_timeout_and_retried() -> None:
+    body = json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "slow"}, "finish_reason": "stop"}],
+        }
+    ).encode()
+    slow_loris = trickle(HTTPReply(200, body, {"Content-Type": "application/json"}), 0.05)
+    async with OpenAIServer([slow_loris, slow_loris, reply("fast")]) as server:
+        once = LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE, timeout=0.5)
+        with pytest.raises(ModelTimeoutError, match=r"within 0\.5 s"):
+            await once.complete(HELLO)
+        twice = LiteLLMChat(
+            "openai/m", api_key="k", api_base=server.base_url, timeout=0.5, retry=RetryPolicy(2, initial_delay=0.01)
+        )
+        assert (await twice.complete(HELLO)).message.text == "fast"
+
+
+async def test_a_stream_that_keeps_sending_comments_is_cut_off_between_pieces() -> None:
+    first = _chunk({"content": "hel"})
+    body = (first + ": keep-alive\n\n" * 2_000).encode()
+    keep_alive = trickle(HTTPReply(200, body, {"Content-Type": "text/event-stream"}), 0.05, size=len(first))
+    async with OpenAIServer([keep_alive, reply("done")]) as server:
+        model = LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE, timeout=0.5)
+        agent = AgentBuilder().with_model(model).build()
+        assert await _fails_then_answers(agent, ModelTimeoutError, "between two pieces of the stream") == "done"
+
+
+# --- odd numbers -----------------------------------------------------------------------------------
+
+
+async def test_negative_token_counts_are_read_as_zero() -> None:
+    usage = {"prompt_tokens": -7, "completion_tokens": -1, "total_tokens": -8}
+    async with OpenAIServer([_completion({"role": "assistant", "content": "hi"}, usage=usage)]) as server:
+        response = await LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE).complete(HELLO)
+    assert (response.message.text, response.usage.input_tokens, response.usage.output_tokens) == ("hi", 0, 0)
+    assert response.usage.total_tokens == 0
+
+
+@pytest.mark.parametrize("hint", ["inf", "nan", "-inf"])
+async def test_a_retry_after_that_is_not_a_finite_number_is_no_hint(hint: str) -> None:
+    answer = HTTPReply(
+        429, b'{"error": {"message": "slow down"}}', {"Content-Type": "application/json", "Retry-After": hint}
+    )
+    async with OpenAIServer([answer]) as server:
+        with pytest.raises(ModelRateLimitError) as info:
+            await LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE).complete(HELLO)
+    assert info.value.retry_after is None
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5", True])
+def test_a_timeout_that_is_not_positive_seconds_is_a_configuration_error(timeout: Any) -> None:
+    with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
+        LiteLLMChat("openai/m", api_key="k", timeout=timeout)

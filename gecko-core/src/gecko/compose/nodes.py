@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, overload
 
+from gecko._checks import positive_seconds
 from gecko.errors import GeckoError, WorkflowError
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class Step:
         self.name = name or getattr(fn, "__name__", "step")
         self.writes = frozenset(writes)
         self.jumps = frozenset(jumps)
-        self.timeout = timeout
+        self.timeout = positive_seconds(timeout, f"step {self.name!r} timeout")
         self.is_async = inspect.iscoroutinefunction(fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

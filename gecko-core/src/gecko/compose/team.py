@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from gecko._checks import at_least, positive_seconds
 from gecko.core._sanitize import text_of
 from gecko.errors import ConfigurationError, TeamError, TeamMemberCancelled, TeamTimeoutError
 from gecko.plugins import PluginManager, aplugin_manager
@@ -223,11 +224,15 @@ class Team:
     ) -> None:
         if not members:
             raise ConfigurationError("a team needs at least one member")
-        if max_concurrent is not None and max_concurrent < 1:
-            raise ConfigurationError(f"max_concurrent must be at least 1 (or None for no limit), got {max_concurrent}")
+        if max_concurrent is not None:
+            at_least(max_concurrent, 1, "max_concurrent (or None for no limit)")
+        try:
+            self.strategy = ExecutionStrategy(strategy)
+        except ValueError:
+            choices = ", ".join(repr(choice.value) for choice in ExecutionStrategy)
+            raise ConfigurationError(f"strategy must be one of {choices}, got {strategy!r}") from None
         self.members = list(members)
         self.name = name
-        self.strategy = ExecutionStrategy(strategy)
         self.max_concurrent = max_concurrent
         self.input_mapper = input_mapper
         self.executor = executor
@@ -248,7 +253,11 @@ class Team:
             input: Given to every member, or to `input_mapper`.
             timeout: Seconds for the whole team; members still running then are cancelled and
                 reported with status timeout, finished ones keep their results.
+
+        Raises:
+            ConfigurationError: `timeout` is not a positive number of seconds (zero, negative, NaN).
         """
+        timeout = positive_seconds(timeout, "timeout")
         call = functools.partial(self._first_run, input)
         return await self._observed(input, call, range(len(self.members)), [None] * len(self.members), timeout)
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from gecko._checks import positive_seconds
 from gecko.compose._graph import AGENT, ASYNC, SYNC, CheckpointStrategy, NodeSpec, Plan, compile_plan, node_kind
 from gecko.compose._state import History, MergeRule, resolve_merge_rule
 from gecko.compose.nodes import NodeStatus
@@ -184,8 +185,7 @@ class Workflow:
             raise ConfigurationError(f"max_lag must be at least 1, got {max_lag}")
         if history_limit < 1:
             raise ConfigurationError(f"history_limit must be at least 1, got {history_limit}")
-        if lease_ttl is not None and not lease_ttl > 0:
-            raise ConfigurationError(f"lease_ttl must be a positive number of seconds or None, got {lease_ttl!r}")
+        positive_seconds(lease_ttl, "lease_ttl")
         if max_attempts is not None and max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be at least 1 or None, got {max_attempts!r}")
         self.name = name
@@ -194,7 +194,7 @@ class Workflow:
         self.enable_parallel = enable_parallel
         self.allow_cycles = allow_cycles
         self.max_steps = max_steps if max_steps is not None else (1000 if allow_cycles else None)
-        self.timeout = timeout
+        self.timeout = positive_seconds(timeout, "timeout")
         self.scheduling = scheduling
         self.history_limit = history_limit
         self.snapshot_every = snapshot_every
@@ -250,7 +250,7 @@ class Workflow:
             name,
             target,
             kind,
-            timeout if timeout is not None else own_timeout,
+            positive_seconds(timeout, f"node {name!r} timeout") if timeout is not None else own_timeout,
             declared | frozenset(writes),
             own_jumps | frozenset(jumps),
         )

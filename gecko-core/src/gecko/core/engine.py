@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 import anyio
 from pydantic import BaseModel
 
+from gecko._checks import at_least
 from gecko.core._sanitize import redact, text_of
 from gecko.core.events import (
     EventBus,
@@ -188,10 +189,8 @@ class ReActEngine:
         usage_limits: UsageLimits | None = None,
         bus: EventBus | None = None,
     ) -> None:
-        if max_turns < 1:
-            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
-        if max_repeated_tool_calls < 1:
-            raise ValueError(f"max_repeated_tool_calls must be at least 1, got {max_repeated_tool_calls}")
+        at_least(max_turns, 1, "max_turns")
+        at_least(max_repeated_tool_calls, 1, "max_repeated_tool_calls")
         if max_tool_retries < 0:
             raise ValueError(f"max_tool_retries must not be negative, got {max_tool_retries}")
         if max_tool_calls_per_turn < 1:

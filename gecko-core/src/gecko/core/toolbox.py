@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_chec
 
 import anyio
 
+from gecko._checks import positive_seconds
 from gecko.core._json_repair import repeated_key
 from gecko.core._sanitize import safe_error_text, shorten
 from gecko.errors import (
@@ -291,8 +292,7 @@ class Tool:
         )
 
     def _configure(self, timeout: float | None, requires_approval: bool) -> None:
-        if timeout is not None and timeout <= 0:
-            raise ConfigurationError(f"tool {self.name!r}: timeout must be positive seconds, got {timeout!r}")
+        positive_seconds(timeout, f"tool {self.name!r}: timeout")
         self.timeout = timeout
         self.requires_approval = requires_approval
 
@@ -507,8 +507,7 @@ class ToolBox:
             raise ConfigurationError(f"max_argument_bytes must be at least 2, got {max_argument_bytes}")
         if max_result_chars < 1:
             raise ConfigurationError(f"max_result_chars must be at least 1, got {max_result_chars}")
-        if default_timeout is not None and default_timeout <= 0:
-            raise ConfigurationError(f"default_timeout must be positive seconds or None, got {default_timeout!r}")
+        positive_seconds(default_timeout, "default_timeout")
         self.max_parallel = max_parallel
         self.max_argument_bytes = max_argument_bytes
         self.max_result_chars = max_result_chars

@@ -4,7 +4,8 @@ Point any OpenAI-compatible client (litellm, openai, httpx) at `server.base_url`
 answers `/v1/chat/completions` (JSON or SSE streaming) and `/v1/embeddings` from a script. Script
 items are replies (`"text"`, a list of `ToolCall`, a `ModelResponse` from `reply()` /
 `tool_calls_reply()`), raw HTTP answers (`error(429, retry_after=1)`, `malformed()`), `slow(item,
-seconds)`, or a callable that receives the request body and returns one of those.
+seconds)`, `trickle(reply, pause)` (a body sent a few bytes at a time), or a callable that
+receives the request body and returns one of those.
 
 Example:
     ```python
@@ -37,11 +38,13 @@ __all__ = (
     "OpenAIServer",
     "HTTPReply",
     "Slow",
+    "Trickle",
     "RecordedRequest",
     "ScriptItem",
     "error",
     "malformed",
     "slow",
+    "trickle",
 )
 
 
@@ -62,10 +65,21 @@ class Slow:
     seconds: float
 
 
-ScriptItem: TypeAlias = str | list[ToolCall] | ModelResponse | HTTPReply | Slow | Callable[[dict[str, Any]], Any]
+@dataclass(frozen=True)
+class Trickle:
+    """`reply` with its body sent `size` bytes at a time, `pause` seconds apart (a slow-loris server)."""
+
+    reply: HTTPReply
+    pause: float
+    size: int = 1
+
+
+ScriptItem: TypeAlias = (
+    str | list[ToolCall] | ModelResponse | HTTPReply | Slow | Trickle | Callable[[dict[str, Any]], Any]
+)
 """One scripted answer; a callable receives the JSON request body and returns another item."""
 
-EmbeddingItem: TypeAlias = list[list[float]] | HTTPReply | Slow
+EmbeddingItem: TypeAlias = list[list[float]] | HTTPReply | Slow | Trickle
 """One scripted embeddings answer: one vector per input, or a raw HTTP answer."""
 
 
@@ -86,6 +100,11 @@ def malformed(body: str = '{"choices": [ this is not json') -> HTTPReply:
 def slow(item: ScriptItem, seconds: float) -> Slow:
     """`item`, answered after `seconds`."""
     return Slow(item, seconds)
+
+
+def trickle(reply: HTTPReply, pause: float, *, size: int = 1) -> Trickle:
+    """`reply`, its headers at once and its body `size` bytes every `pause` seconds."""
+    return Trickle(reply, pause, size)
 
 
 @dataclass(frozen=True)
@@ -242,7 +261,7 @@ class OpenAIServer:
         """Sleep `seconds`; False when the server stopped meanwhile."""
         return not self._stopping.wait(seconds)
 
-    def _chat_answer(self, body: dict[str, Any]) -> HTTPReply | _Stream | None:
+    def _chat_answer(self, body: dict[str, Any]) -> HTTPReply | Trickle | _Stream | None:
         item = self._next_chat()
         if item is None:
             return error(500, f"gecko test server: the chat script ran out after {self._chat_position} replies")
@@ -251,11 +270,11 @@ class OpenAIServer:
                 if not self._wait(item.seconds):
                     return None
                 item = item.item
-            elif callable(item) and not isinstance(item, (ModelResponse, HTTPReply)):
+            elif callable(item) and not isinstance(item, (ModelResponse, HTTPReply, Trickle)):
                 item = item(body)
             else:
                 break
-        if isinstance(item, HTTPReply):
+        if isinstance(item, (HTTPReply, Trickle)):
             return item
         response = _as_response(item)
         model = str(body.get("model", "scripted"))
@@ -264,7 +283,7 @@ class OpenAIServer:
             return _Stream(list(_stream_events(response, model, include_usage)))
         return _json_reply(_completion_body(response, model))
 
-    def _embedding_answer(self, body: dict[str, Any]) -> HTTPReply | None:
+    def _embedding_answer(self, body: dict[str, Any]) -> HTTPReply | Trickle | None:
         inputs = body.get("input", [])
         texts = [inputs] if isinstance(inputs, str) else [str(text) for text in inputs]
         item = self._next_embedding()
@@ -272,7 +291,7 @@ class OpenAIServer:
             if not self._wait(item.seconds):
                 return None
             item = item.item  # type: ignore[assignment]
-        if isinstance(item, HTTPReply):
+        if isinstance(item, (HTTPReply, Trickle)):
             return item
         if item is not None:
             vectors = item
@@ -333,11 +352,15 @@ class _Handler(BaseHTTPRequestHandler):
             answer = owner._chat_answer(body)
             if isinstance(answer, _Stream):
                 self._send_stream(answer)
+            elif isinstance(answer, Trickle):
+                self._send_trickle(answer)
             elif answer is not None:
                 self._send(answer)
         elif path.endswith("/embeddings"):
             reply = owner._embedding_answer(body)
-            if reply is not None:
+            if isinstance(reply, Trickle):
+                self._send_trickle(reply)
+            elif reply is not None:
                 self._send(reply)
         else:
             self._send(error(404, f"no route {self.path}"))
@@ -360,6 +383,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _send_trickle(self, trickle: Trickle) -> None:
+        reply = trickle.reply
+        self.send_response(reply.status)
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        for start in range(0, len(reply.body), trickle.size):
+            if not self.server.owner._wait(trickle.pause):
+                return
+            try:
+                self.wfile.write(reply.body[start : start + trickle.size])
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
 
     def _send_stream(self, stream: _Stream) -> None:
         self.send_response(200)

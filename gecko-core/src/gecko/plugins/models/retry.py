@@ -9,6 +9,7 @@ import it as `from gecko.plugins.models import RetryPolicy`.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 import anyio
 
+from gecko._checks import at_least, positive_seconds
 from gecko.errors import (
     ConfigurationError,
     ModelConnectionError,
@@ -62,12 +64,17 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] = RETRYABLE_ERRORS
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if not 0.0 <= self.jitter <= 1.0:
+        at_least(self.max_attempts, 1, "max_attempts")
+        for name, value, low in (
+            ("initial_delay", self.initial_delay, 0.0),
+            ("max_delay", self.max_delay, 0.0),
+            ("multiplier", self.multiplier, 1.0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < math.inf:
+                raise ConfigurationError(f"{name} must be a finite number of at least {low:g}, got {value!r}")
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, (int, float)) or not 0.0 <= self.jitter <= 1.0:
             raise ConfigurationError(f"jitter must be between 0 and 1, got {self.jitter}")
-        if self.total_timeout is not None and self.total_timeout <= 0:
-            raise ConfigurationError(f"total_timeout must be positive or None, got {self.total_timeout}")
+        positive_seconds(self.total_timeout, "total_timeout")
 
     def backoff(self, retry: int) -> float:
         """The wait before retry number `retry` (1 = the second attempt), jitter included."""
@@ -78,7 +85,7 @@ class RetryPolicy:
         """The wait before retry number `retry` after `error`: backoff, but never under `Retry-After`."""
         wait = self.backoff(retry)
         hint = getattr(error, "retry_after", None)
-        if isinstance(hint, (int, float)) and hint > wait:
+        if isinstance(hint, (int, float)) and math.isfinite(hint) and hint > wait:
             wait = float(hint)
         return wait
 

@@ -7,6 +7,7 @@ obfuscated, multilingual, benign), channel (user, tool), lang, source, hard (ben
 use the words injections use: all of NotInject, and any benign text matching `HARD`), payload.
 Splits are by source where a source is large enough to stand alone; XSafety rows are split by
 row number, so every translation of one prompt lands in the same split. Deterministic: re-running gives the same files.
+Then `resplit.py` stratifies NotInject's prompts and BIPIA's documents over the three splits (see there).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from documents import insert
 
 MIRRORS = Path(sys.argv[1])
 OUT = Path(sys.argv[2])
@@ -170,18 +172,6 @@ def attacks(name: str) -> list[str]:
     return [text for texts in json.loads(show(BIPIA, f"benchmark/{name}.json")).values() for text in texts]
 
 
-def insert(context: str, attack: str) -> str:
-    # BIPIA's own positions: before, in the middle (at a line break) or after the context.
-    where = RANDOM.choice(("start", "middle", "end"))
-    if where == "start":
-        return attack + "\n" + context
-    if where == "end":
-        return context + "\n" + attack
-    lines = context.split("\n")
-    cut = len(lines) // 2
-    return "\n".join([*lines[:cut], attack, *lines[cut:]])
-
-
 email_train, email_test = contexts("email", "train"), contexts("email", "test")
 code_train, code_test = contexts("code", "train"), contexts("code", "test")
 table_test = contexts("table", "test")
@@ -202,7 +192,7 @@ for split, names, pool in (
         for attack in train_attacks:
             add(
                 "train",
-                insert(RANDOM.choice(train_contexts)[:3000], attack),
+                insert(RANDOM.choice(train_contexts)[:3000], attack, RANDOM),
                 1,
                 "indirect",
                 "tool",
@@ -211,10 +201,21 @@ for split, names, pool in (
                 attack,
             )
         for attack in dev_attacks:
-            add("dev", insert(RANDOM.choice(dev_contexts)[:3000], attack), 1, "indirect", "tool", "en", "BIPIA", attack)
+            add(
+                "dev",
+                insert(RANDOM.choice(dev_contexts)[:3000], attack, RANDOM),
+                1,
+                "indirect",
+                "tool",
+                "en",
+                "BIPIA",
+                attack,
+            )
     else:
         for attack in found:
-            add("test", insert(RANDOM.choice(pool)[:3000], attack), 1, "indirect", "tool", "en", "BIPIA", attack)
+            add(
+                "test", insert(RANDOM.choice(pool)[:3000], attack, RANDOM), 1, "indirect", "tool", "en", "BIPIA", attack
+            )
 
 # Direct and multilingual injections of each split, also arriving inside a tool result (an email).
 for split, pool in (("train", train_contexts), ("dev", dev_contexts), ("test", test_contexts)):
@@ -222,7 +223,7 @@ for split, pool in (("train", train_contexts), ("dev", dev_contexts), ("test", t
     for row in RANDOM.sample(carried, min(len(carried), 150)):
         add(
             split,
-            insert(RANDOM.choice(pool)[:3000], row["text"]),
+            insert(RANDOM.choice(pool)[:3000], row["text"], RANDOM),
             1,
             row["category"],
             "tool",
@@ -236,7 +237,7 @@ for split, pool in (("train", train_contexts), ("dev", dev_contexts), ("test", t
     for row in [row for row in rows[split] if row["source"].startswith("NotInject")]:
         add(
             split,
-            insert(RANDOM.choice(pool)[:3000], row["text"]),
+            insert(RANDOM.choice(pool)[:3000], row["text"], RANDOM),
             0,
             "benign",
             "tool",

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
 # The n-gram trainer beside this script: same data, folds and budgets.
-from train import FOLDS, HERE, MAX_FP, MAX_HARD_FP, fit_channel, fold_of, load, training_pool
+from train import FOLDS, HERE, MAX_FP, MAX_HARD_FP, MIN_PIECES, fit_channel, fold_of, load, training_pool
 
 OUT = HERE.parent / "src" / "gecko_guardrails" / "semantic.json"
 HIDDEN = 128
@@ -38,7 +38,7 @@ def prepare(row: dict[str, Any], model: Classifier | None = None) -> None:
     """The row's plain view and its pieces; with an n-gram `model`, each piece's score and the score over all views."""
     views = _views(row["text"])
     row["plain"] = views[0][1]
-    row["pieces"] = pieces(row["plain"])
+    row["pieces"] = pieces(row["plain"], MIN_PIECES[row["channel"]])
     if model is not None:
         row["piece_scores"] = [model.piece(piece) for piece in row["pieces"]]
         row["ngram"] = max(

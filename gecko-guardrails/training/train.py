@@ -5,7 +5,9 @@ n-gram features and pieces the run-time scorer uses). Writes ../src/gecko_guardr
 JSON, no pickle. The pool is ../eval/data/train.jsonl, dev.jsonl and hard_benign.jsonl (benign texts that use
 injection words innocently, from further public sources: `hard_benign.py`). The user-input model learns from the
 pool's user-channel texts only (tool results taught it their documents' words and cost it recall on user input);
-the tool-output model from the whole pool. Each threshold comes from out-of-fold scores: the pool is cut into
+the tool-output model from the whole pool, also by line piece (lines joined up to `MIN_PIECES["tool"]` characters,
+as it scores them): every line piece of a long benign text as benign, the line pieces holding an inserted injection
+as injections. Each threshold comes from out-of-fold scores: the pool is cut into
 `FOLDS` folds (a text and the tool results quoting it in one fold), each fold's texts of the channel scored by
 that channel's model trained on the other folds; the threshold is the lowest at which at most `MAX_HARD_FP` of
 the channel's hard benign texts and at most `MAX_FP` of all its benign texts are flagged. The test split is
@@ -21,7 +23,8 @@ from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
-from gecko_guardrails.classifier import CHANNELS, WINDOW, Classifier, ngrams
+from gecko_guardrails.classifier import CHANNELS, MIN_PIECE, WINDOW, Classifier, ngrams, pieces
+from gecko_guardrails.detect import _BLANKS
 from gecko_guardrails.sanitize import fold
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -37,6 +40,9 @@ FOLDS = 5
 # than the held-out ones, and a threshold fitted at 3 % on dev flagged 6-7 % of test's (README, Measured).
 MAX_HARD_FP = 0.02
 MAX_FP = 0.03
+# Per channel, the length up to which a long text's lines are joined into one piece. Tool output: 20, and its
+# model learns line pieces (README, Measured: a planted request is often one short line of a document).
+MIN_PIECES = {"user": MIN_PIECE, "tool": 20}
 
 
 def load(split: str) -> list[dict[str, object]]:
@@ -67,9 +73,18 @@ def features(text: str) -> list[str]:
     return list(ngrams(text, SIZES).elements())
 
 
-def fit(rows: list[dict[str, object]]) -> Classifier:
-    """The classifier trained on `rows` (long benign texts also by window, inserted injections by the windows
-    that hold them); its threshold is not chosen yet (0)."""
+def lines(text: str, payload: str, min_piece: int) -> list[str]:
+    """The line pieces of `text` (folded) that hold its inserted `payload` (folded), as the scorer cuts them."""
+    payload, text = _BLANKS.sub(" ", payload).strip(), _BLANKS.sub(" ", text)
+    found = pieces(text, min_piece)[len(windows(text)) :]
+    return [piece for piece in found if payload in piece or (len(piece) >= 40 and piece.strip() in payload)]
+
+
+def fit(rows: list[dict[str, object]], channel: str) -> Classifier:
+    """`channel`'s classifier trained on `rows`: long benign texts also by window, inserted injections by the windows
+    that hold them; for tool output, also by line piece (all of a benign text's, those holding the injection). Its
+    threshold is not chosen yet (0)."""
+    min_piece = MIN_PIECES[channel]
     texts: list[str] = []
     labels: list[int] = []
     weights: list[float] = []
@@ -80,9 +95,12 @@ def fit(rows: list[dict[str, object]]) -> Classifier:
         # Benign texts that use injection words are rare and what a user meets most: they weigh more.
         weights.append(HARD_WEIGHT if row["hard"] else 1.0)
         if row["label"] == 0 and len(folded) > WINDOW:
-            parts = windows(folded)
+            parts = pieces(folded, min_piece) if channel == "tool" else windows(folded)
         elif row["label"] == 1 and row["payload"]:
-            parts = around(folded, fold(str(row["payload"])))
+            payload = fold(str(row["payload"]))
+            parts = around(folded, payload)
+            if channel == "tool" and len(folded) > WINDOW:
+                parts += lines(folded, payload, min_piece)
         else:
             parts = []
         texts.extend(parts)
@@ -96,7 +114,13 @@ def fit(rows: list[dict[str, object]]) -> Classifier:
         gram: (round(float(vectorizer.idf_[index]), 4), round(float(model.coef_[0][index]), 4))
         for gram, index in sorted(vectorizer.vocabulary_.items())
     }
-    return Classifier(weights=coefficients, intercept=round(float(model.intercept_[0]), 6), sizes=SIZES, threshold=0.0)
+    return Classifier(
+        weights=coefficients,
+        intercept=round(float(model.intercept_[0]), 6),
+        sizes=SIZES,
+        threshold=0.0,
+        min_piece=min_piece,
+    )
 
 
 def fold_of(row: dict[str, object]) -> int:
@@ -112,7 +136,7 @@ def learns_from(channel: str, rows: list[dict[str, object]]) -> list[dict[str, o
 
 def fit_channel(channel: str, rows: list[dict[str, object]]) -> Classifier:
     """`channel`'s model trained on what it learns from among `rows`."""
-    return fit(learns_from(channel, rows))
+    return fit(learns_from(channel, rows), channel)
 
 
 def out_of_fold(pool: list[dict[str, object]], channel: str) -> list[float]:
@@ -170,7 +194,12 @@ def main() -> None:
         threshold = pick(rows, scores)
         describe(channel, threshold, rows, scores)
         model = fit_channel(channel, pool)
-        models[channel] = {"intercept": model.intercept, "threshold": threshold, "weights": model.weights}
+        models[channel] = {
+            "intercept": model.intercept,
+            "threshold": threshold,
+            "min_piece": model.min_piece,
+            "weights": model.weights,
+        }
     OUT.write_text(
         json.dumps(
             {

@@ -35,7 +35,8 @@ WINDOW = 300
 MIN_LENGTH = 20
 """Shorter texts ("hello", "What is 2+2?") give the model too little to go on: only the rules judge them."""
 MIN_PIECE = 40
-"""Lines of a long text are joined with the next until the piece has this many characters."""
+"""Lines of a long text are joined with the next until the piece has this many characters (the user-input model's
+setting; each model keeps its own, `Classifier.min_piece`)."""
 
 
 def ngrams(text: str, sizes: tuple[int, int]) -> Counter[str]:
@@ -61,8 +62,8 @@ def _word_ngrams(word: str, sizes: tuple[int, int]) -> tuple[str, ...]:
     )
 
 
-def pieces(text: str) -> list[str]:
-    """What `text` is scored as: itself when short; else its windows and its lines (short ones joined)."""
+def pieces(text: str, min_piece: int = MIN_PIECE) -> list[str]:
+    """What `text` is scored as: itself when short; else its windows and its lines (joined up to `min_piece`)."""
     if len(text) <= WINDOW:
         return [text]
     found = _windows(text)
@@ -71,7 +72,7 @@ def pieces(text: str) -> list[str]:
         line = line.strip()
         if line:
             piece = f"{piece} {line}" if piece else line
-            if len(piece) >= MIN_PIECE:
+            if len(piece) >= min_piece:
                 found.extend(_windows(piece) if len(piece) > WINDOW else [piece])
                 piece = ""
     if piece:
@@ -88,17 +89,19 @@ def _windows(text: str) -> list[str]:
 class Classifier:
     """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection.
 
-    `threshold` is the probability at which a text of the model's channel is flagged.
+    `threshold` is the probability at which a text of the model's channel is flagged; `min_piece` is the length up
+    to which its `pieces` join a long text's lines.
     """
 
     weights: dict[str, tuple[float, float]]
     intercept: float
     sizes: tuple[int, int]
     threshold: float
+    min_piece: int
 
     def probability(self, folded: str) -> float:
         """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output)."""
-        return max(self.piece(piece) for piece in pieces(folded))
+        return max(self.piece(piece) for piece in pieces(folded, self.min_piece))
 
     def piece(self, text: str) -> float:
         """The injection probability of one piece of folded text."""
@@ -131,6 +134,7 @@ def _classifiers() -> dict[str, Classifier]:
             intercept=model["intercept"],
             sizes=sizes,
             threshold=model["threshold"],
+            min_piece=model["min_piece"],
         )
         for channel, model in data["models"].items()
     }

@@ -253,7 +253,7 @@ def _fused(text: str, channel: Literal["user", "tool"]) -> Detection:
         _note(kinds, decodings, decoding, _rules(view))
         if len(view.strip()) < MIN_LENGTH:
             continue
-        parts = pieces(view)
+        parts = pieces(view, model.min_piece)
         scores = [model.piece(part) for part in parts]
         if decoding == "plain":
             top = [parts[index] for index in sorted(range(len(parts)), key=lambda index: -scores[index])[:PIECES]]

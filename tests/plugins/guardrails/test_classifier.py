@@ -76,6 +76,45 @@ def test_a_long_text_is_scored_by_windows_and_by_its_lines() -> None:
     assert lines[0] in found
     assert "ok Paid by transfer on the 3rd of May." in found  # a short line joins the next
     assert pieces("short text") == ["short text"]
+    lines[1] = "Signed for in room 12."  # 22 characters: a piece of its own at 20, joined with the next at 40
+    text = "\n".join(lines * 4)
+    assert "Signed for in room 12. Paid by transfer on the 3rd of May." in pieces(text)
+    assert "Signed for in room 12." in pieces(text, 20)
+    assert "Signed for in room 12. Paid by transfer on the 3rd of May." not in pieces(text, 20)
+
+
+def test_each_model_cuts_lines_as_it_was_trained_to() -> None:
+    data = json.loads(resources.files("gecko_guardrails").joinpath("classifier.json").read_text("utf-8"))
+    assert classifier("user").min_piece == data["models"]["user"]["min_piece"] == 40
+    assert classifier("tool").min_piece == data["models"]["tool"]["min_piece"] == 20
+    text = "Quarterly report, figures in thousands of euros.\n" * 8 + "Revenue 120\nCosts 80\nNet 40\n"
+    model = classifier("tool")
+    assert model.probability(fold(text)) == max(model.piece(piece) for piece in pieces(fold(text), 20))
+
+
+def test_the_splits_share_no_document_and_hold_every_kind_of_hard_benign_prompt() -> None:
+    # training/resplit.py: a tool document or a NotInject prompt (and the tool results quoting it) in one split only,
+    # and each NotInject file (one, two, three trigger words) in every split.
+    splits = {
+        name: [json.loads(line) for line in (TEST_SPLIT.parent / f"{name}.jsonl").open(encoding="utf-8")]
+        for name in ("train", "dev", "test")
+    }
+    documents = {
+        name: {row["text"] for row in rows if row["channel"] == "tool" and not row["payload"]}
+        for name, rows in splits.items()
+    }
+    prompts = {
+        name: {row["text"] for row in rows if row["source"].startswith("NotInject_") and row["channel"] == "user"}
+        for name, rows in splits.items()
+    }
+    for first, second in (("train", "dev"), ("train", "test"), ("dev", "test")):
+        assert not documents[first] & documents[second]
+        assert not prompts[first] & prompts[second]
+    for name, rows in splits.items():
+        quoted = {row["payload"] for row in rows if row["source"].startswith("NotInject_") and row["channel"] == "tool"}
+        assert quoted == prompts[name]
+        for number in ("one", "two", "three"):
+            assert sum(row["source"] == f"NotInject_{number}" for row in rows) >= 30
 
 
 @pytest.mark.parametrize(
@@ -149,7 +188,7 @@ def test_asking_for_the_semantic_mode_without_its_extra_names_the_extra(monkeypa
 
 @pytest.mark.parametrize(
     ("semantic", "recall", "user_recall", "tool_recall", "user_hard_fp", "tool_hard_fp"),
-    [(False, 0.84, 0.88, 0.66, 0.025, 0.045), (True, 0.86, 0.91, 0.69, 0.07, 0.03)],
+    [(False, 0.845, 0.88, 0.70, 0.01, 0.02), (True, 0.88, 0.90, 0.78, 0.055, 0.02)],
     ids=["default", "semantic"],
 )
 def test_quality_on_the_public_held_out_split_stays_where_it_was_measured(

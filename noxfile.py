@@ -68,9 +68,10 @@ def _install(session: nox.Session, *plugins: str, extra: tuple[str, ...] = ()) -
 
 @nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
-    """ruff over the whole repository."""
+    """ruff over the whole repository: its rules, and its formatting."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(tags=["ci"])

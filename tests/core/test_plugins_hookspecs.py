@@ -422,6 +422,8 @@ async def test_hook_gecko_operation_ended_reports_streams_finished_and_closed_ea
     ]  # fmt: skip
     assert len(recorder.ended) == len(recorder.started)
     assert current_operation() is None
+
+
 async def test_hook_gecko_tool_admit_sees_the_conversation_and_may_hold_the_call() -> None:
     manager = PluginManager()
     seen: list[tuple[str, int, str]] = []

@@ -35,7 +35,9 @@ async def pay(amount: int) -> str:
     raise SystemExit("pay must not run before approval")
 """
 
-PAUSING_PROCESS = PAYING_PROCESS + """
+PAUSING_PROCESS = (
+    PAYING_PROCESS
+    + """
 
 async def main() -> None:
     storage = await create_storage(sys.argv[1])
@@ -49,6 +51,7 @@ async def main() -> None:
 
 anyio.run(main)
 """
+)
 
 
 async def _paused_in_another_process(tmp_path: Path, script_text: str) -> tuple[str, dict[str, Any]]:
@@ -86,7 +89,9 @@ async def test_an_approval_pause_resumes_in_another_process(tmp_path: Path) -> N
     assert [node for node, _ in result.history.entries()] == ["cart", "pay", "receipt"]
 
 
-TEAM_PAUSING_PROCESS = PAYING_PROCESS + """
+TEAM_PAUSING_PROCESS = (
+    PAYING_PROCESS
+    + """
 
 async def main() -> None:
     storage = await create_storage(sys.argv[1])
@@ -101,6 +106,7 @@ async def main() -> None:
 
 anyio.run(main)
 """
+)
 
 
 @pytest.mark.slow

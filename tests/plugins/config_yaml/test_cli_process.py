@@ -105,7 +105,7 @@ def test_workflow_show_draws_a_yaml_definition_without_opening_its_storage(flow_
     assert not (flow_dir / "review.db").exists()
 
 
-NOISY_STEPS = '''
+NOISY_STEPS = """
 import os
 import subprocess
 import sys
@@ -119,7 +119,7 @@ def noisy(ctx):
     os.write(1, b"raw bytes on file descriptor 1\\n")
     subprocess.run([sys.executable, "-c", "print('a child process printing')"], check=True)
     return "done"
-'''
+"""
 
 NOISY_FLOW = """\
 kind: workflow

@@ -206,4 +206,3 @@ async def test_a_rejection_when_opening_a_stream_is_typed_and_remembered() -> No
         with pytest.raises(UnsupportedRequestError, match="not sent again"):
             await model.complete(TOOLS)
         assert len(server.chat_requests()) == 1
-

@@ -37,4 +37,3 @@ async def test_an_empty_namespace_is_rejected(redis_base_url: str) -> None:
 async def test_an_invalid_url_names_valid_forms() -> None:
     with pytest.raises(StorageError, match=r"redis://localhost:6379/0"):
         await create_storage("redis://localhost:6379/notanumber")
-

@@ -682,8 +682,10 @@ class Run:
                     if outcome is not None:
                         operation.output = outcome[1]
                     elif self.status.get(node) is NodeStatus.FAILED:
-                        operation.error = self.error if self.failed_node == node else WorkflowError(
-                            f"node {node!r} failed after node {self.failed_node!r}"
+                        operation.error = (
+                            self.error
+                            if self.failed_node == node
+                            else WorkflowError(f"node {node!r} failed after node {self.failed_node!r}")
                         )
                     else:
                         operation.attributes["interrupted"] = True

@@ -343,8 +343,7 @@ def _duplicated_names(records: list[PluginRecord]) -> dict[str, DuplicatePluginE
         owners.setdefault(record.name, []).append(f"{record.distribution} ({record.target})")
     return {
         name: DuplicatePluginError(
-            f"hook plugin {name!r} is provided by several distributions: {', '.join(found)}; "
-            "uninstall all but one"
+            f"hook plugin {name!r} is provided by several distributions: {', '.join(found)}; uninstall all but one"
         )
         for name, found in owners.items()
         if len(found) > 1

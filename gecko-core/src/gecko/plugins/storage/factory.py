@@ -19,9 +19,7 @@ async def create_storage(url: str, *, kind: Literal["vector"]) -> VectorStore: .
 async def create_storage(url: str, *, kind: None = None) -> Any: ...  # the URL's scheme decides the type
 
 
-async def create_storage(
-    url: str, *, kind: Literal["kv", "vector"] | None = None
-) -> Storage | VectorStore:
+async def create_storage(url: str, *, kind: Literal["kv", "vector"] | None = None) -> Storage | VectorStore:
     """Open the backend for `url`, e.g. `sqlite:///./gecko.db`, `redis://localhost:6379/0`, `chroma://./kb`.
 
     The scheme picks the backend from the `gecko.storage` (key-value) or `gecko.vector` entry-point

@@ -105,7 +105,17 @@ async def test_engine_runs_without_an_agent() -> None:
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, float("nan"), True, "3"])
-@pytest.mark.parametrize("option", ["max_turns", "max_repeated_tool_calls"])
+@pytest.mark.parametrize("option", ["max_turns", "max_repeated_tool_calls", "max_tool_calls_per_turn"])
 def test_engine_rejects_bounds_that_are_not_whole_counts_of_at_least_one(option: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=option):
         ReActEngine(ScriptedModel([]), ToolBox(), **{option: value})
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, float("nan"), True, "3"])
+def test_engine_rejects_tool_retries_that_are_not_whole_counts_of_at_least_zero(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_tool_retries"):
+        ReActEngine(ScriptedModel([]), ToolBox(), max_tool_retries=value)  # type: ignore[arg-type]
+
+
+def test_engine_takes_zero_tool_retries() -> None:
+    assert ReActEngine(ScriptedModel([]), ToolBox(), max_tool_retries=0).max_tool_retries == 0

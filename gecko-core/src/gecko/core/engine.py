@@ -191,10 +191,8 @@ class ReActEngine:
     ) -> None:
         at_least(max_turns, 1, "max_turns")
         at_least(max_repeated_tool_calls, 1, "max_repeated_tool_calls")
-        if max_tool_retries < 0:
-            raise ValueError(f"max_tool_retries must not be negative, got {max_tool_retries}")
-        if max_tool_calls_per_turn < 1:
-            raise ValueError(f"max_tool_calls_per_turn must be at least 1, got {max_tool_calls_per_turn}")
+        at_least(max_tool_retries, 0, "max_tool_retries")
+        at_least(max_tool_calls_per_turn, 1, "max_tool_calls_per_turn")
         self.model = model
         self.toolbox = toolbox
         self.name = name

@@ -25,7 +25,7 @@ from gecko.plugins import plugin_manager
 from gecko.plugins.manager import PluginManager
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
-from gecko.types import AgentOutput, ToolCall
+from gecko.types import AgentOutput, Message, TextPart, ToolCall
 
 from .test_agent_drivers import Observer, observer  # noqa: F401
 from .test_agent_tool_paths import observed_bus
@@ -225,3 +225,51 @@ async def test_tools_of_a_closed_source_are_offered_again_only_once_it_reopens_a
     assert source.opened == 2
     offered = [[definition.name for definition in request.tools] for request in model.requests]
     assert offered == [["lookup", OUTPUT_TOOL_NAME], ["lookup", OUTPUT_TOOL_NAME]]
+
+
+def tool_then_output_model() -> ScriptedModel:
+    """A tool call, a malformed output call (re-asked), then a valid output call."""
+    return ScriptedModel(
+        [
+            tool_calls_reply(ToolCall(id="c1", name="add", arguments='{"a": 2, "b": 3}')),
+            tool_calls_reply(ToolCall(id="c2", name=OUTPUT_TOOL_NAME, arguments='{"name": "ada"}')),
+            tool_calls_reply(ToolCall(id="c3", name=OUTPUT_TOOL_NAME, arguments=DOCUMENT)),
+        ]
+        * 2
+    )
+
+
+async def test_a_tool_turn_and_a_reask_end_the_same_lean_and_observed() -> None:
+    @tool
+    async def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    model = tool_then_output_model()
+    lean = await structured_agent(model, tools=[add]).run("Describe the user.")
+    plugin = Observer()
+    manager = plugin_manager()
+    manager.register(plugin, "test-agent-run-flags-tool-turn")
+    bus, events, layers = observed_bus()
+    try:
+        observed = await structured_agent(model, tools=[add], event_bus=bus).run("Describe the user.")
+    finally:
+        manager.unregister(plugin)
+
+    assert lean.data == Reply(name="ada", age=36, tags=["a", "b"])
+    assert summary(observed) == summary(lean)
+    assert [message.role for message in lean.messages].count("tool") == 3
+    assert layers == ["model", "tool", "model", "model"]
+    assert events.count("model.finished") == 3
+    assert events[-1] == "agent.finished"
+
+
+async def test_a_multimodal_final_answer_ends_the_same_lean_and_observed() -> None:
+    final = ModelResponse(message=Message.assistant([TextPart(text="five"), TextPart(text=" apples")]))
+    lean = await Agent(ScriptedModel([final])).run("Count.")
+    bus, events, _ = observed_bus()
+    observed = await Agent(ScriptedModel([final]), event_bus=bus).run("Count.")
+
+    assert lean.content == "five apples"
+    assert summary(observed) == summary(lean)
+    assert events == RUN_EVENTS

@@ -379,7 +379,7 @@ def screen_strict(text: str) -> tuple[bool, str | None]:
     standard reader cannot finish `text` (a repeated key ends it, or it is no strict JSON), the
     numbers are judged from the text alone.
     """
-    if _has_long_digits(text):
+    if len(text) >= _LONG_DIGITS_CHARS and _LONG_DIGITS.search(text) is not None:  # `_has_long_digits`, inlined
         return False, None
     try:
         complete, repeated = _scan(_STRICT_SCAN, text)

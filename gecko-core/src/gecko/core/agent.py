@@ -181,10 +181,12 @@ class Agent:
             engine = self._engine
             if not plugins_loaded() or engine.toolbox.needs_open():
                 await self._ready()
-            structure = self._structure(output_type or self.output_type)
+            wanted = output_type or self.output_type
+            structure = None if wanted is None else self._structures.get(wanted) or self._structure(wanted)
             state = engine.new_state(input)
             output = await engine.run(state, structure=structure, usage_limits=usage_limits)
-            if isinstance(output, self._paused_output):
+            # The engine pauses with exactly this class: no model-class `isinstance` (an ABC check).
+            if type(output) is self._paused_output:
                 await self._save(_Start(state, None, None, None, None, 0), output)
             return output
         return await self._run(input, session_id, output_type, usage_limits, approvals=None)

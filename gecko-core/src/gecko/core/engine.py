@@ -123,6 +123,8 @@ class _Flags:
     """Tool calls skip the middleware path: nothing observes or wraps them (a plugin may trace them)."""
     plain_tools: bool
     """Tool calls run plain: nothing observes, wraps or traces them."""
+    plain_model: bool
+    """Model calls run plain: no middleware wraps them, no hook or trace observes them."""
     definitions: list[ToolDefinition]
     """The toolbox's definitions; requests copy them, nothing changes this list."""
 
@@ -135,17 +137,20 @@ class _Flags:
         hook_tool_result = "gecko_tool_result" in implemented
         trace = manager.traces
         traced_tools = not (observe or hook_tool_call or hook_tool_result or bus.has_tool_middleware)
+        hook_model_request = "gecko_model_request" in implemented
+        hook_model_response = "gecko_model_response" in implemented
         return cls(
             key,
             observe,
-            "gecko_model_request" in implemented,
-            "gecko_model_response" in implemented,
+            hook_model_request,
+            hook_model_response,
             "gecko_tool_admit" in implemented,
             hook_tool_call,
             hook_tool_result,
             trace,
             traced_tools,
             traced_tools and not trace,
+            not (bus.has_model_middleware or hook_model_request or hook_model_response or trace),
             toolbox.definitions(),
         )
 
@@ -236,7 +241,7 @@ class ReActEngine:
         run = _Run(self, state, structure, stream, session_id, usage_limits or self.usage_limits)
         return run.traced(approvals) if run.flags.trace else run.iterate(approvals)
 
-    async def run(
+    def run(
         self,
         state: RunState,
         *,
@@ -244,17 +249,11 @@ class ReActEngine:
         session_id: str | None = None,
         approvals: Mapping[str, bool] | None = None,
         usage_limits: UsageLimits | None = None,
-    ) -> AgentOutput:
+    ) -> Awaitable[AgentOutput]:
         """`iterate` without streaming, to its end: the run's output (a `PausedOutput` when it paused)."""
+        # Not a coroutine itself: an untraced run awaits the loop's own coroutine, with no frame of ours around it.
         run = _Run(self, state, structure, False, session_id, usage_limits or self.usage_limits)
-        if not run.flags.trace:
-            return await run.complete(approvals)
-        # Announced around the loop here rather than through `traced`: no async generator in the run.
-        async with run.agent_operation() as operation:
-            run.operation = operation
-            output = await run.complete(approvals)
-            operation.output = output
-            return output
+        return run.traced_complete(approvals) if run.flags.trace else run.complete(approvals)
 
     def new_state(self, input: Any, history: Sequence[Message] = ()) -> RunState:
         """The state a run starts from: `history`, then `input` (text, a `Message`, a list of messages, or data).
@@ -307,7 +306,7 @@ class _Run:
         self.operation: Operation | None = None
         self.tool_handler: ToolHandler | None = None
         # Arguments validated by the plan, by call id (unique within a batch), for the observed path.
-        self.validated: dict[str, tuple[ToolCall, dict[str, Any]]] = {}
+        self.validated: dict[str, tuple[ToolCall, dict[str, Any]]] | None = None
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -320,6 +319,15 @@ class _Run:
                     if isinstance(event, FinalOutput):
                         operation.output = event.output
                     yield event
+
+    async def traced_complete(self, approvals: Mapping[str, bool] | None) -> AgentOutput:
+        """`complete` announced as an `agent.run` operation (only when a plugin traces)."""
+        # Announced around the loop here rather than through `traced`: no async generator in the run.
+        async with self.agent_operation() as operation:
+            self.operation = operation
+            output = await self.complete(approvals)
+            operation.output = output
+            return output
 
     def agent_operation(self) -> OperationScope:
         """The `agent.run` operation of this run."""
@@ -398,13 +406,15 @@ class _Run:
 
     async def complete(self, approvals: Mapping[str, bool] | None) -> AgentOutput:
         """The loop without streaming, as one coroutine (no event generator): the steps of `iterate`."""
+        state = self.state
         try:
             step = await self._begin(approvals) if approvals is not None or self.flags.observe else None
             structured = self._structured()
             while True:
-                if isinstance(step, AgentOutput):
-                    return step
                 if step is not None:
+                    # A tuple is a tool turn to run; anything else is the output (no model-class check: cheaper).
+                    if not isinstance(step, tuple):
+                        return step
                     await self._act(*step)
                 messages = self._window()
                 memory = self.engine.memory
@@ -412,11 +422,24 @@ class _Run:
                     messages = await memory.prepare(messages)
                 request = self._request(structured, messages)
                 try:
-                    response = await self._call_model(request)
+                    # A plain model call is awaited with no frame of ours around it (`_call_model`'s first case).
+                    response = await (
+                        self.engine.model.complete(request) if self.flags.plain_model else self._call_model(request)
+                    )
                 except ModelBadRequestError as exc:
                     step = _rejected(structured, exc)
                     continue
-                step = await self._answered(response, structured)
+                if self.flags.observe:
+                    step = await self._answered(response, structured)
+                else:
+                    # `_answered` without publishing: a final reply is taken with no coroutine of its own.
+                    state.add_usage(response.usage)
+                    settled = self._settle(response, structured)
+                    step = (
+                        settled
+                        if settled is None or isinstance(settled, AgentOutput)
+                        else await self._tool_turn(settled, response.finish_reason)
+                    )
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
@@ -451,13 +474,22 @@ class _Run:
                 "model.finished",
                 {"turn": state.turns, "finish_reason": response.finish_reason, **_usage_data(response.usage)},
             )
+        step = self._settle(response, structured)
+        if isinstance(step, Message):
+            return await self._tool_turn(step, response.finish_reason)
+        if step is not None and self.flags.observe:
+            await self._publish("agent.finished", _usage_data(step.usage))
+        return step
+
+    def _settle(self, response: ModelResponse, structured: StructuredRun[Any] | None) -> AgentOutput | Message | None:
+        """The counted reply's outcome, decided without awaiting: the run's output, None for another
+        request, or the reply itself when its tool calls are to be admitted (`_tool_turn`)."""
         message = response.message
-        if message.tool_calls and (structured is None or not structured.is_output_call(message)):
-            if not self._batch_admissible(message):
-                return None
-            state.messages.append(message)
-            plan = await self._admit(message, response.finish_reason, None)
-            return plan if isinstance(plan, AgentOutput) else (message, plan)
+        if message.tool_calls and (
+            structured is None or not structured.engine.is_output_call(message, structured.strategy)
+        ):
+            return message
+        state = self.state
         data: Any = None
         content = message.text
         if structured is None:
@@ -477,9 +509,15 @@ class _Run:
         output: AgentOutput = self.engine._new_output(
             {"content": content, "data": data, "messages": state.messages, "usage": state.usage()}
         )
-        if self.flags.observe:
-            await self._publish("agent.finished", _usage_data(output.usage))
         return output
+
+    async def _tool_turn(self, message: Message, finish_reason: str) -> _Step:
+        """A reply asking for tools: refused whole (None), paused (its output), or the turn to run."""
+        if not self._batch_admissible(message):
+            return None
+        self.state.messages.append(message)
+        plan = await self._admit(message, finish_reason, None)
+        return plan if isinstance(plan, AgentOutput) else (message, plan)
 
     async def _failed(self, error: Exception) -> None:
         if self.flags.observe:
@@ -505,7 +543,7 @@ class _Run:
         """The model request over `messages` (counted as a turn)."""
         # The request validates into lists of its own: the run's conversation is not shared with it.
         if structured is not None:
-            request = structured.request(messages, self.flags.definitions)
+            request = structured.engine.request(messages, self.flags.definitions, structured.strategy)
         else:
             request = self.engine._new_request({"messages": messages, "tools": self.flags.definitions})
         self.state.turns += 1
@@ -514,14 +552,13 @@ class _Run:
     def _call_model(self, request: ModelRequest) -> Awaitable[ModelResponse]:
         """The model call of `request`, to await at once: through the middleware and hooks, or plain."""
         # Not a coroutine itself: the plain path awaits the model's own call, with no frame of ours around it.
+        if self.flags.plain_model:
+            return self.engine.model.complete(request)
         bus = self.engine.bus
         if bus.has_model_middleware:
             handler = bus.wrap_model(self._model_base)
             return handler(ModelCallContext(request, self.engine.name, self.state.run_id, self.state.turns))
-        flags = self.flags
-        if flags.hook_model_request or flags.hook_model_response or flags.trace:
-            return self._model_base(ModelCallContext(request, self.engine.name, self.state.run_id, 0))
-        return self.engine.model.complete(request)
+        return self._model_base(ModelCallContext(request, self.engine.name, self.state.run_id, 0))
 
     async def _model_base(self, context: ModelCallContext) -> ModelResponse:
         async with self._model_operation(context.request) as operation:
@@ -707,11 +744,14 @@ class _Run:
         """One admitted call through the tool middleware, events and hooks (within the toolbox's limit)."""
         if self.tool_handler is None:
             self.tool_handler = self.engine.bus.wrap_tool(self._tool_base)
-        self.validated[call.id] = (call, arguments)
+        if self.validated is None:
+            self.validated = {}
+        validated = self.validated
+        validated[call.id] = (call, arguments)
         try:
             return await self.tool_handler(ToolCallContext(call, self.engine.name, self.state.run_id))
         finally:
-            self.validated.pop(call.id, None)
+            validated.pop(call.id, None)
 
     async def _tool_base(self, context: ToolCallContext) -> ToolResult:
         if not self.flags.trace:
@@ -742,7 +782,7 @@ class _Run:
                 await self.manager.tool_call(call, source)
             except GuardrailViolation as exc:
                 return ToolResult(call, f"Error: the call was blocked by a guardrail: {redact(str(exc))}", True, exc)
-        admitted = self.validated.get(call.id)
+        admitted = None if self.validated is None else self.validated.get(call.id)
         if admitted is not None and (admitted[0] is call or admitted[0] == call):
             result = await toolbox.execute_validated(call, admitted[1])
         else:

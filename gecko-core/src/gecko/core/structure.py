@@ -51,7 +51,7 @@ from gecko.plugins.models import (
     ToolDefinition,
 )
 from gecko.redaction import redacting_logger
-from gecko.types import JSONValue, Message
+from gecko.types import JSONValue, Message, ToolCall
 
 __all__ = ("OUTPUT_TOOL_NAME", "Strategy", "StructureEngine", "StructuredRun", "parse_json_lenient")
 
@@ -201,7 +201,8 @@ class StructureEngine(Generic[T]):
 
     def start(self, capabilities: ModelCapabilities, messages: list[Message]) -> StructuredRun[T]:
         """A `StructuredRun` over `messages` (extended in place) with the strategies for `capabilities`."""
-        return StructuredRun(self, self.strategies(capabilities), messages)
+        strategy = self.strategy
+        return StructuredRun(self, self.strategies(capabilities) if strategy == "auto" else [strategy], messages)
 
     def output_tool(self) -> ToolDefinition:
         """The `final_result` tool of the "tool" strategy."""
@@ -270,7 +271,10 @@ class StructureEngine(Generic[T]):
         tool_call_id: str | None = None
         text: str | None = None
         if strategy == "tool":
-            output_calls = [call for call in response.message.tool_calls if call.name == OUTPUT_TOOL_NAME]
+            output_calls: list[ToolCall] = []
+            for call in response.message.tool_calls:
+                if call.name == OUTPUT_TOOL_NAME:
+                    output_calls.append(call)
             if len(output_calls) > 1:
                 raise self._invalid(
                     f"The reply calls {OUTPUT_TOOL_NAME} {len(output_calls)} times; call it exactly once.",
@@ -288,10 +292,15 @@ class StructureEngine(Generic[T]):
                 strategy,
                 tool_call_id,
             )
-        if not text.strip():
+        if not text or text.isspace():
             wanted = f"call the {OUTPUT_TOOL_NAME!r} tool" if strategy == "tool" else "answer with a JSON object"
             raise self._invalid(f"The reply holds no output. Please {wanted} matching the schema.", strategy, None)
-        fast, repeated = self._screen(text)
+        # Whether jiter may read `text` (it turns `1e999` into inf and keeps the last of repeated keys),
+        # and the first repeated key; what it may not read goes to the bounded lenient reader.
+        if len(text) > self.max_chars or text.count("{") + text.count("[") > self.max_depth:
+            fast, repeated = False, None
+        else:
+            fast, repeated = screen_strict(text)
         if fast:
             try:
                 # `model_validate_json` without its Python-level keyword checks: the same validator call.
@@ -309,14 +318,6 @@ class StructureEngine(Generic[T]):
                     )
                 return value
         return self._parse_repaired(text, strategy, tool_call_id)
-
-    def _screen(self, text: str) -> tuple[bool, str | None]:
-        """Whether jiter may read `text` (it turns `1e999` into inf and keeps the last of repeated
-        keys), and the first repeated key; what it may not read goes to the bounded lenient reader.
-        """
-        if len(text) > self.max_chars or text.count("{") + text.count("[") > self.max_depth:
-            return False, None
-        return screen_strict(text)
 
     def _parse_repaired(self, text: str, strategy: Strategy, tool_call_id: str | None) -> T:
         try:

@@ -42,6 +42,20 @@ async def test_rate_limit_error_carries_retry_after_when_attempts_run_out() -> N
     assert caught.value.retry_after == 7
 
 
+@pytest.mark.parametrize("hint", ["1000000000", "1e9", "Fri, 01 Jan 2100 00:00:00 GMT"])
+async def test_a_retry_after_beyond_max_retry_after_fails_at_once_with_the_servers_hint(hint: str) -> None:
+    answer = HTTPReply(
+        429, b'{"error": {"message": "slow down"}}', {"Content-Type": "application/json", "Retry-After": hint}
+    )
+    async with OpenAIServer([answer, "never reached"]) as server:
+        retry = RetryPolicy(max_attempts=3, initial_delay=0.01, total_timeout=None)
+        with anyio.fail_after(30), pytest.raises(ModelRateLimitError, match="retry after") as caught:
+            await _model(server.base_url, retry).complete(HELLO)
+        assert len(server.requests) == 1
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > RetryPolicy().max_retry_after
+
+
 async def test_server_errors_are_retried_up_to_max_attempts_and_no_more(fast_retry: RetryPolicy) -> None:
     async with OpenAIServer([error(500), error(502), error(503), "never reached"]) as server:
         with pytest.raises(ModelServerError):

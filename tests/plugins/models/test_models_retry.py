@@ -73,6 +73,39 @@ async def test_a_wait_past_the_deadline_is_not_started() -> None:
     assert calls == 1
 
 
+async def test_a_retry_after_beyond_max_retry_after_ends_the_retries_even_without_a_deadline() -> None:
+    calls = 0
+
+    async def attempt(remaining: float | None) -> str:
+        nonlocal calls
+        calls += 1
+        raise ModelRateLimitError("come back in 30 years", retry_after=10**9)
+
+    with anyio.fail_after(10), pytest.raises(ModelRateLimitError) as caught:
+        await RetryPolicy(max_attempts=5, total_timeout=None).run(attempt)
+    assert (calls, caught.value.retry_after) == (1, 10**9)
+
+
+async def test_a_retry_after_within_max_retry_after_is_waited_for() -> None:
+    calls = 0
+
+    async def attempt(remaining: float | None) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ModelRateLimitError("briefly", retry_after=0.05)
+        return "ok"
+
+    assert await RetryPolicy(max_retry_after=0.05, total_timeout=None).run(attempt) == "ok"
+    assert calls == 2
+
+
+@pytest.mark.parametrize("bound", [-1, float("inf"), float("nan"), "60", True])
+def test_a_max_retry_after_that_is_not_finite_seconds_is_a_configuration_error(bound: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_retry_after"):
+        RetryPolicy(max_retry_after=bound)  # type: ignore[arg-type]
+
+
 async def test_a_first_attempt_outlasting_the_budget_is_a_timeout() -> None:
     async def attempt(remaining: float | None) -> str:
         await anyio.sleep(30)

@@ -1,7 +1,8 @@
 """The one retry layer for provider calls: exponential backoff with jitter, bounded twice.
 
 Attempts are bounded by count and by total time; a provider's `Retry-After` hint is honoured
-as a lower bound on the wait, and a wait that would overrun the time budget is not started.
+as a lower bound on the wait up to `max_retry_after`, and a wait that would overrun the time
+budget, or a hint beyond that bound, is not started: the error is raised at once.
 Provider plugins wrap each call in `RetryPolicy.run` and switch off any retries of their SDK.
 It lives beside the model contracts (layer 2) so that every model or embedder plugin can use it;
 import it as `from gecko.plugins.models import RetryPolicy`.
@@ -50,6 +51,9 @@ class RetryPolicy:
         initial_delay: wait before the second attempt, in seconds, before jitter.
         multiplier: growth of the wait per attempt.
         max_delay: cap on one computed wait (a longer `Retry-After` is still honoured).
+        max_retry_after: the longest `Retry-After` hint worth waiting for, in seconds (default one
+            minute); a longer hint ends the retries at once with the error that carried it, so
+            a server asking for hours cannot park a call even when `total_timeout` is None.
         jitter: fraction of each wait drawn at random, so clients do not retry in lockstep.
         total_timeout: seconds for all attempts and waits together; None for no bound.
         retry_on: error classes that are retried; anything else is raised at once.
@@ -59,6 +63,7 @@ class RetryPolicy:
     initial_delay: float = 0.5
     multiplier: float = 2.0
     max_delay: float = 20.0
+    max_retry_after: float = 60.0
     jitter: float = 0.5
     total_timeout: float | None = 120.0
     retry_on: tuple[type[BaseException], ...] = RETRYABLE_ERRORS
@@ -68,6 +73,7 @@ class RetryPolicy:
         for name, value, low in (
             ("initial_delay", self.initial_delay, 0.0),
             ("max_delay", self.max_delay, 0.0),
+            ("max_retry_after", self.max_retry_after, 0.0),
             ("multiplier", self.multiplier, 1.0),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < math.inf:
@@ -84,10 +90,8 @@ class RetryPolicy:
     def wait_before(self, retry: int, error: BaseException) -> float:
         """The wait before retry number `retry` after `error`: backoff, but never under `Retry-After`."""
         wait = self.backoff(retry)
-        hint = getattr(error, "retry_after", None)
-        if isinstance(hint, (int, float)) and math.isfinite(hint) and hint > wait:
-            wait = float(hint)
-        return wait
+        hint = _retry_after(error)
+        return wait if hint is None or hint <= wait else hint
 
     async def run(self, attempt: Callable[[float | None], Awaitable[T]]) -> T:
         """Call `attempt(remaining_seconds)` until it succeeds or the budget is spent.
@@ -122,8 +126,19 @@ class RetryPolicy:
             retry += 1
             if retry >= self.max_attempts:
                 raise error
+            hint = _retry_after(error)
+            if hint is not None and hint > self.max_retry_after:
+                raise error
             wait = self.wait_before(retry, error)
             if deadline is not None and time.monotonic() + wait >= deadline:
                 raise error
             await anyio.sleep(wait)
         raise error
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """The finite `Retry-After` hint `error` carries, in seconds; None when it has none."""
+    hint = getattr(error, "retry_after", None)
+    if isinstance(hint, bool) or not isinstance(hint, (int, float)) or not math.isfinite(hint):
+        return None
+    return float(hint)

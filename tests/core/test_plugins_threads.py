@@ -18,6 +18,8 @@ from gecko.errors import StorageClosedError
 from gecko.plugins import threads
 from gecko.plugins.threads import WorkerThread
 
+pytestmark = pytest.mark.uvloop  # WorkerThread reaches below anyio into the event loop
+
 
 @pytest.fixture(autouse=True, params=["eventfd", "socket pair"] if threads._EVENTFD else ["socket pair"])
 def channel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -304,18 +306,16 @@ async def test_many_callers_calls_run_in_the_order_they_were_submitted() -> None
     assert worker.idle
 
 
-async def test_calls_submitted_from_event_loop_callbacks_are_served_in_order(anyio_backend: str) -> None:
-    import asyncio
-
+async def test_calls_submitted_from_event_loop_callbacks_are_served_in_order() -> None:
     import trio
 
     worker = _worker()
     ran: list[int] = []
-    schedule = (
-        asyncio.get_running_loop().call_soon
-        if anyio_backend == "asyncio"
-        else trio.lowlevel.current_trio_token().run_sync_soon
-    )
+    schedule: Callable[..., object]
+    try:
+        schedule = asyncio.get_running_loop().call_soon
+    except RuntimeError:  # trio
+        schedule = trio.lowlevel.current_trio_token().run_sync_soon
 
     finished = anyio.Event()
 

@@ -12,6 +12,8 @@ from gecko_storage_sqlite import SQLiteStorage
 from gecko.errors import StorageError
 from gecko.plugins.storage.factory import create_storage
 
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
+
 
 @pytest.mark.parametrize("options", ["", "?synchronous=full"])
 async def test_no_statement_runs_on_the_event_loop_thread_by_default(tmp_path: Path, options: str) -> None:

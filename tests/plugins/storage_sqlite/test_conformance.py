@@ -8,6 +8,8 @@ import pytest
 
 from gecko.testing.conformance import StorageConformance
 
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
+
 
 class TestSQLiteStorageConformance(StorageConformance):
     @pytest.fixture

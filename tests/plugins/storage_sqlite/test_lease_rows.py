@@ -12,6 +12,8 @@ import pytest
 from gecko.errors import FencingError
 from gecko.plugins.storage.factory import create_storage
 
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
+
 
 def _lease_rows(path: Path) -> list[tuple[str, int]]:
     with sqlite3.connect(path) as connection:

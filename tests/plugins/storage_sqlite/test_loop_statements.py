@@ -12,9 +12,12 @@ import threading
 from pathlib import Path
 
 import anyio
+import pytest
 from gecko_storage_sqlite import SQLiteStorage, _store
 
 from gecko.plugins.storage.factory import create_storage
+
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
 
 
 async def _open(path: Path) -> SQLiteStorage:

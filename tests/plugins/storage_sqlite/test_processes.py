@@ -13,6 +13,8 @@ import pytest
 from gecko.plugins.storage import Versioned
 from gecko.plugins.storage.factory import create_storage
 
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
+
 _INCREMENT = textwrap.dedent(
     """
     import sys

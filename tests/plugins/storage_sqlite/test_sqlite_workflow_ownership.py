@@ -8,6 +8,8 @@ import pytest
 
 from gecko.testing.conformance import WorkflowOwnershipConformance
 
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
+
 
 class TestSqliteWorkflowOwnership(WorkflowOwnershipConformance):
     @pytest.fixture

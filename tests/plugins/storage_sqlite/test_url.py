@@ -12,6 +12,8 @@ from gecko_storage_sqlite import SQLiteStorage
 from gecko.errors import InvalidStorageURLError, StorageError
 from gecko.plugins.storage.factory import create_storage
 
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
+
 
 async def test_three_slashes_open_a_path_relative_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -15,6 +15,8 @@ from gecko.errors import FencingError, StorageClosedError, VersionConflictError
 from gecko.plugins.storage import Versioned
 from gecko.plugins.storage.factory import create_storage
 
+pytestmark = pytest.mark.uvloop  # the store runs on a WorkerThread, which reaches below anyio into the loop
+
 
 async def test_cancelled_write_is_abandoned_and_leaves_no_transaction_open(tmp_path: Path) -> None:
     target = tmp_path / "cancel.db"

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gecko.errors import DocumentLoadError
-from gecko.plugins.knowledge import Document, IngestionPipeline
+from gecko.core.long_term_memory import LongTermMemory
+from gecko.core.memory import TokenMemory
+from gecko.errors import DocumentLoadError, ModelOutputError
+from gecko.plugins.knowledge import Document, IngestionPipeline, Retriever
 from gecko.plugins.knowledge.loaders import load_bytes
 from gecko.plugins.knowledge.splitters import AutoSplitter, RecursiveSplitter, SentenceSplitter
 from gecko.plugins.storage.memory import MemoryStorage
@@ -190,3 +193,57 @@ def test_packing_pieces_gives_what_the_first_packing_gave(
     splitter = RecursiveSplitter(size, int(size * overlap_share), length=measure)
     fitting = [piece for piece in pieces if measure(piece) <= size]  # `_merge` is given pieces that fit
     assert splitter._merge(fitting) == _reference_merge(splitter, fitting)
+
+
+class _HostileEmbedder(HashingEmbedder):
+    """`HashingEmbedder(8)` whose answers are made wrong the way `how` says."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__(8)
+        self.how = how
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = await super().embed(texts)
+        wrong: dict[str, Any] = {
+            "none": None,
+            "a dict": {text: vector for text, vector in zip(texts, vectors, strict=True)},
+            "one vector fewer": vectors[1:],
+            "one vector more": [*vectors, vectors[0]],
+            "a short vector": [vector[:-1] for vector in vectors],
+            "a long vector": [[*vector, 0.5] for vector in vectors],
+            "a string for a vector": ["0.1,0.2" for _ in vectors],
+            "a number for a vector": [0.5 for _ in vectors],
+        }
+        answer: list[list[float]] = wrong[self.how]
+        return answer
+
+
+WRONG_EMBEDDINGS = (
+    ("none", "returned a NoneType for"),
+    ("a dict", "returned a dict for"),
+    ("one vector fewer", "returned 0 vectors for 1 texts"),
+    ("one vector more", "returned 2 vectors for 1 texts"),
+    ("a short vector", "returned vector 0 with 7 components"),
+    ("a long vector", "returned vector 0 with 9 components"),
+    ("a string for a vector", "returned a str as vector 0"),
+    ("a number for a vector", "returned a float as vector 0"),
+)
+
+
+@pytest.mark.parametrize(("how", "message"), WRONG_EMBEDDINGS, ids=[how for how, _ in WRONG_EMBEDDINGS])
+async def test_an_embedder_answer_of_the_wrong_shape_is_a_model_output_error_and_stores_nothing(
+    how: str, message: str
+) -> None:
+    store = MemoryStorage()
+    with pytest.raises(ModelOutputError, match=f"_HostileEmbedder \\(dimension 8\\) {message}"):
+        await IngestionPipeline(store, _HostileEmbedder(how), progress=False).run([Document("a.txt", "alpha")])
+    assert await store.collection("knowledge").count() == 0
+
+    await IngestionPipeline(store, HashingEmbedder(8), progress=False).run([Document("a.txt", "alpha")])
+    with pytest.raises(ModelOutputError, match=message):
+        await Retriever(store, _HostileEmbedder(how)).search("alpha", mode="dense")
+
+    memory = LongTermMemory(TokenMemory(max_tokens=200), store, _HostileEmbedder(how))
+    with pytest.raises(ModelOutputError, match=message):
+        await memory.remember("the sky is green")
+    assert await store.collection("long_term_memory").count() == 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from gecko.core.memory import TokenMemory
 from gecko.errors import ConfigurationError
-from gecko.plugins.models import Embedder
+from gecko.plugins.models import Embedder, checked_vectors
 from gecko.plugins.vector import VectorHit, VectorRecord, VectorStore, validate_collection_name
 from gecko.plugins.vector.filters import MetadataValue
 from gecko.types import Message, Role
@@ -96,7 +96,7 @@ class LongTermMemory:
         if not text:
             raise ConfigurationError("a fact to remember must not be empty")
         record_id = self._record_id("fact", text)
-        [vector] = await self.embedder.embed([text])
+        [vector] = checked_vectors(self.embedder, await self.embedder.embed([text]), 1)
         metadata: dict[str, MetadataValue] = {"namespace": self.namespace, "kind": "fact", "turn": self._latest_turn}
         await self.records.upsert([VectorRecord(record_id, vector, text, metadata)])
         self._archived.add(record_id)
@@ -141,7 +141,8 @@ class LongTermMemory:
         stored = {record.id for record in await self.records.get(list(pending))}
         missing = [record_id for record_id in pending if record_id not in stored]
         if missing:
-            vectors = await self.embedder.embed([pending[record_id][0] for record_id in missing])
+            texts = [pending[record_id][0] for record_id in missing]
+            vectors = checked_vectors(self.embedder, await self.embedder.embed(texts), len(texts))
             await self.records.upsert(
                 VectorRecord(
                     record_id,
@@ -158,7 +159,7 @@ class LongTermMemory:
     async def _recall(self, query: str, window_start: int) -> list[_Recalled]:
         if await self.records.count(where={"namespace": self.namespace}) == 0:
             return []
-        vector = await self.embedder.embed_query(query)
+        [vector] = checked_vectors(self.embedder, [await self.embedder.embed_query(query)], 1)
         hits = await self.records.query(vector, top_k=self.recall_k * 4, where={"namespace": self.namespace})
         candidates = [self._scored(hit) for hit in hits if self._recallable(hit, window_start)]
         candidates.sort(key=lambda item: -item.score)

@@ -36,14 +36,14 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
-from gecko.errors import ConfigurationError, DocumentLoadError, KnowledgeError
+from gecko.errors import ConfigurationError, DocumentLoadError
 from gecko.plugins.knowledge._layout import CONSTANT_VECTOR, DEFAULT_COLLECTION, KnowledgeLayout
 from gecko.plugins.knowledge._tasks import run_all
 from gecko.plugins.knowledge.documents import Document, checked_document
 from gecko.plugins.knowledge.lexical import LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.knowledge.loaders import LOADERS, load_bytes
 from gecko.plugins.knowledge.splitters import AutoSplitter, Splitter
-from gecko.plugins.models import Embedder, RetryPolicy
+from gecko.plugins.models import Embedder, RetryPolicy, checked_vectors
 from gecko.plugins.vector import VectorRecord, VectorStore
 from gecko.plugins.vector.filters import MetadataValue
 
@@ -335,18 +335,14 @@ class IngestionPipeline:
         texts = [chunk.text for chunk in batch]
         async with limiter:
             if self.retry is None:
-                vectors = await self.embedder.embed(texts)
+                answer = await self.embedder.embed(texts)
             else:
 
                 async def attempt(remaining: float | None) -> list[list[float]]:
                     return await self.embedder.embed(texts)
 
-                vectors = await self.retry.run(attempt)
-        if len(vectors) != len(batch):
-            raise KnowledgeError(
-                f"the embedder returned {len(vectors)} vectors for {len(batch)} texts; check {self._embedder_key}"
-            )
-        records = zip(batch, vectors, strict=True)
+                answer = await self.retry.run(attempt)
+        records = zip(batch, checked_vectors(self.embedder, answer, len(batch)), strict=True)
         await self.layout.chunks.upsert(VectorRecord(c.id, vector, c.text, c.metadata) for c, vector in records)
 
     def _progress_bar(self, total: int) -> _ProgressBar | None:

@@ -27,7 +27,7 @@ from gecko.plugins.knowledge._layout import DEFAULT_COLLECTION, KnowledgeLayout
 from gecko.plugins.knowledge._tasks import run_all
 from gecko.plugins.knowledge.lexical import BM25Index, LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.knowledge.splitters import cjk_ratio
-from gecko.plugins.models import Embedder
+from gecko.plugins.models import Embedder, checked_vectors
 from gecko.plugins.vector import MAX_TOP_K, VectorStore
 from gecko.plugins.vector.filters import MetadataValue, parse_filter
 
@@ -151,7 +151,7 @@ class Retriever:
     async def _dense(self, query: str, limit: int, where: Mapping[str, object] | None) -> list[RetrievedChunk]:
         if self.embedder is None:
             raise ConfigurationError("dense and hybrid search need the embedder the pipeline used: pass embedder=")
-        vector = await self.embedder.embed_query(query)
+        [vector] = checked_vectors(self.embedder, [await self.embedder.embed_query(query)], 1)
         hits = await self.layout.chunks.query(vector, top_k=limit, where=where)
         return [RetrievedChunk(hit.id, hit.text, _source(hit.metadata), hit.score, hit.metadata) for hit in hits]
 

@@ -10,12 +10,12 @@ what to install when it is not.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from gecko.errors import ConfigurationError, PluginLoadError
+from gecko.errors import ConfigurationError, ModelOutputError, PluginLoadError
 from gecko.plugins.models.retry import RETRYABLE_ERRORS, RetryPolicy
 from gecko.plugins.registry import Registry
 from gecko.types import Message, TokenUsage, ToolCall
@@ -32,6 +32,7 @@ __all__ = (
     "ChatModel",
     "Embedder",
     "embedding_texts",
+    "checked_vectors",
     "ModelConfig",
     "RetryPolicy",
     "RETRYABLE_ERRORS",
@@ -234,7 +235,7 @@ class Embedder(ABC):
 
     async def embed_query(self, text: str) -> list[float]:
         """The vector of one query text."""
-        return (await self.embed([text]))[0]
+        return list(checked_vectors(self, await self.embed([text]), 1)[0])
 
 
 def embedding_texts(texts: Sequence[str]) -> list[str]:
@@ -246,6 +247,35 @@ def embedding_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("embed() takes a sequence of texts; use embed_query() for one text")
     return list(texts)
+
+
+def checked_vectors(embedder: Embedder, vectors: object, count: int) -> list[Sequence[float]]:
+    """`vectors`, what `embedder` answered for `count` texts, if it is `count` vectors of `embedder.dimension` items.
+
+    Lists, tuples and numpy arrays pass; whether each item is a usable number is the vector
+    store's check, on upsert and query.
+
+    Raises:
+        ModelOutputError: another number of vectors, a vector of another length, or no array at all.
+    """
+    where = f"embedder {type(embedder).__qualname__} (dimension {embedder.dimension})"
+    if not _is_array(vectors):
+        raise ModelOutputError(f"{where} returned a {type(vectors).__name__} for {count} texts")
+    if len(vectors) != count:
+        raise ModelOutputError(f"{where} returned {len(vectors)} vectors for {count} texts")
+    checked: list[Sequence[float]] = list(vectors)
+    for index, vector in enumerate(checked):
+        if not _is_array(vector):
+            kind = type(vector).__name__
+            raise ModelOutputError(f"{where} returned a {kind} as vector {index}, not a list of numbers")
+        if len(vector) != embedder.dimension:
+            raise ModelOutputError(f"{where} returned vector {index} with {len(vector)} components")
+    return checked
+
+
+def _is_array(value: object) -> TypeGuard[Collection[Any]]:
+    """Whether `value` is a list, a tuple, a numpy array or the like: sized and iterable, not text or a mapping."""
+    return isinstance(value, Collection) and not isinstance(value, (str, bytes, Mapping))
 
 
 def _validate_model_class(name: str, plugin: object) -> type[ChatModel] | type[Embedder]:

@@ -134,7 +134,7 @@ def _vector(values: object, what: str) -> array.array[float]:
         raise InvalidValueError(f"{what} must be a sequence of numbers, got {type(values).__name__}")
     try:
         vector = array.array("d", values)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # an int beyond float64: OverflowError
         raise InvalidValueError(f"{what} must be a sequence of numbers: {exc}") from exc
     if not vector:
         raise InvalidValueError(f"{what} is empty")

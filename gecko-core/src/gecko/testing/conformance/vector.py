@@ -413,8 +413,8 @@ class VectorStoreConformance:
 
     @pytest.mark.parametrize(
         "vector",
-        [[], [float("nan"), 1.0], [float("inf"), 1.0], [0.0, 0.0], ["a", "b"], "ab", None, [1e200, 1e200]],
-        ids=["empty", "nan", "inf", "zero", "strings", "string", "none", "overflow"],
+        [[], [float("nan"), 1.0], [float("inf"), 1.0], [0.0, 0.0], ["a", "b"], "ab", None, [1e200, 1e200], [10**400]],
+        ids=["empty", "nan", "inf", "zero", "strings", "string", "none", "overflow", "int-beyond-float"],
     )
     async def test_invalid_vector_is_rejected_and_nothing_is_stored(self, store: VectorStore, vector: Any) -> None:
         docs = store.collection("docs")

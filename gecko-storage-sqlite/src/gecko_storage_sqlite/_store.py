@@ -14,7 +14,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from gecko.errors import FencingError, StorageClosedError, StorageError, VersionConflictError
-from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL
+from gecko.plugins.storage import Lease, Storage, StorageCapabilities, StorageURL, checked_version
 from gecko.plugins.threads import WorkerThread
 from gecko_storage_sqlite._connection import (
     Busy,
@@ -308,7 +308,7 @@ class SQLiteStorage(Storage):
             now = time.time()
             _check_fence(connection, fence, now)
             row = connection.execute(f"SELECT version FROM gecko_kv WHERE key = ? AND {_LIVE}", (key, now)).fetchone()
-            current = 0 if row is None else int(row[0])
+            current = 0 if row is None else checked_version(row[0], key)
             if check_version and current != (expected_version or 0):
                 raise VersionConflictError(
                     f"{key!r} is at version {current or 'absent'}, expected {expected_version or 'absent'}; "

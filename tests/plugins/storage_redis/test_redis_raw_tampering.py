@@ -45,6 +45,17 @@ REFUSED: dict[str, tuple[Tamper, str]] = {
     "value not UTF-8": (lambda c, ns: c.hset(_hash(ns, "snapshot"), "v", b"\xff\xfe{}"), "not UTF-8"),
     "version not a number": (lambda c, ns: c.hset(_hash(ns, "snapshot"), "n", b"abc"), "not a whole number"),
     "version a fraction": (lambda c, ns: c.hset(_hash(ns, "snapshot"), "n", b"1.5"), "not a whole number"),
+    "version zero": (lambda c, ns: c.hset(_hash(ns, "snapshot"), "n", b"0"), "is 0, not a version this store writes"),
+    "version at the counter's limit": (
+        lambda c, ns: c.hset(_hash(ns, "snapshot"), "n", b"9223372036854775807"),
+        "not a version this store writes",
+    ),
+    "value NaN": (lambda c, ns: c.hset(_hash(ns, "snapshot"), "v", b"NaN"), "NaN is not a JSON number"),
+    "value beyond float64": (lambda c, ns: c.hset(_hash(ns, "snapshot"), "v", b"[1e999]"), "beyond the range"),
+    "value with a lone surrogate escape": (
+        lambda c, ns: c.hset(_hash(ns, "snapshot"), "v", b'["\\udfff"]'),
+        "holds a lone surrogate",
+    ),
     "value truncated": (
         lambda c, ns: c.hset(_hash(ns, "snapshot"), "v", c.hget(_hash(ns, "snapshot"), "v")[:40]),  # type: ignore[index]
         "not valid JSON",

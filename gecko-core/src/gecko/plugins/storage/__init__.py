@@ -8,12 +8,13 @@ here validate keys and values and encode JSON once, for every backend alike.
 from __future__ import annotations
 
 import json
+import math
 import re
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, NoReturn
 
 from gecko.errors import (
     InvalidKeyError,
@@ -38,6 +39,7 @@ __all__ = (
     "storage_registry",
     "encode_value",
     "decode_value",
+    "checked_version",
     "validate_key",
     "decode_path",
     "MAX_KEY_LENGTH",
@@ -265,11 +267,65 @@ def encode_value(value: JSONValue, *, sort_keys: bool = False) -> str:
 
 
 def decode_value(text: str, key: str) -> JSONValue:
-    """Decode a stored value; unreadable data is a `StorageError` naming the key."""
+    """Decode a stored value; what `encode_value` never writes is a `StorageError` naming the key.
+
+    That is text that is not JSON, NaN, a number beyond float64 (`1e999`) and a string holding
+    a lone surrogate (as a character or as an escape, `"\\ud800"`): a tampered store, not data.
+    """
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        value = _DECODE(text)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StorageError(f"stored value of {key!r} is not valid JSON: {exc}") from exc
+    # A lone surrogate sits in the text itself (from a backend that does not check its UTF-8) or
+    # is decoded from an escape, which `encode_value` never writes (it writes non-ASCII text as is).
+    if (not text.isascii() and _SURROGATES.search(text)) or ("\\u" in text and _holds_surrogate(value)):
+        raise StorageError(f"stored value of {key!r} holds a lone surrogate, which is not valid Unicode text")
+    return value
+
+
+MAX_STORED_VERSION = 2**62
+"""Above any version a store reaches by counting writes, and below the 64-bit limit of its counter."""
+
+
+def checked_version(version: object, key: str) -> int:
+    """`version`, as a backend read it for `key`, if it is one a store writes: an int from 1 to `MAX_STORED_VERSION`.
+
+    Raises:
+        StorageError: anything else (text, a float, zero or less, a number near the counter's limit).
+    """
+    if type(version) is int and 0 < version <= MAX_STORED_VERSION:
+        return version
+    raise StorageError(f"stored version of {key!r} is {version!r}, not a version this store writes")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"number {token[:40]} is beyond the range of float64")
+    return value
+
+
+def _refuse_constant(token: str) -> NoReturn:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _holds_surrogate(value: object) -> bool:
+    """Whether any string in `value`, key or item, holds a lone surrogate (a loop, not recursion: any depth)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATES.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+_DECODE = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant).decode
 
 
 class Storage(Closable):
@@ -302,7 +358,7 @@ class Storage(Closable):
         if raw is None:
             return None
         text, version = raw
-        return Versioned(decode_value(text, key), version)
+        return Versioned(decode_value(text, key), checked_version(version, key))
 
     async def set(
         self, key: str, value: JSONValue | JSONText, *, ttl: float | None = None, fence: Lease | None = None

@@ -278,12 +278,15 @@ class _Builder:
                 storage = await self.stack.enter_async_context(await create_storage(definition.storage))
             except GeckoError as exc:
                 raise self.source.error((*path, "storage"), str(exc)) from exc
-        workflow = Workflow(
-            definition.name,
-            storage=storage,
-            checkpoint_strategy=CheckpointStrategy(definition.checkpoint),
-            **{setting: getattr(definition, setting) for setting in WORKFLOW_SETTINGS},
-        )
+        try:
+            workflow = Workflow(
+                definition.name,
+                storage=storage,
+                checkpoint_strategy=CheckpointStrategy(definition.checkpoint),
+                **{setting: getattr(definition, setting) for setting in WORKFLOW_SETTINGS},
+            )
+        except GeckoError as exc:  # a name that cannot be a part of checkpoint keys
+            raise self.source.error(path, str(exc)) from exc
         for key, rule in definition.merge_rules.items():
             where = (*path, "merge_rules", key)
             workflow.set_merge_rule(

@@ -230,3 +230,12 @@ async def test_hostile_bytes_name_their_problem(hostile_dir: Path, content: byte
 def test_a_folder_is_not_a_definition(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match="cannot read the file"):
         load_definition(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["", "flow/a"])
+async def test_a_workflow_name_that_cannot_name_checkpoint_keys_is_a_definition_error(
+    hostile_dir: Path, name: str
+) -> None:
+    assert "a workflow name must be non-empty text without '/'" in await _outcome(
+        yaml.safe_dump({**FLOW, "name": name})
+    )

@@ -51,6 +51,7 @@ from gecko.errors import (
     ConfigurationError,
     FencingError,
     GeckoError,
+    InvalidKeyError,
     SessionInputMismatch,
     SessionLeaseLost,
     WorkflowDefinitionError,
@@ -188,6 +189,10 @@ class Workflow:
         positive_seconds(lease_ttl, "lease_ttl")
         if max_attempts is not None and max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be at least 1 or None, got {max_attempts!r}")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ConfigurationError(
+                f"a workflow name must be non-empty text without '/' (it is a part of checkpoint keys), got {name!r}"
+            )
         self.name = name
         self.storage = storage
         self.checkpoint_strategy = CheckpointStrategy(checkpoint_strategy)
@@ -367,7 +372,7 @@ class Workflow:
 
         Args:
             input: The entry node's last output, and `ctx.input` for every node.
-            session_id: Names the run's checkpoint; generated when omitted.
+            session_id: Names the run's checkpoint (non-empty text without '/'); generated when omitted.
             start_node: Begin here instead of the entry point.
             _resume_context: Starting "state", "last_output" and "history" (a node -> output mapping).
 
@@ -378,6 +383,7 @@ class Workflow:
             WorkflowTimeoutError: the run or a node exceeded its timeout.
             CheckpointError: checkpoints could not be written or read (`CorruptCheckpointError`).
             SessionInputMismatch: the unfinished session started with another input.
+            InvalidKeyError: `session_id` is empty or holds '/' or a character no storage key may hold.
         """
         return await self._run(input, session_id, start_node, _resume_context, resuming=False, value=_NO_VALUE)
 
@@ -502,7 +508,7 @@ class Workflow:
         plan = self.compile()
         if start_node is not None and start_node not in plan.nodes:
             raise WorkflowDefinitionError(f"start_node {start_node!r} is not a node; known: {sorted(plan.nodes)}")
-        sid = session_id or _new_id()
+        sid = _new_id() if session_id is None else _checked_session_id(session_id)
         owner = self._ownership(sid)
         if owner is None:
             return await self._run_session(
@@ -691,6 +697,19 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, nodes={len(self._nodes)})"
+
+
+def _checked_session_id(session_id: object) -> str:
+    """`session_id` if it names one session's keys alone: `a/journal` would list among the keys of `a`.
+
+    Raises:
+        InvalidKeyError: not text, empty, or holding '/'.
+    """
+    if not isinstance(session_id, str) or not session_id or "/" in session_id:
+        raise InvalidKeyError(
+            f"a session id must be non-empty text without '/' (it is a part of checkpoint keys), got {session_id!r}"
+        )
+    return session_id
 
 
 def _new_id() -> str:

@@ -211,6 +211,8 @@ def node_job(target: str) -> str:
         node_job(f"{__name__}:agentish"),  # a node is a function or a step
         member_job(f"{__name__}:shout").replace('"v": 1', '"v": 2'),
         member_job(f"{__name__}:shout").replace('"x"', "NaN"),
+        member_job(f"{__name__}:shout").replace('"x"', "1e999"),
+        member_job(f"{__name__}:shout").replace('"x"', '"\\udc00"'),
         '{"v": 1, "kind": "member", "target": null}',
         "[1]",
         "not json",
@@ -250,6 +252,8 @@ class ReplyingExecutor:
     [
         "not json",
         '{"ok": true, "output": NaN, "writes": {}, "deleted": [], "next": null}',
+        '{"ok": true, "output": -1e400, "writes": {}, "deleted": [], "next": null}',
+        '{"ok": true, "output": "\\ud800", "writes": {}, "deleted": [], "next": null}',
         '{"ok": true, "output": 1}',
         '{"ok": true, "output": 1, "writes": [], "deleted": [], "next": null}',
         '{"ok": true, "output": 1, "writes": {}, "deleted": "abc", "next": null}',

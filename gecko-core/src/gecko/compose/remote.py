@@ -40,6 +40,7 @@ from gecko.compose._values import restored, storable, storable_error
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, Step, _current_context
 from gecko.errors import ConfigurationError, ExecutorError, UnstorableValueError
 from gecko.plugins.executors import Executor
+from gecko.plugins.storage import load_data
 from gecko.redaction import redact
 
 __all__ = ("RemoteMember", "RemoteNode", "import_path", "resolve", "run_job")
@@ -117,19 +118,15 @@ def _from_stdlib(module_name: str) -> bool:
     return module_name.partition(".")[0] in sys.stdlib_module_names
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _decode(text: str, what: str) -> dict[str, Any]:
-    """`text` as a JSON object (no NaN or infinity).
+    """`text` as a JSON object of data (`load_data`: no NaN, infinity or lone surrogate).
 
     Raises:
         ExecutorError: It is not one.
     """
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, TypeError, RecursionError) as exc:
+        document = load_data(text)
+    except ValueError as exc:
         raise ExecutorError(f"{what} is not JSON: {redact(str(exc))[:200]}") from None
     if not isinstance(document, dict):
         raise ExecutorError(f"{what} must be a JSON object, got {type(document).__name__}")

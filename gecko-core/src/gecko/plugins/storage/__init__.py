@@ -39,6 +39,7 @@ __all__ = (
     "storage_registry",
     "encode_value",
     "decode_value",
+    "load_data",
     "checked_version",
     "validate_key",
     "decode_path",
@@ -266,21 +267,32 @@ def encode_value(value: JSONValue, *, sort_keys: bool = False) -> str:
     return text
 
 
-def decode_value(text: str, key: str) -> JSONValue:
-    """Decode a stored value; what `encode_value` never writes is a `StorageError` naming the key.
+def load_data(text: str) -> JSONValue:
+    """`text` decoded, if it is data `encode_value` can write: JSON without NaN, infinities,
+    numbers beyond float64 (`1e999`) or lone surrogates (as characters or as `"\\ud800"` escapes).
 
-    That is text that is not JSON, NaN, a number beyond float64 (`1e999`) and a string holding
-    a lone surrogate (as a character or as an escape, `"\\ud800"`): a tampered store, not data.
+    Raises:
+        ValueError: anything else, text nested too deeply to decode included.
     """
     try:
         value = _DECODE(text)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise StorageError(f"stored value of {key!r} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+    except TypeError as exc:  # not text at all: bytes a backend handed over unread
+        raise ValueError(str(exc)) from exc
     # A lone surrogate sits in the text itself (from a backend that does not check its UTF-8) or
     # is decoded from an escape, which `encode_value` never writes (it writes non-ASCII text as is).
     if (not text.isascii() and _SURROGATES.search(text)) or ("\\u" in text and _holds_surrogate(value)):
-        raise StorageError(f"stored value of {key!r} holds a lone surrogate, which is not valid Unicode text")
+        raise ValueError("a string holds a lone surrogate, which is not valid Unicode text")
     return value
+
+
+def decode_value(text: str, key: str) -> JSONValue:
+    """Decode a stored value; what `encode_value` never writes (`load_data`) is a `StorageError` naming the key."""
+    try:
+        return load_data(text)
+    except ValueError as exc:
+        raise StorageError(f"stored value of {key!r} is not valid JSON: {exc}") from exc
 
 
 MAX_STORED_VERSION = 2**62

@@ -63,13 +63,20 @@ class DefinitionSource:
         return DefinitionError(self.file, line_of(self.lines, path), field_name(path), reason)
 
 
+MAX_DEFINITION_SIZE = 4 * 1024 * 1024
+"""The longest definition read, in characters (and bytes of a file): it names code and settings,
+not data, and reading YAML is slow enough that a runaway file would stall `gecko run`."""
+
+
 def parse_definition(text: str, file: str = "<string>") -> DefinitionSource:
     """Validate a definition given as YAML text.
 
     Raises:
-        DefinitionError: unsafe or invalid YAML, or a definition that breaks the schema; the
-            message names `file`, the line and the field.
+        DefinitionError: unsafe or invalid YAML, a text longer than `MAX_DEFINITION_SIZE`, or a
+            definition that breaks the schema; the message names `file`, the line and the field.
     """
+    if len(text) > MAX_DEFINITION_SIZE:
+        raise _too_long(file)
     data, lines = SafeLineLoader(text, file).load_with_lines()
     try:
         definition = DefinitionFile.model_validate(data).root
@@ -95,15 +102,23 @@ def load_definition(path: str | FilePath) -> DefinitionSource:
         DefinitionError: the file cannot be read, or `parse_definition` refuses it.
     """
     try:
-        data = FilePath(path).read_bytes()
+        with FilePath(path).open("rb") as file:
+            data = file.read(MAX_DEFINITION_SIZE + 1)
     except OSError as exc:
         raise DefinitionError(str(path), None, "", f"cannot read the file: {exc}") from None
+    if len(data) > MAX_DEFINITION_SIZE:
+        raise _too_long(str(path))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DefinitionError(str(path), line, "", f"not UTF-8: byte {data[exc.start]:#04x}") from None
     return parse_definition(text, str(path))
+
+
+def _too_long(file: str) -> DefinitionError:
+    limit = MAX_DEFINITION_SIZE // (1024 * 1024)
+    return DefinitionError(file, None, "", f"longer than {limit} MiB: a definition names code and settings, not data")
 
 
 def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from gecko_config_yaml import DefinitionError, build, load_definition, parse_definition
+from gecko_config_yaml._build import MAX_DEFINITION_SIZE
 
 HOSTILE_MODULE = '''
 """Code a definition may name: values that are not what their field needs, failing attributes."""
@@ -239,3 +240,13 @@ async def test_a_workflow_name_that_cannot_name_checkpoint_keys_is_a_definition_
     assert "a workflow name must be non-empty text without '/'" in await _outcome(
         yaml.safe_dump({**FLOW, "name": name})
     )
+
+
+def test_a_definition_longer_than_the_bound_is_refused_before_it_is_read_as_yaml(tmp_path: Path) -> None:
+    text = yaml.safe_dump(FLOW) + "#" + "x" * MAX_DEFINITION_SIZE + "\n"
+    with pytest.raises(DefinitionError, match=r"h\.yaml: longer than 4 MiB"):
+        parse_definition(text, "h.yaml")
+    (tmp_path / "big.yaml").write_text(text)
+    with pytest.raises(DefinitionError, match=r"big\.yaml: longer than 4 MiB"):
+        load_definition(tmp_path / "big.yaml")
+    assert parse_definition(yaml.safe_dump(FLOW) + "#" + "x" * 100_000, "h.yaml")

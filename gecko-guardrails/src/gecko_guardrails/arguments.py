@@ -55,10 +55,12 @@ _EMBEDS_LOW_32 = (*_NAT64, ipaddress.ip_network("::/96"), ipaddress.ip_network("
 # quoting, history, the Bourne shell's old pipe `^`; and every control or line-breaking character.
 _SHELL = re.compile(r"[;&|`$<>(){}\[\]*?~!^\\'\"#\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A URL other than a web page's: `scheme:/...` with any scheme but http(s), or a JDBC URL.
-_STORAGE_URL = re.compile(r"(?i)(?<![a-z0-9+.-])(?!https?:)([a-z][a-z0-9+.-]+:/|jdbc:[a-z])")
+_STORAGE_URL = re.compile(r"(?i)(?<![a-z0-9+.-])(?!https?:)([a-z][a-z0-9+.-]+:[/\\]|jdbc:[a-z])")
 # A scheme where a path is expected (`file:`, `s3://`); a single letter is a Windows drive, refused apart.
 _PATH_URL = re.compile(r"(?i)^(?:file:|[a-z][a-z0-9+.-]+:/)")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# `..;x/`: servers that take `;...` for a path parameter (Tomcat, Spring) read `..`.
+_PATH_PARAMETER = re.compile(r";[^/\\]*")
 # `$HOME`, `${HOME}`, `%HOME%`: a tool or a shell on its way may expand them.
 _VARIABLE = re.compile(r"\$\{?[A-Za-z_]|%(?![0-9A-Fa-f]{2})[A-Za-z_][A-Za-z0-9_]*%")
 _PERCENT = re.compile(rb"%[0-9A-Fa-f]{2}")
@@ -115,7 +117,8 @@ def _overlong_char(match: re.Match[bytes]) -> bytes:
 
 
 async def check_path(value: str, roots: Sequence[Path]) -> str | None:
-    """Refuse a path that, in any reading (see `readings`; also Windows'), is not inside one of `roots`."""
+    """Refuse a path that, in any reading (see `readings`; also Windows', and with `;` path parameters
+    dropped), is not inside one of `roots`."""
     if not roots:
         return "no file roots are configured, so no path is allowed"
     views = readings(value)
@@ -127,7 +130,9 @@ async def check_path(value: str, roots: Sequence[Path]) -> str | None:
         reason = _path_form_reason(view)
         if reason is not None:
             return f"the path {value!r} {reason}"
-    candidates = list(dict.fromkeys(path for view in views for path in (view, _windows_reading(view))))
+    candidates = list(
+        dict.fromkeys(path for view in views for path in (view, _windows_reading(view), _PATH_PARAMETER.sub("", view)))
+    )
 
     def resolve() -> tuple[list[tuple[str, str]], list[str]]:
         return [(path, os.path.realpath(path)) for path in candidates], [os.path.realpath(root) for root in roots]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gecko.core.agent import Agent
+from gecko.core.events import FinalOutput
 from gecko.core.toolbox import Tool
 from gecko.testing.models import ScriptedModel, tool_calls_reply
 from gecko.types import Role, ToolCall
 
 
-async def call_tool(guard: Guardrails, value: Any) -> tuple[list[Any], str]:
-    """One agent run whose model calls `probe(value=value)`: what the tool received, and what the model read."""
+async def call_tool(guard: Guardrails, value: Any, *, stream: bool = False) -> tuple[list[Any], str]:
+    """One agent run (streamed or not) whose model calls `probe(value=value)`: what the tool received, and
+    what the model read back."""
     received: list[Any] = []
 
     async def probe(value: Any) -> str:
@@ -37,17 +40,22 @@ async def call_tool(guard: Guardrails, value: Any) -> tuple[list[Any], str]:
         [tool_calls_reply(ToolCall(id="c1", name="probe", arguments=json.dumps({"value": value}))), "finished"]
     )
     agent = Agent(model, tools=[Tool(probe, name="probe", description="probe a value")])
-    output = await agent.run("go")
+    if stream:
+        [output] = [event.output async for event in agent.stream("go") if isinstance(event, FinalOutput)]
+    else:
+        output = await agent.run("go")
     observation = output.messages[-2]
     assert (observation.role, observation.tool_call_id) == (Role.TOOL, "c1")
     return received, observation.text
 
 
-async def assert_refused(guard: Guardrails, value: Any) -> None:
+async def assert_refused(guard: Guardrails, value: Any, reason: str = "") -> None:
+    """The call is refused before the tool runs, with an `ArgumentViolation` whose message holds `reason`."""
     received, text = await call_tool(guard, value)
     assert received == [], f"the tool ran with {value!r}"
     assert "blocked by a guardrail" in text
-    with pytest.raises(ArgumentViolation):
+    assert reason in text
+    with pytest.raises(ArgumentViolation, match=re.escape(reason) if reason else None):
         await guard.check_arguments(ToolCall(id="c2", name="probe", arguments=json.dumps({"value": value})), "test")
 
 
@@ -127,6 +135,11 @@ PATH_ATTACKS = [
     ".. ./outside/secret.txt",
     "..  /outside/secret.txt",
     "sub/.../../outside/secret.txt",
+    " ../outside/secret.txt",
+    "....//outside/secret.txt",
+    # a path parameter: servers that read `;...` as one take `..;/` for `..`
+    "..;/outside/secret.txt",
+    "sub/..;x=1/..;/outside/secret.txt",
     # file URLs and other URLs given as paths
     "file:///etc/passwd",
     "FILE:///etc/passwd",
@@ -194,6 +207,7 @@ async def test_paths_nested_or_not_strings_are_refused(guardrails: Guardrails, w
         "sub/deeper/new.txt",
         "name with spaces.txt",
         "50% done.txt",
+        "a;b.txt",
         "r\u00e9sum\u00e9.txt",
         ["notes.txt", "sub/x"],
         None,
@@ -339,63 +353,59 @@ async def test_ssrf_targets_are_refused_in_every_spelling(guardrails: Guardrails
     await assert_refused(guardrails, url)
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://169.254.169.254/latest/meta-data/",
-        "http://2852039166/",
-        "http://[::ffff:a9fe:a9fe]/",
-        "http://[fd00:ec2::254]/",
-        "http://100.100.100.200/",
-        "http://\uff4d\uff45\uff54\uff41\uff44\uff41\uff54\uff41.google.internal/",
-        "http://metadata\u3002google\u3002internal/",
-    ],
-)
-async def test_cloud_metadata_is_refused_even_where_private_addresses_are_allowed(
-    guardrails: Guardrails, url: str
+METADATA = {"allow_private": True}  # private addresses allowed: metadata services still are not
+ALLOWED = {"allow_hosts": (".allowed.test", "allowed.test")}
+DENIED = {"deny_hosts": (".evil.test", "evil.test")}
+URL_POLICY_ATTACKS = [
+    *(
+        (METADATA, url, "metadata")
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/",
+            "http://\uff4d\uff45\uff54\uff41\uff44\uff41\uff54\uff41.google.internal/",
+            "http://metadata\u3002google\u3002internal/",
+        ]
+    ),
+    (METADATA, "http://2852039166/", "four decimal numbers"),
+    (DENIED, "http://ev\u200bil.test/", "control character"),
+    *(
+        (ALLOWED, url, "")
+        for url in [
+            "http://127.0.0.1\\@allowed.test/",
+            "http://127.0.0.1\\.allowed.test/",
+            "http://allowed.test@127.0.0.1/",
+            "http://allowed.test:443@127.0.0.1/",
+            "http://127.0.0.1#@allowed.test/",
+            "http://127.0.0.1%2f.allowed.test/",
+            "http://127.0.0.1%00.allowed.test/",
+            "http://127.0.0.1\t.allowed.test/",
+            "http://allowed.test.127.0.0.1.nip.io/",
+            "http://allowed.test\uff0e127.0.0.1/",
+        ]
+    ),
+    *(
+        (DENIED, url, "is denied")
+        for url in [
+            "http://evil.test/",
+            "http://EVIL.TEST./",
+            "http://\uff45\uff56\uff49\uff4c.test/",
+            "http://evil\u3002test/",
+            "http://sub.evil.test/",
+        ]
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "url", "reason"), URL_POLICY_ATTACKS, ids=range(len(URL_POLICY_ATTACKS)))
+async def test_host_policies_hold_in_every_spelling(
+    guardrails: Guardrails, settings: dict[str, Any], url: str, reason: str
 ) -> None:
-    guardrails.allow_private = True
+    for name, setting in settings.items():
+        setattr(guardrails, name, setting)
     guardrails.protect("probe", urls=["value"])
-    await assert_refused(guardrails, url)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1\\@allowed.test/",
-        "http://127.0.0.1\\.allowed.test/",
-        "http://allowed.test@127.0.0.1/",
-        "http://allowed.test:443@127.0.0.1/",
-        "http://127.0.0.1#@allowed.test/",
-        "http://127.0.0.1%2f.allowed.test/",
-        "http://127.0.0.1%00.allowed.test/",
-        "http://127.0.0.1\t.allowed.test/",
-        "http://allowed.test.127.0.0.1.nip.io/",
-        "http://allowed.test\uff0e127.0.0.1/",
-    ],
-)
-async def test_allowed_hosts_cannot_be_faked(guardrails: Guardrails, url: str) -> None:
-    guardrails.allow_hosts = (".allowed.test", "allowed.test")
-    guardrails.protect("probe", urls=["value"])
-    await assert_refused(guardrails, url)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://evil.test/",
-        "http://EVIL.TEST./",
-        "http://\uff45\uff56\uff49\uff4c.test/",
-        "http://evil\u3002test/",
-        "http://ev\u200bil.test/",
-        "http://sub.evil.test/",
-    ],
-)
-async def test_denied_hosts_are_refused_in_every_spelling(guardrails: Guardrails, url: str) -> None:
-    guardrails.deny_hosts = (".evil.test", "evil.test")
-    guardrails.allow_private = True  # no resolving: the deny list alone must refuse them
-    guardrails.protect("probe", urls=["value"])
-    await assert_refused(guardrails, url)
+    await assert_refused(guardrails, url, reason)
 
 
 @pytest.mark.parametrize(
@@ -542,35 +552,6 @@ SHELL_ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize("value", SHELL_ATTACKS, ids=range(len(SHELL_ATTACKS)))
-async def test_shell_metacharacters_are_refused_in_every_spelling(guardrails: Guardrails, value: str) -> None:
-    guardrails.protect("probe", shell=False)
-    await assert_refused(guardrails, value)
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        {"a;id": "x"},
-        ["ok", ["a|id"]],
-        json.dumps({"pattern": "a\u037eid"}),
-        json.dumps(["a%3bid"]),
-    ],
-)
-async def test_shell_metacharacters_nested_anywhere_are_refused(guardrails: Guardrails, value: Any) -> None:
-    guardrails.protect("probe", shell=False)
-    await assert_refused(guardrails, value)
-
-
-@pytest.mark.parametrize(
-    "value", ["weather in Berlin, 2026-11-27", "50% off", "r\u00e9sum\u00e9 2026", "100%", "a-b_c.d/e:f", 42, None]
-)
-async def test_plain_values_pass_the_shell_check(guardrails: Guardrails, value: Any) -> None:
-    guardrails.protect("probe", shell=False)
-    received, text = await call_tool(guardrails, value)
-    assert (received, text) == ([value], "ran")
-
-
 METACHARACTERS = ";|&$`()<>\n\r\x00"
 
 
@@ -628,29 +609,63 @@ STORAGE_ATTACKS = [
     "s3%3A%2F%2Fbucket%2Fkey",
     "s3%253A%252F%252Fbucket",
     "s\u200b3://bucket/key",
+    "s3:\\\\bucket\\key",
 ]
 
 
-@pytest.mark.parametrize("value", STORAGE_ATTACKS, ids=range(len(STORAGE_ATTACKS)))
-async def test_storage_urls_are_refused_in_every_spelling(guardrails: Guardrails, value: str) -> None:
-    guardrails.protect("probe", storage_urls=False)
+TEXT_ATTACKS = [
+    *(({"shell": False}, value) for value in SHELL_ATTACKS),
+    *(({"storage_urls": False}, value) for value in STORAGE_ATTACKS),
+    ({"shell": False}, {"a;id": "x"}),
+    ({"shell": False}, ["ok", ["a|id"]]),
+    ({"shell": False}, json.dumps({"pattern": "a\u037eid"})),
+    ({"shell": False}, json.dumps(["a%3bid"])),
+    ({"storage_urls": False}, {"s3://bucket/key": "x"}),
+    ({"storage_urls": False}, r'{"to": "s3\u003a//bucket/key"}'),
+    ({"storage_urls": False}, [["redis://cache:6379/0"]]),
+]
+
+
+@pytest.mark.parametrize(("declared", "value"), TEXT_ATTACKS, ids=range(len(TEXT_ATTACKS)))
+async def test_shell_metacharacters_and_storage_urls_are_refused_in_every_spelling_and_place(
+    guardrails: Guardrails, declared: dict[str, Any], value: Any
+) -> None:
+    guardrails.protect("probe", **declared)
     await assert_refused(guardrails, value)
 
 
-@pytest.mark.parametrize(
-    "value",
-    [{"s3://bucket/key": "x"}, r'{"to": "s3\u003a//bucket/key"}', [["redis://cache:6379/0"]]],
-)
-async def test_storage_urls_nested_anywhere_are_refused(guardrails: Guardrails, value: Any) -> None:
-    guardrails.protect("probe", storage_urls=False)
-    await assert_refused(guardrails, value)
+TEXT_PASSING = [
+    *(
+        ({"shell": False}, value)
+        for value in [
+            "weather in Berlin, 2026-11-27",
+            "50% off",
+            "r\u00e9sum\u00e9 2026",
+            "100%",
+            "a-b_c.d/e:f",
+            42,
+            None,
+        ]
+    ),
+    *(
+        ({"storage_urls": False}, value)
+        for value in [
+            "https://example.com/page",
+            "http://example.com",
+            "memory: 4 GB",
+            "at 10:30",
+            "C:/Users/ann",
+            "a file",
+        ]
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    "value", ["https://example.com/page", "http://example.com", "memory: 4 GB", "at 10:30", "C:/Users/ann", "a file"]
-)
-async def test_web_urls_and_plain_text_pass_the_storage_check(guardrails: Guardrails, value: str) -> None:
-    guardrails.protect("probe", storage_urls=False)
+@pytest.mark.parametrize(("declared", "value"), TEXT_PASSING)
+async def test_plain_values_and_web_urls_pass_the_text_checks(
+    guardrails: Guardrails, declared: dict[str, Any], value: Any
+) -> None:
+    guardrails.protect("probe", **declared)
     received, text = await call_tool(guardrails, value)
     assert (received, text) == ([value], "ran")
 
@@ -693,16 +708,6 @@ async def test_property_a_storage_url_in_any_spelling_is_refused(
 )
 async def test_streamed_runs_refuse_them_too(guardrails: Guardrails, declared: dict[str, Any], value: str) -> None:
     guardrails.protect("probe", **declared)
-    received: list[Any] = []
-
-    async def probe(value: Any) -> str:
-        received.append(value)
-        return "ran"
-
-    model = ScriptedModel(
-        [tool_calls_reply(ToolCall(id="c1", name="probe", arguments=json.dumps({"value": value}))), "finished"]
-    )
-    agent = Agent(model, tools=[Tool(probe, name="probe", description="probe a value")])
-    events = [event async for event in agent.stream("go")]
-    assert events
+    received, text = await call_tool(guardrails, value, stream=True)
     assert received == []
+    assert "blocked by a guardrail" in text

@@ -13,9 +13,24 @@ from gecko.core.agent import Agent
 from gecko.core.toolbox import tool
 from gecko.redaction import REDACTED
 from gecko.testing.models import ScriptedModel, tool_calls_reply
-from gecko.types import ToolCall
+from gecko.types import AgentOutput, ToolCall
 
 KEY = "sk-" + "a1B2c3D4e5F6g7H8i9J0"
+
+
+async def post_with(arguments: str) -> tuple[list[str], AgentOutput]:
+    """One run whose model calls `post` with the raw `arguments`: the bodies `post` received, and the output."""
+    received: list[str] = []
+
+    @tool
+    async def post(body: str) -> str:
+        """Post a message."""
+        received.append(body)
+        return "posted"
+
+    model = ScriptedModel([tool_calls_reply(ToolCall(id="c1", name="post", arguments=arguments)), "ok"])
+    output = await Agent(model, tools=[post]).run("post it")
+    return received, output
 
 
 async def test_secrets_are_redacted_from_the_final_answer(guardrails: Guardrails) -> None:
@@ -26,17 +41,7 @@ async def test_secrets_are_redacted_from_the_final_answer(guardrails: Guardrails
 
 async def test_secrets_and_pii_are_redacted_from_tool_arguments_as_valid_json(guardrails: Guardrails) -> None:
     guardrails.pii = ("email",)
-    received: list[str] = []
-
-    @tool
-    async def post(body: str) -> str:
-        """Post a message."""
-        received.append(body)
-        return "posted"
-
-    arguments = json.dumps({"body": f'mail ann@corp.test, token "{KEY}"'})
-    model = ScriptedModel([tool_calls_reply(ToolCall(id="c1", name="post", arguments=arguments)), "ok"])
-    await Agent(model, tools=[post]).run("post it")
+    received, _ = await post_with(json.dumps({"body": f'mail ann@corp.test, token "{KEY}"'}))
     assert received == ['mail [REDACTED], token "[REDACTED]"']
 
 
@@ -48,16 +53,7 @@ async def test_redaction_can_be_turned_off(guardrails: Guardrails) -> None:
 
 async def test_arguments_nested_deeper_than_python_recurses_are_redacted_as_text(guardrails: Guardrails) -> None:
     deep = "[" * 100_000 + f'"{KEY}"' + "]" * 100_000
-    received: list[str] = []
-
-    @tool
-    async def post(body: str) -> str:
-        """Post a message."""
-        received.append(body)
-        return "posted"
-
-    model = ScriptedModel([tool_calls_reply(ToolCall(id="c1", name="post", arguments=deep)), "ok"])
-    output = await Agent(model, tools=[post]).run("post it")
+    received, output = await post_with(deep)
     assert received == []  # not valid arguments for `post`: the engine refuses them
     assert KEY not in output.messages[1].tool_calls[0].arguments
 
@@ -98,18 +94,7 @@ async def test_hidden_or_split_secrets_are_redacted_from_the_answer(
     ],
 )
 async def test_secrets_inside_json_text_in_tool_arguments_are_redacted(guardrails: Guardrails, body: str) -> None:
-    received: list[str] = []
-
-    @tool
-    async def post(body: str) -> str:
-        """Post a message."""
-        received.append(body)
-        return "posted"
-
-    model = ScriptedModel(
-        [tool_calls_reply(ToolCall(id="c1", name="post", arguments=json.dumps({"body": body}))), "ok"]
-    )
-    await Agent(model, tools=[post]).run("post it")
+    received, _ = await post_with(json.dumps({"body": body}))
     [sent] = received
     assert "e5F6g7H8i9J0" not in clean(sent)
     assert REDACTED in sent

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -103,6 +103,15 @@ _PII: dict[str, re.Pattern[str]] = {
     "credit_card": re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),
     "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
 }
+
+
+# A key a line break cuts: a provider's key prefix, or a run of 16 or more key characters, that ends its line
+# and goes on at the start of the next.
+_SPLIT_KEY = re.compile(
+    r"(?:\b(?:sk-|pk-|rk-|AKIA|gh[pousr]_|github_pat_|xox[abprs]-|eyJ)|(?<![A-Za-z0-9_.-])(?=[A-Za-z0-9_-]{16}))"
+    r"[A-Za-z0-9_.-]*(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_.-]+)+"
+)
+_LINE_BREAK = re.compile(r"[ \t]*\r?\n[ \t]*")
 
 
 @dataclass
@@ -305,32 +314,37 @@ class Guardrails:
             return
         try:
             arguments = json.loads(call.arguments or "{}")
-            strings = (
-                {name: _strings(value) for name, value in arguments.items()} if isinstance(arguments, dict) else {}
-            )
+            if not isinstance(arguments, dict):
+                raise ArgumentViolation(f"the arguments of {call.name} are not a JSON object")
+            values = {name: list(_leaves(value)) for name, value in arguments.items()}
+            urls = {name: list(_leaves(arguments[name], keys=False)) for name in policy.urls if name in arguments}
         except (ValueError, RecursionError) as exc:
             raise ArgumentViolation(
                 f"the arguments of {call.name} are not JSON within Python's nesting limit: {exc}"
             ) from None
-        if not isinstance(arguments, dict):
-            raise ArgumentViolation(f"the arguments of {call.name} are not a JSON object")
-        for name in policy.paths:
-            for value in strings.get(name, []):
-                reason = await check_path(value, self.roots)
-                if reason is not None:
-                    raise ArgumentViolation(f"{call.name}: argument {name!r} refused: {reason}")
-        for name in policy.urls:
-            for value in strings.get(name, []):
-                reason = await check_url(
-                    value, allow_hosts=self.allow_hosts, deny_hosts=self.deny_hosts, allow_private=self.allow_private
-                )
+        for name in (*policy.paths, *policy.urls):
+            for value in urls[name] if name in urls else values.get(name, []):
+                if not isinstance(value, str):
+                    raise ArgumentViolation(
+                        f"{call.name}: argument {name!r} refused: {value!r} is not a string; pass a "
+                        f"{'path' if name in policy.paths else 'URL'} as text"
+                    )
+                if name in policy.paths:
+                    reason = await check_path(value, self.roots)
+                else:
+                    reason = await check_url(
+                        value,
+                        allow_hosts=self.allow_hosts,
+                        deny_hosts=self.deny_hosts,
+                        allow_private=self.allow_private,
+                    )
                 if reason is not None:
                     raise ArgumentViolation(f"{call.name}: argument {name!r} refused: {reason}")
         checks = ([] if policy.shell else [check_shell]) + ([] if policy.storage_urls else [check_storage_url])
-        for name, texts in strings.items():
+        for name, texts in values.items():
             for text in texts:
                 for check in checks:
-                    reason = check(text)
+                    reason = check(text) if isinstance(text, str) else None
                     if reason is not None:
                         raise ArgumentViolation(f"{call.name}: argument {name!r} refused: {reason}")
 
@@ -353,11 +367,33 @@ class Guardrails:
             response.message = message.model_copy(update=update)
 
     def redact(self, text: str) -> str:
-        """`text` with secrets (`gecko.redaction.redact`) and the configured PII kinds replaced."""
+        """`text` with secrets (`gecko.redaction.redact`) and the configured PII kinds replaced, also where
+        they hide: split over lines, with zero-width characters inside, or in fullwidth letters.
+
+        When only the cleaned text (`sanitize.clean`, keys cut by a line break joined) shows a secret, the
+        cleaned text is returned, redacted.
+        """
+        plain = self._redact_plain(text)
+        revealed = _SPLIT_KEY.sub(lambda match: _LINE_BREAK.sub("", match.group()), clean(text))
+        if revealed == text:
+            return plain
+        redacted = self._redact_plain(revealed)
+        return plain if redacted == revealed else redacted
+
+    def _redact_plain(self, text: str) -> str:
         text = redact(text)
         for kind in self.pii:
             text = _PII[kind].sub(REDACTED, text)
         return text
+
+    def _redact_string(self, text: str) -> str:
+        """`redact(text)`, and inside it too when it is a JSON array or object (a tool may decode it)."""
+        inner = _json_container(text)
+        if inner is not None:
+            redacted = _map_strings(inner, self._redact_string)
+            if redacted != inner:
+                text = json.dumps(redacted, ensure_ascii=False)
+        return self.redact(text)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -397,7 +433,7 @@ class Guardrails:
     def _redact_arguments(self, arguments: str) -> str:
         try:
             value = json.loads(arguments)
-            redacted = _map_strings(value, self.redact)
+            redacted = _map_strings(value, self._redact_string)
         except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
             return self.redact(arguments)
         return arguments if redacted == value else json.dumps(redacted, ensure_ascii=False)
@@ -475,14 +511,37 @@ def _remove_injected_lines(text: str, channel: Channel, semantic: bool) -> str:
     return "\n".join(kept)
 
 
-def _strings(value: Any) -> list[str]:
+def _leaves(value: Any, *, keys: bool = True) -> Iterator[str | int | float | bool]:
+    """Every string (object keys too, unless `keys` is false) and number inside a decoded JSON value; a
+    string that is itself a JSON array or object (a tool may decode it) also yields what it holds.
+    `None` is no value."""
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [text for item in value for text in _strings(item)]
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in _strings(item)]
-    return []
+        yield value
+        inner = _json_container(value)
+        if inner is not None:
+            yield from _leaves(inner, keys=keys)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item, keys=keys)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if keys:
+                yield key
+            yield from _leaves(item, keys=keys)
+    elif value is not None:
+        yield value
+
+
+def _json_container(text: str) -> list[Any] | dict[str, Any] | None:
+    """`text` decoded when it is a JSON array or object, else `None`."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return None
+    try:
+        decoded = json.loads(stripped)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, (list, dict)) else None
 
 
 def _map_strings(value: Any, function: Callable[[str], str]) -> Any:

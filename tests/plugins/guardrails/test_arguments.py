@@ -151,12 +151,6 @@ async def test_shell_text_and_storage_urls_are_refused_where_the_tool_takes_neit
     assert reason in text
 
 
-async def test_plain_values_pass_the_shell_check(guardrails: Guardrails) -> None:
-    guardrails.protect("lookup", shell=False, storage_urls=False)
-    calls = Calls()
-    assert await run_once("lookup", "weather in Berlin, 2026-11-27", calls) == "ran"
-
-
 async def test_undeclared_tools_are_not_checked(guardrails: Guardrails) -> None:
     calls = Calls()
     assert await run_once("lookup", "$(id); ../../etc/passwd", calls) == "ran"

@@ -9,9 +9,9 @@ the tool-output model from the whole pool, also by line piece (lines joined up t
 as it scores them): every line piece of a long benign text as benign, the line pieces holding an inserted injection
 as injections. Each threshold comes from out-of-fold scores: the pool is cut into
 `FOLDS` folds (a text and the tool results quoting it in one fold), each fold's texts of the channel scored by
-that channel's model trained on the other folds; the threshold is the lowest at which at most `MAX_HARD_FP` of
-the channel's hard benign texts and at most `MAX_FP` of all its benign texts are flagged. The test split is
-never read here.
+that channel's model trained on the other folds; the threshold is the lowest at which `detect` (the rules, or the
+classifier at that threshold) flags at most `MAX_HARD_FP` of the channel's hard benign texts and at most `MAX_FP` of
+all its benign texts. The test split is never read here.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 
 from gecko_guardrails.classifier import CHANNELS, MIN_PIECE, WINDOW, Classifier, ngrams, pieces
-from gecko_guardrails.detect import _BLANKS
+from gecko_guardrails.detect import _BLANKS, detect
 from gecko_guardrails.sanitize import fold
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -36,10 +36,10 @@ SIZES = (1, 4)
 MAX_FEATURES = 40_000
 HARD_WEIGHT = 4.0
 FOLDS = 5
-# Stricter than the 3 % a threshold is meant to keep: dev's hard benign texts carry fewer injection words
-# than the held-out ones, and a threshold fitted at 3 % on dev flagged 6-7 % of test's (README, Measured).
-MAX_HARD_FP = 0.02
-MAX_FP = 0.03
+# Issue 18's bar is 5 % of hard benign texts on held-out data; the budget keeps a margin under it. It counts what
+# `detect` flags, rules included (README, Measured).
+MAX_HARD_FP = 0.04
+MAX_FP = 0.04
 # Per channel, the length up to which a long text's lines are joined into one piece. Tool output: 20, and its
 # model learns line pieces (README, Measured: a planted request is often one short line of a document).
 MIN_PIECES = {"user": MIN_PIECE, "tool": 20}
@@ -151,8 +151,17 @@ def out_of_fold(pool: list[dict[str, object]], channel: str) -> list[float]:
     return scores
 
 
+def with_rules(rows: list[dict[str, object]], scores: list[float]) -> list[float]:
+    """The classifier's `scores` of `rows`, raised to 1 where `detect`'s rules flag the text whatever the classifier
+    says: what `detect` flags at a threshold."""
+    return [
+        1.0 if any(kind != "classifier" for kind in detect(str(row["text"]), row["channel"]).kinds) else score  # type: ignore[arg-type]
+        for score, row in zip(scores, rows, strict=True)
+    ]
+
+
 def pick(rows: list[dict[str, object]], scores: list[float]) -> float:
-    """The lowest threshold within the false-positive budgets on one channel's `rows` (out-of-fold `scores`)."""
+    """The lowest threshold within the false-positive budgets on one channel's `rows` (`with_rules` scores)."""
     benign = [score for score, row in zip(scores, rows, strict=True) if row["label"] == 0]
     hard = [score for score, row in zip(scores, rows, strict=True) if row["label"] == 0 and row["hard"]]
     for step in range(5, 100):
@@ -165,7 +174,8 @@ def pick(rows: list[dict[str, object]], scores: list[float]) -> float:
 
 
 def describe(channel: str, threshold: float, rows: list[dict[str, object]], scores: list[float]) -> None:
-    """Out-of-fold recall on dev's injections per category, and false positives per kind of benign text."""
+    """Out-of-fold recall on dev's injections per category, and false positives per kind of benign text (rules and
+    classifier, `with_rules` scores)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for score, row in zip(scores, rows, strict=True):
         if row["label"] == 1 and row["split"] == "dev":
@@ -190,7 +200,8 @@ def main() -> None:
     pool = training_pool()
     models = {}
     for channel in CHANNELS:
-        rows, scores = [row for row in pool if row["channel"] == channel], out_of_fold(pool, channel)
+        rows = [row for row in pool if row["channel"] == channel]
+        scores = with_rules(rows, out_of_fold(pool, channel))
         threshold = pick(rows, scores)
         describe(channel, threshold, rows, scores)
         model = fit_channel(channel, pool)

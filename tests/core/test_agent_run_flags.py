@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from gecko.core.agent import Agent
-from gecko.core.events import EventBus, ModelCallContext, ModelHandler, ToolCallContext, ToolHandler
+from gecko.core.events import EventBus, ModelCallContext, ModelHandler, TextDelta, ToolCallContext, ToolHandler
 from gecko.core.structure import OUTPUT_TOOL_NAME
 from gecko.core.toolbox import Tool, ToolResult, tool
 from gecko.errors import StructuredOutputError
@@ -29,6 +29,7 @@ from gecko.types import AgentOutput, Message, TextPart, ToolCall
 
 from .test_agent_drivers import Observer, observer  # noqa: F401
 from .test_agent_tool_paths import observed_bus
+from .test_plugins_hookspecs import SECRET_REPLY, MaskingPlugin, in_threes
 
 
 class Reply(BaseModel):
@@ -273,3 +274,24 @@ async def test_a_multimodal_final_answer_ends_the_same_lean_and_observed() -> No
     assert lean.content == "five apples"
     assert summary(observed) == summary(lean)
     assert events == RUN_EVENTS
+
+
+async def test_a_stream_filter_registered_after_a_run_filters_the_next_stream_and_none_after_it_leaves() -> None:
+    agent = Agent(ScriptedModel([SECRET_REPLY], deltas=in_threes, cycle=True))
+
+    async def streamed() -> list[str]:
+        return [event.text async for event in agent.stream("password?") if isinstance(event, TextDelta)]
+
+    before = await streamed()
+    plugin = MaskingPlugin("hunter2")
+    manager = plugin_manager()
+    manager.register(plugin, "test-agent-run-flags-stream-filter")
+    try:
+        filtered = await streamed()
+    finally:
+        manager.unregister(plugin)
+    after = await streamed()
+
+    assert before == after == in_threes(SECRET_REPLY)
+    assert "".join(filtered) == SECRET_REPLY.replace("hunter2", "*******")
+    assert len(plugin.made) == 1

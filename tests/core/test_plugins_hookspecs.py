@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from pathlib import Path
 
@@ -22,14 +22,14 @@ from gecko.compose.team import ExecutionStrategy, Team
 from gecko.compose.workflow import Workflow
 from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
-from gecko.core.events import FinalOutput, TextDelta
+from gecko.core.events import EventBus, FinalOutput, TextDelta
 from gecko.core.toolbox import tool
-from gecko.errors import ApprovalRequired, GuardrailViolation, WorkflowError
+from gecko.errors import ApprovalRequired, GuardrailViolation, ModelServerError, WorkflowError
 from gecko.plugins import hookimpl, hookspecs, plugin_manager
 from gecko.plugins import manager as manager_module
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import PluginManager, current_operation
-from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.plugins.models import ModelChunk, ModelRequest, ModelResponse
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import Event, Message, TokenUsage, ToolCall
 
@@ -441,3 +441,133 @@ async def test_hook_gecko_tool_admit_sees_the_conversation_and_may_hold_the_call
     with pytest.raises(ApprovalRequired, match="after reading a web page"):
         await manager.tool_admit(ToolCall(id="2", name="send_email", arguments="{}"), conversation, source="agent")
     assert seen == [("ls", 1, "agent"), ("send_email", 1, "agent")]
+
+
+# --- stream filters: a plugin rewrites streamed text, holding back what may continue ---------
+
+
+class Masker:
+    """A stream filter masking `word`, holding back its length less one so a word cut across deltas is seen whole."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+        self.held = ""
+
+    def feed(self, text: str) -> str:
+        held = (self.held + text).replace(self.word, "*" * len(self.word))
+        cut = max(len(held) - (len(self.word) - 1), 0)
+        self.held = held[cut:]
+        return held[:cut]
+
+    def flush(self) -> str:
+        held, self.held = self.held, ""
+        return held
+
+
+class MaskingPlugin:
+    """Gives each streamed reply a `Masker` of `word`; counts the filters it made."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+        self.made: list[Masker] = []
+
+    @hookimpl
+    def gecko_stream_filter(self, source: str) -> Masker:
+        self.made.append(Masker(self.word))
+        return self.made[-1]
+
+
+def in_threes(text: str) -> list[str]:
+    return [text[start : start + 3] for start in range(0, len(text), 3)]
+
+
+SECRET_REPLY = "the password is hunter2, ok"
+
+
+@pytest.mark.parametrize("path", ["lean", "subscribed", "middleware"])
+async def test_hook_gecko_stream_filter_rewrites_deltas_cut_inside_a_word_on_every_path(path: str) -> None:
+    bus = EventBus(forward_to_plugins=False)
+    if path == "subscribed":
+        bus.subscribe(lambda event: None)
+    if path == "middleware":
+        bus.use_model_middleware(lambda context, call_next: call_next(context))
+    plugin = MaskingPlugin("hunter2")
+    manager = plugin_manager()
+    manager.register(plugin, "test-stream-filter")
+    try:
+        model = ScriptedModel([SECRET_REPLY], deltas=in_threes)
+        events = [event async for event in Agent(model, event_bus=bus).stream("password?")]
+    finally:
+        manager.unregister(plugin)
+
+    deltas = [event.text for event in events if isinstance(event, TextDelta)]
+    assert "".join(deltas) == "the password is *******, ok"
+    assert not any("hunter2" in delta for delta in deltas)
+    assert len(deltas) == (1 if path == "middleware" else len(in_threes(SECRET_REPLY)) - 1)
+    assert len(plugin.made) == 1
+    # The final reply is what `gecko_model_response` leaves: this plugin rewrites only the stream.
+    assert isinstance(events[-1], FinalOutput)
+    assert events[-1].output.content == SECRET_REPLY
+
+
+async def test_hook_gecko_stream_filter_chains_implementations_sync_and_async_per_reply() -> None:
+    class AsyncMasking(MaskingPlugin):
+        @hookimpl
+        async def gecko_stream_filter(self, source: str) -> Masker:
+            await anyio.lowlevel.checkpoint()
+            self.made.append(Masker(self.word))
+            return self.made[-1]
+
+    class Abstaining:
+        @hookimpl
+        def gecko_stream_filter(self, source: str) -> None:
+            return None
+
+    @tool
+    async def lookup() -> str:
+        """Look it up."""
+        return "found"
+
+    plugins = [MaskingPlugin("hunter2"), AsyncMasking("*, ok"), Abstaining()]
+    manager = plugin_manager()
+    # pluggy calls the last registered first: the hunter2 masker, then the second one.
+    for index, plugin in reversed(list(enumerate(plugins))):
+        manager.register(plugin, f"test-stream-filter-{index}")
+    try:
+        model = ScriptedModel([tool_calls_reply(("lookup", "{}")), SECRET_REPLY], deltas=in_threes)
+        events = [event async for event in Agent(model, tools=[lookup]).stream("password?")]
+    finally:
+        for plugin in plugins:
+            manager.unregister(plugin)
+
+    text = "".join(event.text for event in events if isinstance(event, TextDelta))
+    # The first filter's masks are the second's input, also what the first still held at the end.
+    assert text == "the password is " + "*" * 11
+    # One filter per implementation and streamed reply: the tool call's reply and the answer.
+    assert [len(plugin.made) for plugin in plugins[:2]] == [2, 2]
+
+
+async def test_hook_gecko_stream_filter_drops_what_it_holds_when_the_stream_fails() -> None:
+    class Failing(ScriptedModel):
+        async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+            yield ModelChunk(text="the password is hunt")
+            raise ModelServerError("the connection was lost")
+
+    plugin = MaskingPlugin("hunter2")
+    manager = plugin_manager()
+    manager.register(plugin, "test-stream-filter-failing")
+    deltas: list[str] = []
+
+    async def consume() -> None:
+        async for event in Agent(Failing(["unused"])).stream("password?"):
+            if isinstance(event, TextDelta):
+                deltas.append(event.text)
+
+    try:
+        with pytest.raises(ModelServerError):
+            await consume()
+    finally:
+        manager.unregister(plugin)
+
+    assert deltas == ["the password i"]
+    assert plugin.made[0].held == "s hunt"

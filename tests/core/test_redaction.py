@@ -127,3 +127,27 @@ def test_a_redacting_logger_redacts_arguments_too(caplog: pytest.LogCaptureFixtu
 def test_redact_reads_a_huge_word_in_linear_time(text: str) -> None:
     # A hostile model's arguments reach `redact`; the key-name pattern once backtracked over every position.
     assert redact(text) == text
+
+
+DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+UUID = "123e4567-e89b-12d3-a456-426614174000"
+# (text, as redacted, None when left as it is): hex digests, ids and lower-case names pass, unless a label says they are secrets.
+LONG_RUNS = {
+    "commit SHA": ("9fceb02d0ae598e95dc970b74767f19372d61af8", None),
+    "UUID": (UUID, None),
+    "SHA-256 digest": (DIGEST, None),
+    "upper-case hex digest": (DIGEST.upper()[:32], None),
+    "pytest tmp_path folder": ("/tmp/pytest-of-ci/pytest-1/test_reads_a_file_inside_the_r0", None),
+    "snake_case name of 32 or more": ("read_the_file_at_path_2_then_answer", None),
+    "mixed-case token of 32": ("Zx9Qm2Lp7Rt4Vw8Ks1Dn6Hb3Jc5Fg0Ya", REDACTED),
+    "mixed-case token with dashes": ("Ab3_dEf6-GhI9jKl2MnO5pQr8StU1vWx4", REDACTED),
+    "hex digest after a label": (f"token: {DIGEST}", f"token: {REDACTED}"),
+    "UUID after a label": (f"api_key={UUID}", f"api_key={REDACTED}"),
+}
+
+
+@pytest.mark.parametrize(("text", "shown"), LONG_RUNS.values(), ids=LONG_RUNS.keys())
+def test_a_long_run_is_redacted_when_key_shaped_or_labelled_not_when_a_digest_id_or_name(
+    text: str, shown: str | None
+) -> None:
+    assert redact(f"see {text} now") == f"see {shown or text} now"

@@ -6,7 +6,7 @@ whose records (message and traceback) pass through `redact`. Both keep the shape
 message still says what went wrong ("password=[REDACTED]", "redis://[REDACTED]@host:6379/0").
 Redaction is a safety net for messages, not a place to keep secrets: it recognises common
 forms (URL user-info, key=value and JSON credentials, bearer tokens, provider key prefixes, PEM
-blocks, long key-like strings), not every possible secret.
+blocks, long runs mixing upper case, lower case and digits), not every possible secret.
 """
 
 from __future__ import annotations
@@ -52,8 +52,13 @@ def _secret_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
         (re.compile(r"\b(?:gh[pousr]|github_pat|xox[abprs])_?[A-Za-z0-9_-]{16,}"), REDACTED),
         (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
         (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), REDACTED),
-        # Long unbroken runs of key-like characters are most likely keys or tokens.
-        (re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}\b"), REDACTED),
+        # Long unbroken runs mixing upper case, lower case and digits (the base62 and base64 alphabets
+        # of keys and tokens) are most likely keys. Hex digests (commit SHAs, UUIDs, content hashes) and
+        # lower-case names (a test's folder) lack that mix: secrets only after a label (above).
+        (
+            re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{32,}\b"),
+            REDACTED,
+        ),
     )
 
 

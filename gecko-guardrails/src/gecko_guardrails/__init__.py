@@ -22,6 +22,7 @@ from gecko_guardrails.guard import (
 )
 from gecko_guardrails.sanitize import Sanitized, clean, fold, sanitize
 from gecko_guardrails.semantic import SemanticUnavailable
+from gecko_guardrails.stream import StreamRedactor
 
 __all__ = (
     "__version__",
@@ -34,6 +35,7 @@ __all__ = (
     "InjectionDetected",
     "Sanitized",
     "SemanticUnavailable",
+    "StreamRedactor",
     "ToolPolicy",
     "clean",
     "configure",

@@ -25,6 +25,7 @@ from gecko_guardrails.arguments import check_path, check_shell, check_storage_ur
 from gecko_guardrails.detect import Detection, detect
 from gecko_guardrails.sanitize import clean
 from gecko_guardrails.semantic import require
+from gecko_guardrails.stream import StreamRedactor
 
 __all__ = (
     "Action",
@@ -106,10 +107,14 @@ _PII: dict[str, re.Pattern[str]] = {
 
 
 # A key a line break cuts: a provider's key prefix, or a run of 16 or more key characters, that ends its line
-# and goes on at the start of the next.
+# and goes on at the start of the next: a word of its own (not a URL's scheme) with a digit, a capital after
+# its first letter or capitals only (not a word such as "password", whose label would be lost to the join, nor
+# a PEM marker).
 _SPLIT_KEY = re.compile(
     r"(?:\b(?:sk-|pk-|rk-|AKIA|gh[pousr]_|github_pat_|xox[abprs]-|eyJ)|(?<![A-Za-z0-9_.-])(?=[A-Za-z0-9_-]{16}))"
-    r"[A-Za-z0-9_.-]*(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_.-]+)+"
+    r"[A-Za-z0-9_.-]*"
+    r"(?:[ \t]*\r?\n[ \t]*(?!-----)(?=[A-Za-z0-9_.-]*\d|[A-Za-z0-9_.-]+[A-Z]|[A-Z0-9_.-]+(?![a-z]))"
+    r"[A-Za-z0-9_.-]+(?![^\s,;!?)\]}'\"]))+"
 )
 _LINE_BREAK = re.compile(r"[ \t]*\r?\n[ \t]*")
 
@@ -366,19 +371,31 @@ class Guardrails:
         if update:
             response.message = message.model_copy(update=update)
 
+    def stream_redactor(self) -> StreamRedactor | None:
+        """`gecko_stream_filter`: a redactor for one streamed reply's deltas, as `redact` redacts the reply."""
+        return StreamRedactor(self.redact) if self.redact_output else None
+
     def redact(self, text: str) -> str:
         """`text` with secrets (`gecko.redaction.redact`) and the configured PII kinds replaced, also where
         they hide: split over lines, with zero-width characters inside, or in fullwidth letters.
 
-        When only the cleaned text (`sanitize.clean`, keys cut by a line break joined) shows a secret, the
-        cleaned text is returned, redacted.
+        When only the cleaned text (`sanitize.clean`) shows a secret, or a key is cut by a line break, the
+        cleaned text is returned, redacted (a key cut by line breaks as one `[REDACTED]`).
         """
         plain = self._redact_plain(text)
-        revealed = _SPLIT_KEY.sub(lambda match: _LINE_BREAK.sub("", match.group()), clean(text))
+        cleaned = clean(text)
+        revealed = _SPLIT_KEY.sub(self._joined, cleaned)
         if revealed == text:
             return plain
         redacted = self._redact_plain(revealed)
-        return plain if redacted == revealed else redacted
+        return redacted if redacted != revealed or revealed != cleaned else plain
+
+    def _joined(self, match: re.Match[str]) -> str:
+        """A run of key characters cut by line breaks: redacted whole when joined it is a secret, or a line
+        of it is (two keys on consecutive lines join into a run no key shape matches); else left as it is."""
+        lines = match.group()
+        joined = _LINE_BREAK.sub("", lines)
+        return REDACTED if self._redact_plain(joined) != joined or self._redact_plain(lines) != lines else lines
 
     def _redact_plain(self, text: str) -> str:
         text = redact(text)

@@ -6,6 +6,7 @@ from gecko.plugins import hookimpl
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.types import Message, ToolCall
 from gecko_guardrails.guard import current
+from gecko_guardrails.stream import StreamRedactor
 
 
 @hookimpl
@@ -20,6 +21,12 @@ def gecko_model_response(request: ModelRequest, response: ModelResponse, source:
     guardrails = current()
     if guardrails is not None:
         guardrails.redact_response(response)
+
+
+@hookimpl
+def gecko_stream_filter(source: str) -> StreamRedactor | None:
+    guardrails = current()
+    return None if guardrails is None else guardrails.stream_redactor()
 
 
 @hookimpl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from gecko_guardrails import Guardrails, clean
@@ -67,7 +68,7 @@ HIDDEN_KEYS = [
     ("AKIAIOSFOD\nNN7EXAMPLE", "NN7EXAMPLE"),
     ("AKIA\u200bIOSFODNN7EXAMPLE", "IOSFODNN7EXAMPLE"),
     ("ghp_a1B2c3D4e5F6\ng7H8i9J0k1L2m3N4o5P6", "g7H8i9J0k1L2m3N4o5P6"),
-    ("the token is\na1b2c3d4e5f6a7b8c9d0\ne1f2a3b4c5d6e7f8a9b0", "e1f2a3b4c5d6e7f8a9b0"),
+    ("the token is\na1B2c3D4e5F6a7B8c9D0\ne1F2a3B4c5D6e7F8a9B0", "e1F2a3B4c5D6e7F8a9B0"),
     ("\uff53\uff4b-\uff41\uff11\uff22\uff12\uff43\uff13\uff24\uff14\uff45\uff15\uff26\uff16", "a1B2c3D4e5F6"),
     ("sk-a1B2\u00adc3D4\u2060e5F6\U000e0041g7H8i9J0", "a1B2c3D4e5F6"),
     ("mail ann\u200b@corp.test now", "ann@corp.test"),
@@ -126,3 +127,18 @@ def test_property_a_key_with_hidden_characters_or_cut_by_line_breaks_is_redacted
     text = "here: " + prefix + glue.join(pieces) + " done"
     shown = clean(guard.redact(text)).replace("\n", "").replace(" ", "")
     assert not any(body[start : start + 8] in shown for start in range(len(body) - 7))
+
+
+async def test_paths_hashes_and_ids_in_tool_arguments_are_not_taken_for_secrets(
+    guardrails: Guardrails, tmp_path: Path
+) -> None:
+    folder = tmp_path / "test_reads_a_file_inside_the_r0" / "notes.txt"
+    digest = "9fceb02d0ae598e95dc970b74767f19372d61af8 123e4567-e89b-12d3-a456-426614174000"
+    received, _ = await post_with(json.dumps({"body": f"{folder} {digest}"}))
+    assert received == [f"{folder} {digest}"]
+
+
+async def test_key_shapes_and_labelled_digests_in_tool_arguments_are_still_redacted(guardrails: Guardrails) -> None:
+    body = "k Zx9Qm2Lp7Rt4Vw8Ks1Dn6Hb3Jc5Fg0Ya, token: 9fceb02d0ae598e95dc970b74767f19372d61af8"
+    received, _ = await post_with(json.dumps({"body": body}))
+    assert received == ["k [REDACTED], token: [REDACTED]"]

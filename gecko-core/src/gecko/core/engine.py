@@ -8,6 +8,7 @@ One run, step by step:
    set up by the `StructuredRun` when an output type is asked for) goes through the model
    middleware and the `gecko_model_request` / `gecko_model_response` hooks.
    Usage is summed from the provider-reported numbers of every request, streamed or not.
+   Streamed text passes through the `gecko_stream_filter` filters of each reply, when a plugin gives any.
 3. A reply's tool calls are checked as a batch first: more than `max_tool_calls_per_turn`
    calls, a call without an id, or two calls sharing an id make the batch ambiguous, so no
    call of it runs; the model is told why. Then each call is validated by the `ToolBox`
@@ -77,7 +78,7 @@ from gecko.types import AgentOutput, Event, Message, TokenUsage, ToolCall
 if TYPE_CHECKING:
     from gecko.core.structure import StructuredRun, StructureEngine
     from gecko.core.toolbox import ToolBox, ToolResult
-    from gecko.plugins.hookspecs import Operation
+    from gecko.plugins.hookspecs import Operation, StreamFilter
     from gecko.plugins.manager import OperationScope, PluginManager
 
 __all__ = ("DEFAULT_MAX_TOOL_CALLS_PER_TURN", "Memory", "ReActEngine")
@@ -117,6 +118,8 @@ class _Flags:
     hook_tool_admit: bool
     hook_tool_call: bool
     hook_tool_result: bool
+    hook_stream_filter: bool
+    """Streamed text passes through the filters of `gecko_stream_filter`."""
     trace: bool
     """Telemetry: operations are announced only when a plugin observes them."""
     traced_tools: bool
@@ -147,6 +150,7 @@ class _Flags:
             "gecko_tool_admit" in implemented,
             hook_tool_call,
             hook_tool_result,
+            "gecko_stream_filter" in implemented,
             trace,
             traced_tools,
             traced_tools and not trace,
@@ -373,12 +377,21 @@ class _Run:
                             accumulator = StreamAccumulator(engine.model.model)
                             if self.flags.hook_model_request:
                                 await self.manager.model_request(request, engine.name)
+                            # One set of filters per reply: what a failed reply's filters hold is dropped with them.
+                            filters = (
+                                await self.manager.stream_filters(engine.name)
+                                if self.flags.hook_stream_filter
+                                else None
+                            )
                             chunks = engine.model.stream(request)
                             try:
                                 async for chunk in chunks:
                                     accumulator.add(chunk)
-                                    if chunk.text:
-                                        yield TextDelta(chunk.text)
+                                    text = chunk.text
+                                    if text and filters:
+                                        text = _fed(filters, text)
+                                    if text:
+                                        yield TextDelta(text)
                             finally:
                                 aclose = getattr(chunks, "aclose", None)
                                 if aclose is not None:
@@ -388,10 +401,18 @@ class _Run:
                                 await self.manager.model_response(request, response, engine.name)
                             if operation is not None:
                                 operation.output = response
+                            if filters:
+                                text = _flushed(filters)
+                                if text:
+                                    yield TextDelta(text)
                     else:
                         response = await self._call_model(request)
-                        if self.stream and response.message.text:
-                            yield TextDelta(response.message.text)
+                        text = response.message.text if self.stream else ""
+                        if text and self.flags.hook_stream_filter:
+                            filters = await self.manager.stream_filters(engine.name)
+                            text = _fed(filters, text) + _flushed(filters)
+                        if text:
+                            yield TextDelta(text)
                 except ModelBadRequestError as exc:
                     step = _rejected(structured, exc)
                     continue
@@ -812,6 +833,21 @@ def _rejected(structured: StructuredRun[Any] | None, error: ModelBadRequestError
         raise error
     structured.rejected(error)
     return None
+
+
+def _fed(filters: list[StreamFilter], text: str) -> str:
+    """`text` through each filter in turn: what the last one passes on now."""
+    for stream_filter in filters:
+        text = stream_filter.feed(text)
+    return text
+
+
+def _flushed(filters: list[StreamFilter]) -> str:
+    """What the filters still hold at the end of a reply: each one's rest fed to the next, then its own rest."""
+    text = ""
+    for stream_filter in filters:
+        text = (stream_filter.feed(text) if text else "") + stream_filter.flush()
+    return text
 
 
 def _validate_python(model: type[BaseModel]) -> Callable[[Any], Any]:

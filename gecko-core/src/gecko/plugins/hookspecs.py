@@ -2,7 +2,8 @@
 
 Every hook may be a plain function or a coroutine function: the host awaits whatever an
 implementation returns. Implementations run in pluggy's order (last registered first).
-Async-capable hooks never use `firstresult`: every implementation runs.
+Async-capable hooks never use `firstresult`: every implementation runs. Return values are ignored,
+except `gecko_stream_filter`'s.
 
 A plugin implements hooks with `gecko.plugins.hookimpl`::
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pluggy
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from gecko.plugins.models import ModelRequest, ModelResponse
     from gecko.types import Event, Message, ToolCall
 
-__all__ = ("hookspec", "hookimpl", "Operation", "OperationKind", "OperationStatus")
+__all__ = ("hookspec", "hookimpl", "Operation", "OperationKind", "OperationStatus", "StreamFilter")
 
 OperationKind = Literal[
     "agent.run", "model.call", "tool.call", "workflow.run", "workflow.node", "team.run", "team.member"
@@ -88,6 +89,22 @@ class Operation:
     output: Any = None
     error: BaseException | None = None
     bound: bool = False
+
+
+class StreamFilter(Protocol):
+    """Rewrites the text of a run's streamed replies before the caller sees it (`gecko_stream_filter`).
+
+    It may hold text back (a secret cut across two deltas is seen whole once its end arrives);
+    what it holds it returns, rewritten, from a later `feed` or from `flush`.
+    """
+
+    def feed(self, text: str) -> str:
+        """The text to pass on now, given the next delta of a reply (may be empty: held back)."""
+        ...
+
+    def flush(self) -> str:
+        """The rest of what was held back, rewritten: the reply's text has ended."""
+        ...
 
 
 @hookspec
@@ -228,4 +245,22 @@ def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> Aw
     it (the hook fires again on resume). Raise `GuardrailViolation` to refuse the call: the tool
     does not run and the model is told why. The guardrails plugin uses it to hold sensitive tools
     once a run has read untrusted content. Return values are ignored.
+    """
+
+
+@hookspec
+def gecko_stream_filter(source: str) -> Awaitable[StreamFilter | None] | StreamFilter | None:
+    """A filter for the text of one reply an agent run streams to its caller, or None to leave it as it is.
+
+    Called by `agent.stream(...)` once per model reply, before its first text delta (`source` names
+    the agent); sync or async. Every `TextDelta` of the reply passes through the filters of all
+    implementations in hook order, each feeding the next: the engine passes each delta to
+    `StreamFilter.feed` and yields what comes out (nothing when it is empty); when the reply's text
+    has ended and `gecko_model_response` has accepted it, it yields what `StreamFilter.flush`
+    returns. So a reply's deltas concatenate to its filtered text. When the model call fails or the
+    run is cancelled or closed early, what a filter holds is dropped with it, never yielded. Runs
+    that do not stream never call it, and a run checks nothing per delta when no plugin implements
+    it. The final reply (`FinalOutput`, the conversation) is what `gecko_model_response` leaves: a
+    plugin that rewrites the stream rewrites the response there the same way. The guardrails
+    plugin redacts secrets with it, also one cut across deltas.
     """

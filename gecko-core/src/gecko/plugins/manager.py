@@ -16,7 +16,7 @@ import pluggy
 from gecko.errors import DuplicatePluginError, PluginError, PluginLoadError, PluginNotFoundError
 from gecko.plugins import _loader, hookspecs
 from gecko.plugins._loader import PluginRecord
-from gecko.plugins.hookspecs import Operation, OperationKind
+from gecko.plugins.hookspecs import Operation, OperationKind, StreamFilter
 from gecko.redaction import redacting_logger
 
 if TYPE_CHECKING:
@@ -284,6 +284,10 @@ class PluginManager:
     async def tool_admit(self, call: ToolCall, messages: list[Message], source: str) -> None:
         """Call `gecko_tool_admit`."""
         await self.acall("gecko_tool_admit", call=call, messages=messages, source=source)
+
+    async def stream_filters(self, source: str) -> list[StreamFilter]:
+        """Call `gecko_stream_filter`: the filters a streaming run passes its text through, in hook order."""
+        return [found for found in await self.acall("gecko_stream_filter", source=source) if found is not None]
 
     def _calls(self, hook_name: str, kwargs: dict[str, Any]) -> list[Callable[[], Any]]:
         caller = getattr(self._pm.hook, hook_name)

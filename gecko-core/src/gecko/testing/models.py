@@ -69,11 +69,22 @@ def _as_response(item: Reply) -> ModelResponse:
 
 
 class _RecordingModel(ChatModel):
-    """Shared behaviour: records requests, optional latency, chunked streaming."""
+    """Shared behaviour: records requests, optional latency, chunked streaming.
 
-    def __init__(self, *, capabilities: ModelCapabilities | None = None, delay: float = 0.0, model: str = "") -> None:
+    `deltas` cuts a reply's text into the streamed deltas; word by word (each space starting a delta) when None.
+    """
+
+    def __init__(
+        self,
+        *,
+        capabilities: ModelCapabilities | None = None,
+        delay: float = 0.0,
+        model: str = "",
+        deltas: Callable[[str], Sequence[str]] | None = None,
+    ) -> None:
         self.capabilities = capabilities or ModelCapabilities(tools=True, json_schema=True, streaming=True)
         self.delay = delay
+        self.deltas = deltas or _split_keep_spaces
         self.model = model or self.provider
         self.requests: list[ModelRequest] = []
 
@@ -94,8 +105,8 @@ class _RecordingModel(ChatModel):
     async def _stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         response = await self.complete(request)
         text = response.message.text
-        # Words arrive as separate deltas, as a provider would send them.
-        for piece in _split_keep_spaces(text):
+        # Deltas as `deltas` cuts the text (word by word unless given), as a provider would send them.
+        for piece in self.deltas(text):
             yield ModelChunk(text=piece)
         for index, call in enumerate(response.message.tool_calls):
             middle = len(call.arguments) // 2
@@ -129,8 +140,9 @@ class ScriptedModel(_RecordingModel):
         delay: float = 0.0,
         cycle: bool = False,
         model: str = "",
+        deltas: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
-        super().__init__(capabilities=capabilities, delay=delay, model=model)
+        super().__init__(capabilities=capabilities, delay=delay, model=model, deltas=deltas)
         self._replies = [_as_response(item) for item in replies]
         self._cycle = cycle
         self._position = 0
@@ -157,8 +169,9 @@ class FunctionModel(_RecordingModel):
         capabilities: ModelCapabilities | None = None,
         delay: float = 0.0,
         model: str = "",
+        deltas: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
-        super().__init__(capabilities=capabilities, delay=delay, model=model)
+        super().__init__(capabilities=capabilities, delay=delay, model=model, deltas=deltas)
         self._function = function
 
     async def _respond(self, request: ModelRequest) -> ModelResponse:

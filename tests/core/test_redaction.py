@@ -131,7 +131,7 @@ def test_redact_reads_a_huge_word_in_linear_time(text: str) -> None:
 
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 UUID = "123e4567-e89b-12d3-a456-426614174000"
-# (text, as redacted, None when left as it is): hex digests, ids and lower-case names pass, unless a label says they are secrets.
+# (text, as redacted; None: left as it is). Hex digests, ids and lower-case names pass unless labelled secrets.
 LONG_RUNS = {
     "commit SHA": ("9fceb02d0ae598e95dc970b74767f19372d61af8", None),
     "UUID": (UUID, None),

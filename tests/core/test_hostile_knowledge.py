@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,12 @@ class _HostileEmbedder(HashingEmbedder):
             "a long vector": [[*vector, 0.5] for vector in vectors],
             "a string for a vector": ["0.1,0.2" for _ in vectors],
             "a number for a vector": [0.5 for _ in vectors],
+            "booleans": [[component > 0 for component in vector] for vector in vectors],
+            "one boolean": [[True, *vector[1:]] for vector in vectors],
+            "a NaN": [[*vector[:-1], math.nan] for vector in vectors],
+            "an infinity": [[-math.inf, *vector[1:]] for vector in vectors],
+            "a string component": [[*vector[:-1], "0.5"] for vector in vectors],
+            "None components": [[None] * 8 for _ in vectors],
         }
         answer: list[list[float]] = wrong[self.how]
         return answer
@@ -227,6 +234,12 @@ WRONG_EMBEDDINGS = (
     ("a long vector", "returned vector 0 with 9 components"),
     ("a string for a vector", "returned a str as vector 0"),
     ("a number for a vector", "returned a float as vector 0"),
+    ("booleans", "returned vector 0, which must be a sequence of real numbers, and holds a bool"),
+    ("one boolean", "returned vector 0, which must be a sequence of real numbers, and holds a bool"),
+    ("a NaN", "returned vector 0, which has a NaN, infinite or too large component"),
+    ("an infinity", "returned vector 0, which has a NaN, infinite or too large component"),
+    ("a string component", "returned vector 0, which must be a sequence of real numbers, and holds a str"),
+    ("None components", "returned vector 0, which must be a sequence of real numbers, and holds a NoneType"),
 )
 
 

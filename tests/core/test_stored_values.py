@@ -1,5 +1,6 @@
 """`decode_value` reads back exactly what `encode_value` can write: anything else a tampered store
-holds (NaN, a number beyond float64, a lone surrogate escape, a non-version) is a `StorageError`."""
+holds (NaN, a number beyond float64, a lone surrogate escape, a repeated object key, a non-version) is a
+`StorageError`."""
 
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def test_texts_built_of_hostile_tokens_read_as_writable_values_or_storage_errors
         ('{"a": "\\ud800"}', "holds a lone surrogate"),
         ('{"é": "\\ud800"}', "holds a lone surrogate"),
         ('{"a": "é\ud800"}', "holds a lone surrogate"),
+        ('{"a": 1, "a": 2}', "an object repeats the key 'a'"),
+        ('{"a": 1, "b": 2, "a": 1}', "an object repeats the key 'a'"),
+        ('[{"ok": {"é": [], "\\u00e9": [], "é": []}}]', "an object repeats the key 'é'"),
+        ('{"k": {"x": null, "y": 0, "x": 0}}', "an object repeats the key 'x'"),
     ],
 )
 async def test_values_encode_value_never_writes_are_storage_errors_on_read(text: str, problem: str) -> None:

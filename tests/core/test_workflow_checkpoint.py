@@ -13,6 +13,7 @@ import pytest
 from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose.nodes import Next, NodeContext, NodeStatus
 from gecko.compose.workflow import CheckpointStrategy, Workflow
+from gecko.core._stored import SEAL_FIELD, Sealer
 from gecko.errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -21,7 +22,7 @@ from gecko.errors import (
     WorkflowError,
     WorkflowTimeoutError,
 )
-from gecko.plugins.storage import Storage
+from gecko.plugins.storage import Storage, encode_value
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.conformance.checkpoints import reseal
@@ -382,3 +383,25 @@ async def test_resumed_merge_rule_keeps_graph_order() -> None:
     crash["join"] = False
     result = await wf.resume("o1")
     assert result.state["log"] == [f"p{i}" for i in range(8)]
+
+
+async def test_a_snapshot_that_repeats_a_key_is_a_corrupt_checkpoint(storage: Storage) -> None:
+    # A validly sealed snapshot with a decoy `state` ahead of the sealed one: a reader keeping the
+    # last key resumes the sealed data, one keeping the first resumes the decoy; Gecko refuses both.
+    flaky = Flaky()
+    flaky.fail = {"E"}
+    with pytest.raises(WorkflowError):
+        await diamond(flaky, storage).execute("in", session_id="dup")
+    where = "gecko/workflow/diamond/dup/snapshot"
+    found = await storage.get_versioned(where)
+    assert found is not None
+    assert isinstance(found.value, dict)
+    body = {name: value for name, value in found.value.items() if name != SEAL_FIELD}
+    sealed = encode_value(Sealer(None).seal(body, where=where, version=found.version + 1))
+    tampered = '{"state":{"A":"decoy"},' + sealed[1:]
+    await storage._raw_put(where, tampered, ttl=None, fence=None, expected_version=None, check_version=False)
+    flaky.fail = set()
+    with pytest.raises(CorruptCheckpointError, match=r"unreadable: .* an object repeats the key 'state'"):
+        await diamond(flaky, storage).resume("dup")
+    assert (await storage._raw_get(where)) == (tampered, found.version + 1), "a refused resume changed the snapshot"
+    assert flaky.runs["E"] == 1, "a node ran from a refused checkpoint"

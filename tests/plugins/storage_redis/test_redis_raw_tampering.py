@@ -66,7 +66,18 @@ REFUSED: dict[str, tuple[Tamper, str]] = {
     ),
     "snapshot and journal entry swapped": (_swap_snapshot_and_journal, "is malformed|integrity check"),
     "journal entry not UTF-8": (lambda c, ns: c.hset(_journal(c, ns)[0], "v", b"\x80"), "not UTF-8"),
+    "value repeats a key": (
+        lambda c, ns: c.hset(_hash(ns, "snapshot"), "v", b'{"state":{},' + c.hget(_hash(ns, "snapshot"), "v")[1:]),  # type: ignore[index]
+        "an object repeats the key 'state'",
+    ),
 }
+
+
+def _contents(client: redis.Redis, namespace: str) -> dict[bytes, tuple[bytes | None, int]]:
+    """Every stored key of `namespace` with its serialized value and time to live (not the lease counter, which
+    every grant moves on)."""
+    keys = client.scan_iter(match=f"{namespace}:kv:*")
+    return {key: (client.dump(key), client.pttl(key)) for key in keys}  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(("tamper", "match"), REFUSED.values(), ids=REFUSED.keys())
@@ -75,12 +86,14 @@ async def test_a_checkpoint_tampered_in_redis_is_refused_typed(
 ) -> None:
     async with await create_storage(redis_url) as storage:
         ledger = await CheckpointIntegrityConformance()._crashed(storage, SESSION)
-    tamper(client, StorageURL.parse(redis_url).query["namespace"])
-    runs = Counter(ledger.runs)
+    namespace = StorageURL.parse(redis_url).query["namespace"]
+    tamper(client, namespace)
+    runs, contents = Counter(ledger.runs), _contents(client, namespace)
     async with await create_storage(redis_url) as storage:
         with pytest.raises(CorruptCheckpointError, match=match):
             await ledger.workflow(storage).resume(SESSION)
     assert ledger.runs == runs, "a node ran from a tampered checkpoint"
+    assert _contents(client, namespace) == contents, "a refused resume changed what Redis holds"
 
 
 async def test_a_deleted_journal_entry_re_runs_its_nodes_and_a_deleted_version_is_no_checkpoint(

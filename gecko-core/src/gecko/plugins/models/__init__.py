@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, TypeGuard
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from gecko.errors import ConfigurationError, ModelOutputError, PluginLoadError
+from gecko.plugins._numbers import float_vector
 from gecko.plugins.models.retry import RETRYABLE_ERRORS, RetryPolicy
 from gecko.plugins.registry import Registry
 from gecko.types import Message, TokenUsage, ToolCall
@@ -252,11 +253,10 @@ def embedding_texts(texts: Sequence[str]) -> list[str]:
 def checked_vectors(embedder: Embedder, vectors: object, count: int) -> list[Sequence[float]]:
     """`vectors`, what `embedder` answered for `count` texts, if it is `count` vectors of `embedder.dimension` items.
 
-    Lists, tuples and numpy arrays pass; whether each item is a usable number is the vector
-    store's check, on upsert and query.
+    Lists, tuples and numpy arrays of finite real numbers pass (`float_vector`: no bool, NaN or infinity).
 
     Raises:
-        ModelOutputError: another number of vectors, a vector of another length, or no array at all.
+        ModelOutputError: another number of vectors, a vector of another length or of other items, or no array.
     """
     where = f"embedder {type(embedder).__qualname__} (dimension {embedder.dimension})"
     if not _is_array(vectors):
@@ -270,6 +270,10 @@ def checked_vectors(embedder: Embedder, vectors: object, count: int) -> list[Seq
             raise ModelOutputError(f"{where} returned a {kind} as vector {index}, not a list of numbers")
         if len(vector) != embedder.dimension:
             raise ModelOutputError(f"{where} returned vector {index} with {len(vector)} components")
+        try:
+            float_vector(vector)
+        except ValueError as exc:
+            raise ModelOutputError(f"{where} returned vector {index}, which {exc}") from None
     return checked
 
 

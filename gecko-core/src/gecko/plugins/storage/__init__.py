@@ -11,6 +11,7 @@ import json
 import math
 import re
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -269,7 +270,8 @@ def encode_value(value: JSONValue, *, sort_keys: bool = False) -> str:
 
 def load_data(text: str) -> JSONValue:
     """`text` decoded, if it is data `encode_value` can write: JSON without NaN, infinities,
-    numbers beyond float64 (`1e999`) or lone surrogates (as characters or as `"\\ud800"` escapes).
+    numbers beyond float64 (`1e999`), lone surrogates (as characters or as `"\\ud800"` escapes)
+    or an object that repeats a key (a reader keeping the last would see other data than the writer).
 
     Raises:
         ValueError: anything else, text nested too deeply to decode included.
@@ -321,6 +323,14 @@ def _refuse_constant(token: str) -> NoReturn:
     raise ValueError(f"{token} is not a JSON number")
 
 
+def _object_of_unique_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        repeated = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise ValueError(f"an object repeats the key {repeated[:40]!r}")
+    return value
+
+
 def _holds_surrogate(value: object) -> bool:
     """Whether any string in `value`, key or item, holds a lone surrogate (a loop, not recursion: any depth)."""
     pending = [value]
@@ -337,7 +347,9 @@ def _holds_surrogate(value: object) -> bool:
     return False
 
 
-_DECODE = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant).decode
+_DECODE = json.JSONDecoder(
+    parse_float=_finite_float, parse_constant=_refuse_constant, object_pairs_hook=_object_of_unique_keys
+).decode
 
 
 class Storage(Closable):

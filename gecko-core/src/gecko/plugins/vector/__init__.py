@@ -34,6 +34,7 @@ from gecko.errors import (
     VectorStoreError,
 )
 from gecko.plugins._closable import Closable
+from gecko.plugins._numbers import float_vector
 from gecko.plugins.registry import Registry, scheme_class_validator
 from gecko.plugins.storage import StorageURL, decode_path, validate_key
 from gecko.plugins.vector.filters import Filter, MetadataValue, parse_filter
@@ -57,7 +58,6 @@ MAX_TOP_K = 10_000
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 _EMPTY_METADATA: Metadata = MappingProxyType({})
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
-_FLOAT32_MAX = 3.4028234663852886e38
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -129,20 +129,12 @@ def local_path(url: StorageURL, *, server_scheme: str | None = None) -> str:
 
 
 def _vector(values: object, what: str) -> array.array[float]:
-    """`values` as float64s, rejecting non-numbers, non-finite components and the zero vector."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise InvalidValueError(f"{what} must be a sequence of numbers, got {type(values).__name__}")
+    """`values` as float64s (`float_vector`), rejecting the zero vector too."""
     try:
-        vector = array.array("d", values)
-    except (TypeError, ValueError, OverflowError) as exc:  # an int beyond float64: OverflowError
-        raise InvalidValueError(f"{what} must be a sequence of numbers: {exc}") from exc
-    if not vector:
-        raise InvalidValueError(f"{what} is empty")
-    norm = math.hypot(*vector)
-    # Backends store float32: a norm within its range keeps every component finite there.
-    if not math.isfinite(norm) or norm > _FLOAT32_MAX:
-        raise InvalidValueError(f"{what} has a NaN, infinite or too large component")
-    if norm == 0.0:
+        vector = float_vector(values)
+    except ValueError as exc:
+        raise InvalidValueError(f"{what} {exc}") from exc
+    if not any(vector):
         raise InvalidValueError(f"{what} is the zero vector, which has no cosine similarity")
     return vector
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -413,8 +414,36 @@ class VectorStoreConformance:
 
     @pytest.mark.parametrize(
         "vector",
-        [[], [float("nan"), 1.0], [float("inf"), 1.0], [0.0, 0.0], ["a", "b"], "ab", None, [1e200, 1e200], [10**400]],
-        ids=["empty", "nan", "inf", "zero", "strings", "string", "none", "overflow", "int-beyond-float"],
+        [
+            [],
+            [float("nan"), 1.0],
+            [float("inf"), 1.0],
+            [0.0, 0.0],
+            ["a", "b"],
+            "ab",
+            None,
+            [1e200, 1e200],
+            [10**400],
+            [True, False],
+            [1.0, True],
+            [Decimal("1"), 1.0],
+            {"x": 1.0, "y": 1.0},
+        ],
+        ids=[
+            "empty",
+            "nan",
+            "inf",
+            "zero",
+            "strings",
+            "string",
+            "none",
+            "overflow",
+            "int-beyond-float",
+            "bools",
+            "a-bool",
+            "decimal",
+            "mapping",
+        ],
     )
     async def test_invalid_vector_is_rejected_and_nothing_is_stored(self, store: VectorStore, vector: Any) -> None:
         docs = store.collection("docs")

@@ -285,6 +285,11 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
+# How litellm words a reply it could not read into a response (the validation trace that follows can quote
+# "tool_calls" and "Input should be", which would otherwise read as the endpoint rejecting tools).
+_UNREADABLE_REPLY = "Invalid response object"
+
+
 def translate_error(
     exc: Exception,
     label: str,
@@ -341,7 +346,7 @@ def translate_error(
         error = ModelConnectionError(
             f"{label}: could not reach {endpoint} ({detail}); check api_base and that the server is running"
         )
-    elif (feature := _features.rejected_feature(status, detail, used)) is not None:
+    elif _UNREADABLE_REPLY not in detail and (feature := _features.rejected_feature(status, detail, used)) is not None:
         error = UnsupportedRequestError(
             f"{label}: {_features.display(api_base)} does not accept {_features.DESCRIPTIONS[feature]} ({detail}); "
             "ask without it (another structured-output strategy, or no tools)",

@@ -12,7 +12,14 @@ from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
 from gecko.core.events import FinalOutput
 from gecko.core.toolbox import tool
-from gecko.errors import ConfigurationError, ModelOutputError, ModelRateLimitError, ModelServerError, ModelTimeoutError
+from gecko.errors import (
+    ConfigurationError,
+    ModelOutputError,
+    ModelRateLimitError,
+    ModelServerError,
+    ModelTimeoutError,
+    UnsupportedRequestError,
+)
 from gecko.plugins.models import ModelRequest, RetryPolicy
 from gecko.testing.models import reply, tool_calls_reply
 from gecko.testing.server import HTTPReply, OpenAIServer, ScriptItem, trickle
@@ -101,6 +108,31 @@ async def test_a_reply_that_is_not_a_message_is_a_typed_server_error(answer: HTT
     async with OpenAIServer([answer]) as server:
         with pytest.raises(ModelServerError):
             await LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE).complete(HELLO)
+
+
+NOT_A_MESSAGE_TO_TOOLS = {
+    **NOT_A_MESSAGE,
+    "content that is a number": _completion({"role": "assistant", "content": 5}),
+    "content that is an object": _completion({"role": "assistant", "content": {"text": "hi"}}),
+    "a token count that is text": _completion({"role": "assistant", "content": "hi"}, usage={"prompt_tokens": "x"}),
+}
+
+
+@pytest.mark.parametrize("answer", NOT_A_MESSAGE_TO_TOOLS.values(), ids=NOT_A_MESSAGE_TO_TOOLS.keys())
+async def test_a_reply_that_is_not_a_message_is_no_rejection_of_tools_and_the_next_run_still_sends_them(
+    answer: HTTPReply,
+) -> None:
+    # litellm's trace of a reply it cannot read may quote "tool_calls" and "Input should be": that is the
+    # reply's fault, not the endpoint refusing tools (which would refuse every later request with tools).
+    recorder = Recorder()
+    async with OpenAIServer([answer, tool_calls_reply(("echo", '{"text": "a"}')), reply("done")]) as server:
+        agent = recorder.agent(server)
+        with pytest.raises(ModelServerError) as caught:
+            await agent.run("hi")
+        assert not isinstance(caught.value, UnsupportedRequestError)
+        assert (await agent.run("again")).content == "done"
+        assert all(request["tools"] for request in server.chat_requests())
+    assert recorder.ran == ["a"]
 
 
 async def test_a_reply_without_choices_is_a_model_output_error_in_the_client_and_the_agent() -> None:

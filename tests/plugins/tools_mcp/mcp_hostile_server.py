@@ -46,6 +46,8 @@ EXTRA_TOOLS = {
     "empty_names": [{"name": "", "inputSchema": {"type": "object"}}, {"name": "", "inputSchema": {"type": "object"}}],
     "long_names": [{"name": "x" * 70 + suffix, "inputSchema": {"type": "object"}} for suffix in "ab"],
     "bad_properties": [{"name": "props", "inputSchema": {"type": "object", "properties": [1]}}],
+    "huge_description": [{"name": "wordy", "description": "w" * 3_000_000, "inputSchema": {"type": "object"}}],
+    "description_not_text": [{"name": "numbered", "description": 5, "inputSchema": {"type": "object"}}],
     "huge_schema": [
         {
             "name": "huge",
@@ -62,6 +64,11 @@ LIST_REPLIES = {
     "list_error_bad_code": b'{"jsonrpc":"2.0","id":ID,"error":{"code":"x","message":5}}\n',
     "list_error": b'{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":"listing broke"}}\n',
     "list_error_null_id": b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}\n',
+    "list_deep_schema": b'{"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"deep","inputSchema":'
+    + b'{"type":"object","properties":{"a":' * 3000
+    + b"{}"
+    + b"}}" * 3000
+    + b"}]}}\n",
     "list_wrong_version": b'{"jsonrpc":"1.0","id":ID,"result":{"tools":[]}}\n',
 }
 # Replies to tools/call (`ID` is the request id); `call_exit` and `call_hang` send none.
@@ -83,6 +90,11 @@ CALL_REPLIES = {
     "call_structured_only": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[],"structuredContent":{"a":[1,2]}}}\n',
     "call_error_reply": b'{"jsonrpc":"2.0","id":ID,"error":{"code":-32602,"message":"no such tool"}}\n',
     "call_result_null": b'{"jsonrpc":"2.0","id":ID,"result":null}\n',
+    "call_error_number_message": b'{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":5}}\n',
+    "call_error_object_message": b'{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":{"a":1}}}\n',
+    "call_error_no_message": b'{"jsonrpc":"2.0","id":ID,"error":{"code":-32000}}\n',
+    "call_text_not_string": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"text","text":5}]}}\n',
+    "call_is_error_not_bool": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[],"isError":"yes"}}\n',
     "call_is_error_no_content": b'{"jsonrpc":"2.0","id":ID,"result":{"content":[],"isError":true}}\n',
 }
 

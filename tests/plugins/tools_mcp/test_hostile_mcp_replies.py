@@ -73,6 +73,8 @@ def gone(pid: int) -> bool:
             "failed to list its tools: it answered no request with an error: 'Parse error'",
         ),
         ("init_hang", ToolServerError, "did not answer within 5 s"),
+        ("description_not_text", ToolServerError, "failed to list its tools: 1 validation error for ListToolsResult"),
+        ("list_deep_schema", ToolServerError, f"failed to list its tools: {NOT_JSON_RPC} \\(.*recursion limit"),
     ],
 )
 async def test_broken_handshakes_and_listings_are_typed_errors(
@@ -99,6 +101,8 @@ async def test_broken_handshakes_and_listings_are_typed_errors(
         ("call_is_error_no_content", ToolExecutionError, "MCP tool 'fine' reported an error: (no text)"),
         ("call_image", None, "[image content (image/png) not shown]"),
         ("call_structured_only", None, '{"a": [1, 2]}'),
+        ("call_text_not_string", ToolExecutionError, "MCP tool 'fine' returned a result that breaks the protocol"),
+        ("call_is_error_not_bool", ToolExecutionError, "MCP tool 'fine' reported an error: (no text)"),
         ("call_huge", None, "[tool result truncated: showing the first 50000 of 3000000 characters]"),
     ],
 )
@@ -120,6 +124,9 @@ async def test_broken_call_replies_are_typed_errors(mode: str, error: type[Excep
         ("call_wrong_version", f"{NOT_JSON_RPC} \\(.*{WRONG_VERSION}"),
         ("call_no_version", f"{NOT_JSON_RPC} \\(.*jsonrpc: Field required, got \\{{'id'"),
         ("call_wrong_id", UNKNOWN_ID),
+        ("call_error_number_message", f"{NOT_JSON_RPC} \\(.*got .*'error': \\{{'code': -32000"),
+        ("call_error_object_message", f"{NOT_JSON_RPC} \\(.*got .*'error': \\{{'code': -32000"),
+        ("call_error_no_message", f"{NOT_JSON_RPC} \\(.*got .*'error': \\{{'code': -32000"),
     ],
 )
 async def test_a_call_reply_that_breaks_json_rpc_fails_at_once_and_the_next_call_reconnects(

@@ -22,10 +22,12 @@ from gecko.errors import (
     WorkflowError,
     WorkflowTimeoutError,
 )
+from gecko.plugins import hookimpl, plugin_manager
 from gecko.plugins.storage import Storage, encode_value
 from gecko.plugins.storage.factory import create_storage
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.conformance.checkpoints import reseal
+from gecko.types import Event
 
 
 @pytest.fixture
@@ -405,3 +407,60 @@ async def test_a_snapshot_that_repeats_a_key_is_a_corrupt_checkpoint(storage: St
         await diamond(flaky, storage).resume("dup")
     assert (await storage._raw_get(where)) == (tampered, found.version + 1), "a refused resume changed the snapshot"
     assert flaky.runs["E"] == 1, "a node ran from a refused checkpoint"
+
+
+class _Observer:
+    """A `gecko_event` hook plugin: its presence makes every run observed (no lean path)."""
+
+    @hookimpl
+    async def gecko_event(self, event: Event) -> None:
+        del event
+
+
+def _changed(flaky: Flaky, storage: Storage, change: str) -> Workflow:
+    """The diamond as a later version of the program defines it, changed as `change` says."""
+    wf = Workflow("diamond", storage=storage)
+    for name in ("A", "B", "C", "D", "E", *(["F"] if change == "a node added" else [])):
+        wf.add_node(name, flaky.node(name))
+    edges = {("A", "B"), ("A", "C"), ("B", "D"), ("C", "D"), ("D", "E")}
+    if change == "an edge dropped":
+        edges.discard(("C", "D"))
+    if change == "an edge added":
+        edges.add(("B", "E"))
+    if change == "a node added":
+        edges |= {("C", "F"), ("F", "D")}
+    for src, dst in sorted(edges - ({("C", "D")} if change == "an edge made conditional" else set())):
+        wf.add_edge(src, dst)
+    if change == "an edge made conditional":
+        wf.add_edge("C", "D", lambda state: True)
+    return wf.set_entry_point("B" if change == "the entry moved" else "A")
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["lean", "observed"])
+@pytest.mark.parametrize("failing", ["C", "D"])
+@pytest.mark.parametrize(
+    "change", ["an edge dropped", "an edge added", "a node added", "the entry moved", "an edge made conditional"]
+)
+async def test_a_session_resumed_by_a_workflow_of_another_shape_is_refused_before_any_node_runs(
+    storage: Storage, change: str, failing: str, observed: bool
+) -> None:
+    # Before the graph's shape was recorded, an edge dropped after C left D waiting forever (the run
+    # ended with D and E never run) and an edge added to E left E never run.
+    flaky = Flaky()
+    flaky.fail = {failing}
+    with pytest.raises(WorkflowError):
+        await diamond(flaky, storage).execute("in", session_id="v1")
+    flaky.fail = set()
+    runs = Counter(flaky.runs)
+    manager, observer = plugin_manager(), _Observer()
+    if observed:
+        manager.register(observer, "test-checkpoint-observer")
+    try:
+        with pytest.raises(CorruptCheckpointError, match="nodes, entry point or edges differ from this one's"):
+            await _changed(flaky, storage, change).resume("v1")
+    finally:
+        if observed:
+            manager.unregister(observer)
+    assert flaky.runs == runs, "a node ran for a session of another graph"
+    result = await diamond(flaky, storage).resume("v1")  # the workflow that wrote it resumes it
+    assert set(result.state) == {"A", "B", "C", "D", "E"}

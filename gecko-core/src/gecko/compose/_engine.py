@@ -241,6 +241,12 @@ class Run:
                 f"session {sid!r} was written by a different graph (unknown nodes {unknown}); "
                 "resume it with the workflow that wrote it"
             )
+        if snap.get("graph") not in (None, self.plan.shape):
+            # Counts of edges still to arrive were taken over the old edges: resuming would skip nodes or wait forever.
+            raise CorruptCheckpointError(
+                f"session {sid!r} was written by a workflow whose nodes, entry point or edges differ from this one's; "
+                "resume it with the workflow that wrote it, or start a new session"
+            )
         unruled = sorted(key for key in self.rule_logs if key not in self.rules)
         if unruled:
             raise CorruptCheckpointError(
@@ -1220,6 +1226,7 @@ class Run:
             "rec": self.rec,
             "status": status,
             "saved_at": time.time(),
+            "graph": self.plan.shape,
             "input": storable(self.input, "the workflow input"),
             "state": storable(self.state, "the state"),
             "history": {

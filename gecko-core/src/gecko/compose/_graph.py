@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -125,6 +127,9 @@ class Plan:
     history_limit: int
     strategy: CheckpointStrategy
     max_lag: int
+    # The graph's nodes, entry point and edges, digested: a snapshot records it, and a resume by a
+    # workflow of another shape would wait on edges that are gone or miss new ones.
+    shape: str
     # Nodes whose edges all go forward without a condition: completing one needs no await.
     unconditional: frozenset[str] = frozenset()
     # Async function nodes without a timeout: a worker awaits their functions directly (no coroutine
@@ -260,11 +265,29 @@ def compile_plan(
         history_limit=history_limit,
         strategy=strategy,
         max_lag=max_lag,
+        shape=_shape(entry, nodes, forward, back),
         unconditional=unconditional,
         direct=direct,
     )
     _check_declared_writes(plan, frozenset(rules))
     return plan
+
+
+def _shape(
+    entry: str,
+    nodes: Mapping[str, NodeSpec],
+    forward: Mapping[str, list[tuple[str, Condition | None]]],
+    back: Mapping[str, list[tuple[str, Condition | None]]],
+) -> str:
+    """A digest of the entry point, the node names and the edges (each with whether it has a condition)."""
+    edges = sorted(
+        (kind, src, dst, condition is not None)
+        for kind, table in (("forward", forward), ("back", back))
+        for src, out in table.items()
+        for dst, condition in out
+    )
+    text = json.dumps([entry, sorted(nodes), edges], separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def _classify_edges(

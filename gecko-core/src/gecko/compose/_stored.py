@@ -61,6 +61,8 @@ class StoredSnapshot(StoredModel):
     interrupt: _Interrupt | None
     # The run's trace context (W3C carrier from a telemetry plugin), so a resume continues its trace.
     trace: dict[str, str] | None = None
+    # The shape of the graph that wrote it (`Plan.shape`); absent in snapshots of earlier versions.
+    graph: str | None = None
 
 
 class _Record(StoredModel):

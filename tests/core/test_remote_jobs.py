@@ -213,6 +213,8 @@ def node_job(target: str) -> str:
         member_job(f"{__name__}:shout").replace('"x"', "NaN"),
         member_job(f"{__name__}:shout").replace('"x"', "1e999"),
         member_job(f"{__name__}:shout").replace('"x"', '"\\udc00"'),
+        # a repeated key: which target runs would depend on the reader
+        member_job(f"{__name__}:shout").replace('"target"', '"target": "os:system", "target"'),
         '{"v": 1, "kind": "member", "target": null}',
         "[1]",
         "not json",
@@ -255,6 +257,7 @@ class ReplyingExecutor:
         '{"ok": true, "output": -1e400, "writes": {}, "deleted": [], "next": null}',
         '{"ok": true, "output": "\\ud800", "writes": {}, "deleted": [], "next": null}',
         '{"ok": true, "output": 1}',
+        '{"ok": true, "output": 1, "output": 2, "writes": {}, "deleted": [], "next": null}',
         '{"ok": true, "output": 1, "writes": [], "deleted": [], "next": null}',
         '{"ok": true, "output": 1, "writes": {}, "deleted": "abc", "next": null}',
         '{"ok": true, "output": 1, "writes": {}, "deleted": [], "next": {"input": 1}}',

@@ -46,7 +46,6 @@ EXTRA_TOOLS = {
     "empty_names": [{"name": "", "inputSchema": {"type": "object"}}, {"name": "", "inputSchema": {"type": "object"}}],
     "long_names": [{"name": "x" * 70 + suffix, "inputSchema": {"type": "object"}} for suffix in "ab"],
     "bad_properties": [{"name": "props", "inputSchema": {"type": "object", "properties": [1]}}],
-    "huge_description": [{"name": "wordy", "description": "w" * 3_000_000, "inputSchema": {"type": "object"}}],
     "description_not_text": [{"name": "numbered", "description": 5, "inputSchema": {"type": "object"}}],
     "huge_schema": [
         {

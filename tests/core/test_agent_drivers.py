@@ -19,7 +19,7 @@ from gecko.core.events import FinalOutput
 from gecko.core.state import PausedOutput, RunState
 from gecko.core.structure import OUTPUT_TOOL_NAME
 from gecko.core.toolbox import tool
-from gecko.errors import StructuredOutputError, UnknownToolError
+from gecko.errors import StructuredOutputError, StructuredOutputInvalid, UnknownToolError
 from gecko.plugins import hookimpl, plugin_manager
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.testing.models import ScriptedModel, reply
@@ -250,3 +250,72 @@ async def test_a_model_error_is_not_swallowed_by_either_driver() -> None:
         with pytest.raises(RuntimeError, match="endpoint down"):
             await drive(agent, driver, "Hi")
         assert [event for event, _ in log] == ["agent.started", "agent.failed"]
+
+
+# Structured replies a run takes at once, repairs, re-asks or fails on: each ends the same lean
+# (no subscriber, hook or middleware) and observed, through `run` and through the event generator.
+STRUCTURED_SCENARIOS: dict[str, list[Any]] = {
+    "valid": [output_call('{"name": "Ada", "age": 36}')],
+    "repaired": [output_call("```json\n{'name': 'Ada', 'age': 36,}\n```")],
+    "re-asked after a repeated key": [
+        output_call('{"name": "Ada", "age": 36, "age": 37}', "twice"),
+        output_call('{"name": "Ada", "age": 36}'),
+    ],
+    "re-asked after NaN and a huge number": [
+        output_call('{"name": "Ada", "age": NaN}', "nan"),
+        output_call('{"name": "Ada", "age": 1e999}', "huge"),
+        output_call('{"name": "Ada", "age": 36}'),
+    ],
+    "failing": [output_call('{"name": "Ada", "age": "old"}', f"bad{i}") for i in range(3)],
+}
+
+
+async def structured_outcome(script: list[Any], driver: str, observed: bool) -> tuple[Any, ...]:
+    """What a run of `script` ends with: its summary, or its error's type and text; and the requests sent."""
+    agent, model = agent_for(script)
+    events = event_log(agent) if observed else None
+    try:
+        output = await drive(agent, driver, "Who?")
+    except StructuredOutputInvalid as exc:
+        outcome: tuple[Any, ...] = (type(exc), str(exc), exc.errors)
+        end = "agent.failed"
+    else:
+        outcome = summary(output)
+        end = "agent.finished"
+    if events is not None:
+        assert (events[0][0], events[-1][0]) == ("agent.started", end)
+    return outcome, [request.model_dump() for request in model.requests]
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURED_SCENARIOS))
+async def test_structured_replies_end_the_same_lean_and_observed_through_both_drivers(
+    name: str, observer: Observer
+) -> None:
+    script = STRUCTURED_SCENARIOS[name]
+    observed = [await structured_outcome(script, driver, observed=True) for driver in ("run", "generator")]
+    plugin_manager().unregister(observer)
+    try:
+        lean = [await structured_outcome(script, driver, observed=False) for driver in ("run", "generator")]
+    finally:
+        plugin_manager().register(observer, "test-agent-drivers-observer")
+
+    assert lean[0] == lean[1] == observed[0] == observed[1]
+    outcome, requests = lean[0]
+    assert len(requests) == len(script)
+    if name == "failing":
+        assert outcome[0] is StructuredOutputInvalid
+        assert "age" in outcome[2]
+    else:
+        assert outcome[2] == Reply(name="Ada", age=36)
+    assert "model_request" in observer.seen
+
+
+def test_a_run_id_is_drawn_once_when_first_read_and_kept_through_json() -> None:
+    state = RunState([])
+    assert repr(state) == "RunState(run_id=None, messages=0, requests=0)"
+    run_id = state.run_id
+    assert len(run_id) == 16
+    assert int(run_id, 16) >= 0
+    assert state.run_id == run_id
+    assert RunState.from_json(state.to_json()).run_id == run_id
+    assert RunState([]).run_id != run_id

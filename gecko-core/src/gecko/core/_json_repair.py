@@ -348,17 +348,6 @@ def _has_suspicious_number(text: str) -> bool:
     return "NaN" in text or "Infinity" in text or _LONG_EXPONENT.search(text) is not None or _has_long_digits(text)
 
 
-def _scan(scan: _Scan, text: str) -> tuple[bool, str | None]:
-    """Read the JSON value `text` starts with: (whether it was read to its end, the first repeated key)."""
-    try:
-        scan(text, len(text) - len(text.lstrip(_WHITESPACE)))
-    except _RepeatedKey as exc:
-        return False, exc.key
-    except (ValueError, RecursionError, StopIteration):
-        return False, None
-    return True, None
-
-
 def repeated_key(text: str) -> str | None:
     """The first key that one object of the JSON `text` holds twice, or None.
 
@@ -367,7 +356,13 @@ def repeated_key(text: str) -> str | None:
     has accepted (which keeps the last of repeated keys); what the standard reader refuses, it
     cannot judge (None).
     """
-    return _scan(_KEYS_SCAN, text)[1]
+    try:
+        _KEYS_SCAN(text, len(text) - len(text.lstrip(_WHITESPACE)))
+    except _RepeatedKey as exc:
+        return exc.key
+    except (ValueError, RecursionError, StopIteration):
+        pass
+    return None
 
 
 def screen_strict(text: str) -> tuple[bool, str | None]:
@@ -382,7 +377,11 @@ def screen_strict(text: str) -> tuple[bool, str | None]:
     if len(text) >= _LONG_DIGITS_CHARS and _LONG_DIGITS.search(text) is not None:  # `_has_long_digits`, inlined
         return False, None
     try:
-        complete, repeated = _scan(_STRICT_SCAN, text)
+        _STRICT_SCAN(text, len(text) - len(text.lstrip(_WHITESPACE)))
     except _NumberOutOfBounds:
         return False, None
-    return complete or not _has_suspicious_number(text), repeated
+    except _RepeatedKey as exc:
+        return not _has_suspicious_number(text), exc.key
+    except (ValueError, RecursionError, StopIteration):
+        return not _has_suspicious_number(text), None
+    return True, None

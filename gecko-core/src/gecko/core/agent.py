@@ -182,7 +182,7 @@ class Agent:
             if not plugins_loaded() or engine.toolbox.needs_open():
                 await self._ready()
             wanted = output_type or self.output_type
-            structure = None if wanted is None else self._structures.get(wanted) or self._structure(wanted)
+            structure = None if wanted is None else self._structure(wanted)
             state = engine.new_state(input)
             output = await engine.run(state, structure=structure, usage_limits=usage_limits)
             # The engine pauses with exactly this class: no model-class `isinstance` (an ABC check).

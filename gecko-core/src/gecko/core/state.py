@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,23 +83,58 @@ class PausedOutput(AgentOutput):
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
 
 
-@dataclass(slots=True)
 class RunState:
     """The progress of one run: conversation (without the system prompt), usage and counters.
 
     JSON round-trips (`to_json` / `from_json`), so a paused run resumes in another process.
     """
 
-    messages: list[Message]
-    run_id: str = field(default_factory=_new_run_id)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    requests: int = 0
-    turns: int = 0
-    invalid_turns: int = 0
-    call_counts: dict[str, int] = field(default_factory=dict)
-    _last_usage: TokenUsage | None = field(default=None, init=False, repr=False, compare=False)
+    __slots__ = (
+        "_last_usage",
+        "_run_id",
+        "call_counts",
+        "input_tokens",
+        "invalid_turns",
+        "messages",
+        "output_tokens",
+        "requests",
+        "total_tokens",
+        "turns",
+    )
+
+    def __init__(
+        self,
+        messages: list[Message],
+        run_id: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        total_tokens: int = 0,
+        requests: int = 0,
+        turns: int = 0,
+        invalid_turns: int = 0,
+        call_counts: dict[str, int] | None = None,
+    ) -> None:
+        self.messages = messages
+        self._run_id = run_id
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.total_tokens = total_tokens
+        self.requests = requests
+        self.turns = turns
+        self.invalid_turns = invalid_turns
+        self.call_counts: dict[str, int] = {} if call_counts is None else call_counts
+        self._last_usage: TokenUsage | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id, drawn when first read (a run nothing observes never needs one)."""
+        run_id = self._run_id
+        if run_id is None:
+            run_id = self._run_id = _new_run_id()
+        return run_id
+
+    def __repr__(self) -> str:
+        return f"RunState(run_id={self._run_id!r}, messages={len(self.messages)}, requests={self.requests})"
 
     def usage(self) -> TokenUsage:
         """What the run spent so far."""

@@ -401,7 +401,7 @@ class StructuredRun(Generic[T]):
     def __init__(self, engine: StructureEngine[T], strategies: list[Strategy], messages: list[Message]) -> None:
         self.engine = engine
         self.messages = messages
-        self._strategies = list(strategies)
+        self._strategies = strategies  # owned: `StructureEngine.start` passes a new list
         self._index = 0
         self._retries = 0
         self._attempt_start: int | None = None

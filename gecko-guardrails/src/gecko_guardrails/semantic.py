@@ -11,8 +11,8 @@ loads on the first check that needs it, once per process, under a lock (about 2.
 `semantic.json` beside this module holds, as plain JSON, the head (one hidden layer of ReLU units
 over the 512-dimensional vector of a piece of text, and a sigmoid), and per channel the fusion (a
 logistic regression over the logits of the n-gram score and of the head's score) and the
-threshold, fitted by `training/semantic.py` on the public set of `eval/SOURCES.md`: the head on its
-train split, the fusion and the thresholds on its dev split.
+threshold, fitted by `training/semantic.py` on the public set of `eval/SOURCES.md`: the head on the
+n-gram models' pool, the fusion and the thresholds on that pool's out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # numpy is imported with the encoder, on the first check: imp
 
 __all__ = ("PIECES", "Fusion", "Semantic", "SemanticUnavailable", "encode_array", "logit", "require", "semantic_model")
 
-PIECES = 2
+PIECES = 1
 """The head scores this many pieces of a text: those the n-gram model scored highest (bounded work per check)."""
 _LOGIT_LIMIT = 8.0
 
@@ -112,9 +112,13 @@ class Semantic:
 
     def probability(self, texts: Sequence[str]) -> float:
         """The head's highest injection probability over `texts`."""
+        return self.probability_of(encode_array(texts))
+
+    def probability_of(self, vectors: Vectors) -> float:
+        """The head's highest injection probability over sentence `vectors` (one row per text)."""
         import numpy as np
 
-        activations = np.maximum(encode_array(texts) @ self.hidden.T + self.hidden_bias, 0.0)
+        activations = np.maximum(vectors @ self.hidden.T + self.hidden_bias, 0.0)
         value = float((activations @ self.output).max()) + self.output_bias
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, value))))
 

@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gecko.core.memory import TokenMemory
+from gecko.core.memory import RECALL_HEADER, TokenMemory, memory_message
 from gecko.errors import ConfigurationError
 from gecko.plugins.models import Embedder, checked_vectors
 from gecko.plugins.vector import VectorHit, VectorRecord, VectorStore, validate_collection_name
@@ -26,9 +26,6 @@ from gecko.plugins.vector.filters import MetadataValue
 from gecko.types import Message, Role
 
 __all__ = ("LongTermMemory", "RECALL_HEADER")
-
-RECALL_HEADER = "Recalled from long-term memory (earlier turns and stored facts, most relevant first):"
-"""The first line of the recall message, so that readers (and guardrails) can tell it apart."""
 
 
 @dataclass(frozen=True)
@@ -184,4 +181,4 @@ class LongTermMemory:
     @staticmethod
     def _recall_message(recalled: Sequence[_Recalled]) -> Message:
         lines = [f"- (turn {item.turn}) {item.text}" for item in recalled]
-        return Message.system("\n".join([RECALL_HEADER, *lines]))
+        return memory_message(RECALL_HEADER, "\n".join(lines))

@@ -27,7 +27,17 @@ from gecko.plugins.models import ChatModel, ModelRequest
 from gecko.plugins.storage import Storage
 from gecko.types import ImagePart, Message, Role, TextPart, TokenUsage, ToolCall
 
-__all__ = ("TokenMemory", "SummaryTokenMemory", "TokenCounter", "estimate_tokens")
+__all__ = (
+    "MEMORY_HEADERS",
+    "RECALL_HEADER",
+    "SUMMARY_HEADER",
+    "SummaryTokenMemory",
+    "TokenCounter",
+    "TokenMemory",
+    "estimate_tokens",
+    "is_memory_recall",
+    "memory_message",
+)
 
 _MessageKey = tuple[Role, str | tuple[TextPart | ImagePart, ...] | None, tuple[ToolCall, ...], str | None, str | None]
 
@@ -48,6 +58,35 @@ DEFAULT_SUMMARY_INSTRUCTIONS = (
     "numbers, open questions and the results of tool calls; drop small talk. If it starts with an earlier "
     "summary, merge that summary in. Answer with the summary only, in at most 200 words."
 )
+
+SUMMARY_HEADER = "Summary of the earlier conversation:"
+"""The first line of `SummaryTokenMemory`'s summary message."""
+RECALL_HEADER = "Recalled from long-term memory (earlier turns and stored facts, most relevant first):"
+"""The first line of `LongTermMemory`'s recall message."""
+MEMORY_HEADERS = (SUMMARY_HEADER, RECALL_HEADER)
+"""The first lines of the system messages memories write (`memory_message`), which `is_memory_recall` recognises."""
+
+# A memory recall is marked by its first line, not by a message field: the text is what the model already read
+# before this marker existed, so providers receive the same request; a field (`name` is sent by some providers)
+# would change it. A developer's system prompt that starts with a header line is taken for a recall (checked).
+_RECALL_PREFIXES = tuple(f"{header}\n" for header in MEMORY_HEADERS)
+
+
+def memory_message(header: str, body: str) -> Message:
+    """The system message a memory hands the model: `header` (one of `MEMORY_HEADERS`), a line break, `body`."""
+    if header not in MEMORY_HEADERS:
+        raise ConfigurationError(f"a memory message starts with one of MEMORY_HEADERS, not {header!r}")
+    return Message.system(f"{header}\n{body}")
+
+
+def is_memory_recall(message: Message) -> bool:
+    """Whether `message` is a summary or recall a memory wrote (`memory_message`): system text made of earlier
+    turns and stored facts, not the developer's instructions."""
+    return (
+        message.role is Role.SYSTEM
+        and isinstance(message.content, str)
+        and message.content.startswith(_RECALL_PREFIXES)
+    )
 
 
 def _message_key(message: Message) -> _MessageKey:
@@ -328,7 +367,7 @@ class SummaryTokenMemory(TokenMemory):
 
     @staticmethod
     def _summary_message(text: str) -> Message:
-        return Message.system(f"Summary of the earlier conversation:\n{text}")
+        return memory_message(SUMMARY_HEADER, text)
 
     # --- the summary cache -----------------------------------------------------------
 

@@ -3,8 +3,10 @@
 Each check returns `None` when the value passes or the reason it is refused. A check judges every
 reading of a value that a tool or a library on its way may act on, not only the text as given: NFKC
 with hidden characters removed (fullwidth dots and slashes are `../`), percent-decoding applied until nothing
-changes (`%252e` is `%2e` is `.`, overlong UTF-8 `%c0%ae` is `.`), and for paths Windows' reading
-(backslashes, trailing dots and spaces). A value is refused when any reading is.
+changes (`%252e` is `%2e` is `.`, overlong UTF-8 `%c0%ae` or `%f0%80%80%ae` is `.`), separators Windows'
+best-fit mapping turns into `/` and `\\` (U+2215, U+2216), and for paths Windows' reading (backslashes, trailing dots
+and spaces), a shell's (escaping backslashes dropped) and a lax decoder's (a `%` starting no escape dropped).
+A value is refused when any reading is.
 
 Paths are resolved (`..` and symlinks) before they are compared with the allowed roots, so a link
 inside a root that points outside it is refused. URL hosts are normalised (IDNA, trailing dots), IPv4
@@ -65,8 +67,18 @@ _PATH_PARAMETER = re.compile(r";[^/\\]*")
 _VARIABLE = re.compile(r"\$\{?[A-Za-z_]|%(?![0-9A-Fa-f]{2})[A-Za-z_][A-Za-z0-9_]*%")
 _PERCENT = re.compile(rb"%[0-9A-Fa-f]{2}")
 _PERCENT_U = re.compile(r"%u([0-9A-Fa-f]{4})")  # IIS's `%u002e`
-# Overlong UTF-8 (`%c0%ae` for '.'): decoders that accept it read an ASCII character.
-_OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]")
+# Overlong UTF-8 of 2 to 6 bytes (`%c0%ae`, `%f0%80%80%ae` for '.'): decoders that accept it read an ASCII
+# character; lax ones keep only the low 6 bits of the byte after `\xc0`/`\xc1` (`%c0%2e`, `%c0%ee` are '.').
+_OVERLONG = re.compile(
+    rb"[\xc0\xc1][\x00-\xff]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}"
+    rb"|\xf8[\x80-\x87][\x80-\xbf]{3}|\xfc[\x80-\x83][\x80-\xbf]{4}"
+)
+# Characters Windows' best-fit mapping (ANSI code pages) and IIS's `%u` decoding turn into `/` and `\`.
+_BEST_FIT_SEPARATORS = str.maketrans(
+    dict.fromkeys("\u2044\u2215\u29f8\uefc8", "/") | dict.fromkeys("\u2216\u29f5\u29f9\uf025", "\\")
+)
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Characters URL parsers disagree on when they stand in the scheme or the host: a backslash is a separator
 # to browsers and some clients, not to Python; tabs and newlines are dropped by some and kept by others;
 # and every other control or space.
@@ -82,7 +94,8 @@ _NAME_MAX = 255
 
 def readings(value: str) -> list[str]:
     """The ways a tool or a library on its way may read `value`: as given, cleaned (`sanitize.clean`:
-    NFKC, hidden characters removed), and percent-decoded (overlong UTF-8 undone) until it stops changing."""
+    NFKC, hidden characters removed), percent-decoded (overlong UTF-8 undone) until it stops changing, and
+    with best-fit separators (U+2215 is `/`)."""
     found = [value]
     current = value
     for _ in range(8):  # each round undoes one level of encoding; real values have one or two
@@ -93,6 +106,7 @@ def readings(value: str) -> list[str]:
         current = decoded
     for text in list(found):
         found.append(clean(text))
+        found.append(clean(text).translate(_BEST_FIT_SEPARATORS))
     return list(dict.fromkeys(found))
 
 
@@ -109,21 +123,22 @@ def _percent_decoded(text: str) -> str:
 
 def _overlong_char(match: re.Match[bytes]) -> bytes:
     data = match.group()
-    if len(data) == 2:
-        code = ((data[0] & 0x1F) << 6) | (data[1] & 0x3F)
-    else:
-        code = ((data[0] & 0x0F) << 12) | ((data[1] & 0x3F) << 6) | (data[2] & 0x3F)
-    return chr(code).encode("utf-8")
+    code = data[0] & (0x7F >> len(data))
+    for byte in data[1:]:
+        code = (code << 6) | (byte & 0x3F)
+    return chr(code).encode("utf-8", "surrogatepass")
 
 
 async def check_path(value: str, roots: Sequence[Path]) -> str | None:
-    """Refuse a path that, in any reading (see `readings`; also Windows', and with `;` path parameters
-    dropped), is not inside one of `roots`."""
+    """Refuse a path holding a control character, or that, in any reading (see `readings`; also Windows',
+    a shell's, a lax decoder's, and with `;` path parameters dropped), is not inside one of `roots`."""
     if not roots:
         return "no file roots are configured, so no path is allowed"
     views = readings(value)
-    if any("\x00" in view for view in views):
-        return "the path contains a NUL byte"
+    for view in views:
+        control = _CONTROL.search(view)
+        if control is not None:
+            return f"the path {value!r} contains the control character {control.group()!r}"
     if any(len(view.encode("utf-8", "surrogateescape")) >= _PATH_MAX for view in views):
         return f"the path {value[:80]!r}... is longer than a file system accepts"
     for view in views:
@@ -131,7 +146,12 @@ async def check_path(value: str, roots: Sequence[Path]) -> str | None:
         if reason is not None:
             return f"the path {value!r} {reason}"
     candidates = list(
-        dict.fromkeys(path for view in views for path in (view, _windows_reading(view), _PATH_PARAMETER.sub("", view)))
+        dict.fromkeys(
+            path
+            for view in views
+            for lax in (view, view.replace("\\", ""), _STRAY_PERCENT.sub("", view))
+            for path in (lax, _windows_reading(lax), _PATH_PARAMETER.sub("", lax))
+        )
     )
 
     def resolve() -> tuple[list[tuple[str, str]], list[str]]:
@@ -157,6 +177,9 @@ def _path_form_reason(view: str) -> str | None:
     if view.lstrip().startswith("~"):
         # Whether `~` means a home directory depends on the tool; either way it is not checked here.
         return "starts with '~'; pass a path inside the allowed roots"
+    if "*" in view or "?" in view:
+        # A tool or shell that globs may expand `.?` to `..`; Windows allows neither in a name.
+        return "holds a wildcard ('*' or '?') a tool may expand; pass the path itself"
     if _VARIABLE.search(view):
         return "holds an environment variable a tool may expand; pass the path itself"
     if _PATH_URL.match(view.strip()):

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import re
+import unicodedata
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 from gecko_guardrails import ArgumentViolation, Guardrails
+from gecko_guardrails.arguments import _METADATA_NAMES, host_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -163,8 +165,30 @@ PATH_ATTACKS = [
     "file:///{root}/../outside/secret.txt",
     "s3://bucket/key",
     "http://127.0.0.1/secret",
-    # NUL bytes and variables a tool may expand
+    # 4- to 6-byte overlong UTF-8, and the lax 2-byte forms whose second byte is no continuation byte
+    "%f0%80%80%ae%f0%80%80%ae/outside/secret.txt",
+    "%f8%80%80%80%ae%f8%80%80%80%ae/outside/secret.txt",
+    "%fc%80%80%80%80%ae%fc%80%80%80%80%ae%c0%2foutside%c0%2fsecret.txt",
+    "%c0%2e%c0%2e%c0%2foutside/secret.txt",
+    "%c0.%c0./outside/secret.txt",
+    # separators Windows' best-fit mapping and IIS's `%u` decoding read as `/` and `\`
+    "..\u2215outside\u2215secret.txt",
+    "..%u2215outside/secret.txt",
+    "..%u2216outside/secret.txt",
+    "..%uEFC8outside/secret.txt",
+    "..%uF025outside/secret.txt",
+    # a shell drops escaping backslashes; a lax decoder drops a `%` that starts no escape
+    ".\\./outside/secret.txt",
+    ".\\\\./outside/secret.txt",
+    "%25%5c..%25%5coutside%25%5csecret.txt",
+    "%%c0%6e%c0%6e/outside/secret.txt",
+    # wildcards a globbing tool may expand to `..` or to a link out
+    ".?/outside/secret.txt",
+    "*/secret.txt",
+    # control characters, and variables a tool may expand
     "notes.txt\x00../../outside",
+    "%0a/bin/cat%20/etc/passwd",
+    "notes.txt%01",
     "$HOME/.ssh/id_rsa",
     "${{HOME}}/.ssh/id_rsa",
     "%HOME%/.ssh/id_rsa",
@@ -727,3 +751,137 @@ async def test_streamed_runs_refuse_them_too(guardrails: Guardrails, declared: d
     received, text = await call_tool(guardrails, value, stream=True)
     assert received == []
     assert "blocked by a guardrail" in text
+
+
+# --- public payload lists ----------------------------------------------------------------------------------
+# `data/payloads_all_the_things.json` holds payload lines (no prose) of swisskyrepo/PayloadsAllTheThings at
+# commit f9fa51417886ac11476cb62db2dff21773dc570b (MIT License, Copyright (c) 2019 Swissky), by file:
+# Directory Traversal/Intruder/{directory_traversal,deep_traversal,traversals-8-deep-exotic-encoding}.txt
+# whole, dotdotpwn.txt's `etc/passwd` lines (the shallowest of each spelling); the URLs in the code blocks of
+# Server Side Request Forgery/{README,SSRF-Cloud-Instances,SSRF-Advanced-Exploitation}.md; and
+# Command Injection/Intruder/{command-execution-unix,command_exec}.txt whole. A payload that is no attack in
+# this model is left out by one of the rules below, never one by one; the counts are asserted, so a change
+# to the lists or the rules shows. Refused before session 10's fixes: paths 1,987 of 2,293 (4- to 6-byte and
+# lax overlong UTF-8, best-fit separators `%u2215`, shell-escaped and `%`-prefixed dots, `?` wildcards,
+# control characters got through), URLs 145 of 145, shell 486 of 486; now all.
+
+PAYLOADS = json.loads((Path(__file__).parent / "data" / "payloads_all_the_things.json").read_text("utf-8"))
+
+# Spellings of `.`, `/` or `\` that no decoder produces: hex written as text (`0x2f`), escapes with a non-hex
+# digit (`%9v`, `%pc`), `%%32%%66` (it decodes to `%2%f`), and `%c0%fe`, `%c1%af` (a lax decoder reads `>`, `o`).
+_NO_DECODER_SEPARATOR = re.compile(r"(?i)0x[0-9a-f]{2}|%(?!u[0-9a-f]{4})[0-9a-f]?[g-z]|%%3\d%%|%c0%fe|%c1%af")
+
+
+def _plain_decoded(value: str) -> str:
+    for _ in range(8):
+        value, before = urllib.parse.unquote(value), value
+        if value == before:
+            break
+    return value
+
+
+def path_exclusion(payload: str) -> str | None:
+    """Why a traversal payload is no escape from the root in this model, if it is none."""
+    if _NO_DECODER_SEPARATOR.search(payload):
+        return "a separator or dot no decoder produces"
+    if "/\\/" in payload or "\\/\\" in payload:
+        return "filter evasion: `..` only once a filter deletes a run of slashes and backslashes"
+    if re.match(r"A{100,}/\.\./", payload):
+        return "path truncation: `A.../..` names a file inside the root; no tool truncates the path"
+    decoded = _plain_decoded(payload)
+    if re.fullmatch(r"(\./)*\.?\w[\w.-]*", decoded) and ".." not in decoded:
+        return "no traversal: a plain name of a file in the root (`.htaccess`, `./.htaccess`)"
+    return None
+
+
+def url_exclusion(payload: str) -> str | None:
+    """Why an SSRF payload is no attack decidable without DNS, if it is none."""
+    try:
+        parts = urllib.parse.urlsplit(payload)
+        hostname = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not hostname:
+        return None
+    host = unicodedata.normalize("NFKC", hostname).rstrip(".")
+    if (
+        re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", host)
+        and not re.fullmatch(r"0x[0-9a-f]*|[0-9]+", host.rsplit(".", 1)[-1])  # IPv4 spelled otherwise
+        and host not in _METADATA_NAMES
+        and not host_matches(host, ("localhost", ".localhost"))  # loopback by RFC 6761
+    ):
+        return "a DNS name: the verdict is its resolver's answer"
+    return None
+
+
+# What POSIX gives meaning to, besides blanks: operators, expansion, quoting, escaping, line breaks.
+_POSIX_SPECIAL = re.compile(r"[|&;<>()$`\\\"'\n\r]")
+
+
+def shell_exclusion(payload: str) -> str | None:
+    """Why a command injection payload injects nothing, if it does not."""
+    if not _POSIX_SPECIAL.search(_plain_decoded(payload)):
+        return "a bare command: nothing to inject unless the tool runs its argument as a command"
+    return None
+
+
+PATH_KEPT, PATH_EXCLUDED = (
+    2293,
+    {
+        "a separator or dot no decoder produces": 436,
+        "path truncation: `A.../..` names a file inside the root; no tool truncates the path": 16,
+        "no traversal: a plain name of a file in the root (`.htaccess`, `./.htaccess`)": 6,
+        "filter evasion: `..` only once a filter deletes a run of slashes and backslashes": 34,
+    },
+)
+URL_KEPT, URL_EXCLUDED = 145, {"a DNS name: the verdict is its resolver's answer": 19}
+SHELL_KEPT, SHELL_EXCLUDED = (
+    486,
+    {"a bare command: nothing to inject unless the tool runs its argument as a command": 45},
+)
+
+
+def _judged(kind: str, exclusion: Any) -> tuple[list[str], dict[str, int]]:
+    kept, excluded = [], {}
+    for lines in PAYLOADS[kind].values():
+        for payload in lines:
+            reason = exclusion(payload)
+            if reason is None:
+                kept.append(payload)
+            else:
+                excluded[reason] = excluded.get(reason, 0) + 1
+    return kept, excluded
+
+
+async def _passed(guard: Guardrails, payloads: list[str]) -> list[str]:
+    passed = []
+    for payload in payloads:
+        try:
+            await guard.check_arguments(ToolCall(id="c", name="probe", arguments=json.dumps({"value": payload})), "t")
+        except ArgumentViolation:
+            continue
+        passed.append(payload)
+    return passed
+
+
+async def test_public_traversal_payloads_are_refused(guardrails: Guardrails, workspace: Path) -> None:
+    kept, excluded = _judged("paths", path_exclusion)
+    assert (len(kept), excluded) == (PATH_KEPT, PATH_EXCLUDED)
+    assert await _passed(guardrails, [payload.replace("{FILE}", "etc/passwd") for payload in kept]) == []
+    await assert_refused(guardrails, kept[-1])  # and the agent's tool does not run
+
+
+async def test_public_ssrf_payloads_are_refused(guardrails: Guardrails) -> None:
+    guardrails.protect("probe", urls=["value"])
+    kept, excluded = _judged("urls", url_exclusion)
+    assert (len(kept), excluded) == (URL_KEPT, URL_EXCLUDED)
+    assert await _passed(guardrails, kept) == []
+    await assert_refused(guardrails, kept[-1])
+
+
+async def test_public_command_injection_payloads_are_refused(guardrails: Guardrails) -> None:
+    guardrails.protect("probe", shell=False)
+    kept, excluded = _judged("shell", shell_exclusion)
+    assert (len(kept), excluded) == (SHELL_KEPT, SHELL_EXCLUDED)
+    assert await _passed(guardrails, kept) == []
+    await assert_refused(guardrails, kept[-1])

@@ -162,8 +162,9 @@ def test_checks_name_what_they_found() -> None:
     assert check_shell("a|b") == "the value contains the shell metacharacter '|'"
 
 
-async def test_nul_byte_paths_are_refused(tmp_path: Path) -> None:
-    assert await check_path("a\x00b", (tmp_path,)) == "the path contains a NUL byte"
+async def test_paths_with_a_control_character_are_refused(tmp_path: Path) -> None:
+    assert await check_path("a\x00b", (tmp_path,)) == "the path 'a\\x00b' contains the control character '\\x00'"
+    assert await check_path("%0a/bin/cat", (tmp_path,)) == "the path '%0a/bin/cat' contains the control character '\\n'"
 
 
 async def test_arguments_nested_deeper_than_python_recurses_are_refused(guardrails: Guardrails) -> None:

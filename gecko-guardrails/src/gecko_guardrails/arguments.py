@@ -1,4 +1,4 @@
-"""Argument checks for the dangerous tool kinds: file paths, URLs, storage URLs, shell text.
+"""Argument checks for the dangerous tool kinds: file paths, URLs, storage URLs, shell text, command-line operands.
 
 Each check returns `None` when the value passes or the reason it is refused. A check judges every
 reading of a value that a tool or a library on its way may act on, not only the text as given: NFKC
@@ -10,10 +10,12 @@ A value is refused when any reading is.
 
 Paths are resolved (`..` and symlinks) before they are compared with the allowed roots, so a link
 inside a root that points outside it is refused. URL hosts are normalised (IDNA, trailing dots), IPv4
-must be written as four decimal numbers, and a host is resolved (in a worker thread) and every
-address it resolves to is checked, also the IPv4 address carried inside an IPv6 one. The tool
-resolves the name again when it connects, so a name that changes its answer in between (DNS
-rebinding) is not caught here; a symlink changed between the check and the tool's open is not either.
+must be written as four decimal numbers, a name that carries a private address (`127.0.0.1.nip.io`,
+`10-0-0-1.sslip.io`, `7f000001.nip.io`) or is a `.localhost` name is refused without a lookup, and
+any other host is resolved (in a worker thread) and every address it resolves to is checked, also
+the IPv4 address carried inside an IPv6 one. The tool resolves the name again when it connects, so a
+name that changes its answer in between (DNS rebinding) is not caught here; a symlink changed between
+the check and the tool's open is not either.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import ipaddress
 import os
 import re
 import socket
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -31,7 +34,7 @@ import anyio.to_thread
 
 from gecko_guardrails.sanitize import clean
 
-__all__ = ("check_path", "check_shell", "check_storage_url", "check_url", "host_matches", "readings")
+__all__ = ("check_operand", "check_path", "check_shell", "check_storage_url", "check_url", "host_matches", "readings")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -88,6 +91,19 @@ _AUTHORITY = re.compile(r"[^:/?#]*:[/\\]*[^/?#]*")
 # Characters IDNA 2003 (Python, glibc) and IDNA 2008 (most HTTP clients) map to different hosts.
 _IDNA_DEVIATIONS = re.compile("[\u00df\u03c2\u200c\u200d]")
 _NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
+# An IPv4 address inside a host name, as wildcard DNS services (nip.io, sslip.io, traefik.me) read it: four numbers
+# joined by dots or dashes (`127.0.0.1.nip.io`, `app-10-0-0-1.nip.io`), or eight hex digits (`7f000001.nip.io`);
+# found at every position (a lookahead), so `1.2.127.0.0.1.nip.io` shows `127.0.0.1`.
+_EMBEDDED_IPV4 = re.compile(
+    r"(?=(?<![0-9])([0-9]{1,3})[.-]([0-9]{1,3})[.-]([0-9]{1,3})[.-]([0-9]{1,3})(?![0-9]))"
+    r"|(?<![0-9a-z])([0-9a-f]{8})(?![0-9a-z])"
+)
+# Characters a command line's parser (Windows' best-fit mapping among them) may read as `-`: the soft hyphen, the
+# Unicode hyphens and dashes, the minus sign, and the small and fullwidth hyphen-minus; and the fullwidth quotes.
+_DASHES_AND_QUOTES = str.maketrans(
+    dict.fromkeys("\u00ad\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\ufe58\ufe63\uff0d", "-")
+    | {"\uff02": '"', "\uff07": "'"}
+)
 _PATH_MAX = 4096
 _NAME_MAX = 255
 
@@ -263,6 +279,10 @@ async def _check_one_url(
     if literal is not None:
         reason = _address_reason(literal, allow_private)
         return None if reason is None else f"the host {host} is {reason}"
+    for embedded in _embedded_addresses(host):
+        reason = _address_reason(embedded, allow_private)
+        if reason is not None:
+            return f"the host {host!r} carries {embedded} in its name, {reason}: wildcard DNS services resolve it there"
     try:
         infos = await anyio.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError) as exc:
@@ -292,6 +312,8 @@ def _host(raw: str, *, bracketed: bool) -> tuple[str, Address | None, str | None
         return raw, None, f"has an invalid host name ({exc})"
     if not host:
         return host, None, "has no host"
+    if host_matches(host, ("localhost", ".localhost")):  # loopback by RFC 6761, whatever a resolver answers
+        return host, ipaddress.IPv4Address("127.0.0.1"), None
     if _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
         try:
             address = ipaddress.IPv4Address(host)
@@ -299,6 +321,26 @@ def _host(raw: str, *, bracketed: bool) -> tuple[str, Address | None, str | None
             return host, None, "has a host that ends in a number but is not four decimal numbers; write the address so"
         return host, address, None
     return host, None, None
+
+
+def _embedded_addresses(host: str) -> list[Address]:
+    """The addresses a host name carries in its labels: IPv4 dotted, dashed or in hex, and IPv6 with dashes for
+    colons (`--1.sslip.io` is `::1`, `fe80--1.sslip.io` is `fe80::1`; the longest part of a label after a dash
+    that is one, `www---1` is `::1`)."""
+    found: list[Address] = []
+    for match in _EMBEDDED_IPV4.finditer(host):
+        if match.group(5) is not None:
+            found.append(ipaddress.IPv4Address(int(match.group(5), 16)))
+        elif all(int(octet) <= 255 for octet in match.groups()[:4]):
+            found.append(ipaddress.IPv4Address(".".join(str(int(octet)) for octet in match.groups()[:4])))
+    for label in host.split("."):
+        for start in (0, *(index + 1 for index, char in enumerate(label) if char == "-")):
+            try:
+                found.append(ipaddress.IPv6Address(label[start:].replace("-", ":")))
+            except ValueError:
+                continue
+            break  # the longest reading: `2a01-4f8--2` is 2a01:4f8::2, not also 4f8::2
+    return found
 
 
 def _address_reason(address: Address, allow_private: bool) -> str | None:
@@ -348,4 +390,19 @@ def check_storage_url(value: str) -> str | None:
         match = _STORAGE_URL.search(view)
         if match is not None:
             return f"the value contains a storage URL ({match.group()!r})"
+    return None
+
+
+def check_operand(value: str) -> str | None:
+    """Refuse a command-line operand that a program would take for an option: one that starts with `-` in any
+    reading (see `readings`), once blanks, quotes and invisible characters before it are dropped and dash
+    look-alikes read as `-`."""
+    for view in readings(value):
+        # What a shell or Windows' argument parser drops before a word: blanks, quotes; and invisible characters.
+        word = view.translate(_DASHES_AND_QUOTES)
+        while word and (word[0].isspace() or word[0] in "\"'" or unicodedata.category(word[0]) == "Cf"):
+            word = word[1:]
+        if word.startswith("-"):
+            shown = "" if view == value else f" (read as {view!r})"
+            return f"the operand {value!r} starts with '-'{shown}: a program would read it as an option"
     return None

@@ -23,7 +23,7 @@ from gecko.errors import ApprovalRequired, ConfigurationError, GuardrailViolatio
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.redaction import REDACTED, redact, redacting_logger
 from gecko.types import Message, Role, TextPart, ToolCall
-from gecko_guardrails.arguments import check_path, check_shell, check_storage_url, check_url
+from gecko_guardrails.arguments import check_operand, check_path, check_shell, check_storage_url, check_url
 from gecko_guardrails.detect import Detection, detect
 from gecko_guardrails.sanitize import clean
 from gecko_guardrails.semantic import require
@@ -58,7 +58,7 @@ class InjectionDetected(GuardrailViolation):
 
 
 class ArgumentViolation(GuardrailViolation):
-    """A tool argument broke the tool's declared policy (path, URL, shell, storage URL)."""
+    """A tool argument broke the tool's declared policy (path, URL, operand, shell, storage URL)."""
 
 
 class _Named(Protocol):
@@ -77,6 +77,8 @@ class ToolPolicy:
         channel: `"retrieval"` for tools that return retrieved documents, else `"tool"`.
         paths: Arguments that are file paths, confined to the configured roots.
         urls: Arguments that are URLs, checked against the host lists and private addresses.
+        operands: Arguments the tool passes to a command line as words of their own: one starting with `-`
+            (a negative number too) is refused, since the program would read it as an option.
         shell: Whether string arguments may hold shell metacharacters.
         storage_urls: Whether string arguments may hold storage URLs (`file://`, `s3://`, ...).
     """
@@ -86,6 +88,7 @@ class ToolPolicy:
     channel: Literal["tool", "retrieval"] = "tool"
     paths: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
+    operands: tuple[str, ...] = ()
     shell: bool = True
     storage_urls: bool = True
 
@@ -237,6 +240,7 @@ class Guardrails:
         channel: Literal["tool", "retrieval"] = "tool",
         paths: Sequence[str] = (),
         urls: Sequence[str] = (),
+        operands: Sequence[str] = (),
         shell: bool = True,
         storage_urls: bool = True,
     ) -> None:
@@ -248,6 +252,7 @@ class Guardrails:
             channel=channel,
             paths=tuple(paths),
             urls=tuple(urls),
+            operands=tuple(operands),
             shell=shell,
             storage_urls=storage_urls,
         )
@@ -355,6 +360,12 @@ class Guardrails:
                         deny_hosts=self.deny_hosts,
                         allow_private=self.allow_private,
                     )
+                if reason is not None:
+                    raise ArgumentViolation(f"{call.name}: argument {name!r} refused: {reason}")
+        for name in policy.operands:
+            for value in values.get(name, []):
+                # A number reaches the command line as its text: `-5` is an option to `head`.
+                reason = None if isinstance(value, bool) else check_operand(str(value))
                 if reason is not None:
                     raise ArgumentViolation(f"{call.name}: argument {name!r} refused: {reason}")
         checks = ([] if policy.shell else [check_shell]) + ([] if policy.storage_urls else [check_storage_url])

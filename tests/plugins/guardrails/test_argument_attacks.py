@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import unicodedata
 import urllib.parse
 from pathlib import Path
@@ -24,15 +25,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gecko.core.agent import Agent
-from gecko.core.events import FinalOutput
+from gecko.core.events import EventBus, FinalOutput
 from gecko.core.toolbox import Tool
 from gecko.testing.models import ScriptedModel, tool_calls_reply
-from gecko.types import Role, ToolCall
+from gecko.types import Event, Role, ToolCall
 
 
-async def call_tool(guard: Guardrails, value: Any, *, stream: bool = False) -> tuple[list[Any], str]:
-    """One agent run (streamed or not) whose model calls `probe(value=value)`: what the tool received, and
-    what the model read back."""
+async def call_tool(
+    guard: Guardrails, value: Any, *, stream: bool = False, events: list[Event] | None = None
+) -> tuple[list[Any], str]:
+    """One agent run (streamed or not; observed when `events` collects what its bus publishes) whose model calls
+    `probe(value=value)`: what the tool received, and what the model read back."""
     received: list[Any] = []
 
     async def probe(value: Any) -> str:
@@ -42,7 +45,10 @@ async def call_tool(guard: Guardrails, value: Any, *, stream: bool = False) -> t
     model = ScriptedModel(
         [tool_calls_reply(ToolCall(id="c1", name="probe", arguments=json.dumps({"value": value}))), "finished"]
     )
-    agent = Agent(model, tools=[Tool(probe, name="probe", description="probe a value")])
+    bus = EventBus()
+    if events is not None:
+        bus.subscribe(events.append)
+    agent = Agent(model, tools=[Tool(probe, name="probe", description="probe a value")], event_bus=bus)
     if stream:
         [output] = [event.output async for event in agent.stream("go") if isinstance(event, FinalOutput)]
     else:
@@ -342,6 +348,35 @@ URL_ATTACKS = [
     "http://LOCALHOST./",
     "http://localhost:6379/",
     "https://localhost:443/",
+    "http://customer1.app.localhost/",
+    "http://LOCALHOST.localhost./",
+    # wildcard DNS names that carry a private address (refused without a lookup), and names that resolve to
+    # loopback (refused by the answer, or as unresolvable where no DNS answers)
+    "http://127.0.0.1.nip.io/",
+    "http://app.10.0.0.1.nip.io/",
+    "http://customer2-app-127-0-0-1.nip.io/",
+    "http://magic-7f000001.nip.io/",
+    "http://7F000001.nip.io/",
+    "http://0a000001.nip.io/",
+    "http://10-0-0-1.sslip.io/",
+    "http://192-168-1-1.sslip.io/",
+    "http://169.254.169.254.nip.io/latest/meta-data/",
+    "http://169-254-169-254.sslip.io/",
+    "http://a9fea9fe.nip.io/",
+    "http://--1.sslip.io/",
+    "http://fe80--1.sslip.io/",
+    "http://fd00-ec2--254.sslip.io/",
+    "http://--ffff-7f00-1.sslip.io/",
+    "http://www---1.sslip.io/",
+    "http://10.0.0.1.traefik.me/",
+    "http://127-0-0-1.traefik.me/",
+    "http://127.0.0.1.xip.io/",
+    "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11.nip.io/",
+    "http://127\u30020\u30020\u30021.nip.io/",
+    "http://localtest.me/",
+    "http://sub.localtest.me/",
+    "http://lvh.me/",
+    "http://app.lvh.me/",
     # cloud metadata
     "http://169.254.169.254/latest/meta-data/",
     "http://169.254.170.2/v2/credentials",
@@ -414,6 +449,9 @@ URL_POLICY_ATTACKS = [
         ]
     ),
     (METADATA, "http://2852039166/", "four decimal numbers"),
+    (METADATA, "http://169.254.169.254.nip.io/", "metadata"),
+    (METADATA, "http://a9fea9fe.nip.io/", "metadata"),
+    (METADATA, "http://fd00-ec2--254.sslip.io/", "metadata"),
     (DENIED, "http://ev\u200bil.test/", "control character"),
     *(
         (ALLOWED, url, "")
@@ -661,6 +699,7 @@ TEXT_ATTACKS = [
     ({"shell": False}, ["ok", ["a|id"]]),
     ({"shell": False}, json.dumps({"pattern": "a\u037eid"})),
     ({"shell": False}, json.dumps(["a%3bid"])),
+    ({"shell": False}, "https://example.tld/\uff02 --use-askpass=calc \uff02.txt"),  # Windows reads `"`
     ({"storage_urls": False}, {"s3://bucket/key": "x"}),
     ({"storage_urls": False}, r'{"to": "s3\u003a//bucket/key"}'),
     ({"storage_urls": False}, [["redis://cache:6379/0"]]),
@@ -734,6 +773,182 @@ def test_property_a_storage_url_in_any_spelling_is_refused(
     refused_on_both_backends(guard, value)
 
 
+# --- names resolved, names not resolved --------------------------------------------------------------------
+
+
+NAMES_CARRYING_ADDRESSES = [
+    url for url in URL_ATTACKS if re.search(r"nip\.io|sslip\.io|xip\.io|traefik\.me|\.localhost", url)
+]
+
+
+@pytest.mark.parametrize("url", NAMES_CARRYING_ADDRESSES)
+async def test_names_carrying_a_private_address_are_refused_without_a_lookup(
+    guardrails: Guardrails, resolver: list[str], url: str
+) -> None:
+    guardrails.protect("probe", urls=["value"])
+    await assert_refused(guardrails, url)
+    assert resolver == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://www.example.com/",
+        "http://8.8.8.8.nip.io/",
+        "http://cdn-1-2-3-4.example.com/",
+        "http://deadbeef.example.com/",
+        "http://release-2024-10-01.example.com/",
+        "http://v1-2-3.example.com/",
+        "http://2a01-4f8-c17-b8f--2.sslip.io/",
+        "http://xn--bcher-kva.example/",
+        "http://localhost-docs.example.com/",
+        "http://my-localhost.example.com/",
+    ],
+)
+async def test_names_that_carry_no_private_address_are_judged_by_their_answer(
+    guardrails: Guardrails, resolver: list[str], url: str
+) -> None:
+    guardrails.protect("probe", urls=["value"])
+    received, text = await call_tool(guardrails, url)
+    assert (received, text) == ([url], "ran")
+    assert resolver == [urllib.parse.urlsplit(url).hostname]
+
+
+@pytest.mark.parametrize("url", ["http://intranet.loopback.test/", "http://files.down.test/"])
+async def test_a_name_answered_with_loopback_or_not_answered_is_refused(
+    guardrails: Guardrails, resolver: list[str], url: str
+) -> None:
+    guardrails.protect("probe", urls=["value"])
+    reason = "127.0.0.1" if "loopback" in url else "does not resolve"
+    await assert_refused(guardrails, url, reason)
+
+
+async def test_private_names_follow_allow_private_and_allow_hosts(guardrails: Guardrails, resolver: list[str]) -> None:
+    guardrails.protect("probe", urls=["value"])
+    guardrails.allow_private = True  # a private address carried by the name is then resolved like any other
+    await assert_allowed(guardrails, "http://10-0-0-1.sslip.io/")
+    await assert_allowed(guardrails, "http://app.localhost/")
+    assert resolver == ["10-0-0-1.sslip.io"]
+    guardrails.allow_private = False
+    guardrails.allow_hosts = (".lab.example",)  # a listed host is vouched for, whatever its name carries
+    await assert_allowed(guardrails, "http://ip-10-0-0-5.lab.example/")
+    await assert_refused(guardrails, "http://10.0.0.5.nip.io/", "not in the allowed hosts")
+
+
+# --- command-line operands ------------------------------------------------------------------------------------
+# Options of common programs that run a command or write a file when an operand is taken for one (the program
+# documentation's option names, the vectors SonarSource's Argument Injection Vectors collects), then the spellings.
+
+OPERAND_ATTACKS = [
+    "-e /bin/sh",
+    "--output=/etc/passwd",
+    "-o/tmp/x",
+    "--upload-pack=touch /tmp/x",
+    "-u touch /tmp/x",
+    "--config=core.sshCommand=touch /tmp/x",
+    "-c core.pager=id",
+    "--open-files-in-pager=id",
+    "-oProxyCommand=sh -c id",
+    "--checkpoint-action=exec=sh x.sh",
+    "--to-command=sh",
+    "--use-compress-program=sh",
+    "-TT",
+    "--unzip-command=sh -c id",
+    "--rsh=sh -c id",
+    "-X/tmp/log",
+    "--exec",
+    "-exec",
+    "-rf",
+    "-",
+    "--",
+    "-5",
+    -5,
+    -0.5,
+    # blanks, quotes and hidden characters before the dash; dash look-alikes; percent-encoded dashes
+    " -e",
+    "\t--exec",
+    "\u3000-e",
+    "'-e'",
+    '"--exec"',
+    "\uff02 --use-askpass=calc \uff02",
+    "\u200b-e",
+    "\u2060--exec",
+    "\u200b\u00adrf",
+    "\uff02\u00adrf",
+    "\u00adrf",
+    "\u2010e",
+    "\u2011rf",
+    "\u2012rf",
+    "\u2013rf",
+    "\u2014exec",
+    "\u2015rf",
+    "\u2043rf",
+    "\u2212rf",
+    "\ufe58rf",
+    "\ufe63rf",
+    "\uff0drf",
+    "%2de",
+    "%2D%2Dexec",
+    "%252drf",
+    "%u002drf",
+    # nested
+    ["notes.txt", "-rf"],
+    {"--exec": "x"},
+    json.dumps(["-e", "sh"]),
+]
+
+
+@pytest.mark.parametrize("value", OPERAND_ATTACKS, ids=range(len(OPERAND_ATTACKS)))
+async def test_operands_that_read_as_options_are_refused_in_every_spelling(guardrails: Guardrails, value: Any) -> None:
+    guardrails.protect("probe", operands=["value"])
+    await assert_refused(guardrails, value, "starts with '-'")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "pattern",
+        "foo-bar",
+        "a - b",
+        "error -5 seen",
+        "x --exec y",
+        "./-rf",
+        "https://example.com/-a",
+        "5",
+        5,
+        0,
+        1.5,
+        True,
+        "",
+        "r\u00e9sum\u00e9-2026",
+        "\u65e5\u672c-\u8a9e",
+        "a\u2014b",
+        None,
+    ],
+)
+async def test_operands_with_a_dash_inside_pass(guardrails: Guardrails, value: Any) -> None:
+    guardrails.protect("probe", operands=["value"])
+    received, text = await call_tool(guardrails, value)
+    assert (received, text) == ([value], "ran")
+
+
+DASH = st.sampled_from(["-", "--", "\u2010", "\u2013", "\u2212", "\uff0d", "\ufe63", "%2d", "%252d", "\u00ad"])
+BEFORE_DASH = st.sampled_from(["", " ", "\t", "\u3000", "'", '"', "\uff02 ", "\u200b", "\ufeff", " '"])
+
+
+@settings(max_examples=200)
+@given(
+    before=BEFORE_DASH,
+    dash=DASH,
+    name=st.text(st.characters(categories=("L", "N"), max_codepoint=0x2FF), max_size=20),
+    value=st.sampled_from(["", "=/etc/passwd", " /bin/sh", "=touch /tmp/x"]),
+)
+def test_property_an_option_in_any_spelling_is_refused(before: str, dash: str, name: str, value: str) -> None:
+    guard = Guardrails(roots=(), tools={})
+    guard.protect("probe", operands=["value"])
+    refused_on_both_backends(guard, before + dash + name + value)
+
+
 # --- both run paths ----------------------------------------------------------------------------------------
 
 
@@ -744,13 +959,21 @@ def test_property_a_storage_url_in_any_spelling_is_refused(
         ({"urls": ["value"]}, "http://[2002:7f00:1::]/"),
         ({"shell": False}, "a\uff1bid"),
         ({"storage_urls": False}, "postgresql+psycopg2://db/app"),
+        ({"operands": ["value"]}, "\u2212-upload-pack=touch /tmp/x"),
+        ({"urls": ["value"]}, "http://10-0-0-1.sslip.io/"),
     ],
 )
-async def test_streamed_runs_refuse_them_too(guardrails: Guardrails, declared: dict[str, Any], value: str) -> None:
+@pytest.mark.parametrize(("stream", "observed"), [(False, True), (True, False), (True, True)])
+async def test_observed_and_streamed_runs_refuse_them_too(
+    guardrails: Guardrails, declared: dict[str, Any], value: str, stream: bool, observed: bool
+) -> None:
     guardrails.protect("probe", **declared)
-    received, text = await call_tool(guardrails, value, stream=True)
+    events: list[Event] | None = [] if observed else None
+    received, text = await call_tool(guardrails, value, stream=stream, events=events)
     assert received == []
     assert "blocked by a guardrail" in text
+    if events is not None:  # the observed path ran: the subscriber saw the call announced
+        assert [event.data["call_id"] for event in events if event.type == "tool.started"] == ["c1"]
 
 
 # --- public payload lists ----------------------------------------------------------------------------------
@@ -759,11 +982,14 @@ async def test_streamed_runs_refuse_them_too(guardrails: Guardrails, declared: d
 # Directory Traversal/Intruder/{directory_traversal,deep_traversal,traversals-8-deep-exotic-encoding}.txt
 # whole, dotdotpwn.txt's `etc/passwd` lines (the shallowest of each spelling); the URLs in the code blocks of
 # Server Side Request Forgery/{README,SSRF-Cloud-Instances,SSRF-Advanced-Exploitation}.md; and
-# Command Injection/Intruder/{command-execution-unix,command_exec}.txt whole. A payload that is no attack in
-# this model is left out by one of the rules below, never one by one; the counts are asserted, so a change
-# to the lists or the rules shows. Refused before session 10's fixes: paths 1,987 of 2,293 (4- to 6-byte and
-# lax overlong UTF-8, best-fit separators `%u2215`, shell-escaped and `%`-prefixed dots, `?` wildcards,
-# control characters got through), URLs 145 of 145, shell 486 of 486; now all.
+# Command Injection/Intruder/{command-execution-unix,command_exec}.txt whole; and from Command Injection/README.md
+# the commands of the Argument Injection section's ps1 code blocks and the payload in its text. A payload that is
+# no attack in this model is left out by one of the rules below, never one by one; the counts are asserted, so a
+# change to the lists or the rules shows. Refused before session 10's fixes: paths 1,987 of 2,293 (4- to 6-byte
+# and lax overlong UTF-8, best-fit separators `%u2215`, shell-escaped and `%`-prefixed dots, `?` wildcards,
+# control characters got through), URLs 145 of 145, shell 486 of 486; now all. Session 11 keeps the DNS name that
+# carries an address (`169.254.169.254.nip.io`, refused without a lookup: URLs 146 of 146) and adds the argument
+# injections (options 5 of 5 refused; SonarSource's larger list is GPL-3.0, so not copied here).
 
 PAYLOADS = json.loads((Path(__file__).parent / "data" / "payloads_all_the_things.json").read_text("utf-8"))
 
@@ -809,6 +1035,7 @@ def url_exclusion(payload: str) -> str | None:
         and not re.fullmatch(r"0x[0-9a-f]*|[0-9]+", host.rsplit(".", 1)[-1])  # IPv4 spelled otherwise
         and host not in _METADATA_NAMES
         and not host_matches(host, ("localhost", ".localhost"))  # loopback by RFC 6761
+        and not re.search(r"(?:^|[.-])\d{1,3}(?:[.-]\d{1,3}){3}(?:[.-]|$)", host)  # an address in the name
     ):
         return "a DNS name: the verdict is its resolver's answer"
     return None
@@ -834,7 +1061,7 @@ PATH_KEPT, PATH_EXCLUDED = (
         "filter evasion: `..` only once a filter deletes a run of slashes and backslashes": 34,
     },
 )
-URL_KEPT, URL_EXCLUDED = 145, {"a DNS name: the verdict is its resolver's answer": 19}
+URL_KEPT, URL_EXCLUDED = 146, {"a DNS name: the verdict is its resolver's answer": 18}
 SHELL_KEPT, SHELL_EXCLUDED = (
     486,
     {"a bare command: nothing to inject unless the tool runs its argument as a command": 45},
@@ -885,3 +1112,16 @@ async def test_public_command_injection_payloads_are_refused(guardrails: Guardra
     assert (len(kept), excluded) == (SHELL_KEPT, SHELL_EXCLUDED)
     assert await _passed(guardrails, kept) == []
     await assert_refused(guardrails, kept[-1])
+
+
+async def test_public_argument_injection_payloads_are_refused(guardrails: Guardrails) -> None:
+    """Each command's words after the program are operands a tool passed on: the injected options are refused
+    and the other words pass; the text's payload is one operand (fullwidth quotes Windows reads as `"`)."""
+    guardrails.protect("probe", operands=["value"])
+    commands, [text_payload] = PAYLOADS["arguments"].values()
+    words = [word for command in commands for word in shlex.split(command)[1:]]
+    options = [word for word in words if word.startswith("-")]
+    assert (len(words), len(options)) == (7, 4)
+    assert await _passed(guardrails, [*options, text_payload]) == []
+    assert await _passed(guardrails, words) == [word for word in words if word not in options]
+    await assert_refused(guardrails, text_payload, "starts with '-'")

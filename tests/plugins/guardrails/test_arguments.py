@@ -105,10 +105,16 @@ async def test_ssrf_targets_are_refused(guardrails: Guardrails, url: str) -> Non
     assert "blocked by a guardrail" in text
 
 
-async def test_dns_names_are_resolved_before_the_check() -> None:
-    reason = await check_url("http://localhost/", allow_hosts=(), deny_hosts=(), allow_private=False)
-    assert reason is not None
-    assert "'localhost' (127.0.0.1)" in reason or "'localhost' (::1)" in reason
+async def test_dns_names_are_resolved_before_the_check(resolver: list[str]) -> None:
+    reason = await check_url("http://intranet.loopback.test/", allow_hosts=(), deny_hosts=(), allow_private=False)
+    assert reason == "the host 'intranet.loopback.test' (127.0.0.1) is a loopback address"
+    assert resolver == ["intranet.loopback.test"]
+
+
+async def test_localhost_names_are_loopback_without_a_lookup(resolver: list[str]) -> None:
+    reason = await check_url("http://app.localhost/", allow_hosts=(), deny_hosts=(), allow_private=False)
+    assert reason == "the host app.localhost is a loopback address"
+    assert resolver == []
 
 
 async def test_public_addresses_pass_and_host_lists_apply() -> None:

@@ -164,3 +164,12 @@ async def test_plugin_guardrail_blocks_a_tool_call_and_tells_the_model(hook_plug
     observation = model.requests[1].messages[-1]
     assert observation.role is Role.TOOL
     assert "blocked" in observation.text
+
+
+async def test_a_call_blocked_by_a_guardrail_ends_in_tool_failed_for_subscribers(hook_plugin: HookPlugin) -> None:
+    hook_plugin.block_tools = True
+    bus = EventBus(forward_to_plugins=False)
+    seen: list[tuple[str, Any]] = []
+    bus.subscribe(lambda event: seen.append((event.type, event.data.get("is_error"))), types=["tool.*"])
+    await Agent(add_model(), tools=[add], event_bus=bus).run("2+3")
+    assert seen == [("tool.started", None), ("tool.failed", True)]

@@ -972,8 +972,9 @@ async def test_observed_and_streamed_runs_refuse_them_too(
     received, text = await call_tool(guardrails, value, stream=stream, events=events)
     assert received == []
     assert "blocked by a guardrail" in text
-    if events is not None:  # the observed path ran: the subscriber saw the call announced
-        assert [event.data["call_id"] for event in events if event.type == "tool.started"] == ["c1"]
+    if events is not None:  # the observed path ran: the subscriber saw the call announced, then failed
+        calls = [(event.type, event.data["call_id"]) for event in events if event.type.startswith("tool.")]
+        assert calls == [("tool.started", "c1"), ("tool.failed", "c1")]
 
 
 # --- public payload lists ----------------------------------------------------------------------------------

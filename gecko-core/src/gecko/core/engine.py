@@ -798,24 +798,26 @@ class _Run:
         toolbox = self.engine.toolbox
         if self.flags.observe:
             await self._publish("tool.started", {"call_id": call.id, "tool": call.name})
+        result: ToolResult | None = None
         if self.flags.hook_tool_call:
             try:
                 await self.manager.tool_call(call, source)
             except GuardrailViolation as exc:
-                return ToolResult(call, f"Error: the call was blocked by a guardrail: {redact(str(exc))}", True, exc)
-        admitted = None if self.validated is None else self.validated.get(call.id)
-        if admitted is not None and (admitted[0] is call or admitted[0] == call):
-            result = await toolbox.execute_validated(call, admitted[1])
-        else:
-            # A middleware replaced the call: its arguments have not been validated yet.
-            result = await toolbox.execute(call)
-        if self.flags.hook_tool_result:
-            try:
-                await self.manager.tool_result(call, result.content, source)
-            except GuardrailViolation as exc:
-                result = ToolResult(
-                    call, f"Error: the result was withheld by a guardrail: {redact(str(exc))}", True, exc
-                )
+                result = ToolResult(call, f"Error: the call was blocked by a guardrail: {redact(str(exc))}", True, exc)
+        if result is None:
+            admitted = None if self.validated is None else self.validated.get(call.id)
+            if admitted is not None and (admitted[0] is call or admitted[0] == call):
+                result = await toolbox.execute_validated(call, admitted[1])
+            else:
+                # A middleware replaced the call: its arguments have not been validated yet.
+                result = await toolbox.execute(call)
+            if self.flags.hook_tool_result:
+                try:
+                    await self.manager.tool_result(call, result.content, source)
+                except GuardrailViolation as exc:
+                    result = ToolResult(
+                        call, f"Error: the result was withheld by a guardrail: {redact(str(exc))}", True, exc
+                    )
         if self.flags.observe:
             await self._publish(
                 "tool.failed" if result.is_error else "tool.finished",

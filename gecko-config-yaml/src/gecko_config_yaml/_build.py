@@ -304,9 +304,11 @@ class _Builder:
             raise self.source.error(path, str(exc)) from exc
         for key, rule in definition.merge_rules.items():
             where = (*path, "merge_rules", key)
-            workflow.set_merge_rule(
-                key, rule if rule in ("append", "add", "merge") else await self.callable(where, rule)
-            )
+            function = rule if rule in ("append", "add", "merge") else await self.callable(where, rule)
+            try:
+                workflow.set_merge_rule(key, function)
+            except WorkflowDefinitionError as exc:  # an async function
+                raise self.source.error(where, str(exc)) from exc
         for name, node in definition.nodes.items():
             where = (*path, "nodes", name)
             try:

@@ -36,6 +36,10 @@ def node(ctx):
 
 def mapper(raw, index):
     return raw
+
+
+async def merge(current, contribution):
+    return contribution
 '''
 
 EXITING_MODULE = "import sys\nsys.exit(3)\n"
@@ -178,6 +182,10 @@ FLOW_TEXT = yaml.safe_dump(FLOW, sort_keys=False)
         (
             FLOW_TEXT.replace("k: append", "k: hostile_steps:NUMBER"),
             "merge_rules.k: 'hostile_steps:NUMBER' is int, not callable",
+        ),
+        (
+            FLOW_TEXT.replace("k: append", "k: hostile_steps:merge"),
+            "h.yaml:17: merge_rules.k: merge rule for state key 'k' is async",
         ),
         ("kind: team\nmembers: [hostile_steps:NUMBER]\n", "team member 0 (int) is not runnable"),
         (

@@ -6,7 +6,7 @@ forbidden, so `"5"` or `true` never silently become `5`, and a key sent twice is
 ambiguous. Failures go back to the model as short, redacted messages; only the run's own
 cancellation escapes `execute` (a tool raising a cancellation exception of its own is a failed
 tool). Results longer than `max_result_chars` are cut, with a marker saying so, so one call
-cannot flood the context or a saved session.
+cannot flood the context or a saved session; a lone surrogate in a result reads as U+FFFD.
 """
 
 from __future__ import annotations
@@ -151,6 +151,18 @@ def _to_content(value: Any) -> str:
         return to_json(value).decode()
     except PydanticSerializationError:
         return str(value)
+
+
+def _valid_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (no store, file or model takes one); a
+    surrogate pair becomes its character."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _holds_non_finite(value: Any) -> bool:
@@ -754,7 +766,7 @@ class ToolBox:
             )
             error.__cause__ = exc
             return ToolResult(call, f"Error: {error}", is_error=True, error=error)
-        return ToolResult(call, _cap(content, self.max_result_chars))
+        return ToolResult(call, _valid_text(_cap(content, self.max_result_chars)))
 
     @staticmethod
     async def _invoke(found: Tool, arguments: dict[str, Any]) -> Any:
@@ -767,6 +779,6 @@ class ToolBox:
 
     @staticmethod
     def _failure(found: Tool, call: ToolCall, exc: BaseException) -> ToolResult:
-        error = ToolExecutionError(f"Tool {found.name!r} failed: {safe_error_text(exc)}")
+        error = ToolExecutionError(f"Tool {found.name!r} failed: {_valid_text(safe_error_text(exc))}")
         error.__cause__ = exc
         return ToolResult(call, f"Error: {error}", is_error=True, error=error)

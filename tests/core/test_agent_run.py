@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import pytest
 
+from gecko.compose.team import Team
 from gecko.core.agent import Agent, session_key
 from gecko.core.engine import ReActEngine
 from gecko.core.events import FinalOutput, StreamEvent
@@ -143,6 +145,37 @@ async def test_memory_prepares_the_window_sent_to_the_model() -> None:
 async def test_missing_input_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="needs an input"):
         await Agent(ScriptedModel(["x"])).run(None)
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+# What a team's input_mapper or an earlier workflow node may hand an agent: no JSON and no `str`.
+UNWRITABLE_INPUTS = {
+    "a list 100 000 deep": _nested(100_000),
+    "a dict 100 000 deep": functools.reduce(lambda inner, _: {"a": inner}, range(100_000), {}),
+    "an int of 5000 digits": 10**5000,
+    "an object whose str raises": Unprintable(),
+}
+
+
+@pytest.mark.parametrize("value", UNWRITABLE_INPUTS.values(), ids=UNWRITABLE_INPUTS.keys())
+async def test_an_input_that_cannot_become_text_is_a_configuration_error(value: object) -> None:
+    model = ScriptedModel(["never"])
+    with pytest.raises(ConfigurationError, match="cannot be written as text"):
+        await Agent(model).run(value)
+    assert model.requests == []
+    results = await Team([Agent(model)], input_mapper=lambda raw, index: value).run("x")
+    assert isinstance(results[0].error, ConfigurationError)
 
 
 async def test_the_engine_run_returns_the_output_its_event_stream_ends_with() -> None:

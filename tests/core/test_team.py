@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from gecko.compose.nodes import NodeContext
@@ -183,6 +184,22 @@ async def test_value_of_a_failed_member_raises_team_error_caused_by_its_error() 
     with pytest.raises(TeamError, match="bad input") as caught:
         _ = result.value
     assert isinstance(caught.value.__cause__, ValueError)
+
+
+async def test_an_async_input_mapper_is_awaited_for_every_kind_of_member() -> None:
+    # Before, an async member got the mapper's coroutine object as its input (never awaited).
+    def sync_echo(value: Any) -> Any:
+        return value
+
+    async def mapper(raw: str, idx: int) -> str:
+        await anyio.lowlevel.checkpoint()
+        return f"{raw}-{idx}"
+
+    agent = Agent(ScriptedModel(["done"]))
+    results = await Team([_echo, sync_echo, agent], input_mapper=mapper).run("in")
+    assert [result.result for result in results[:2]] == ["in-0", "in-1"]
+    assert isinstance(agent.model, ScriptedModel)
+    assert agent.model.requests[0].messages[-1].text == "in-2"
 
 
 async def test_an_input_mapper_error_fails_only_that_member() -> None:

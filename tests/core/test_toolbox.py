@@ -12,6 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from gecko.core.agent import Agent
 from gecko.core.toolbox import DEFAULT_MAX_RESULT_CHARS, Tool, ToolBox, ToolResult, tool
 from gecko.errors import (
     ConfigurationError,
@@ -20,6 +21,8 @@ from gecko.errors import (
     ToolTimeoutError,
     UnknownToolError,
 )
+from gecko.plugins.storage.memory import MemoryStorage
+from gecko.testing.models import ScriptedModel, tool_calls_reply
 from gecko.types import Role, ToolCall
 
 
@@ -453,6 +456,45 @@ async def test_a_result_nested_ten_thousand_deep_is_a_tool_error() -> None:
     result = await ToolBox([deep]).execute(call("deep"))
     assert isinstance(result.error, ToolExecutionError)
     assert "nested too deeply" in result.content
+
+
+@pytest.mark.parametrize(
+    ("returned", "content"),
+    [
+        ("a\ud800b", "a\ufffdb"),
+        ("\udc00" * 3, "\ufffd" * 3),
+        ("\ud83d\ude00 and \ud83d", "\U0001f600 and \ufffd"),  # a pair is its character
+        ("é\x00", "é\x00"),
+    ],
+    ids=["a lone high surrogate", "lone low surrogates", "a pair and a lone one", "no surrogate"],
+)
+async def test_a_result_holding_lone_surrogates_reads_them_as_replacement_characters(
+    returned: str, content: str
+) -> None:
+    # Before, the text went on as it was: a session store refused it after the run, losing the answer.
+    @tool
+    def odd() -> str:
+        """Odd text."""
+        return returned
+
+    result = await ToolBox([odd]).execute(call("odd"))
+    assert (result.content, result.is_error) == (content, False)
+    model = ScriptedModel([tool_calls_reply(("odd", "{}")), "done"])
+    storage = MemoryStorage()
+    output = await Agent(model, tools=[odd], storage=storage, session_id="s").run("go")
+    assert output.content == "done"
+    assert output.messages[-2].text == content
+
+
+async def test_an_error_message_holding_a_lone_surrogate_reads_it_as_a_replacement_character() -> None:
+    @tool
+    def odd() -> str:
+        """Fails oddly."""
+        raise ValueError("bad \ud800 text")
+
+    result = await ToolBox([odd]).execute(call("odd"))
+    assert isinstance(result.error, ToolExecutionError)
+    assert result.content == "Error: Tool 'odd' failed: ValueError: bad \ufffd text"
 
 
 async def test_a_tool_raising_cancelled_error_itself_is_a_failed_tool() -> None:

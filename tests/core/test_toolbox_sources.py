@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,3 +112,49 @@ async def test_an_agent_opens_its_sources_at_the_first_run_and_closes_them() -> 
         assert [tool.name for tool in model.requests[0].tools] == ["weather"]
         assert source.opened == 1
     assert source.closed == 1
+
+
+# Arguments a lenient reader (`json.loads`) accepts but no JSON writer can send on as they are: a
+# schema tool's server would get `null` for a non-finite number, and a lone surrogate cannot be
+# encoded at all (an MCP session died of one).
+UNSENDABLE_ARGUMENTS = {
+    "NaN": '{"city": NaN}',
+    "Infinity": '{"city": Infinity}',
+    "-Infinity": '{"city": [-Infinity]}',
+    "an overflowing float": '{"city": 1e400}',
+    "an overflowing float, nested": '{"city": {"a": [1, -1e999]}}',
+    "a lone high surrogate escape": '{"city": "\\ud800"}',
+    "a lone low surrogate escape": '{"city": "x\\udc00"}',
+    "a lone surrogate in a key": '{"\\ud800": 1}',
+    "a raw lone surrogate": '{"city": "\ud800"}',
+    "nesting 300 deep": '{"city": ' + "[" * 300 + "]" * 300 + "}",
+    "an integer of 5000 digits": '{"city": ' + "9" * 5000 + "}",
+}
+
+
+@pytest.mark.parametrize("arguments", UNSENDABLE_ARGUMENTS.values(), ids=UNSENDABLE_ARGUMENTS.keys())
+def test_a_schema_tool_refuses_arguments_no_json_writer_can_send(arguments: str) -> None:
+    seen: list[dict[str, Any]] = []
+    tool = Tool.from_schema(
+        weather, name="weather", description="", parameters=SCHEMA, validate=lambda value: seen.append(value) or value
+    )
+    with pytest.raises(ToolArgumentsError, match="Invalid arguments for tool 'weather'"):
+        tool.validate_arguments(arguments)
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ('{"city": "a\\u0000b"}', {"city": "a\x00b"}),
+        ('{"city": "\\ud83d\\ude00"}', {"city": "\U0001f600"}),
+        ('{"city": ' + "9" * 1000 + "}", {"city": int("9" * 1000)}),
+        ('{"city": [1e308, -0.0, 5e-324]}', {"city": [1e308, -0.0, 5e-324]}),
+        ('{"city": ' + "[" * 150 + "]" * 150 + "}", None),
+    ],
+    ids=["NUL", "a surrogate pair", "1000 digits", "extreme finite floats", "nesting 150 deep"],
+)
+def test_a_schema_tool_passes_on_odd_but_sendable_arguments(arguments: str, expected: dict[str, Any] | None) -> None:
+    tool = Tool.from_schema(weather, name="weather", description="", parameters=SCHEMA, validate=lambda value: value)
+    decoded = tool.validate_arguments(arguments)
+    assert decoded == (json.loads(arguments) if expected is None else expected)

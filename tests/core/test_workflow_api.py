@@ -126,6 +126,24 @@ def test_declared_writes_with_merge_rule_are_accepted() -> None:
     assert wf.layers == [["root"], ["left", "right"]]
 
 
+class AsyncRule:
+    async def __call__(self, current: Any, contribution: Any) -> Any:
+        return contribution
+
+
+async def _async_rule(current: Any, contribution: Any) -> Any:
+    return contribution
+
+
+@pytest.mark.parametrize("rule", [_async_rule, AsyncRule()], ids=["async function", "async callable object"])
+def test_an_async_merge_rule_is_refused(rule: Any) -> None:
+    # Before, the folded state held the rule's coroutine, never awaited.
+    with pytest.raises(WorkflowDefinitionError, match="merge rule for state key 'total' is async"):
+        Workflow("w", merge_rules={"total": rule})
+    with pytest.raises(WorkflowDefinitionError, match="merge rule for state key 'total' is async"):
+        Workflow("w").set_merge_rule("total", rule)
+
+
 def test_declared_writes_of_sequential_nodes_are_accepted() -> None:
     wf = Workflow("w")
     wf.add_node("a", lambda ctx: None, writes=("k",)).add_node("b", lambda ctx: None, writes=("k",))

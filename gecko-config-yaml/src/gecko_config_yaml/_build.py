@@ -22,6 +22,7 @@ from gecko.core.prompt import PromptRegistry
 from gecko.core.toolbox import Tool
 from gecko.errors import GeckoError, WorkflowDefinitionError
 from gecko.plugins.models import ChatModel, create_model
+from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 from gecko_config_yaml._loader import Lines, Path, SafeLineLoader, field_name, line_of
 from gecko_config_yaml.errors import DefinitionError
@@ -138,7 +139,8 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:
 async def build(source: DefinitionSource | Definition, *, open_storage: bool = True) -> AsyncIterator[Runnable]:
     """Build the agent, workflow or team a definition describes; storages it opened close on exit.
 
-    With `open_storage=False` workflows get no storage (to inspect a graph without touching it).
+    With `open_storage=False` workflows get no storage (to inspect a graph without touching it) and
+    agents get their storage URL, opened at their first run; otherwise a storage is opened here.
 
     Import paths are resolved with the current `sys.path` (the `gecko` command puts the definition's
     folder and the working directory first); modules not imported yet are imported on a worker
@@ -195,6 +197,13 @@ class _Builder:
             raise self.source.error(path, f"{import_path!r} is {type(found).__name__}, not callable")
         return found
 
+    async def storage(self, path: Path, url: str) -> Storage:
+        """The key-value storage at `url` (the `storage` field of `path`), closed when the build exits."""
+        try:
+            return await self.stack.enter_async_context(await create_storage(url, kind="kv"))
+        except GeckoError as exc:
+            raise self.source.error((*path, "storage"), str(exc)) from exc
+
     async def model(self, path: Path, model: str | ModelDefinition) -> ChatModel:
         spec, settings = (model, {}) if isinstance(model, str) else (model.spec, model.settings)
         try:  # the provider's plugin may be imported on first use
@@ -237,6 +246,9 @@ class _Builder:
             if not isinstance(output_type, type):
                 raise self.source.error((*path, "output_type"), f"{definition.output_type!r} is not a type")
         model = await self.model((*path, "model"), definition.model)
+        storage: Storage | str | None = definition.storage
+        if definition.storage is not None and self.open_storage:
+            storage = await self.storage(path, definition.storage)
         prompt = definition.system_prompt
         system_prompt = None if prompt is None else await self.prompt((*path, "system_prompt"), prompt)
         try:
@@ -247,7 +259,7 @@ class _Builder:
                 memory=memory,
                 output_type=output_type,
                 max_turns=definition.max_turns,
-                storage=definition.storage,
+                storage=storage,
                 session_id=definition.session_id,
                 name=definition.name,
             )
@@ -289,10 +301,7 @@ class _Builder:
         self.check_names(path, definition)
         storage = None
         if definition.storage is not None and self.open_storage:
-            try:
-                storage = await self.stack.enter_async_context(await create_storage(definition.storage))
-            except GeckoError as exc:
-                raise self.source.error((*path, "storage"), str(exc)) from exc
+            storage = await self.storage(path, definition.storage)
         try:
             workflow = Workflow(
                 definition.name,
@@ -304,9 +313,11 @@ class _Builder:
             raise self.source.error(path, str(exc)) from exc
         for key, rule in definition.merge_rules.items():
             where = (*path, "merge_rules", key)
-            workflow.set_merge_rule(
-                key, rule if rule in ("append", "add", "merge") else await self.callable(where, rule)
-            )
+            function = rule if rule in ("append", "add", "merge") else await self.callable(where, rule)
+            try:
+                workflow.set_merge_rule(key, function)
+            except WorkflowDefinitionError as exc:  # an async function
+                raise self.source.error(where, str(exc)) from exc
         for name, node in definition.nodes.items():
             where = (*path, "nodes", name)
             try:

@@ -65,28 +65,7 @@ class SafeLineLoader(yaml.SafeLoader):
             raise DefinitionError(self.source, line, field_name(path), f"nested more than {_MAX_DEPTH} levels deep")
         lines.setdefault(path, line)
         if isinstance(node, yaml.MappingNode) and node.tag == _CORE + "map":
-            try:
-                self.flatten_mapping(node)  # `<<: *anchor` merge keys
-            except yaml.MarkedYAMLError as exc:
-                raise DefinitionError(self.source, line, field_name(path), f"not valid YAML: {exc.problem}") from None
-            mapping: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                # A plain key is its text: a node named `no`, `on` or `1` keeps its name (YAML 1.1
-                # would make it a bool or an int).
-                plain = isinstance(key_node, yaml.ScalarNode) and key_node.tag in _SCALARS and not key_node.style
-                key = key_node.value if plain else self._data(key_node, path, {})
-                if not isinstance(key, str):
-                    raise DefinitionError(
-                        self.source, key_node.start_mark.line + 1, field_name(path), f"keys must be text, got {key!r}"
-                    )
-                if key in mapping:
-                    raise DefinitionError(
-                        self.source, key_node.start_mark.line + 1, field_name((*path, key)), "duplicate key"
-                    )
-                entry = (*path, key)
-                lines[entry] = key_node.start_mark.line + 1
-                mapping[key] = self._data(value_node, entry, lines)
-            return mapping
+            return self._mapping(node, path, line, lines)
         if isinstance(node, yaml.SequenceNode) and node.tag == _CORE + "seq":
             return [self._data(item, (*path, index), lines) for index, item in enumerate(node.value)]
         if isinstance(node, yaml.ScalarNode) and node.tag in _SCALARS:
@@ -97,6 +76,68 @@ class SafeLineLoader(yaml.SafeLoader):
             field_name(path),
             f"tag {node.tag!r} is not allowed: a definition is data only; name code by import path (module:attribute)",
         )
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, line: int, lines: Lines) -> dict[str, Any]:
+        mapping: dict[str, Any] = {}
+        merge: yaml.Node | None = None  # the value of a `<<` key
+        for key_node, value_node in node.value:
+            if key_node.tag == _CORE + "merge":
+                if merge is not None:
+                    raise DefinitionError(
+                        self.source, key_node.start_mark.line + 1, field_name((*path, "<<")), "duplicate key"
+                    )
+                merge = value_node
+                continue
+            # A plain key is its text: a node named `no`, `on` or `1` keeps its name (YAML 1.1
+            # would make it a bool or an int).
+            plain = isinstance(key_node, yaml.ScalarNode) and key_node.tag in _SCALARS and not key_node.style
+            key = key_node.value if plain else self._data(key_node, path, {})
+            if not isinstance(key, str):
+                raise DefinitionError(
+                    self.source, key_node.start_mark.line + 1, field_name(path), f"keys must be text, got {key!r}"
+                )
+            if key in mapping:
+                raise DefinitionError(
+                    self.source, key_node.start_mark.line + 1, field_name((*path, key)), "duplicate key"
+                )
+            entry = (*path, key)
+            lines[entry] = key_node.start_mark.line + 1
+            mapping[key] = self._data(value_node, entry, lines)
+        if merge is None:
+            return mapping
+        return {**self._merged(merge, path, line, lines, mapping), **mapping}
+
+    def _merged(self, node: yaml.Node, path: Path, line: int, lines: Lines, written: dict[str, Any]) -> dict[str, Any]:
+        """The entries a `<<: *anchor` (or `<<: [*a, *b]`) key merges in, the first source winning;
+        the lines of those not `written` beside it are recorded.
+
+        Sources are read like any value (counted against the bound), never flattened by PyYAML, whose
+        merging copied entries before anything counted them.
+        """
+        if isinstance(node, yaml.SequenceNode) and node.tag == _CORE + "seq":
+            sources = node.value
+            if not all(isinstance(source, yaml.MappingNode) for source in sources):
+                raise DefinitionError(
+                    self.source, line, field_name(path), "not valid YAML: expected a mapping for merging"
+                )
+        elif isinstance(node, yaml.MappingNode):
+            sources = [node]
+        else:
+            reason = "not valid YAML: expected a mapping or list of mappings for merging"
+            raise DefinitionError(self.source, line, field_name(path), reason)
+        merged: dict[str, Any] = {}
+        for source in sources:
+            source_lines: Lines = {}
+            data = self._data(source, path, source_lines)
+            new = [key for key in data if key not in merged]
+            merged.update((key, data[key]) for key in new)
+            taken = set(new).difference(written)
+            lines.update(
+                (entry, entry_line)
+                for entry, entry_line in source_lines.items()
+                if len(entry) > len(path) and entry[len(path)] in taken
+            )
+        return merged
 
     def _scalar(self, node: yaml.ScalarNode, path: Path, line: int) -> Any:
         try:

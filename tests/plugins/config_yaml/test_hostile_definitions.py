@@ -13,6 +13,8 @@ import yaml
 from gecko_config_yaml import DefinitionError, build, load_definition, parse_definition
 from gecko_config_yaml._build import MAX_DEFINITION_SIZE
 
+from gecko import Agent
+
 HOSTILE_MODULE = '''
 """Code a definition may name: values that are not what their field needs, failing attributes."""
 
@@ -36,6 +38,10 @@ def node(ctx):
 
 def mapper(raw, index):
     return raw
+
+
+async def merge(current, contribution):
+    return contribution
 '''
 
 EXITING_MODULE = "import sys\nsys.exit(3)\n"
@@ -179,6 +185,10 @@ FLOW_TEXT = yaml.safe_dump(FLOW, sort_keys=False)
             FLOW_TEXT.replace("k: append", "k: hostile_steps:NUMBER"),
             "merge_rules.k: 'hostile_steps:NUMBER' is int, not callable",
         ),
+        (
+            FLOW_TEXT.replace("k: append", "k: hostile_steps:merge"),
+            "h.yaml:17: merge_rules.k: merge rule for state key 'k' is async",
+        ),
         ("kind: team\nmembers: [hostile_steps:NUMBER]\n", "team member 0 (int) is not runnable"),
         (
             "kind: team\nmembers: [hostile_steps:node]\ninput_mapper: hostile_steps:NUMBER\n",
@@ -206,6 +216,37 @@ FLOW_TEXT = yaml.safe_dump(FLOW, sort_keys=False)
 )
 async def test_hostile_files_name_their_problem(hostile_dir: Path, text: str, expected: str) -> None:
     assert expected in await _outcome(text)
+
+
+@pytest.mark.parametrize(
+    ("storage", "expected"),
+    [
+        ("nope://x", "h.yaml:3: storage: no installed plugin provides storage scheme 'nope'"),
+        ("sqlite://", "h.yaml:3: storage: sqlite URL 'sqlite://' names no database file"),
+        ("chroma://./kb", "h.yaml:3: storage: "),
+        ("no url", "h.yaml:3: storage: "),
+    ],
+)
+async def test_an_agent_storage_that_cannot_open_is_a_definition_error_when_built(
+    hostile_dir: Path, storage: str, expected: str
+) -> None:
+    # Before, the agent was built and its first run failed, with no file, line or field.
+    text = f"kind: agent\nmodel: {{spec: 'scripted:d', settings: {{replies: [x]}}}}\nstorage: '{storage}'\n"
+    with pytest.raises(DefinitionError) as caught:
+        async with build(parse_definition(text, "h.yaml")):
+            pass
+    assert str(caught.value).startswith(expected)
+
+
+async def test_an_agent_storage_opened_when_built_keeps_its_sessions(hostile_dir: Path) -> None:
+    url = f"sqlite:///{hostile_dir / 'agent.db'}"
+    text = f"kind: agent\nmodel: {{spec: 'scripted:d', settings: {{replies: [one, two]}}}}\nstorage: '{url}'\n"
+    async with build(parse_definition(text, "h.yaml")) as agent:
+        assert isinstance(agent, Agent)
+        await agent.run("first", session_id="s")
+        second = await agent.run("second", session_id="s")
+    assert [message.text for message in second.messages] == ["first", "one", "second", "two"]
+    assert (hostile_dir / "agent.db").exists()
 
 
 @pytest.mark.parametrize(

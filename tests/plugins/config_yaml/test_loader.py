@@ -52,6 +52,49 @@ def test_merge_keys_and_aliases_are_data() -> None:
     assert data == {"base": {"x": 1}, "other": {"x": 1, "y": 2}}
 
 
+@pytest.mark.parametrize(
+    ("text", "other", "line"),
+    [
+        ("base: &b {x: 1, z: 3}\nother: {<<: *b, x: 2}\n", {"x": 2, "z": 3}, 2),  # a key beside `<<` wins
+        ("base: &b {x: 1}\nother: {x: 0, <<: *b}\n", {"x": 0}, 2),  # wherever it is written
+        ("base: &b {x: 1}\nc: &c {x: 2, y: 2}\nother: {<<: [*b, *c]}\n", {"x": 1, "y": 2}, 1),  # the first source wins
+        ("base: &b {x: {<<: {y: 1}, z: 2}}\nother: {<<: *b}\n", {"x": {"y": 1, "z": 2}}, 1),  # merges in a source
+    ],
+)
+def test_merged_keys_are_overridden_as_yaml_says(text: str, other: dict[str, object], line: int) -> None:
+    data, lines = _load(text)
+    assert isinstance(data, dict)
+    assert data["other"] == other
+    assert lines[("other", "x")] == line  # where the value that won is written
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("b: &b {x: 1}\nother: {<<: *b, <<: *b}\n", r"t\.yaml:2: other\.<<: duplicate key"),
+        ("b: &b [1, 2]\nother:\n  <<: *b\n", r"t\.yaml:3: other: not valid YAML: expected a mapping for merging"),
+        ("other:\n  <<: 3\n", r"t\.yaml:2: other: not valid YAML: expected a mapping or list of mappings"),
+        (
+            "other: {<<: !!python/object:os.system {}}\n",
+            r"t\.yaml:1: other: tag .*python/object:os\.system.* not allowed",
+        ),
+    ],
+)
+def test_merge_keys_that_cannot_merge_are_refused(text: str, message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        _load(text)
+
+
+def test_merge_bombs_are_bounded_whatever_pyyaml_merges() -> None:
+    # Each level merges the one below twice: PyYAML before 6.0.4 doubled the merged entries at
+    # every level, before any value was counted.
+    inner = "&a0 {k: 1}"
+    for level in range(1, 60):
+        inner = f"&a{level} {{<<: [{inner}, *a{level - 1}]}}"
+    with pytest.raises(DefinitionError, match="too many values"):
+        _load(f"x: {{<<: [{inner}, *a59]}}\n")
+
+
 def test_alias_bombs_are_bounded() -> None:
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 7)]

@@ -19,7 +19,7 @@ from gecko_tools_mcp import MAX_DESCRIPTION_CHARS, MCPServerHTTP, MCPServerStdio
 from gecko import Agent, Team
 from gecko.core.state import PausedOutput
 from gecko.core.toolbox import ToolBox
-from gecko.errors import ConfigurationError, ToolServerError
+from gecko.errors import ConfigurationError, ToolArgumentsError, ToolServerError
 from gecko.plugins.models import ModelRequest
 from gecko.testing.models import FunctionModel, Reply, ScriptedModel, tool_calls_reply
 from gecko.testing.processes import ServerProcess, free_port, port_accepts, refused_port
@@ -150,6 +150,31 @@ async def test_a_repeated_key_is_refused(stdio_command: tuple[str, list[str]]) -
         )
     finally:
         await toolbox.aclose()
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"seconds": NaN}', '{"seconds": 1e400}', '{"seconds": -Infinity}', '{"text": "\\ud800"}', '{"text": "\ud800"}'],
+    ids=["NaN", "an overflowing float", "-Infinity", "a lone surrogate escape", "a raw lone surrogate"],
+)
+async def test_arguments_json_cannot_carry_are_refused_and_the_session_stays(
+    stdio_command: tuple[str, list[str]], arguments: str
+) -> None:
+    # Before: a non-finite number reached the server as null, and a lone surrogate, which the
+    # transport cannot encode, closed the session (and failed every call in flight on it).
+    command, args = stdio_command
+    toolbox = ToolBox([MCPServerStdio(command, args)])
+    await toolbox.open()
+    try:
+        before = await toolbox.execute(ToolCall(id="1", name="pid", arguments="{}"))
+        name = "sleep" if "seconds" in arguments else "echo"
+        refused = await toolbox.execute(ToolCall(id="2", name=name, arguments=arguments))
+        after = await toolbox.execute(ToolCall(id="3", name="pid", arguments="{}"))
+    finally:
+        await toolbox.aclose()
+    assert isinstance(refused.error, ToolArgumentsError), refused.content
+    assert refused.content.startswith(f"Error: Invalid arguments for tool {name!r}")
+    assert (after.content, after.is_error) == (before.content, False)
 
 
 async def test_tool_errors_and_timeouts_reach_the_model(http_server: HttpMCPServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Literal
@@ -185,5 +186,10 @@ def resolve_merge_rule(key: str, rule: MergeRule) -> Callable[[Any, Any], Any]:
                 f"unknown merge rule {rule!r} for state key {key!r}; use 'append', 'add', 'merge' or a function"
             ) from None
     if callable(rule):
+        if inspect.iscoroutinefunction(rule) or inspect.iscoroutinefunction(getattr(rule, "__call__", None)):  # noqa: B004
+            raise WorkflowDefinitionError(
+                f"merge rule for state key {key!r} is async; contributions are folded synchronously, so pass a "
+                "plain function"
+            )
         return _custom(rule)
     raise WorkflowDefinitionError(f"merge rule for state key {key!r} must be a name or a function, got {rule!r}")

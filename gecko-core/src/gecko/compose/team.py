@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ("ExecutionStrategy", "MemberStatus", "MemberResult", "Team")
 
 InputMapper = Callable[[Any, int], Any]
-"""`input_mapper(raw_input, member_index)` returns the input of one member."""
+"""`input_mapper(raw_input, member_index)` returns (or, async, resolves to) the input of one member."""
 
 _MemberCall = Callable[[int], Awaitable[Any]]
 """What one member does in a team run, given its index: its first run, or the resume of its paused run."""
@@ -205,7 +205,7 @@ class Team:
         name: Names the team (a workflow node name, logs).
         strategy: ALL or RACE.
         max_concurrent: At most this many members run at once; None for no limit.
-        input_mapper: `input_mapper(raw_input, member_index)` gives each member its own input
+        input_mapper: `input_mapper(raw_input, member_index)`, sync or async, gives each member its own input
             (sharding); members get the raw input when None. An error in it fails that member only.
         executor: Runs every member elsewhere (a Dask cluster: `gecko-ai-executor-dask`); members are
             then module-level functions or import paths (`"package.module:agent"`) that the workers
@@ -479,6 +479,8 @@ class Team:
 
     async def _first_run(self, raw: Any, index: int) -> Any:
         value = raw if self.input_mapper is None else self.input_mapper(raw, index)
+        if inspect.isawaitable(value):  # an async mapper
+            value = await value
         function, is_async = self._entries[index]
         if is_async:
             return await function(value)

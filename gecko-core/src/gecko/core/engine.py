@@ -895,5 +895,12 @@ def _as_messages(input: Any) -> list[Message]:
         raise ConfigurationError("an agent run needs an input: text, a Message or a list of messages")
     try:
         return [Message.user(json.dumps(input, ensure_ascii=False))]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # not JSON data, or nested too deeply for it
+        pass
+    try:
         return [Message.user(str(input))]
+    except Exception as exc:  # nested too deeply, an int past the digit limit, a `__str__` that raises
+        raise ConfigurationError(
+            f"an agent run's input cannot be written as text ({type(input).__name__}: {type(exc).__name__}); "
+            "pass text, a Message or a list of messages"
+        ) from exc

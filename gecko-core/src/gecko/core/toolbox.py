@@ -6,14 +6,14 @@ forbidden, so `"5"` or `true` never silently become `5`, and a key sent twice is
 ambiguous. Failures go back to the model as short, redacted messages; only the run's own
 cancellation escapes `execute` (a tool raising a cancellation exception of its own is a failed
 tool). Results longer than `max_result_chars` are cut, with a marker saying so, so one call
-cannot flood the context or a saved session.
+cannot flood the context or a saved session; a lone surrogate in a result reads as U+FFFD.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import json
+import math
 import re
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -151,6 +151,33 @@ def _to_content(value: Any) -> str:
         return to_json(value).decode()
     except PydanticSerializationError:
         return str(value)
+
+
+def _valid_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (no store, file or model takes one); a
+    surrogate pair becomes its character."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _holds_non_finite(value: Any) -> bool:
+    """Whether decoded JSON `value` holds a float that is not finite (what `1e400` reads as)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _cap(content: str, limit: int) -> str:
@@ -376,14 +403,23 @@ class Tool:
         return {param: values[field] for field, param in self._fields}
 
     def _decode_object(self, arguments: str) -> dict[str, Any]:
-        """`arguments` as a JSON object with no repeated key, for a schema-described tool."""
+        """`arguments` as a JSON object with no repeated key, for a schema-described tool.
+
+        The object is one any JSON writer can send on as it is (to a tool server, say): strict JSON
+        (no NaN or Infinity, no lone surrogate, at most 200 levels deep) with every number finite.
+        """
+        from pydantic_core import from_json
+
         try:
-            decoded = json.loads(arguments)
-        except (ValueError, RecursionError):
-            problem = "the arguments are not valid JSON (or nest too deeply). Send one JSON object."
+            # as UTF-8 bytes: `from_json` raises a TypeError for text holding a lone surrogate
+            decoded = from_json(arguments.encode(), allow_inf_nan=False)
+        except ValueError as exc:  # UnicodeEncodeError included
+            problem = f"the arguments are not valid JSON ({shorten(str(exc), 120)}). Send one JSON object."
         else:
             if not isinstance(decoded, dict):
                 problem = f"expected a JSON object of arguments, got {type(decoded).__name__}."
+            elif _holds_non_finite(decoded):
+                problem = "a number overflows to infinity. Send finite numbers."
             elif repeated_key(arguments) is not None:
                 problem = "a key appears twice, so the call is ambiguous. Send each argument once."
             else:
@@ -730,7 +766,7 @@ class ToolBox:
             )
             error.__cause__ = exc
             return ToolResult(call, f"Error: {error}", is_error=True, error=error)
-        return ToolResult(call, _cap(content, self.max_result_chars))
+        return ToolResult(call, _valid_text(_cap(content, self.max_result_chars)))
 
     @staticmethod
     async def _invoke(found: Tool, arguments: dict[str, Any]) -> Any:
@@ -743,6 +779,6 @@ class ToolBox:
 
     @staticmethod
     def _failure(found: Tool, call: ToolCall, exc: BaseException) -> ToolResult:
-        error = ToolExecutionError(f"Tool {found.name!r} failed: {safe_error_text(exc)}")
+        error = ToolExecutionError(f"Tool {found.name!r} failed: {_valid_text(safe_error_text(exc))}")
         error.__cause__ = exc
         return ToolResult(call, f"Error: {error}", is_error=True, error=error)

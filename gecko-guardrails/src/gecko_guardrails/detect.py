@@ -35,11 +35,16 @@ __all__ = ("Detection", "detect")
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """What `detect` found: the kinds that matched, through which decoding, and the classifier's score."""
+    """What `detect` found: the kinds that matched, through which decoding, and the classifier's score.
+
+    The plugin's model-based judge (`Guardrails(judge=...)`) adds the kind `judge` (or `judge failed`) and its
+    `reason`, which `describe` leaves out: it is written by a model that read the hostile text.
+    """
 
     kinds: tuple[str, ...] = ()
     decodings: tuple[str, ...] = ()
     score: float = 0.0
+    reason: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.kinds)

@@ -1,6 +1,9 @@
-"""The `gecko.plugins` entry point: each hook hands over to the configured `Guardrails`, if any."""
+"""The `gecko.plugins` entry point: each hook hands over to the configured `Guardrails`, if any (with a judge, the
+checks that may ask it return a coroutine the host awaits)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable
 
 from gecko.plugins import hookimpl
 from gecko.plugins.models import ModelRequest, ModelResponse
@@ -10,10 +13,9 @@ from gecko_guardrails.stream import StreamRedactor
 
 
 @hookimpl
-def gecko_model_request(request: ModelRequest, source: str) -> None:
+def gecko_model_request(request: ModelRequest, source: str) -> Awaitable[None] | None:
     guardrails = current()
-    if guardrails is not None:
-        guardrails.check_request(request, source)
+    return None if guardrails is None else guardrails.check_request(request, source)
 
 
 @hookimpl
@@ -30,10 +32,9 @@ def gecko_stream_filter(source: str) -> StreamRedactor | None:
 
 
 @hookimpl
-def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> None:
+def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> Awaitable[None] | None:
     guardrails = current()
-    if guardrails is not None:
-        guardrails.admit(call, messages, source)
+    return None if guardrails is None else guardrails.admit(call, messages, source)
 
 
 @hookimpl
@@ -44,7 +45,6 @@ async def gecko_tool_call(call: ToolCall, source: str) -> None:
 
 
 @hookimpl
-def gecko_tool_result(call: ToolCall, result: str, source: str) -> None:
+def gecko_tool_result(call: ToolCall, result: str, source: str) -> Awaitable[None] | None:
     guardrails = current()
-    if guardrails is not None:
-        guardrails.check_result(call, result, source)
+    return None if guardrails is None else guardrails.check_result(call, result, source)

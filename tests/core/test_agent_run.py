@@ -10,12 +10,12 @@ import pytest
 from gecko.compose.team import Team
 from gecko.core.agent import Agent, session_key
 from gecko.core.engine import ReActEngine
-from gecko.core.events import FinalOutput, StreamEvent
+from gecko.core.events import EventBus, FinalOutput, StreamEvent
 from gecko.core.toolbox import ToolBox, tool
 from gecko.errors import ConfigurationError
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.models import ScriptedModel, reply, tool_calls_reply
-from gecko.types import Message, Role, TokenUsage
+from gecko.types import Message, Role, TokenUsage, ToolCall
 
 
 class Calls:
@@ -197,3 +197,57 @@ def test_a_new_state_puts_the_history_before_the_input() -> None:
 def test_a_new_state_needs_an_input() -> None:
     with pytest.raises(ConfigurationError, match="needs an input"):
         ReActEngine(ScriptedModel([]), ToolBox()).new_state(None)
+
+
+# A lone surrogate is not valid Unicode: no store, file or provider takes one. Where a model or a
+# user hands one over, it reads as U+FFFD (a pair becomes its character) and the session saves.
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["lean", "observed"])
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_a_reply_holding_lone_surrogates_reads_them_as_replacement_characters(
+    observed: bool, stream: bool
+) -> None:
+    storage = MemoryStorage()
+    bus = EventBus(forward_to_plugins=False)
+    if observed:
+        bus.subscribe(lambda event: None)
+    agent = Agent(ScriptedModel(["a\ud800b \ud83d\ude00 \udc00"]), storage=storage, event_bus=bus)
+    if stream:
+        finals = [event async for event in agent.stream("q", session_id="s") if isinstance(event, FinalOutput)]
+        output = finals[0].output
+    else:
+        output = await agent.run("q", session_id="s")
+    assert output.content == "a\ufffdb \U0001f600 \ufffd"
+    model = ScriptedModel(["again"])
+    await Agent(model, storage=storage).run("q2", session_id="s")
+    assert [m.text for m in model.requests[0].messages] == ["q", "a\ufffdb \U0001f600 \ufffd", "q2"]
+
+
+async def test_a_tool_call_holding_a_lone_surrogate_runs_with_it_read_as_a_replacement_character() -> None:
+    received: list[str] = []
+
+    @tool
+    async def echo(text: str) -> str:
+        """Echo the text."""
+        received.append(text)
+        return text
+
+    model = ScriptedModel(
+        [tool_calls_reply(ToolCall(id="c\udc00", name="echo", arguments='{"text": "x\ud800y"}')), reply("done")]
+    )
+    storage = MemoryStorage()
+    output = await Agent(model, tools=[echo], storage=storage).run("q", session_id="s")
+    assert output.content == "done"
+    assert received == ["x\ufffdy"]
+    call = model.requests[1].messages[1].tool_calls[0]
+    assert (call.id, call.arguments) == ("c\ufffd", '{"text": "x\ufffdy"}')
+    assert model.requests[1].messages[2].tool_call_id == "c\ufffd"
+
+
+@pytest.mark.parametrize("input", ["q\ud800", {"text": "q\ud800"}], ids=["text", "data"])
+async def test_an_input_holding_a_lone_surrogate_reads_it_as_a_replacement_character(input: object) -> None:
+    model = ScriptedModel(["a"])
+    await Agent(model, storage=MemoryStorage()).run(input, session_id="s")
+    assert "\ufffd" in model.requests[0].messages[0].text
+    assert "\ud800" not in model.requests[0].messages[0].text

@@ -1,10 +1,10 @@
-"""Model-safe error text: short, single-line, with anything that looks like a secret redacted."""
+"""Model-safe text: error text short, single-line and redacted; any text valid Unicode."""
 
 from __future__ import annotations
 
 from gecko.redaction import redact
 
-__all__ = ("redact", "safe_error_text", "shorten", "text_of")
+__all__ = ("redact", "safe_error_text", "shorten", "text_of", "valid_text")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -30,3 +30,15 @@ def safe_error_text(exc: BaseException, limit: int = 200) -> str:
     first_line = redact(first_line[: limit * 4])
     text = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
     return shorten(text, limit)
+
+
+def valid_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (no store, file or model takes one); a
+    surrogate pair becomes its character."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text

@@ -44,7 +44,7 @@ import anyio
 from pydantic import BaseModel
 
 from gecko._checks import at_least
-from gecko.core._sanitize import redact, text_of
+from gecko.core._sanitize import redact, text_of, valid_text
 from gecko.core.events import (
     EventBus,
     FinalOutput,
@@ -268,7 +268,7 @@ class ReActEngine:
             ConfigurationError: `input` is None.
         """
         if isinstance(input, str) and not history:
-            return RunState([Message.user(input)])
+            return RunState([Message.user(valid_text(input))])
         return RunState(messages=[*history, *_as_messages(input)])
 
 
@@ -505,6 +505,7 @@ class _Run:
     def _settle(self, response: ModelResponse, structured: StructuredRun[Any] | None) -> AgentOutput | Message | None:
         """The counted reply's outcome, decided without awaiting: the run's output, None for another
         request, or the reply itself when its tool calls are to be admitted (`_tool_turn`)."""
+        response = _valid_reply(response)
         message = response.message
         if message.tool_calls and (
             structured is None or not structured.engine.is_output_call(message, structured.strategy)
@@ -878,27 +879,52 @@ def _json_arguments(call: ToolCall) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _valid_reply(response: ModelResponse) -> ModelResponse:
+    """`response` with each lone surrogate in its text and tool calls read as U+FFFD (`valid_text`)."""
+    message = response.message
+    content = message.content
+    calls = message.tool_calls
+    if (content is None or (isinstance(content, str) and content.isascii())) and (
+        not calls or all(call.id.isascii() and call.name.isascii() and call.arguments.isascii() for call in calls)
+    ):
+        return response
+    text = valid_text(content) if isinstance(content, str) else content
+    valid_calls = [_valid_call(call) for call in calls]
+    if text is content and all(new is old for new, old in zip(valid_calls, calls, strict=True)):
+        return response
+    valid = message.model_copy(update={"content": text, "tool_calls": valid_calls})
+    return response.model_copy(update={"message": valid})
+
+
+def _valid_call(call: ToolCall) -> ToolCall:
+    """`call` itself, or a copy whose id, name and arguments are valid text (`valid_text`)."""
+    id, name, arguments = valid_text(call.id), valid_text(call.name), valid_text(call.arguments)
+    if id is call.id and name is call.name and arguments is call.arguments:
+        return call
+    return ToolCall(id=id, name=name, arguments=arguments)
+
+
 def _error_message(call: ToolCall, text: str) -> Message:
     return Message.tool(call.id, f"Error: {redact(text)}", name=call.name)
 
 
 def _as_messages(input: Any) -> list[Message]:
     if isinstance(input, str):
-        return [Message.user(input)]
+        return [Message.user(valid_text(input))]
     if isinstance(input, Message):
         return [input]
     if isinstance(input, AgentOutput):
-        return [Message.user(input.content)]
+        return [Message.user(valid_text(input.content))]
     if isinstance(input, (list, tuple)) and input and all(isinstance(item, Message) for item in input):
         return list(input)
     if input is None:
         raise ConfigurationError("an agent run needs an input: text, a Message or a list of messages")
     try:
-        return [Message.user(json.dumps(input, ensure_ascii=False))]
+        return [Message.user(valid_text(json.dumps(input, ensure_ascii=False)))]
     except (TypeError, ValueError, RecursionError):  # not JSON data, or nested too deeply for it
         pass
     try:
-        return [Message.user(str(input))]
+        return [Message.user(valid_text(str(input)))]
     except Exception as exc:  # nested too deeply, an int past the digit limit, a `__str__` that raises
         raise ConfigurationError(
             f"an agent run's input cannot be written as text ({type(input).__name__}: {type(exc).__name__}); "

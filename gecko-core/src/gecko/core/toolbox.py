@@ -24,7 +24,7 @@ import anyio
 
 from gecko._checks import positive_seconds
 from gecko.core._json_repair import repeated_key
-from gecko.core._sanitize import safe_error_text, shorten
+from gecko.core._sanitize import safe_error_text, shorten, valid_text
 from gecko.errors import (
     ConfigurationError,
     GeckoError,
@@ -151,18 +151,6 @@ def _to_content(value: Any) -> str:
         return to_json(value).decode()
     except PydanticSerializationError:
         return str(value)
-
-
-def _valid_text(text: str) -> str:
-    """`text` with each lone surrogate replaced by U+FFFD (no store, file or model takes one); a
-    surrogate pair becomes its character."""
-    if text.isascii():
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text
 
 
 def _holds_non_finite(value: Any) -> bool:
@@ -766,7 +754,7 @@ class ToolBox:
             )
             error.__cause__ = exc
             return ToolResult(call, f"Error: {error}", is_error=True, error=error)
-        return ToolResult(call, _valid_text(_cap(content, self.max_result_chars)))
+        return ToolResult(call, valid_text(_cap(content, self.max_result_chars)))
 
     @staticmethod
     async def _invoke(found: Tool, arguments: dict[str, Any]) -> Any:
@@ -779,6 +767,6 @@ class ToolBox:
 
     @staticmethod
     def _failure(found: Tool, call: ToolCall, exc: BaseException) -> ToolResult:
-        error = ToolExecutionError(f"Tool {found.name!r} failed: {_valid_text(safe_error_text(exc))}")
+        error = ToolExecutionError(f"Tool {found.name!r} failed: {valid_text(safe_error_text(exc))}")
         error.__cause__ = exc
         return ToolResult(call, f"Error: {error}", is_error=True, error=error)

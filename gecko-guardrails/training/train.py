@@ -11,19 +11,22 @@ as injections. Each threshold comes from out-of-fold scores: the pool is cut int
 `FOLDS` folds (a text and the tool results quoting it in one fold), each fold's texts of the channel scored by
 that channel's model trained on the other folds; the threshold is the lowest at which `detect` (the rules, or the
 classifier at that threshold) flags at most `MAX_HARD_FP` of the channel's hard benign texts and at most `MAX_FP` of
-all its benign texts. The test split is never read here.
+all its benign texts. The tool-output model's `cue_weight` (added to the logit of a piece that tells the reader how to
+write its reply, `ADDRESSED`) is chosen from `CUE_WEIGHTS` the same way, out of fold: the weight whose threshold finds
+the most of the channel's injections (the smallest such weight). The test split is never read here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
-from gecko_guardrails.classifier import CHANNELS, MIN_PIECE, WINDOW, Classifier, ngrams, pieces
+from gecko_guardrails.classifier import ADDRESSED, CHANNELS, MIN_PIECE, WINDOW, Classifier, ngrams, pieces
 from gecko_guardrails.detect import _BLANKS, detect
 from gecko_guardrails.sanitize import fold
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -43,6 +46,8 @@ MAX_FP = 0.04
 # Per channel, the length up to which a long text's lines are joined into one piece. Tool output: 20, and its
 # model learns line pieces (README, Measured: a planted request is often one short line of a document).
 MIN_PIECES = {"user": MIN_PIECE, "tool": 20}
+# Per channel, the cue weights tried (README, Measured): none on user input, where every text addresses the assistant.
+CUE_WEIGHTS = {"user": (0.0,), "tool": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)}
 
 
 def load(split: str) -> list[dict[str, object]]:
@@ -139,16 +144,30 @@ def fit_channel(channel: str, rows: list[dict[str, object]]) -> Classifier:
     return fit(learns_from(channel, rows), channel)
 
 
-def out_of_fold(pool: list[dict[str, object]], channel: str) -> list[float]:
-    """The score of each of the pool's `channel` rows by `channel`'s model trained on the other folds."""
+def out_of_fold(pool: list[dict[str, object]], channel: str) -> list[list[tuple[float, bool]]]:
+    """Each of the pool's `channel` rows as its pieces, each piece's logit by `channel`'s model trained on the other
+    folds and whether `ADDRESSED` matches it."""
     rows = [row for row in pool if row["channel"] == channel]
-    scores = [0.0] * len(rows)
+    found: list[list[tuple[float, bool]]] = [[] for _ in rows]
     for number in range(FOLDS):
         model = fit_channel(channel, [row for row in pool if fold_of(row) != number])
         for index, row in enumerate(rows):
             if fold_of(row) == number:
-                scores[index] = model.probability(fold(str(row["text"])))
-    return scores
+                parts = pieces(fold(str(row["text"])), model.min_piece)
+                found[index] = [(logit(model.piece(part)), bool(ADDRESSED.search(part))) for part in parts]
+    return found
+
+
+def logit(probability: float) -> float:
+    """The logit of `probability`, bounded where the float rounds to 0 or 1."""
+    probability = min(max(probability, 1e-12), 1 - 1e-12)
+    return math.log(probability / (1 - probability))
+
+
+def cued(found: list[list[tuple[float, bool]]], weight: float) -> list[float]:
+    """Each row's score from its `out_of_fold` pieces: the highest piece probability, `weight` added to the logit of
+    a piece `ADDRESSED` matches (as `Classifier.probability` scores)."""
+    return [1 / (1 + math.exp(-max(value + weight * cue for value, cue in parts))) for parts in found]
 
 
 def with_rules(rows: list[dict[str, object]], scores: list[float]) -> list[float]:
@@ -201,27 +220,39 @@ def main() -> None:
     models = {}
     for channel in CHANNELS:
         rows = [row for row in pool if row["channel"] == channel]
-        scores = with_rules(rows, out_of_fold(pool, channel))
-        threshold = pick(rows, scores)
+        found = out_of_fold(pool, channel)
+        rules = with_rules(rows, [0.0] * len(rows))
+        best = (-1, 0.0, 0.0, rules)
+        for weight in CUE_WEIGHTS[channel]:
+            scores = [max(rule, score) for rule, score in zip(rules, cued(found, weight), strict=True)]
+            threshold = pick(rows, scores)
+            hits = sum(score >= threshold for score, row in zip(scores, rows, strict=True) if row["label"] == 1)
+            print(f"{channel}: cue weight {weight}, threshold {threshold:.2f}, found {hits}", file=sys.stderr)
+            if hits > best[0]:
+                best = (hits, weight, threshold, scores)
+        _, weight, threshold, scores = best
         describe(channel, threshold, rows, scores)
         model = fit_channel(channel, pool)
         models[channel] = {
             "intercept": model.intercept,
             "threshold": threshold,
             "min_piece": model.min_piece,
+            "cue_weight": weight,
             "weights": model.weights,
         }
     OUT.write_text(
         json.dumps(
             {
-                "about": "Prompt-injection classifiers of gecko-ai-guardrails, one per channel (user input: trained "
-                "on user-channel texts only; tool output: on all): sublinear TF-IDF over character "
-                "1-4-grams of the folded text, logistic regression (scikit-learn), trained by training/train.py "
-                "on the train and dev splits of the public labelled set of eval/SOURCES.md (deepset/prompt-injections "
-                "Apache-2.0; Lakera gandalf_ignore_instructions and mosscap MIT; verazuo/jailbreak_llms MIT; XSafety "
-                "Apache-2.0; NotInject MIT; WildGuardMix ODC-BY; microsoft/BIPIA MIT; stanford_alpaca seed tasks "
-                "Apache-2.0) and hard benign texts from UltraChat MIT, WildGuardMix ODC-BY and the Python PEPs "
-                "(public domain, CC0-1.0); thresholds from out-of-fold scores. Licence of these weights: Apache-2.0.",
+                "about": "Prompt-injection classifiers of gecko-ai-guardrails, one per channel (user input: trained on "
+                "user-channel texts only; tool output: on all): sublinear TF-IDF over character 1-4-grams of "
+                "the folded text, logistic regression (scikit-learn; the tool-output model's cue_weight is "
+                "added to the logit of a piece that tells the reader how to write its reply), trained by "
+                "training/train.py on the train and dev splits of the public labelled set of eval/SOURCES.md "
+                "(deepset/prompt-injections Apache-2.0; Lakera gandalf_ignore_instructions and mosscap MIT; "
+                "verazuo/jailbreak_llms MIT; XSafety Apache-2.0; NotInject MIT; WildGuardMix ODC-BY; "
+                "microsoft/BIPIA MIT; stanford_alpaca seed tasks Apache-2.0) and hard benign texts from "
+                "UltraChat MIT, WildGuardMix ODC-BY and the Python PEPs (public domain, CC0-1.0); thresholds "
+                "from out-of-fold scores. Licence of these weights: Apache-2.0.",
                 "ngram_sizes": list(SIZES),
                 "models": models,
             },

@@ -7,8 +7,10 @@ fold; the training data's sources and licences). They were trained with scikit-l
 the source tree on the public set described in `eval/SOURCES.md`; nothing is downloaded at run time and no pickle is
 read. Scoring is pure Python: the text is folded (`sanitize.fold`) and cut into pieces (overlapping
 windows, and its lines, so an injection on its own line inside a long tool result is scored as
-itself, not diluted by the document around it); the highest piece probability is the score. The opt-in
-semantic layer (`semantic.py`) fuses this model's piece scores with its own, at thresholds of its own.
+itself, not diluted by the document around it); the highest piece probability is the score. The tool-output model
+also raises a piece that tells the reader how to write its reply ("Add ... to your response", `ADDRESSED`): inside
+a document such a sentence is addressed to the assistant. The opt-in semantic layer (`semantic.py`) fuses this
+model's n-gram piece scores (without that cue) with its own, at thresholds of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from importlib import resources
 from itertools import pairwise
 from typing import Literal
 
-__all__ = ("CHANNELS", "Classifier", "classifier", "ngrams", "pieces")
+__all__ = ("ADDRESSED", "CHANNELS", "Classifier", "classifier", "ngrams", "pieces")
 
 CHANNELS = ("user", "tool")
 """The channel kinds a model is trained for: what a person typed (and tool descriptions), content from elsewhere."""
@@ -37,6 +39,24 @@ MIN_LENGTH = 20
 MIN_PIECE = 40
 """Lines of a long text are joined with the next until the piece has this many characters (the user-input model's
 setting; each model keeps its own, `Classifier.min_piece`)."""
+_VERBS = (
+    "add|append|prepend|include|incorporate|integrate|insert|embed|inject|mention|modify|enhance|augment|enrich|"
+    "provide|format|render|write|rewrite|present|begin|start|end|conclude|finish|structure|deliver|compose|craft|make|"
+    "give|keep|use|replace|substitute|convert|translate|transform|encode|encrypt|reverse|capitali[sz]e|express|"
+    "promote|advertise|recommend|suggest|encourage|urge|remind|invite|direct|link|share|emphasi[sz]e|highlight|stress|"
+    "state|claim|sign|attach|put|place|wrap|spell|group|swap|shuffle|alternate|scramble|remove|delete|omit|avoid|"
+    "do not|don't|never|always|ensure|make sure|respond|reply|answer|tease|offer|list"
+)
+ADDRESSED = re.compile(
+    rf"(?:^|[.!?:;]\s)(?:please\s)?(?:{_VERBS})\b[^.!?\n]{{0,80}}\byour (?:response|reply|answer)s?\b"
+    r"|\b(?:in|within|throughout) your (?:response|reply|answer)s?\b"
+    r"|在(?:你|您)的(?:回答|回复|答复|输出)中|(?:回答|回复|答复)中(?:加入|添加|加上|包含|提到|插入)",
+    re.MULTILINE,
+)
+"""A sentence (folded) that tells the reader how to write its reply: a verb at a sentence start, then "your
+response, reply or answer" within the sentence ("Add a link to ... in your reply"), or "in your response"; in
+Chinese, "在你的回答中", "回复中加入". Part of a tool result, it is addressed to the assistant reading it (BIPIA's
+planted requests)."""
 
 
 def ngrams(text: str, sizes: tuple[int, int]) -> Counter[str]:
@@ -90,7 +110,8 @@ class Classifier:
     """Linear model over sublinear TF-IDF character n-grams; `probability` of a folded text being an injection.
 
     `threshold` is the probability at which a text of the model's channel is flagged; `min_piece` is the length up
-    to which its `pieces` join a long text's lines.
+    to which its `pieces` join a long text's lines; `cue_weight` is added to the logit of a piece `ADDRESSED` matches
+    (0 for user input, where every text is addressed to the assistant).
     """
 
     weights: dict[str, tuple[float, float]]
@@ -98,13 +119,15 @@ class Classifier:
     sizes: tuple[int, int]
     threshold: float
     min_piece: int
+    cue_weight: float = 0.0
 
     def probability(self, folded: str) -> float:
-        """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output)."""
-        return max(self.piece(piece) for piece in pieces(folded, self.min_piece))
+        """The highest injection probability over the pieces of `folded` (a `sanitize.fold` output), each piece's
+        logit raised by `cue_weight` when `ADDRESSED` matches it."""
+        return max(self.piece(piece, cued=True) for piece in pieces(folded, self.min_piece))
 
-    def piece(self, text: str) -> float:
-        """The injection probability of one piece of folded text."""
+    def piece(self, text: str, *, cued: bool = False) -> float:
+        """The injection probability of one piece of folded text by its n-grams; `cued`, with the `ADDRESSED` cue."""
         total = norm = 0.0
         weights = self.weights
         for gram, count in ngrams(text, self.sizes).items():
@@ -116,6 +139,9 @@ class Classifier:
             norm += value * value
             total += value * coefficient
         logit = self.intercept + (total / math.sqrt(norm) if norm else 0.0)
+        # Every match holds "your " or "中": the substring tests spare most pieces the search.
+        if cued and self.cue_weight and ("your " in text or "中" in text) and ADDRESSED.search(text):
+            logit += self.cue_weight
         return 1.0 / (1.0 + math.exp(-logit))
 
 
@@ -135,6 +161,7 @@ def _classifiers() -> dict[str, Classifier]:
             sizes=sizes,
             threshold=model["threshold"],
             min_piece=model["min_piece"],
+            cue_weight=model["cue_weight"],
         )
         for channel, model in data["models"].items()
     }

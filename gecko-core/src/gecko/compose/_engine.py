@@ -548,7 +548,8 @@ class Run:
                     # The counts as the other workers left them.
                     rec = self.rec
                     steps = self.steps
-                if after is None or ctx._checkpoint or type(output) is Next:
+                # `output is not None` first: a node that only writes state skips the type check.
+                if after is None or ctx._checkpoint or (output is not None and type(output) is Next):
                     self._record(done, node, last, True, rec, steps)
                     return node, (ctx, output, start)
                 rec += 1

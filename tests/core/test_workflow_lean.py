@@ -285,6 +285,26 @@ async def test_kept_views_and_mutated_values_read_alike_on_lean_and_observed_run
         assert [dict(kept["first"]), dict(kept["second"])] == [first, second]
 
 
+async def test_values_read_from_state_are_fresh_copies_for_each_node_of_a_lean_chain(observer: Observer) -> None:
+    async def start(ctx: NodeContext) -> None:
+        ctx.state["items"] = [0]
+
+    async def grow(ctx: NodeContext) -> list[int]:
+        items = ctx.state["items"]
+        items.append(1)  # merged as a write; the output is that list
+        return items
+
+    async def grow_again(ctx: NodeContext) -> None:
+        # Nobody kept a view, so this node's view object may be the one `grow` used: its read must still copy.
+        ctx.state["items"].append(2)
+
+    lean, observed = await lean_then_observed(observer, lambda: linear("copies", start, grow, grow_again).execute())
+    assert lean == observed
+    _, state, entries, _, _ = lean
+    assert state == {"items": [0, 1, 2]}
+    assert entries[1] == ("grow", [0, 1])
+
+
 async def test_a_lean_node_sees_a_complete_context(observer: Observer) -> None:
     seen: list[dict[str, Any]] = []
 

@@ -226,6 +226,22 @@ async def test_state_get_sees_own_writes_deletions_and_copies() -> None:
     assert result.state == {"items": [1, 2], "fresh": 3}
 
 
+async def test_state_get_returns_a_mutable_default_itself_for_an_unset_key() -> None:
+    default: list[int] = []
+    seen: list[Any] = []
+
+    async def node(ctx: NodeContext) -> None:
+        # The default is the caller's object, not a state value: no copy, and changing it writes nothing.
+        value = ctx.state.get("absent", default)
+        value.append(1)
+        seen.append(value)
+
+    wf = Workflow("d").add_node("a", node).set_entry_point("a")
+    result = await wf.execute()
+    assert seen[0] is default
+    assert result.state == {}
+
+
 async def test_same_graph_and_input_give_same_state() -> None:
     async def branch(ctx: NodeContext) -> None:
         await anyio.lowlevel.checkpoint()

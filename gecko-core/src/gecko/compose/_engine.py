@@ -494,13 +494,17 @@ class Run:
         base, start = found if found is not None else (self.state, rec)
         fn, after, link = direct[node]
         # `StateView(base)` and `NodeContext(...)` are built without their `__init__` frames: every
-        # slot is set below, as the constructors set it (a test checks that none is left unset).
+        # slot is set as the constructors set it (a test checks that none is left unset), the view's
+        # `_copies` and the context's `_checkpoint` where each is made (a node leaves them set only
+        # on paths that reset `_copies` or leave this loop), the rest below, for every node.
         # The next node gets them again unless this one kept a reference to either: CPython's
         # reference counts are then what they are here (neither type takes weak references). The
         # context variable `interrupt()` reads holds the context; it is reset once, at the end.
         view = object.__new__(StateView)
+        view._copies = None
         ctx = object.__new__(NodeContext)
         ctx.state = view
+        ctx._checkpoint = False
         token = _current_context.set(ctx)
         ctx_refs = getrefcount(ctx)
         view_refs = getrefcount(view)
@@ -523,7 +527,6 @@ class Run:
                     self._record(done, node, last, True, rec, steps)
                 view._base = base
                 view._writes = {}
-                view._copies = None
                 ctx.node = node
                 ctx.input = run_input
                 ctx.state = view
@@ -531,7 +534,6 @@ class Run:
                 ctx.session_id = session_id
                 ctx._last = last
                 ctx._resume = resume.pop(node, _KEEP) if resume else _KEEP
-                ctx._checkpoint = False
                 try:
                     output = await fn(ctx)
                 except BaseException as exc:
@@ -548,7 +550,8 @@ class Run:
                     # The counts as the other workers left them.
                     rec = self.rec
                     steps = self.steps
-                if after is None or ctx._checkpoint or type(output) is Next:
+                # `output is not None` first: a node that only writes state skips the type check.
+                if after is None or ctx._checkpoint or (output is not None and type(output) is Next):
                     self._record(done, node, last, True, rec, steps)
                     return node, (ctx, output, start)
                 rec += 1
@@ -566,10 +569,13 @@ class Run:
                         self._record(done, node, last, True, rec, steps)
                         if not self._merged(node, view.diff(), start):
                             return None
+                        view._copies = None
                 if getrefcount(ctx) != ctx_refs or getrefcount(view) != view_refs:
                     view = object.__new__(StateView)
+                    view._copies = None
                     ctx = object.__new__(NodeContext)
                     ctx.state = view
+                    ctx._checkpoint = False
                     _current_context.set(ctx)
                 done.append(node)
                 executed((node, output))

@@ -57,14 +57,12 @@ class StateView(MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         """`self[key]`, or `default` when the key is unset."""
-        writes = self._writes
-        if key in writes:
-            value = writes[key]
+        if key in self._writes:
+            value = self._writes[key]
             return default if value is DELETED else value
-        value = self._base.get(key, MISSING)
-        if value is MISSING:
-            return default
-        if type(value) in _MUTABLE:
+        value = self._base.get(key, default)
+        if type(value) in _MUTABLE and key in self._base:
+            # A mutable state value (not a mutable `default`) is copied on first read, as `self[key]` does.
             return self[key]
         return value
 

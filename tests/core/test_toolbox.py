@@ -607,3 +607,46 @@ def test_tool_called_with_a_function_keeps_its_options() -> None:
 
     made = tool(lookup, name="define", description="Define a word.", timeout=3, requires_approval=True)
     assert (made.name, made.description, made.timeout, made.requires_approval) == ("define", "Define a word.", 3, True)
+
+
+class _Point(BaseModel):
+    x: float
+
+
+@tool
+async def _loose(data: dict[str, object], anything: object, point: _Point | None = None) -> str:
+    """Parameters whose types let any number through."""
+    return "ran"
+
+
+# A number no JSON writer sends on (NaN, Infinity, one past float64's range) is refused for a local
+# tool too, wherever its parameter types would take it: a `dict`, `object` or a model of the user's.
+NON_FINITE_ARGUMENTS = {
+    "NaN in a dict": '{"data": {"k": NaN}, "anything": 1}',
+    "Infinity as object": '{"data": {}, "anything": Infinity}',
+    "-Infinity in a list": '{"data": {"k": [1, -Infinity]}, "anything": 1}',
+    "1e400 as object": '{"data": {}, "anything": 1e400}',
+    "1E+0400 in a dict": '{"data": {"k": 1E+0400}, "anything": 1}',
+    "2e99 times 210 digits": '{"data": {}, "anything": 2' + "0" * 210 + "e99}",
+    "310 digits and a fraction": '{"data": {}, "anything": 1' + "0" * 310 + ".5}",
+    "1e400 in a user model": '{"data": {}, "anything": 1, "point": {"x": 1e400}}',
+}
+
+
+@pytest.mark.parametrize("arguments", NON_FINITE_ARGUMENTS.values(), ids=NON_FINITE_ARGUMENTS.keys())
+def test_a_local_tool_refuses_numbers_that_are_not_finite_whatever_its_parameter_types(arguments: str) -> None:
+    with pytest.raises(ToolArgumentsError, match="NaN, Infinity or past float64's range"):
+        _loose.validate_arguments(arguments)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        '{"data": {"k": 1e308, "m": -5e-324, "n": 1e-400}, "anything": "NaN e123 Infinity"}',
+        '{"data": {"big": ' + "9" * 400 + '}, "anything": 1}',
+        '{"data": {}, "anything": 1, "point": {"x": 1.5e300}}',
+    ],
+    ids=["extreme finite floats and look-alike text", "a 400-digit integer", "a large finite float in a model"],
+)
+def test_a_local_tool_takes_finite_numbers_however_written(arguments: str) -> None:
+    assert set(_loose.validate_arguments(arguments)) >= {"data", "anything"}

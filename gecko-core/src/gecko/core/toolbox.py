@@ -66,6 +66,11 @@ _SECTION_PATTERN = re.compile(
     r"Examples?|Notes?|Attributes|See Also|Warnings?|Todo):\s*$"
 )
 _ARG_PATTERN = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+# A JSON number reaches float64's limit (~1.8e308) only with an exponent of three digits or more, or
+# with a run of over 200 digits; NaN and Infinity are spelled out. Where none is written, every number
+# in the arguments is finite.
+_MAY_BE_NON_FINITE = re.compile(r"[eE]\+?\d{3}|\d{100}|NaN|Infinity")
+_NON_FINITE_PROBLEM = "a number is NaN, Infinity or past float64's range. Send finite numbers."
 _MAX_REPORTED_ERRORS = 8
 
 
@@ -151,6 +156,22 @@ def _to_content(value: Any) -> str:
         return to_json(value).decode()
     except PydanticSerializationError:
         return str(value)
+
+
+def _decoded(arguments: str) -> Any:
+    """`arguments` decoded as strict JSON (no NaN or Infinity; text holding a lone surrogate is a ValueError)."""
+    from pydantic_core import from_json
+
+    # as UTF-8 bytes: `from_json` raises a TypeError for text holding a lone surrogate
+    return from_json(arguments.encode(), allow_inf_nan=False)
+
+
+def _holds_non_finite_text(arguments: str) -> bool:
+    """Whether JSON `arguments` (which a lax parser accepted) hold NaN, Infinity or a number past float64's range."""
+    try:
+        return _holds_non_finite(_decoded(arguments))
+    except ValueError:  # the strict parser refuses NaN and Infinity
+        return True
 
 
 def _holds_non_finite(value: Any) -> bool:
@@ -387,6 +408,9 @@ class Tool:
                 f"Invalid arguments for tool {self.name!r}: a key appears twice, so the call is ambiguous. "
                 "Send each argument once."
             )
+        if _MAY_BE_NON_FINITE.search(arguments) is not None and _holds_non_finite_text(arguments):
+            # a parameter typed `float` refuses these itself; `dict`, `Any` or a model of the user's take them
+            raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: {_NON_FINITE_PROBLEM}")
         values = instance.__dict__
         return {param: values[field] for field, param in self._fields}
 
@@ -396,18 +420,15 @@ class Tool:
         The object is one any JSON writer can send on as it is (to a tool server, say): strict JSON
         (no NaN or Infinity, no lone surrogate, at most 200 levels deep) with every number finite.
         """
-        from pydantic_core import from_json
-
         try:
-            # as UTF-8 bytes: `from_json` raises a TypeError for text holding a lone surrogate
-            decoded = from_json(arguments.encode(), allow_inf_nan=False)
+            decoded = _decoded(arguments)
         except ValueError as exc:  # UnicodeEncodeError included
             problem = f"the arguments are not valid JSON ({shorten(str(exc), 120)}). Send one JSON object."
         else:
             if not isinstance(decoded, dict):
                 problem = f"expected a JSON object of arguments, got {type(decoded).__name__}."
             elif _holds_non_finite(decoded):
-                problem = "a number overflows to infinity. Send finite numbers."
+                problem = _NON_FINITE_PROBLEM
             elif repeated_key(arguments) is not None:
                 problem = "a key appears twice, so the call is ambiguous. Send each argument once."
             else:

@@ -1,4 +1,4 @@
-"""Members for bench/w13_dask.py: the Dask workers import them by this module's path."""
+"""Members for bench/w14_dask.py: the Dask workers import them by this module's path."""
 
 from __future__ import annotations
 

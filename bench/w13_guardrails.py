@@ -1,16 +1,22 @@
-"""Guardrails latency: `detect` per text size, and the latency one agent turn gains with guardrails on.
+"""W13, guardrail checks: checks per second on a mixed corpus, `detect` per text size, and the latency one
+agent turn gains with guardrails on.
 
-Run with `python gecko-guardrails/bench/latency.py [--semantic]` in an environment with gecko-ai-core and
+Run with `python bench/w13_guardrails.py [--semantic]` in an environment with gecko-ai-core and
 gecko-ai-guardrails installed (`--semantic`: the opt-in semantic mode, with `gecko-ai-guardrails[semantic]`).
-No network: the model is scripted and the URL host is numeric.
+The mixed corpus is the dev split of the plugin's labelled set (`gecko-guardrails/eval/data/dev.jsonl`:
+public user inputs and tool results, injections and benign texts, English, Chinese and other languages),
+each text checked on its own channel. No network: the model is scripted and the URL host is numeric.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
+import statistics
 import time
+from pathlib import Path
 
 import anyio
 from gecko_guardrails import Guardrails, configure, detect
@@ -29,6 +35,30 @@ TEXTS = {
     "1 KB Chinese page": "我们的商店九点开门，出售面包、奶酪和葡萄酒。" * 45,  # noqa: RUF001
     "10 KB tool result": "Row 17: value=42, status ok; next row follows. " * 220,
 }
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "gecko-guardrails" / "eval" / "data" / "dev.jsonl"
+
+
+def time_corpus(semantic: bool) -> None:
+    """Checks per second over the mixed corpus, and the spread of one check, per channel and in all."""
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    detect("warm-up: the first check loads the classifier", "user", semantic=semantic)
+    detect("warm-up: the first check loads the classifier", "tool", semantic=semantic)
+    spent: dict[str, list[float]] = {"user": [], "tool": []}
+    flagged = 0
+    for row in rows:
+        start = time.process_time()
+        flagged += bool(detect(row["text"], row["channel"], semantic=semantic))
+        spent[row["channel"]].append(time.process_time() - start)
+    every = spent["user"] + spent["tool"]
+    print(f"mixed corpus: {len(rows):,} texts of {CORPUS.name}, {flagged:,} flagged")
+    for name, times in (*spent.items(), ("all", every)):
+        p95 = statistics.quantiles(times, n=20)[-1]
+        print(
+            f"  {name:<5} {len(times):>5,} checks: {len(times) / sum(times):,.0f} checks/s CPU, "
+            f"median {statistics.median(times) * 1e3:.2f} ms, p95 {p95 * 1e3:.2f} ms"
+        )
 
 
 def time_detect(semantic: bool, repeat: int = 200) -> None:
@@ -89,5 +119,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--semantic", action="store_true", help="the opt-in semantic mode of the classifier")
     mode = parser.parse_args().semantic
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; semantic mode {'on' if mode else 'off'}")
+    time_corpus(mode)
     time_detect(mode)
     anyio.run(time_turns, mode)

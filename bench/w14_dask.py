@@ -1,6 +1,6 @@
 """Team fan-out on Dask: CPU-bound members on one process vs a local cluster, and the per-job overhead.
 
-``python bench/w13_dask.py [--members 200] [--work-ms 50]``
+``python bench/w14_dask.py [--members 200] [--work-ms 50]``
 
 Rows (one run, wall time):
 - "in-process": `Team` of N members, each `burn(work_ms)` (pure-Python CPU work in a worker thread,

@@ -10,7 +10,7 @@ import pytest
 from gecko.compose.team import Team
 from gecko.core.agent import Agent, session_key
 from gecko.core.engine import ReActEngine
-from gecko.core.events import EventBus, FinalOutput, StreamEvent
+from gecko.core.events import EventBus, FinalOutput, StreamEvent, TextDelta
 from gecko.core.toolbox import ToolBox, tool
 from gecko.errors import ConfigurationError
 from gecko.plugins.storage.memory import MemoryStorage
@@ -214,8 +214,10 @@ async def test_a_reply_holding_lone_surrogates_reads_them_as_replacement_charact
         bus.subscribe(lambda event: None)
     agent = Agent(ScriptedModel(["a\ud800b \ud83d\ude00 \udc00"]), storage=storage, event_bus=bus)
     if stream:
-        finals = [event async for event in agent.stream("q", session_id="s") if isinstance(event, FinalOutput)]
-        output = finals[0].output
+        events = [event async for event in agent.stream("q", session_id="s")]
+        deltas = "".join(event.text for event in events if isinstance(event, TextDelta))
+        assert deltas == "a\ufffdb \U0001f600 \ufffd"
+        output = next(event.output for event in events if isinstance(event, FinalOutput))
     else:
         output = await agent.run("q", session_id="s")
     assert output.content == "a\ufffdb \U0001f600 \ufffd"

@@ -387,7 +387,7 @@ class _Run:
                             try:
                                 async for chunk in chunks:
                                     accumulator.add(chunk)
-                                    text = chunk.text
+                                    text = valid_text(chunk.text)
                                     if text and filters:
                                         text = _fed(filters, text)
                                     if text:
@@ -407,7 +407,7 @@ class _Run:
                                     yield TextDelta(text)
                     else:
                         response = await self._call_model(request)
-                        text = response.message.text if self.stream else ""
+                        text = valid_text(response.message.text) if self.stream else ""
                         if text and self.flags.hook_stream_filter:
                             filters = await self.manager.stream_filters(engine.name)
                             text = _fed(filters, text) + _flushed(filters)

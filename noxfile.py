@@ -92,6 +92,7 @@ def tests_core(session: nox.Session) -> None:
 TEST_PEERS: dict[str, tuple[str, ...]] = {
     "config_yaml": ("storage_sqlite",),  # `gecko run` resumes a sqlite:// checkpoint in a new process
     "executor_dask": ("storage_redis",),  # a fan-out on Dask checkpoints to redis:// while a worker is killed
+    "guardrails": ("storage_sqlite",),  # a run paused on one guardrails object resumes from a sqlite:// file
 }
 
 

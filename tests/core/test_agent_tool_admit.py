@@ -70,6 +70,24 @@ async def test_approval_required_pauses_with_the_reason_and_resumes(gate: Gate) 
     assert (output.content, bank.paid) == ("bye", [5])
 
 
+@pytest.mark.parametrize("approved", [True, False])
+async def test_a_held_call_waits_for_its_decision_on_resume_though_the_hook_no_longer_holds_it(
+    gate: Gate, approved: bool
+) -> None:
+    gate.decision = ApprovalRequired
+    bank = Bank()
+    agent = bank.agent()
+    paused = await agent.run("pay 5")
+    assert isinstance(paused, PausedOutput)
+    gate.decision = None  # what the hook knew went with the process that paused
+    output = await agent.resume({"p": approved}, session_id=paused.session_id)
+    assert bank.paid == ([5] if approved else [])
+    assert output.messages[-2].text == (
+        "paid 5" if approved else "Error: the user rejected this call of pay; it did not run"
+    )
+    assert gate.seen == [("p", 2), ("p", 2)]
+
+
 async def test_a_violation_refuses_the_call_and_tells_the_model(gate: Gate) -> None:
     gate.decision = GuardrailViolation
     bank = Bank()

@@ -151,7 +151,8 @@ class Guardrails:
     any result of a tool not declared trusted; `"flagged"`: only text the detector flags; in both,
     a memory recall the detector flagged) is held for approval (`untrusted_calls="approve"`: the
     run pauses with the reason), refused (`"refuse"`: the model is told why), or let through
-    (`"allow"`).
+    (`"allow"`). The taint is read from the run's conversation, history restored from a session
+    included; a recall, which is not part of it, from the run's requests.
 
     `semantic=True` has the detector score with the classifier fused with its semantic layer (more recall, more
     false positives on benign user input, about ten times the CPU per check and 100 MB loaded on the first

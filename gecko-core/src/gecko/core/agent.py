@@ -323,6 +323,11 @@ class Agent:
                     f"no decision for pending calls {', '.join(missing)} of session {session!r}; "
                     "pass True or False for each"
                 )
+            unknown = sorted(set(approvals) - set(pending))
+            if unknown:
+                raise ApprovalError(
+                    f"approvals name calls that are not pending: {', '.join(unknown)}; pending: {', '.join(pending)}"
+                )
             assert document is not None
             return _Start(
                 RunState.from_json(document["state"]), structure, session, storage, version, document.get("before")

@@ -24,7 +24,8 @@ One run, step by step:
    yields a `PausedOutput` listing the pending calls; resuming with approvals runs the
    approved calls and reports the rejected ones to the model as rejected. A `gecko_tool_admit`
    hook may hold any call for approval the same way (`ApprovalRequired`, with a reason) or
-   refuse it (`GuardrailViolation`: the model is told why and the tool does not run).
+   refuse it (`GuardrailViolation`: the model is told why and the tool does not run). On resume a
+   call named in the approvals takes its decision even when the hook no longer holds it.
 6. Every admitted call, observed or not, runs through `ToolBox.execute_many_validated`, so
    `max_parallel` and the single validation hold on every path.
 7. A reply without tool calls is the final answer; with an output type the `StructuredRun`
@@ -722,7 +723,13 @@ class _Run:
                 except GuardrailViolation as exc:
                     plan.observations[call.id] = _error_message(call, f"the call was refused by a guardrail: {exc}")
                     continue
-            if held is not None or toolbox.get(call.name).requires_approval:
+            # A call named in `approvals` was pending when the run paused: the user's decision stands even
+            # when a hook would not hold it now (its state was lost with the process that paused).
+            if (
+                held is not None
+                or toolbox.get(call.name).requires_approval
+                or (approvals is not None and call.id in approvals)
+            ):
                 needs_approval.add(call.id)
                 if approvals is None:
                     plan.pending.append(

@@ -242,7 +242,8 @@ def gecko_tool_admit(call: ToolCall, messages: list[Message], source: str) -> Aw
     `ApprovalRequired` (a `GuardrailViolation`) to hold the call for the user's approval: the run
     ends with a `PausedOutput` whose pending call carries the message as `reason`, exactly as for a
     tool declared `requires_approval=True`, and `agent.resume(approvals, session_id=...)` decides
-    it (the hook fires again on resume). Raise `GuardrailViolation` to refuse the call: the tool
+    it (the hook fires again on resume; a call it held takes the approvals' decision even when the
+    hook would not hold it then). Raise `GuardrailViolation` to refuse the call: the tool
     does not run and the model is told why. The guardrails plugin uses it to hold sensitive tools
     once a run has read untrusted content. Return values are ignored.
     """

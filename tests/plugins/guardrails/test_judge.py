@@ -528,7 +528,21 @@ def concurrent_runs(page: str, outbox: Outbox) -> list[Agent]:
     return [Agent(hijacked_model(), tools=outbox.tools(page)) for _ in range(2)]
 
 
-async def test_concurrent_checks_of_one_text_share_one_judge_call(guardrails: Guardrails) -> None:
+TRACED = pytest.mark.parametrize("traced", [False, True], ids=["lean", "traced"])
+
+
+def judge_operations(request: pytest.FixtureRequest, traced: bool) -> Operations | None:
+    """The operations recorder when `traced` (a plugin observing operations), else None."""
+    recorder = request.getfixturevalue("operations") if traced else None
+    assert recorder is None or isinstance(recorder, Operations)
+    return recorder
+
+
+@TRACED
+async def test_concurrent_checks_of_one_text_share_one_judge_call(
+    guardrails: Guardrails, request: pytest.FixtureRequest, traced: bool
+) -> None:
+    recorder = judge_operations(request, traced)
     release = anyio.Event()
 
     async def slow(text: str) -> Reply:
@@ -551,13 +565,17 @@ async def test_concurrent_checks_of_one_text_share_one_judge_call(guardrails: Gu
 
     assert judge.texts == [MISSED]
     assert [type(output) for output in outputs] == [PausedOutput, PausedOutput]
+    if recorder is not None:
+        assert [operation.status for operation in recorder.of("guardrails.judge")] == ["ok"]
     assert outbox.sent == []
 
 
+@TRACED
 @pytest.mark.parametrize("cancelled", ["asking", "waiting"])
 async def test_a_cancelled_check_never_leaves_the_other_without_a_verdict(
-    guardrails: Guardrails, cancelled: str
+    guardrails: Guardrails, cancelled: str, request: pytest.FixtureRequest, traced: bool
 ) -> None:
+    recorder = judge_operations(request, traced)
     calls: list[str] = []
 
     async def first_stalls(text: str) -> Reply:
@@ -598,6 +616,9 @@ async def test_a_cancelled_check_never_leaves_the_other_without_a_verdict(
         assert calls == [MISSED]
     assert outbox.sent == []
     assert guardrails._asking == {}
+    if recorder is not None:  # the cancelled call ended cancelled, the call asked again ended ok
+        statuses = [operation.status for operation in recorder.of("guardrails.judge")]
+        assert statuses == (["cancelled", "ok"] if cancelled == "asking" else ["cancelled"])
 
 
 class Operations:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import anyio
 
@@ -34,9 +34,6 @@ from gecko_guardrails.detect import Detection, detect
 from gecko_guardrails.sanitize import clean
 from gecko_guardrails.semantic import require
 from gecko_guardrails.stream import StreamRedactor
-
-if TYPE_CHECKING:
-    from gecko_guardrails.judge import Verdict
 
 __all__ = (
     "Action",
@@ -554,7 +551,7 @@ class Guardrails:
         """The judge's findings on `texts`: it is asked about a text of `judge_channels` the rules did not flag,
         long enough for the classifier, whose score lies in `[judge_floor, threshold)`, unless a verdict on it
         is kept; the texts to ask about are judged concurrently. Not inside a judge call (no recursion)."""
-        from gecko_guardrails.judge import Verdict, judging
+        from gecko_guardrails.judge import judging
 
         model = self._judge_model()
         if model is None or judging.get():
@@ -575,13 +572,10 @@ class Guardrails:
                 judged[key] = kept
 
         async def judge(key: tuple[str, Channel], found: Detection) -> None:
-            outcome = await self._asked(model, key)
-            if isinstance(outcome, Verdict):
-                kinds = ("judge",) if outcome.injection else ()
-                verdict = Detection(kinds, ("plain",), found.score, _short(outcome.reason))
-                self._verdicts.put(key, verdict)
-                if verdict:
-                    judged[key] = verdict
+            outcome = await self._asked(model, key, found)
+            if isinstance(outcome, Detection):
+                if outcome:
+                    judged[key] = outcome
             elif self.judge_failure == "flag":
                 judged[key] = Detection(("judge failed",), ("plain",), found.score, _short(f"judge failed: {outcome}"))
             else:
@@ -593,21 +587,29 @@ class Guardrails:
                     group.start_soon(judge, key, found)
         return judged
 
-    async def _asked(self, model: ChatModel, key: tuple[str, Channel]) -> Verdict | str:
-        """The judge's outcome on `key` (`judge.ask`); a check that needs a text already being judged awaits that
-        call, and when the check that made it is cancelled, a waiting one asks again."""
-        from gecko_guardrails.judge import ask
+    async def _asked(self, model: ChatModel, key: tuple[str, Channel], found: Detection) -> Detection | str:
+        """The judge's verdict on `key` (kept), or why it gave none (`judge.ask`); `found` is what the other
+        layers found. A check that needs a text already being judged awaits that call, and when the check that
+        made it is cancelled, a waiting one asks again."""
+        from gecko_guardrails.judge import Verdict, ask
 
         text, channel = key
         shared = (threading.get_ident(), *_Verdicts.key(key))  # an event belongs to its thread's event loop
         while True:
             call = self._asking.get(shared)
             if call is None:
+                kept = self._verdicts.get(key)  # kept since the check looked, by a call that just ended
+                if kept is not None:
+                    return kept
                 call = self._asking[shared] = _Call()
                 try:
-                    call.outcome = await ask(
-                        model, text, channel, self.judge_timeout, classifier(_model_channel(channel))
-                    )
+                    outcome = await ask(model, text, channel, self.judge_timeout, classifier(_model_channel(channel)))
+                    if isinstance(outcome, Verdict):
+                        kinds = ("judge",) if outcome.injection else ()
+                        call.outcome = Detection(kinds, ("plain",), found.score, _short(outcome.reason))
+                        self._verdicts.put(key, call.outcome)
+                    else:
+                        call.outcome = outcome
                     return call.outcome
                 finally:
                     del self._asking[shared]
@@ -769,9 +771,10 @@ class _Verdicts:
 
 @dataclass(slots=True)
 class _Call:
-    """A judge call under way: its outcome once it has one, and `done` set when it ends (with one or none)."""
+    """A judge call under way: its verdict or failure once it has one, and `done` set when it ends (with one or
+    none)."""
 
-    outcome: Verdict | str | None = None
+    outcome: Detection | str | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 import pytest
-from gecko_guardrails import Action, Finding, Guardrails, clean, detect, fold
+from gecko_guardrails import Action, Detection, Finding, Guardrails, clean, detect, fold
 from gecko_guardrails.classifier import Classifier, classifier, spans
 from gecko_guardrails.guard import _Verdicts
 from gecko_guardrails.judge import CAP, Verdict, excerpt
@@ -688,3 +688,16 @@ async def test_a_failed_judge_call_is_an_operation_ended_in_error(
     assert [operation.status for operation in failed] == ["error", "error"]  # failures are not kept: asked again
     assert all(isinstance(operation.error, ModelServerError) for operation in failed)
     assert failed[0].attributes["requests"] == 0
+
+
+async def test_a_check_finding_no_call_under_way_reads_a_verdict_kept_since_it_looked(guardrails: Guardrails) -> None:
+    # A check reads the kept verdicts, then starts its judging task; a call that ends in between keeps its verdict
+    # and is no longer under way: the check takes that verdict rather than asking again.
+    judge = injection_judge()
+    arm(guardrails, judge)
+    found = detect(MISSED, "tool")
+    kept = Detection(("judge",), ("plain",), found.score, "kept")
+    guardrails._verdicts.put((MISSED, "tool"), kept)
+
+    assert await guardrails._asked(judge.model, (MISSED, "tool"), found) is kept
+    assert judge.texts == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -25,7 +26,7 @@ from importlib import resources
 from itertools import pairwise
 from typing import Literal
 
-__all__ = ("ADDRESSED", "CHANNELS", "Classifier", "classifier", "ngrams", "pieces")
+__all__ = ("ADDRESSED", "CHANNELS", "Classifier", "classifier", "ngrams", "pieces", "spans")
 
 CHANNELS = ("user", "tool")
 """The channel kinds a model is trained for: what a person typed (and tool descriptions), content from elsewhere."""
@@ -84,25 +85,51 @@ def _word_ngrams(word: str, sizes: tuple[int, int]) -> tuple[str, ...]:
 
 def pieces(text: str, min_piece: int = MIN_PIECE) -> list[str]:
     """What `text` is scored as: itself when short; else its windows and its lines (joined up to `min_piece`)."""
+    return [piece for _, _, piece in spans(text, min_piece)]
+
+
+def spans(text: str, min_piece: int = MIN_PIECE) -> list[tuple[int, int, str]]:
+    """The `pieces` of `text`, each with where it starts and ends in `text` (lines joined by a space span the
+    lines between, their ends included)."""
     if len(text) <= WINDOW:
-        return [text]
-    found = _windows(text)
+        return [(0, len(text), text)]
+    found = [(start, start + len(window), window) for start, window in _windows(text)]
     piece = ""
+    starts: list[tuple[int, int]] = []  # where each line joined into `piece` starts, there and in `text`
+    offset = 0
     for line in text.split("\n"):
-        line = line.strip()
-        if line:
-            piece = f"{piece} {line}" if piece else line
+        stripped = line.strip()
+        if stripped:
+            starts.append((len(piece) + 1 if piece else 0, offset + len(line) - len(line.lstrip())))
+            piece = f"{piece} {stripped}" if piece else stripped
             if len(piece) >= min_piece:
-                found.extend(_windows(piece) if len(piece) > WINDOW else [piece])
-                piece = ""
+                found.extend(_placed(piece, starts))
+                piece, starts = "", []
+        offset += len(line) + 1
     if piece:
-        found.append(piece)
+        found.extend(_placed(piece, starts))
     return found
 
 
-def _windows(text: str) -> list[str]:
+def _placed(piece: str, starts: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """`piece` (lines joined, starting in `text` as `starts` says), or its windows if long, placed in `text`."""
+    windows = _windows(piece) if len(piece) > WINDOW else [(0, piece)]
+    return [(*_span(start, start + len(window), starts), window) for start, window in windows]
+
+
+def _span(start: int, end: int, starts: list[tuple[int, int]]) -> tuple[int, int]:
+    """Where the characters `start` to `end` of joined lines lie in the text they came from."""
+
+    def at(position: int) -> int:
+        index = bisect_right(starts, position, key=lambda item: item[0]) - 1
+        return starts[index][1] + position - starts[index][0]
+
+    return at(start), at(end - 1) + 1
+
+
+def _windows(text: str) -> list[tuple[int, str]]:
     step = WINDOW // 2
-    return [text[start : start + WINDOW] for start in range(0, max(len(text) - step, 1), step)]
+    return [(start, text[start : start + WINDOW]) for start in range(0, max(len(text) - step, 1), step)]
 
 
 @dataclass(frozen=True, slots=True)

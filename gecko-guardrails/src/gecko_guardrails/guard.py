@@ -29,7 +29,7 @@ from gecko.plugins.models import ChatModel, ModelRequest, ModelResponse, ToolDef
 from gecko.redaction import REDACTED, redact, redacting_logger
 from gecko.types import Message, Role, TextPart, ToolCall
 from gecko_guardrails.arguments import check_operand, check_path, check_shell, check_storage_url, check_url
-from gecko_guardrails.classifier import MIN_LENGTH
+from gecko_guardrails.classifier import MIN_LENGTH, classifier
 from gecko_guardrails.detect import Detection, detect
 from gecko_guardrails.sanitize import clean
 from gecko_guardrails.semantic import require
@@ -160,9 +160,10 @@ class Guardrails:
 
     `judge` (a `ChatModel`, or a `'provider:model'` name as `create_model` takes) adds a model-based judge on
     `judge_channels`: a text the rules did not flag whose classifier score lies in `[judge_floor, threshold)`
-    is sent to the model, which answers with a verdict and a reason; "injection" is a finding of kind `judge`
-    (the reason in `Detection.reason`). The judge only adds findings, never clears one. Verdicts are kept per
-    text and channel, so a text is judged once; the texts of one check are judged concurrently. A judgment
+    is sent to the model (its highest-scoring pieces when longer than `judge.CAP`), which answers with a verdict
+    and a reason; "injection" is a finding of kind `judge` (the reason in `Detection.reason`). The judge only
+    adds findings, never clears one. Verdicts are kept per text and channel, so a text is judged once (checks
+    at the same time share the call); the texts of one check are judged concurrently. A judgment
     that fails (an error, a malformed or refused reply, no verdict within `judge_timeout` seconds) is a
     finding of kind `judge failed` with `judge_failure="flag"` (default), or lets the text pass with `"pass"`
     (logged); it is not kept, so the next check that needs the text asks again.
@@ -198,6 +199,9 @@ class Guardrails:
     _recalls: dict[int, _FlaggedRecall] = field(default_factory=dict, init=False, repr=False, compare=False)
     _named_judge: tuple[str, ChatModel] | None = field(default=None, init=False, repr=False, compare=False)
     _verdicts: _Verdicts = field(default_factory=lambda: _Verdicts(), init=False, repr=False, compare=False)
+    _asking: dict[tuple[int, bytes, Channel], _Call] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for channel, action in self.policies.items():
@@ -548,7 +552,7 @@ class Guardrails:
         """The judge's findings on `texts`: it is asked about a text of `judge_channels` the rules did not flag,
         long enough for the classifier, whose score lies in `[judge_floor, threshold)`, unless a verdict on it
         is kept; the texts to ask about are judged concurrently. Not inside a judge call (no recursion)."""
-        from gecko_guardrails.judge import Verdict, ask, judging
+        from gecko_guardrails.judge import judging
 
         model = self._judge_model()
         if model is None or judging.get():
@@ -569,13 +573,10 @@ class Guardrails:
                 judged[key] = kept
 
         async def judge(key: tuple[str, Channel], found: Detection) -> None:
-            outcome = await ask(model, key[0], key[1], self.judge_timeout)
-            if isinstance(outcome, Verdict):
-                kinds = ("judge",) if outcome.injection else ()
-                verdict = Detection(kinds, ("plain",), found.score, _short(outcome.reason))
-                self._verdicts.put(key, verdict)
-                if verdict:
-                    judged[key] = verdict
+            outcome = await self._asked(model, key, found)
+            if isinstance(outcome, Detection):
+                if outcome:
+                    judged[key] = outcome
             elif self.judge_failure == "flag":
                 judged[key] = Detection(("judge failed",), ("plain",), found.score, _short(f"judge failed: {outcome}"))
             else:
@@ -586,6 +587,37 @@ class Guardrails:
                 for key, found in asking.items():
                     group.start_soon(judge, key, found)
         return judged
+
+    async def _asked(self, model: ChatModel, key: tuple[str, Channel], found: Detection) -> Detection | str:
+        """The judge's verdict on `key` (kept), or why it gave none (`judge.ask`); `found` is what the other
+        layers found. A check that needs a text already being judged awaits that call, and when the check that
+        made it is cancelled, a waiting one asks again."""
+        from gecko_guardrails.judge import Verdict, ask
+
+        text, channel = key
+        shared = (threading.get_ident(), *_Verdicts.key(key))  # an event belongs to its thread's event loop
+        while True:
+            call = self._asking.get(shared)
+            if call is None:
+                kept = self._verdicts.get(key)  # kept since the check looked, by a call that just ended
+                if kept is not None:
+                    return kept
+                call = self._asking[shared] = _Call()
+                try:
+                    outcome = await ask(model, text, channel, self.judge_timeout, classifier(_model_channel(channel)))
+                    if isinstance(outcome, Verdict):
+                        kinds = ("judge",) if outcome.injection else ()
+                        call.outcome = Detection(kinds, ("plain",), found.score, _short(outcome.reason))
+                        self._verdicts.put(key, call.outcome)
+                    else:
+                        call.outcome = outcome
+                    return call.outcome
+                finally:
+                    del self._asking[shared]
+                    call.done.set()
+            await call.done.wait()
+            if call.outcome is not None:
+                return call.outcome
 
     def _channel(self, message: Message) -> tuple[Channel | None, str | None]:
         if message.role is Role.USER:
@@ -679,7 +711,12 @@ def _detect(text: str, channel: Channel, semantic: bool) -> Detection:
     # Tool results, retrieved chunks and memory recalls (made of stored conversation and tool text) are judged at
     # the tool threshold; the user's words and tool descriptions (written by whoever built the tool, and blocked
     # by default) at the stricter user threshold.
-    return detect(text, "tool" if channel in ("tool", "retrieval", "memory") else "user", semantic=semantic)
+    return detect(text, _model_channel(channel), semantic=semantic)
+
+
+def _model_channel(channel: Channel) -> Literal["user", "tool"]:
+    """The classifier model that reads `channel`."""
+    return "tool" if channel in ("tool", "retrieval", "memory") else "user"
 
 
 def _found(text: str, channel: Channel, semantic: bool, judged: _Judged) -> Detection:
@@ -712,11 +749,12 @@ class _Verdicts:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _key(key: tuple[str, Channel]) -> tuple[bytes, Channel]:
+    def key(key: tuple[str, Channel]) -> tuple[bytes, Channel]:
+        """`key` with the text replaced by its digest."""
         return hashlib.blake2b(key[0].encode("utf-8", "surrogatepass"), digest_size=16).digest(), key[1]
 
     def get(self, key: tuple[str, Channel]) -> Detection | None:
-        digest = self._key(key)
+        digest = self.key(key)
         with self._lock:
             found = self._items.get(digest)
             if found is not None:
@@ -724,12 +762,21 @@ class _Verdicts:
             return found
 
     def put(self, key: tuple[str, Channel], verdict: Detection) -> None:
-        digest = self._key(key)
+        digest = self.key(key)
         with self._lock:
             self._items[digest] = verdict
             self._items.move_to_end(digest)
             if len(self._items) > 4096:
                 self._items.popitem(last=False)
+
+
+@dataclass(slots=True)
+class _Call:
+    """A judge call under way: its verdict or failure once it has one, and `done` set when it ends (with one or
+    none)."""
+
+    outcome: Detection | str | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 @dataclass(slots=True)

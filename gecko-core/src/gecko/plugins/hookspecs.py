@@ -32,6 +32,7 @@ __all__ = ("hookspec", "hookimpl", "Operation", "OperationKind", "OperationStatu
 OperationKind = Literal[
     "agent.run", "model.call", "tool.call", "workflow.run", "workflow.node", "team.run", "team.member"
 ]
+"""The kinds of the engines' operations; other layers announce kinds of their own (any other string)."""
 OperationStatus = Literal["running", "ok", "error", "cancelled"]
 
 _operation_ids = itertools.count(1)
@@ -50,7 +51,7 @@ class Operation:
 
     Attributes:
         kind: What runs: `agent.run`, `model.call`, `tool.call`, `workflow.run`, `workflow.node`,
-            `team.run` or `team.member`.
+            `team.run` or `team.member`; a kind of another layer's (`guardrails.judge`).
         name: The agent, model, tool, workflow, node or team name; a member's is `<team>[<index>]`.
         parent: The enclosing operation, or None.
         input: What the operation works on: the `ModelRequest` of a model call (hooks may edit
@@ -78,7 +79,7 @@ class Operation:
             (agent runs, model calls), whose consumer would see such variables between items.
     """
 
-    kind: OperationKind
+    kind: OperationKind | str
     name: str
     parent: Operation | None = None
     input: Any = None

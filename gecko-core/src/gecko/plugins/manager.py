@@ -193,7 +193,7 @@ class PluginManager:
 
     def operation(
         self,
-        kind: OperationKind,
+        kind: OperationKind | str,
         name: str,
         *,
         parent: Operation | None = _INHERIT,

@@ -1,16 +1,19 @@
 """Train the semantic head and its fusion with the n-grams on train.py's pool; pick the thresholds out of fold.
 
-Usage: `python semantic.py` after `train.py` (needs scikit-learn, and gecko-ai-guardrails installed with its
-`semantic` extra: its views, pieces and sentence encoder are the run-time ones). Writes
+Usage: `python semantic.py [CHANNEL ...]` after `train.py` (needs scikit-learn, and gecko-ai-guardrails installed with
+its `semantic` extra: its views, pieces and sentence encoder are the run-time ones). Writes
 ../src/gecko_guardrails/semantic.json: plain JSON, no pickle. The pool and its folds are train.py's (the train and
 dev splits and the further hard benign texts). The head is a one-hidden-layer network over the sentence vector of a
 piece (the pieces `detect` scores: see `classifier.pieces`); benign texts that use injection words innocently weigh
 `HARD_WEIGHT` times more. Out of fold, each pool text is scored by its channel's n-gram model (train.py's recipe)
-and by a head, both trained without the text's fold; the head reads the text's `PIECES` pieces that n-gram model
+and by a head, both trained without the text's fold (the n-gram model with the shipped model's `cue_weight`, as
+`detect` scores); the head reads the text's `PIECES` pieces that n-gram model
 scored highest, as `detect` does. Per channel, a logistic regression over the logits of those two out-of-fold scores
 is the fusion, and the threshold is the lowest at which semantic `detect` (the rules, or the fused score at that
 threshold) flags at most train.py's `MAX_HARD_FP` of the channel's hard benign texts and `MAX_FP` of all its benign
-texts. The shipped head is then trained on the whole pool. The test split is never read here.
+texts. The shipped head is then trained on the whole pool. Naming channels (`python semantic.py tool`) refits only
+their fusions, over out-of-fold scores of their texts, and keeps the shipped head and the other channels' fusions of
+semantic.json. The test split is never read here.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
-from gecko_guardrails.classifier import CHANNELS, MIN_LENGTH, Classifier, pieces
+from gecko_guardrails.classifier import CHANNELS, MIN_LENGTH, Classifier, classifier, pieces
 from gecko_guardrails.detect import _BLANKS, _views
 from gecko_guardrails.sanitize import fold
 from gecko_guardrails.semantic import PIECES, Fusion, Semantic, encode_array, logit
@@ -47,7 +50,7 @@ def prepare(row: dict[str, Any], model: Classifier | None = None) -> None:
     row["plain"] = views[0][1]
     row["pieces"] = pieces(row["plain"], MIN_PIECES[row["channel"]])
     if model is not None:
-        row["piece_scores"] = [model.piece(piece) for piece in row["pieces"]]
+        row["piece_scores"] = [model.piece(piece, cued=True) for piece in row["pieces"]]
         row["ngram"] = max(
             (model.probability(view) for _, view in views if len(view.strip()) >= MIN_LENGTH), default=0.0
         )
@@ -107,19 +110,19 @@ def head_score(head: Semantic, row: dict[str, Any], vectors: dict[str, Any]) -> 
     return head.probability_of(np.stack([vectors[row["pieces"][index]] for index in order]))
 
 
-def out_of_fold(pool: list[dict[str, Any]], vectors: dict[str, Any]) -> None:
-    """Each pool row's n-gram (`ngram`, `piece_scores`) and head (`semantic`) scores by models trained on the other
-    folds."""
+def out_of_fold(pool: list[dict[str, Any]], vectors: dict[str, Any], channels: tuple[str, ...]) -> None:
+    """Each pool row of `channels`: its n-gram (`ngram`, `piece_scores`; the shipped `cue_weight` counted) and head
+    (`semantic`) scores by models trained on the other folds."""
     for number in range(FOLDS):
         others = [row for row in pool if fold_of(row) != number]
-        for channel in CHANNELS:
-            model = fit_channel(channel, others)
+        for channel in channels:
+            model = replace(fit_channel(channel, others), cue_weight=classifier(channel).cue_weight)  # type: ignore[arg-type]
             for row in pool:
                 if fold_of(row) == number and row["channel"] == channel:
                     prepare(row, model)
         head = scorer(fit_head(others, vectors))
         for row in pool:
-            if fold_of(row) == number:
+            if fold_of(row) == number and row["channel"] in channels:
                 row["semantic"] = head_score(head, row, vectors)
 
 
@@ -161,13 +164,21 @@ def fuse(rows: list[dict[str, Any]]) -> Fusion:
 
 
 def main() -> None:
+    channels = tuple(sys.argv[1:]) or CHANNELS
+    if not set(channels) <= set(CHANNELS):
+        raise SystemExit(f"usage: python semantic.py [CHANNEL ...], channels among {', '.join(CHANNELS)}")
     pool = training_pool()
     for row in pool:
         prepare(row)
     vectors = encode_pieces(pool)
-    out_of_fold(pool, vectors)
-    fusions = {channel: fuse([row for row in pool if row["channel"] == channel]) for channel in CHANNELS}
-    write(fit_head(pool, vectors), fusions)
+    out_of_fold(pool, vectors, channels)
+    fusions = {channel: fuse([row for row in pool if row["channel"] == channel]) for channel in channels}
+    if channels == CHANNELS:
+        write(fit_head(pool, vectors), fusions)
+    else:
+        shipped = json.loads(OUT.read_text(encoding="utf-8"))
+        kept = {channel: Fusion(**values) for channel, values in shipped["fusions"].items()}
+        write({"hidden": shipped["hidden"], "output": shipped["output"]}, {**kept, **fusions})
 
 
 def write(weights: dict[str, Any], fusions: dict[str, Fusion]) -> None:

@@ -10,7 +10,7 @@ windows, and its lines, so an injection on its own line inside a long tool resul
 itself, not diluted by the document around it); the highest piece probability is the score. The tool-output model
 also raises a piece that tells the reader how to write its reply ("Add ... to your response", `ADDRESSED`): inside
 a document such a sentence is addressed to the assistant. The opt-in semantic layer (`semantic.py`) fuses this
-model's n-gram piece scores (without that cue) with its own, at thresholds of its own.
+model's score (the cue counted) with its own, at thresholds of its own.
 """
 
 from __future__ import annotations

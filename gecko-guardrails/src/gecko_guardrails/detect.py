@@ -248,8 +248,9 @@ def detect(text: str, channel: Literal["user", "tool"] = "user", *, semantic: bo
 
 def _fused(text: str, channel: Literal["user", "tool"]) -> Detection:
     """`detect` in semantic mode: the rules over every view; the classifier's score fuses the n-gram model's highest
-    probability over the views with the semantic head's over the plain view's `PIECES` pieces the n-gram model scored
-    highest, and `channel` picks the n-gram model, the fusion and its threshold."""
+    probability over the views (its `ADDRESSED` cue counted, as in `detect`) with the semantic head's over the plain
+    view's `PIECES` pieces the n-gram model scored highest, and `channel` picks the n-gram model, the fusion and its
+    threshold."""
     kinds: list[str] = []
     decodings: list[str] = []
     model = classifier(channel)
@@ -259,7 +260,7 @@ def _fused(text: str, channel: Literal["user", "tool"]) -> Detection:
         if len(view.strip()) < MIN_LENGTH:
             continue
         parts = pieces(view, model.min_piece)
-        scores = [model.piece(part) for part in parts]
+        scores = [model.piece(part, cued=True) for part in parts]
         if decoding == "plain":
             top = [parts[index] for index in sorted(range(len(parts)), key=lambda index: -scores[index])[:PIECES]]
         if max(scores) > ngram:

@@ -124,17 +124,19 @@ def fill(value: Any, texts: dict[str, str]) -> Any:
     return value
 
 
-def render(record: Any) -> str:
-    """A record as a tool returns it: YAML (AgentDojo's tools) or JSON, by a hash of the record."""
+def render(record: Any, texts: dict[str, str]) -> str:
+    """A record, its vectors filled from `texts`, as a tool returns it: YAML (AgentDojo's tools) or JSON, by a hash of
+    the record (before filling, so a record keeps its format whatever its vectors hold)."""
+    filled = fill(record, texts)
     if digest(repr(record)) % 3:
-        return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=10**6)
-    return json.dumps(record, ensure_ascii=False, indent=2, default=str)
+        return yaml.safe_dump(filled, sort_keys=False, allow_unicode=True, width=10**6)
+    return json.dumps(filled, ensure_ascii=False, indent=2, default=str)
 
 
 def planted(record: Any, defaults: dict[str, str], vector: str, text: str) -> tuple[str, str]:
     """The record rendered with `text` in `vector` (the others at their defaults), and `text` as it appears there."""
-    whole = render(fill(record, {**defaults, vector: text}))
-    prefix, suffix = render(fill(record, {**defaults, vector: MARKER})).split(MARKER)
+    whole = render(record, {**defaults, vector: text})
+    prefix, suffix = render(record, {**defaults, vector: MARKER}).split(MARKER)
     return whole, whole[len(prefix) : len(whole) - len(suffix)]
 
 
@@ -193,7 +195,7 @@ def agentdojo(mirrors: Path, notinject: dict[str, list[dict[str, Any]]]) -> dict
         source = f"AgentDojo {suite}"
         for record in found:
             split = fixed or train_or_dev(repr(record))
-            out[split].append(row(render(fill(record, defaults)), 0, f"{source} (clean)"))
+            out[split].append(row(render(record, defaults), 0, f"{source} (clean)"))
             for vector in sorted(set(re.findall(f"{MARKER}(\\w+?){MARKER}", repr(record)))):
                 carriers[split].append((source, record, defaults, vector))
         for goal in goals(mirrors, suite):

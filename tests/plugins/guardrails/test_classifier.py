@@ -237,7 +237,7 @@ def test_asking_for_the_semantic_mode_without_its_extra_names_the_extra(monkeypa
         "agent_recall",
         "agent_hard_fp",
     ),
-    [(False, 0.88, 0.89, 0.845, 0.01, 0.03, 0.63, 0.01), (True, 0.91, 0.92, 0.875, 0.04, 0.065, 0.62, 0.05)],
+    [(False, 0.88, 0.89, 0.845, 0.01, 0.03, 0.63, 0.01), (True, 0.91, 0.92, 0.88, 0.04, 0.065, 0.67, 0.11)],
     ids=["default", "semantic"],
 )
 def test_quality_on_the_public_held_out_split_stays_where_it_was_measured(

@@ -1,8 +1,10 @@
 """Detection quality on the public labelled set (eval/SOURCES.md) at the shipped threshold, and time per check.
 
-Run with `python gecko-guardrails/bench/evaluate.py [split] [--semantic]` (default `test`, the held-out
-split; `dev` is the split the thresholds were chosen on; `--semantic` measures the opt-in semantic mode, which
-needs `gecko-ai-guardrails[semantic]`) in an environment with gecko-ai-guardrails installed.
+Run with `python gecko-guardrails/bench/evaluate.py [split] [--semantic] [--only SOURCE] [--without SOURCE]
+[--by-source]` (default `test`, the held-out split; `dev` is the split the thresholds were chosen on; `--semantic`
+measures the opt-in semantic mode, which needs `gecko-ai-guardrails[semantic]`; `--only` and `--without` keep or drop
+the rows whose source starts with SOURCE, each repeatable; `--by-source` adds recall and false positives per source)
+in an environment with gecko-ai-guardrails installed.
 Prints recall per category and per channel, false positives on all and on hard benign texts per
 channel, for the rules alone, the classifier alone and both (what `detect` does), and the CPU time
 per check.
@@ -25,9 +27,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("split", nargs="?", default="test", choices=("train", "dev", "test"))
     parser.add_argument("--semantic", action="store_true", help="the opt-in semantic mode of the classifier")
+    parser.add_argument("--only", action="append", default=[], help="keep rows whose source starts with this")
+    parser.add_argument("--without", action="append", default=[], help="drop rows whose source starts with this")
+    parser.add_argument("--by-source", action="store_true", help="recall and false positives per source too")
     options = parser.parse_args()
     split, semantic = options.split, options.semantic
-    rows = [json.loads(line) for line in (DATA / f"{split}.jsonl").open(encoding="utf-8")]
+    rows = [
+        row
+        for row in map(json.loads, (DATA / f"{split}.jsonl").open(encoding="utf-8"))
+        if (not options.only or row["source"].startswith(tuple(options.only)))
+        and not row["source"].startswith(tuple(options.without) or ("\0",))
+    ]
     results = []
     cpu = []
     for row in rows:
@@ -46,6 +56,8 @@ def main() -> None:
 
     groups: dict[str, list[tuple[dict[str, object], dict[str, bool]]]] = defaultdict(list)
     for row, flags in results:
+        if options.by_source:
+            groups[f"{'recall' if row['label'] else 'FP'}, source {row['source']}"].append((row, flags))
         if row["label"] == 1:
             groups[f"recall {row['category']}"].append((row, flags))
             groups[f"recall {row['category']}, {row['channel']}"].append((row, flags))

@@ -250,7 +250,8 @@ def main() -> None:
                 "training/train.py on the train and dev splits of the public labelled set of eval/SOURCES.md "
                 "(deepset/prompt-injections Apache-2.0; Lakera gandalf_ignore_instructions and mosscap MIT; "
                 "verazuo/jailbreak_llms MIT; XSafety Apache-2.0; NotInject MIT; WildGuardMix ODC-BY; "
-                "microsoft/BIPIA MIT; stanford_alpaca seed tasks Apache-2.0) and hard benign texts from "
+                "microsoft/BIPIA MIT; stanford_alpaca seed tasks Apache-2.0; agent tool outputs of "
+                "ethz-spylab/agentdojo MIT) and hard benign texts from "
                 "UltraChat MIT, WildGuardMix ODC-BY and the Python PEPs (public domain, CC0-1.0); thresholds "
                 "from out-of-fold scores. Licence of these weights: Apache-2.0.",
                 "ngram_sizes": list(SIZES),

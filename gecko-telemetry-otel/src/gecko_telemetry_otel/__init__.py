@@ -48,6 +48,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 from opentelemetry.util.types import Attributes
 
 from gecko.plugins import hookimpl
+from gecko.plugins._text import text_of, valid_text
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import current_operation
 from gecko.plugins.models import ModelRequest, ModelResponse
@@ -238,14 +239,14 @@ class OtelPlugin:
             if operation.status == "error":
                 if error_type is not None:
                     attributes[attr.ERROR_TYPE] = error_type
-                status = Status(StatusCode.ERROR, str(operation.error)[:1024])
+                status = Status(StatusCode.ERROR, valid_text(text_of(operation.error)[:1024]))
         pipeline.processor.on_end(
             ReadableSpan(
-                opened.name,
+                valid_text(opened.name),
                 opened.context,
                 opened.parent,
                 pipeline.resource,
-                pipeline.bounded(attributes),
+                pipeline.bounded(_encodable(attributes)),
                 kind=opened.kind,
                 status=status,
                 start_time=opened.start_ns,
@@ -297,7 +298,7 @@ class OtelPlugin:
         """
         found = self._model_labels.get(key)
         if found is None:
-            provider, model, error_type = key
+            provider, model, error_type = valid_text(key[0]), valid_text(key[1]), key[2]
             tokens_in, tokens_out = attr.TOKEN_TYPE_INPUT, attr.TOKEN_TYPE_OUTPUT
             base: dict[str, Any] = {
                 attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
@@ -327,13 +328,13 @@ class OtelPlugin:
 
     def _observe_tool_calls(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(count, {attr.GEN_AI_TOOL_NAME: name, attr.GECKO_OPERATION_STATUS: status})
+            Observation(count, {attr.GEN_AI_TOOL_NAME: valid_text(name), attr.GECKO_OPERATION_STATUS: status})
             for (name, status), count in self._tool_calls.copy().items()
         ]
 
     def _observe_tool_failures(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(count, {attr.GEN_AI_TOOL_NAME: name, attr.ERROR_TYPE: error_type})
+            Observation(count, {attr.GEN_AI_TOOL_NAME: valid_text(name), attr.ERROR_TYPE: error_type})
             for (name, error_type), count in self._tool_failures.copy().items()
         ]
 
@@ -353,8 +354,8 @@ class OtelPlugin:
     def _finish_node(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         key = (str(operation.attributes.get("workflow", "")), operation.name, operation.status)
         labels = {
-            attr.GECKO_WORKFLOW_NAME: key[0],
-            attr.GECKO_WORKFLOW_NODE: key[1],
+            attr.GECKO_WORKFLOW_NAME: valid_text(key[0]),
+            attr.GECKO_WORKFLOW_NODE: valid_text(key[1]),
             attr.GECKO_OPERATION_STATUS: key[2],
         }
         self._histograms.record(((self._node_duration, key, labels),), (elapsed,))
@@ -458,6 +459,23 @@ def _is_attribute_value(value: object) -> bool:
         return False
     types = {type(item) for item in value}
     return len(types) == 1 and issubclass(types.pop(), _SCALARS)
+
+
+def _encodable(attributes: dict[str, Any]) -> dict[str, Any]:
+    """`attributes` with each lone surrogate in a key or text value replaced by U+FFFD.
+
+    A provider's reply, a name or captured content may hold one; OTLP (protobuf) cannot encode
+    it, and the exporter would drop the span's whole batch with it.
+    """
+    for key, value in attributes.items():
+        if isinstance(value, str):
+            if not value.isascii():
+                attributes[key] = valid_text(value)
+        elif isinstance(value, tuple) and value and isinstance(value[0], str) and not "".join(value).isascii():
+            attributes[key] = tuple(valid_text(item) for item in value)
+    if not all(key.isascii() for key in attributes):
+        return {valid_text(key): value for key, value in attributes.items()}
+    return attributes
 
 
 def _error_type(operation: Operation) -> str | None:

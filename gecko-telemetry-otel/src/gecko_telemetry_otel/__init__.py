@@ -239,7 +239,8 @@ class OtelPlugin:
             if operation.status == "error":
                 if error_type is not None:
                     attributes[attr.ERROR_TYPE] = error_type
-                status = Status(StatusCode.ERROR, valid_text(text_of(operation.error)[:1024]))
+                error = operation.error
+                status = Status(StatusCode.ERROR, None if error is None else valid_text(text_of(error)[:1024]))
         pipeline.processor.on_end(
             ReadableSpan(
                 valid_text(opened.name),
@@ -462,7 +463,7 @@ def _is_attribute_value(value: object) -> bool:
 
 
 def _encodable(attributes: dict[str, Any]) -> dict[str, Any]:
-    """`attributes` with each lone surrogate in a key or text value replaced by U+FFFD.
+    """`attributes` with each lone surrogate in a text value replaced by U+FFFD (keys are Gecko's own names).
 
     A provider's reply, a name or captured content may hold one; OTLP (protobuf) cannot encode
     it, and the exporter would drop the span's whole batch with it.
@@ -473,8 +474,6 @@ def _encodable(attributes: dict[str, Any]) -> dict[str, Any]:
                 attributes[key] = valid_text(value)
         elif isinstance(value, tuple) and value and isinstance(value[0], str) and not "".join(value).isascii():
             attributes[key] = tuple(valid_text(item) for item in value)
-    if not all(key.isascii() for key in attributes):
-        return {valid_text(key): value for key, value in attributes.items()}
     return attributes
 
 

@@ -19,6 +19,9 @@ OpenTelemetry span, so spans user code starts there are its children.
 
 Message and tool content is recorded only when `capture_content=True` or the environment sets
 `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and then with secrets redacted.
+Text from outside Gecko's code (names, a provider's model name, captured content, error messages)
+has each lone surrogate replaced by U+FFFD where it enters a span or a metric label: OTLP cannot
+encode one, and the exporter would drop the span's whole batch with it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
@@ -243,11 +246,11 @@ class OtelPlugin:
                 status = Status(StatusCode.ERROR, None if error is None else valid_text(text_of(error)[:1024]))
         pipeline.processor.on_end(
             ReadableSpan(
-                valid_text(opened.name),
+                opened.name,
                 opened.context,
                 opened.parent,
                 pipeline.resource,
-                pipeline.bounded(_encodable(attributes)),
+                pipeline.bounded(attributes),
                 kind=opened.kind,
                 status=status,
                 start_time=opened.start_ns,
@@ -278,7 +281,7 @@ class OtelPlugin:
         response = operation.output
         if isinstance(response, ModelResponse):
             usage = response.usage
-            details[attr.GEN_AI_RESPONSE_MODEL] = response.model or operation.name
+            details[attr.GEN_AI_RESPONSE_MODEL] = valid_text(response.model or operation.name)
             details[attr.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
             details[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             details[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
@@ -322,9 +325,9 @@ class OtelPlugin:
         if not self.capture_content:
             return {}
         call: ToolCall = operation.input
-        details = {attr.GEN_AI_TOOL_CALL_ARGUMENTS: redact(call.arguments)}
+        details = {attr.GEN_AI_TOOL_CALL_ARGUMENTS: valid_text(redact(call.arguments))}
         if isinstance(operation.output, str):
-            details[attr.GEN_AI_TOOL_CALL_RESULT] = redact(operation.output)
+            details[attr.GEN_AI_TOOL_CALL_RESULT] = valid_text(redact(operation.output))
         return details
 
     def _observe_tool_calls(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -350,7 +353,7 @@ class OtelPlugin:
 
     def _finish_workflow(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         interrupted = operation.attributes.get("interrupted_node")
-        return {} if interrupted is None else {attr.GECKO_WORKFLOW_INTERRUPTED_NODE: str(interrupted)}
+        return {} if interrupted is None else {attr.GECKO_WORKFLOW_INTERRUPTED_NODE: valid_text(str(interrupted))}
 
     def _finish_node(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         key = (str(operation.attributes.get("workflow", "")), operation.name, operation.status)
@@ -392,11 +395,11 @@ _FINISHERS: dict[str, _Finisher] = {
 def _describe(operation: Operation) -> tuple[str, SpanKind, dict[str, Any]]:
     """Span name, kind and start attributes of an operation (a new dict each time)."""
     kind: str = operation.kind  # any string: kinds added after this plugin get generic spans
-    name, details = operation.name, operation.attributes
+    name, details = valid_text(operation.name), operation.attributes
     if kind == "model.call":
         attributes: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-            attr.GEN_AI_PROVIDER_NAME: str(details.get("provider", "")),
+            attr.GEN_AI_PROVIDER_NAME: _detail(details, "provider"),
             attr.GEN_AI_REQUEST_MODEL: name,
         }
         return (f"{attr.OPERATION_CHAT} {name}" if name else attr.OPERATION_CHAT), SpanKind.CLIENT, attributes
@@ -419,21 +422,35 @@ def _describe(operation: Operation) -> tuple[str, SpanKind, dict[str, Any]]:
     if kind == "workflow.run":
         attributes = {
             attr.GECKO_WORKFLOW_NAME: name,
-            attr.GECKO_WORKFLOW_SESSION_ID: str(details.get("session_id", "")),
+            attr.GECKO_WORKFLOW_SESSION_ID: _detail(details, "session_id"),
             attr.GECKO_WORKFLOW_RUN_ID: str(details.get("run_id", "")),
             attr.GECKO_WORKFLOW_RESUMED: bool(details.get("resumed", False)),
         }
         return f"workflow {name}", SpanKind.INTERNAL, attributes
     if kind == "workflow.node":
-        attributes = {attr.GECKO_WORKFLOW_NAME: str(details.get("workflow", "")), attr.GECKO_WORKFLOW_NODE: name}
+        attributes = {attr.GECKO_WORKFLOW_NAME: _detail(details, "workflow"), attr.GECKO_WORKFLOW_NODE: name}
         return f"node {name}", SpanKind.INTERNAL, attributes
     if kind == "team.run":
-        attributes = {attr.GECKO_TEAM_NAME: name, attr.GECKO_TEAM_STRATEGY: str(details.get("strategy", ""))}
+        attributes = {attr.GECKO_TEAM_NAME: name, attr.GECKO_TEAM_STRATEGY: _detail(details, "strategy")}
         return f"team {name}", SpanKind.INTERNAL, attributes
     if kind == "team.member":
         attributes = {attr.GECKO_TEAM_MEMBER_INDEX: int(details.get("member_index", -1))}
         return f"member {name}", SpanKind.INTERNAL, attributes
     return (f"{kind} {name}" if name else kind), SpanKind.INTERNAL, _generic_attributes(operation)
+
+
+def _detail(details: Mapping[str, Any], key: str) -> str:
+    """An operation's attribute `key` as text an exporter can encode."""
+    return valid_text(str(details.get(key, "")))
+
+
+def _valid_value(value: Any) -> Any:
+    """A scalar or sequence attribute value with its text made valid, sequences as tuples."""
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, _SCALARS):
+        return value
+    return tuple(valid_text(item) if isinstance(item, str) else item for item in value)
 
 
 def _generic_attributes(operation: Operation) -> dict[str, Any]:
@@ -446,7 +463,7 @@ def _generic_attributes(operation: Operation) -> dict[str, Any]:
     found: dict[str, Any] = {attr.GECKO_OPERATION_KIND: kind}
     for key, value in operation.attributes.items():
         if _is_attribute_value(value):
-            found[f"gecko.{kind}.{key}"] = value if isinstance(value, _SCALARS) else tuple(value)
+            found[f"gecko.{kind}.{key}"] = _valid_value(value)
     return found
 
 
@@ -460,21 +477,6 @@ def _is_attribute_value(value: object) -> bool:
         return False
     types = {type(item) for item in value}
     return len(types) == 1 and issubclass(types.pop(), _SCALARS)
-
-
-def _encodable(attributes: dict[str, Any]) -> dict[str, Any]:
-    """`attributes` with each lone surrogate in a text value replaced by U+FFFD (keys are Gecko's own names).
-
-    A provider's reply, a name or captured content may hold one; OTLP (protobuf) cannot encode
-    it, and the exporter would drop the span's whole batch with it.
-    """
-    for key, value in attributes.items():
-        if isinstance(value, str):
-            if not value.isascii():
-                attributes[key] = valid_text(value)
-        elif isinstance(value, tuple) and value and isinstance(value[0], str) and not "".join(value).isascii():
-            attributes[key] = tuple(valid_text(item) for item in value)
-    return attributes
 
 
 def _error_type(operation: Operation) -> str | None:
@@ -497,7 +499,7 @@ def _messages_json(messages: list[Message]) -> str:
                 {"id": call.id, "name": call.name, "arguments": redact(call.arguments)} for call in message.tool_calls
             ]
         rendered.append(item)
-    return json.dumps(rendered, ensure_ascii=False)
+    return valid_text(json.dumps(rendered, ensure_ascii=False))
 
 
 # --- logs ------------------------------------------------------------------------------------

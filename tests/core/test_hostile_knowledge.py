@@ -260,3 +260,63 @@ async def test_an_embedder_answer_of_the_wrong_shape_is_a_model_output_error_and
     with pytest.raises(ModelOutputError, match=message):
         await memory.remember("the sky is green")
     assert await store.collection("long_term_memory").count() == 0
+
+
+_MARKDOWN_LINE = st.one_of(
+    st.tuples(st.just("heading"), st.integers(1, 6), st.integers(1, 40)),
+    st.tuples(st.just("text"), st.integers(0, 3), st.integers(1, 40)),
+    st.tuples(st.just("fence"), st.just(0), st.just(0)),
+    st.tuples(st.just("blank"), st.just(0), st.just(0)),
+)
+
+
+def _markdown(lines: list[tuple[str, int, int]]) -> tuple[str, list[str]]:
+    """A Markdown text from line shapes, and the unique words it holds (one or more per heading and text line)."""
+    words: list[str] = []
+    rendered: list[str] = []
+    for number, (kind, level, width) in enumerate(lines):
+        if kind == "fence":
+            rendered.append("```")
+        elif kind == "blank":
+            rendered.append("")
+        else:
+            line = [f"w{number}x{piece}" for piece in range(width)]
+            words += line
+            rendered.append(("#" * level + " " if kind == "heading" else "") + " ".join(line))
+    return "\n".join(rendered), words
+
+
+@given(st.lists(_MARKDOWN_LINE, max_size=40))
+def test_markdown_chunks_keep_every_word_within_a_bounded_size(lines: list[tuple[str, int, int]]) -> None:
+    """Headings with no text under them were dropped (a file of headings gave no chunk); a long heading
+    path started every chunk, past any size."""
+    text, words = _markdown(lines)
+    splitter = AutoSplitter(chunk_size=120)
+    chunks = splitter.split(Document("s.md", text, format="markdown"))
+    found = {word for chunk in chunks for word in chunk.text.replace(">", " ").split()}
+    assert set(words) <= found
+    assert all(chunk.text and len(chunk.text) <= 120 + 120 // 4 + 1 for chunk in chunks)
+
+
+@pytest.mark.parametrize(
+    ("text", "chunks"),
+    [
+        ("# Title", [("Title", "Title")]),
+        ("# Guide\n## Install\n## Use", [("Guide > Install", "Guide > Install"), ("Guide > Use", "Guide > Use")]),
+        ("# A\n\n# B\nbody", [("A", "A"), ("B\nbody", "B")]),
+        ("# A\n## B\nbody", [("A > B\nbody", "A > B")]),
+        ("intro\n# Last", [("intro", None), ("Last", "Last")]),
+    ],
+)
+def test_headings_with_no_text_under_them_are_chunks(text: str, chunks: list[tuple[str, str | None]]) -> None:
+    found = AutoSplitter().split(Document("s.md", text, format="markdown"))
+    assert [(chunk.text, chunk.metadata.get("heading")) for chunk in found] == chunks
+
+
+async def test_a_file_of_questions_as_headings_is_found_by_its_words(tmp_path: Path) -> None:
+    (tmp_path / "faq.md").write_text("# FAQ\n## How do I reset my password?\n## Where are invoices kept?\n")
+    store = MemoryStorage()
+    summary = await IngestionPipeline(store, HashingEmbedder(8), progress=False).run([tmp_path])
+    assert summary.chunks == 2
+    (best, *_) = await Retriever(store, HashingEmbedder(8)).search("invoices", mode="lexical")
+    assert best.text == "FAQ > Where are invoices kept?"

@@ -177,6 +177,47 @@ async def test_an_empty_summary_is_a_summarization_error() -> None:
         await memory.prepare(_history(30))
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared storage"])
+async def test_a_summary_longer_than_its_share_of_the_window_is_cut_to_fit(shared: bool) -> None:
+    """A runaway summarizer once gave a window of 6 000 tokens for a budget of 400, cached for the conversation."""
+    storage = MemoryStorage() if shared else None
+    model = ScriptedModel(["the user asked " + "blah " * 5000])
+    memory = SummaryTokenMemory(model, max_tokens=400, storage=storage)
+    messages = _history(30)
+
+    for _ in range(2):
+        window = await memory.prepare(messages)
+        assert memory.count_messages(window) <= 400
+        assert window[-1] == messages[-1]
+        summary = _summary_of(window)
+        assert "the user asked blah blah" in summary
+        assert summary.endswith(" [...]")
+    assert memory.summarizations == 1
+    if storage is not None:  # another process reads the model's summary from storage and cuts it alike
+        other = SummaryTokenMemory(ScriptedModel([]), max_tokens=400, storage=storage)
+        assert await other.prepare(messages) == window
+
+
+async def test_a_blank_shared_summary_is_written_again_not_used() -> None:
+    storage = MemoryStorage()
+    messages = _history(30)
+    await SummaryTokenMemory(ScriptedModel(["first"]), max_tokens=400, storage=storage).prepare(messages)
+    (key,) = await storage.list_keys("gecko:memory:summary:")
+    await storage.set(key, {"text": "  "})
+
+    memory = SummaryTokenMemory(ScriptedModel(["fresh"]), max_tokens=400, storage=storage)
+    assert _summary_of(await memory.prepare(messages)).endswith("\nfresh")
+    assert await storage.get(key) == {"text": "fresh"}
+
+
+async def test_a_system_prompt_that_leaves_no_room_for_a_summary_is_a_summarization_error() -> None:
+    memory = SummaryTokenMemory(ScriptedModel(["short"]), max_tokens=400)
+    messages = [Message.system("rules " * 390), *_history(30)[1:]]
+
+    with pytest.raises(SummarizationError, match="no summary fits in 0 tokens, what the system messages leave of"):
+        await memory.prepare(messages)
+
+
 async def test_a_shared_summary_expires_after_the_storage_ttl() -> None:
     written: dict[str, float | None] = {}
 

@@ -69,6 +69,27 @@ def return_a_set(text: str) -> set[str]:
     return set(text)
 
 
+class Unreadable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this message cannot be read")
+
+
+def fail_unreadably(text: str) -> str:
+    raise Unreadable
+
+
+def fail_with_a_surrogate(text: str) -> str:
+    raise Unusual("cannot read \ud800 here")
+
+
+def return_a_surrogate(text: str) -> str:
+    return "half \udc00 a pair"
+
+
+def return_a_huge_integer(text: str) -> int:
+    return 10**5000
+
+
 SLOW_RELEASED = threading.Event()
 
 
@@ -99,6 +120,26 @@ async def test_member_errors_come_back_typed_and_redacted() -> None:
     assert "Unusual" in str(results[1].error)
     assert "sk-1234" not in str(results[1].error)
     assert isinstance(results[2].error, UnstorableValueError)
+
+
+async def test_what_json_text_cannot_hold_is_a_typed_member_error() -> None:
+    """Each once came back as a raw RuntimeError or ValueError, or as an ExecutorError blaming the reply's JSON."""
+    members = [fail_unreadably, fail_with_a_surrogate, return_a_surrogate, return_a_huge_integer, shout, shout]
+    inputs = ["x", "x", "x", "x", "a \ud800 b", 10**5000]
+    executor = ThreadExecutor()
+    results = await Team(members, executor=executor, input_mapper=lambda raw, index: inputs[index]).run("x")
+    assert [result.status for result in results] == [MemberStatus.ERROR] * 6
+    errors = [(type(result.error), str(result.error)) for result in results]
+    assert errors[0] == (ExecutorError, f"{__name__}.Unreadable: <Unreadable whose message cannot be read>")
+    assert errors[1] == (ExecutorError, f"{__name__}.Unusual: cannot read \ufffd here")
+    reply = "the job's reply (its result, output, state writes or error) holds"
+    assert errors[2] == (UnstorableValueError, f"{reply} a lone surrogate")
+    assert errors[3][0] is UnstorableValueError
+    assert errors[3][1].startswith(f"{reply} an unwritable number (Exceeds")
+    assert errors[4] == (UnstorableValueError, "the job (its input or state) holds a lone surrogate")
+    assert errors[5][0] is UnstorableValueError
+    assert errors[5][1].startswith("the job (its input or state) holds an unwritable number")
+    assert len(executor.jobs) == 4  # the last two were refused before they were sent
 
 
 async def test_race_losers_are_cancelled_through_the_executor() -> None:

@@ -19,6 +19,9 @@ OpenTelemetry span, so spans user code starts there are its children.
 
 Message and tool content is recorded only when `capture_content=True` or the environment sets
 `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and then with secrets redacted.
+Text from outside Gecko's code (names, a provider's model name, captured content, error messages)
+has each lone surrogate replaced by U+FFFD where it enters a span or a metric label: OTLP cannot
+encode one, and the exporter would drop the span's whole batch with it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +51,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 from opentelemetry.util.types import Attributes
 
 from gecko.plugins import hookimpl
+from gecko.plugins._text import text_of, valid_text
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import current_operation
 from gecko.plugins.models import ModelRequest, ModelResponse
@@ -238,7 +242,8 @@ class OtelPlugin:
             if operation.status == "error":
                 if error_type is not None:
                     attributes[attr.ERROR_TYPE] = error_type
-                status = Status(StatusCode.ERROR, str(operation.error)[:1024])
+                error = operation.error
+                status = Status(StatusCode.ERROR, None if error is None else valid_text(text_of(error)[:1024]))
         pipeline.processor.on_end(
             ReadableSpan(
                 opened.name,
@@ -276,7 +281,7 @@ class OtelPlugin:
         response = operation.output
         if isinstance(response, ModelResponse):
             usage = response.usage
-            details[attr.GEN_AI_RESPONSE_MODEL] = response.model or operation.name
+            details[attr.GEN_AI_RESPONSE_MODEL] = valid_text(response.model or operation.name)
             details[attr.GEN_AI_RESPONSE_FINISH_REASONS] = (response.finish_reason,)
             details[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             details[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
@@ -297,7 +302,7 @@ class OtelPlugin:
         """
         found = self._model_labels.get(key)
         if found is None:
-            provider, model, error_type = key
+            provider, model, error_type = valid_text(key[0]), valid_text(key[1]), key[2]
             tokens_in, tokens_out = attr.TOKEN_TYPE_INPUT, attr.TOKEN_TYPE_OUTPUT
             base: dict[str, Any] = {
                 attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
@@ -320,20 +325,20 @@ class OtelPlugin:
         if not self.capture_content:
             return {}
         call: ToolCall = operation.input
-        details = {attr.GEN_AI_TOOL_CALL_ARGUMENTS: redact(call.arguments)}
+        details = {attr.GEN_AI_TOOL_CALL_ARGUMENTS: valid_text(redact(call.arguments))}
         if isinstance(operation.output, str):
-            details[attr.GEN_AI_TOOL_CALL_RESULT] = redact(operation.output)
+            details[attr.GEN_AI_TOOL_CALL_RESULT] = valid_text(redact(operation.output))
         return details
 
     def _observe_tool_calls(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(count, {attr.GEN_AI_TOOL_NAME: name, attr.GECKO_OPERATION_STATUS: status})
+            Observation(count, {attr.GEN_AI_TOOL_NAME: valid_text(name), attr.GECKO_OPERATION_STATUS: status})
             for (name, status), count in self._tool_calls.copy().items()
         ]
 
     def _observe_tool_failures(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(count, {attr.GEN_AI_TOOL_NAME: name, attr.ERROR_TYPE: error_type})
+            Observation(count, {attr.GEN_AI_TOOL_NAME: valid_text(name), attr.ERROR_TYPE: error_type})
             for (name, error_type), count in self._tool_failures.copy().items()
         ]
 
@@ -348,13 +353,13 @@ class OtelPlugin:
 
     def _finish_workflow(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         interrupted = operation.attributes.get("interrupted_node")
-        return {} if interrupted is None else {attr.GECKO_WORKFLOW_INTERRUPTED_NODE: str(interrupted)}
+        return {} if interrupted is None else {attr.GECKO_WORKFLOW_INTERRUPTED_NODE: valid_text(str(interrupted))}
 
     def _finish_node(self, operation: Operation, elapsed: float, error_type: str | None) -> dict[str, Any]:
         key = (str(operation.attributes.get("workflow", "")), operation.name, operation.status)
         labels = {
-            attr.GECKO_WORKFLOW_NAME: key[0],
-            attr.GECKO_WORKFLOW_NODE: key[1],
+            attr.GECKO_WORKFLOW_NAME: valid_text(key[0]),
+            attr.GECKO_WORKFLOW_NODE: valid_text(key[1]),
             attr.GECKO_OPERATION_STATUS: key[2],
         }
         self._histograms.record(((self._node_duration, key, labels),), (elapsed,))
@@ -390,11 +395,11 @@ _FINISHERS: dict[str, _Finisher] = {
 def _describe(operation: Operation) -> tuple[str, SpanKind, dict[str, Any]]:
     """Span name, kind and start attributes of an operation (a new dict each time)."""
     kind: str = operation.kind  # any string: kinds added after this plugin get generic spans
-    name, details = operation.name, operation.attributes
+    name, details = valid_text(operation.name), operation.attributes
     if kind == "model.call":
         attributes: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-            attr.GEN_AI_PROVIDER_NAME: str(details.get("provider", "")),
+            attr.GEN_AI_PROVIDER_NAME: _detail(details, "provider"),
             attr.GEN_AI_REQUEST_MODEL: name,
         }
         return (f"{attr.OPERATION_CHAT} {name}" if name else attr.OPERATION_CHAT), SpanKind.CLIENT, attributes
@@ -417,21 +422,35 @@ def _describe(operation: Operation) -> tuple[str, SpanKind, dict[str, Any]]:
     if kind == "workflow.run":
         attributes = {
             attr.GECKO_WORKFLOW_NAME: name,
-            attr.GECKO_WORKFLOW_SESSION_ID: str(details.get("session_id", "")),
+            attr.GECKO_WORKFLOW_SESSION_ID: _detail(details, "session_id"),
             attr.GECKO_WORKFLOW_RUN_ID: str(details.get("run_id", "")),
             attr.GECKO_WORKFLOW_RESUMED: bool(details.get("resumed", False)),
         }
         return f"workflow {name}", SpanKind.INTERNAL, attributes
     if kind == "workflow.node":
-        attributes = {attr.GECKO_WORKFLOW_NAME: str(details.get("workflow", "")), attr.GECKO_WORKFLOW_NODE: name}
+        attributes = {attr.GECKO_WORKFLOW_NAME: _detail(details, "workflow"), attr.GECKO_WORKFLOW_NODE: name}
         return f"node {name}", SpanKind.INTERNAL, attributes
     if kind == "team.run":
-        attributes = {attr.GECKO_TEAM_NAME: name, attr.GECKO_TEAM_STRATEGY: str(details.get("strategy", ""))}
+        attributes = {attr.GECKO_TEAM_NAME: name, attr.GECKO_TEAM_STRATEGY: _detail(details, "strategy")}
         return f"team {name}", SpanKind.INTERNAL, attributes
     if kind == "team.member":
         attributes = {attr.GECKO_TEAM_MEMBER_INDEX: int(details.get("member_index", -1))}
         return f"member {name}", SpanKind.INTERNAL, attributes
     return (f"{kind} {name}" if name else kind), SpanKind.INTERNAL, _generic_attributes(operation)
+
+
+def _detail(details: Mapping[str, Any], key: str) -> str:
+    """An operation's attribute `key` as text an exporter can encode."""
+    return valid_text(str(details.get(key, "")))
+
+
+def _valid_value(value: Any) -> Any:
+    """A scalar or sequence attribute value with its text made valid, sequences as tuples."""
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, _SCALARS):
+        return value
+    return tuple(valid_text(item) if isinstance(item, str) else item for item in value)
 
 
 def _generic_attributes(operation: Operation) -> dict[str, Any]:
@@ -444,7 +463,7 @@ def _generic_attributes(operation: Operation) -> dict[str, Any]:
     found: dict[str, Any] = {attr.GECKO_OPERATION_KIND: kind}
     for key, value in operation.attributes.items():
         if _is_attribute_value(value):
-            found[f"gecko.{kind}.{key}"] = value if isinstance(value, _SCALARS) else tuple(value)
+            found[f"gecko.{kind}.{key}"] = _valid_value(value)
     return found
 
 
@@ -480,7 +499,7 @@ def _messages_json(messages: list[Message]) -> str:
                 {"id": call.id, "name": call.name, "arguments": redact(call.arguments)} for call in message.tool_calls
             ]
         rendered.append(item)
-    return json.dumps(rendered, ensure_ascii=False)
+    return valid_text(json.dumps(rendered, ensure_ascii=False))
 
 
 # --- logs ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from gecko_telemetry_otel import OtelPlugin
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -29,6 +30,7 @@ from gecko.core.toolbox import tool
 from gecko.plugins import plugin_manager
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
+from gecko.types import Message
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -247,3 +249,74 @@ async def test_the_providers_sampler_decides_at_the_root_and_children_follow(sam
     # Recorded or not, the request carries the trace context, the decision in its flags (random id: 02).
     (traceparent,) = headers
     assert traceparent.endswith("-03" if sampled else "-02")
+
+
+class _UnreadableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this message cannot be read")
+
+
+async def test_text_otlp_cannot_encode_and_unreadable_errors_still_export_every_span_and_metric(
+    receiver: tuple[str, list[bytes]],
+) -> None:
+    """Lone surrogates (in names, a provider's reply, captured content) and an exception whose `str()` fails
+    once made the exporter drop the span's whole batch, or the hook drop the span: now U+FFFD and a placeholder."""
+    endpoint, bodies = receiver
+    kept = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    provider.add_span_processor(SimpleSpanProcessor(kept))
+    reader = InMemoryMetricReader()
+
+    def odd(request: ModelRequest) -> ModelResponse:
+        return ModelResponse(message=Message.assistant("hi \ud800"), model="m\udc00")
+
+    def unreadable(request: ModelRequest) -> ModelResponse:
+        raise _UnreadableError
+
+    wf = Workflow("w\ud800")
+    wf.add_node("n\udc00", AgentBuilder().with_model(FunctionModel(odd)).with_name("a\ud800").build())
+    failing = AgentBuilder().with_model(FunctionModel(unreadable)).with_name("failing").build()
+    wf.set_entry_point("n\udc00")
+    plugin = OtelPlugin(tracer_provider=provider, meter_provider=MeterProvider([reader]), capture_content=True)
+    for _ in _registered(plugin):
+        await wf.execute("x")
+        with pytest.raises(_UnreadableError):
+            await failing.run("x")
+    assert await anyio.to_thread.run_sync(provider.force_flush)
+    await anyio.to_thread.run_sync(provider.shutdown)
+
+    names = sorted(span.name for span in kept.get_finished_spans())
+    assert names == [
+        "chat function",
+        "chat function",
+        "invoke_agent a\ufffd",
+        "invoke_agent failing",
+        "node n\ufffd",
+        "workflow w\ufffd",
+    ]
+    spans = []
+    for body in bodies:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        spans += [span for resource in request.resource_spans for scope in resource.scope_spans for span in scope.spans]
+    assert sorted(span.name for span in spans) == names
+    attributes = {(a.key, a.value.string_value) for span in spans for a in span.attributes}
+    assert ("gen_ai.response.model", "m\ufffd") in attributes
+    assert ("gen_ai.agent.name", "a\ufffd") in attributes
+    assert any(key == "gen_ai.output.messages" and "hi \ufffd" in value for key, value in attributes)
+    failed = {span.status.message for span in spans if span.name.endswith("failing") or span.status.message}
+    assert failed == {"<_UnreadableError whose message cannot be read>"}
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    encode_metrics(data).SerializeToString()  # what the OTLP metric exporter sends; it raised on a lone surrogate
+    labels = {
+        value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+        for value in (point.attributes or {}).values()
+    }
+    assert {"w\ufffd", "n\ufffd"} <= labels

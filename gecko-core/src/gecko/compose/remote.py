@@ -39,6 +39,7 @@ from gecko.compose._state import DELETED, History, StateView
 from gecko.compose._values import restored, storable, storable_error
 from gecko.compose.nodes import _KEEP, Interrupt, Next, NodeContext, Step, _current_context
 from gecko.errors import ConfigurationError, ExecutorError, UnstorableValueError
+from gecko.plugins._text import text_of, valid_text
 from gecko.plugins.executors import Executor
 from gecko.plugins.storage import load_data
 from gecko.redaction import redact
@@ -153,7 +154,26 @@ async def arun_job(job: str) -> str:
             raise ExecutorError(f"unknown job kind {kind!r}")
     except Exception as exc:
         reply = {"ok": False, "error": _error(exc)}
-    return json.dumps(reply)
+    try:
+        return _json_text(reply, "the job's reply (its result, output, state writes or error)")
+    except UnstorableValueError as exc:
+        return json.dumps({"ok": False, "error": _error(exc)})
+
+
+def _json_text(document: dict[str, Any], what: str) -> str:
+    """`document` as JSON text.
+
+    Raises:
+        UnstorableValueError: it holds a lone surrogate or an integer past Python's digit limit (the
+            other side would refuse the whole text, or JSON cannot write it).
+    """
+    try:
+        text = json.dumps(document, ensure_ascii=False)
+        text.encode()
+    except ValueError as exc:  # UnicodeEncodeError for a lone surrogate
+        problem = "a lone surrogate" if isinstance(exc, UnicodeEncodeError) else f"an unwritable number ({exc})"
+        raise UnstorableValueError(f"{what} holds {problem}") from None
+    return text
 
 
 async def _run_member(document: dict[str, Any]) -> dict[str, Any]:
@@ -220,11 +240,11 @@ def _error(exc: Exception) -> dict[str, Any]:
     except UnstorableValueError:
         # A user's own exception type cannot be rebuilt here: keep its name and message.
         name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        return storable_error(ExecutorError(f"{name}: {redact(str(exc))[:500]}"), "the job's error")
+        return storable_error(ExecutorError(f"{name}: {redact(valid_text(text_of(exc)))[:500]}"), "the job's error")
 
 
 async def _submit(executor: Executor, document: dict[str, Any]) -> dict[str, Any]:
-    reply_text = await executor.submit(json.dumps({"v": _VERSION, **document}))
+    reply_text = await executor.submit(_json_text({"v": _VERSION, **document}, "the job (its input or state)"))
     if not isinstance(reply_text, str):
         raise ExecutorError(f"the executor returned a {type(reply_text).__name__}, not a JSON reply")
     reply = _decode(reply_text, "the executor's reply")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gecko.plugins._text import text_of, valid_text
 from gecko.redaction import redact
 
 __all__ = ("redact", "safe_error_text", "shorten", "text_of", "valid_text")
@@ -10,15 +11,6 @@ __all__ = ("redact", "safe_error_text", "shorten", "text_of", "valid_text")
 def shorten(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, marked with an ellipsis when cut."""
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
-
-
-def text_of(exc: BaseException) -> str:
-    """`str(exc)`, or a placeholder when the exception's own `__str__` fails or returns no string."""
-    try:
-        text = str(exc)
-    except Exception:
-        return f"<{type(exc).__name__} whose message cannot be read>"
-    return text
 
 
 def safe_error_text(exc: BaseException, limit: int = 200) -> str:
@@ -30,15 +22,3 @@ def safe_error_text(exc: BaseException, limit: int = 200) -> str:
     first_line = redact(first_line[: limit * 4])
     text = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
     return shorten(text, limit)
-
-
-def valid_text(text: str) -> str:
-    """`text` with each lone surrogate replaced by U+FFFD (no store, file or model takes one); a
-    surrogate pair becomes its character."""
-    if text.isascii():
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text

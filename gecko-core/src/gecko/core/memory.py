@@ -277,8 +277,10 @@ class SummaryTokenMemory(TokenMemory):
     Concurrent callers with the same history share one summarization (single flight). With a
     `storage` that has leases, the flight also holds across processes sharing that storage: one
     process holds the lease `gecko:memory:summary-lease:<hash>` and writes the summary to
-    `gecko:memory:summary:<hash>`; the others poll for it. A failing summarizer raises
-    `SummarizationError` to every waiting caller and changes nothing, so the next call retries.
+    `gecko:memory:summary:<hash>`; the others poll for it. A summary longer than its share of the
+    budget (`1 - keep_ratio`) is cut to fit and marked `[...]`. A failing summarizer (an error, an
+    empty summary) raises `SummarizationError` to every waiting caller and changes nothing, so the
+    next call retries.
 
     Args:
         model: The chat model that writes summaries.
@@ -360,7 +362,7 @@ class SummaryTokenMemory(TokenMemory):
             # Re-summarize only on overflow, and only if it covers more turns than the summary has.
             if start == 0 or boundary <= covered:
                 return [*system, note, *window]
-        text = await self._summarize_once(rest, covered, summary, boundary)
+        text = await self._summarize_once(rest, covered, summary, boundary, budget - int(budget * self.keep_ratio))
         note = self._summary_message(text)
         _, window = await self._fit(rest[boundary:], budget - self.count(note))
         return [*system, note, *window]
@@ -407,7 +409,7 @@ class SummaryTokenMemory(TokenMemory):
     # --- single flight -----------------------------------------------------------------
 
     async def _summarize_once(
-        self, messages: Sequence[Message], covered: int, previous: str | None, boundary: int
+        self, messages: Sequence[Message], covered: int, previous: str | None, boundary: int, room: int
     ) -> str:
         digest = self._prefix_digests(messages, {boundary})[boundary]
         while True:
@@ -423,7 +425,7 @@ class SummaryTokenMemory(TokenMemory):
             # Otherwise it succeeded (cached now) or its caller was cancelled: look again.
         flight = self._flights[digest] = _Flight()
         try:
-            text = await self._produce(digest, messages[covered:boundary], previous)
+            text = self._within(await self._produce(digest, messages[covered:boundary], previous), room)
         except SummarizationError as exc:
             flight.error = exc
             raise
@@ -478,7 +480,7 @@ class SummaryTokenMemory(TokenMemory):
     @staticmethod
     async def _stored_summary(storage: Storage, record: str) -> str | None:
         value = await storage.get(record)
-        if isinstance(value, dict) and isinstance(value.get("text"), str):
+        if isinstance(value, dict) and isinstance(value.get("text"), str) and value["text"].strip():
             return str(value["text"])
         return None
 
@@ -494,6 +496,25 @@ class SummaryTokenMemory(TokenMemory):
         if not text:
             raise SummarizationError("the summarizer returned an empty summary; check the model and the instructions")
         return text
+
+    def _within(self, text: str, room: int) -> str:
+        """`text`, or its start marked `[...]`, whose summary message takes at most `room` tokens.
+
+        Raises:
+            SummarizationError: not even the marker fits (the system messages take the budget).
+        """
+        tokens = self.count(self._summary_message(text))
+        kept, cut = len(text), text
+        while tokens > room:
+            if kept == 0:
+                raise SummarizationError(
+                    f"no summary fits in {max(room, 0)} tokens, what the system messages leave of "
+                    f"max_tokens={self.max_tokens}"
+                )
+            kept = max(min(kept - 1, kept * room // tokens), 0)
+            cut = text[:kept].rstrip() + " [...]"
+            tokens = self.count(self._summary_message(cut))
+        return cut
 
     def _transcript(self, turns: Sequence[Message], previous: str | None) -> str:
         limit = self.max_tool_result_tokens * 4  # about that many tokens of English text

@@ -233,11 +233,18 @@ class _Section:
     body: str
 
 
+_MARKDOWN_RULES = 2
+"""Version of the Markdown sectioning rules, in the fingerprints: after a change a knowledge base splits its files
+again once, and embeds only the chunks that are new (2 keeps headings with no text under them)."""
+
+
 class MarkdownSplitter:
     """One chunk per heading section (headings inside code fences ignored), split further when long.
 
     Each chunk starts with its heading path (`Guide > Install`), also kept in `metadata["heading"]`,
-    so a chunk read alone still says what it is about.
+    so a chunk read alone still says what it is about. A heading with no text under it is a chunk
+    of its own unless the next section is under it (whose chunks start with its path); a path longer
+    than a quarter of a chunk is split with the section's text instead of starting every chunk.
     """
 
     name = "markdown"
@@ -248,18 +255,30 @@ class MarkdownSplitter:
     @property
     def fingerprint(self) -> str:
         """Splitter kind and the inner splitter's settings."""
-        return f"{self.name}({self.inner.fingerprint})"
+        return f"{self.name}{_MARKDOWN_RULES}({self.inner.fingerprint})"
 
     def split(self, document: Document) -> list[Chunk]:
         """The document's chunks; metadata gains `heading` when the chunk is under one."""
+        inner = self.inner
         chunks: list[Chunk] = []
-        for section in self._sections(document.text):
-            title = " > ".join(section.path)
-            for text in self.inner.split_text(section.body):
-                metadata: dict[str, MetadataValue] = dict(document.metadata)
-                if title:
-                    metadata["heading"] = title
-                chunks.append(Chunk(f"{title}\n{text}" if title and not text.startswith("#") else text, metadata))
+        sections = self._sections(document.text)
+        for index, section in enumerate(sections):
+            path, body = section.path, section.body
+            following = sections[index + 1].path if index + 1 < len(sections) else ()
+            if not body and following[: len(path)] == path:
+                continue  # the next section is under this heading: its chunks start with the path
+            title = " > ".join(path)
+            metadata: dict[str, MetadataValue] = dict(document.metadata)
+            if title:
+                metadata["heading"] = title
+            if not body or inner.length(title) > inner.chunk_size // 4:
+                texts = inner.split_text(f"{title}\n{body}")
+            else:
+                texts = [
+                    f"{title}\n{text}" if title and not text.startswith("#") else text
+                    for text in inner.split_text(body)
+                ]
+            chunks.extend(Chunk(text, metadata) for text in texts)
         return chunks
 
     @staticmethod
@@ -271,7 +290,7 @@ class MarkdownSplitter:
 
         def close() -> None:
             body = "\n".join(lines).strip()
-            if body:
+            if body or path:
                 sections.append(_Section(tuple(title for _, title in path), body))
             lines.clear()
 
@@ -309,7 +328,7 @@ class AutoSplitter:
     @property
     def fingerprint(self) -> str:
         """Splitter kind and the sizes."""
-        return f"{self.name}:{self.text.chunk_size}:{self.cjk.chunk_size}"
+        return f"{self.name}:{self.text.chunk_size}:{self.cjk.chunk_size}:markdown{_MARKDOWN_RULES}"
 
     def split(self, document: Document) -> list[Chunk]:
         """The document's chunks, cut by the splitter its format and script call for."""

@@ -3,13 +3,15 @@
 `RunState` is the conversation (without the system prompt), the usage and the counters of one
 run; it round-trips through JSON so a paused run resumes in another process. `UsageLimits` is a
 run's request and token budget. A run paused for approvals ends with a `PausedOutput` listing
-its `PendingApproval`s.
+its `PendingApproval`s. `current_run_usage` gives code working for the current run (a plugin's
+own model calls, such as a judge's) the `RunUsage` to charge what it spends to.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gecko.errors import CorruptCheckpointError, UsageLimitExceeded
 from gecko.types import AgentOutput, JSONValue, Message, TokenUsage
 
-__all__ = ("PausedOutput", "PendingApproval", "RunState", "UsageLimits")
+__all__ = ("PausedOutput", "PendingApproval", "RunState", "RunUsage", "UsageLimits", "current_run_usage")
 
 # Run ids name paused sessions in shared storages, so they must not repeat across processes: a
 # private generator seeded from the OS (untouched by `random.seed`), reseeded in forked children.
@@ -194,3 +196,41 @@ class RunState:
             raise CorruptCheckpointError(
                 f"the saved agent run is not valid ({exc}); delete the session key and start a new run"
             ) from exc
+
+
+class RunUsage:
+    """The usage and budget of one agent run, for code that calls a model on its behalf (`current_run_usage`).
+
+    Such code calls `check` before each request and `add` with each reply's usage: the run counts
+    the request and its tokens in its usage (and its output's), and its `UsageLimits` hold for them
+    as for its own requests. The engine's run is itself a `RunUsage`.
+    """
+
+    __slots__ = ("limits", "state")
+
+    def __init__(self, state: RunState, limits: UsageLimits | None = None) -> None:
+        self.state = state
+        self.limits = limits
+
+    def usage(self) -> TokenUsage:
+        """What the run spent so far, its own requests and those added here."""
+        return self.state.usage()
+
+    def check(self) -> None:
+        """Raise `UsageLimitExceeded` if one more request would break the run's budget."""
+        if self.limits is not None:
+            self.limits.check(self.state)
+
+    def add(self, usage: TokenUsage) -> None:
+        """Count one request made for the run and its provider-reported tokens."""
+        self.state.add_usage(usage)
+
+
+# Set by the engine for the steps of a run; every task copies its spawner's context, so tool calls and hooks
+# running concurrently within a run see that run, and concurrent runs each see their own (asyncio and trio alike).
+_current_run: ContextVar[RunUsage | None] = ContextVar("gecko_current_run", default=None)
+
+
+def current_run_usage() -> RunUsage | None:
+    """The `RunUsage` of the agent run the calling task works in (the innermost when runs nest); None outside one."""
+    return _current_run.get()

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, get_args
 import anyio
 
 from gecko.core.memory import is_memory_recall
-from gecko.errors import ApprovalRequired, ConfigurationError, GuardrailViolation
+from gecko.errors import ApprovalRequired, ConfigurationError, GuardrailViolation, UsageLimitExceeded
 from gecko.plugins.models import ChatModel, ModelRequest, ModelResponse, ToolDefinition, create_model
 from gecko.redaction import REDACTED, redact, redacting_logger
 from gecko.types import Message, Role, TextPart, ToolCall
@@ -572,8 +572,15 @@ class Guardrails:
             elif kept:
                 judged[key] = kept
 
-        async def judge(key: tuple[str, Channel], found: Detection) -> None:
-            outcome = await self._asked(model, key, found)
+        exceeded: list[UsageLimitExceeded] = []
+
+        async def judge(key: tuple[str, Channel], found: Detection, scope: anyio.CancelScope) -> None:
+            try:
+                outcome = await self._asked(model, key, found)
+            except UsageLimitExceeded as exc:  # the run's budget is spent (`judge.ask`): the others stop
+                exceeded.append(exc)
+                scope.cancel()
+                return
             if isinstance(outcome, Detection):
                 if outcome:
                     judged[key] = outcome
@@ -585,7 +592,9 @@ class Guardrails:
         if asking:
             async with anyio.create_task_group() as group:
                 for key, found in asking.items():
-                    group.start_soon(judge, key, found)
+                    group.start_soon(judge, key, found, group.cancel_scope)
+            if exceeded:
+                raise exceeded[0]  # as it is, not in an exception group
         return judged
 
     async def _asked(self, model: ChatModel, key: tuple[str, Channel], found: Detection) -> Detection | str:

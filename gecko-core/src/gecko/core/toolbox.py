@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload, runtime_chec
 import anyio
 
 from gecko._checks import positive_seconds
-from gecko._tasks import run_all
 from gecko.core._json_repair import repeated_key
 from gecko.core._sanitize import safe_error_text, shorten, valid_text
 from gecko.errors import (
@@ -728,6 +727,8 @@ class ToolBox:
     async def _gather(self, jobs: Sequence[Callable[[], Awaitable[ToolResult]]]) -> list[ToolResult]:
         """The results of `jobs`, run concurrently within `max_parallel`; a runner's failure (a hook's, a
         middleware's: a tool's own is its result) cancels the others and is raised as it is (`run_all`)."""
+        from gecko._tasks import run_all  # off the import path of `from gecko import Agent`
+
         results: list[ToolResult | None] = [None] * len(jobs)
         # One limiter per batch: it belongs to the running event loop, and the toolbox may be
         # shared by runs on different loops.

@@ -206,6 +206,7 @@ async def test_a_nested_run_s_spending_is_charged_to_it_not_to_the_run_around_it
         """Ask another agent."""
         outer = current_run_usage()
         assert outer is not None
+        assert outer.usage() == usage(1, 10, 5)  # what the run spent so far: its first request
         inner_outputs.append(await agent(echoing(text), False).run("go"))
         assert current_run_usage() is outer
         return "ok"

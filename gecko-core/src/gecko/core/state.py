@@ -39,7 +39,8 @@ class UsageLimits:
     """A run's budget, checked before every model request; `None` means unlimited.
 
     Token limits compare what was already spent (the next request's size is unknown before
-    it is sent): a run stops before the request that would start past the budget.
+    it is sent): a run stops before the request that would start past the budget. What is
+    spent counts the run's own requests and those charged to it (`RunUsage.add`).
     """
 
     max_requests: int | None = None

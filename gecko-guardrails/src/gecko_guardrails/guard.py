@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol, get_args
 import anyio
 
 from gecko.core.memory import is_memory_recall
+from gecko.core.state import current_run_usage
 from gecko.errors import ApprovalRequired, ConfigurationError, GuardrailViolation, UsageLimitExceeded
 from gecko.plugins.models import ChatModel, ModelRequest, ModelResponse, ToolDefinition, create_model
 from gecko.redaction import REDACTED, redact, redacting_logger
@@ -152,7 +153,8 @@ class Guardrails:
     a memory recall the detector flagged) is held for approval (`untrusted_calls="approve"`: the
     run pauses with the reason), refused (`"refuse"`: the model is told why), or let through
     (`"allow"`). The taint is read from the run's conversation, history restored from a session
-    included; a recall, which is not part of it, from the run's requests.
+    included; a flagged recall, which is not part of it, is kept with the run's state
+    (`RunState.plugin_state`), so it taints the later runs of the agent's session too.
 
     `semantic=True` has the detector score with the classifier fused with its semantic layer (more recall, more
     false positives on benign user input, about ten times the CPU per check and 100 MB loaded on the first
@@ -670,6 +672,9 @@ class Guardrails:
 
             reason = f"a memory recall looks like a prompt injection ({found.describe()})"
             flagged = self._recalls[key] = _FlaggedRecall(weakref.ref(anchor, forget), reason)
+            run = current_run_usage()
+            if run is not None:  # kept with the run's state: an agent's session taints its later runs with it
+                run.state.plugin_state(_NAMESPACE)[_RECALL_TAINT] = reason
         if text in flagged.texts:
             return False
         flagged.texts.add(text)
@@ -689,7 +694,9 @@ class Guardrails:
             if found:
                 origin = f"the result of {tool}" if tool else f"the {channel} input"
                 return f"{origin} looks like a prompt injection ({found.describe()})"
-        return None
+        run = current_run_usage()
+        kept = None if run is None else run.state.plugins.get(_NAMESPACE, {}).get(_RECALL_TAINT)
+        return kept if isinstance(kept, str) else None
 
     def _redact_arguments(self, arguments: str) -> str:
         try:
@@ -748,6 +755,11 @@ def _short(text: str) -> str:
 
 
 _REASON_LIMIT = 300
+
+_NAMESPACE = "guardrails"
+"""The plugin's namespace in a run's state (`RunState.plugin_state`), its entry point's name."""
+_RECALL_TAINT = "recall_taint"
+"""There: why a flagged memory recall tainted the run (or an earlier run of its agent session)."""
 
 
 class _Verdicts:

@@ -9,6 +9,7 @@ own model calls, such as a judge's) the `RunUsage` to charge what it spends to.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gecko.errors import CorruptCheckpointError, UsageLimitExceeded
+from gecko.errors import CorruptCheckpointError, UnstorableValueError, UsageLimitExceeded
 from gecko.types import AgentOutput, JSONValue, Message, TokenUsage
 
 __all__ = ("PausedOutput", "PendingApproval", "RunState", "RunUsage", "UsageLimits", "current_run_usage")
@@ -87,7 +88,8 @@ class PausedOutput(AgentOutput):
 
 
 class RunState:
-    """The progress of one run: conversation (without the system prompt), usage and counters.
+    """The progress of one run: conversation (without the system prompt), usage, counters and
+    the data plugins keep with it (`plugin_state`).
 
     JSON round-trips (`to_json` / `from_json`), so a paused run resumes in another process.
     """
@@ -100,6 +102,7 @@ class RunState:
         "invalid_turns",
         "messages",
         "output_tokens",
+        "plugins",
         "requests",
         "total_tokens",
         "turns",
@@ -116,6 +119,7 @@ class RunState:
         turns: int = 0,
         invalid_turns: int = 0,
         call_counts: dict[str, int] | None = None,
+        plugins: dict[str, dict[str, JSONValue]] | None = None,
     ) -> None:
         self.messages = messages
         self._run_id = run_id
@@ -126,6 +130,8 @@ class RunState:
         self.turns = turns
         self.invalid_turns = invalid_turns
         self.call_counts: dict[str, int] = {} if call_counts is None else call_counts
+        self.plugins: dict[str, dict[str, JSONValue]] = {} if plugins is None else plugins
+        """Each plugin's data by its namespace (`plugin_state`); an agent's session carries it to its next run."""
         self._last_usage: TokenUsage | None = None
 
     @property
@@ -166,9 +172,24 @@ class RunState:
         self.requests += 1
         self._last_usage = usage
 
+    def plugin_state(self, namespace: str) -> dict[str, JSONValue]:
+        """The data a plugin keeps with this run under `namespace` (its name), to read and change in place.
+
+        JSON data only (never pickled): saved with the run (`to_json`: a paused run, an agent's session)
+        and, in an agent's session, carried to its later runs.
+        """
+        found = self.plugins.get(namespace)
+        if found is None:
+            found = self.plugins[namespace] = {}
+        return found
+
     def to_json(self) -> dict[str, JSONValue]:
-        """The state as JSON data."""
-        return {
+        """The state as JSON data.
+
+        Raises:
+            UnstorableValueError: a plugin's data (`plugin_state`) is not JSON data.
+        """
+        data: dict[str, JSONValue] = {
             "messages": [message.model_dump(mode="json") for message in self.messages],
             "run_id": self.run_id,
             "usage": [self.input_tokens, self.output_tokens, self.total_tokens, self.requests],
@@ -176,6 +197,17 @@ class RunState:
             "invalid_turns": self.invalid_turns,
             "call_counts": dict(self.call_counts),
         }
+        kept = {namespace: found for namespace, found in self.plugins.items() if found}
+        if kept:
+            try:
+                # A copy through JSON text: exactly what a reader gets back, and nothing a later change reaches.
+                data["plugins"] = json.loads(json.dumps(kept, allow_nan=False))
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise UnstorableValueError(
+                    f"plugin data of namespaces {', '.join(sorted(kept))} is not JSON data ({exc}); "
+                    "keep only dicts, lists, strings, numbers, booleans and None"
+                ) from exc
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> RunState:
@@ -192,6 +224,7 @@ class RunState:
                 turns=int(data["turns"]),
                 invalid_turns=int(data["invalid_turns"]),
                 call_counts={str(key): int(value) for key, value in data["call_counts"].items()},
+                plugins={str(key): dict(value) for key, value in data.get("plugins", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptCheckpointError(

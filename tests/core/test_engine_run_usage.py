@@ -8,6 +8,7 @@ models (the only fakes: the remote model API).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import anyio
@@ -62,15 +63,20 @@ class Spender:
             await self.spend("x")
 
 
-@pytest.fixture(params=["tool_result", "model_request"])
-def spender(request: pytest.FixtureRequest) -> Iterator[Spender]:
-    plugin = Spender(request.param)
+@contextmanager
+def registered(plugin: Spender) -> Iterator[Spender]:
     manager = plugin_manager()
     manager.register(plugin, "test-engine-run-usage")
     try:
         yield plugin
     finally:
         manager.unregister(plugin)
+
+
+@pytest.fixture(params=["tool_result", "model_request"])
+def spender(request: pytest.FixtureRequest) -> Iterator[Spender]:
+    with registered(Spender(request.param)) as plugin:
+        yield plugin
 
 
 @tool
@@ -144,15 +150,9 @@ async def test_a_request_a_hook_spends_counts_against_max_requests_before_the_ru
 
 @pytest.mark.parametrize("observed", [False, True], ids=["lean", "observed"])
 async def test_a_hook_over_the_token_budget_fails_the_run_with_the_limit_error_itself(observed: bool) -> None:
-    plugin = Spender("tool_result")
-    manager = plugin_manager()
-    manager.register(plugin, "test-engine-run-usage")
-    try:
-        # Two calls in one reply run concurrently: the hooks' failure is raised as it is, not in an exception group.
-        with pytest.raises(UsageLimitExceeded, match="max_total_tokens=15"):
-            await agent(echoing("a", "b"), observed).run("go", usage_limits=UsageLimits(max_total_tokens=15))
-    finally:
-        manager.unregister(plugin)
+    # Two calls in one reply run concurrently: the hooks' failure is raised as it is, not in an exception group.
+    with registered(Spender("tool_result")) as plugin, pytest.raises(UsageLimitExceeded, match="max_total_tokens=15"):
+        await agent(echoing("a", "b"), observed).run("go", usage_limits=UsageLimits(max_total_tokens=15))
     assert plugin.asked == []
 
 
@@ -169,31 +169,22 @@ async def test_concurrent_runs_are_each_charged_what_was_spent_for_them() -> Non
         return plugin._answer(request)
 
     plugin.model = FunctionModel(answer)
-    manager = plugin_manager()
-    manager.register(plugin, "test-engine-run-usage")
     outputs: dict[str, AgentOutput] = {}
 
     async def run(text: str, stream: bool) -> None:
         outputs[text] = await finished(agent(echoing(text), observed=False), "go", stream)
 
-    try:
+    with registered(plugin):
         async with anyio.create_task_group() as group:
             group.start_soon(run, "a", False)
             group.start_soon(run, "bbbb", True)
-    finally:
-        manager.unregister(plugin)
     assert outputs["a"].usage == usage(3, 20 + 100, 10 + 7)
     assert outputs["bbbb"].usage == usage(3, 20 + 400, 10 + 7)
 
 
 async def test_members_of_a_team_are_each_charged_what_was_spent_for_them() -> None:
-    plugin = Spender("tool_result")
-    manager = plugin_manager()
-    manager.register(plugin, "test-engine-run-usage")
-    try:
+    with registered(Spender("tool_result")):
         results = await Team([agent(echoing("a"), False), agent(echoing("bb"), True)]).run("go")
-    finally:
-        manager.unregister(plugin)
     assert [result.usage for result in results] == [usage(3, 20 + 100, 10 + 7), usage(3, 20 + 200, 10 + 7)]
 
 
@@ -211,13 +202,9 @@ async def test_a_nested_run_s_spending_is_charged_to_it_not_to_the_run_around_it
         assert current_run_usage() is outer
         return "ok"
 
-    manager = plugin_manager()
-    manager.register(plugin, "test-engine-run-usage")
-    try:
+    with registered(plugin):
         model = ScriptedModel([tool_calls_reply(("delegate", '{"text": "abc"}')), "done"])
         output = await Agent(model, tools=[delegate]).run("go")
-    finally:
-        manager.unregister(plugin)
     assert plugin.asked == ["abc", "ok"]
     [inner] = inner_outputs
     assert inner.usage == usage(3, 20 + 300, 10 + 7)

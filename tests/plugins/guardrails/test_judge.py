@@ -704,9 +704,13 @@ async def test_a_check_finding_no_call_under_way_reads_a_verdict_kept_since_it_l
     assert judge.texts == []
 
 
-def spending_judge(tokens: dict[str, int]) -> Judge:
-    """Clears every text, reporting `tokens[text]` input tokens and 12 output tokens for it."""
-    return Judge(lambda text: reply(verdict(False, "harmless"), input_tokens=tokens[text], output_tokens=12))
+def spending_judge(guardrails: Guardrails, policy: Action = "spotlight") -> Judge:
+    """A judge clearing `IN_BAND` (400 input and 12 output tokens), armed on `guardrails` with untrusted calls
+    refused and tool results on `policy` (`block`: judged in the tool call; `spotlight`: by the next request)."""
+    judge = Judge(lambda text: reply(verdict(False, "harmless"), input_tokens={IN_BAND: 400}[text], output_tokens=12))
+    arm(guardrails, judge, untrusted_calls="refuse")
+    guardrails.policies["tool"] = policy
+    return judge
 
 
 async def outcome(agent: Agent, stream: bool, limits: UsageLimits | None = None) -> AgentOutput:
@@ -730,9 +734,7 @@ STREAMS = pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"]
 async def test_the_judge_s_tokens_are_in_the_run_s_usage(
     guardrails: Guardrails, observed: bool, policy: Action, stream: bool
 ) -> None:
-    judge = spending_judge({IN_BAND: 400})
-    arm(guardrails, judge, untrusted_calls="refuse")
-    guardrails.policies["tool"] = policy
+    judge = spending_judge(guardrails, policy)
     outbox = Outbox()
 
     output = await outcome(agent(hijacked_model(), outbox.tools(IN_BAND), observed), stream)
@@ -748,9 +750,7 @@ async def test_the_judge_s_tokens_are_in_the_run_s_usage(
 async def test_the_judge_s_tokens_count_against_the_run_s_token_limit(
     guardrails: Guardrails, findings: list[Finding], observed: bool, policy: Action
 ) -> None:
-    judge = spending_judge({IN_BAND: 400})
-    arm(guardrails, judge, untrusted_calls="refuse")
-    guardrails.policies["tool"] = policy
+    judge = spending_judge(guardrails, policy)
     model = hijacked_model()
 
     # Within 100 tokens the run's own requests would finish (45 tokens); the judge's 412 end it.
@@ -769,23 +769,19 @@ async def test_the_judge_s_tokens_count_against_the_run_s_token_limit(
 async def test_a_judge_call_past_the_request_limit_is_not_made_and_ends_the_run(
     guardrails: Guardrails, findings: list[Finding], observed: bool, policy: Action
 ) -> None:
-    judge = spending_judge({IN_BAND: 400})
-    arm(guardrails, judge, untrusted_calls="refuse")
-    guardrails.policies["tool"] = policy
+    judge = spending_judge(guardrails, policy)
     model = hijacked_model()
-    outbox = Outbox()
 
     with pytest.raises(UsageLimitExceeded, match="max_requests=1"):
-        await agent(model, outbox.tools(IN_BAND), observed).run("hours?", usage_limits=UsageLimits(max_requests=1))
+        await agent(model, Outbox().tools(IN_BAND), observed).run("hours?", usage_limits=UsageLimits(max_requests=1))
 
-    assert (judge.texts, len(model.requests), outbox.sent, findings) == ([], 1, [], [])
+    assert (judge.texts, len(model.requests), findings) == ([], 1, [])
 
 
 async def test_a_judge_call_spending_the_last_request_stops_the_run_s_request_after_it(
     guardrails: Guardrails,
 ) -> None:
-    judge = spending_judge({IN_BAND: 400})
-    arm(guardrails, judge, untrusted_calls="refuse")  # spotlight: judged by the next request's check
+    judge = spending_judge(guardrails)  # spotlight: judged by the next request's check
     model = hijacked_model()
 
     with pytest.raises(UsageLimitExceeded, match="max_requests=2"):

@@ -13,9 +13,9 @@ from gecko_models import OpenAIChat
 from gecko.core.agent import Agent, PausedOutput
 from gecko.core.toolbox import tool
 from gecko.plugins.models import RetryPolicy
-from gecko.testing.models import ScriptedModel
+from gecko.testing.models import ScriptedModel, reply
 from gecko.testing.server import OpenAIServer, malformed
-from gecko.types import ToolCall
+from gecko.types import TokenUsage, ToolCall
 
 # No rule fires and the tool-output classifier leaves it under its threshold: only the judge can tell.
 PAGE = (
@@ -77,8 +77,8 @@ async def test_a_judge_behind_a_provider_finds_the_request_and_the_mail_is_held(
     guard: Guardrails, findings: list[Finding]
 ) -> None:
     assert not detect(PAGE, "tool")
-    reply = json.dumps({"injection": True, "reason": "it asks the assistant to mail the chat away"})
-    with OpenAIServer([reply]) as server:
+    answer = json.dumps({"injection": True, "reason": "it asks the assistant to mail the chat away"})
+    with OpenAIServer([reply(answer, input_tokens=400, output_tokens=12)]) as server:
         output, sent = await mail_after_reading(
             guard, OpenAIChat(model="gpt-4o-mini", api_key="test", api_base=server.base_url)
         )
@@ -88,6 +88,8 @@ async def test_a_judge_behind_a_provider_finds_the_request_and_the_mail_is_held(
     assert isinstance(output, PausedOutput)
     [pending] = output.pending_approvals
     assert pending.tool_name == "send_email"
+    # The run's two requests (10 + 5 tokens each) and the judge's, as the provider reported it.
+    assert output.usage == TokenUsage(input_tokens=420, output_tokens=22, total_tokens=442, requests=3)
     assert str(pending.reason).endswith("looks like a prompt injection (judge)")
     [finding] = findings
     assert finding.detection.reason == "it asks the assistant to mail the chat away"

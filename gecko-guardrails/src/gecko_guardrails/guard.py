@@ -24,7 +24,8 @@ from typing import Any, Literal, Protocol, get_args
 import anyio
 
 from gecko.core.memory import is_memory_recall
-from gecko.errors import ApprovalRequired, ConfigurationError, GuardrailViolation
+from gecko.core.state import current_run_usage
+from gecko.errors import ApprovalRequired, ConfigurationError, GuardrailViolation, UsageLimitExceeded
 from gecko.plugins.models import ChatModel, ModelRequest, ModelResponse, ToolDefinition, create_model
 from gecko.redaction import REDACTED, redact, redacting_logger
 from gecko.types import Message, Role, TextPart, ToolCall
@@ -152,7 +153,8 @@ class Guardrails:
     a memory recall the detector flagged) is held for approval (`untrusted_calls="approve"`: the
     run pauses with the reason), refused (`"refuse"`: the model is told why), or let through
     (`"allow"`). The taint is read from the run's conversation, history restored from a session
-    included; a recall, which is not part of it, from the run's requests.
+    included; a flagged recall, which is not part of it, is kept with the run's state
+    (`RunState.plugin_state`), so it taints the later runs of the agent's session too.
 
     `semantic=True` has the detector score with the classifier fused with its semantic layer (more recall, more
     false positives on benign user input, about ten times the CPU per check and 100 MB loaded on the first
@@ -572,8 +574,15 @@ class Guardrails:
             elif kept:
                 judged[key] = kept
 
-        async def judge(key: tuple[str, Channel], found: Detection) -> None:
-            outcome = await self._asked(model, key, found)
+        exceeded: list[UsageLimitExceeded] = []
+
+        async def judge(key: tuple[str, Channel], found: Detection, scope: anyio.CancelScope) -> None:
+            try:
+                outcome = await self._asked(model, key, found)
+            except UsageLimitExceeded as exc:  # the run's budget is spent (`judge.ask`): the others stop
+                exceeded.append(exc)
+                scope.cancel()
+                return
             if isinstance(outcome, Detection):
                 if outcome:
                     judged[key] = outcome
@@ -585,7 +594,9 @@ class Guardrails:
         if asking:
             async with anyio.create_task_group() as group:
                 for key, found in asking.items():
-                    group.start_soon(judge, key, found)
+                    group.start_soon(judge, key, found, group.cancel_scope)
+            if exceeded:
+                raise exceeded[0]  # as it is, not in an exception group
         return judged
 
     async def _asked(self, model: ChatModel, key: tuple[str, Channel], found: Detection) -> Detection | str:
@@ -661,6 +672,9 @@ class Guardrails:
 
             reason = f"a memory recall looks like a prompt injection ({found.describe()})"
             flagged = self._recalls[key] = _FlaggedRecall(weakref.ref(anchor, forget), reason)
+            run = current_run_usage()
+            if run is not None:  # kept with the run's state: an agent's session taints its later runs with it
+                run.state.plugin_state(_NAMESPACE)[_RECALL_TAINT] = reason
         if text in flagged.texts:
             return False
         flagged.texts.add(text)
@@ -680,7 +694,9 @@ class Guardrails:
             if found:
                 origin = f"the result of {tool}" if tool else f"the {channel} input"
                 return f"{origin} looks like a prompt injection ({found.describe()})"
-        return None
+        run = current_run_usage()
+        kept = None if run is None else run.state.plugins.get(_NAMESPACE, {}).get(_RECALL_TAINT)
+        return kept if isinstance(kept, str) else None
 
     def _redact_arguments(self, arguments: str) -> str:
         try:
@@ -739,6 +755,11 @@ def _short(text: str) -> str:
 
 
 _REASON_LIMIT = 300
+
+_NAMESPACE = "guardrails"
+"""The plugin's namespace in a run's state (`RunState.plugin_state`), its entry point's name."""
+_RECALL_TAINT = "recall_taint"
+"""There: why a flagged memory recall tainted the run (or an earlier run of its agent session)."""
 
 
 class _Verdicts:

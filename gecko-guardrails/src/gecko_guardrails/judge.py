@@ -6,6 +6,9 @@ for each call (and removed from the text), tells the model it is data, and asks 
 `gecko.core.structure.StructureEngine`; a text longer than `CAP` is sent as an `excerpt`. The model is called
 directly, not through an agent, so no hook of a run fires for it (when a plugin traces, the call is announced as
 an operation of its own, `OPERATION`); a model that runs agents of its own is guarded without the judge (`judging`).
+What the judge spends is charged to the agent run the check works for (`gecko.core.state.current_run_usage`): its
+requests and tokens count in the run's usage and against its `UsageLimits`, checked before each judge request; a
+budget spent raises `UsageLimitExceeded`, which ends the run as its own requests' would.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from contextvars import ContextVar
 import anyio
 from pydantic import BaseModel, ConfigDict
 
+from gecko.core.state import RunUsage, current_run_usage
 from gecko.core.structure import StructureEngine
-from gecko.errors import ModelBadRequestError
+from gecko.errors import ModelBadRequestError, UsageLimitExceeded
 from gecko.plugins.manager import aplugin_manager
 from gecko.plugins.models import ChatModel
 from gecko.types import Message, TokenUsage
@@ -139,7 +143,9 @@ async def ask(model: ChatModel, text: str, channel: str, seconds: float, ranking
     """The judge's `Verdict` on `text` from `channel` (an `excerpt` by `ranking` when long), or why it gave none:
     an error, a malformed or refused reply (re-asked once per structured-output strategy), or no verdict within
     `seconds` of all its calls. When a plugin traces, the call is a `guardrails.judge` operation (`OPERATION`).
-    Cancellation from outside is never caught."""
+    Each request is charged to the current run (`current_run_usage`), whose `UsageLimitExceeded` is raised, as is
+    cancellation from outside: neither is caught."""
+    run = current_run_usage()
     token = judging.set(True)
     try:
         cleaned = clean(text)
@@ -147,12 +153,12 @@ async def ask(model: ChatModel, text: str, channel: str, seconds: float, ranking
         messages = _messages(body, channel, excerpted=len(cleaned) > CAP)
         manager = await aplugin_manager()
         if not manager.traces:
-            outcome = await _judgment(model, messages, seconds, [])
+            outcome = await _judgment(model, messages, seconds, run, [])
         else:
             spent: list[TokenUsage] = []
             attributes = {"channel": channel, "provider": model.provider, "characters": len(text), "sent": len(body)}
             async with manager.operation(OPERATION, model.model, input=messages, attributes=attributes) as operation:
-                outcome = await _judgment(model, messages, seconds, spent)
+                outcome = await _judgment(model, messages, seconds, run, spent)
                 usage = sum(spent, TokenUsage())
                 attributes.update(requests=len(spent), input_tokens=usage.input_tokens,
                                   output_tokens=usage.output_tokens, total_tokens=usage.total_tokens)  # fmt: skip
@@ -173,28 +179,35 @@ class _NoVerdict(Exception):
 
 
 async def _judgment(
-    model: ChatModel, messages: list[Message], seconds: float, spent: list[TokenUsage]
+    model: ChatModel, messages: list[Message], seconds: float, run: RunUsage | None, spent: list[TokenUsage]
 ) -> Verdict | Exception:
-    """The `Verdict` of `model` on `messages`, or what failed (any exception of the model or of its reply); the
-    usage of each reply is added to `spent`."""
+    """The `Verdict` of `model` on `messages`, or what failed (any exception of the model or of its reply, but the
+    run's `UsageLimitExceeded`, raised); the usage of each reply is added to `spent` and charged to `run`."""
     try:
         with anyio.move_on_after(seconds):
-            return await _answer(model, messages, spent)
+            return await _answer(model, messages, run, spent)
+    except UsageLimitExceeded:
+        raise
     except Exception as exc:  # any failure of the model or of its reply is a failed judgment, reported as such
         return exc
     return _NoVerdict(f"no verdict within {seconds:g} s")
 
 
-async def _answer(model: ChatModel, messages: list[Message], spent: list[TokenUsage]) -> Verdict:
-    """`StructureEngine.run` driven step by step (`StructuredRun`), to add the usage of each reply to `spent`."""
+async def _answer(model: ChatModel, messages: list[Message], run: RunUsage | None, spent: list[TokenUsage]) -> Verdict:
+    """`StructureEngine.run` driven step by step (`StructuredRun`), to add the usage of each reply to `spent` and
+    charge it to `run`, whose budget is checked before each request."""
     attempt = _ENGINE.start(model.capabilities, messages)
     while True:
+        if run is not None:
+            run.check()
         try:
             response = await model.complete(attempt.request(attempt.messages, []))
         except ModelBadRequestError as exc:
             attempt.rejected(exc)
             continue
         spent.append(response.usage)
+        if run is not None:
+            run.add(response.usage)
         value = attempt.answer(response)
         if value is not None:
             return value

@@ -21,15 +21,16 @@ from gecko_guardrails.guard import _Verdicts
 from gecko_guardrails.judge import CAP, Verdict, excerpt
 
 from gecko.core.agent import Agent, PausedOutput
-from gecko.core.events import EventBus
+from gecko.core.events import EventBus, FinalOutput
+from gecko.core.state import UsageLimits
 from gecko.core.toolbox import Tool, ToolBox, tool
-from gecko.errors import ConfigurationError, ModelServerError
+from gecko.errors import ConfigurationError, ModelServerError, UsageLimitExceeded
 from gecko.plugins import hookimpl
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import plugin_manager
 from gecko.plugins.models import ModelRequest, ModelResponse, model_registry
 from gecko.testing.models import FunctionModel, Reply, ScriptedModel, reply, tool_calls_reply
-from gecko.types import Event, Role, ToolCall
+from gecko.types import AgentOutput, Event, Role, TokenUsage, ToolCall
 
 # Rules: none; tool-output classifier: 0.68, under its 0.70 threshold, over the judge's 0.3 floor.
 MISSED = (
@@ -702,3 +703,117 @@ async def test_a_check_finding_no_call_under_way_reads_a_verdict_kept_since_it_l
 
     assert await guardrails._asked(judge.model, (MISSED, "tool"), found) is kept
     assert judge.texts == []
+
+
+def spending_judge(guardrails: Guardrails, policy: Action = "spotlight") -> Judge:
+    """A judge clearing `IN_BAND` (400 input and 12 output tokens), armed on `guardrails` with untrusted calls
+    refused and tool results on `policy` (`block`: judged in the tool call; `spotlight`: by the next request)."""
+    judge = Judge(lambda text: reply(verdict(False, "harmless"), input_tokens={IN_BAND: 400}[text], output_tokens=12))
+    arm(guardrails, judge, untrusted_calls="refuse")
+    guardrails.policies["tool"] = policy
+    return judge
+
+
+async def outcome(agent: Agent, stream: bool, limits: UsageLimits | None = None) -> AgentOutput:
+    """The output of `agent` on "hours?", run or streamed."""
+    if not stream:
+        return await agent.run("hours?", usage_limits=limits)
+    finals = [
+        event.output async for event in agent.stream("hours?", usage_limits=limits) if isinstance(event, FinalOutput)
+    ]
+    [output] = finals
+    return output
+
+
+POLICIES = pytest.mark.parametrize("policy", ["block", "spotlight"])  # judged in the tool call, or the next request
+STREAMS = pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+
+
+@PATHS
+@POLICIES
+@STREAMS
+async def test_the_judge_s_tokens_are_in_the_run_s_usage(
+    guardrails: Guardrails, observed: bool, policy: Action, stream: bool
+) -> None:
+    judge = spending_judge(guardrails, policy)
+    outbox = Outbox()
+
+    output = await outcome(agent(hijacked_model(), outbox.tools(IN_BAND), observed), stream)
+
+    assert (output.content, len(outbox.sent)) == ("Done.", 1)
+    assert judge.texts == [IN_BAND]
+    # Three requests of the run's own (10 + 5 tokens each), one of the judge's.
+    assert output.usage == TokenUsage(input_tokens=430, output_tokens=27, total_tokens=457, requests=4)
+
+
+@PATHS
+@POLICIES
+async def test_the_judge_s_tokens_count_against_the_run_s_token_limit(
+    guardrails: Guardrails, findings: list[Finding], observed: bool, policy: Action
+) -> None:
+    judge = spending_judge(guardrails, policy)
+    model = hijacked_model()
+
+    # Within 100 tokens the run's own requests would finish (45 tokens); the judge's 412 end it.
+    with pytest.raises(UsageLimitExceeded, match="427 tokens spent reach max_total_tokens=100"):
+        await agent(model, Outbox().tools(IN_BAND), observed).run(
+            "hours?", usage_limits=UsageLimits(max_total_tokens=100)
+        )
+
+    assert judge.texts == [IN_BAND]
+    assert len(model.requests) == 1  # the request after the judge's was not sent
+    assert findings == []  # a budget spent is not a failed judgment
+
+
+@PATHS
+@POLICIES
+async def test_a_judge_call_past_the_request_limit_is_not_made_and_ends_the_run(
+    guardrails: Guardrails, findings: list[Finding], observed: bool, policy: Action
+) -> None:
+    judge = spending_judge(guardrails, policy)
+    model = hijacked_model()
+
+    with pytest.raises(UsageLimitExceeded, match="max_requests=1"):
+        await agent(model, Outbox().tools(IN_BAND), observed).run("hours?", usage_limits=UsageLimits(max_requests=1))
+
+    assert (judge.texts, len(model.requests), findings) == ([], 1, [])
+
+
+async def test_a_judge_call_spending_the_last_request_stops_the_run_s_request_after_it(
+    guardrails: Guardrails,
+) -> None:
+    judge = spending_judge(guardrails)  # spotlight: judged by the next request's check
+    model = hijacked_model()
+
+    with pytest.raises(UsageLimitExceeded, match="max_requests=2"):
+        await Agent(model, tools=Outbox().tools(IN_BAND)).run("hours?", usage_limits=UsageLimits(max_requests=2))
+
+    assert (judge.texts, len(model.requests)) == ([IN_BAND], 1)
+
+
+@POLICIES
+async def test_concurrent_runs_are_each_charged_their_own_judge_calls(guardrails: Guardrails, policy: Action) -> None:
+    other = IN_BAND.replace("17", "18")
+    both = anyio.Event()
+
+    async def meet(text: str) -> Reply:
+        if len(judge.texts) == 2:
+            both.set()
+        await both.wait()  # each run's judge call is under way while the other's is
+        return reply(verdict(False, "harmless"), input_tokens={IN_BAND: 400, other: 40}[text], output_tokens=12)
+
+    judge = Judge(meet)
+    arm(guardrails, judge, untrusted_calls="refuse", judge_timeout=5.0)
+    guardrails.policies["tool"] = policy
+    outputs: dict[str, AgentOutput] = {}
+
+    async def run(page: str, stream: bool) -> None:
+        outputs[page] = await outcome(agent(hijacked_model(), Outbox().tools(page), False), stream)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, IN_BAND, False)
+        group.start_soon(run, other, True)
+
+    assert sorted(judge.texts) == sorted([IN_BAND, other])
+    assert outputs[IN_BAND].usage == TokenUsage(input_tokens=430, output_tokens=27, total_tokens=457, requests=4)
+    assert outputs[other].usage == TokenUsage(input_tokens=70, output_tokens=27, total_tokens=97, requests=4)

@@ -184,6 +184,35 @@ async def test_a_flagged_recall_taints_the_run(
 
 @KINDS
 @PATHS
+async def test_a_flagged_recall_taints_the_later_runs_of_the_agent_s_session(
+    guardrails: Guardrails, findings: list[Finding], kind: str, observed: bool
+) -> None:
+    guardrails.taint, guardrails.untrusted_calls = "flagged", "refuse"  # the session's tool results do not taint
+    guardrails.protect("send_email", sensitive=True)
+    storage = MemoryStorage()
+    factory, poisoned, benign = MEMORIES[kind]
+    memory, messages = await factory(poisoned)
+    first = await agent(mailing_model(), memory, observed, tools=[send_email], storage=storage).run(
+        messages, session_id="flagged"
+    )
+    assert "refused by a guardrail" in first.messages[-2].text
+
+    # Later runs recall nothing flagged: the session's still holds the taint, a new session's has none.
+    outputs = []
+    for session in ("flagged", "fresh"):
+        memory, _ = await factory(benign)
+        later = agent(mailing_model(), memory, observed, tools=[send_email], storage=storage)
+        outputs.append(await later.run("Mail me my notes.", session_id=session))
+    refused, sent = outputs
+
+    assert refused.messages[-2].text.startswith("Error: the call was refused by a guardrail: ")
+    assert "a memory recall looks like a prompt injection" in refused.messages[-2].text
+    assert sent.messages[-2].text == "sent"
+    assert [finding.channel for finding in findings] == ["memory"]
+
+
+@KINDS
+@PATHS
 async def test_a_benign_recall_does_not_taint_and_a_flagged_one_is_reported_once_per_run(
     guardrails: Guardrails, findings: list[Finding], kind: str, observed: bool
 ) -> None:

@@ -77,6 +77,7 @@ class _StoredRunState(StoredModel):
     turns: _Count
     invalid_turns: _Count
     call_counts: dict[str, _Count]
+    plugins: dict[str, dict[str, Any]] = {}
 
 
 class _StoredApproval(StoredModel):

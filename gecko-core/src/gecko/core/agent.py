@@ -298,7 +298,9 @@ class Agent:
             return
         from gecko.core.state import RunState
 
-        state = RunState(messages=RunState.from_json(document["state"]).messages[:before])
+        # The plugins' data stays as the paused run left it (a guardrail's taint outlives the run it came from).
+        paused = RunState.from_json(document["state"])
+        state = RunState(messages=paused.messages[:before], plugins=paused.plugins)
         await storage.compare_and_set(key, self._seal(key, state, [], version, None), expected_version=version)
 
     async def _start(
@@ -337,8 +339,13 @@ class Agent:
                 f"session {session!r} waits for approval of calls {', '.join(pending)}; "
                 "call agent.resume(approvals, session_id=...) first"
             )
-        history = [] if document is None else RunState.from_json(document["state"]).messages
-        return _Start(self._engine.new_state(input, history), structure, session, storage, version, len(history))
+        if document is None:
+            return _Start(self._engine.new_state(input), structure, session, storage, version, 0)
+        # The session's conversation and the data plugins keep with it (`RunState.plugin_state`).
+        previous = RunState.from_json(document["state"])
+        state = self._engine.new_state(input, previous.messages)
+        state.plugins = previous.plugins
+        return _Start(state, structure, session, storage, version, len(previous.messages))
 
     async def _ready(self) -> None:
         """Load the hook plugins (off the event loop) and connect the tool sources, before the engine reads them."""

@@ -3,7 +3,10 @@
 One run, step by step:
 
 1. Before every model request the budget is checked (`max_turns`, then `UsageLimits`), so a
-   run never spends past its limits.
+   run never spends past its limits. Code working for the run (hooks, middleware, tools) sees it
+   as `current_run_usage()`: what a plugin spends there on its own model calls (a judge's) is
+   charged to the run, counted in its usage and held to its limits; the budget is checked again
+   after the `gecko_model_request` hooks, which may have spent.
 2. The request (system prompt + the memory's window of the conversation + tool definitions,
    set up by the `StructuredRun` when an output type is asked for) goes through the model
    middleware and the `gecko_model_request` / `gecko_model_response` hooks.
@@ -57,7 +60,7 @@ from gecko.core.events import (
     ToolHandler,
     ToolStarted,
 )
-from gecko.core.state import PausedOutput, PendingApproval, RunState, UsageLimits
+from gecko.core.state import PausedOutput, PendingApproval, RunState, RunUsage, UsageLimits, _current_run
 from gecko.core.toolbox import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from gecko.errors import (
     ApprovalError,
@@ -273,17 +276,15 @@ class ReActEngine:
         return RunState(messages=[*history, *_as_messages(input)])
 
 
-class _Run:
-    """One run of an engine: per-run flags computed once, then the loop."""
+class _Run(RunUsage):
+    """One run of an engine: per-run flags computed once, then the loop; its own `RunUsage` (no object more)."""
 
     __slots__ = (
         "engine",
         "flags",
-        "limits",
         "manager",
         "operation",
         "session_id",
-        "state",
         "stream",
         "structure",
         "tool_handler",
@@ -352,7 +353,23 @@ class _Run:
         )  # fmt: skip
 
     async def iterate(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
-        """The loop as stream events (the driver of `ReActEngine.iterate`); `complete` takes the same steps."""
+        """The loop as stream events (the driver of `ReActEngine.iterate`), each step taken as the current run.
+
+        Bound for each step, never across a yield: the consumer runs between items in its own context.
+        """
+        async with aclosing(self._events(approvals)) as events:
+            while True:
+                token = _current_run.set(self)
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    _current_run.reset(token)
+                yield event
+
+    async def _events(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
+        """The steps of `iterate`; `complete` takes the same steps."""
         engine = self.engine
         try:
             step = await self._begin(approvals)
@@ -377,7 +394,7 @@ class _Run:
                         async with self._model_operation(request) as operation:
                             accumulator = StreamAccumulator(engine.model.model)
                             if self.flags.hook_model_request:
-                                await self.manager.model_request(request, engine.name)
+                                await self._request_hooks(request, engine.name)
                             # One set of filters per reply: what a failed reply's filters hold is dropped with them.
                             filters = (
                                 await self.manager.stream_filters(engine.name)
@@ -427,8 +444,10 @@ class _Run:
             raise
 
     async def complete(self, approvals: Mapping[str, bool] | None) -> AgentOutput:
-        """The loop without streaming, as one coroutine (no event generator): the steps of `iterate`."""
+        """The loop without streaming, as one coroutine (no event generator), taken as the current run: the
+        steps of `iterate`."""
         state = self.state
+        token = _current_run.set(self)
         try:
             step = await self._begin(approvals) if approvals is not None or self.flags.observe else None
             structured = self._structured()
@@ -467,6 +486,8 @@ class _Run:
         except Exception as exc:
             await self._failed(exc)
             raise
+        finally:
+            _current_run.reset(token)
 
     # --- the steps of the loop -------------------------------------------------------------
 
@@ -555,8 +576,7 @@ class _Run:
                 f"no final answer after {engine.max_turns} model requests; raise max_turns "
                 "(AgentBuilder.with_max_turns) or give the agent a simpler task"
             )
-        if self.limits is not None:
-            self.limits.check(state)
+        self.check()
         messages = state.messages
         if engine.system_message is not None:
             messages = [engine.system_message, *messages]
@@ -586,13 +606,18 @@ class _Run:
     async def _model_base(self, context: ModelCallContext) -> ModelResponse:
         async with self._model_operation(context.request) as operation:
             if self.flags.hook_model_request:
-                await self.manager.model_request(context.request, context.source)
+                await self._request_hooks(context.request, context.source)
             response = await self.engine.model.complete(context.request)
             if self.flags.hook_model_response:
                 await self.manager.model_response(context.request, response, context.source)
             if operation is not None:
                 operation.output = response
             return response
+
+    async def _request_hooks(self, request: ModelRequest, source: str) -> None:
+        """`gecko_model_request`, then the budget again: a hook may have spent for the run (`RunUsage.add`)."""
+        await self.manager.model_request(request, source)
+        self.check()
 
     # --- tools ---------------------------------------------------------------------------
 

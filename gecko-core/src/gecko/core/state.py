@@ -3,22 +3,25 @@
 `RunState` is the conversation (without the system prompt), the usage and the counters of one
 run; it round-trips through JSON so a paused run resumes in another process. `UsageLimits` is a
 run's request and token budget. A run paused for approvals ends with a `PausedOutput` listing
-its `PendingApproval`s.
+its `PendingApproval`s. `current_run_usage` gives code working for the current run (a plugin's
+own model calls, such as a judge's) the `RunUsage` to charge what it spends to.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gecko.errors import CorruptCheckpointError, UsageLimitExceeded
+from gecko.errors import CorruptCheckpointError, UnstorableValueError, UsageLimitExceeded
 from gecko.types import AgentOutput, JSONValue, Message, TokenUsage
 
-__all__ = ("PausedOutput", "PendingApproval", "RunState", "UsageLimits")
+__all__ = ("PausedOutput", "PendingApproval", "RunState", "RunUsage", "UsageLimits", "current_run_usage")
 
 # Run ids name paused sessions in shared storages, so they must not repeat across processes: a
 # private generator seeded from the OS (untouched by `random.seed`), reseeded in forked children.
@@ -37,7 +40,8 @@ class UsageLimits:
     """A run's budget, checked before every model request; `None` means unlimited.
 
     Token limits compare what was already spent (the next request's size is unknown before
-    it is sent): a run stops before the request that would start past the budget.
+    it is sent): a run stops before the request that would start past the budget. What is
+    spent counts the run's own requests and those charged to it (`RunUsage.add`).
     """
 
     max_requests: int | None = None
@@ -84,7 +88,8 @@ class PausedOutput(AgentOutput):
 
 
 class RunState:
-    """The progress of one run: conversation (without the system prompt), usage and counters.
+    """The progress of one run: conversation (without the system prompt), usage, counters and
+    the data plugins keep with it (`plugin_state`).
 
     JSON round-trips (`to_json` / `from_json`), so a paused run resumes in another process.
     """
@@ -97,6 +102,7 @@ class RunState:
         "invalid_turns",
         "messages",
         "output_tokens",
+        "plugins",
         "requests",
         "total_tokens",
         "turns",
@@ -113,6 +119,7 @@ class RunState:
         turns: int = 0,
         invalid_turns: int = 0,
         call_counts: dict[str, int] | None = None,
+        plugins: dict[str, dict[str, JSONValue]] | None = None,
     ) -> None:
         self.messages = messages
         self._run_id = run_id
@@ -123,6 +130,8 @@ class RunState:
         self.turns = turns
         self.invalid_turns = invalid_turns
         self.call_counts: dict[str, int] = {} if call_counts is None else call_counts
+        self.plugins: dict[str, dict[str, JSONValue]] = {} if plugins is None else plugins
+        """Each plugin's data by its namespace (`plugin_state`); an agent's session carries it to its next run."""
         self._last_usage: TokenUsage | None = None
 
     @property
@@ -163,9 +172,24 @@ class RunState:
         self.requests += 1
         self._last_usage = usage
 
+    def plugin_state(self, namespace: str) -> dict[str, JSONValue]:
+        """The data a plugin keeps with this run under `namespace` (its name), to read and change in place.
+
+        JSON data only (never pickled): saved with the run (`to_json`: a paused run, an agent's session)
+        and, in an agent's session, carried to its later runs.
+        """
+        found = self.plugins.get(namespace)
+        if found is None:
+            found = self.plugins[namespace] = {}
+        return found
+
     def to_json(self) -> dict[str, JSONValue]:
-        """The state as JSON data."""
-        return {
+        """The state as JSON data.
+
+        Raises:
+            UnstorableValueError: a plugin's data (`plugin_state`) is not JSON data.
+        """
+        data: dict[str, JSONValue] = {
             "messages": [message.model_dump(mode="json") for message in self.messages],
             "run_id": self.run_id,
             "usage": [self.input_tokens, self.output_tokens, self.total_tokens, self.requests],
@@ -173,6 +197,17 @@ class RunState:
             "invalid_turns": self.invalid_turns,
             "call_counts": dict(self.call_counts),
         }
+        kept = {namespace: found for namespace, found in self.plugins.items() if found}
+        if kept:
+            try:
+                # A copy through JSON text: exactly what a reader gets back, and nothing a later change reaches.
+                data["plugins"] = json.loads(json.dumps(kept, allow_nan=False))
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise UnstorableValueError(
+                    f"plugin data of namespaces {', '.join(sorted(kept))} is not JSON data ({exc}); "
+                    "keep only dicts, lists, strings, numbers, booleans and None"
+                ) from exc
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> RunState:
@@ -189,8 +224,47 @@ class RunState:
                 turns=int(data["turns"]),
                 invalid_turns=int(data["invalid_turns"]),
                 call_counts={str(key): int(value) for key, value in data["call_counts"].items()},
+                plugins={str(key): dict(value) for key, value in data.get("plugins", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptCheckpointError(
                 f"the saved agent run is not valid ({exc}); delete the session key and start a new run"
             ) from exc
+
+
+class RunUsage:
+    """The usage and budget of one agent run, for code that calls a model on its behalf (`current_run_usage`).
+
+    Such code calls `check` before each request and `add` with each reply's usage: the run counts
+    the request and its tokens in its usage (and its output's), and its `UsageLimits` hold for them
+    as for its own requests. The engine's run is itself a `RunUsage`.
+    """
+
+    __slots__ = ("limits", "state")
+
+    def __init__(self, state: RunState, limits: UsageLimits | None = None) -> None:
+        self.state = state
+        self.limits = limits
+
+    def usage(self) -> TokenUsage:
+        """What the run spent so far, its own requests and those added here."""
+        return self.state.usage()
+
+    def check(self) -> None:
+        """Raise `UsageLimitExceeded` if one more request would break the run's budget."""
+        if self.limits is not None:
+            self.limits.check(self.state)
+
+    def add(self, usage: TokenUsage) -> None:
+        """Count one request made for the run and its provider-reported tokens."""
+        self.state.add_usage(usage)
+
+
+# Set by the engine for the steps of a run; every task copies its spawner's context, so tool calls and hooks
+# running concurrently within a run see that run, and concurrent runs each see their own (asyncio and trio alike).
+_current_run: ContextVar[RunUsage | None] = ContextVar("gecko_current_run", default=None)
+
+
+def current_run_usage() -> RunUsage | None:
+    """The `RunUsage` of the agent run the calling task works in (the innermost when runs nest); None outside one."""
+    return _current_run.get()

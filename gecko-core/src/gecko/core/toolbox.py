@@ -725,6 +725,10 @@ class ToolBox:
         return await self._gather([functools.partial(run, call, arguments) for call, arguments in calls])
 
     async def _gather(self, jobs: Sequence[Callable[[], Awaitable[ToolResult]]]) -> list[ToolResult]:
+        """The results of `jobs`, run concurrently within `max_parallel`; a runner's failure (a hook's, a
+        middleware's: a tool's own is its result) cancels the others and is raised as it is (`run_all`)."""
+        from gecko._tasks import run_all  # off the import path of `from gecko import Agent`
+
         results: list[ToolResult | None] = [None] * len(jobs)
         # One limiter per batch: it belongs to the running event loop, and the toolbox may be
         # shared by runs on different loops.
@@ -734,9 +738,7 @@ class ToolBox:
             async with limiter:
                 results[index] = await job()
 
-        async with anyio.create_task_group() as group:
-            for index, job in enumerate(jobs):
-                group.start_soon(run_one, index, job)
+        await run_all([functools.partial(run_one, index, job) for index, job in enumerate(jobs)])
         return [result for result in results if result is not None]
 
     async def _run(self, found: Tool, call: ToolCall, arguments: dict[str, Any]) -> ToolResult:

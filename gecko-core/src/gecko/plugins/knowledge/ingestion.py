@@ -36,9 +36,9 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
+from gecko._tasks import run_all
 from gecko.errors import ConfigurationError, DocumentLoadError
 from gecko.plugins.knowledge._layout import CONSTANT_VECTOR, DEFAULT_COLLECTION, KnowledgeLayout
-from gecko.plugins.knowledge._tasks import run_all
 from gecko.plugins.knowledge.documents import Document, checked_document
 from gecko.plugins.knowledge.lexical import LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.knowledge.loaders import LOADERS, load_bytes

@@ -22,9 +22,9 @@ from typing import Literal
 
 import anyio
 
+from gecko._tasks import run_all
 from gecko.errors import ConfigurationError
 from gecko.plugins.knowledge._layout import DEFAULT_COLLECTION, KnowledgeLayout
-from gecko.plugins.knowledge._tasks import run_all
 from gecko.plugins.knowledge.lexical import BM25Index, LexicalTokenizer, lexical_tokens, terms, tokenizer_name
 from gecko.plugins.knowledge.splitters import cjk_ratio
 from gecko.plugins.models import Embedder, checked_vectors

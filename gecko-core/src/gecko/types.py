@@ -20,12 +20,16 @@ __all__ = (
     "Message",
     "TokenUsage",
     "AgentOutput",
+    "FinishReason",
     "JSONValue",
     "Event",
 )
 
 JSONValue = Any
 """A value made of dict, list, str, int, float, bool and None only."""
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+"""Why a model stopped: a full answer, the output token limit, tool calls, the provider's filter, an error."""
 
 
 class Role(str, Enum):
@@ -164,6 +168,9 @@ class AgentOutput(BaseModel):
     data: Any = None
     messages: list[Message] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    finish_reason: FinishReason = "stop"
+    """Why the model ended the answer: "length" is cut at the output token limit, "content_filter"
+    withheld by the provider (`content` may be empty); a structured answer given by tool call is "stop"."""
 
     def __str__(self) -> str:
         return self.content

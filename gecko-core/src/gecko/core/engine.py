@@ -550,8 +550,16 @@ class _Run(RunUsage):
                     else json.dumps(data)
                 )
         # `AgentOutput(...)` without `__init__`'s overhead: the same validator call.
+        finish_reason = response.finish_reason
         output: AgentOutput = self.engine._new_output(
-            {"content": content, "data": data, "messages": state.messages, "usage": state.usage()}
+            {
+                "content": content,
+                "data": data,
+                "messages": state.messages,
+                "usage": state.usage(),
+                # An answer given through the output tool ended as the model meant it to.
+                "finish_reason": "stop" if finish_reason == "tool_calls" else finish_reason,
+            }
         )
         return output
 

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gecko.errors import CorruptCheckpointError, UnstorableValueError, UsageLimitExceeded
-from gecko.types import AgentOutput, JSONValue, Message, TokenUsage
+from gecko.types import AgentOutput, FinishReason, JSONValue, Message, TokenUsage
 
 __all__ = ("PausedOutput", "PendingApproval", "RunState", "RunUsage", "UsageLimits", "current_run_usage")
 
@@ -85,6 +85,7 @@ class PausedOutput(AgentOutput):
 
     session_id: str
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    finish_reason: FinishReason = "tool_calls"
 
 
 class RunState:

@@ -19,7 +19,7 @@ from gecko.errors import ConfigurationError, ModelOutputError, PluginLoadError
 from gecko.plugins._numbers import float_vector
 from gecko.plugins.models.retry import RETRYABLE_ERRORS, RetryPolicy
 from gecko.plugins.registry import Registry
-from gecko.types import Message, TokenUsage, ToolCall
+from gecko.types import FinishReason, Message, TokenUsage, ToolCall
 
 __all__ = (
     "ModelCapabilities",
@@ -42,8 +42,6 @@ __all__ = (
     "create_model",
     "create_embedder",
 )
-
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 
 
 class ModelCapabilities(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -173,7 +173,7 @@ class SQLiteStorage(Storage):
     async def _raw_get(self, key: str) -> tuple[str, int] | None:
         return await self._run(self._get, key, pages=0)
 
-    async def _raw_put(
+    def _raw_put(
         self,
         key: str,
         text: str,
@@ -182,10 +182,11 @@ class SQLiteStorage(Storage):
         fence: Lease | None,
         expected_version: int | None,
         check_version: bool,
-    ) -> int:
+    ) -> Coroutine[object, object, int]:
+        # `_run`'s coroutine itself, to await: no coroutine of its own (durable workflows write every step).
         # A row's pages, and the b-tree page above them.
         pages = 2 + len(text) // _PAGE
-        return await self._run(self._put, key, text, ttl, fence, expected_version, check_version, pages=pages)
+        return self._run(self._put, key, text, ttl, fence, expected_version, check_version, pages=pages)
 
     async def _raw_delete(self, key: str, fence: Lease | None) -> bool:
         return await self._run(self._delete, key, fence, pages=2)

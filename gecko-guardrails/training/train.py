@@ -14,6 +14,7 @@ classifier at that threshold) flags at most `MAX_HARD_FP` of the channel's hard 
 all its benign texts. The tool-output model's `cue_weight` (added to the logit of a piece that tells the reader how to
 write its reply, `ADDRESSED`) is chosen from `CUE_WEIGHTS` the same way, out of fold: the weight whose threshold finds
 the most of the channel's injections (the smallest such weight). The test split is never read here.
+`sources_cv.py` measures this recipe's settings and thresholds with folds by source instead (README, Session 13).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ OUT = HERE.parent / "src" / "gecko_guardrails" / "classifier.json"
 SIZES = (1, 4)
 MAX_FEATURES = 40_000
 HARD_WEIGHT = 4.0
+# The logistic regression's inverse regularisation (0.05 to 2 compared by source, `sources_cv.py`: none better).
+C = 2.0
 FOLDS = 5
 # Issue 18's bar is 5 % of hard benign texts on held-out data; the budget keeps a margin under it. It counts what
 # `detect` flags, rules included (README, Measured).
@@ -85,10 +88,10 @@ def lines(text: str, payload: str, min_piece: int) -> list[str]:
     return [piece for piece in found if payload in piece or (len(piece) >= 40 and piece.strip() in payload)]
 
 
-def fit(rows: list[dict[str, object]], channel: str) -> Classifier:
-    """`channel`'s classifier trained on `rows`: long benign texts also by window, inserted injections by the windows
-    that hold them; for tool output, also by line piece (all of a benign text's, those holding the injection). Its
-    threshold is not chosen yet (0)."""
+def examples(rows: list[dict[str, object]], channel: str) -> tuple[list[str], list[int], list[float]]:
+    """What `channel`'s model learns from `rows`: each folded text, label and sample weight; long benign texts also by
+    window, inserted injections by the windows that hold them; for tool output, also by line piece (all of a benign
+    text's, those holding the injection)."""
     min_piece = MIN_PIECES[channel]
     texts: list[str] = []
     labels: list[int] = []
@@ -111,9 +114,15 @@ def fit(rows: list[dict[str, object]], channel: str) -> Classifier:
         texts.extend(parts)
         labels.extend([int(row["label"])] * len(parts))  # type: ignore[call-overload]
         weights.extend([1.0] * len(parts))
+    return texts, labels, weights
+
+
+def fit(rows: list[dict[str, object]], channel: str) -> Classifier:
+    """`channel`'s classifier trained on `rows` (`examples`). Its threshold is not chosen yet (0)."""
+    texts, labels, weights = examples(rows, channel)
     vectorizer = TfidfVectorizer(analyzer=features, sublinear_tf=True, max_features=MAX_FEATURES)
     matrix = vectorizer.fit_transform(texts)
-    model = LogisticRegression(C=2.0, max_iter=3000, class_weight="balanced")
+    model = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
     model.fit(matrix, labels, sample_weight=weights)
     coefficients = {
         gram: (round(float(vectorizer.idf_[index]), 4), round(float(model.coef_[0][index]), 4))
@@ -124,7 +133,7 @@ def fit(rows: list[dict[str, object]], channel: str) -> Classifier:
         intercept=round(float(model.intercept_[0]), 6),
         sizes=SIZES,
         threshold=0.0,
-        min_piece=min_piece,
+        min_piece=MIN_PIECES[channel],
     )
 
 

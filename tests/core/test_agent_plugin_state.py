@@ -34,6 +34,9 @@ class Counter:
         count = data.get("requests", 0)
         self.seen.append(count)
         data["requests"] = count + 1
+        log = data.setdefault("log", [])
+        assert isinstance(log, list)
+        log.append(count)  # changed in place
         if self.value is not None:
             data["value"] = self.value
 
@@ -81,16 +84,23 @@ async def test_a_paused_run_resumes_with_the_plugins_data(counter: Counter) -> N
     assert counter.seen == [0, 1]
 
 
-async def test_a_discarded_run_leaves_the_plugins_data_it_wrote(counter: Counter) -> None:
+async def test_a_discarded_run_takes_the_plugins_data_back_to_before_it(counter: Counter) -> None:
     storage = MemoryStorage()
     await Agent(ScriptedModel(["done"]), storage=storage).run("hi", session_id="s")
-    pausing = Agent(ScriptedModel([tool_calls_reply(("erase", '{"path": "x"}'))]), tools=[erase], storage=storage)
-    assert isinstance(await pausing.run("erase x", session_id="s"), PausedOutput)
+    model = ScriptedModel([tool_calls_reply(("erase", '{"path": "x"}')), tool_calls_reply(("erase", '{"path": "y"}'))])
+    pausing = Agent(model, tools=[erase], storage=storage)
+    paused = await pausing.run("erase x", session_id="s")
+    assert isinstance(paused, PausedOutput)
+    # Resumed and paused again: still one run, discarded whole.
+    assert isinstance(await pausing.resume({paused.pending_approvals[0].call_id: True}, session_id="s"), PausedOutput)
 
     await pausing.discard("s")
     await Agent(ScriptedModel(["done"]), storage=storage).run("hi", session_id="s")
 
-    assert counter.seen == [0, 1, 2]  # what a guardrail learnt in the discarded run still holds
+    assert counter.seen == [0, 1, 2, 1]
+    saved = await storage.get("gecko:agent:s")
+    assert isinstance(saved, dict)
+    assert saved["state"]["plugins"] == {"counter": {"requests": 2, "log": [0, 1]}}
 
 
 async def test_data_that_is_not_json_is_refused_when_the_session_is_saved(counter: Counter) -> None:

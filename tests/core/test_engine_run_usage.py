@@ -9,34 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Literal, TypeVar
 
 import anyio
 import pytest
 
 from gecko.compose.team import Team
-from gecko.core.agent import Agent
+from gecko.core.agent import Agent, PausedOutput
 from gecko.core.events import EventBus, FinalOutput
 from gecko.core.state import UsageLimits, current_run_usage
 from gecko.core.toolbox import tool
 from gecko.errors import UsageLimitExceeded
 from gecko.plugins import hookimpl
+from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import plugin_manager
 from gecko.plugins.models import ModelRequest
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import AgentOutput, Event, Message, TokenUsage, ToolCall
 
 Hook = Literal["tool_result", "model_request"]
+P = TypeVar("P", bound="Spending")
 
 
-class Spender:
-    """A hook plugin asking a model of its own about each tool result or each model request, charged to the run.
+class Spending:
+    """A plugin asking a model of its own, charged to the run; it reports 100 input tokens per character of the
+    text it is asked about, and 7 output tokens."""
 
-    Its model reports 100 input tokens per character of the text it is asked about, and 7 output tokens.
-    """
-
-    def __init__(self, hook: Hook) -> None:
-        self.hook = hook
+    def __init__(self) -> None:
         self.asked: list[str] = []
         self.model = FunctionModel(self._answer)
 
@@ -52,6 +51,14 @@ class Spender:
         response = await self.model.complete(ModelRequest(messages=[Message.user(text)]))
         run.add(response.usage)
 
+
+class Spender(Spending):
+    """A hook plugin asking its model about each tool result or each model request."""
+
+    def __init__(self, hook: Hook) -> None:
+        super().__init__()
+        self.hook = hook
+
     @hookimpl
     async def gecko_tool_result(self, call: ToolCall, result: str, source: str) -> None:
         if self.hook == "tool_result":
@@ -63,8 +70,27 @@ class Spender:
             await self.spend("x")
 
 
+class FinishSpender(Spending):
+    """A hook plugin asking its model about each run's end, once its output is built (`agent.finished`,
+    `agent.paused`)."""
+
+    @hookimpl
+    async def gecko_event(self, event: Event) -> None:
+        if event.type in ("agent.finished", "agent.paused"):
+            await self.spend("x")
+
+
+class EndSpender(Spending):
+    """A tracing plugin asking its model about each agent run when its operation ends."""
+
+    @hookimpl
+    async def gecko_operation_ended(self, operation: Operation) -> None:
+        if operation.kind == "agent.run":
+            await self.spend("x")
+
+
 @contextmanager
-def registered(plugin: Spender) -> Iterator[Spender]:
+def registered(plugin: P) -> Iterator[P]:
     manager = plugin_manager()
     manager.register(plugin, "test-engine-run-usage")
     try:
@@ -188,8 +214,8 @@ async def test_members_of_a_team_are_each_charged_what_was_spent_for_them() -> N
     assert [result.usage for result in results] == [usage(3, 20 + 100, 10 + 7), usage(3, 20 + 200, 10 + 7)]
 
 
-async def test_a_nested_run_s_spending_is_charged_to_it_not_to_the_run_around_it() -> None:
-    plugin = Spender("tool_result")
+async def delegating(plugin: Spending, inner: Agent) -> tuple[AgentOutput, AgentOutput]:
+    """The outputs of `inner`, run by a tool of an outer run, and of that outer run, with `plugin` registered."""
     inner_outputs: list[AgentOutput] = []
 
     @tool
@@ -198,18 +224,61 @@ async def test_a_nested_run_s_spending_is_charged_to_it_not_to_the_run_around_it
         outer = current_run_usage()
         assert outer is not None
         assert outer.usage() == usage(1, 10, 5)  # what the run spent so far: its first request
-        inner_outputs.append(await agent(echoing(text), False).run("go"))
+        inner_outputs.append(await inner.run(text))
         assert current_run_usage() is outer
         return "ok"
 
     with registered(plugin):
         model = ScriptedModel([tool_calls_reply(("delegate", '{"text": "abc"}')), "done"])
         output = await Agent(model, tools=[delegate]).run("go")
+    [inner_output] = inner_outputs
+    return inner_output, output
+
+
+async def test_a_nested_run_s_spending_is_charged_to_it_not_to_the_run_around_it() -> None:
+    plugin = Spender("tool_result")
+    inner, output = await delegating(plugin, agent(echoing("abc"), False))
+
     assert plugin.asked == ["abc", "ok"]
-    [inner] = inner_outputs
     assert inner.usage == usage(3, 20 + 300, 10 + 7)
     assert output.usage == usage(3, 20 + 200, 10 + 7)
 
 
 def test_outside_a_run_there_is_no_run_to_charge() -> None:
     assert current_run_usage() is None
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+@pytest.mark.parametrize("spending", [FinishSpender, EndSpender], ids=["finished", "ended"])
+async def test_what_a_hook_spends_after_the_output_is_built_is_in_that_output(
+    spending: type[Spending], stream: bool
+) -> None:
+    with registered(spending()) as plugin:
+        output = await finished(agent(echoing("abc"), False), "go", stream)
+
+    assert plugin.asked == ["x"]
+    assert output.usage == usage(3, 20 + 100, 10 + 7)
+
+
+@pytest.mark.parametrize("spending", [FinishSpender, EndSpender], ids=["finished", "ended"])
+async def test_what_a_hook_spends_after_a_run_paused_is_in_its_paused_output(spending: type[Spending]) -> None:
+    @tool(requires_approval=True)
+    async def erase(path: str) -> str:
+        """Erase a file."""
+        return path
+
+    model = ScriptedModel([tool_calls_reply(("erase", '{"path": "x"}'))])
+    with registered(spending()):
+        output = await Agent(model, tools=[erase]).run("go")
+
+    assert isinstance(output, PausedOutput)
+    assert output.usage == usage(2, 10 + 100, 5 + 7)
+
+
+async def test_what_a_nested_run_spends_at_its_end_is_charged_to_it_not_to_the_run_around_it() -> None:
+    plugin = EndSpender()
+    inner, output = await delegating(plugin, Agent(ScriptedModel(["inner"])))
+
+    assert plugin.asked == ["x", "x"]
+    assert inner.usage == usage(2, 10 + 100, 5 + 7)
+    assert output.usage == usage(3, 20 + 100, 10 + 7)

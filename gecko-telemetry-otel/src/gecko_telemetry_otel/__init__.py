@@ -18,7 +18,9 @@ runs (a tool call, a workflow run or node, a team run or member), its span is th
 OpenTelemetry span, so spans user code starts there are its children.
 
 Message and tool content is recorded only when `capture_content=True` or the environment sets
-`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and then with secrets redacted.
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, and then with secrets redacted and each
+attribute cut to `max_content_length` characters (`GECKO_OTEL_MAX_CONTENT_LENGTH`, default 8192),
+marked `[... truncated to N characters]`.
 Text from outside Gecko's code (names, a provider's model name, captured content, error messages)
 has each lone surrogate replaced by U+FFFD where it enters a span or a metric label: OTLP cannot
 encode one, and the exporter would drop the span's whole batch with it.
@@ -50,6 +52,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import Attributes
 
+from gecko.errors import ConfigurationError
 from gecko.plugins import hookimpl
 from gecko.plugins._text import text_of, valid_text
 from gecko.plugins.hookspecs import Operation
@@ -120,6 +123,12 @@ class OtelPlugin:
         capture_content: Record (redacted) messages, tool arguments and results; when None,
             the `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` variable decides (off
             unless `true`).
+        max_content_length: The most characters of captured content one span attribute keeps; longer
+            content is cut there and marked `[... truncated to N characters]`. When None, the
+            `GECKO_OTEL_MAX_CONTENT_LENGTH` variable decides (8192 when unset).
+
+    Raises:
+        ConfigurationError: `max_content_length` (or its variable) is not a positive integer.
     """
 
     def __init__(
@@ -128,6 +137,7 @@ class OtelPlugin:
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         capture_content: bool | None = None,
+        max_content_length: int | None = None,
     ) -> None:
         self._tracer_provider = tracer_provider
         self._pipeline_of: tuple[trace.TracerProvider | None, _Pipeline | None] = (None, None)
@@ -136,6 +146,7 @@ class OtelPlugin:
         if capture_content is None:
             capture_content = os.environ.get(attr.CAPTURE_CONTENT_VARIABLE, "").strip().lower() == "true"
         self.capture_content = capture_content
+        self.max_content_length = _content_length(max_content_length)
         self._open: dict[str, _Open] = {}
         # Model-call metric series by (provider, request model, error type): built once each.
         self._model_labels: dict[tuple[str, str, str | None], tuple[Series, Series, Series]] = {}
@@ -287,11 +298,11 @@ class OtelPlugin:
             details[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             self._histograms.record(series, (elapsed, usage.input_tokens, usage.output_tokens))
             if self.capture_content:
-                details[attr.GEN_AI_OUTPUT_MESSAGES] = _messages_json([response.message])
+                details[attr.GEN_AI_OUTPUT_MESSAGES] = _messages_json([response.message], self.max_content_length)
         else:
             self._histograms.record(series[:1], (elapsed,))
         if self.capture_content and isinstance(operation.input, ModelRequest):
-            details[attr.GEN_AI_INPUT_MESSAGES] = _messages_json(operation.input.messages)
+            details[attr.GEN_AI_INPUT_MESSAGES] = _messages_json(operation.input.messages, self.max_content_length)
         return details
 
     def _model_series(self, key: tuple[str, str, str | None]) -> tuple[Series, Series, Series]:
@@ -325,9 +336,10 @@ class OtelPlugin:
         if not self.capture_content:
             return {}
         call: ToolCall = operation.input
-        details = {attr.GEN_AI_TOOL_CALL_ARGUMENTS: valid_text(redact(call.arguments))}
+        cap = self.max_content_length
+        details = {attr.GEN_AI_TOOL_CALL_ARGUMENTS: _content(call.arguments, cap)}
         if isinstance(operation.output, str):
-            details[attr.GEN_AI_TOOL_CALL_RESULT] = valid_text(redact(operation.output))
+            details[attr.GEN_AI_TOOL_CALL_RESULT] = _content(operation.output, cap)
         return details
 
     def _observe_tool_calls(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -489,17 +501,68 @@ def _error_type(operation: Operation) -> str | None:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _messages_json(messages: list[Message]) -> str:
-    # Redacted with the core's secret patterns (keys, tokens, passwords, URL credentials).
+# Captured content is redacted this many characters past where it is cut, so a secret that starts before the cut
+# is still recognised (the core's patterns need far fewer; a PEM block cut inside is recognised as such).
+_REDACTION_MARGIN = 1024
+
+
+def _content_length(configured: int | None) -> int:
+    """The content cap: `configured`, else the `GECKO_OTEL_MAX_CONTENT_LENGTH` variable, else the default."""
+    where = "max_content_length"
+    value: object = configured
+    if configured is None:
+        found = os.environ.get(attr.MAX_CONTENT_LENGTH_VARIABLE, "").strip()
+        if not found:
+            return attr.DEFAULT_MAX_CONTENT_LENGTH
+        where = attr.MAX_CONTENT_LENGTH_VARIABLE
+        value = int(found) if found.isdigit() else found
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"{where} must be a positive number of characters, got {value!r}; "
+            f"the default is {attr.DEFAULT_MAX_CONTENT_LENGTH}"
+        )
+    return value
+
+
+def _cut(text: str, cap: int, cut: bool) -> str:
+    """`text`, or its first `cap` characters marked as truncated when it is longer or was `cut` already."""
+    if not cut and len(text) <= cap:
+        return text
+    return f"{text[:cap]} [... truncated to {cap} characters]"
+
+
+def _content(text: str, cap: int) -> str:
+    """Captured `text` as a span attribute: redacted, within `cap` characters (and the mark), valid text.
+
+    Only what can be kept is redacted (a margin past the cut), so a 50 MB tool result costs no more than a short one.
+    """
+    seen = cap + _REDACTION_MARGIN
+    return valid_text(_cut(redact(text[:seen]), cap, len(text) > seen))
+
+
+def _messages_json(messages: list[Message], cap: int) -> str:
+    """The messages as JSON, redacted with the core's secret patterns, within `cap` characters (and the mark).
+
+    Only the text that can be kept is rendered: the messages' text up to a margin past `cap` characters.
+    """
     rendered = []
+    room = cap + _REDACTION_MARGIN
+    cut = False
     for message in messages:
-        item: dict[str, Any] = {"role": message.role.value, "content": redact(message.text or "")}
+        if room <= 0:
+            cut = True
+            break
+        text = message.text or ""
+        item: dict[str, Any] = {"role": message.role.value, "content": redact(text[:room])}
+        room -= len(text)
         if message.tool_calls:
-            item["tool_calls"] = [
-                {"id": call.id, "name": call.name, "arguments": redact(call.arguments)} for call in message.tool_calls
-            ]
+            calls = []
+            for call in message.tool_calls:
+                calls.append({"id": call.id, "name": call.name, "arguments": redact(call.arguments[: max(room, 0)])})
+                room -= len(call.arguments)
+            item["tool_calls"] = calls
         rendered.append(item)
-    return valid_text(json.dumps(rendered, ensure_ascii=False))
+    return valid_text(_cut(json.dumps(rendered, ensure_ascii=False), cap, cut or room < 0))
 
 
 # --- logs ------------------------------------------------------------------------------------

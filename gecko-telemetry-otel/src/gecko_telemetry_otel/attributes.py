@@ -41,6 +41,9 @@ DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 
 
 # The switch the GenAI instrumentations share for recording message and tool content.
 CAPTURE_CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+# Gecko's own: the most characters of captured content kept in one span attribute.
+MAX_CONTENT_LENGTH_VARIABLE = "GECKO_OTEL_MAX_CONTENT_LENGTH"
+DEFAULT_MAX_CONTENT_LENGTH = 8192
 
 # --- Gecko's own (no convention covers workflows and teams) ----------------------------------
 

@@ -27,6 +27,7 @@ from gecko.compose.workflow import Workflow
 from gecko.core.agent import Agent
 from gecko.core.builder import AgentBuilder
 from gecko.core.toolbox import tool
+from gecko.errors import ConfigurationError
 from gecko.plugins import plugin_manager
 from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
@@ -320,3 +321,96 @@ async def test_text_otlp_cannot_encode_and_unreadable_errors_still_export_every_
         for value in (point.attributes or {}).values()
     }
     assert {"w\ufffd", "n\ufffd"} <= labels
+
+
+def _capturing(exporter: InMemorySpanExporter, **settings: Any) -> OtelPlugin:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return OtelPlugin(tracer_provider=provider, capture_content=True, **settings)
+
+
+def _huge_tool_agent(result: str) -> Agent:
+    @tool
+    async def dump(path: str) -> str:
+        """Read a file."""
+        return result
+
+    model = ScriptedModel([tool_calls_reply(("dump", '{"path": "' + "p" * 20_000 + '"}')), reply("read")])
+    return AgentBuilder().with_model(model).with_tools([dump]).with_name("a").build()
+
+
+async def test_captured_content_is_cut_to_the_default_length_and_marked() -> None:
+    # A 5 MB tool result, a 20 000-character argument, and the second request carrying both.
+    exporter = InMemorySpanExporter()
+    for _ in _registered(_capturing(exporter)):
+        await _huge_tool_agent("r" * 5_000_000).run("read it")
+
+    mark = " [... truncated to 8192 characters]"
+    spans = {span.name: dict(span.attributes or {}) for span in exporter.get_finished_spans()}
+    tool_span = spans["execute_tool dump"]
+    assert tool_span["gen_ai.tool.call.result"] == "r" * 8192 + mark
+    assert tool_span["gen_ai.tool.call.arguments"] == '{"path": "' + "p" * 8182 + mark
+    chats = sorted(
+        (span for span in exporter.get_finished_spans() if span.name.startswith("chat")),
+        key=lambda span: span.start_time or 0,
+    )
+    second_input = str((chats[1].attributes or {})["gen_ai.input.messages"])
+    assert len(second_input) == 8192 + len(mark)
+    assert second_input.startswith('[{"role": "user", "content": "read it"}')
+    assert second_input.endswith(mark)
+    first_output = str((chats[0].attributes or {})["gen_ai.output.messages"])
+    assert first_output.endswith(mark)
+    # Short content is whole, with no mark.
+    assert json.loads(str((chats[0].attributes or {})["gen_ai.input.messages"])) == [
+        {"role": "user", "content": "read it"}
+    ]
+    assert json.loads(str((chats[1].attributes or {})["gen_ai.output.messages"])) == [
+        {"role": "assistant", "content": "read"}
+    ]
+
+
+async def test_the_content_length_is_set_in_code_or_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GECKO_OTEL_MAX_CONTENT_LENGTH", "100")
+    exporter = InMemorySpanExporter()
+    for _ in _registered(_capturing(exporter)):
+        await _huge_tool_agent("r" * 1000).run("read it")
+    for _ in _registered(_capturing(exporter, max_content_length=50)):
+        await _huge_tool_agent("s" * 1000).run("read it")
+
+    results = [
+        (span.attributes or {})["gen_ai.tool.call.result"]
+        for span in exporter.get_finished_spans()
+        if span.name == "execute_tool dump"
+    ]
+    assert results == [
+        "r" * 100 + " [... truncated to 100 characters]",
+        "s" * 50 + " [... truncated to 50 characters]",
+    ]
+
+
+async def test_a_secret_where_content_is_cut_stays_redacted() -> None:
+    secret = "sk-live-0123456789abcdef0123456789abcdef"
+    exporter = InMemorySpanExporter()
+    for _ in _registered(_capturing(exporter, max_content_length=100)):
+        # The key starts before the cut and ends after it; what is kept of it is still recognised as a key.
+        await _huge_tool_agent("x" * 90 + f" {secret} " + "y" * 5000).run("read it")
+
+    (result,) = [
+        (span.attributes or {})["gen_ai.tool.call.result"]
+        for span in exporter.get_finished_spans()
+        if span.name == "execute_tool dump"
+    ]
+    assert result == "x" * 90 + " [REDACTED " + "[... truncated to 100 characters]"
+    assert "sk-live" not in json.dumps([dict(span.attributes or {}) for span in exporter.get_finished_spans()])
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many", "8k"])
+def test_a_content_length_that_is_not_a_positive_integer_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("GECKO_OTEL_MAX_CONTENT_LENGTH", value)
+    with pytest.raises(ConfigurationError, match="GECKO_OTEL_MAX_CONTENT_LENGTH must be a positive number"):
+        OtelPlugin(tracer_provider=TracerProvider())
+    monkeypatch.delenv("GECKO_OTEL_MAX_CONTENT_LENGTH")
+    with pytest.raises(ConfigurationError, match="max_content_length must be a positive number"):
+        OtelPlugin(tracer_provider=TracerProvider(), max_content_length=0)

@@ -94,6 +94,8 @@ class StoredAgentSession(StoredModel):
     pending: list[_StoredApproval]
     before: _Count | None = None
     """With `pending`: how many messages the session held before the paused run (`Agent.discard`)."""
+    plugins_before: dict[str, dict[str, Any]] = {}
+    """With `pending`: the plugins' data the session held before the paused run (`Agent.discard`), when any."""
 
 
 def resolve_checkpoint_key(key: bytes | str | None) -> bytes | None:

@@ -277,8 +277,9 @@ class Agent:
     async def discard(self, session_id: str) -> None:
         """Drop the run `session_id` waits on for approvals, as if it had been cancelled.
 
-        No pending call runs; the session goes back to the conversation it held before that run,
-        and is deleted when that run began it. A RACE team discards its paused losers this way.
+        No pending call runs; the session goes back to the conversation and the plugins' data
+        (`RunState.plugin_state`) it held before that run, and is deleted when that run began it.
+        A RACE team discards its paused losers this way.
 
         Raises:
             ApprovalError: nothing is pending in the session, or an earlier Gecko paused it without
@@ -298,9 +299,9 @@ class Agent:
             return
         from gecko.core.state import RunState
 
-        # The plugins' data stays as the paused run left it (a guardrail's taint outlives the run it came from).
+        # The plugins' data goes back with the conversation: what the run wrote goes with the messages it came from.
         paused = RunState.from_json(document["state"])
-        state = RunState(messages=paused.messages[:before], plugins=paused.plugins)
+        state = RunState(messages=paused.messages[:before], plugins=document.get("plugins_before"))
         await storage.compare_and_set(key, self._seal(key, state, [], version, None), expected_version=version)
 
     async def _start(
@@ -332,7 +333,13 @@ class Agent:
                 )
             assert document is not None
             return _Start(
-                RunState.from_json(document["state"]), structure, session, storage, version, document.get("before")
+                RunState.from_json(document["state"]),
+                structure,
+                session,
+                storage,
+                version,
+                document.get("before"),
+                document.get("plugins_before"),
             )
         if pending:
             raise ApprovalError(
@@ -341,11 +348,17 @@ class Agent:
             )
         if document is None:
             return _Start(self._engine.new_state(input), structure, session, storage, version, 0)
-        # The session's conversation and the data plugins keep with it (`RunState.plugin_state`).
+        # The session's conversation and the data plugins keep with it (`RunState.plugin_state`), and a copy
+        # of that data as it was (plugins change it in place) for a paused run's `discard`.
         previous = RunState.from_json(document["state"])
         state = self._engine.new_state(input, previous.messages)
         state.plugins = previous.plugins
-        return _Start(state, structure, session, storage, version, len(previous.messages))
+        plugins_before = document["state"].get("plugins")
+        if plugins_before:
+            import json
+
+            plugins_before = json.loads(json.dumps(plugins_before))
+        return _Start(state, structure, session, storage, version, len(previous.messages), plugins_before)
 
     async def _ready(self) -> None:
         """Load the hook plugins (off the event loop) and connect the tool sources, before the engine reads them."""
@@ -374,7 +387,9 @@ class Agent:
             if storage is None:
                 storage = await self._open_storage()
             key = session_key(output.session_id)
-            document = self._seal(key, start.state, output.pending_approvals, version, start.before)
+            document = self._seal(
+                key, start.state, output.pending_approvals, version, start.before, start.plugins_before
+            )
             await storage.compare_and_set(key, document, expected_version=version)
         elif storage is not None and session is not None:
             key = session_key(session)
@@ -383,7 +398,13 @@ class Agent:
             )
 
     def _seal(
-        self, key: str, state: RunState, pending: list[PendingApproval], version: int | None, before: int | None
+        self,
+        key: str,
+        state: RunState,
+        pending: list[PendingApproval],
+        version: int | None,
+        before: int | None,
+        plugins_before: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         document: dict[str, Any] = {
             "state": state.to_json(),
@@ -391,6 +412,8 @@ class Agent:
         }
         if before is not None:
             document["before"] = before
+        if plugins_before:
+            document["plugins_before"] = plugins_before
         # Versions grow by one per write: the version this write creates is bound into the seal.
         return self._sealer.seal(document, where=key, version=(version or 0) + 1)
 
@@ -462,6 +485,8 @@ class _Start:
     version: int | None
     before: int | None
     """How many messages the session held before the run (what `discard` goes back to); None if unknown."""
+    plugins_before: dict[str, Any] | None = None
+    """The plugins' data the session held before the run (what `discard` goes back to), as JSON data."""
 
 
 _STATE_EXPORTS = frozenset({"PausedOutput", "PendingApproval", "UsageLimits"})

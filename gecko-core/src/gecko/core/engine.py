@@ -2,11 +2,13 @@
 
 One run, step by step:
 
-1. Before every model request the budget is checked (`max_turns`, then `UsageLimits`), so a
-   run never spends past its limits. Code working for the run (hooks, middleware, tools) sees it
-   as `current_run_usage()`: what a plugin spends there on its own model calls (a judge's) is
-   charged to the run, counted in its usage and held to its limits; the budget is checked again
-   after the `gecko_model_request` hooks, which may have spent.
+1. Before every model request the budget is checked (`max_turns`, then, after the memory chose
+   the window, `UsageLimits`), so a run never spends past its limits. Code working for the run
+   (hooks, middleware, tools, the memory) sees it as `current_run_usage()`: what it spends there
+   on its own model calls (a judge's, a summary's) is charged to the run, counted in its usage
+   and held to its limits; the budget is checked again after the `gecko_model_request` hooks,
+   which may have spent. The hooks of the run's end (`agent.finished`, `agent.paused`, the end
+   of its `agent.run` operation) run as the run too, and what they spend is in its output.
 2. The request (system prompt + the memory's window of the conversation + tool definitions,
    set up by the `StructuredRun` when an output type is asked for) goes through the model
    middleware and the `gecko_model_request` / `gecko_model_response` hooks.
@@ -80,6 +82,8 @@ from gecko.plugins.models import ChatModel, ModelRequest, ModelResponse, StreamA
 from gecko.types import AgentOutput, Event, Message, TokenUsage, ToolCall
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from gecko.core.structure import StructuredRun, StructureEngine
     from gecko.core.toolbox import ToolBox, ToolResult
     from gecko.plugins.hookspecs import Operation, StreamFilter
@@ -317,23 +321,45 @@ class _Run(RunUsage):
     # --- the loop ------------------------------------------------------------------------
 
     async def traced(self, approvals: Mapping[str, bool] | None) -> AsyncGenerator[StreamEvent, None]:
-        """`iterate` announced as an `agent.run` operation (only when a plugin traces)."""
-        async with self.agent_operation() as operation:
+        """`iterate` announced as an `agent.run` operation (only when a plugin traces).
+
+        The `FinalOutput` (always the last event) is yielded once the operation has ended, so its usage counts
+        what the operation's hooks spent for the run.
+        """
+        final: FinalOutput | None = None
+        async with _AsRun(self, self.agent_operation()) as operation:
             self.operation = operation
             async with aclosing(self.iterate(approvals)) as events:
                 async for event in events:
                     if isinstance(event, FinalOutput):
                         operation.output = event.output
-                    yield event
+                        final = event
+                    else:
+                        yield event
+        if final is not None:
+            self._respent(final.output)
+            yield final
 
     async def traced_complete(self, approvals: Mapping[str, bool] | None) -> AgentOutput:
         """`complete` announced as an `agent.run` operation (only when a plugin traces)."""
-        # Announced around the loop here rather than through `traced`: no async generator in the run.
-        async with self.agent_operation() as operation:
-            self.operation = operation
-            output = await self.complete(approvals)
-            operation.output = output
-            return output
+        # Announced around the loop here rather than through `traced`: no async generator in the run. Its start and
+        # end hooks run as the run (no consumer runs in this block, unlike `traced`'s).
+        token = _current_run.set(self)
+        try:
+            async with self.agent_operation() as operation:
+                self.operation = operation
+                output = await self.complete(approvals)
+                operation.output = output
+        finally:
+            _current_run.reset(token)
+        self._respent(output)
+        return output
+
+    def _respent(self, output: AgentOutput) -> None:
+        """Count in `output` what hooks spent for the run after it was built (every charge counts a request)."""
+        state = self.state
+        if output.usage.requests != state.requests:
+            output.usage = state.usage()
 
     def agent_operation(self) -> OperationScope:
         """The `agent.run` operation of this run."""
@@ -388,6 +414,7 @@ class _Run(RunUsage):
                 messages = self._window()
                 if engine.memory is not None:
                     messages = await engine.memory.prepare(messages)
+                self.check()
                 request = self._request(structured, messages)
                 try:
                     if self.stream and not engine.bus.has_model_middleware:
@@ -461,6 +488,8 @@ class _Run(RunUsage):
                 memory = self.engine.memory
                 if memory is not None:
                     messages = await memory.prepare(messages)
+                # After the memory, which may have spent for the run (a summary), before the request.
+                self.check()
                 request = self._request(structured, messages)
                 try:
                     # A plain model call is awaited with no frame of ours around it (`_call_model`'s first case).
@@ -522,6 +551,7 @@ class _Run(RunUsage):
             return await self._tool_turn(step, response.finish_reason)
         if step is not None and self.flags.observe:
             await self._publish("agent.finished", _usage_data(step.usage))
+            self._respent(step)
         return step
 
     def _settle(self, response: ModelResponse, structured: StructuredRun[Any] | None) -> AgentOutput | Message | None:
@@ -577,14 +607,13 @@ class _Run(RunUsage):
                 await self._publish("agent.failed", {"error": type(error).__name__, "message": redact(text_of(error))})
 
     def _window(self) -> list[Message]:
-        """The messages of the next request before the memory chooses among them, within the run's budget."""
+        """The messages of the next request before the memory chooses among them, within `max_turns`."""
         engine, state = self.engine, self.state
         if state.turns >= engine.max_turns:
             raise MaxTurnsExceeded(
                 f"no final answer after {engine.max_turns} model requests; raise max_turns "
                 "(AgentBuilder.with_max_turns) or give the agent a simpler task"
             )
-        self.check()
         messages = state.messages
         if engine.system_message is not None:
             messages = [engine.system_message, *messages]
@@ -691,6 +720,7 @@ class _Run(RunUsage):
             )
             if self.flags.observe:
                 await self._publish("agent.paused", {"pending": [p.call_id for p in plan.pending]})
+                self._respent(output)
             return output
         state.call_counts.update(plan.counts)
         self._count_invalid(plan.error)
@@ -868,6 +898,35 @@ class _Run(RunUsage):
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         await self.engine.bus.publish(Event(event_type, self.engine.name, self.state.run_id, data))
+
+
+class _AsRun:
+    """An operation scope whose start and end (their `gecko_operation_*` hooks) run as `run` (`current_run_usage`).
+
+    Only its entry and exit are bound, never the block: in a generator the consumer runs within the block.
+    """
+
+    __slots__ = ("run", "scope")
+
+    def __init__(self, run: _Run, scope: OperationScope) -> None:
+        self.run = run
+        self.scope = scope
+
+    async def __aenter__(self) -> Operation:
+        token = _current_run.set(self.run)
+        try:
+            return await self.scope.__aenter__()
+        finally:
+            _current_run.reset(token)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        token = _current_run.set(self.run)
+        try:
+            await self.scope.__aexit__(exc_type, exc, traceback)
+        finally:
+            _current_run.reset(token)
 
 
 def _rejected(structured: StructuredRun[Any] | None, error: ModelBadRequestError) -> _Step:

@@ -22,7 +22,8 @@ from typing import Literal
 import anyio
 
 from gecko.core._tokens import TokenCounter, estimate_tokens, resolve_counter
-from gecko.errors import ConfigurationError, SummarizationError
+from gecko.core.state import current_run_usage
+from gecko.errors import ConfigurationError, SummarizationError, UsageLimitExceeded
 from gecko.plugins.models import ChatModel, ModelRequest
 from gecko.plugins.storage import Storage
 from gecko.types import ImagePart, Message, Role, TextPart, TokenUsage, ToolCall
@@ -282,6 +283,10 @@ class SummaryTokenMemory(TokenMemory):
     empty summary) raises `SummarizationError` to every waiting caller and changes nothing, so the
     next call retries.
 
+    Within an agent run, each summary request is charged to that run (`current_run_usage`): checked
+    against its `UsageLimits` before it is sent (`UsageLimitExceeded` reaches that run's caller; the
+    other callers waiting for the summary go on without it) and counted in its usage and output.
+
     Args:
         model: The chat model that writes summaries.
         max_tokens: Budget of the window sent to the model.
@@ -429,6 +434,9 @@ class SummaryTokenMemory(TokenMemory):
         except SummarizationError as exc:
             flight.error = exc
             raise
+        except UsageLimitExceeded:
+            # The caller's budget, not the summary's failure: the waiting callers look again, as after a cancellation.
+            raise
         except Exception as exc:
             flight.error = SummarizationError(
                 f"the summarizer failed ({type(exc).__name__}: {exc}); memory is unchanged"
@@ -485,13 +493,19 @@ class SummaryTokenMemory(TokenMemory):
         return None
 
     async def _request_summary(self, turns: Sequence[Message], previous: str | None) -> str:
+        """The summarizer's summary, its request charged to the agent run it works for (`current_run_usage`)."""
         request = ModelRequest(
             messages=[Message.system(self.instructions), Message.user(self._transcript(turns, previous))],
             tool_choice="none",
         )
+        run = current_run_usage()
+        if run is not None:
+            run.check()
         self.summarizations += 1
         response = await self.summarizer.complete(request)
         self.usage += response.usage
+        if run is not None:
+            run.add(response.usage)
         text = response.message.text.strip()
         if not text:
             raise SummarizationError("the summarizer returned an empty summary; check the model and the instructions")

@@ -504,6 +504,7 @@ class CheckpointIntegrityConformance:
             (lambda d: d["state"].update(turns="1"), r"malformed.*'state\.turns'"),
             (lambda d: d["state"]["messages"][0].update(role="boss"), r"malformed.*'state\.messages\.0\.role'"),
             (lambda d: d.update(pending="call-pay"), r"malformed.*'pending'"),
+            (lambda d: d.update(plugins_before={"guard": "taint"}), r"malformed.*'plugins_before\.guard'"),
             (lambda d: d.pop("state"), r"malformed.*'state'"),
         ],
     )

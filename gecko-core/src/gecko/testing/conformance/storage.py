@@ -18,17 +18,24 @@ instead: a fixture returning an async function that opens a new handle on the sa
 Checks that depend on `StorageCapabilities` never skip: when a backend does not declare a
 capability, the check asserts that the capability is really absent (e.g. `ttl=` raises
 `StorageError`, a non-persistent store is empty after reopening).
+
+The last checks keep an agent's sessions in the store: a discarded paused run (`Agent.discard`)
+leaves nothing of its own behind, neither its messages nor the data plugins kept with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
+from gecko.core.agent import Agent, PausedOutput, session_key
+from gecko.core.state import current_run_usage
+from gecko.core.toolbox import tool
 from gecko.errors import (
     FencingError,
     InvalidKeyError,
@@ -37,8 +44,12 @@ from gecko.errors import (
     StorageError,
     VersionConflictError,
 )
+from gecko.plugins import hookimpl
+from gecko.plugins.manager import plugin_manager
+from gecko.plugins.models import ModelRequest
 from gecko.plugins.storage import MAX_KEY_LENGTH, JSONText, Storage, Versioned, encode_value
 from gecko.plugins.storage.factory import create_storage
+from gecko.testing.models import ScriptedModel, tool_calls_reply
 
 __all__ = ("StorageConformance", "JSON_SAMPLES", "INVALID_KEYS", "INVALID_VALUES")
 
@@ -437,3 +448,72 @@ class StorageConformance:
         assert store.closed
         with pytest.raises(StorageClosedError):
             await store.get("key")
+
+    # --- agent sessions --------------------------------------------------------------------
+
+    async def test_a_discarded_run_leaves_neither_its_messages_nor_its_plugin_data(self, storage: Storage) -> None:
+        with _counting() as counter:
+            await _agent(storage, ["done"]).run("first", session_id="s")
+            pausing = _agent(storage, [tool_calls_reply(("erase", '{"path": "x"}'))])
+            assert isinstance(await pausing.run("erase x", session_id="s"), PausedOutput)
+
+            await pausing.discard("s")
+
+            saved = await storage.get(session_key("s"))
+            assert isinstance(saved, dict)
+            assert [message["content"] for message in saved["state"]["messages"]] == ["first", "done"]
+            assert saved["state"]["plugins"] == {_NAMESPACE: {"requests": 1}}  # as the session was before the run
+            await _agent(storage, ["done"]).run("again", session_id="s")
+        assert counter.seen == [0, 1, 1]
+
+    async def test_a_discarded_run_that_began_its_session_leaves_nothing(self, storage: Storage) -> None:
+        with _counting() as counter:
+            pausing = _agent(storage, [tool_calls_reply(("erase", '{"path": "x"}'))])
+            assert isinstance(await pausing.run("erase x", session_id="t"), PausedOutput)
+
+            await pausing.discard("t")
+
+            assert await storage.get(session_key("t")) is None
+            await _agent(storage, ["done"]).run("again", session_id="t")
+        assert counter.seen == [0, 0]
+
+
+_NAMESPACE = "storage-conformance"
+
+
+class _Counter:
+    """A hook plugin counting, in its namespace of the run's state (`plugin_state`), the requests a session made."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    @hookimpl
+    def gecko_model_request(self, request: ModelRequest, source: str) -> None:
+        run = current_run_usage()
+        assert run is not None
+        data = run.state.plugin_state(_NAMESPACE)
+        count = data.get("requests", 0)
+        assert isinstance(count, int)
+        self.seen.append(count)
+        data["requests"] = count + 1
+
+
+@contextmanager
+def _counting() -> Iterator[_Counter]:
+    counter = _Counter()
+    manager = plugin_manager()
+    manager.register(counter, f"gecko-{_NAMESPACE}")
+    try:
+        yield counter
+    finally:
+        manager.unregister(counter)
+
+
+@tool(name="erase", requires_approval=True)
+async def _erase(path: str) -> str:
+    """Erase a file."""
+    return f"erased {path}"
+
+
+def _agent(storage: Storage, replies: list[Any]) -> Agent:
+    return Agent(ScriptedModel(replies), tools=[_erase], storage=storage)

@@ -13,7 +13,9 @@ is the fusion, and the threshold is the lowest at which semantic `detect` (the r
 threshold) flags at most train.py's `MAX_HARD_FP` of the channel's hard benign texts and `MAX_FP` of all its benign
 texts. The shipped head is then trained on the whole pool. Naming channels (`python semantic.py tool`) refits only
 their fusions, over out-of-fold scores of their texts, and keeps the shipped head and the other channels' fusions of
-semantic.json. The test split is never read here.
+semantic.json. The test split is never read here. The encoder is a parameter of `encode_pieces` (the run-time one
+unless given), and the n-gram and head out-of-fold scores are computed apart (`ngram_out_of_fold`,
+`head_out_of_fold`), so that encoders can be compared over the same n-gram scores.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -35,6 +38,8 @@ from sklearn.neural_network import MLPClassifier
 # The n-gram trainer beside this script: same pool, folds, budgets and threshold search.
 from train import FOLDS, HERE, MIN_PIECES, describe, fit_channel, fold_of, pick, training_pool, with_rules
 
+# A sentence encoder: texts to their vectors, one row each.
+Encode = Callable[[Sequence[str]], Any]
 OUT = HERE.parent / "src" / "gecko_guardrails" / "semantic.json"
 HIDDEN = 128
 ALPHA = 0.01
@@ -56,11 +61,12 @@ def prepare(row: dict[str, Any], model: Classifier | None = None) -> None:
         )
 
 
-def encode_pieces(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sentence vector of every piece of `rows` (each piece encoded once, in batches of similar length)."""
+def encode_pieces(rows: list[dict[str, Any]], encode: Encode = encode_array) -> dict[str, Any]:
+    """The sentence vector by `encode` (the run-time encoder unless given) of every piece of `rows` (each piece
+    encoded once, in batches of similar length)."""
     unique = sorted({piece for row in rows for piece in row["pieces"]}, key=lambda piece: (len(piece), piece))
     batches = [unique[start : start + BATCH] for start in range(0, len(unique), BATCH)]
-    return {piece: vector for batch in batches for piece, vector in zip(batch, encode_array(batch), strict=True)}
+    return {piece: vector for batch in batches for piece, vector in zip(batch, encode(batch), strict=True)}
 
 
 def labelled_pieces(row: dict[str, Any]) -> list[str]:
@@ -110,9 +116,9 @@ def head_score(head: Semantic, row: dict[str, Any], vectors: dict[str, Any]) -> 
     return head.probability_of(np.stack([vectors[row["pieces"][index]] for index in order]))
 
 
-def out_of_fold(pool: list[dict[str, Any]], vectors: dict[str, Any], channels: tuple[str, ...]) -> None:
-    """Each pool row of `channels`: its n-gram (`ngram`, `piece_scores`; the shipped `cue_weight` counted) and head
-    (`semantic`) scores by models trained on the other folds."""
+def ngram_out_of_fold(pool: list[dict[str, Any]], channels: tuple[str, ...]) -> None:
+    """Each pool row of `channels`: its n-gram scores (`ngram`, `piece_scores`; the shipped `cue_weight` counted) by
+    its channel's model trained on the other folds."""
     for number in range(FOLDS):
         others = [row for row in pool if fold_of(row) != number]
         for channel in channels:
@@ -120,7 +126,13 @@ def out_of_fold(pool: list[dict[str, Any]], vectors: dict[str, Any], channels: t
             for row in pool:
                 if fold_of(row) == number and row["channel"] == channel:
                     prepare(row, model)
-        head = scorer(fit_head(others, vectors))
+
+
+def head_out_of_fold(pool: list[dict[str, Any]], vectors: dict[str, Any], channels: tuple[str, ...]) -> None:
+    """Each pool row of `channels`: its head score (`semantic`) by a head trained on the other folds, over the piece
+    its out-of-fold n-gram model scored highest (`ngram_out_of_fold` first)."""
+    for number in range(FOLDS):
+        head = scorer(fit_head([row for row in pool if fold_of(row) != number], vectors))
         for row in pool:
             if fold_of(row) == number and row["channel"] in channels:
                 row["semantic"] = head_score(head, row, vectors)
@@ -171,7 +183,8 @@ def main() -> None:
     for row in pool:
         prepare(row)
     vectors = encode_pieces(pool)
-    out_of_fold(pool, vectors, channels)
+    ngram_out_of_fold(pool, channels)
+    head_out_of_fold(pool, vectors, channels)
     fusions = {channel: fuse([row for row in pool if row["channel"] == channel]) for channel in channels}
     if channels == CHANNELS:
         write(fit_head(pool, vectors), fusions)

@@ -1,7 +1,8 @@
 """Leave-source-out cross-validation of the n-gram models' settings on `train.py`'s pool (the test split is never read).
 
 Usage: `python sources_cv.py [--random] [NUMBER ...]` (NUMBER: the index of a setting of `SETTINGS` to run; all by
-default; needs what `train.py` needs). The pool's sources are put in folds by family (`GROUPS`; a tool result quoting
+default; needs what `train.py` needs), or `python sources_cv.py --semantic ENCODER` (`semantic_report`; needs what
+`semantic.py` needs). The pool's sources are put in folds by family (`GROUPS`; a tool result quoting
 a prompt goes with the prompt's source, as `train.py` keeps them in one fold), so each fold's injections and benign
 texts come from sources its model never saw; `--random` uses `train.py`'s random folds instead, for comparison. For
 each setting and channel it prints recall on the channel's injections and the hard-benign and all-benign false
@@ -13,15 +14,19 @@ texts flagged. The n-grams are counted once per n-gram kind; each fold's model k
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
+import semantic
 import train
-from gecko_guardrails.classifier import ADDRESSED, CHANNELS, ngrams, pieces
+from gecko_guardrails.classifier import ADDRESSED, CHANNELS, MIN_LENGTH, classifier, ngrams, pieces
 from gecko_guardrails.sanitize import fold
+from gecko_guardrails.semantic import semantic_model
 from scipy.sparse import csr_matrix, diags
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -98,12 +103,23 @@ def analyzer(sizes: tuple[int, int], pairs: bool) -> Callable[[str], list[str]]:
     return analyze
 
 
+def folded_pieces(row: dict[str, object]) -> list[str]:
+    """The pieces of the row's folded text, as `train.py` scores them."""
+    return pieces(fold(str(row["text"])), train.MIN_PIECES[str(row["channel"])])
+
+
 class Channel:
-    """One channel's pool rows, what each teaches its model, and the pieces each is scored as."""
+    """One channel's pool rows, what each teaches its model, and the pieces each is scored as (by `split`)."""
 
     def __init__(
-        self, pool: list[dict[str, object]], channel: str, folds: Callable[[dict[str, object]], int], count: int
+        self,
+        pool: list[dict[str, object]],
+        channel: str,
+        folds: Callable[[dict[str, object]], int],
+        count: int,
+        split: Callable[[dict[str, object]], list[str]] = folded_pieces,
     ) -> None:
+        self.name = channel
         self.count = count
         self.rows = [row for row in pool if row["channel"] == channel]
         self.labels = np.array([int(row["label"]) for row in self.rows])  # type: ignore[call-overload]
@@ -118,7 +134,7 @@ class Channel:
                 self.examples.append((self.index(text), label, folds(row), index == 0 and bool(row["hard"])))
         self.pieces: list[list[tuple[int, bool]]] = []
         for row in self.rows:
-            parts = pieces(fold(str(row["text"])), train.MIN_PIECES[channel])
+            parts = split(row)
             self.pieces.append([(self.index(part), bool(ADDRESSED.search(part))) for part in parts])
         self.counts: dict[tuple[tuple[int, int], bool], csr_matrix] = {}
 
@@ -183,32 +199,97 @@ def report(name: str, channel: Channel, found: list[list[tuple[float, bool]]], c
         if hits > best[0]:
             best = (hits, weight, threshold, scores)
     _, weight, threshold, scores = best
+    shipped = SHIPPED[channel.name]
+    return (
+        f"{name}: at {threshold:.2f} (cue {weight}) {rates(channel, scores >= threshold)}; "
+        f"at {shipped} {rates(channel, scores >= shipped)}; per fold {per_fold(channel, scores >= threshold)}"
+    )
+
+
+def rates(channel: Channel, flagged: np.ndarray) -> str:
+    """Recall on the channel's injections and the hard-benign and all-benign false positives of `flagged` rows."""
     injections = channel.labels == 1
     hard = np.array([bool(row["hard"]) for row in channel.rows]) & ~injections
+    return (
+        f"recall {flagged[injections].mean():.3f} ({flagged[injections].sum()}/{injections.sum()}), "
+        f"hard FP {flagged[hard].mean():.3f} ({flagged[hard].sum()}/{hard.sum()}), "
+        f"all FP {flagged[~injections].mean():.3f} ({flagged[~injections].sum()}/{(~injections).sum()})"
+    )
 
-    def rates(flagged: np.ndarray) -> str:
-        return (
-            f"recall {flagged[injections].mean():.3f} ({flagged[injections].sum()}/{injections.sum()}), "
-            f"hard FP {flagged[hard].mean():.3f} ({flagged[hard].sum()}/{hard.sum()}), "
-            f"all FP {flagged[~injections].mean():.3f} ({flagged[~injections].sum()}/{(~injections).sum()})"
-        )
 
-    flagged = scores >= threshold
-    held = [channel.fold == number for number in range(channel.count)]
-    per_fold = " | ".join(
+def per_fold(channel: Channel, flagged: np.ndarray) -> str:
+    """Per fold, the injections found and the benign texts flagged among `flagged` rows."""
+    injections = channel.labels == 1
+    return " | ".join(
         f"{(flagged & injections & part).sum()}/{(injections & part).sum()}"
         f" FP {(flagged & ~injections & part).sum()}/{(~injections & part).sum()}"
-        for part in held
+        for part in (channel.fold == number for number in range(channel.count))
     )
-    shipped = SHIPPED[channel.rows[0]["channel"]]
-    return (
-        f"{name}: at {threshold:.2f} (cue {weight}) {rates(flagged)}; at {shipped} {rates(scores >= shipped)}; "
-        f"per fold {per_fold}"
-    )
+
+
+def plain_pieces(row: dict[str, object]) -> list[str]:
+    """The pieces semantic mode scores (`semantic.prepare`'s, of the plain view)."""
+    return list(row["pieces"])  # type: ignore[call-overload]
+
+
+def semantic_report(pool: list[dict[str, object]], encoder: str) -> None:
+    """Leave-source-out semantic mode, encoder `encoder` ("use": the run-time one; else a .npz of the pool's pieces'
+    vectors: `pieces`, their JSON list, and `vectors`, one row each). Each fold's rows are scored by the n-gram model
+    (`SETTINGS[0]`, the shipped cue weight) over the pieces semantic mode scores, and by a head `semantic.fit_head`
+    trains on the other folds' rows, over the piece that n-gram model scored highest; per channel, the n-gram model
+    alone, the head alone, their fusion (`semantic.fuse` on these scores, as the thresholds are picked on them) and,
+    for "use", the shipped fusion, each at the threshold `pick` chooses (rules counted; texts under `MIN_LENGTH` left
+    to the rules)."""
+    for row in pool:
+        semantic.prepare(row)
+    if encoder == "use":
+        vectors = semantic.encode_pieces(pool)
+    else:
+        with np.load(encoder, allow_pickle=False) as saved:
+            vectors = dict(zip(json.loads(str(saved["pieces"])), saved["vectors"], strict=True))
+    count = 1 + max(GROUPS.values())
+    channels = [Channel(pool, name, group, count, plain_pieces) for name in CHANNELS]
+    for channel in channels:
+        weight = classifier(channel.name).cue_weight  # type: ignore[arg-type]
+        for row, parts in zip(channel.rows, channel.logits(Setting()), strict=True):
+            row["piece_scores"] = [value + weight * cue for value, cue in parts]
+            row["ngram"] = train.cued([parts], weight)[0]
+    for number in range(count):
+        head = semantic.scorer(semantic.fit_head([row for row in pool if group(row) != number], vectors))
+        for row in pool:
+            if group(row) == number:
+                row["semantic"] = semantic.head_score(head, row, vectors)
+    shipped = semantic_model().fusions
+    for channel in channels:
+        rows: list[dict[str, Any]] = channel.rows
+        fusions = {"fused": semantic.fuse(rows)}
+        if encoder == "use":
+            fusions["fused as shipped"] = shipped[channel.name]
+        usable = [len(row["plain"].strip()) >= MIN_LENGTH for row in rows]
+        found = {
+            "n-gram": [row["ngram"] for row in rows],
+            "head": [row["semantic"] for row in rows],
+            **{
+                name: [fusion.probability(row["ngram"], row["semantic"]) for row in rows]
+                for name, fusion in fusions.items()
+            },
+        }
+        for name, values in found.items():
+            scores = np.maximum(channel.rules, np.where(usable, values, 0.0))
+            threshold = train.pick(rows, list(scores))
+            flagged = scores >= threshold
+            print(
+                f"{channel.name} {encoder} {name}: at {threshold:.2f} {rates(channel, flagged)}; "
+                f"per fold {per_fold(channel, flagged)}",
+                flush=True,
+            )
 
 
 def main() -> None:
     pool = train.training_pool()
+    if "--semantic" in sys.argv:
+        semantic_report(pool, sys.argv[sys.argv.index("--semantic") + 1])
+        return
     folds, count = (train.fold_of, train.FOLDS) if "--random" in sys.argv else (group, 1 + max(GROUPS.values()))
     for name in CHANNELS:
         channel = Channel(pool, name, folds, count)

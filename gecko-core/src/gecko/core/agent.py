@@ -10,6 +10,7 @@ approvals or a malformed document are a `CorruptCheckpointError`, never a run on
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -355,8 +356,6 @@ class Agent:
         state.plugins = previous.plugins
         plugins_before = document["state"].get("plugins")
         if plugins_before:
-            import json
-
             plugins_before = json.loads(json.dumps(plugins_before))
         return _Start(state, structure, session, storage, version, len(previous.messages), plugins_before)
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gecko.core.agent import Agent
 from gecko.core.events import EventBus
@@ -12,7 +16,16 @@ from gecko.core.toolbox import ToolBox, tool
 from gecko.errors import InvalidStorageURLError, ModelServerError
 from gecko.plugins.models import ModelRequest
 from gecko.plugins.storage import StorageURL
-from gecko.redaction import REDACTED, redact, redact_url, redacting_logger
+from gecko.redaction import (
+    REDACTED,
+    _lowered,
+    _scheme_characters,
+    _secret_patterns,
+    _sub_at,
+    redact,
+    redact_url,
+    redacting_logger,
+)
 from gecko.testing.models import FunctionModel, Reply
 from gecko.types import Event, ToolCall
 
@@ -151,3 +164,88 @@ def test_a_long_run_is_redacted_when_key_shaped_or_labelled_not_when_a_digest_id
     text: str, shown: str | None
 ) -> None:
     assert redact(f"see {text} now") == f"see {shown or text} now"
+
+
+# --- each rule tries its pattern only where a match can start (`_Rule.starts`) ---------------------------
+
+# Pieces that make every rule's anchors, labels and boundaries meet: key prefixes, secret words in every case
+# (and the non-ASCII letters that ignoring case makes ASCII: U+0130, U+0131, U+017F, U+212A), URL schemes, quotes,
+# separators, PEM markers, long key-character runs, and non-ASCII text.
+PIECES = [
+    *("sk-", "pk-", "rk-", "Sk-", "ghp_", "gho", "github_pat_", "xoxb-", "AKIA", "eyJ", "://", ":", "=", "@", "/"),
+    *("?", "#", '"', "'", " ", "\n", "\t", ",", ";", "&", "-", "_", ".", "+", "token", "ToKeN", "to\u212aen"),
+    *("secret", "\u017fecret", "api_key", "api-key", "APIKEY", "passw", "password", "pwd", "credential", "auth"),
+    *("Authorization", "bearer", "BEARER", "ba\u017fic", "bas\u0130c", "bas\u0131c", "user", "USERNAME", "host"),
+    *("hostaddr", "http", "Redis", "a", "Z", "9", "abcdefgh", "ABCDEFGH", "12345678", "a1B2c3D4e5F6g7H8", "x" * 70),
+    *("Ab3" * 12, "secretoken", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "é", "中"),
+    *("sk-a1B2c3D4e5F6", "ghp_a1B2c3D4e5F6g7H8i9", "github_pat_a1B2c3D4e5F6g7H8i9", "xoxb-a1B2c3D4e5F6g7H8i9"),
+    *("AKIAIOSFODNN7EXAMPLE", "eyJhbGciOiJI.eyJzdWIiOiIx.dozjgNryP4J3", "Bearer abcdefgh12345678", "user=admin"),
+    *("HOST = db", 'password="a b"', "redis://:pw@h", "https://u:p@h", "Zx9Qm2Lp7Rt4Vw8Ks1Dn6Hb3Jc5Fg0Ya"),
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
+def test_property_each_rule_redacts_as_its_pattern_does_over_the_whole_text(text: str) -> None:
+    redacted = redact(text)
+    for rule in _secret_patterns():
+        expected = rule.pattern.sub(rule.replacement, text)
+        if rule.starts is not None:
+            assert _sub_at(rule, rule.starts(text, _lowered(text)), text) == expected
+        text = expected
+    assert redacted == text
+
+
+SHAPES = [
+    ("sk-", "a1B2c3D4e5F6g7H8"),
+    ("token=", "hunter2hunter2"),
+    ("Pa\u017f\u017fWord: ", "'correct horse'"),
+    ("to\u212aen = ", "s3cr3tvalue"),
+    ("Authorization: Bearer ", "abcdefgh12345678"),
+    ("https://admin:", "pa55word@db.example"),
+    ("host=", "db.internal.example"),
+    ("ghp_", "a1B2c3D4e5F6g7H8i9J0"),
+    ("github_pat_", "a1B2c3D4e5F6g7H8i9J0"),
+    ("AKIA", "IOSFODNN7EXAMPLE"),
+    ("eyJ", "hbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w"),
+    ("-----BEGIN PRIVATE KEY-----\n", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMx\n-----END PRIVATE KEY-----"),
+    ("", "Zx9Qm2Lp7Rt4Vw8Ks1Dn6Hb3Jc5Fg0Ya"),
+]
+WORDS = ["The", "service", "reads", "its", "config;", "retries", "3", "times.", "See", "RFC", "(status)", "中文", "—"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(WORDS), max_size=30),
+    planted=st.lists(st.tuples(st.sampled_from(SHAPES), st.integers(0, 30)), min_size=1, max_size=4),
+)
+def test_property_every_secret_planted_in_prose_is_gone(
+    words: list[str], planted: list[tuple[tuple[str, str], int]]
+) -> None:
+    for (label, secret), position in planted:
+        words.insert(min(position, len(words)), label + secret)
+    redacted = redact(" ".join(words) + " ")
+    for (_, secret), _ in planted:
+        assert secret not in redacted
+    assert REDACTED in redacted
+
+
+# No letter of b h k p x y, no capital, no ':' or '=': no key prefix, secret label, scheme or mixed-case run.
+PLAIN = "acdefgijlmnoqrstuvwz0123456789 \n\t.,;!?-_'\"()@#%/é中😀"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(PLAIN), max_size=300))
+def test_property_text_without_secret_anchors_comes_back_unchanged(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_the_lowered_copy_keeps_positions_and_lowers_what_ignoring_case_makes_ascii() -> None:
+    # The case-insensitive rules find their words in `_lowered(text)`: it must hold each character at its
+    # position, as the ASCII letter a case-insensitive pattern takes it for, and the scheme characters must
+    # be those `(?i)[a-z0-9+.-]` matches.
+    every = "".join(chr(code) for code in range(sys.maxunicode + 1) if not 0xD800 <= code < 0xE000)
+    assert len(_lowered(every)) == len(every)
+    for char in re.findall("(?i)[a-z]", every):
+        assert re.fullmatch(f"(?i){_lowered(char)}", char), char
+    assert _scheme_characters() == set(re.findall("(?i)[a-z0-9+.-]", every))

@@ -504,13 +504,15 @@ class Guardrails:
         When only the cleaned text (`sanitize.clean`) shows a secret, or a key is cut by a line break, the
         cleaned text is returned, redacted (a key cut by line breaks as one `[REDACTED]`).
         """
-        plain = self._redact_plain(text)
         cleaned = clean(text)
-        revealed = _SPLIT_KEY.sub(self._joined, cleaned)
+        # A key cut by line breaks spans a line break: without one, nothing to join.
+        revealed = _SPLIT_KEY.sub(self._joined, cleaned) if "\n" in cleaned else cleaned
         if revealed == text:
-            return plain
+            return self._redact_plain(text)
         redacted = self._redact_plain(revealed)
-        return redacted if redacted != revealed or revealed != cleaned else plain
+        if redacted != revealed or revealed != cleaned:
+            return redacted
+        return self._redact_plain(text)  # nothing hid: the text as written, redacted
 
     def _joined(self, match: re.Match[str]) -> str:
         """A run of key characters cut by line breaks: redacted whole when joined it is a secret, or a line

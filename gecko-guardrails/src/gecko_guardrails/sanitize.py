@@ -42,6 +42,8 @@ class Sanitized:
 
 def clean(text: str) -> str:
     """`text` in NFKC with zero-width, bidi-control, tag and control characters removed."""
+    if text.isascii():  # in NFKC, and no hidden or tag character: only controls to remove
+        return _CONTROL.sub("", text)
     text = unicodedata.normalize("NFKC", text)
     return _CONTROL.sub("", _TAGS.sub("", _HIDDEN.sub("", text)))
 

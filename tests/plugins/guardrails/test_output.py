@@ -142,3 +142,32 @@ async def test_key_shapes_and_labelled_digests_in_tool_arguments_are_still_redac
     body = "k Zx9Qm2Lp7Rt4Vw8Ks1Dn6Hb3Jc5Fg0Ya, token: 9fceb02d0ae598e95dc970b74767f19372d61af8"
     received, _ = await post_with(json.dumps({"body": body}))
     assert received == ["k [REDACTED], token: [REDACTED]"]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # Clean shows a secret, or only the visible one: the cleaned text, redacted.
+        ("\uff46\uff55\uff4c\uff4c width, key " + KEY, "full width, key [REDACTED]"),
+        ("zero\u200bwidth password=hunter2", "zerowidth password=[REDACTED]"),
+        ("cut: sk-a1B2c3D4\ne5F6g7H8i9J0 and \uff21", "cut: [REDACTED] and A"),
+        ("s\u200bk-a1B2c3D4e5F6g7H8i9J0 here", "[REDACTED] here"),
+        # Nothing hid: the text as written, redacted.
+        ("\uff21\uff22\uff23 and nothing secret", "\uff21\uff22\uff23 and nothing secret"),
+        ("token=abc " + KEY, "token=[REDACTED] [REDACTED]"),
+        ("line one\nline two\u200b", "line one\nline two\u200b"),
+    ],
+)
+def test_redact_returns_the_cleaned_text_only_when_cleaning_showed_something(text: str, shown: str) -> None:
+    assert Guardrails(roots=()).redact(text) == shown
+
+
+# Letters of no key prefix, secret label or scheme, and no ':' or '=', also in fullwidth and with invisible
+# characters: cleaned, such a text shows no secret, so it comes back as written.
+PLAIN = "acdefgijlmnoqrstuvwz0123456789 \n.,;!?-_'()@#%/é中\uff41\uff43\uff10\uff0c\u200b\u2060\u00ad"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(PLAIN), max_size=300))
+def test_property_text_without_secret_anchors_comes_back_as_written(text: str) -> None:
+    assert Guardrails(roots=(), pii=("email",)).redact(text) == text

@@ -48,3 +48,9 @@ def test_clean_is_idempotent_and_leaves_no_hidden_characters(text: str) -> None:
     once = clean(text)
     assert clean(once) == once
     assert not any(0xE0000 <= ord(char) <= 0xE007F or char in "\u200b\u200d\u202e\u2066\ufeff" for char in once)
+
+
+def test_clean_of_ascii_text_removes_only_control_characters() -> None:
+    ascii_text = "".join(map(chr, range(128)))
+    assert clean(ascii_text) == "\t\n\r" + "".join(map(chr, range(32, 127)))
+    assert clean("a\x00b\x1bc\x7f d") == "abc d"

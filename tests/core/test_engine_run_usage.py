@@ -23,7 +23,7 @@ from gecko.errors import UsageLimitExceeded
 from gecko.plugins import hookimpl
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import plugin_manager
-from gecko.plugins.models import ModelRequest
+from gecko.plugins.models import ModelRequest, ModelResponse
 from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import AgentOutput, Event, Message, TokenUsage, ToolCall
@@ -306,3 +306,15 @@ async def test_counts_below_zero_are_no_spending_and_the_session_reads_back() ->
 
     assert first.usage == second.usage == usage(2, 0, 0)
     assert [message.text for message in second.messages] == ["hi", "done", "again", "done"]
+
+
+async def test_a_total_below_its_parts_counts_their_sum_against_the_budget() -> None:
+    # A model that leaves total_tokens at 0 kept every run under max_total_tokens.
+    replies = iter([tool_calls_reply(("echo", '{"text": "a"}')), reply("done")])
+
+    def unsummed(request: ModelRequest) -> ModelResponse:
+        response = next(replies)
+        return response.model_copy(update={"usage": TokenUsage(input_tokens=10, output_tokens=5)})
+
+    with pytest.raises(UsageLimitExceeded, match="15 tokens spent reach max_total_tokens=15"):
+        await Agent(FunctionModel(unsummed), tools=[echo]).run("hi", usage_limits=UsageLimits(max_total_tokens=15))

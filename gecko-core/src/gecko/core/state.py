@@ -166,13 +166,16 @@ class RunState:
         )
 
     def add_usage(self, usage: TokenUsage) -> None:
-        """Count one request and add its provider-reported tokens (a count below zero as none)."""
-        if usage.input_tokens < 0 or usage.output_tokens < 0 or usage.total_tokens < 0:
-            # It would lower what the run spent (under its budget), and a stored session holds no such count.
+        """Count one request and add its provider-reported tokens (a count below zero as none, a total below
+        the input and output tokens as their sum)."""
+        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+        if input_tokens < 0 or output_tokens < 0 or usage.total_tokens < input_tokens + output_tokens:
+            # Either would keep the run under its budget, and a stored session holds no count below zero.
+            input_tokens, output_tokens = max(0, input_tokens), max(0, output_tokens)
             usage = TokenUsage(
-                input_tokens=max(0, usage.input_tokens),
-                output_tokens=max(0, usage.output_tokens),
-                total_tokens=max(0, usage.total_tokens),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=max(usage.total_tokens, input_tokens + output_tokens),
                 requests=usage.requests,
             )
         self.input_tokens += usage.input_tokens

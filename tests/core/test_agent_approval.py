@@ -176,3 +176,20 @@ async def test_discard_of_a_session_without_pending_calls_is_refused() -> None:
         await agent.discard("plain")
     with pytest.raises(ApprovalError, match="no run waiting"):
         await agent.discard("never-used")
+
+
+async def test_a_held_call_nested_past_what_a_paused_session_reads_back_is_refused_to_the_model() -> None:
+    # 198 levels paused the run, and the saved session could not be read again (no resume, no discard).
+    @tool(requires_approval=True)
+    async def keep(data: object) -> str:
+        """Keep data."""
+        return "kept"
+
+    deep = '{"data": ' + "[" * 197 + "]" * 197 + "}"
+    model = ScriptedModel([tool_calls_reply(("keep", deep)), "Nothing kept."])
+    output = await Agent(model, tools=[keep], storage=MemoryStorage()).run("keep it", session_id="s")
+
+    assert output.content == "Nothing kept."
+    refusal = model.requests[1].messages[-1]
+    assert refusal.role is Role.TOOL
+    assert "nested deeper than 100 levels" in (refusal.text or "")

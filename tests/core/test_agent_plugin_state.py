@@ -129,3 +129,36 @@ def test_plugin_data_that_is_not_json_is_an_unstorable_value(value: object) -> N
 
     with pytest.raises(UnstorableValueError):
         state.to_json()
+
+
+@pytest.mark.parametrize("value", [{1: "a"}, {1: "a", "1": "b"}, {"x": {None: 1}}, (1, 2)])
+def test_plugin_data_that_would_read_back_otherwise_is_an_unstorable_value(value: object) -> None:
+    # JSON writes keys 1, True, None as "1", "true", "null" (two keys may become one) and a tuple as a list.
+    state = RunState([Message.user("hi")])
+    state.plugin_state("guard")["value"] = value
+
+    with pytest.raises(UnstorableValueError, match="plugin data of namespaces guard is not JSON data"):
+        state.to_json()
+
+
+def _nested(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+async def test_plugin_data_nested_past_what_a_session_reads_back_is_refused_when_saved(counter: Counter) -> None:
+    # 150 levels were saved, and the session's every later run failed: its reader takes 200 levels in all.
+    storage = MemoryStorage()
+    counter.value = _nested(99)  # with its namespace, 100 levels
+    await Agent(ScriptedModel(["done"]), storage=storage).run("hi", session_id="s")
+    counter.value = _nested(150)
+    with pytest.raises(UnstorableValueError, match="nested deeper than 100 levels"):
+        await Agent(ScriptedModel(["done"]), storage=storage).run("hi", session_id="s")
+    counter.value = None
+    await Agent(ScriptedModel(["done"]), storage=storage).run("hi", session_id="s")
+
+    saved = await storage.get("gecko:agent:s")
+    assert isinstance(saved, dict)
+    assert saved["state"]["plugins"]["counter"]["value"] == _nested(99)

@@ -23,7 +23,8 @@ from gecko.errors import UsageLimitExceeded
 from gecko.plugins import hookimpl
 from gecko.plugins.hookspecs import Operation
 from gecko.plugins.manager import plugin_manager
-from gecko.plugins.models import ModelRequest
+from gecko.plugins.models import ModelRequest, ModelResponse
+from gecko.plugins.storage.memory import MemoryStorage
 from gecko.testing.models import FunctionModel, ScriptedModel, reply, tool_calls_reply
 from gecko.types import AgentOutput, Event, Message, TokenUsage, ToolCall
 
@@ -282,3 +283,38 @@ async def test_what_a_nested_run_spends_at_its_end_is_charged_to_it_not_to_the_r
     assert plugin.asked == ["x", "x"]
     assert inner.usage == usage(2, 10 + 100, 5 + 7)
     assert output.usage == usage(3, 20 + 100, 10 + 7)
+
+
+class NegativeSpender(Spending):
+    """A hook plugin whose model reports counts below zero, on each model request of the run."""
+
+    def _answer(self, request: ModelRequest) -> object:
+        return reply("fine", input_tokens=-1000, output_tokens=-70)
+
+    @hookimpl
+    async def gecko_model_request(self, request: ModelRequest, source: str) -> None:
+        await self.spend("x")
+
+
+async def test_counts_below_zero_are_no_spending_and_the_session_reads_back() -> None:
+    # They lowered what the run had spent (under its budget), and the saved session failed every later run.
+    storage = MemoryStorage()
+    model = FunctionModel(lambda request: reply("done", input_tokens=-50, output_tokens=-5))
+    with registered(NegativeSpender()):
+        first = await Agent(model, storage=storage).run("hi", session_id="s")
+        second = await Agent(model, storage=storage).run("again", session_id="s")
+
+    assert first.usage == second.usage == usage(2, 0, 0)
+    assert [message.text for message in second.messages] == ["hi", "done", "again", "done"]
+
+
+async def test_a_total_below_its_parts_counts_their_sum_against_the_budget() -> None:
+    # A model that leaves total_tokens at 0 kept every run under max_total_tokens.
+    replies = iter([tool_calls_reply(("echo", '{"text": "a"}')), reply("done")])
+
+    def unsummed(request: ModelRequest) -> ModelResponse:
+        response = next(replies)
+        return response.model_copy(update={"usage": TokenUsage(input_tokens=10, output_tokens=5)})
+
+    with pytest.raises(UsageLimitExceeded, match="15 tokens spent reach max_total_tokens=15"):
+        await Agent(FunctionModel(unsummed), tools=[echo]).run("hi", usage_limits=UsageLimits(max_total_tokens=15))

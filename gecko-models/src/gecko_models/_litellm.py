@@ -169,10 +169,10 @@ def to_usage(usage: Any) -> TokenUsage:
     """The provider-reported usage of one request."""
     if usage is None:
         return TokenUsage(requests=1)
-    # A count below zero is not one: it would let a run slip under its token budget.
+    # A count below zero, or a total below its parts, is not one: it would let a run slip under its token budget.
     prompt = max(0, int(getattr(usage, "prompt_tokens", 0) or 0))
     completion = max(0, int(getattr(usage, "completion_tokens", 0) or 0))
-    total = max(0, int(getattr(usage, "total_tokens", 0) or 0)) or prompt + completion
+    total = max(prompt + completion, int(getattr(usage, "total_tokens", 0) or 0))
     return TokenUsage(input_tokens=prompt, output_tokens=completion, total_tokens=total, requests=1)
 
 

@@ -515,10 +515,13 @@ def _content_length(configured: int | None) -> int:
         if not found:
             return attr.DEFAULT_MAX_CONTENT_LENGTH
         where = attr.MAX_CONTENT_LENGTH_VARIABLE
-        value = int(found) if found.isdigit() else found
+        try:
+            value = int(found)
+        except ValueError:  # not a number, or past Python's digit limit for int()
+            value = found
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(
-            f"{where} must be a positive number of characters, got {value!r}; "
+            f"{where} must be a positive number of characters, got {value!r:.60}; "
             f"the default is {attr.DEFAULT_MAX_CONTENT_LENGTH}"
         )
     return value

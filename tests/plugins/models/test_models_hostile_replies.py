@@ -405,6 +405,21 @@ async def test_negative_token_counts_are_read_as_zero() -> None:
     assert response.usage.total_tokens == 0
 
 
+async def test_a_total_below_its_parts_is_their_sum_streamed_or_not() -> None:
+    # A total of 1 beside 5 + 5 let a run slip under max_total_tokens, and the stream's reading said 10.
+    usage = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 1}
+    last = json.dumps(
+        {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage}
+    )
+    streamed = _sse(_chunk({"role": "assistant", "content": "hi"}), _chunk({}, "stop"), f"data: {last}\n\n")
+    async with OpenAIServer([_completion({"role": "assistant", "content": "hi"}, usage=usage), streamed]) as server:
+        chat = LiteLLMChat("openai/m", api_key="k", api_base=server.base_url, retry=ONCE)
+        whole = (await chat.complete(HELLO)).usage
+        chunks = [chunk async for chunk in chat.stream(HELLO)]
+    assert (whole.input_tokens, whole.output_tokens, whole.total_tokens) == (5, 5, 10)
+    assert chunks[-1].usage == whole
+
+
 @pytest.mark.parametrize("hint", ["inf", "nan", "-inf"])
 async def test_a_retry_after_that_is_not_a_finite_number_is_no_hint(hint: str) -> None:
     answer = HTTPReply(

@@ -404,7 +404,8 @@ async def test_a_secret_where_content_is_cut_stays_redacted() -> None:
     assert "sk-live" not in json.dumps([dict(span.attributes or {}) for span in exporter.get_finished_spans()])
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "many", "8k"])
+# "²" is a digit to str.isdigit that int() refuses; 5000 digits pass Python's limit for int(): both were a ValueError.
+@pytest.mark.parametrize("value", ["0", "-5", "many", "8k", "\u00b2", "1" * 5000])
 def test_a_content_length_that_is_not_a_positive_integer_is_a_configuration_error(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:

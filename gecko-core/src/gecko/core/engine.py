@@ -62,7 +62,16 @@ from gecko.core.events import (
     ToolHandler,
     ToolStarted,
 )
-from gecko.core.state import PausedOutput, PendingApproval, RunState, RunUsage, UsageLimits, _current_run
+from gecko.core.state import (
+    _STORED_LEVELS,
+    PausedOutput,
+    PendingApproval,
+    RunState,
+    RunUsage,
+    UsageLimits,
+    _current_run,
+    _levels,
+)
 from gecko.core.toolbox import DEFAULT_MAX_TOOL_CALLS_PER_TURN
 from gecko.errors import (
     ApprovalError,
@@ -795,10 +804,16 @@ class _Run(RunUsage):
             ):
                 needs_approval.add(call.id)
                 if approvals is None:
-                    plan.pending.append(
-                        PendingApproval(
-                            call_id=call.id, tool_name=call.name, arguments=_json_arguments(call), reason=held
+                    stored = _json_arguments(call)
+                    if _levels(stored) > _STORED_LEVELS:
+                        plan.observations[call.id] = _error_message(
+                            call,
+                            f"the arguments are nested deeper than {_STORED_LEVELS} levels, more than a paused "
+                            "run keeps for approval; the call did not run. Send flatter arguments.",
                         )
+                        continue
+                    plan.pending.append(
+                        PendingApproval(call_id=call.id, tool_name=call.name, arguments=stored, reason=held)
                     )
                     continue
                 if call.id not in approvals:

@@ -166,7 +166,18 @@ class RunState:
         )
 
     def add_usage(self, usage: TokenUsage) -> None:
-        """Count one request and add its provider-reported tokens."""
+        """Count one request and add its provider-reported tokens (a count below zero as none, a total below
+        the input and output tokens as their sum)."""
+        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+        if input_tokens < 0 or output_tokens < 0 or usage.total_tokens < input_tokens + output_tokens:
+            # Either would keep the run under its budget, and a stored session holds no count below zero.
+            input_tokens, output_tokens = max(0, input_tokens), max(0, output_tokens)
+            usage = TokenUsage(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=max(usage.total_tokens, input_tokens + output_tokens),
+                requests=usage.requests,
+            )
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
         self.total_tokens += usage.total_tokens
@@ -176,8 +187,8 @@ class RunState:
     def plugin_state(self, namespace: str) -> dict[str, JSONValue]:
         """The data a plugin keeps with this run under `namespace` (its name), to read and change in place.
 
-        JSON data only (never pickled): saved with the run (`to_json`: a paused run, an agent's session)
-        and, in an agent's session, carried to its later runs.
+        JSON data only (string keys, at most 100 levels deep; never pickled): saved with the run (`to_json`:
+        a paused run, an agent's session) and, in an agent's session, carried to its later runs.
         """
         found = self.plugins.get(namespace)
         if found is None:
@@ -200,14 +211,7 @@ class RunState:
         }
         kept = {namespace: found for namespace, found in self.plugins.items() if found}
         if kept:
-            try:
-                # A copy through JSON text: exactly what a reader gets back, and nothing a later change reaches.
-                data["plugins"] = json.loads(json.dumps(kept, allow_nan=False))
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise UnstorableValueError(
-                    f"plugin data of namespaces {', '.join(sorted(kept))} is not JSON data ({exc}); "
-                    "keep only dicts, lists, strings, numbers, booleans and None"
-                ) from exc
+            data["plugins"] = _plugin_data(kept)
         return data
 
     @classmethod
@@ -231,6 +235,49 @@ class RunState:
             raise CorruptCheckpointError(
                 f"the saved agent run is not valid ({exc}); delete the session key and start a new run"
             ) from exc
+
+
+# A stored session's reader takes 200 levels in all; what a run keeps in it (a plugin's data, a held call's
+# arguments) sits four levels down, and is held to this many.
+_STORED_LEVELS = 100
+
+
+def _plugin_data(kept: dict[str, dict[str, JSONValue]]) -> dict[str, JSONValue]:
+    """A copy of the plugins' data through JSON text (nothing a later change reaches) that reads back as it is.
+
+    Raises:
+        UnstorableValueError: the data is not JSON data, reads back otherwise (a key that is not a string,
+            a tuple) or is nested deeper than `_STORED_LEVELS` levels in its namespace.
+    """
+    try:
+        copy: dict[str, JSONValue] = json.loads(json.dumps(kept, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        problem = str(exc)
+    else:
+        if _levels(copy) > _STORED_LEVELS + 1:
+            problem = f"nested deeper than {_STORED_LEVELS} levels, which a stored session does not read back"
+        elif copy != kept:
+            problem = "a key that is not a string, or a tuple, which would read back as a string or a list"
+        else:
+            return copy
+    raise UnstorableValueError(
+        f"plugin data of namespaces {', '.join(sorted(map(str, kept)))} is not JSON data ({problem}); "
+        "keep only dicts with string keys, lists, strings, numbers, booleans and None"
+    )
+
+
+def _levels(value: JSONValue) -> int:
+    """How many dicts and lists deep `value` is (a loop, not recursion)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in item)
+    return deepest
 
 
 class RunUsage:

@@ -25,7 +25,8 @@ from gecko.compose.workflow import CheckpointStrategy, Workflow
 from gecko.errors import UnstorableValueError
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.memory import MemoryStorage
-from gecko.types import Message, TokenUsage
+from gecko.testing.conformance.checkpoints import _nested
+from gecko.types import AgentOutput, Message, TokenUsage
 
 
 class City(BaseModel):
@@ -134,6 +135,37 @@ async def test_value_nested_deeper_than_json_allows_is_refused() -> None:
         deep = [deep]
     with pytest.raises(UnstorableValueError, match="the output of node 'make' is nested too deeply"):
         await one_node(MemoryStorage(), lambda ctx: deep).execute(session_id="s")
+
+
+def test_gecko_types_count_as_stored_towards_the_nesting_limit() -> None:
+    # An AgentOutput is stored as {"$gecko": ..., "v": {"data": ...}}: two levels above its data.
+    kept = AgentOutput(content="x", data=_nested(98))
+    assert restored(storable(kept, "the output"), "the output") == kept
+    with pytest.raises(UnstorableValueError, match=r"the output is nested too deeply .* at most 100 levels deep"):
+        storable(AgentOutput(content="x", data=_nested(99)), "the output")
+    # The same through the walk that names paths (a value that is not plain JSON data).
+    with pytest.raises(UnstorableValueError, match="the output is nested too deeply"):
+        storable([AgentOutput(content="x", data=_nested(97)), _nested(100)], "the output")
+
+
+@pytest.mark.parametrize("strategy", [CheckpointStrategy.FINAL, CheckpointStrategy.MANUAL])
+async def test_state_kept_only_by_snapshots_is_held_to_the_nesting_limit_per_key(strategy: CheckpointStrategy) -> None:
+    # Without a journal the snapshot alone checks the state: a key's value may be 100 levels deep, not more.
+    def ask(ctx: NodeContext) -> Any:
+        return ctx.interrupt("go on?")
+
+    def build(value: Any) -> Workflow:
+        def write(ctx: NodeContext) -> None:
+            ctx.state["deep"] = value
+
+        wf = Workflow("snapshots", storage=storage, checkpoint_strategy=strategy).add_node("write", write)
+        return wf.add_node("ask", ask).add_edge("write", "ask").set_entry_point("write")
+
+    storage = MemoryStorage()
+    assert (await build(_nested(100)).execute(session_id="kept")).paused
+    assert (await build(None).resume("kept", "yes")).state["deep"] == _nested(100)
+    with pytest.raises(UnstorableValueError, match=r"the state holds a value nested too deeply \(or contains itself\)"):
+        await build(_nested(101)).execute(session_id="refused")
 
 
 async def test_value_containing_itself_is_refused() -> None:

@@ -1234,7 +1234,7 @@ class Run:
             "saved_at": time.time(),
             "graph": self.plan.shape,
             "input": storable(self.input, "the workflow input"),
-            "state": storable(self.state, "the state"),
+            "state": storable(self.state, "the state", keyed=True),
             "history": {
                 "entries": [
                     [node, output if type(output) in _ATOMS else storable(output, f"the output of node {node!r}")]

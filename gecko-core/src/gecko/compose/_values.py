@@ -15,6 +15,9 @@ when its class is registered (`gecko.compose.stored_types`; agent nodes register
 `output_type`): as `{"$gecko": "model", "v": {"type": "module:qualname", "json": <its JSON>}}`,
 checked to validate back into an equal model, and rebuilt only through a class registered in the
 reading process. An unregistered model is refused with the way to register it.
+
+A stored value is at most 100 dicts and lists deep (`_STORED_LEVELS`, the tags of Gecko's types
+counted), so every record that holds it stays within what a checkpoint's reader takes.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pydantic import BaseModel
 from gecko import errors
 from gecko.compose.stored_types import registered_type, stored_type_name
 from gecko.compose.team import MemberResult, MemberStatus
-from gecko.core.state import PausedOutput
+from gecko.core.state import _STORED_LEVELS, PausedOutput, _levels
 from gecko.errors import CorruptCheckpointError, UnregisteredStoredTypeError, UnstorableValueError
 from gecko.types import AgentOutput, Message, TokenUsage
 
@@ -61,43 +64,69 @@ _ERRORS: Final[dict[str, type[Exception]]] = {
 _ERROR_NAMES: Final = {cls: name for name, cls in _ERRORS.items()}
 
 
-def storable(value: Any, where: str) -> Any:
+def storable(value: Any, where: str, *, keyed: bool = False) -> Any:
     """A copy of `value` to store, if it reads back (through `restored`) as exactly the same value.
 
     The containers are copied, so later changes to the caller's objects never reach the stored record.
+    With `keyed`, `value` is a dict of values (the state) each held to the nesting limit, not itself.
 
     Raises:
         UnstorableValueError: names `where` and the path inside the value of the first offender.
     """
+    levels = _STORED_LEVELS + keyed
     try:
-        return _plain(value)
-    except (_NotPlain, RecursionError):
+        return _plain(value, levels)
+    except _NotPlain:
         pass  # the walk below accepts Gecko's types, and names the path of what it refuses
+    except (_TooDeep, RecursionError):
+        raise _too_deep(where, keyed) from None
     try:
-        return _encode(value, where, "")
+        stored = _encode(value, where, "")
     except RecursionError:
-        raise UnstorableValueError(
-            f"{where} is nested too deeply (or contains itself); a checkpoint cannot store it"
-        ) from None
+        raise _too_deep(where, keyed) from None
+    if _levels(stored) > levels:
+        raise _too_deep(where, keyed)
+    return stored
+
+
+def _too_deep(where: str, keyed: bool) -> UnstorableValueError:
+    return UnstorableValueError(
+        f"{where} {'holds a value' if keyed else 'is'} nested too deeply (or contains itself); a checkpoint "
+        f"keeps values at most {_STORED_LEVELS} levels deep"
+    )
 
 
 class _NotPlain(Exception):
     """`_plain` met a value that is not plain JSON data."""
 
 
-def _plain(value: Any) -> Any:
-    """What `_encode` returns for plain JSON data, without building the path of every item; else `_NotPlain`."""
+class _TooDeep(Exception):
+    """`_plain` met a value nested deeper than it may be."""
+
+
+def _plain(value: Any, room: int) -> Any:
+    """What `_encode` returns for plain JSON data at most `room` levels deep, without building the path of
+    every item; else `_NotPlain` (or `_TooDeep`)."""
     kind = type(value)
     if kind is dict:
+        if not room:
+            raise _TooDeep
+        room -= 1
         copy = {}
         for name, item in value.items():
             if type(name) is not str or name == TAG:
                 raise _NotPlain
             kind = type(item)
-            copy[name] = item if kind is str or kind is int or kind is bool or item is None else _plain(item)
+            copy[name] = item if kind is str or kind is int or kind is bool or item is None else _plain(item, room)
         return copy
     if kind is list:
-        return [_plain(item) for item in value]
+        if not room:
+            raise _TooDeep
+        room -= 1
+        items = []
+        for item in value:  # a loop: a comprehension would make `room` a cell, costly on every call
+            items.append(_plain(item, room))
+        return items
     if kind is str or kind is int or kind is bool or value is None or (kind is float and math.isfinite(value)):
         return value
     raise _NotPlain

@@ -222,14 +222,16 @@ async def _run_node(document: dict[str, Any]) -> dict[str, Any]:
         jump = {
             "node": output.node,
             "input": storable(output.input, "the Next input"),
-            "update_state": storable(dict(output.update_state or {}), "the Next state update"),
+            "update_state": storable(dict(output.update_state or {}), "the Next state update", keyed=True),
         }
         output = None
     return {
         "ok": True,
         "output": storable(output, "the node's output"),
         "next": jump,
-        "writes": storable({key: value for key, value in writes.items() if value is not DELETED}, "the node's writes"),
+        "writes": storable(
+            {key: value for key, value in writes.items() if value is not DELETED}, "the node's writes", keyed=True
+        ),
         "deleted": [key for key, value in writes.items() if value is DELETED],
     }
 
@@ -295,7 +297,7 @@ class RemoteNode:
             "node": ctx.node,
             "input": storable(ctx.input, "the workflow input"),
             "last": storable(ctx.get_last_output(), f"the input of node {ctx.node!r}"),
-            "state": storable(dict(state), "the workflow state"),
+            "state": storable(dict(state), "the workflow state", keyed=True),
             "session_id": ctx.session_id,
         }
         if ctx._resume is not _KEEP:  # a resumed node runs again, and its `interrupt()` returns this

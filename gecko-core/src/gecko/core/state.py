@@ -237,8 +237,9 @@ class RunState:
             ) from exc
 
 
-# A stored session's reader takes 200 levels in all; what a run keeps in it (a plugin's data, a held call's
-# arguments) sits four levels down, and is held to this many.
+# A stored record's reader takes 200 levels in all; what a run keeps in an agent's session (a plugin's data, a
+# held call's arguments) sits four levels down, a value in a workflow checkpoint (`gecko.compose._values`) at
+# most six, and each is held to this many.
 _STORED_LEVELS = 100
 
 

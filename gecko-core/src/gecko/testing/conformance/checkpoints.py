@@ -29,12 +29,13 @@ from hypothesis import strategies as st
 
 from gecko.compose._checkpoint import CheckpointStore
 from gecko.compose._ownership import attempts_key
-from gecko.compose.nodes import NodeContext
+from gecko.compose.nodes import Next, NodeContext
 from gecko.compose.workflow import Workflow
 from gecko.core._stored import SEAL_FIELD, Sealer
 from gecko.core.agent import Agent, PausedOutput, session_key
+from gecko.core.state import _STORED_LEVELS
 from gecko.core.toolbox import tool
-from gecko.errors import CorruptCheckpointError, WorkflowError
+from gecko.errors import CorruptCheckpointError, UnstorableValueError, WorkflowError
 from gecko.plugins.storage import Storage
 from gecko.plugins.storage.factory import create_storage
 from gecko.testing.models import ScriptedModel, tool_calls_reply
@@ -152,8 +153,66 @@ def _replace(record: dict[str, Any], path: tuple[Any, ...], value: Any) -> bool:
     return True
 
 
+def _nested(levels: int) -> list[Any]:
+    """A list `levels` lists deep."""
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+# Where a node puts a value a checkpoint keeps: how (given the value), and how the refusal names it.
+_CARRIERS: dict[str, tuple[Callable[[NodeContext, Any], Any], str]] = {
+    "state": (lambda ctx, value: ctx.state.update(deep=value), "state key 'deep' written by node 'write'"),
+    "output": (lambda ctx, value: value, "the output of node 'write'"),
+    # A jump's input is the node's output.
+    "jump input": (lambda ctx, value: Next("ask", input=value), "the output of node 'write'"),
+    "jump state": (
+        lambda ctx, value: Next("ask", update_state={"deep": value}),
+        "state key 'deep' written by node 'write'",
+    ),
+    "interrupt": (lambda ctx, value: ctx.interrupt(value), "the interrupt payload of node 'write'"),
+}
+
+
+class _Deep:
+    """`write -> ask`: `write` puts a value where `carrier` says; `ask` crashes once, then pauses (unless
+    `write` pauses with the value)."""
+
+    def __init__(self, carrier: str, value: Any) -> None:
+        self.put = _CARRIERS[carrier][0]
+        self.value = value
+        self.crash = self.asks = carrier != "interrupt"
+
+    def workflow(self, storage: Storage) -> Workflow:
+        wf = Workflow("deep", storage=storage).add_node("write", self._write).add_node("ask", self._ask)
+        return wf.add_edge("write", "ask").set_entry_point("write")
+
+    def _write(self, ctx: NodeContext) -> Any:
+        return self.put(ctx, self.value)
+
+    def _ask(self, ctx: NodeContext) -> Any:
+        if self.crash:
+            self.crash = False
+            raise _Crash
+        return ctx.interrupt("go on?") if self.asks else "done"
+
+    async def run(self, storage: Storage) -> Any:
+        """The paused run; unless `write` pauses, through a crash after `write`'s record is durable and a
+        resume that reads that record back from the journal."""
+        try:
+            paused = await self.workflow(storage).execute(session_id="deep")
+        except BaseException as exc:
+            if not _is_crash(exc):
+                raise
+            paused = await self.workflow(storage).resume("deep")
+        assert paused.paused
+        return paused
+
+
 class CheckpointIntegrityConformance:
-    """Every tampered shape of a stored checkpoint is refused with `CorruptCheckpointError`."""
+    """Every tampered shape of a stored checkpoint is refused with `CorruptCheckpointError`, and every
+    untampered one (any value its writer takes) resumes."""
 
     @pytest.fixture
     def storage_url(self) -> str:
@@ -225,6 +284,33 @@ class CheckpointIntegrityConformance:
         ledger = await self._crashed(storage, "ring")
         result = await ledger.workflow(storage, snapshot_every=2).resume("ring")
         assert (result.state["total"], ledger.runs) == (5, Counter(a=1, b=1, c=1, d=2, e=1))
+
+    # --- values as deep as the writer takes read back -----------------------------------------
+
+    @pytest.mark.parametrize("carrier", list(_CARRIERS))
+    async def test_a_value_as_deep_as_a_checkpoint_keeps_reads_back(self, storage: Storage, carrier: str) -> None:
+        deep = _Deep(carrier, _nested(_STORED_LEVELS))
+        paused = await deep.run(storage)
+        if carrier == "interrupt":
+            assert paused.interrupt == deep.value
+        result = await deep.workflow(storage).resume("deep", "yes")
+        assert result.status == "completed"
+        kept = result.state.get("deep") if carrier in ("state", "jump state") else result.history["write"]
+        assert kept == (deep.value if carrier != "interrupt" else "yes")
+
+    @pytest.mark.parametrize("levels", [_STORED_LEVELS + 1, 150, 250, 600])
+    @pytest.mark.parametrize("carrier", list(_CARRIERS))
+    async def test_a_value_nested_deeper_is_refused_at_its_node_and_the_session_resumes(
+        self, storage: Storage, carrier: str, levels: int
+    ) -> None:
+        # 200 to ~450 levels were checkpointed, and every resume refused the checkpoint as corrupt.
+        deep = _Deep(carrier, _nested(levels))
+        refusal = f"{_CARRIERS[carrier][1]} is nested too deeply .* at most {_STORED_LEVELS} levels deep"
+        with pytest.raises(UnstorableValueError, match=refusal):
+            await deep.run(storage)
+        deep.value = _nested(3)
+        await deep.run(storage)
+        assert (await deep.workflow(storage).resume("deep", "yes")).status == "completed"
 
     # --- wrong shapes: the field is named ------------------------------------------------------
 

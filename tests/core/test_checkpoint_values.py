@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,24 @@ async def test_state_write_that_would_change_type_is_refused(value: Any, path: s
 
     with pytest.raises(UnstorableValueError, match=f"state key 'key' written by node 'make'{path}"):
         await one_node(MemoryStorage(), write).execute(session_id="s")
+
+
+@pytest.mark.parametrize("key", [1, ("a", 1), None], ids=["int", "tuple", "none"])
+async def test_state_key_that_is_not_a_string_is_refused_before_it_is_journaled(key: Any) -> None:
+    # Journaled as a JSON key it would come back as a string: a run resumed from the journal would differ.
+    def build(make: Callable[[NodeContext], Any]) -> Workflow:
+        wf = Workflow("keys", storage=storage).add_node("first", lambda ctx: ctx.state.update(first=1))
+        return wf.add_node("make", make).add_edge("first", "make").set_entry_point("first")
+
+    def write(ctx: NodeContext) -> None:
+        ctx.state[key] = "value"
+
+    storage = MemoryStorage()
+    with pytest.raises(UnstorableValueError, match=rf"state key {re.escape(repr(key))} \(\w+\) written by node 'make'"):
+        await build(write).execute(session_id="s")
+    # The node did not complete: resuming runs it again after what was saved.
+    result = await build(lambda ctx: ctx.state.update(key="value")).resume("s")
+    assert (result.status, result.state) == ("completed", {"first": 1, "key": "value"})
 
 
 async def test_jump_input_that_would_change_type_is_refused_as_the_nodes_output() -> None:

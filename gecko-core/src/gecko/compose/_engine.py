@@ -39,6 +39,7 @@ from gecko.errors import (
     CorruptCheckpointError,
     GeckoError,
     StorageError,
+    UnstorableValueError,
     WorkflowError,
     WorkflowMaxStepsExceeded,
     WorkflowStateConflict,
@@ -869,6 +870,11 @@ class Run:
                 stored = record["d"] = writes.copy()
                 deleted = []
                 for key, value in writes.items():
+                    if type(key) is not str:
+                        raise UnstorableValueError(
+                            f"state key {key!r} ({type(key).__name__}) written by node {node!r} would come back "
+                            "as a string; state keys are str"
+                        )
                     if type(value) in _ATOMS:
                         continue
                     if value is DELETED:

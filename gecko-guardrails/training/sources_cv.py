@@ -265,7 +265,6 @@ def semantic_report(pool: list[dict[str, object]], encoder: str) -> None:
         fusions = {"fused": semantic.fuse(rows)}
         if encoder == "use":
             fusions["fused as shipped"] = shipped[channel.name]
-        usable = [len(row["plain"].strip()) >= MIN_LENGTH for row in rows]
         found = {
             "n-gram": [row["ngram"] for row in rows],
             "head": [row["semantic"] for row in rows],
@@ -274,15 +273,22 @@ def semantic_report(pool: list[dict[str, object]], encoder: str) -> None:
                 for name, fusion in fusions.items()
             },
         }
-        for name, values in found.items():
-            scores = np.maximum(channel.rules, np.where(usable, values, 0.0))
-            threshold = train.pick(rows, list(scores))
-            flagged = scores >= threshold
-            print(
-                f"{channel.name} {encoder} {name}: at {threshold:.2f} {rates(channel, flagged)}; "
-                f"per fold {per_fold(channel, flagged)}",
-                flush=True,
-            )
+        picked(channel, encoder, found)
+
+
+def picked(channel: Channel, label: str, found: dict[str, list[float]]) -> None:
+    """For each score of `found` (its name: each of the channel's rows' score), recall and false positives at the
+    threshold `pick` chooses (rules counted; texts under `MIN_LENGTH` left to the rules), and per fold."""
+    usable = [len(str(row["plain"]).strip()) >= MIN_LENGTH for row in channel.rows]
+    for name, values in found.items():
+        scores = np.maximum(channel.rules, np.where(usable, values, 0.0))
+        threshold = train.pick(channel.rows, list(scores))
+        flagged = scores >= threshold
+        print(
+            f"{channel.name} {label} {name}: at {threshold:.2f} {rates(channel, flagged)}; "
+            f"per fold {per_fold(channel, flagged)}",
+            flush=True,
+        )
 
 
 def main() -> None:
